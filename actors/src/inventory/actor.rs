@@ -1,0 +1,388 @@
+//! The SKU actor: owns one SKU's [`Stock`], applies commands in arrival order, and
+//! group-commits them — while one batch is being written, the next accumulates; each
+//! batch is one transaction, fenced on the version the actor loaded, and every caller
+//! of the batch is answered only after it committed.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use souk_db::clock::now_micros;
+use souk_db::inventory::{self, Batch, BatchError, ItemRecord};
+use souk_db::outbox::OutboxEvent;
+use souk_db::Db;
+use tokio::sync::oneshot;
+
+use super::stock::{Changes, Command, Held, Outcome, Stock};
+use super::supervisor::{ActorStopped, InventorySupervisor, StopReason};
+use super::InventoryError;
+
+pub type Reply = Result<Outcome, InventoryError>;
+
+/// A command for this SKU, answered after the batch holding it committed.
+#[derive(Message)]
+#[rtype(result = "Reply")]
+pub struct Execute(pub Command);
+
+/// The committed stock, answered at once.
+#[derive(Message)]
+#[rtype(result = "Result<Stock, InventoryError>")]
+pub struct Snapshot;
+
+/// Sent to the expiry listener for every reservation released by its TTL.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub struct ReservationExpired {
+    pub sku: String,
+    pub order_id: String,
+}
+
+/// Test hook: makes the actor fail its next batch, or panic in its handler.
+#[cfg(feature = "fault-injection")]
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub enum InjectFault {
+    FailNextBatch,
+    Panic,
+}
+
+pub struct SkuActor {
+    sku: String,
+    instance: u64,
+    db: Db,
+    supervisor: Addr<InventorySupervisor>,
+    expiry_listener: Option<Recipient<ReservationExpired>>,
+    idle_timeout: Duration,
+    stock: Option<Stock>,
+    pending: Vec<(Command, oneshot::Sender<Reply>)>,
+    flushing: bool,
+    last_activity: Instant,
+    expiry_timer: Option<SpawnHandle>,
+    stop_reason: Option<StopReason>,
+    #[cfg(feature = "fault-injection")]
+    fail_next_batch: bool,
+}
+
+impl SkuActor {
+    pub fn new(
+        sku: String,
+        instance: u64,
+        db: Db,
+        supervisor: Addr<InventorySupervisor>,
+        expiry_listener: Option<Recipient<ReservationExpired>>,
+        idle_timeout: Duration,
+    ) -> Self {
+        Self {
+            sku,
+            instance,
+            db,
+            supervisor,
+            expiry_listener,
+            idle_timeout,
+            stock: None,
+            pending: Vec::new(),
+            flushing: false,
+            last_activity: Instant::now(),
+            expiry_timer: None,
+            stop_reason: None,
+            #[cfg(feature = "fault-injection")]
+            fail_next_batch: false,
+        }
+    }
+
+    fn stop_with(&mut self, context: &mut Context<Self>, reason: StopReason) {
+        if self.stop_reason.is_none() {
+            self.stop_reason = Some(reason);
+        }
+        context.stop();
+    }
+
+    fn flush(&mut self, context: &mut Context<Self>) {
+        if self.flushing || self.pending.is_empty() {
+            return;
+        }
+        let Some(stock) = self.stock.clone() else {
+            return;
+        };
+        self.flushing = true;
+        let batch: Vec<(Command, oneshot::Sender<Reply>)> = std::mem::take(&mut self.pending);
+        let commands: Vec<Command> = batch.iter().map(|(command, _)| command.clone()).collect();
+        metrics::histogram!("souk_inventory_batch_size").record(commands.len() as f64);
+        let db = self.db.clone();
+        #[cfg(feature = "fault-injection")]
+        let fail = std::mem::take(&mut self.fail_next_batch);
+        #[cfg(not(feature = "fault-injection"))]
+        let fail = false;
+        let write = async move { write(db, stock, commands, fail).await };
+        context.spawn(write.into_actor(self).map(move |outcome, actor, context| {
+            actor.flushing = false;
+            match outcome {
+                Ok((stock, results, expired)) => {
+                    actor.stock = Some(stock);
+                    for ((_, reply_to), result) in batch.into_iter().zip(results) {
+                        let _ = reply_to.send(result);
+                    }
+                    if let Some(listener) = &actor.expiry_listener {
+                        for order_id in expired {
+                            listener.do_send(ReservationExpired {
+                                sku: actor.sku.clone(),
+                                order_id,
+                            });
+                        }
+                    }
+                    actor.schedule_expiry(context);
+                    actor.flush(context);
+                }
+                Err(BatchError::Fenced) => {
+                    tracing::warn!(sku = %actor.sku, "fenced: another owner wrote this sku; stopping");
+                    metrics::counter!("souk_inventory_fenced_total").increment(1);
+                    for (_, reply_to) in batch {
+                        let _ = reply_to.send(Err(InventoryError::Fenced));
+                    }
+                    actor.stop_with(context, StopReason::Fenced);
+                }
+                Err(BatchError::Db(error)) => {
+                    // The outcome of the commit is unknown: reload from the database
+                    // rather than trust memory.
+                    tracing::error!(sku = %actor.sku, %error, "inventory batch failed; restarting from the database");
+                    for (_, reply_to) in batch {
+                        let _ = reply_to.send(Err(InventoryError::Unavailable(error.to_string())));
+                    }
+                    actor.stop_with(context, StopReason::Failed);
+                }
+            }
+        }));
+    }
+
+    fn schedule_expiry(&mut self, context: &mut Context<Self>) {
+        if let Some(handle) = self.expiry_timer.take() {
+            context.cancel_future(handle);
+        }
+        let Some(next) = self.stock.as_ref().and_then(Stock::next_expiry) else {
+            return;
+        };
+        let delay = Duration::from_micros(u64::try_from(next - now_micros()).unwrap_or(0));
+        self.expiry_timer = Some(context.run_later(delay, |actor, context| {
+            actor.expiry_timer = None;
+            let (reply_to, _) = oneshot::channel();
+            actor.pending.push((Command::ExpireDue, reply_to));
+            actor.flush(context);
+        }));
+    }
+}
+
+type Written = (Stock, Vec<Reply>, Vec<String>);
+
+/// Applies a batch to a copy of the stock and writes it in one fenced transaction.
+async fn write(
+    db: Db,
+    mut stock: Stock,
+    commands: Vec<Command>,
+    fail: bool,
+) -> Result<Written, BatchError> {
+    if fail {
+        return Err(BatchError::Db(souk_db::DbError::Invalid(
+            "injected failure".into(),
+        )));
+    }
+    let mut connection = db.pool().acquire().await.map_err(souk_db::DbError::from)?;
+    let now = now_micros();
+    let available_before = stock.available();
+    let mut changes = Changes::default();
+    let mut results = Vec::with_capacity(commands.len());
+    let mut expired = Vec::new();
+    let mut threshold_changed = false;
+    for command in &commands {
+        let sold_before = match command {
+            Command::Commit { order_id, .. } if !stock.reservations.contains_key(order_id) => {
+                inventory::has_movement(&mut connection, &stock.sku, order_id, "sale").await?
+            }
+            Command::Return { order_id, .. } => {
+                inventory::has_movement(&mut connection, &stock.sku, order_id, "return").await?
+            }
+            _ => false,
+        };
+        threshold_changed |= matches!(command, Command::SetThreshold { .. });
+        let result = stock.apply(command, now, sold_before, &mut changes);
+        if let Ok(Outcome::Expired { order_ids }) = &result {
+            expired.extend(order_ids.iter().cloned());
+        }
+        results.push(result.map_err(InventoryError::from));
+    }
+    if changes.is_empty() && !threshold_changed {
+        return Ok((stock, results, expired));
+    }
+    let expected_version = stock.version;
+    let version = expected_version.unwrap_or(0) + 1;
+    for movement in &mut changes.movements {
+        movement.version = version;
+    }
+    let mut events = Vec::new();
+    // Crossing the low-stock threshold downwards is announced once per crossing.
+    if stock.low_stock_threshold > 0
+        && available_before >= stock.low_stock_threshold
+        && stock.available() < stock.low_stock_threshold
+    {
+        let payload = serde_json::json!({
+            "sku": stock.sku,
+            "available": stock.available(),
+            "threshold": stock.low_stock_threshold,
+        });
+        if let Ok(event) = OutboxEvent::new("stock.low", &stock.sku, &payload) {
+            events.push(event);
+        }
+    }
+    let batch = Batch {
+        item: Some(ItemRecord {
+            sku: stock.sku.clone(),
+            on_hand: stock.on_hand,
+            reserved: stock.reserved,
+            low_stock_threshold: stock.low_stock_threshold,
+            version,
+            updated_at: now,
+        }),
+        expected_version,
+        new_reservations: changes.new_reservations,
+        removed_reservations: changes.removed_reservations,
+        movements: changes.movements,
+        events,
+    };
+    inventory::write_batch(&mut connection, &batch).await?;
+    stock.version = Some(version);
+    Ok((stock, results, expired))
+}
+
+async fn load(db: Db, sku: String) -> Result<Stock, souk_db::DbError> {
+    let mut connection = db.pool().acquire().await?;
+    let mut stock = Stock::empty(&sku);
+    if let Some(item) = inventory::load_item(&mut connection, &sku).await? {
+        stock.on_hand = item.on_hand;
+        stock.reserved = item.reserved;
+        stock.low_stock_threshold = item.low_stock_threshold;
+        stock.version = Some(item.version);
+    }
+    for reservation in inventory::load_reservations(&mut connection, &sku).await? {
+        stock.reservations.insert(
+            reservation.order_id,
+            Held {
+                quantity: reservation.quantity,
+                expires_at: reservation.expires_at,
+                created_at: reservation.created_at,
+            },
+        );
+    }
+    Ok(stock)
+}
+
+impl Actor for SkuActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, context: &mut Context<Self>) {
+        // Nothing is handled until the stock is loaded.
+        let loading = load(self.db.clone(), self.sku.clone());
+        context.wait(
+            loading
+                .into_actor(self)
+                .map(|loaded, actor, context| match loaded {
+                    Ok(stock) => {
+                        actor.stock = Some(stock);
+                        actor.schedule_expiry(context);
+                    }
+                    Err(error) => {
+                        tracing::error!(sku = %actor.sku, %error, "cannot load inventory");
+                        actor.stop_with(context, StopReason::Failed);
+                    }
+                }),
+        );
+        let check_every = (self.idle_timeout / 2).max(Duration::from_millis(10));
+        context.run_interval(check_every, |actor, context| {
+            let holds_reservations = actor
+                .stock
+                .as_ref()
+                .is_some_and(|stock| !stock.reservations.is_empty());
+            // An actor holding reservations stays: its timer must release them.
+            if actor.last_activity.elapsed() >= actor.idle_timeout
+                && actor.pending.is_empty()
+                && !actor.flushing
+                && !holds_reservations
+            {
+                actor.stop_with(context, StopReason::Passivated);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _context: &mut Context<Self>) {
+        // actix stops an actor whose handler panicked while unwinding (its context
+        // future is dropped and runs `stopped`): that is a crash, not a clean stop.
+        let unplanned = if std::thread::panicking() {
+            StopReason::Crashed
+        } else {
+            StopReason::Passivated
+        };
+        let reason = self.stop_reason.take().unwrap_or(unplanned);
+        self.supervisor.do_send(ActorStopped {
+            sku: self.sku.clone(),
+            instance: self.instance,
+            reason,
+        });
+        // Mark a clean stop so that Drop does not report a crash.
+        self.stop_reason = Some(StopReason::Passivated);
+    }
+}
+
+impl Drop for SkuActor {
+    /// Should the actor be dropped without `stopped` having run, the supervisor still
+    /// learns that it is gone.
+    fn drop(&mut self) {
+        if self.stop_reason.is_none() {
+            self.supervisor.do_send(ActorStopped {
+                sku: self.sku.clone(),
+                instance: self.instance,
+                reason: StopReason::Crashed,
+            });
+        }
+        for (_, reply_to) in self.pending.drain(..) {
+            let _ = reply_to.send(Err(InventoryError::Unavailable(
+                "the sku actor stopped".into(),
+            )));
+        }
+    }
+}
+
+impl Handler<Execute> for SkuActor {
+    type Result = ResponseFuture<Reply>;
+
+    fn handle(&mut self, message: Execute, context: &mut Context<Self>) -> Self::Result {
+        self.last_activity = Instant::now();
+        let (reply_to, reply) = oneshot::channel();
+        self.pending.push((message.0, reply_to));
+        self.flush(context);
+        Box::pin(async move {
+            reply.await.unwrap_or_else(|_| {
+                Err(InventoryError::Unavailable("the sku actor stopped".into()))
+            })
+        })
+    }
+}
+
+impl Handler<Snapshot> for SkuActor {
+    type Result = Result<Stock, InventoryError>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
+        self.last_activity = Instant::now();
+        self.stock
+            .clone()
+            .ok_or_else(|| InventoryError::Unavailable("the sku is not loaded".into()))
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<InjectFault> for SkuActor {
+    type Result = ();
+
+    fn handle(&mut self, fault: InjectFault, _: &mut Context<Self>) {
+        match fault {
+            InjectFault::FailNextBatch => self.fail_next_batch = true,
+            InjectFault::Panic => panic!("injected panic in the actor of sku {}", self.sku),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Inventory: one actor per SKU.
+
+pub mod actor;
+pub mod router;
+pub mod stock;
+pub mod supervisor;
+
+pub use router::{InventoryRouter, LocalInventory};
+pub use stock::{Command, Outcome, Stock, StockError};
+pub use supervisor::{InventorySupervisor, SupervisorSettings};
+
+/// Why a command did not complete; `Fenced`, `Restarting` and `Unavailable` are
+/// retryable: nothing was acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InventoryError {
+    #[error(transparent)]
+    Stock(#[from] StockError),
+    #[error("another owner wrote this sku; retry")]
+    Fenced,
+    #[error("the sku's actor is restarting; retry in {retry_after_ms} ms")]
+    Restarting { retry_after_ms: u64 },
+    #[error("inventory storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl InventoryError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, InventoryError::Stock(_))
+    }
+}

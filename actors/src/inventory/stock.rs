@@ -1,0 +1,552 @@
+//! A SKU's stock and the rules that change it, free of actors and I/O so they can be
+//! property-tested. `available = on_hand - reserved` never goes below zero.
+
+use std::collections::BTreeMap;
+
+use souk_db::clock::Micros;
+use souk_db::inventory::{MovementRecord, ReservationRecord};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub quantity: i64,
+    pub expires_at: Micros,
+    pub created_at: Micros,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stock {
+    pub sku: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub low_stock_threshold: i64,
+    /// The persisted version; `None` until the row exists.
+    pub version: Option<i64>,
+    pub reservations: BTreeMap<String, Held>,
+}
+
+/// What a caller asks of a SKU. Every order-related command is idempotent by order id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Reserve {
+        order_id: String,
+        quantity: i64,
+        ttl_ms: i64,
+        actor: String,
+    },
+    Release {
+        order_id: String,
+        actor: String,
+        reason: String,
+    },
+    /// Payment captured: the reserved units leave `on_hand` too.
+    Commit {
+        order_id: String,
+        actor: String,
+    },
+    /// A sold order's units come back (cancelled after payment); once per order.
+    Return {
+        order_id: String,
+        quantity: i64,
+        actor: String,
+    },
+    /// Restock (+), shrinkage or correction (−).
+    Adjust {
+        delta: i64,
+        actor: String,
+        reason: String,
+    },
+    SetThreshold {
+        threshold: i64,
+        actor: String,
+    },
+    /// Releases every reservation due by `now` (the actor's timer sends it).
+    ExpireDue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Reserved { available: i64 },
+    AlreadyReserved,
+    Released,
+    NotHeld,
+    Sold,
+    AlreadySold,
+    Adjusted { on_hand: i64, available: i64 },
+    Returned,
+    AlreadyReturned,
+    ThresholdSet,
+    Expired { order_ids: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StockError {
+    #[error("insufficient stock: {available} available")]
+    Insufficient { available: i64 },
+    #[error("order already holds a reservation of {held} units")]
+    ConflictingReservation { held: i64 },
+    #[error("on_hand cannot go below the {reserved} reserved units")]
+    BelowReserved { reserved: i64 },
+    #[error("the order holds no reservation of this sku")]
+    NotReserved,
+    #[error("quantity must be positive")]
+    InvalidQuantity,
+}
+
+/// The rows a batch must write besides the item.
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    pub new_reservations: Vec<ReservationRecord>,
+    pub removed_reservations: Vec<String>,
+    pub movements: Vec<MovementRecord>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.new_reservations.is_empty()
+            && self.removed_reservations.is_empty()
+            && self.movements.is_empty()
+    }
+}
+
+impl Stock {
+    pub fn empty(sku: &str) -> Self {
+        Self {
+            sku: sku.to_owned(),
+            on_hand: 0,
+            reserved: 0,
+            low_stock_threshold: 0,
+            version: None,
+            reservations: BTreeMap::new(),
+        }
+    }
+
+    pub fn available(&self) -> i64 {
+        self.on_hand - self.reserved
+    }
+
+    pub fn next_expiry(&self) -> Option<Micros> {
+        self.reservations.values().map(|held| held.expires_at).min()
+    }
+
+    /// A ledger row; `deltas` is (on_hand, reserved).
+    fn movement(
+        &self,
+        kind: &str,
+        deltas: (i64, i64),
+        order_id: Option<&str>,
+        actor: &str,
+        reason: &str,
+        now: Micros,
+    ) -> MovementRecord {
+        MovementRecord {
+            id: souk_db::ids::new_id(),
+            sku: self.sku.clone(),
+            kind: kind.to_owned(),
+            delta_on_hand: deltas.0,
+            delta_reserved: deltas.1,
+            order_id: order_id.map(str::to_owned),
+            actor: actor.chars().take(100).collect(),
+            reason: reason.chars().take(200).collect(),
+            // Filled in with the batch's version when the batch is written.
+            version: 0,
+            created_at: now,
+        }
+    }
+
+    /// Removes a reservation, cancelling its insertion if it was made in this batch.
+    fn drop_reservation(&mut self, order_id: &str, changes: &mut Changes) -> Option<Held> {
+        let held = self.reservations.remove(order_id)?;
+        let before = changes.new_reservations.len();
+        changes
+            .new_reservations
+            .retain(|reservation| reservation.order_id != order_id);
+        if changes.new_reservations.len() == before {
+            changes.removed_reservations.push(order_id.to_owned());
+        }
+        Some(held)
+    }
+
+    /// Applies one command at `now`. `sold_before` says whether the ledger already holds
+    /// this command's movement for its order: the sale of a `Commit` (asked only when the
+    /// order holds nothing here) or the return of a `Return`.
+    pub fn apply(
+        &mut self,
+        command: &Command,
+        now: Micros,
+        sold_before: bool,
+        changes: &mut Changes,
+    ) -> Result<Outcome, StockError> {
+        match command {
+            Command::Reserve {
+                order_id,
+                quantity,
+                ttl_ms,
+                actor,
+            } => {
+                if *quantity <= 0 {
+                    return Err(StockError::InvalidQuantity);
+                }
+                if let Some(held) = self.reservations.get(order_id) {
+                    return if held.quantity == *quantity {
+                        Ok(Outcome::AlreadyReserved)
+                    } else {
+                        Err(StockError::ConflictingReservation {
+                            held: held.quantity,
+                        })
+                    };
+                }
+                if *quantity > self.available() {
+                    return Err(StockError::Insufficient {
+                        available: self.available().max(0),
+                    });
+                }
+                self.reserved += quantity;
+                let held = Held {
+                    quantity: *quantity,
+                    expires_at: now + ttl_ms.max(&0) * 1000,
+                    created_at: now,
+                };
+                changes.new_reservations.push(ReservationRecord {
+                    sku: self.sku.clone(),
+                    order_id: order_id.clone(),
+                    quantity: *quantity,
+                    expires_at: held.expires_at,
+                    created_at: now,
+                });
+                self.reservations.insert(order_id.clone(), held);
+                changes.movements.push(self.movement(
+                    "reservation",
+                    (0, *quantity),
+                    Some(order_id),
+                    actor,
+                    "reserved for order",
+                    now,
+                ));
+                Ok(Outcome::Reserved {
+                    available: self.available(),
+                })
+            }
+            Command::Release {
+                order_id,
+                actor,
+                reason,
+            } => match self.drop_reservation(order_id, changes) {
+                Some(held) => {
+                    self.reserved -= held.quantity;
+                    changes.movements.push(self.movement(
+                        "release",
+                        (0, -held.quantity),
+                        Some(order_id),
+                        actor,
+                        reason,
+                        now,
+                    ));
+                    Ok(Outcome::Released)
+                }
+                None => Ok(Outcome::NotHeld),
+            },
+            Command::Commit { order_id, actor } => match self.drop_reservation(order_id, changes) {
+                Some(held) => {
+                    self.reserved -= held.quantity;
+                    self.on_hand -= held.quantity;
+                    changes.movements.push(self.movement(
+                        "sale",
+                        (-held.quantity, -held.quantity),
+                        Some(order_id),
+                        actor,
+                        "payment captured",
+                        now,
+                    ));
+                    Ok(Outcome::Sold)
+                }
+                None if sold_before
+                    || changes
+                        .movements
+                        .iter()
+                        .any(|m| m.kind == "sale" && m.order_id.as_deref() == Some(order_id)) =>
+                {
+                    Ok(Outcome::AlreadySold)
+                }
+                None => Err(StockError::NotReserved),
+            },
+            Command::Return {
+                order_id,
+                quantity,
+                actor,
+            } => {
+                if *quantity <= 0 {
+                    return Err(StockError::InvalidQuantity);
+                }
+                let in_batch = changes
+                    .movements
+                    .iter()
+                    .any(|m| m.kind == "return" && m.order_id.as_deref() == Some(order_id));
+                if sold_before || in_batch {
+                    return Ok(Outcome::AlreadyReturned);
+                }
+                self.on_hand += quantity;
+                changes.movements.push(self.movement(
+                    "return",
+                    (*quantity, 0),
+                    Some(order_id),
+                    actor,
+                    "returned: order cancelled after payment",
+                    now,
+                ));
+                Ok(Outcome::Returned)
+            }
+            Command::Adjust {
+                delta,
+                actor,
+                reason,
+            } => {
+                let on_hand = self.on_hand + delta;
+                if on_hand < self.reserved {
+                    return Err(StockError::BelowReserved {
+                        reserved: self.reserved,
+                    });
+                }
+                self.on_hand = on_hand;
+                changes.movements.push(self.movement(
+                    "adjustment",
+                    (*delta, 0),
+                    None,
+                    actor,
+                    reason,
+                    now,
+                ));
+                Ok(Outcome::Adjusted {
+                    on_hand: self.on_hand,
+                    available: self.available(),
+                })
+            }
+            Command::SetThreshold { threshold, .. } => {
+                if *threshold < 0 {
+                    return Err(StockError::InvalidQuantity);
+                }
+                self.low_stock_threshold = *threshold;
+                Ok(Outcome::ThresholdSet)
+            }
+            Command::ExpireDue => {
+                let due: Vec<String> = self
+                    .reservations
+                    .iter()
+                    .filter(|(_, held)| held.expires_at <= now)
+                    .map(|(order_id, _)| order_id.clone())
+                    .collect();
+                for order_id in &due {
+                    if let Some(held) = self.drop_reservation(order_id, changes) {
+                        self.reserved -= held.quantity;
+                        changes.movements.push(self.movement(
+                            "expiry",
+                            (0, -held.quantity),
+                            Some(order_id),
+                            "system",
+                            "reservation expired unpaid",
+                            now,
+                        ));
+                    }
+                }
+                Ok(Outcome::Expired { order_ids: due })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn command() -> impl Strategy<Value = Command> {
+        let order = (0..8u8).prop_map(|n| format!("order-{n}"));
+        prop_oneof![
+            (order.clone(), -2i64..6, 0i64..3).prop_map(|(order_id, quantity, ttl)| {
+                Command::Reserve {
+                    order_id,
+                    quantity,
+                    ttl_ms: ttl * 1000,
+                    actor: "t".into(),
+                }
+            }),
+            order.clone().prop_map(|order_id| Command::Release {
+                order_id,
+                actor: "t".into(),
+                reason: "r".into()
+            }),
+            order.prop_map(|order_id| Command::Commit {
+                order_id,
+                actor: "t".into()
+            }),
+            (-10i64..15).prop_map(|delta| Command::Adjust {
+                delta,
+                actor: "t".into(),
+                reason: "r".into()
+            }),
+            (0..8u8, 1i64..4).prop_map(|(n, quantity)| Command::Return {
+                order_id: format!("order-{n}"),
+                quantity,
+                actor: "t".into()
+            }),
+            Just(Command::ExpireDue),
+        ]
+    }
+
+    proptest! {
+        /// Whatever happens: nothing oversold, reserved equals the open reservations, and
+        /// the ledger recomputes on_hand and reserved.
+        #[test]
+        fn invariants_hold_under_any_sequence(commands in proptest::collection::vec((command(), 0i64..4), 0..80)) {
+            let mut stock = Stock::empty("SKU");
+            let mut ledger_on_hand = 0;
+            let mut ledger_reserved = 0;
+            let mut now = 0;
+            for (command, step) in commands {
+                now += step * 1_000_000;
+                let mut changes = Changes::default();
+                let before = stock.clone();
+                let result = stock.apply(&command, now, false, &mut changes);
+                if result.is_err() {
+                    prop_assert_eq!(&stock, &before, "a refused command changes nothing");
+                    prop_assert!(changes.is_empty());
+                }
+                for movement in &changes.movements {
+                    ledger_on_hand += movement.delta_on_hand;
+                    ledger_reserved += movement.delta_reserved;
+                }
+                prop_assert!(stock.available() >= 0, "oversold: {:?}", stock);
+                prop_assert!(stock.reserved >= 0 && stock.on_hand >= 0);
+                prop_assert_eq!(stock.reserved, stock.reservations.values().map(|held| held.quantity).sum::<i64>());
+                prop_assert_eq!(ledger_on_hand, stock.on_hand);
+                prop_assert_eq!(ledger_reserved, stock.reserved);
+            }
+        }
+
+        #[test]
+        fn reserve_is_idempotent_by_order(quantity in 1i64..5) {
+            let mut stock = Stock::empty("SKU");
+            let mut changes = Changes::default();
+            stock.apply(&Command::Adjust { delta: 10, actor: "t".into(), reason: "r".into() }, 0, false, &mut changes).unwrap();
+            let reserve = Command::Reserve { order_id: "o".into(), quantity, ttl_ms: 1000, actor: "t".into() };
+            let first = stock.apply(&reserve, 0, false, &mut changes);
+            prop_assert!(matches!(first, Ok(Outcome::Reserved { .. })), "first reservation: {:?}", first);
+            prop_assert_eq!(stock.apply(&reserve, 0, false, &mut changes), Ok(Outcome::AlreadyReserved));
+            prop_assert_eq!(stock.reserved, quantity);
+        }
+    }
+
+    #[test]
+    fn commit_twice_is_idempotent_and_unknown_commit_is_refused() {
+        let mut stock = Stock::empty("SKU");
+        let mut changes = Changes::default();
+        stock
+            .apply(
+                &Command::Adjust {
+                    delta: 5,
+                    actor: "t".into(),
+                    reason: "r".into(),
+                },
+                0,
+                false,
+                &mut changes,
+            )
+            .unwrap();
+        stock
+            .apply(
+                &Command::Reserve {
+                    order_id: "o".into(),
+                    quantity: 2,
+                    ttl_ms: 1000,
+                    actor: "t".into(),
+                },
+                0,
+                false,
+                &mut changes,
+            )
+            .unwrap();
+        let commit = Command::Commit {
+            order_id: "o".into(),
+            actor: "t".into(),
+        };
+        assert_eq!(
+            stock.apply(&commit, 0, false, &mut changes),
+            Ok(Outcome::Sold)
+        );
+        assert_eq!(
+            stock.apply(&commit, 0, false, &mut changes),
+            Ok(Outcome::AlreadySold)
+        );
+        assert_eq!(stock.on_hand, 3);
+        let mut fresh = Changes::default();
+        assert_eq!(
+            stock.apply(
+                &Command::Commit {
+                    order_id: "x".into(),
+                    actor: "t".into()
+                },
+                0,
+                false,
+                &mut fresh
+            ),
+            Err(StockError::NotReserved)
+        );
+        assert_eq!(
+            stock.apply(
+                &Command::Commit {
+                    order_id: "x".into(),
+                    actor: "t".into()
+                },
+                0,
+                true,
+                &mut fresh
+            ),
+            Ok(Outcome::AlreadySold)
+        );
+    }
+
+    #[test]
+    fn a_reservation_made_and_released_in_one_batch_writes_no_row() {
+        let mut stock = Stock::empty("SKU");
+        let mut changes = Changes::default();
+        stock
+            .apply(
+                &Command::Adjust {
+                    delta: 5,
+                    actor: "t".into(),
+                    reason: "r".into(),
+                },
+                0,
+                false,
+                &mut changes,
+            )
+            .unwrap();
+        stock
+            .apply(
+                &Command::Reserve {
+                    order_id: "o".into(),
+                    quantity: 2,
+                    ttl_ms: 1000,
+                    actor: "t".into(),
+                },
+                0,
+                false,
+                &mut changes,
+            )
+            .unwrap();
+        stock
+            .apply(
+                &Command::Release {
+                    order_id: "o".into(),
+                    actor: "t".into(),
+                    reason: "r".into(),
+                },
+                0,
+                false,
+                &mut changes,
+            )
+            .unwrap();
+        assert!(changes.new_reservations.is_empty());
+        assert!(changes.removed_reservations.is_empty());
+        assert_eq!(changes.movements.len(), 3);
+    }
+}

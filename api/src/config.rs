@@ -1,0 +1,400 @@
+//! One typed configuration. Layers, later wins: built-in defaults < the optional TOML
+//! file (`--config souk.toml`) < `SOUK_*` environment variables < command-line flags.
+//! Secrets may come from files (`*_FILE`) so Kubernetes secrets or a Vault agent can
+//! supply them; they never reach logs or `souk config`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Every key `Config` has, so `SOUK_*` variables that are not settings (a test
+/// harness's, say) are ignored while typos in the file are refused.
+pub const KEYS: &[&str] = &[
+    "http_addr",
+    "data_dir",
+    "database_url",
+    "database_max_connections",
+    "redis_url",
+    "redis_key_prefix",
+    "nats_url",
+    "jwt_secret",
+    "jwt_secret_file",
+    "jwt_issuer",
+    "jwt_audience",
+    "access_token_ttl_secs",
+    "refresh_token_ttl_secs",
+    "password_reset_ttl_secs",
+    "order_reservation_ttl_secs",
+    "bcrypt_cost",
+    "log_format",
+    "log_filter",
+    "max_body_bytes",
+    "login_max_failures_per_account",
+    "login_max_attempts_per_ip",
+    "login_window_secs",
+    "trust_forwarded_for",
+    "shutdown_timeout_secs",
+    "workers",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// A string that must not be shown: `Debug` and `Serialize` print a placeholder.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the REST API listens.
+    pub http_addr: SocketAddr,
+    /// Embedded-mode data: the SQLite file and the generated JWT key.
+    pub data_dir: PathBuf,
+    /// `sqlite:` or `mysql:` URL; unset means the SQLite file in `data_dir`.
+    #[serde(serialize_with = "redacted_url")]
+    pub database_url: Option<String>,
+    pub database_max_connections: u32,
+    /// Unset means the in-process cache and rate limiter.
+    #[serde(serialize_with = "redacted_url")]
+    pub redis_url: Option<String>,
+    /// Namespace for every Redis key, so several deployments can share one server.
+    pub redis_key_prefix: String,
+    /// Unset means the in-process bus.
+    #[serde(serialize_with = "redacted_url")]
+    pub nats_url: Option<String>,
+    pub jwt_secret: Option<Secret>,
+    pub jwt_secret_file: Option<PathBuf>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub password_reset_ttl_secs: u64,
+    /// How long an unpaid order holds its stock.
+    pub order_reservation_ttl_secs: u64,
+    pub bcrypt_cost: u32,
+    pub log_format: LogFormat,
+    /// A `tracing` filter, e.g. `info,souk_api=debug`.
+    pub log_filter: String,
+    pub max_body_bytes: usize,
+    pub login_max_failures_per_account: u32,
+    pub login_max_attempts_per_ip: u32,
+    pub login_window_secs: u64,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    pub shutdown_timeout_secs: u64,
+    /// HTTP worker threads; unset means one per core.
+    pub workers: Option<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_max_connections: 10,
+            redis_url: None,
+            redis_key_prefix: "souk:".to_owned(),
+            nats_url: None,
+            jwt_secret: None,
+            jwt_secret_file: None,
+            jwt_issuer: "souk".to_owned(),
+            jwt_audience: "souk-api".to_owned(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            password_reset_ttl_secs: 3600,
+            order_reservation_ttl_secs: 15 * 60,
+            bcrypt_cost: 12,
+            log_format: LogFormat::Pretty,
+            log_filter: "info,sqlx=warn,async_nats=warn".to_owned(),
+            max_body_bytes: 64 * 1024,
+            login_max_failures_per_account: 5,
+            login_max_attempts_per_ip: 50,
+            login_window_secs: 15 * 60,
+            trust_forwarded_for: false,
+            shutdown_timeout_secs: 30,
+            workers: None,
+        }
+    }
+}
+
+/// Flags that override every other layer; `None` leaves the lower layers alone.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    fn setting(key: &str, problem: impl fmt::Display) -> Self {
+        Self(format!("{} (SOUK_{}): {problem}", key, key.to_uppercase()))
+    }
+}
+
+impl Config {
+    /// Loads the layers. `file` must exist when given; environment comes from the process.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("SOUK_").only(KEYS))
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment
+            .extract()
+            .map_err(|error| ConfigError(one_line(&error)))?;
+        config.normalised().validated()
+    }
+
+    /// Empty strings from the environment mean "unset".
+    fn normalised(mut self) -> Self {
+        for value in [
+            &mut self.database_url,
+            &mut self.redis_url,
+            &mut self.nats_url,
+        ] {
+            if value.as_deref().is_some_and(|text| text.trim().is_empty()) {
+                *value = None;
+            }
+        }
+        if self
+            .jwt_secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose().is_empty())
+        {
+            self.jwt_secret = None;
+        }
+        self
+    }
+
+    fn validated(self) -> Result<Self, ConfigError> {
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return Err(ConfigError::setting(
+                "bcrypt_cost",
+                "must be between 4 and 31",
+            ));
+        }
+        if let Some(url) = &self.database_url {
+            souk_db::Backend::from_url(url).map_err(|_| {
+                ConfigError::setting("database_url", "must start with sqlite: or mysql:")
+            })?;
+        }
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("redis+unix://"))
+            {
+                return Err(ConfigError::setting(
+                    "redis_url",
+                    "must start with redis:// or rediss://",
+                ));
+            }
+        }
+        if let Some(url) = &self.nats_url {
+            if !(url.starts_with("nats://") || url.starts_with("tls://")) {
+                return Err(ConfigError::setting(
+                    "nats_url",
+                    "must start with nats:// or tls://",
+                ));
+            }
+        }
+        if self.jwt_secret.is_some() && self.jwt_secret_file.is_some() {
+            return Err(ConfigError::setting(
+                "jwt_secret",
+                "set jwt_secret or jwt_secret_file, not both",
+            ));
+        }
+        if self
+            .jwt_secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose().len() < 32)
+        {
+            return Err(ConfigError::setting(
+                "jwt_secret",
+                "must be at least 32 bytes",
+            ));
+        }
+        for (key, value) in [
+            ("access_token_ttl_secs", self.access_token_ttl_secs),
+            ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
+            ("password_reset_ttl_secs", self.password_reset_ttl_secs),
+            (
+                "order_reservation_ttl_secs",
+                self.order_reservation_ttl_secs,
+            ),
+            ("login_window_secs", self.login_window_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::setting(key, "must be greater than 0"));
+            }
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::setting(
+                "database_max_connections",
+                "must be greater than 0",
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::setting(
+                "max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.workers == Some(0) {
+            return Err(ConfigError::setting("workers", "must be greater than 0"));
+        }
+        if self.jwt_issuer.is_empty() || self.jwt_audience.is_empty() {
+            return Err(ConfigError::setting(
+                "jwt_issuer",
+                "issuer and audience must not be empty",
+            ));
+        }
+        Ok(self)
+    }
+
+    /// The database URL in effect: the configured one, or the embedded SQLite file.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("souk.db").display()
+            ),
+        }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.effective_database_url().starts_with("sqlite:")
+    }
+
+    /// The effective configuration as TOML with every secret redacted: `souk config`.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|error| format!("# cannot render config: {error}\n"))
+    }
+}
+
+/// Figment errors can chain several; the first names the key and its source.
+fn one_line(error: &figment::Error) -> String {
+    error.to_string().replace('\n', " ")
+}
+
+fn redacted_url<S: Serializer>(url: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match url {
+        None => serializer.serialize_none(),
+        Some(url) => serializer.serialize_str(&redact_url_password(url)),
+    }
+}
+
+/// `mysql://user:pw@host/db` → `mysql://user:[redacted]@host/db`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_list_every_field() {
+        let rendered = toml::to_string(&Config {
+            database_url: Some("sqlite://x".into()),
+            redis_url: Some("redis://x".into()),
+            nats_url: Some("nats://x".into()),
+            jwt_secret: Some(Secret::new("x")),
+            jwt_secret_file: Some("x".into()),
+            workers: Some(1),
+            ..Config::default()
+        })
+        .unwrap();
+        let table: toml::Table = rendered.parse().unwrap();
+        let mut fields: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut keys = KEYS.to_vec();
+        fields.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(fields, keys);
+    }
+
+    #[test]
+    fn url_passwords_are_redacted() {
+        assert_eq!(
+            redact_url_password("mysql://souk:hunter2@db:3306/souk"),
+            "mysql://souk:[redacted]@db:3306/souk"
+        );
+        assert_eq!(
+            redact_url_password("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
+
+    #[test]
+    fn secrets_never_render() {
+        let config = Config {
+            jwt_secret: Some(Secret::new("super-secret-value-that-is-long-enough")),
+            database_url: Some("mysql://u:pw@h/db".into()),
+            ..Config::default()
+        };
+        let rendered = config.to_redacted_toml();
+        assert!(!rendered.contains("super-secret"), "{rendered}");
+        assert!(!rendered.contains(":pw@"), "{rendered}");
+        assert!(!format!("{config:?}").contains("super-secret"));
+    }
+}

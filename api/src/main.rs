@@ -1,0 +1,196 @@
+//! `souk`: one binary for every role of a Souk node.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use souk_api::config::{Config, LogFormat, Overrides};
+use souk_api::domain::{Email, Password, PersonName};
+use souk_api::services::users::Registration;
+use souk_api::Application;
+
+#[derive(Debug, Parser)]
+#[command(name = "souk", version, about = "Souk e-commerce backend", long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalFlags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags override the config file and SOUK_* variables.
+#[derive(Debug, Args)]
+struct GlobalFlags {
+    /// TOML config file (settings named as in `souk config`).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address the REST API listens on [env: SOUK_HTTP_ADDR] [default: 127.0.0.1:8080].
+    #[arg(long, global = true, value_name = "ADDR")]
+    http_addr: Option<String>,
+    /// Embedded-mode data directory [env: SOUK_DATA_DIR] [default: ./data].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// sqlite: or mysql: URL [env: SOUK_DATABASE_URL] [default: SQLite in the data directory].
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Log format [env: SOUK_LOG_FORMAT] [default: pretty].
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatFlag>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormatFlag {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a Souk node: applies migrations, then serves the REST API until SIGTERM.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (all layers merged) as TOML, secrets redacted.
+    Config,
+    /// Create a realistic demo catalog (categories, products with attributes, tags and
+    /// prices). Deterministic; running it again only adds what is missing.
+    Seed {
+        /// How many products the catalog should hold (SKUs SEED-000001…).
+        #[arg(long, default_value_t = 1000)]
+        products: usize,
+    },
+    /// Administer accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an admin account, or promote an existing account to admin (an existing
+    /// account keeps its password). The password is read from standard input, one line,
+    /// so it never appears in the process list or shell history.
+    Create {
+        /// Email address of the admin.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Display name for a new account.
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        http_addr: cli.global.http_addr.clone(),
+        data_dir: cli.global.data_dir.clone(),
+        database_url: cli.global.database_url.clone(),
+        log_format: cli.global.log_format.map(|format| match format {
+            LogFormatFlag::Pretty => LogFormat::Pretty,
+            LogFormatFlag::Json => LogFormat::Json,
+        }),
+    };
+    let config = match Config::load(cli.global.config.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("souk: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Config = cli.command {
+        print!("{}", config.to_redacted_toml());
+        return ExitCode::SUCCESS;
+    }
+    souk_api::telemetry::init(config.log_format, &config.log_filter);
+
+    // actix actors need an actix System; running it on a multi-thread tokio runtime
+    // lets blocking-free async work use every core, beside actix-web's own workers.
+    let system = actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("cannot build the tokio runtime")
+    });
+    let outcome = system.block_on(run(cli.command, config));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` prints the context chain on one line.
+            eprintln!("souk: {error:#}");
+            tracing::error!(error = %format!("{error:#}"), "souk failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let application = Application::build(config).await?;
+            application.run_until_stopped().await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            let db = souk_api::startup::open_database(&config).await?;
+            println!("migrations applied ({})", db.backend().name());
+            db.close().await;
+            Ok(())
+        }
+        Command::Config => unreachable!("handled before the runtime starts"),
+        Command::Seed { products } => {
+            let state = souk_api::startup::build_state(config).await?;
+            let added =
+                souk_api::seed::seed(&state.catalog, &state.db, products, |done, target| {
+                    if done % 10_000 == 0 || done == target {
+                        eprintln!("seeded {done}/{target}");
+                    }
+                })
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            println!("seed: added {added} products; the catalog holds at least {products} seeded products");
+            state.db.close().await;
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::Create { email, name, .. },
+        } => create_admin(config, &email, &name).await,
+    }
+}
+
+async fn create_admin(config: Config, raw_email: &str, raw_name: &str) -> anyhow::Result<()> {
+    let email = Email::parse(raw_email).map_err(|problem| anyhow::anyhow!("--email {problem}"))?;
+    let name =
+        PersonName::parse(raw_name).map_err(|problem| anyhow::anyhow!("--name {problem}"))?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let raw_password = line.strip_suffix('\n').unwrap_or(&line);
+    let raw_password = raw_password.strip_suffix('\r').unwrap_or(raw_password);
+    let password = Password::parse(raw_password)
+        .map_err(|problem| anyhow::anyhow!("the password on standard input {problem}"))?;
+    let state = souk_api::startup::build_state(config).await?;
+    let (user, created) = state
+        .users
+        .create_or_promote_admin(Registration {
+            email,
+            password,
+            name,
+        })
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    if created {
+        println!("created admin {} (id {})", user.email, user.id);
+    } else {
+        println!(
+            "promoted {} (id {}) to admin; its password is unchanged",
+            user.email, user.id
+        );
+    }
+    state.db.close().await;
+    Ok(())
+}

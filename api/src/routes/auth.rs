@@ -1,0 +1,202 @@
+//! `/api/v1/auth/*`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::auth::AuthUser;
+use crate::domain::{Email, Password, PersonName};
+use crate::error::{Error, FieldError, Problem};
+use crate::http::client_ip::client_ip;
+use crate::http::json::Json;
+use crate::routes::views::{TokenResponse, UserView};
+use crate::services::users::Registration;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub email: String,
+    /// 8 to 72 bytes.
+    pub password: String,
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirmRequest {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// Collects every field's problem before answering, so a form can show them all at once.
+#[derive(Default)]
+pub(crate) struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    pub(crate) fn check<T>(&mut self, field: &str, parsed: Result<T, String>) -> Option<T> {
+        match parsed {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.0.push(FieldError::new(field, message));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::validation(self.0))
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = UserView), (status = 400, body = Problem), (status = 409, description = "email_taken", body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub async fn register(
+    state: web::Data<AppState>,
+    body: Json<RegisterRequest>,
+) -> Result<HttpResponse, Error> {
+    let body = body.into_inner();
+    let mut errors = FieldErrors::default();
+    let email = errors.check("email", Email::parse(&body.email));
+    let password = errors.check("password", Password::parse(&body.password));
+    let name = errors.check("name", PersonName::parse(&body.name));
+    errors.finish()?;
+    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
+        return Err(Error::internal("validated fields missing"));
+    };
+    let user = state
+        .users
+        .register(Registration {
+            email,
+            password,
+            name,
+        })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", "/api/v1/users/me"))
+        .json(UserView::from(user)))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 401, description = "invalid_credentials", body = Problem),
+              (status = 403, description = "account_disabled", body = Problem),
+              (status = 429, description = "rate_limited; see Retry-After", body = Problem)))]
+pub async fn login(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: Json<LoginRequest>,
+) -> Result<HttpResponse, Error> {
+    let ip = client_ip(&request, state.config.trust_forwarded_for);
+    let pair = state.auth.login(&body.email, &body.password, &ip).await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::from(pair)))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 400, body = Problem),
+              (status = 401, description = "invalid_refresh_token or refresh_token_reused (the session is then revoked)", body = Problem)))]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: Json<RefreshRequest>,
+) -> Result<HttpResponse, Error> {
+    let pair = state.auth.refresh(&body.refresh_token).await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::from(pair)))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "the session is revoked"), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: Json<RefreshRequest>,
+) -> Result<HttpResponse, Error> {
+    state.auth.logout(&body.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = ChangePasswordRequest, security(("bearer" = [])),
+    responses((status = 204, description = "changed; every other session is revoked"), (status = 401, body = Problem),
+              (status = 403, description = "wrong_password", body = Problem), (status = 422, body = Problem)))]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, Error> {
+    let mut errors = FieldErrors::default();
+    let new_password = errors.check("new_password", Password::parse(&body.new_password));
+    errors.finish()?;
+    let Some(new_password) = new_password else {
+        return Err(Error::internal("validated fields missing"));
+    };
+    state
+        .auth
+        .change_password(
+            &user.id,
+            &user.session_id,
+            &body.current_password,
+            &new_password,
+        )
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = PasswordResetRequest,
+    responses((status = 202, description = "accepted, whether or not the address has an account"), (status = 400, body = Problem), (status = 429, body = Problem)))]
+pub async fn request_password_reset(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: Json<PasswordResetRequest>,
+) -> Result<HttpResponse, Error> {
+    let ip = client_ip(&request, state.config.trust_forwarded_for);
+    state.auth.request_password_reset(&body.email, &ip).await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = PasswordResetConfirmRequest,
+    responses((status = 204, description = "password set; every session is revoked"), (status = 400, description = "invalid_reset_token", body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn confirm_password_reset(
+    state: web::Data<AppState>,
+    body: Json<PasswordResetConfirmRequest>,
+) -> Result<HttpResponse, Error> {
+    let mut errors = FieldErrors::default();
+    let new_password = errors.check("new_password", Password::parse(&body.new_password));
+    errors.finish()?;
+    let Some(new_password) = new_password else {
+        return Err(Error::internal("validated fields missing"));
+    };
+    state
+        .auth
+        .confirm_password_reset(&body.token, &new_password)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

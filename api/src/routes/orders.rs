@@ -1,0 +1,341 @@
+//! `/api/v1/orders` (shoppers) and `/api/v1/admin/orders`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use souk_actors::orders::Event;
+use souk_db::orders::OrderFilter;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{AdminUser, AuthUser};
+use crate::error::{Error, ErrorCode, Problem};
+use crate::http::json::Json;
+use crate::http::pagination::checked_limit;
+use crate::services::order_actors::OrderCommand;
+use crate::services::orders::{parse_status, Caller, CreateOrderInput, OrderView};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub items: Vec<OrderView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayRequest {
+    /// With the built-in test double: anything but `test-card-declined` is approved.
+    pub payment_method: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Why, for the history (and the shopper's email).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OwnOrdersQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AdminOrdersQuery {
+    /// pending_payment, paid, shipped, delivered, cancelled or expired.
+    pub status: Option<String>,
+    pub user_id: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Created before (RFC 3339).
+    pub to: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn encode_cursor(position: Option<(i64, String)>) -> Option<String> {
+    position.map(|(at, id)| URL_SAFE_NO_PAD.encode(format!("o1:{at}:{id}")))
+}
+
+fn decode_cursor(raw: Option<&str>) -> Result<Option<(i64, String)>, Error> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let invalid = || {
+        Error::new(
+            ErrorCode::InvalidCursor,
+            "the cursor is not one this API issued",
+        )
+    };
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?)
+        .map_err(|_| invalid())?;
+    let mut parts = text.splitn(3, ':');
+    let (Some("o1"), Some(at), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid());
+    };
+    let at = at.parse::<i64>().map_err(|_| invalid())?;
+    if !souk_db::ids::is_well_formed(id) {
+        return Err(invalid());
+    }
+    Ok(Some((at, id.to_owned())))
+}
+
+fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<i64>, Error> {
+    raw.map(|raw| {
+        chrono::DateTime::parse_from_rfc3339(raw)
+            .map(|time| time.timestamp_micros())
+            .map_err(|_| {
+                Error::new(
+                    ErrorCode::InvalidQuery,
+                    format!("{field} must be an RFC 3339 time"),
+                )
+            })
+    })
+    .transpose()
+}
+
+fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, Error> {
+    let Some(value) = request.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or("").trim();
+    let plain = !key.is_empty() && key.len() <= 100 && key.chars().all(|c| c.is_ascii_graphic());
+    if !plain {
+        return Err(Error::validation(vec![crate::error::FieldError::new(
+            "Idempotency-Key",
+            "must be 1 to 100 visible ASCII characters",
+        )]));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = CreateOrderInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation: the same key and body return the same order")),
+    responses((status = 201, body = OrderView), (status = 200, description = "a retry with the same Idempotency-Key and body", body = OrderView),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 409, description = "insufficient_stock names the SKU", body = Problem),
+              (status = 422, description = "validation_failed or idempotency_key_reused", body = Problem), (status = 503, body = Problem)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    request: HttpRequest,
+    body: Json<CreateOrderInput>,
+) -> Result<HttpResponse, Error> {
+    let key = idempotency_key(&request)?;
+    let (order, created) = state
+        .orders
+        .create(&user.id, body.into_inner(), key)
+        .await?;
+    let mut response = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response
+        .insert_header(("Location", format!("/api/v1/orders/{}", order.id)))
+        .json(order))
+}
+
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), params(OwnOrdersQuery),
+    responses((status = 200, body = OrderPage), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn list_own(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<OwnOrdersQuery>,
+) -> Result<HttpResponse, Error> {
+    let filter = OrderFilter {
+        user_id: Some(user.id),
+        before: decode_cursor(query.cursor.as_deref())?,
+        limit: checked_limit(query.limit)?,
+        ..OrderFilter::default()
+    };
+    let (items, next) = state.orders.list(&filter).await?;
+    Ok(HttpResponse::Ok().json(OrderPage {
+        items,
+        next_cursor: encode_cursor(next),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 401, body = Problem), (status = 404, description = "also for another user's order", body = Problem)))]
+pub async fn get_own(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    Ok(HttpResponse::Ok().json(state.orders.get(&id, Some(&user.id)).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/{id}/pay", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = PayRequest,
+    responses((status = 200, body = OrderView), (status = 402, description = "payment_declined", body = Problem), (status = 404, body = Problem),
+              (status = 409, description = "illegal_transition or order_expired", body = Problem)))]
+pub async fn pay(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+    body: Json<PayRequest>,
+) -> Result<HttpResponse, Error> {
+    let method = body.payment_method.trim();
+    if method.is_empty() || method.len() > 100 {
+        return Err(Error::validation(vec![crate::error::FieldError::new(
+            "payment_method",
+            "must be 1 to 100 characters",
+        )]));
+    }
+    Ok(HttpResponse::Ok().json(
+        state
+            .order_router
+            .send_for_view(
+                &id,
+                OrderCommand::Pay {
+                    user_id: user.id,
+                    method: method.to_owned(),
+                },
+            )
+            .await?,
+    ))
+}
+
+fn reason_of(body: Option<Json<CancelRequest>>, default: &str) -> String {
+    body.and_then(|body| body.into_inner().reason)
+        .map(|reason| reason.trim().chars().take(200).collect::<String>())
+        .filter(|reason| !reason.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = CancelRequest,
+    responses((status = 200, body = OrderView), (status = 403, description = "shipped orders are cancelled by admins", body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
+pub async fn cancel_own(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+    body: Json<CancelRequest>,
+) -> Result<HttpResponse, Error> {
+    let reason = reason_of(Some(body), "cancelled by the shopper");
+    Ok(HttpResponse::Ok().json(
+        state
+            .order_router
+            .send_for_view(
+                &id,
+                OrderCommand::Cancel {
+                    caller: Caller::Shopper(user.id),
+                    reason,
+                },
+            )
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/orders", tag = "admin", security(("bearer" = [])), params(AdminOrdersQuery),
+    responses((status = 200, body = OrderPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn admin_list(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    query: web::Query<AdminOrdersQuery>,
+) -> Result<HttpResponse, Error> {
+    let status = match query.status.as_deref() {
+        Some(raw) => Some(
+            parse_status(raw)
+                .ok_or_else(|| {
+                    Error::new(ErrorCode::InvalidQuery, format!("unknown status {raw:?}"))
+                })?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let filter = OrderFilter {
+        user_id: query.user_id.clone(),
+        status,
+        created_from: parse_time("from", query.from.as_deref())?,
+        created_to: parse_time("to", query.to.as_deref())?,
+        before: decode_cursor(query.cursor.as_deref())?,
+        limit: checked_limit(query.limit)?,
+    };
+    let (items, next) = state.orders.list(&filter).await?;
+    Ok(HttpResponse::Ok().json(OrderPage {
+        items,
+        next_cursor: encode_cursor(next),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/orders/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn admin_get(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    Ok(HttpResponse::Ok().json(state.orders.get(&id, None).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/ship", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn ship(
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    Ok(HttpResponse::Ok().json(
+        state
+            .order_router
+            .send_for_view(
+                &id,
+                OrderCommand::Fulfil {
+                    admin_id: admin.0.id,
+                    event: Event::Ship,
+                },
+            )
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/deliver", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn deliver(
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    Ok(HttpResponse::Ok().json(
+        state
+            .order_router
+            .send_for_view(
+                &id,
+                OrderCommand::Fulfil {
+                    admin_id: admin.0.id,
+                    event: Event::Deliver,
+                },
+            )
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/cancel", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = CancelRequest,
+    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn admin_cancel(
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    id: web::Path<String>,
+    body: Json<CancelRequest>,
+) -> Result<HttpResponse, Error> {
+    let reason = reason_of(Some(body), "cancelled by an admin");
+    Ok(HttpResponse::Ok().json(
+        state
+            .order_router
+            .send_for_view(
+                &id,
+                OrderCommand::Cancel {
+                    caller: Caller::Admin(admin.0.id),
+                    reason,
+                },
+            )
+            .await?,
+    ))
+}

@@ -1,0 +1,28 @@
+//! What every handler can reach: the services and the connections behind them.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use souk_db::Db;
+
+use crate::config::Config;
+use crate::redis_store::RedisStore;
+use crate::services::inventory::InventoryService;
+use crate::services::order_actors::OrderRouter;
+use crate::services::orders::OrderService;
+use crate::services::{AuthService, CatalogService, UserService};
+
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub users: UserService,
+    pub auth: AuthService,
+    pub catalog: CatalogService,
+    pub inventory: InventoryService,
+    pub orders: OrderService,
+    /// Commands for existing orders go through their actors.
+    pub order_router: OrderRouter,
+    pub redis: Option<Arc<RedisStore>>,
+    pub nats: Option<async_nats::Client>,
+    pub metrics: PrometheusHandle,
+}

@@ -1,0 +1,274 @@
+//! The test harness: a real Souk node on port 0 over a fresh database, driven through
+//! HTTP with reqwest.
+
+use actix_web::web;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use souk_api::config::{Config, Secret};
+use souk_api::state::AppState;
+use souk_api::Application;
+use souk_db::testing::{fresh, TestBackend, TestDatabase};
+
+pub const TEST_JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub fn redis_url() -> String {
+    std::env::var("SOUK_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("SOUK_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:14222".to_owned())
+}
+
+/// A loopback port nothing listens on: a dependency that is down.
+pub fn dead_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub database: TestDatabase,
+    pub state: web::Data<AppState>,
+    handle: actix_web::dev::ServerHandle,
+    _data_dir: TempDir,
+}
+
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("souk-it-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stops accepting; the runtime of the test ends the rest.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// The configuration tests start from: fast bcrypt, one worker, a fixed JWT key.
+pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Config {
+    Config {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_path_buf(),
+        database_url: Some(database.url.clone()),
+        jwt_secret: Some(Secret::new(TEST_JWT_SECRET)),
+        bcrypt_cost: 4,
+        workers: Some(1),
+        shutdown_timeout_secs: 1,
+        // Unique per app so apps sharing one Redis never see each other's counters.
+        redis_key_prefix: format!("souk-test:{}:", uuid::Uuid::now_v7().simple()),
+        ..Config::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestBackend::Sqlite, |_| {}).await
+}
+
+pub async fn spawn_app_on(backend: TestBackend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: TestBackend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let database = fresh(backend).await;
+    let data_dir = TempDir::new();
+    let mut config = test_config(&database, &data_dir.0);
+    tweak(&mut config);
+    let application = Application::build(config)
+        .await
+        .expect("build the application");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let state = application.state();
+    let handle = application.handle();
+    actix_web::rt::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        database,
+        state,
+        handle,
+        _data_dir: data_dir,
+    }
+}
+
+pub fn unique_email(tag: &str) -> String {
+    format!("{tag}-{}@example.com", uuid::Uuid::now_v7().simple())
+}
+
+/// A registered and logged-in user.
+pub struct Session {
+    pub id: String,
+    pub email: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_json_as(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/register",
+            &json!({"email": email, "password": password, "name": "Test User"}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// Registers a customer and logs in.
+    pub async fn customer(&self, tag: &str) -> Session {
+        let email = unique_email(tag);
+        let registered = self.register(&email, PASSWORD).await;
+        assert_eq!(registered.status(), StatusCode::CREATED, "register {email}");
+        let user: Value = registered.json().await.unwrap();
+        self.session_for(user["id"].as_str().unwrap(), &email).await
+    }
+
+    /// Creates an admin through the same service `souk admin create` uses, and logs in.
+    pub async fn admin(&self) -> Session {
+        let email = unique_email("admin");
+        let (user, created) = self
+            .state
+            .users
+            .create_or_promote_admin(souk_api::services::users::Registration {
+                email: souk_api::domain::Email::parse(&email).unwrap(),
+                password: souk_api::domain::Password::parse(PASSWORD).unwrap(),
+                name: souk_api::domain::PersonName::parse("Admin").unwrap(),
+            })
+            .await
+            .unwrap();
+        assert!(created);
+        self.session_for(&user.id, &email).await
+    }
+
+    pub async fn session_for(&self, id: &str, email: &str) -> Session {
+        let response = self.login(email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK, "login {email}");
+        let tokens: Value = response.json().await.unwrap();
+        Session {
+            id: id.to_owned(),
+            email: email.to_owned(),
+            access_token: tokens["access_token"].as_str().unwrap().to_owned(),
+            refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Outbox events of one topic about one aggregate, as JSON payloads.
+    pub async fn events(&self, topic: &str, aggregate_id: &str) -> Vec<Value> {
+        souk_db::outbox::for_aggregate(self.database.db.pool(), topic, aggregate_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| serde_json::from_str(&event.payload).unwrap())
+            .collect()
+    }
+}
+
+/// Reads a problem+json body and checks its status and code.
+pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "status of a `{code}` problem"
+    );
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "content type {content_type}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "problem {body}");
+    assert_eq!(body["status"], status);
+    assert!(body["detail"]
+        .as_str()
+        .is_some_and(|detail| !detail.is_empty()));
+    body
+}
+
+/// Generates one test per backend from `async fn name(backend: TestBackend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[actix_web::test]
+                async fn sqlite() {
+                    super::$name(souk_db::testing::TestBackend::Sqlite).await
+                }
+                #[actix_web::test]
+                async fn mysql() {
+                    super::$name(souk_db::testing::TestBackend::MySql).await
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,314 @@
+//! The inventory admin API over the SKU actors, and stock in product reads.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use souk_actors::inventory::Command;
+use souk_db::testing::TestBackend;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(adjust_get_and_ledger);
+
+async fn product(app: &TestApp, admin: &Session, sku: &str) -> Value {
+    let response = app
+        .post_json_as(
+            "/api/v1/admin/products",
+            &admin.access_token,
+            &json!({"sku": sku, "name": format!("Item {sku}"), "price": {"amount": 1000, "currency": "EUR"}, "status": "active"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+async fn adjust(app: &TestApp, admin: &Session, sku: &str, body: Value) -> reqwest::Response {
+    app.post_json_as(
+        &format!("/api/v1/admin/inventory/{sku}/adjust"),
+        &admin.access_token,
+        &body,
+    )
+    .await
+}
+
+async fn adjust_get_and_ledger(backend: TestBackend) {
+    let app = spawn_app_on(backend).await;
+    let admin = app.admin().await;
+    product(&app, &admin, "INV-1").await;
+
+    let restocked = adjust(
+        &app,
+        &admin,
+        "inv-1",
+        json!({"delta": 10, "reason": "delivery 42", "low_stock_threshold": 4}),
+    )
+    .await;
+    assert_eq!(restocked.status(), StatusCode::OK);
+    let stock: Value = restocked.json().await.unwrap();
+    assert_eq!(
+        (
+            stock["on_hand"].as_i64(),
+            stock["available"].as_i64(),
+            stock["low_stock_threshold"].as_i64()
+        ),
+        (Some(10), Some(10), Some(4))
+    );
+
+    // A reservation made by an order (through the same router the orders will use).
+    let outcome = app
+        .state
+        .inventory
+        .router()
+        .send(
+            "INV-1".into(),
+            Command::Reserve {
+                order_id: "order-1".into(),
+                quantity: 3,
+                ttl_ms: 600_000,
+                actor: "order:order-1".into(),
+            },
+        )
+        .await;
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let detail: Value = app
+        .get_as("/api/v1/admin/inventory/INV-1", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (detail["reserved"].as_i64(), detail["available"].as_i64()),
+        (Some(3), Some(7))
+    );
+    assert_eq!(detail["reservations"][0]["order_id"], "order-1");
+    assert!(detail["version"].as_i64().unwrap() >= 2);
+
+    // Taking on_hand below what is reserved is refused and changes nothing.
+    assert_problem(
+        adjust(
+            &app,
+            &admin,
+            "INV-1",
+            json!({"delta": -8, "reason": "shrinkage"}),
+        )
+        .await,
+        409,
+        "below_reserved",
+    )
+    .await;
+    let shrunk = adjust(
+        &app,
+        &admin,
+        "INV-1",
+        json!({"delta": -5, "reason": "damaged"}),
+    )
+    .await;
+    assert_eq!(shrunk.status(), StatusCode::OK);
+
+    // Shoppers see availability; the stock filter follows it.
+    let shown: Value = app
+        .get("/api/v1/products/sku/INV-1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["available"], 2);
+    let in_stock: Value = app
+        .get("/api/v1/products?in_stock=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(in_stock["items"].as_array().unwrap().len(), 1);
+
+    // Available 2 < threshold 4: listed as low, and the crossing was announced once.
+    let low: Value = app
+        .get_as(
+            "/api/v1/admin/inventory?low_stock=true",
+            &admin.access_token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(low["items"][0]["sku"], "INV-1");
+    assert_eq!(app.events("stock.low", "INV-1").await.len(), 1);
+
+    // The ledger: who, why, and it recomputes on_hand.
+    let ledger: Value = app
+        .get_as(
+            "/api/v1/admin/inventory/INV-1/movements",
+            &admin.access_token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let movements = ledger["items"].as_array().unwrap();
+    let kinds: Vec<&str> = movements
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["adjustment", "reservation", "adjustment"]);
+    assert_eq!(movements[0]["actor"], format!("admin:{}", admin.id));
+    assert_eq!(movements[0]["reason"], "delivery 42");
+    let on_hand: i64 = movements
+        .iter()
+        .map(|m| m["delta_on_hand"].as_i64().unwrap())
+        .sum();
+    let detail: Value = app
+        .get_as("/api/v1/admin/inventory/INV-1", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(Some(on_hand), detail["on_hand"].as_i64());
+}
+
+#[actix_web::test]
+async fn products_without_stock_are_not_in_stock() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    product(&app, &admin, "NONE-1").await;
+    product(&app, &admin, "SOME-1").await;
+    assert_eq!(
+        adjust(
+            &app,
+            &admin,
+            "SOME-1",
+            json!({"delta": 1, "reason": "first"})
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    let all: Value = app.get("/api/v1/products").await.json().await.unwrap();
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    let stocked: Value = app
+        .get("/api/v1/products?in_stock=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let skus: Vec<&str> = stocked["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["sku"].as_str().unwrap())
+        .collect();
+    assert_eq!(skus, ["SOME-1"]);
+    let none: Value = app
+        .get("/api/v1/products/sku/NONE-1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["available"], 0);
+}
+
+#[actix_web::test]
+async fn inventory_bad_input_and_access() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let customer = app.customer("stock").await;
+    product(&app, &admin, "BAD-1").await;
+    for (body, code) in [
+        (
+            json!({"delta": 0, "reason": "nothing"}),
+            "validation_failed",
+        ),
+        (json!({"delta": 5, "reason": ""}), "validation_failed"),
+        (
+            json!({"delta": 2_000_000_000i64, "reason": "lots"}),
+            "validation_failed",
+        ),
+        (
+            json!({"delta": 1, "reason": "x", "low_stock_threshold": -1}),
+            "validation_failed",
+        ),
+    ] {
+        assert_problem(adjust(&app, &admin, "BAD-1", body).await, 422, code).await;
+    }
+    assert_problem(
+        adjust(&app, &admin, "BAD-1", json!({"delta": "5", "reason": "x"})).await,
+        400,
+        "invalid_body",
+    )
+    .await;
+    assert_problem(
+        adjust(
+            &app,
+            &admin,
+            "BAD-1",
+            json!({"delta": 5, "reason": "x", "sku": "OTHER"}),
+        )
+        .await,
+        400,
+        "invalid_body",
+    )
+    .await;
+    assert_problem(
+        adjust(
+            &app,
+            &admin,
+            "NO-SUCH-SKU",
+            json!({"delta": 5, "reason": "x"}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.get_as("/api/v1/admin/inventory/%27%20OR%201", &admin.access_token)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.get_as("/api/v1/admin/inventory?cursor=nope", &admin.access_token)
+            .await,
+        400,
+        "invalid_cursor",
+    )
+    .await;
+    assert_problem(
+        app.get_as("/api/v1/admin/inventory?limit=100000", &admin.access_token)
+            .await,
+        400,
+        "invalid_query",
+    )
+    .await;
+    for path in [
+        "/api/v1/admin/inventory",
+        "/api/v1/admin/inventory/BAD-1",
+        "/api/v1/admin/inventory/BAD-1/movements",
+    ] {
+        assert_problem(app.get(path).await, 401, "missing_token").await;
+        assert_problem(
+            app.get_as(path, &customer.access_token).await,
+            403,
+            "forbidden",
+        )
+        .await;
+    }
+    assert_problem(
+        app.post_json_as(
+            "/api/v1/admin/inventory/BAD-1/adjust",
+            &customer.access_token,
+            &json!({"delta": 5, "reason": "x"}),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let stock: Value = app
+        .get_as("/api/v1/admin/inventory/BAD-1", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stock["on_hand"], 0, "no refused request changed the stock");
+}

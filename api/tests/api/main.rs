@@ -1,0 +1,17 @@
+//! Souk's HTTP integration tests: one binary (one link) for every module.
+
+mod helpers;
+
+mod inventory;
+
+mod admin;
+mod auth;
+mod catalog;
+mod cli;
+mod crash;
+mod negative;
+mod ops;
+mod orders;
+mod rate_limit;
+mod tokens;
+mod users;

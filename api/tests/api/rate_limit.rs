@@ -1,0 +1,130 @@
+//! Login rate limits, in process and in real Redis.
+
+use reqwest::StatusCode;
+use souk_db::testing::TestBackend;
+
+use crate::helpers::*;
+
+async fn assert_limited(response: reqwest::Response) {
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    assert_problem(response, 429, "rate_limited").await;
+}
+
+#[actix_web::test]
+async fn failures_per_account_are_limited_in_process() {
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        config.login_max_failures_per_account = 3
+    })
+    .await;
+    let user = app.customer("victim").await;
+    for _ in 0..3 {
+        assert_problem(
+            app.login(&user.email, "guess guess guess").await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    // Now even the right password waits: the account is under attack.
+    assert_limited(app.login(&user.email, PASSWORD).await).await;
+    // Another account from the same address is not affected.
+    let other = app.customer("bystander").await;
+    assert_eq!(
+        app.login(&other.email, PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn attempts_per_address_are_limited() {
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        config.login_max_attempts_per_ip = 4
+    })
+    .await;
+    for _ in 0..4 {
+        assert_problem(
+            app.login(&unique_email("spray"), PASSWORD).await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    assert_limited(app.login(&unique_email("spray"), PASSWORD).await).await;
+}
+
+/// Two nodes sharing a Redis count together: the limit holds across the cluster.
+#[actix_web::test]
+async fn redis_counts_across_nodes() {
+    let prefix = format!("souk-test:{}:", uuid::Uuid::now_v7().simple());
+    let configure = |config: &mut souk_api::Config| {
+        config.redis_url = Some(redis_url());
+        config.redis_key_prefix = prefix.clone();
+        config.login_max_failures_per_account = 3;
+    };
+    let first = spawn_app_with(TestBackend::MySql, configure).await;
+    let second_node = spawn_app_with(TestBackend::MySql, configure).await;
+    let email = unique_email("shared");
+    // The account only needs to exist on the node it eventually logs in to.
+    assert_eq!(
+        second_node.register(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            first.login(&email, "guess guess guess").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        second_node
+            .login(&email, "guess guess guess")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_limited(second_node.login(&email, PASSWORD).await).await;
+
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(
+        keys.iter().any(|key| key.contains("login:account")),
+        "{keys:?}"
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+}
+
+/// Redis down: login still works and is still limited, per node.
+#[actix_web::test]
+async fn redis_down_falls_back_to_local_counters() {
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        config.redis_url = Some(format!("redis://127.0.0.1:{}", dead_port()));
+        config.login_max_failures_per_account = 2;
+    })
+    .await;
+    let user = app.customer("fallback").await;
+    assert_eq!(
+        app.login(&user.email, PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            app.login(&user.email, "guess guess guess").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_limited(app.login(&user.email, PASSWORD).await).await;
+}

@@ -1,0 +1,108 @@
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use souk_db::testing::TestBackend;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(profile_updates);
+
+async fn profile_updates(backend: TestBackend) {
+    let app = spawn_app_on(backend).await;
+    let user = app.customer("profile").await;
+    let other = app.customer("other").await;
+    let patch = |body: Value| {
+        let request = app
+            .client
+            .patch(app.url("/api/v1/users/me"))
+            .bearer_auth(&user.access_token)
+            .json(&body);
+        async move { request.send().await.unwrap() }
+    };
+
+    let renamed = patch(json!({"name": "  Grace Hopper "})).await;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    let renamed: Value = renamed.json().await.unwrap();
+    assert_eq!(renamed["name"], "Grace Hopper");
+    assert_eq!(renamed["email"], user.email);
+
+    // Someone else's address is taken; the failed change leaves the profile alone.
+    assert_problem(
+        patch(json!({"email": other.email})).await,
+        409,
+        "email_taken",
+    )
+    .await;
+    // Role and status are not the user's to set.
+    let escalate = assert_problem(patch(json!({"role": "admin"})).await, 400, "invalid_body").await;
+    assert!(escalate["detail"].as_str().unwrap().contains("role"));
+    let wrong_type = assert_problem(patch(json!({"name": 42})).await, 400, "invalid_body").await;
+    assert_eq!(wrong_type["errors"][0]["field"], "name");
+    assert_problem(
+        patch(json!({"name": "x".repeat(101)})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+
+    let new_email = unique_email("moved");
+    let moved = patch(json!({"email": new_email.to_uppercase()})).await;
+    assert_eq!(moved.status(), StatusCode::OK);
+    let moved: Value = moved.json().await.unwrap();
+    assert_eq!(moved["email"], new_email);
+    assert_eq!(moved["email_verified"], false);
+    assert_eq!(
+        app.login(&new_email, PASSWORD).await.status(),
+        StatusCode::OK
+    );
+
+    let me: Value = app
+        .get_as("/api/v1/users/me", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "Grace Hopper");
+    assert_eq!(me["email"], new_email);
+    let untouched: Value = app
+        .get_as("/api/v1/users/me", &other.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(untouched["email"], other.email);
+}
+
+#[actix_web::test]
+async fn deleting_the_account_removes_only_that_account() {
+    let app = spawn_app().await;
+    let user = app.customer("delete").await;
+    let other = app.customer("stays").await;
+    let deleted = app
+        .client
+        .delete(app.url("/api/v1/users/me"))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert!(souk_db::users::find_by_id(app.database.db.pool(), &user.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        app.get_as("/api/v1/users/me", &other.access_token)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.refresh(&other.refresh_token).await.status(),
+        StatusCode::OK
+    );
+    // The address can be registered again.
+    assert_eq!(
+        app.register(&user.email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+}

@@ -1,0 +1,30 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DbError {
+    /// A unique constraint refused the write; `constraint` names it when the engine says.
+    #[error("unique constraint violated")]
+    UniqueViolation { constraint: Option<String> },
+    /// A value the schema cannot hold; a bug in the caller, not bad user input.
+    #[error("invalid value: {0}")]
+    Invalid(String),
+    #[error("unsupported database url: {0}")]
+    UnsupportedUrl(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sqlx(sqlx::Error),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(database_error) = &error {
+            if database_error.is_unique_violation() {
+                return DbError::UniqueViolation {
+                    constraint: database_error.constraint().map(str::to_owned),
+                };
+            }
+        }
+        DbError::Sqlx(error)
+    }
+}

@@ -1,0 +1,290 @@
+//! The inventory repository. Only a SKU's actor calls the writing functions, and every
+//! write of a batch goes through [`write_batch`], one transaction fenced on the version
+//! the actor loaded.
+
+use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
+
+use crate::clock::Micros;
+use crate::outbox::{self, OutboxEvent};
+use crate::DbError;
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct ItemRecord {
+    pub sku: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub low_stock_threshold: i64,
+    pub version: i64,
+    pub updated_at: Micros,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct ReservationRecord {
+    pub sku: String,
+    pub order_id: String,
+    pub quantity: i64,
+    pub expires_at: Micros,
+    pub created_at: Micros,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct MovementRecord {
+    pub id: String,
+    pub sku: String,
+    /// `adjustment`, `reservation`, `release`, `sale`, `expiry`.
+    pub kind: String,
+    pub delta_on_hand: i64,
+    pub delta_reserved: i64,
+    pub order_id: Option<String>,
+    /// Who: a user id, `system`, or `order:<id>`.
+    pub actor: String,
+    pub reason: String,
+    pub version: i64,
+    pub created_at: Micros,
+}
+
+/// Everything one batch changes, written in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub item: Option<ItemRecord>,
+    /// The version the actor loaded; `None` when the row did not exist.
+    pub expected_version: Option<i64>,
+    pub new_reservations: Vec<ReservationRecord>,
+    pub removed_reservations: Vec<String>,
+    pub movements: Vec<MovementRecord>,
+    pub events: Vec<OutboxEvent>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Another owner wrote since this one loaded: it must stop.
+    #[error("fenced: the item changed under another owner")]
+    Fenced,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for BatchError {
+    fn from(error: sqlx::Error) -> Self {
+        BatchError::Db(error.into())
+    }
+}
+
+pub async fn load_item(
+    connection: &mut AnyConnection,
+    sku: &str,
+) -> Result<Option<ItemRecord>, DbError> {
+    Ok(sqlx::query_as::<_, ItemRecord>(
+        "SELECT sku, on_hand, reserved, low_stock_threshold, version, updated_at FROM inventory_items WHERE sku = ?",
+    )
+    .bind(sku)
+    .fetch_optional(&mut *connection)
+    .await?)
+}
+
+pub async fn load_reservations(
+    connection: &mut AnyConnection,
+    sku: &str,
+) -> Result<Vec<ReservationRecord>, DbError> {
+    Ok(sqlx::query_as::<_, ReservationRecord>(
+        "SELECT sku, order_id, quantity, expires_at, created_at FROM inventory_reservations WHERE sku = ? ORDER BY order_id",
+    )
+    .bind(sku)
+    .fetch_all(&mut *connection)
+    .await?)
+}
+
+/// Whether the ledger holds a movement of `kind` for an order (idempotent commits and
+/// returns: `sale`, `return`).
+pub async fn has_movement(
+    connection: &mut AnyConnection,
+    sku: &str,
+    order_id: &str,
+    kind: &str,
+) -> Result<bool, DbError> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM inventory_movements WHERE order_id = ? AND sku = ? AND kind = ?",
+    )
+    .bind(order_id)
+    .bind(sku)
+    .bind(kind)
+    .fetch_one(&mut *connection)
+    .await?;
+    Ok(count > 0)
+}
+
+/// Writes one batch: the item row conditional on `expected_version` (or its creation),
+/// reservations, ledger rows and outbox events, in one transaction.
+pub async fn write_batch(connection: &mut AnyConnection, batch: &Batch) -> Result<(), BatchError> {
+    let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
+    if let Some(item) = &batch.item {
+        match batch.expected_version {
+            Some(expected) => {
+                let result = sqlx::query(
+                    "UPDATE inventory_items SET on_hand = ?, reserved = ?, low_stock_threshold = ?, version = ?, updated_at = ? \
+                     WHERE sku = ? AND version = ?",
+                )
+                .bind(item.on_hand)
+                .bind(item.reserved)
+                .bind(item.low_stock_threshold)
+                .bind(item.version)
+                .bind(item.updated_at)
+                .bind(&item.sku)
+                .bind(expected)
+                .execute(&mut *transaction)
+                .await?;
+                if result.rows_affected() != 1 {
+                    return Err(BatchError::Fenced);
+                }
+            }
+            None => {
+                let inserted = sqlx::query(
+                    "INSERT INTO inventory_items (sku, on_hand, reserved, low_stock_threshold, version, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&item.sku)
+                .bind(item.on_hand)
+                .bind(item.reserved)
+                .bind(item.low_stock_threshold)
+                .bind(item.version)
+                .bind(item.updated_at)
+                .execute(&mut *transaction)
+                .await;
+                match inserted.map_err(DbError::from) {
+                    Ok(_) => {}
+                    Err(DbError::UniqueViolation { .. }) => return Err(BatchError::Fenced),
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        }
+    }
+    for order_id in &batch.removed_reservations {
+        if let Some(item) = &batch.item {
+            sqlx::query("DELETE FROM inventory_reservations WHERE sku = ? AND order_id = ?")
+                .bind(&item.sku)
+                .bind(order_id)
+                .execute(&mut *transaction)
+                .await?;
+        }
+    }
+    if !batch.new_reservations.is_empty() {
+        let mut builder = QueryBuilder::<Any>::new(
+            "INSERT INTO inventory_reservations (sku, order_id, quantity, expires_at, created_at) ",
+        );
+        builder.push_values(&batch.new_reservations, |mut values, reservation| {
+            values
+                .push_bind(reservation.sku.clone())
+                .push_bind(reservation.order_id.clone())
+                .push_bind(reservation.quantity)
+                .push_bind(reservation.expires_at)
+                .push_bind(reservation.created_at);
+        });
+        builder.build().execute(&mut *transaction).await?;
+    }
+    if !batch.movements.is_empty() {
+        let mut builder = QueryBuilder::<Any>::new(
+            "INSERT INTO inventory_movements (id, sku, kind, delta_on_hand, delta_reserved, order_id, actor, reason, version, created_at) ",
+        );
+        builder.push_values(&batch.movements, |mut values, movement| {
+            values
+                .push_bind(movement.id.clone())
+                .push_bind(movement.sku.clone())
+                .push_bind(movement.kind.clone())
+                .push_bind(movement.delta_on_hand)
+                .push_bind(movement.delta_reserved)
+                .push_bind(movement.order_id.clone())
+                .push_bind(movement.actor.clone())
+                .push_bind(movement.reason.clone())
+                .push_bind(movement.version)
+                .push_bind(movement.created_at);
+        });
+        builder.build().execute(&mut *transaction).await?;
+    }
+    for event in &batch.events {
+        outbox::append(&mut *transaction, event).await?;
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// The ledger of a SKU, oldest first.
+pub async fn movements<'e, E>(executor: E, sku: &str) -> Result<Vec<MovementRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query_as::<_, MovementRecord>(
+        "SELECT id, sku, kind, delta_on_hand, delta_reserved, order_id, actor, reason, version, created_at \
+         FROM inventory_movements WHERE sku = ? ORDER BY id",
+    )
+    .bind(sku)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// A page of items in SKU order; `low_stock` keeps those whose available stock is under
+/// their threshold. `limit + 1` rows at most.
+pub async fn list_items<'e, E>(
+    executor: E,
+    low_stock: bool,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<ItemRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query_as::<_, ItemRecord>(
+        "SELECT sku, on_hand, reserved, low_stock_threshold, version, updated_at FROM inventory_items \
+         WHERE (? = 0 OR (low_stock_threshold > 0 AND on_hand - reserved < low_stock_threshold)) \
+           AND (? IS NULL OR sku > ?) ORDER BY sku LIMIT ?",
+    )
+    .bind(i64::from(low_stock))
+    .bind(after)
+    .bind(after)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Available units (`on_hand - reserved`) of the SKUs that have stock rows.
+pub async fn available_for(
+    connection: &mut AnyConnection,
+    skus: &[String],
+) -> Result<Vec<(String, i64)>, DbError> {
+    if skus.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut builder = QueryBuilder::<Any>::new(
+        "SELECT sku, on_hand - reserved FROM inventory_items WHERE sku IN (",
+    );
+    let mut separated = builder.separated(", ");
+    for sku in skus {
+        separated.push_bind(sku.clone());
+    }
+    builder.push(")");
+    Ok(builder
+        .build_query_as::<(String, i64)>()
+        .fetch_all(&mut *connection)
+        .await?)
+}
+
+/// A page of a SKU's ledger, oldest first, after the movement id `after`.
+pub async fn movements_page<'e, E>(
+    executor: E,
+    sku: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<MovementRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query_as::<_, MovementRecord>(
+        "SELECT id, sku, kind, delta_on_hand, delta_reserved, order_id, actor, reason, version, created_at \
+         FROM inventory_movements WHERE sku = ? AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
+    )
+    .bind(sku)
+    .bind(after)
+    .bind(after)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(executor)
+    .await?)
+}

@@ -1,0 +1,35 @@
+//! Souk's database layer: one pool type for SQLite (the embedded default) and
+//! MySQL/MariaDB (production), the migrations of both, and one repository module per
+//! domain.
+//!
+//! Every repository query is written once, in the SQL subset both engines share, and
+//! runs through sqlx's `Any` driver; only the DDL differs per engine (see
+//! `migrations/sqlite` and `migrations/mysql`). Conventions that keep the two engines
+//! interchangeable:
+//! - ids are UUIDv7 strings (`VARCHAR(36)`), opaque to clients and ordered by creation
+//!   time, which is what keyset pagination sorts on;
+//! - times are `BIGINT` microseconds since the Unix epoch, UTC;
+//! - money is `BIGINT` minor units next to a `CHAR(3)` ISO 4217 code;
+//! - flags and enums are strings or integers, never engine-specific boolean types.
+
+pub mod catalog;
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod inventory;
+pub mod orders;
+pub mod outbox;
+pub mod pool;
+pub mod sessions;
+pub mod users;
+
+pub use error::DbError;
+pub use pool::{Backend, Db, PoolSettings};
+
+/// The sqlx database type every repository is written against.
+pub type Database = sqlx::Any;
+/// A transaction on either engine.
+pub type Transaction = sqlx::Transaction<'static, sqlx::Any>;
+
+#[cfg(feature = "test-support")]
+pub mod testing;

@@ -1,0 +1,350 @@
+//! The orders repository: orders with their snapshotted lines and status history.
+//! Status changes are conditional on the version read (`transition`), so two
+//! concurrent transitions of one order cannot both apply.
+
+use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
+
+use crate::clock::Micros;
+use crate::outbox::{self, OutboxEvent};
+use crate::DbError;
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct OrderRecord {
+    pub id: String,
+    pub user_id: String,
+    pub status: String,
+    /// 1 once payment was captured (even if later cancelled and refunded).
+    pub was_paid: i64,
+    pub currency: String,
+    pub total_amount: i64,
+    pub idempotency_key: Option<String>,
+    pub request_hash: String,
+    pub payment_reference: Option<String>,
+    pub expires_at: Micros,
+    /// 0 until the stock effect of the last transition is done.
+    pub stock_settled: i64,
+    pub version: i64,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct LineRecord {
+    pub order_id: String,
+    pub line_no: i64,
+    pub sku: String,
+    pub product_id: String,
+    pub name: String,
+    pub unit_amount: i64,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct HistoryRecord {
+    pub id: String,
+    pub order_id: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub actor: String,
+    pub reason: String,
+    pub created_at: Micros,
+}
+
+const ORDER_COLUMNS: &str =
+    "id, user_id, status, was_paid, currency, total_amount, idempotency_key, request_hash, \
+     payment_reference, expires_at, stock_settled, version, created_at, updated_at";
+
+/// Inserts an order with its lines, first history entry and event, in one transaction.
+pub async fn insert(
+    connection: &mut AnyConnection,
+    order: &OrderRecord,
+    lines: &[LineRecord],
+    history: &HistoryRecord,
+    event: &OutboxEvent,
+) -> Result<(), DbError> {
+    let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
+    sqlx::query(&format!(
+        "INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(&order.id)
+    .bind(&order.user_id)
+    .bind(&order.status)
+    .bind(order.was_paid)
+    .bind(&order.currency)
+    .bind(order.total_amount)
+    .bind(&order.idempotency_key)
+    .bind(&order.request_hash)
+    .bind(&order.payment_reference)
+    .bind(order.expires_at)
+    .bind(order.stock_settled)
+    .bind(order.version)
+    .bind(order.created_at)
+    .bind(order.updated_at)
+    .execute(&mut *transaction)
+    .await?;
+    let mut builder = QueryBuilder::<Any>::new(
+        "INSERT INTO order_lines (order_id, line_no, sku, product_id, name, unit_amount, quantity) ",
+    );
+    builder.push_values(lines, |mut values, line| {
+        values
+            .push_bind(line.order_id.clone())
+            .push_bind(line.line_no)
+            .push_bind(line.sku.clone())
+            .push_bind(line.product_id.clone())
+            .push_bind(line.name.clone())
+            .push_bind(line.unit_amount)
+            .push_bind(line.quantity);
+    });
+    builder.build().execute(&mut *transaction).await?;
+    insert_history(&mut transaction, history).await?;
+    outbox::append(&mut *transaction, event).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+async fn insert_history(
+    connection: &mut AnyConnection,
+    history: &HistoryRecord,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO order_history (id, order_id, from_status, to_status, actor, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&history.id)
+    .bind(&history.order_id)
+    .bind(&history.from_status)
+    .bind(&history.to_status)
+    .bind(&history.actor)
+    .bind(&history.reason)
+    .bind(history.created_at)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// Moves an order to `order.status` if it is still at `expected_version`; writes the
+/// history entry and event with it. `false` when another transition won.
+pub async fn transition(
+    connection: &mut AnyConnection,
+    order: &OrderRecord,
+    expected_version: i64,
+    history: &HistoryRecord,
+    event: &OutboxEvent,
+) -> Result<bool, DbError> {
+    let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
+    let result = sqlx::query(
+        "UPDATE orders SET status = ?, was_paid = ?, payment_reference = ?, stock_settled = ?, version = ?, updated_at = ? \
+         WHERE id = ? AND version = ?",
+    )
+    .bind(&order.status)
+    .bind(order.was_paid)
+    .bind(&order.payment_reference)
+    .bind(order.stock_settled)
+    .bind(order.version)
+    .bind(order.updated_at)
+    .bind(&order.id)
+    .bind(expected_version)
+    .execute(&mut *transaction)
+    .await?;
+    if result.rows_affected() != 1 {
+        return Ok(false);
+    }
+    insert_history(&mut transaction, history).await?;
+    outbox::append(&mut *transaction, event).await?;
+    transaction.commit().await?;
+    Ok(true)
+}
+
+pub async fn find<'e, E>(executor: E, id: &str) -> Result<Option<OrderRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query_as::<_, OrderRecord>(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(executor)
+    .await?)
+}
+
+pub async fn find_by_key<'e, E>(
+    executor: E,
+    user_id: &str,
+    key: &str,
+) -> Result<Option<OrderRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query_as::<_, OrderRecord>(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = ? AND idempotency_key = ?"
+    ))
+    .bind(user_id)
+    .bind(key)
+    .fetch_optional(executor)
+    .await?)
+}
+
+pub async fn lines<'e, E>(executor: E, order_id: &str) -> Result<Vec<LineRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query_as::<_, LineRecord>(
+        "SELECT order_id, line_no, sku, product_id, name, unit_amount, quantity FROM order_lines WHERE order_id = ? ORDER BY line_no",
+    )
+    .bind(order_id)
+    .fetch_all(executor)
+    .await?)
+}
+
+pub async fn history<'e, E>(executor: E, order_id: &str) -> Result<Vec<HistoryRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query_as::<_, HistoryRecord>(
+        "SELECT id, order_id, from_status, to_status, actor, reason, created_at FROM order_history WHERE order_id = ? ORDER BY id",
+    )
+    .bind(order_id)
+    .fetch_all(executor)
+    .await?)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub user_id: Option<String>,
+    pub status: Option<String>,
+    pub created_from: Option<Micros>,
+    pub created_to: Option<Micros>,
+    /// Newest first: (created_at, id) of the last order of the previous page.
+    pub before: Option<(Micros, String)>,
+    pub limit: u32,
+}
+
+/// Newest first, `limit + 1` rows at most.
+pub async fn list<'e, E>(executor: E, filter: &OrderFilter) -> Result<Vec<OrderRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let (before_at, before_id) = match &filter.before {
+        Some((at, id)) => (Some(*at), Some(id.clone())),
+        None => (None, None),
+    };
+    Ok(sqlx::query_as::<_, OrderRecord>(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE (? IS NULL OR user_id = ?) AND (? IS NULL OR status = ?) \
+         AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?) \
+         AND (? IS NULL OR created_at < ? OR (created_at = ? AND id < ?)) \
+         ORDER BY created_at DESC, id DESC LIMIT ?"
+    ))
+    .bind(&filter.user_id)
+    .bind(&filter.user_id)
+    .bind(&filter.status)
+    .bind(&filter.status)
+    .bind(filter.created_from)
+    .bind(filter.created_from)
+    .bind(filter.created_to)
+    .bind(filter.created_to)
+    .bind(before_at)
+    .bind(before_at)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(i64::from(filter.limit) + 1)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Unpaid orders whose reservations have run out, oldest first.
+pub async fn due_for_expiry<'e, E>(
+    executor: E,
+    now: Micros,
+    limit: u32,
+) -> Result<Vec<String>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM orders WHERE status = 'pending_payment' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Records that the stock effect of the transition that produced `version` is done.
+pub async fn mark_settled<'e, E>(executor: E, id: &str, version: i64) -> Result<(), DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query("UPDATE orders SET stock_settled = 1 WHERE id = ? AND version = ?")
+        .bind(id)
+        .bind(version)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Orders whose last transition's stock effect is not done, and which changed before
+/// `changed_before` (so a request still doing it is left alone).
+pub async fn unsettled<'e, E>(
+    executor: E,
+    changed_before: Micros,
+    limit: u32,
+) -> Result<Vec<String>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM orders WHERE stock_settled = 0 AND updated_at <= ? ORDER BY updated_at LIMIT ?",
+    )
+    .bind(changed_before)
+    .bind(i64::from(limit))
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The lines of several orders, by order then line number.
+pub async fn lines_of<'e, E>(executor: E, order_ids: &[String]) -> Result<Vec<LineRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut builder = QueryBuilder::<Any>::new(
+        "SELECT order_id, line_no, sku, product_id, name, unit_amount, quantity FROM order_lines WHERE order_id IN (",
+    );
+    let mut separated = builder.separated(", ");
+    for id in order_ids {
+        separated.push_bind(id.clone());
+    }
+    builder.push(") ORDER BY order_id, line_no");
+    Ok(builder
+        .build_query_as::<LineRecord>()
+        .fetch_all(executor)
+        .await?)
+}
+
+/// The history of several orders, by order, oldest first.
+pub async fn history_of<'e, E>(
+    executor: E,
+    order_ids: &[String],
+) -> Result<Vec<HistoryRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut builder = QueryBuilder::<Any>::new(
+        "SELECT id, order_id, from_status, to_status, actor, reason, created_at FROM order_history WHERE order_id IN (",
+    );
+    let mut separated = builder.separated(", ");
+    for id in order_ids {
+        separated.push_bind(id.clone());
+    }
+    builder.push(") ORDER BY order_id, id");
+    Ok(builder
+        .build_query_as::<HistoryRecord>()
+        .fetch_all(executor)
+        .await?)
+}

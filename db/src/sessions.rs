@@ -1,0 +1,206 @@
+//! Refresh-token families and password-reset tokens. Only SHA-256 hashes of tokens are
+//! stored; the tokens themselves exist only in the client's hands.
+
+use sqlx::{Any, Executor, FromRow};
+
+use crate::clock::Micros;
+use crate::DbError;
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub id: String,
+    pub token_hash: String,
+    /// Every token rotated from one login shares the family; revoking it ends the session.
+    pub family_id: String,
+    pub user_id: String,
+    pub issued_at: Micros,
+    pub expires_at: Micros,
+    pub used_at: Option<Micros>,
+    pub revoked_at: Option<Micros>,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct PasswordResetRecord {
+    pub id: String,
+    pub token_hash: String,
+    pub user_id: String,
+    pub created_at: Micros,
+    pub expires_at: Micros,
+    pub used_at: Option<Micros>,
+}
+
+#[tracing::instrument(name = "refresh_tokens_insert", skip_all, fields(family_id = %token.family_id))]
+pub async fn insert_refresh_token<'e, E>(
+    executor: E,
+    token: &RefreshTokenRecord,
+) -> Result<(), DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, token_hash, family_id, user_id, issued_at, expires_at, used_at, revoked_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&token.id)
+    .bind(&token.token_hash)
+    .bind(&token.family_id)
+    .bind(&token.user_id)
+    .bind(token.issued_at)
+    .bind(token.expires_at)
+    .bind(token.used_at)
+    .bind(token.revoked_at)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(name = "refresh_tokens_find", skip_all)]
+pub async fn find_refresh_token<'e, E>(
+    executor: E,
+    token_hash: &str,
+) -> Result<Option<RefreshTokenRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query_as::<_, RefreshTokenRecord>(
+        "SELECT id, token_hash, family_id, user_id, issued_at, expires_at, used_at, revoked_at \
+         FROM refresh_tokens WHERE token_hash = ?",
+    )
+    .bind(token_hash)
+    .fetch_optional(executor)
+    .await?)
+}
+
+/// Marks a token spent, only if it still is live: of two racing refreshes with one token
+/// exactly one sees `true`.
+#[tracing::instrument(name = "refresh_tokens_mark_used", skip(executor))]
+pub async fn mark_refresh_token_used<'e, E>(
+    executor: E,
+    id: &str,
+    now: Micros,
+) -> Result<bool, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let result = sqlx::query(
+        "UPDATE refresh_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(executor)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+#[tracing::instrument(name = "refresh_tokens_revoke_family", skip(executor))]
+pub async fn revoke_family<'e, E>(executor: E, family_id: &str, now: Micros) -> Result<u64, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let result = sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(family_id)
+    .execute(executor)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Ends every session of a user, except the family named in `keep` (the caller's own).
+#[tracing::instrument(name = "refresh_tokens_revoke_user", skip(executor))]
+pub async fn revoke_user_sessions<'e, E>(
+    executor: E,
+    user_id: &str,
+    keep: Option<&str>,
+    now: Micros,
+) -> Result<u64, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let result = sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = ? \
+         WHERE user_id = ? AND revoked_at IS NULL AND (? IS NULL OR family_id <> ?)",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(keep)
+    .bind(keep)
+    .execute(executor)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+#[tracing::instrument(name = "refresh_tokens_delete_user", skip(connection))]
+pub async fn delete_user_tokens(
+    connection: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM refresh_tokens WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query("DELETE FROM password_resets WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
+#[tracing::instrument(name = "password_resets_insert", skip_all, fields(user_id = %reset.user_id))]
+pub async fn insert_password_reset<'e, E>(
+    executor: E,
+    reset: &PasswordResetRecord,
+) -> Result<(), DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO password_resets (id, token_hash, user_id, created_at, expires_at, used_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&reset.id)
+    .bind(&reset.token_hash)
+    .bind(&reset.user_id)
+    .bind(reset.created_at)
+    .bind(reset.expires_at)
+    .bind(reset.used_at)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(name = "password_resets_find", skip_all)]
+pub async fn find_password_reset<'e, E>(
+    executor: E,
+    token_hash: &str,
+) -> Result<Option<PasswordResetRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query_as::<_, PasswordResetRecord>(
+        "SELECT id, token_hash, user_id, created_at, expires_at, used_at FROM password_resets WHERE token_hash = ?",
+    )
+    .bind(token_hash)
+    .fetch_optional(executor)
+    .await?)
+}
+
+/// Spends a reset token if it is still unspent; `false` when another request won.
+#[tracing::instrument(name = "password_resets_mark_used", skip(executor))]
+pub async fn mark_password_reset_used<'e, E>(
+    executor: E,
+    id: &str,
+    now: Micros,
+) -> Result<bool, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let result =
+        sqlx::query("UPDATE password_resets SET used_at = ? WHERE id = ? AND used_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(executor)
+            .await?;
+    Ok(result.rows_affected() == 1)
+}

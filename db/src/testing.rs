@@ -1,0 +1,90 @@
+//! Fresh, migrated databases for tests: a temporary SQLite file, or a new database on
+//! the MariaDB/MySQL server named by `SOUK_TEST_MYSQL_URL` (which `scripts/test`
+//! provisions). Each call returns its own database, so tests never share rows.
+
+use std::path::PathBuf;
+
+use sqlx::{Connection, Executor};
+
+use crate::{Db, PoolSettings};
+
+/// The server the test script provisions, when the variable is not set.
+pub const DEFAULT_TEST_MYSQL_URL: &str = "mysql://souk:souk@127.0.0.1:3306";
+
+/// A database for one test; the SQLite file is removed when dropped.
+pub struct TestDatabase {
+    pub db: Db,
+    pub url: String,
+    sqlite_dir: Option<PathBuf>,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(directory) = self.sqlite_dir.take() {
+            let _ = std::fs::remove_dir_all(directory);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    Sqlite,
+    MySql,
+}
+
+pub async fn fresh(backend: TestBackend) -> TestDatabase {
+    match backend {
+        TestBackend::Sqlite => fresh_sqlite().await,
+        TestBackend::MySql => fresh_mysql().await,
+    }
+}
+
+pub async fn fresh_sqlite() -> TestDatabase {
+    let directory =
+        std::env::temp_dir().join(format!("souk-test-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&directory).expect("create temporary directory for sqlite");
+    let url = format!("sqlite://{}?mode=rwc", directory.join("souk.db").display());
+    let db = Db::connect(&url, &PoolSettings::default())
+        .await
+        .expect("open sqlite test database");
+    db.migrate().await.expect("migrate sqlite test database");
+    TestDatabase {
+        db,
+        url,
+        sqlite_dir: Some(directory),
+    }
+}
+
+/// The server URL (no database name) tests use for MariaDB.
+pub fn mysql_server_url() -> String {
+    std::env::var("SOUK_TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_TEST_MYSQL_URL.to_owned())
+}
+
+pub async fn fresh_mysql() -> TestDatabase {
+    sqlx::any::install_default_drivers();
+    let server_url = mysql_server_url();
+    let database_name = format!("souk_t_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::AnyConnection::connect(&server_url)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+            "cannot reach MariaDB at {server_url} ({error}); run the suite with ./scripts/test, \
+             which provisions it, or set SOUK_TEST_MYSQL_URL"
+        )
+        });
+    admin
+        .execute(format!("CREATE DATABASE `{database_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci").as_str())
+        .await
+        .expect("create test database");
+    let _ = admin.close().await;
+    let url = format!("{}/{database_name}", server_url.trim_end_matches('/'));
+    let db = Db::connect(&url, &PoolSettings::default())
+        .await
+        .expect("connect to mysql test database");
+    db.migrate().await.expect("migrate mysql test database");
+    TestDatabase {
+        db,
+        url,
+        sqlite_dir: None,
+    }
+}
