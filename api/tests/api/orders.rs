@@ -1,0 +1,833 @@
+//! Orders over HTTP: checkout, payment, fulfilment, cancellation, expiry, idempotency,
+//! and stock that always agrees with the orders.
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use souk_db::testing::TestBackend;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+on_both_backends!(checkout_pay_ship_deliver, racing_orders_never_oversell);
+
+async fn product(app: &TestApp, admin: &Session, sku: &str, amount: i64, stock: i64) {
+    let created = app
+        .post_json_as(
+            "/api/v1/admin/products",
+            &admin.access_token,
+            &json!({"sku": sku, "name": format!("Item {sku}"), "price": {"amount": amount, "currency": "EUR"}, "status": "active"}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    if stock > 0 {
+        let adjusted = app
+            .post_json_as(
+                &format!("/api/v1/admin/inventory/{sku}/adjust"),
+                &admin.access_token,
+                &json!({"delta": stock, "reason": "initial stock"}),
+            )
+            .await;
+        assert_eq!(adjusted.status(), StatusCode::OK);
+    }
+}
+
+async fn stock(app: &TestApp, admin: &Session, sku: &str) -> (i64, i64) {
+    let stock: Value = app
+        .get_as(
+            &format!("/api/v1/admin/inventory/{sku}"),
+            &admin.access_token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    (
+        stock["on_hand"].as_i64().unwrap(),
+        stock["reserved"].as_i64().unwrap(),
+    )
+}
+
+async fn order(
+    app: &TestApp,
+    user: &Session,
+    items: Value,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"items": items}));
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request.send().await.unwrap()
+}
+
+/// Places an order that must be accepted; returns it.
+async fn place(app: &TestApp, user: &Session, items: Value) -> Value {
+    let response = order(app, user, items, None).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+async fn act(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
+    app.post_json_as(path, token, &body).await
+}
+
+async fn checkout_pay_ship_deliver(backend: TestBackend) {
+    let app = spawn_app_on(backend).await;
+    let admin = app.admin().await;
+    let shopper = app.customer("buyer").await;
+    product(&app, &admin, "CUP-1", 1500, 5).await;
+    product(&app, &admin, "POT-1", 2500, 5).await;
+
+    // Client-sent prices are ignored: the catalog's are snapshotted.
+    let placed = order(
+        &app,
+        &shopper,
+        json!([{"sku": "cup-1", "quantity": 2, "price": 1}, {"sku": "POT-1", "quantity": 1}]),
+        None,
+    )
+    .await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let placed: Value = placed.json().await.unwrap();
+    let id = placed["id"].as_str().unwrap().to_owned();
+    assert_eq!(placed["status"], "pending_payment");
+    assert_eq!(placed["payment_status"], "pending");
+    assert_eq!(placed["fulfilment_status"], "unfulfilled");
+    assert_eq!(placed["total"], json!({"amount": 5500, "currency": "EUR"}));
+    assert_eq!(placed["items"][0]["unit_price"]["amount"], 1500);
+    assert_eq!(stock(&app, &admin, "CUP-1").await, (5, 2));
+    assert_eq!(app.events("order.placed", &id).await.len(), 1);
+
+    let paid = act(
+        &app,
+        &shopper.access_token,
+        &format!("/api/v1/orders/{id}/pay"),
+        json!({"payment_method": "test-card-ok"}),
+    )
+    .await;
+    assert_eq!(paid.status(), StatusCode::OK);
+    let paid: Value = paid.json().await.unwrap();
+    assert_eq!(
+        (paid["status"].as_str(), paid["payment_status"].as_str()),
+        (Some("paid"), Some("captured"))
+    );
+    assert_eq!(
+        stock(&app, &admin, "CUP-1").await,
+        (3, 0),
+        "payment sells the reserved units"
+    );
+    // Paying twice is an illegal transition, and sells nothing more.
+    let again = act(
+        &app,
+        &shopper.access_token,
+        &format!("/api/v1/orders/{id}/pay"),
+        json!({"payment_method": "test-card-ok"}),
+    )
+    .await;
+    assert_problem(again, 409, "illegal_transition").await;
+    assert_eq!(stock(&app, &admin, "CUP-1").await, (3, 0));
+
+    assert_problem(
+        act(
+            &app,
+            &shopper.access_token,
+            &format!("/api/v1/admin/orders/{id}/ship"),
+            json!({}),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let shipped: Value = act(
+        &app,
+        &admin.access_token,
+        &format!("/api/v1/admin/orders/{id}/ship"),
+        json!({}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(shipped["fulfilment_status"], "shipped");
+    // Shoppers cannot cancel a shipped order.
+    assert_problem(
+        act(
+            &app,
+            &shopper.access_token,
+            &format!("/api/v1/orders/{id}/cancel"),
+            json!({}),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let delivered: Value = act(
+        &app,
+        &admin.access_token,
+        &format!("/api/v1/admin/orders/{id}/deliver"),
+        json!({}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(delivered["status"], "delivered");
+    assert_problem(
+        act(
+            &app,
+            &admin.access_token,
+            &format!("/api/v1/admin/orders/{id}/cancel"),
+            json!({}),
+        )
+        .await,
+        409,
+        "illegal_transition",
+    )
+    .await;
+
+    let history: Vec<(String, String)> = delivered["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["to"].as_str().unwrap().to_owned(),
+                entry["actor"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            ("pending_payment".to_owned(), format!("user:{}", shopper.id)),
+            ("paid".to_owned(), format!("user:{}", shopper.id)),
+            ("shipped".to_owned(), format!("admin:{}", admin.id)),
+            ("delivered".to_owned(), format!("admin:{}", admin.id)),
+        ]
+    );
+    for topic in ["order.paid", "order.shipped", "order.delivered"] {
+        assert_eq!(app.events(topic, &id).await.len(), 1, "{topic}");
+    }
+    let mine: Value = app
+        .get_as("/api/v1/orders", &shopper.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    let listed: Value = app
+        .get_as("/api/v1/admin/orders?status=delivered", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+    // A listed order carries the same lines and history as the order read alone.
+    assert_eq!(listed["items"][0], delivered);
+    assert_eq!(mine["items"][0], delivered);
+}
+
+#[actix_web::test]
+async fn a_short_line_releases_the_others() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("short").await;
+    product(&app, &admin, "PLENTY", 100, 5).await;
+    product(&app, &admin, "SCARCE", 100, 1).await;
+    let refused = order(
+        &app,
+        &shopper,
+        json!([{"sku": "PLENTY", "quantity": 2}, {"sku": "SCARCE", "quantity": 3}]),
+        None,
+    )
+    .await;
+    let problem = assert_problem(refused, 409, "insufficient_stock").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("SCARCE has only 1 available"),
+        "{problem}"
+    );
+    assert_eq!(
+        stock(&app, &admin, "PLENTY").await,
+        (5, 0),
+        "the reserved line was released"
+    );
+    let mine: Value = app
+        .get_as("/api/v1/orders", &shopper.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        mine["items"].as_array().unwrap().is_empty(),
+        "nothing half-created"
+    );
+}
+
+#[actix_web::test]
+async fn idempotency_keys_make_retries_safe() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("retry").await;
+    product(&app, &admin, "KEYED", 100, 10).await;
+    let items = json!([{"sku": "KEYED", "quantity": 2}]);
+
+    // Five concurrent retries of one request: one order, one reservation.
+    let attempts = futures_util::future::join_all(
+        (0..5).map(|_| order(&app, &shopper, items.clone(), Some("checkout-1"))),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for response in attempts {
+        assert!(
+            response.status() == StatusCode::CREATED || response.status() == StatusCode::OK,
+            "{}",
+            response.status()
+        );
+        let body: Value = response.json().await.unwrap();
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every retry got the same order");
+    assert_eq!(stock(&app, &admin, "KEYED").await, (10, 2));
+
+    let replay = order(&app, &shopper, items.clone(), Some("checkout-1")).await;
+    assert_eq!(replay.status(), StatusCode::OK);
+    let different = order(
+        &app,
+        &shopper,
+        json!([{"sku": "KEYED", "quantity": 3}]),
+        Some("checkout-1"),
+    )
+    .await;
+    assert_problem(different, 422, "idempotency_key_reused").await;
+    assert_eq!(
+        stock(&app, &admin, "KEYED").await,
+        (10, 2),
+        "the refused request holds nothing"
+    );
+    // Keys belong to their user.
+    let other = app.customer("other").await;
+    assert_eq!(
+        order(&app, &other, items, Some("checkout-1"))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+}
+
+#[actix_web::test]
+async fn cancellation_releases_or_returns_stock() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("cancel").await;
+    product(&app, &admin, "BACK", 100, 10).await;
+    let unpaid: Value = place(&app, &shopper, json!([{"sku": "BACK", "quantity": 3}])).await;
+    let cancelled = act(
+        &app,
+        &shopper.access_token,
+        &format!("/api/v1/orders/{}/cancel", unpaid["id"].as_str().unwrap()),
+        json!({"reason": "changed my mind"}),
+    )
+    .await;
+    let cancelled: Value = cancelled.json().await.unwrap();
+    assert_eq!(
+        (
+            cancelled["status"].as_str(),
+            cancelled["payment_status"].as_str()
+        ),
+        (Some("cancelled"), Some("voided"))
+    );
+    assert_eq!(cancelled["history"][1]["reason"], "changed my mind");
+    assert_eq!(stock(&app, &admin, "BACK").await, (10, 0));
+
+    let paid: Value = place(&app, &shopper, json!([{"sku": "BACK", "quantity": 4}])).await;
+    let id = paid["id"].as_str().unwrap();
+    act(
+        &app,
+        &shopper.access_token,
+        &format!("/api/v1/orders/{id}/pay"),
+        json!({"payment_method": "card"}),
+    )
+    .await;
+    assert_eq!(stock(&app, &admin, "BACK").await, (6, 0));
+    let refunded: Value = act(
+        &app,
+        &admin.access_token,
+        &format!("/api/v1/admin/orders/{id}/cancel"),
+        json!({"reason": "out of business"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            refunded["payment_status"].as_str(),
+            refunded["fulfilment_status"].as_str()
+        ),
+        (Some("refunded"), Some("returned"))
+    );
+    assert_eq!(
+        stock(&app, &admin, "BACK").await,
+        (10, 0),
+        "returned stock is back on hand"
+    );
+}
+
+#[actix_web::test]
+async fn declined_and_late_payments_sell_nothing() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("late").await;
+    product(&app, &admin, "LATE", 100, 10).await;
+    let placed: Value = place(&app, &shopper, json!([{"sku": "LATE", "quantity": 2}])).await;
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let declined = act(
+        &app,
+        &shopper.access_token,
+        &format!("/api/v1/orders/{id}/pay"),
+        json!({"payment_method": "test-card-declined"}),
+    )
+    .await;
+    assert_problem(declined, 402, "payment_declined").await;
+    assert_eq!(
+        stock(&app, &admin, "LATE").await,
+        (10, 2),
+        "still reserved after a decline"
+    );
+
+    sqlx::query("UPDATE orders SET expires_at = 0 WHERE id = ?")
+        .bind(&id)
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+    let late = act(
+        &app,
+        &shopper.access_token,
+        &format!("/api/v1/orders/{id}/pay"),
+        json!({"payment_method": "card"}),
+    )
+    .await;
+    assert_problem(late, 409, "order_expired").await;
+    let expired: Value = app
+        .get_as(&format!("/api/v1/orders/{id}"), &shopper.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(expired["status"], "expired");
+    assert_eq!(
+        stock(&app, &admin, "LATE").await,
+        (10, 0),
+        "nothing sold, the reservation released"
+    );
+}
+
+#[actix_web::test]
+async fn unpaid_orders_expire_on_their_own() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("sweep").await;
+    product(&app, &admin, "SWEEP", 100, 10).await;
+    let placed: Value = place(&app, &shopper, json!([{"sku": "SWEEP", "quantity": 4}])).await;
+    let id = placed["id"].as_str().unwrap().to_owned();
+    sqlx::query("UPDATE orders SET expires_at = 0 WHERE id = ?")
+        .bind(&id)
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+    // The expiry commits first and its release follows (owed until done), so a reader
+    // may briefly see `expired` with the units still reserved: wait for both.
+    let mut status = String::new();
+    let mut units = (0, 0);
+    for _ in 0..100 {
+        let current: Value = app
+            .get_as(&format!("/api/v1/orders/{id}"), &shopper.access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        status = current["status"].as_str().unwrap().to_owned();
+        units = stock(&app, &admin, "SWEEP").await;
+        if status == "expired" && units == (10, 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status, "expired",
+        "the node's sweeper expires unpaid orders"
+    );
+    assert_eq!(units, (10, 0), "and releases their reservations");
+    assert_eq!(app.events("order.expired", &id).await.len(), 1);
+}
+
+#[actix_web::test]
+async fn orders_are_private_and_bad_input_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let owner = app.customer("owner").await;
+    let stranger = app.customer("stranger").await;
+    product(&app, &admin, "PRIV", 100, 10).await;
+    let placed: Value = place(&app, &owner, json!([{"sku": "PRIV", "quantity": 1}])).await;
+    let id = placed["id"].as_str().unwrap();
+    assert_problem(
+        app.get_as(&format!("/api/v1/orders/{id}"), &stranger.access_token)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        act(
+            &app,
+            &stranger.access_token,
+            &format!("/api/v1/orders/{id}/pay"),
+            json!({"payment_method": "card"}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        act(
+            &app,
+            &stranger.access_token,
+            &format!("/api/v1/orders/{id}/cancel"),
+            json!({}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(app.get("/api/v1/orders").await, 401, "missing_token").await;
+    assert_problem(
+        app.get_as("/api/v1/admin/orders", &owner.access_token)
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+
+    for (items, code) in [
+        (json!([]), "validation_failed"),
+        (json!([{"sku": "PRIV", "quantity": 0}]), "validation_failed"),
+        (
+            json!([{"sku": "PRIV", "quantity": 1000}]),
+            "validation_failed",
+        ),
+        (
+            json!([{"sku": "NO-SUCH", "quantity": 1}]),
+            "validation_failed",
+        ),
+        (
+            json!([{"sku": "' OR 1=1", "quantity": 1}]),
+            "validation_failed",
+        ),
+    ] {
+        assert_problem(order(&app, &owner, items, None).await, 422, code).await;
+    }
+    assert_problem(
+        order(
+            &app,
+            &owner,
+            json!([{"sku": "PRIV", "quantity": "1"}]),
+            None,
+        )
+        .await,
+        400,
+        "invalid_body",
+    )
+    .await;
+    assert_problem(
+        order(
+            &app,
+            &owner,
+            json!([{"sku": "PRIV", "quantity": 1}]),
+            Some(&"k".repeat(101)),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let malformed = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&owner.access_token)
+        .header("content-type", "application/json")
+        .body("{\"items\": [")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(malformed, 400, "malformed_json").await;
+    for query in ["status=lost", "cursor=abc", "from=yesterday", "limit=0"] {
+        let response = app
+            .get_as(
+                &format!("/api/v1/admin/orders?{query}"),
+                &admin.access_token,
+            )
+            .await;
+        assert!(response.status() == 400, "{query}: {}", response.status());
+    }
+    assert_problem(
+        app.get_as(
+            &format!("/api/v1/admin/orders/{}", souk_db::ids::new_id()),
+            &admin.access_token,
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        stock(&app, &admin, "PRIV").await,
+        (10, 1),
+        "refused requests reserved nothing"
+    );
+}
+
+/// Hundreds of shoppers race for one SKU: some pay, some cancel, some let it expire.
+/// Afterwards nothing is oversold, the ledger recomputes on_hand, and every order's
+/// state agrees with the stock it holds.
+async fn racing_orders_never_oversell(backend: TestBackend) {
+    let app = spawn_app_with(backend, |config| config.database_max_connections = 20).await;
+    let admin = app.admin().await;
+    const STOCK: i64 = 60;
+    product(&app, &admin, "HOT", 1000, STOCK).await;
+    let mut shoppers = Vec::new();
+    for index in 0..10 {
+        shoppers.push(app.customer(&format!("racer{index}")).await);
+    }
+    let shoppers = std::sync::Arc::new(shoppers);
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for index in 0..500usize {
+        let app = app.clone();
+        let shoppers = shoppers.clone();
+        tasks.push(actix_web::rt::spawn(async move {
+            let shopper = &shoppers[index % shoppers.len()];
+            let quantity = 1 + (index % 2) as i64;
+            // Like a real client, retry what the server refuses for overload (503).
+            let mut placed = None;
+            for attempt in 0..30u64 {
+                let response = order(
+                    &app,
+                    shopper,
+                    json!([{"sku": "HOT", "quantity": quantity}]),
+                    Some(&format!("race-{index}")),
+                )
+                .await;
+                let status = response.status();
+                let body: Value = response.json().await.unwrap();
+                match status {
+                    StatusCode::CREATED | StatusCode::OK => {
+                        placed = Some(body);
+                        break;
+                    }
+                    StatusCode::CONFLICT => {
+                        assert_eq!(body["code"], "insufficient_stock", "{body}");
+                        return;
+                    }
+                    StatusCode::SERVICE_UNAVAILABLE => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50 * (attempt + 1)))
+                            .await
+                    }
+                    other => panic!("unexpected {other}: {body}"),
+                }
+            }
+            let placed = placed.expect("the order was placed within its retries");
+            let id = placed["id"].as_str().unwrap().to_owned();
+            let (path, body) = match index % 3 {
+                0 => (
+                    format!("/api/v1/orders/{id}/pay"),
+                    json!({"payment_method": "card"}),
+                ),
+                1 => (format!("/api/v1/orders/{id}/cancel"), json!({})),
+                _ => return,
+            };
+            for attempt in 0..30u64 {
+                let response = act(&app, &shopper.access_token, &path, body.clone()).await;
+                match response.status() {
+                    StatusCode::OK => return,
+                    StatusCode::SERVICE_UNAVAILABLE => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50 * (attempt + 1)))
+                            .await
+                    }
+                    // An earlier attempt answered 503 after its transition committed: the
+                    // order is already where this retry wanted it.
+                    StatusCode::CONFLICT => {
+                        let current: Value = app
+                            .get_as(&format!("/api/v1/orders/{id}"), &shopper.access_token)
+                            .await
+                            .json()
+                            .await
+                            .unwrap();
+                        let wanted = if path.ends_with("/pay") {
+                            "paid"
+                        } else {
+                            "cancelled"
+                        };
+                        assert_eq!(
+                            current["status"], wanted,
+                            "{path}: 409 for an order that is {}",
+                            current["status"]
+                        );
+                        return;
+                    }
+                    other => panic!("{path}: {other}"),
+                }
+            }
+            panic!("{path} never succeeded");
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // The rest run out of time.
+    sqlx::query("UPDATE orders SET expires_at = 0 WHERE status = 'pending_payment'")
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+    app.state.orders.expire_due().await.unwrap();
+
+    let pool = app.database.db.pool();
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, status FROM orders")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let quantities: HashMap<String, i64> =
+        sqlx::query_as::<_, (String, i64)>("SELECT order_id, quantity FROM order_lines")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    let sold: i64 = rows
+        .iter()
+        .filter(|(_, status)| status == "paid")
+        .map(|(id, _)| quantities[id])
+        .sum();
+    assert!(
+        rows.iter()
+            .all(|(_, status)| ["paid", "cancelled", "expired"].contains(&status.as_str())),
+        "no order left pending"
+    );
+    assert!(sold <= STOCK && sold > 0, "sold {sold} of {STOCK}");
+    assert_eq!(
+        stock(&app, &admin, "HOT").await,
+        (STOCK - sold, 0),
+        "on_hand is what was not sold; nothing stays reserved"
+    );
+
+    let movements = souk_db::inventory::movements(pool, "HOT").await.unwrap();
+    assert_eq!(
+        movements.iter().map(|m| m.delta_on_hand).sum::<i64>(),
+        STOCK - sold,
+        "the ledger recomputes on_hand"
+    );
+    assert_eq!(movements.iter().map(|m| m.delta_reserved).sum::<i64>(), 0);
+    for (id, status) in &rows {
+        let kinds: Vec<&str> = movements
+            .iter()
+            .filter(|m| m.order_id.as_deref() == Some(id))
+            .map(|m| m.kind.as_str())
+            .collect();
+        let expected: &[&str] = if status == "paid" {
+            &["reservation", "sale"]
+        } else {
+            &["reservation", "release"]
+        };
+        assert_eq!(kinds, expected, "order {id} is {status}");
+    }
+}
+
+/// A crash between a transition and its stock effect leaves the effect owed; the
+/// sweeper finishes it, once.
+#[actix_web::test]
+async fn owed_stock_effects_are_finished_after_a_crash() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("crash").await;
+    product(&app, &admin, "OWED", 100, 10).await;
+    let paid: Value = place(&app, &shopper, json!([{"sku": "OWED", "quantity": 3}])).await;
+    let cancelled: Value = place(&app, &shopper, json!([{"sku": "OWED", "quantity": 2}])).await;
+    assert_eq!(stock(&app, &admin, "OWED").await, (10, 5));
+    // As if the node died right after committing these transitions.
+    let pool = app.database.db.pool();
+    sqlx::query("UPDATE orders SET status = 'paid', was_paid = 1, stock_settled = 0, version = version + 1, updated_at = 0 WHERE id = ?")
+        .bind(paid["id"].as_str().unwrap())
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE orders SET status = 'cancelled', stock_settled = 0, version = version + 1, updated_at = 0 WHERE id = ?")
+        .bind(cancelled["id"].as_str().unwrap())
+        .execute(pool)
+        .await
+        .unwrap();
+    // The node's own sweeper may get there first; either way each effect happens once.
+    app.state.orders.settle_unsettled().await.unwrap();
+    assert_eq!(
+        stock(&app, &admin, "OWED").await,
+        (7, 0),
+        "sold 3, released 2"
+    );
+    app.state.orders.settle_unsettled().await.unwrap();
+    assert_eq!(
+        stock(&app, &admin, "OWED").await,
+        (7, 0),
+        "settling again changes nothing"
+    );
+    let (owed,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orders WHERE stock_settled = 0")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(owed, 0, "nothing owed any more");
+}
+
+/// Commands for one order run one at a time in its actor: of five concurrent payments
+/// exactly one goes through.
+#[actix_web::test]
+async fn concurrent_commands_on_one_order_apply_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("double").await;
+    product(&app, &admin, "ONCE", 100, 10).await;
+    let placed: Value = place(&app, &shopper, json!([{"sku": "ONCE", "quantity": 2}])).await;
+    let path = format!("/api/v1/orders/{}/pay", placed["id"].as_str().unwrap());
+    let attempts = futures_util::future::join_all((0..5).map(|_| {
+        act(
+            &app,
+            &shopper.access_token,
+            &path,
+            json!({"payment_method": "card"}),
+        )
+    }))
+    .await;
+    let statuses: Vec<u16> = attempts
+        .iter()
+        .map(|response| response.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|status| [200, 409].contains(status)),
+        "{statuses:?}"
+    );
+    assert_eq!(stock(&app, &admin, "ONCE").await, (8, 0), "sold once");
+}
