@@ -455,7 +455,19 @@ async fn failed_actors_restart_from_the_database_with_backoff() {
     );
 
     // Every acknowledged reservation is in the reloaded state.
-    let sick_stock = inventory.stock("SICK".into()).await.unwrap();
+    // The injected panic may still be restarting the actor (with backoff): a read
+    // meanwhile is refused as retryable, so retry it as a caller would.
+    let mut sick_stock = inventory.stock("SICK".into()).await;
+    for _ in 0..200 {
+        match &sick_stock {
+            Err(error) if error.is_retryable() => {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                sick_stock = inventory.stock("SICK".into()).await;
+            }
+            _ => break,
+        }
+    }
+    let sick_stock = sick_stock.unwrap();
     for (sku, order) in &acknowledged {
         if *sku == "SICK" {
             assert!(sick_stock.reservations.contains_key(order), "{order} lost");

@@ -39,6 +39,15 @@ pub const KEYS: &[&str] = &[
     "trust_forwarded_for",
     "shutdown_timeout_secs",
     "workers",
+    "grpc_addr",
+    "services",
+    "user_grpc_url",
+    "auth_grpc_url",
+    "email_grpc_url",
+    "product_grpc_url",
+    "order_grpc_url",
+    "inventory_grpc_url",
+    "grpc_deadline_ms",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -116,6 +125,21 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// HTTP worker threads; unset means one per core.
     pub workers: Option<usize>,
+    /// Where the gRPC API listens (its own port, started and stopped with REST).
+    pub grpc_addr: SocketAddr,
+    /// The services this node runs: a comma-separated subset of user, auth, email,
+    /// product, order, inventory, or `all`.
+    pub services: String,
+    /// gRPC URLs of services this node does not run but calls (e.g. an order node
+    /// without inventory needs `inventory_grpc_url`).
+    pub user_grpc_url: Option<String>,
+    pub auth_grpc_url: Option<String>,
+    pub email_grpc_url: Option<String>,
+    pub product_grpc_url: Option<String>,
+    pub order_grpc_url: Option<String>,
+    pub inventory_grpc_url: Option<String>,
+    /// Deadline of every call to another service, retries included.
+    pub grpc_deadline_ms: u64,
 }
 
 impl Default for Config {
@@ -146,6 +170,15 @@ impl Default for Config {
             trust_forwarded_for: false,
             shutdown_timeout_secs: 30,
             workers: None,
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            services: "all".to_owned(),
+            user_grpc_url: None,
+            auth_grpc_url: None,
+            email_grpc_url: None,
+            product_grpc_url: None,
+            order_grpc_url: None,
+            inventory_grpc_url: None,
+            grpc_deadline_ms: 3000,
         }
     }
 }
@@ -161,6 +194,10 @@ pub struct Overrides {
     pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub services: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +238,12 @@ impl Config {
             &mut self.database_url,
             &mut self.redis_url,
             &mut self.nats_url,
+            &mut self.user_grpc_url,
+            &mut self.auth_grpc_url,
+            &mut self.email_grpc_url,
+            &mut self.product_grpc_url,
+            &mut self.order_grpc_url,
+            &mut self.inventory_grpc_url,
         ] {
             if value.as_deref().is_some_and(|text| text.trim().is_empty()) {
                 *value = None;
@@ -292,6 +335,31 @@ impl Config {
         if self.workers == Some(0) {
             return Err(ConfigError::setting("workers", "must be greater than 0"));
         }
+        let services = self.service_set()?;
+        for service in crate::topology::Service::ALL {
+            let key = format!("{service}_grpc_url");
+            match self.grpc_url(service) {
+                Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                    return Err(ConfigError::setting(
+                        &key,
+                        "must start with http:// or https://",
+                    ));
+                }
+                None if services.remote_dependencies().contains(&service) => {
+                    return Err(ConfigError::setting(
+                        &key,
+                        format!("required: this node runs {services} but not {service}"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if !(100..=60_000).contains(&self.grpc_deadline_ms) {
+            return Err(ConfigError::setting(
+                "grpc_deadline_ms",
+                "must be between 100 and 60000",
+            ));
+        }
         if self.jwt_issuer.is_empty() || self.jwt_audience.is_empty() {
             return Err(ConfigError::setting(
                 "jwt_issuer",
@@ -299,6 +367,25 @@ impl Config {
             ));
         }
         Ok(self)
+    }
+
+    /// The services this node runs.
+    pub fn service_set(&self) -> Result<crate::topology::ServiceSet, ConfigError> {
+        crate::topology::ServiceSet::parse(&self.services)
+            .map_err(|problem| ConfigError::setting("services", problem))
+    }
+
+    /// The configured gRPC URL of a service.
+    pub fn grpc_url(&self, service: crate::topology::Service) -> Option<&str> {
+        use crate::topology::Service;
+        match service {
+            Service::User => self.user_grpc_url.as_deref(),
+            Service::Auth => self.auth_grpc_url.as_deref(),
+            Service::Email => self.email_grpc_url.as_deref(),
+            Service::Product => self.product_grpc_url.as_deref(),
+            Service::Order => self.order_grpc_url.as_deref(),
+            Service::Inventory => self.inventory_grpc_url.as_deref(),
+        }
     }
 
     /// The database URL in effect: the configured one, or the embedded SQLite file.
@@ -362,6 +449,12 @@ mod tests {
             jwt_secret: Some(Secret::new("x")),
             jwt_secret_file: Some("x".into()),
             workers: Some(1),
+            user_grpc_url: Some("http://x".into()),
+            auth_grpc_url: Some("http://x".into()),
+            email_grpc_url: Some("http://x".into()),
+            product_grpc_url: Some("http://x".into()),
+            order_grpc_url: Some("http://x".into()),
+            inventory_grpc_url: Some("http://x".into()),
             ..Config::default()
         })
         .unwrap();

@@ -38,6 +38,12 @@ macro_rules! error_codes {
             pub fn title(self) -> &'static str {
                 match self { $( ErrorCode::$variant => $title, )* }
             }
+
+            /// The gRPC status code of the same failure, derived from the HTTP status so
+            /// the two boundaries can never disagree.
+            pub fn grpc_code(self) -> tonic::Code {
+                grpc_code_of(self, self.status())
+            }
         }
     };
 }
@@ -77,7 +83,26 @@ error_codes! {
     BelowReserved => ("below_reserved", CONFLICT, "conflict", "On-hand stock cannot go below what is reserved"),
     CannotModifySelf => ("cannot_modify_self", CONFLICT, "conflict", "Admins cannot do this to their own account"),
     ServiceUnavailable => ("service_unavailable", SERVICE_UNAVAILABLE, "system", "A dependency is unavailable"),
+    DependencyUnavailable => ("dependency_unavailable", SERVICE_UNAVAILABLE, "system", "A Souk service this one depends on is unreachable"),
     Internal => ("internal", INTERNAL_SERVER_ERROR, "system", "Internal error"),
+}
+
+fn grpc_code_of(code: ErrorCode, status: StatusCode) -> tonic::Code {
+    use tonic::Code;
+    match (code, status.as_u16()) {
+        (ErrorCode::EmailTaken | ErrorCode::SkuTaken | ErrorCode::SlugTaken, _) => {
+            Code::AlreadyExists
+        }
+        (ErrorCode::RouteNotFound | ErrorCode::MethodNotAllowed, _) => Code::Unimplemented,
+        (_, 400 | 413 | 415 | 422) => Code::InvalidArgument,
+        (_, 401) => Code::Unauthenticated,
+        (_, 403) => Code::PermissionDenied,
+        (_, 404) => Code::NotFound,
+        (_, 402 | 409) => Code::FailedPrecondition,
+        (_, 429) => Code::ResourceExhausted,
+        (_, 503) => Code::Unavailable,
+        _ => Code::Internal,
+    }
 }
 
 /// One invalid field of a request, named by its JSON path.

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
@@ -16,6 +17,7 @@ pub mod services;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod topology;
 
 pub use config::Config;
 pub use startup::Application;

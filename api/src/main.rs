@@ -37,6 +37,14 @@ struct GlobalFlags {
     /// Log format [env: SOUK_LOG_FORMAT] [default: pretty].
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogFormatFlag>,
+    /// Address the gRPC API listens on [env: SOUK_GRPC_ADDR] [default: 127.0.0.1:50051].
+    #[arg(long, global = true, value_name = "ADDR")]
+    grpc_addr: Option<String>,
+    /// Services this node runs, comma-separated: user, auth, email, product, order,
+    /// inventory; or all. Services it calls but does not run are reached at
+    /// SOUK_<SERVICE>_GRPC_URL [env: SOUK_SERVICES] [default: all].
+    #[arg(long, global = true, value_name = "LIST")]
+    services: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -47,7 +55,8 @@ enum LogFormatFlag {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a Souk node: applies migrations, then serves the REST API until SIGTERM.
+    /// Run a Souk node: applies migrations, then serves the REST and gRPC APIs of its
+    /// services (--services) until SIGTERM.
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
@@ -95,6 +104,8 @@ fn main() -> ExitCode {
             LogFormatFlag::Pretty => LogFormat::Pretty,
             LogFormatFlag::Json => LogFormat::Json,
         }),
+        grpc_addr: cli.global.grpc_addr.clone(),
+        services: cli.global.services.clone(),
     };
     let config = match Config::load(cli.global.config.as_deref(), &overrides) {
         Ok(config) => config,

@@ -14,24 +14,36 @@ use souk_db::{Db, PoolSettings};
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{JwtKeys, PasswordHasher};
 use actix::Actor;
-use souk_actors::inventory::{InventorySupervisor, LocalInventory, SupervisorSettings};
+use souk_actors::inventory::{
+    InventoryRouter, InventorySupervisor, LocalInventory, SupervisorSettings,
+};
 
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::error::{Error, ErrorCode};
+use crate::grpc::remote::{RemoteInventory, RemoteProducts, RemoteService};
 use crate::http::json::BodyLimit;
 use crate::redis_store::RedisStore;
 use crate::services::inventory::InventoryService;
 use crate::services::order_actors::{ExpiryListener, OrderCommand, OrderRouter, OrderSupervisor};
-use crate::services::orders::OrderService;
+use crate::services::orders::{OrderService, ProductLookup};
 use crate::services::payments::TestDoublePaymentProvider;
 use crate::services::{AuthService, CatalogService, UserService};
 use crate::state::AppState;
+use crate::topology::Service;
 
 pub struct Application {
     port: u16,
+    grpc_port: u16,
     server: Server,
+    grpc: GrpcTask,
     state: web::Data<AppState>,
+}
+
+/// The gRPC server task and the signal that stops it.
+struct GrpcTask {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
 /// Opens the database of the configuration (creating the embedded data directory when
@@ -151,6 +163,31 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         Some(url) => Some(connect_nats(url).await?),
         None => None,
     };
+    let services = config.service_set()?;
+    let deadline = std::time::Duration::from_millis(config.grpc_deadline_ms);
+    let service_jwt = jwt.clone();
+    let remote = |service: Service| -> anyhow::Result<RemoteService> {
+        let url = config.grpc_url(service).with_context(|| {
+            format!(
+                "invalid configuration: {service}_grpc_url (SOUK_{}_GRPC_URL): required",
+                service.as_str().to_uppercase()
+            )
+        })?;
+        RemoteService::new(
+            service,
+            url,
+            service_jwt.clone(),
+            &services.to_string(),
+            deadline,
+        )
+        .map_err(|problem| {
+            anyhow::anyhow!(
+                "invalid configuration: {service}_grpc_url (SOUK_{}_GRPC_URL): {problem}",
+                service.as_str().to_uppercase()
+            )
+        })
+    };
+    let mut remotes = Vec::new();
     let limiter = RateLimiter::new(redis.clone());
     let users = UserService::new(db.clone(), hasher.clone());
     let auth = AuthService::new(db.clone(), jwt, hasher, limiter, &config);
@@ -163,16 +200,32 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         orders: order_router_cell.clone(),
     }
     .start();
-    let supervisor = InventorySupervisor::new(
-        db.clone(),
-        SupervisorSettings::default(),
-        Some(expiry_listener.recipient()),
-    )
-    .start();
-    let inventory = InventoryService::new(db.clone(), Arc::new(LocalInventory::new(supervisor)));
+    // SKU actors live only where the inventory service runs; elsewhere the same router
+    // interface reaches them over gRPC.
+    let inventory_router: Arc<dyn InventoryRouter> = if services.contains(Service::Inventory) {
+        let supervisor = InventorySupervisor::new(
+            db.clone(),
+            SupervisorSettings::default(),
+            Some(expiry_listener.recipient()),
+        )
+        .start();
+        Arc::new(LocalInventory::new(supervisor))
+    } else {
+        let client = remote(Service::Inventory)?;
+        remotes.push(client.clone());
+        Arc::new(RemoteInventory::new(client))
+    };
+    let inventory = InventoryService::new(db.clone(), inventory_router);
+    let products: Arc<dyn ProductLookup> = if services.contains(Service::Product) {
+        Arc::new(catalog.clone())
+    } else {
+        let client = remote(Service::Product)?;
+        remotes.push(client.clone());
+        Arc::new(RemoteProducts::new(client))
+    };
     let orders = OrderService::new(
         db.clone(),
-        catalog.clone(),
+        products,
         inventory.clone(),
         Arc::new(TestDoublePaymentProvider),
         std::time::Duration::from_secs(config.order_reservation_ttl_secs),
@@ -182,6 +235,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     );
     let _ = order_router_cell.set(order_router.clone());
     Ok(web::Data::new(AppState {
+        services,
+        remotes,
         config: Arc::new(config),
         db,
         users,
@@ -239,13 +294,37 @@ impl Application {
                 config.http_addr
             )
         })?;
+        let grpc_listener = tokio::net::TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on grpc_addr (SOUK_GRPC_ADDR) {}",
+                    config.grpc_addr
+                )
+            })?;
         let state = build_state(config).await?;
-        spawn_order_expiry(state.clone());
-        Self::serve(listener, state)
+        if state.services.contains(Service::Order) {
+            spawn_order_expiry(state.clone());
+        }
+        Self::serve(listener, grpc_listener, state)
     }
 
-    fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Self> {
+    fn serve(
+        listener: TcpListener,
+        grpc_listener: tokio::net::TcpListener,
+        state: web::Data<AppState>,
+    ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
+        let grpc_port = grpc_listener.local_addr()?.port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = actix_rt::spawn(crate::grpc::serve(
+            grpc_listener,
+            state.clone(),
+            state.services.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         let config = state.config.clone();
         let body_limit = web::Data::new(BodyLimit(config.max_body_bytes));
         let app_state = state.clone();
@@ -264,7 +343,7 @@ impl Application {
                     Error::new(ErrorCode::NotFound, format!("no such resource: {error}")).into()
                 }))
                 .wrap(from_fn(crate::http::observe::observe))
-                .configure(crate::routes::configure)
+                .configure(|routes| crate::routes::configure(routes, &app_state.services))
                 .default_service(web::to(route_not_found))
         })
         .shutdown_timeout(config.shutdown_timeout_secs)
@@ -274,6 +353,8 @@ impl Application {
         }
         tracing::info!(
             address = %format!("http://{}:{port}", config.http_addr.ip()),
+            grpc = %format!("http://{}:{grpc_port}", config.grpc_addr.ip()),
+            services = %state.services,
             database = state.db.backend().name(),
             redis = config.redis_url.is_some(),
             nats = config.nats_url.is_some(),
@@ -281,13 +362,19 @@ impl Application {
         );
         Ok(Self {
             port,
+            grpc_port,
             server: server.run(),
+            grpc: GrpcTask { stop, task },
             state,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    pub fn grpc_port(&self) -> u16 {
+        self.grpc_port
     }
 
     pub fn state(&self) -> web::Data<AppState> {
@@ -303,6 +390,13 @@ impl Application {
     /// `shutdown_timeout_secs`), then closes the database pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        // REST has drained; gRPC stops with it and lets its in-flight calls finish.
+        let _ = self.grpc.stop.send(());
+        match self.grpc.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the gRPC server stopped with an error"),
+            Err(error) => tracing::warn!(%error, "the gRPC server task failed"),
+        }
         tracing::info!("souk stopped; closing connections");
         self.state.db.close().await;
         result

@@ -6,13 +6,19 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use souk_db::Db;
 
 use crate::config::Config;
+use crate::grpc::remote::RemoteService;
 use crate::redis_store::RedisStore;
 use crate::services::inventory::InventoryService;
 use crate::services::order_actors::OrderRouter;
 use crate::services::orders::OrderService;
 use crate::services::{AuthService, CatalogService, UserService};
+use crate::topology::ServiceSet;
 
 pub struct AppState {
+    /// The services this node runs.
+    pub services: ServiceSet,
+    /// Clients of the services it calls but does not run (for `/readyz`).
+    pub remotes: Vec<RemoteService>,
     pub config: Arc<Config>,
     pub db: Db,
     pub users: UserService,

@@ -1,5 +1,11 @@
-//! Protocol Buffers for Souk's gRPC services and the cluster envelope.
-//!
-//! Empty on purpose: the `.proto` files and their codegen arrive with the gRPC issue
-//! (#6). The crate exists now so that the workspace layout of `DESIGN.md` is final and
-//! later work only fills it.
+//! Souk's gRPC contract: the messages, clients and servers generated from
+//! `proto/souk/v1/*.proto` (never edit the generated code; change the `.proto`).
+
+#![allow(clippy::all, clippy::pedantic)]
+
+pub mod v1 {
+    tonic::include_proto!("souk.v1");
+}
+
+/// The encoded `FileDescriptorSet` of every Souk service, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("souk_descriptor");

@@ -21,10 +21,18 @@ pub enum InventoryError {
     Restarting { retry_after_ms: u64 },
     #[error("inventory storage unavailable: {0}")]
     Unavailable(String),
+    /// The inventory is another process and cannot be reached (split services). Not
+    /// retried by callers: the remote client already retried within its deadline, and
+    /// an open circuit must fail fast.
+    #[error("the inventory service is unreachable: {0}")]
+    Unreachable(String),
 }
 
 impl InventoryError {
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, InventoryError::Stock(_))
+        !matches!(
+            self,
+            InventoryError::Stock(_) | InventoryError::Unreachable(_)
+        )
     }
 }

@@ -53,8 +53,16 @@ fn bearer_token(request: &HttpRequest) -> Result<String, Error> {
     Ok(token.trim().to_owned())
 }
 
-async fn authenticate(state: web::Data<AppState>, token: String) -> Result<AuthUser, Error> {
-    let claims = state.auth.jwt().verify(&token)?;
+/// The active user a bearer token belongs to; REST's extractors and gRPC's handlers
+/// both decide through here.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Error> {
+    let claims = state.auth.jwt().verify(token)?;
+    if claims.role == crate::grpc::caller::SERVICE_ROLE {
+        return Err(Error::new(
+            ErrorCode::InvalidToken,
+            "service tokens do not act as users",
+        ));
+    }
     let principal = state.users.principal(&claims.sub).await?;
     Ok(AuthUser {
         id: principal.id,
@@ -72,7 +80,7 @@ impl FromRequest for AuthUser {
         let token = bearer_token(request);
         Box::pin(async move {
             let state = state.ok_or_else(|| Error::internal("app state is not registered"))?;
-            authenticate(state, token?).await
+            authenticate(&state, &token?).await
         })
     }
 }

@@ -7,6 +7,6 @@ pub mod jwt;
 pub mod rate_limit;
 pub mod secret_token;
 
-pub use extractor::{AdminUser, AuthUser, MaybeUser};
+pub use extractor::{authenticate, AdminUser, AuthUser, MaybeUser};
 pub use hasher::PasswordHasher;
 pub use jwt::{AccessClaims, JwtKeys};

@@ -8,13 +8,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AdminUser;
 use crate::domain::catalog::parse_sku;
-use crate::error::{Error, ErrorCode, FieldError, Problem};
+use crate::error::{Error, ErrorCode, Problem};
 use crate::http::json::Json;
 use crate::http::pagination::{checked_limit, decode_cursor, encode_cursor};
 use crate::services::inventory::{MovementView, StockView};
 use crate::state::AppState;
-
-const MAX_DELTA: i64 = 1_000_000_000;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -76,7 +74,7 @@ fn sku_cursor(cursor: Option<&str>) -> Result<Option<String>, Error> {
 }
 
 /// Admins adjust stock only for SKUs of the catalog.
-async fn known_sku(state: &AppState, raw: &str) -> Result<String, Error> {
+pub(crate) async fn known_sku(state: &AppState, raw: &str) -> Result<String, Error> {
     let sku = parse_sku(raw).map_err(|_| Error::not_found("sku"))?;
     state
         .catalog
@@ -136,42 +134,18 @@ pub async fn adjust(
     sku: web::Path<String>,
     body: Json<AdjustRequest>,
 ) -> Result<HttpResponse, Error> {
-    let mut errors = Vec::new();
-    if body.delta.abs() > MAX_DELTA {
-        errors.push(FieldError::new(
-            "delta",
-            format!("must be between -{MAX_DELTA} and {MAX_DELTA}"),
-        ));
-    }
-    if body.delta == 0 && body.low_stock_threshold.is_none() {
-        errors.push(FieldError::new(
-            "delta",
-            "must not be 0 unless low_stock_threshold changes",
-        ));
-    }
-    let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 200 || reason.chars().any(char::is_control) {
-        errors.push(FieldError::new("reason", "must be 1 to 200 characters"));
-    }
-    if body
-        .low_stock_threshold
-        .is_some_and(|threshold| !(0..=MAX_DELTA).contains(&threshold))
-    {
-        errors.push(FieldError::new(
-            "low_stock_threshold",
-            format!("must be between 0 and {MAX_DELTA}"),
-        ));
-    }
-    if !errors.is_empty() {
-        return Err(Error::validation(errors));
-    }
+    let reason = crate::services::inventory::validate_adjustment(
+        body.delta,
+        &body.reason,
+        body.low_stock_threshold,
+    )?;
     let sku = known_sku(&state, &sku).await?;
     let stock = state
         .inventory
         .adjust(
             &sku,
             body.delta,
-            reason,
+            &reason,
             body.low_stock_threshold,
             &admin.0.id,
         )

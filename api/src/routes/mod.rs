@@ -16,131 +16,136 @@ pub mod views;
 
 use actix_web::web;
 
-/// Every route of the API; `startup` wraps it with the shared middleware.
-pub fn configure(config: &mut web::ServiceConfig) {
+use crate::topology::{Service, ServiceSet};
+
+/// The routes of the services this node runs (all of them unless split with
+/// `--services`); `startup` wraps them with the shared middleware.
+pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
+    let mut api = web::scope("/api/v1")
+        .service(web::resource("/openapi.json").route(web::get().to(docs::openapi_json)))
+        .service(web::resource("/docs").route(web::get().to(docs::docs_page)));
+    if services.contains(Service::Auth) {
+        api = api.service(
+            web::scope("/auth")
+                .service(web::resource("/register").route(web::post().to(auth::register)))
+                .service(web::resource("/login").route(web::post().to(auth::login)))
+                .service(web::resource("/refresh").route(web::post().to(auth::refresh)))
+                .service(web::resource("/logout").route(web::post().to(auth::logout)))
+                .service(web::resource("/password").route(web::post().to(auth::change_password)))
+                .service(
+                    web::resource("/password-reset")
+                        .route(web::post().to(auth::request_password_reset)),
+                )
+                .service(
+                    web::resource("/password-reset/confirm")
+                        .route(web::post().to(auth::confirm_password_reset)),
+                ),
+        );
+    }
+    if services.contains(Service::User) {
+        api = api
+            .service(
+                web::resource("/users/me")
+                    .route(web::get().to(users::get_me))
+                    .route(web::patch().to(users::update_me))
+                    .route(web::delete().to(users::delete_me)),
+            )
+            .service(
+                web::scope("/admin/users")
+                    .service(web::resource("").route(web::get().to(admin_users::list)))
+                    .service(web::resource("/{id}").route(web::get().to(admin_users::get)))
+                    .service(
+                        web::resource("/{id}/disable").route(web::post().to(admin_users::disable)),
+                    )
+                    .service(
+                        web::resource("/{id}/enable").route(web::post().to(admin_users::enable)),
+                    ),
+            );
+    }
+    if services.contains(Service::Product) {
+        api = api
+            .service(web::resource("/products").route(web::get().to(products::list)))
+            .service(
+                web::resource("/products/sku/{sku}").route(web::get().to(products::get_by_sku)),
+            )
+            .service(web::resource("/products/{id}").route(web::get().to(products::get)))
+            .service(web::resource("/categories").route(web::get().to(products::categories)))
+            .service(
+                web::scope("/admin/products")
+                    .service(web::resource("").route(web::post().to(admin_catalog::create_product)))
+                    .service(
+                        web::resource("/import")
+                            .app_data(web::PayloadConfig::new(admin_catalog::IMPORT_MAX_BYTES))
+                            .route(web::post().to(admin_catalog::import_products)),
+                    )
+                    .service(
+                        web::resource("/{id}")
+                            .route(web::patch().to(admin_catalog::update_product)),
+                    )
+                    .service(
+                        web::resource("/{id}/archive")
+                            .route(web::post().to(admin_catalog::archive_product)),
+                    )
+                    .service(
+                        web::resource("/{id}/restore")
+                            .route(web::post().to(admin_catalog::restore_product)),
+                    ),
+            )
+            .service(
+                web::scope("/admin/categories")
+                    .service(
+                        web::resource("").route(web::post().to(admin_catalog::create_category)),
+                    )
+                    .service(
+                        web::resource("/{id}")
+                            .route(web::patch().to(admin_catalog::update_category))
+                            .route(web::delete().to(admin_catalog::delete_category)),
+                    ),
+            );
+    }
+    if services.contains(Service::Order) {
+        api = api
+            .service(
+                web::scope("/orders")
+                    .service(
+                        web::resource("")
+                            .route(web::post().to(orders::create))
+                            .route(web::get().to(orders::list_own)),
+                    )
+                    .service(web::resource("/{id}").route(web::get().to(orders::get_own)))
+                    .service(web::resource("/{id}/pay").route(web::post().to(orders::pay)))
+                    .service(
+                        web::resource("/{id}/cancel").route(web::post().to(orders::cancel_own)),
+                    ),
+            )
+            .service(
+                web::scope("/admin/orders")
+                    .service(web::resource("").route(web::get().to(orders::admin_list)))
+                    .service(web::resource("/{id}").route(web::get().to(orders::admin_get)))
+                    .service(web::resource("/{id}/ship").route(web::post().to(orders::ship)))
+                    .service(web::resource("/{id}/deliver").route(web::post().to(orders::deliver)))
+                    .service(
+                        web::resource("/{id}/cancel").route(web::post().to(orders::admin_cancel)),
+                    ),
+            );
+    }
+    if services.contains(Service::Inventory) {
+        api = api.service(
+            web::scope("/admin/inventory")
+                .service(web::resource("").route(web::get().to(admin_inventory::list)))
+                .service(web::resource("/{sku}").route(web::get().to(admin_inventory::get)))
+                .service(
+                    web::resource("/{sku}/adjust").route(web::post().to(admin_inventory::adjust)),
+                )
+                .service(
+                    web::resource("/{sku}/movements")
+                        .route(web::get().to(admin_inventory::movements)),
+                ),
+        );
+    }
     config
         .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
         .service(web::resource("/readyz").route(web::get().to(ops::readyz)))
         .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
-        .service(
-            web::scope("/api/v1")
-                .service(web::resource("/openapi.json").route(web::get().to(docs::openapi_json)))
-                .service(web::resource("/docs").route(web::get().to(docs::docs_page)))
-                .service(
-                    web::scope("/auth")
-                        .service(web::resource("/register").route(web::post().to(auth::register)))
-                        .service(web::resource("/login").route(web::post().to(auth::login)))
-                        .service(web::resource("/refresh").route(web::post().to(auth::refresh)))
-                        .service(web::resource("/logout").route(web::post().to(auth::logout)))
-                        .service(
-                            web::resource("/password").route(web::post().to(auth::change_password)),
-                        )
-                        .service(
-                            web::resource("/password-reset")
-                                .route(web::post().to(auth::request_password_reset)),
-                        )
-                        .service(
-                            web::resource("/password-reset/confirm")
-                                .route(web::post().to(auth::confirm_password_reset)),
-                        ),
-                )
-                .service(
-                    web::resource("/users/me")
-                        .route(web::get().to(users::get_me))
-                        .route(web::patch().to(users::update_me))
-                        .route(web::delete().to(users::delete_me)),
-                )
-                .service(web::resource("/products").route(web::get().to(products::list)))
-                .service(
-                    web::resource("/products/sku/{sku}").route(web::get().to(products::get_by_sku)),
-                )
-                .service(web::resource("/products/{id}").route(web::get().to(products::get)))
-                .service(web::resource("/categories").route(web::get().to(products::categories)))
-                .service(
-                    web::scope("/orders")
-                        .service(
-                            web::resource("")
-                                .route(web::post().to(orders::create))
-                                .route(web::get().to(orders::list_own)),
-                        )
-                        .service(web::resource("/{id}").route(web::get().to(orders::get_own)))
-                        .service(web::resource("/{id}/pay").route(web::post().to(orders::pay)))
-                        .service(
-                            web::resource("/{id}/cancel").route(web::post().to(orders::cancel_own)),
-                        ),
-                )
-                .service(
-                    web::scope("/admin/orders")
-                        .service(web::resource("").route(web::get().to(orders::admin_list)))
-                        .service(web::resource("/{id}").route(web::get().to(orders::admin_get)))
-                        .service(web::resource("/{id}/ship").route(web::post().to(orders::ship)))
-                        .service(
-                            web::resource("/{id}/deliver").route(web::post().to(orders::deliver)),
-                        )
-                        .service(
-                            web::resource("/{id}/cancel")
-                                .route(web::post().to(orders::admin_cancel)),
-                        ),
-                )
-                .service(
-                    web::scope("/admin/products")
-                        .service(
-                            web::resource("").route(web::post().to(admin_catalog::create_product)),
-                        )
-                        .service(
-                            web::resource("/import")
-                                .app_data(web::PayloadConfig::new(admin_catalog::IMPORT_MAX_BYTES))
-                                .route(web::post().to(admin_catalog::import_products)),
-                        )
-                        .service(
-                            web::resource("/{id}")
-                                .route(web::patch().to(admin_catalog::update_product)),
-                        )
-                        .service(
-                            web::resource("/{id}/archive")
-                                .route(web::post().to(admin_catalog::archive_product)),
-                        )
-                        .service(
-                            web::resource("/{id}/restore")
-                                .route(web::post().to(admin_catalog::restore_product)),
-                        ),
-                )
-                .service(
-                    web::scope("/admin/inventory")
-                        .service(web::resource("").route(web::get().to(admin_inventory::list)))
-                        .service(web::resource("/{sku}").route(web::get().to(admin_inventory::get)))
-                        .service(
-                            web::resource("/{sku}/adjust")
-                                .route(web::post().to(admin_inventory::adjust)),
-                        )
-                        .service(
-                            web::resource("/{sku}/movements")
-                                .route(web::get().to(admin_inventory::movements)),
-                        ),
-                )
-                .service(
-                    web::scope("/admin/categories")
-                        .service(
-                            web::resource("").route(web::post().to(admin_catalog::create_category)),
-                        )
-                        .service(
-                            web::resource("/{id}")
-                                .route(web::patch().to(admin_catalog::update_category))
-                                .route(web::delete().to(admin_catalog::delete_category)),
-                        ),
-                )
-                .service(
-                    web::scope("/admin/users")
-                        .service(web::resource("").route(web::get().to(admin_users::list)))
-                        .service(web::resource("/{id}").route(web::get().to(admin_users::get)))
-                        .service(
-                            web::resource("/{id}/disable")
-                                .route(web::post().to(admin_users::disable)),
-                        )
-                        .service(
-                            web::resource("/{id}/enable")
-                                .route(web::post().to(admin_users::enable)),
-                        ),
-                ),
-        );
+        .service(api);
 }

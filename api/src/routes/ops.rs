@@ -56,6 +56,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         };
         checks.insert("nats", answer);
     }
+    // A split service is ready only if the services it calls answer their health check.
+    for remote in &state.remotes {
+        checks.insert(remote.service().grpc_name(), remote_health(remote).await);
+    }
     let ready = checks.values().all(|answer| answer == "ok");
     for (dependency, answer) in &checks {
         if answer != "ok" {
@@ -70,6 +74,25 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn remote_health(remote: &crate::grpc::remote::RemoteService) -> String {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let mut client = HealthClient::new(remote.channel());
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: remote.service().grpc_name().to_owned(),
+    });
+    request.set_timeout(CHECK_TIMEOUT);
+    match tokio::time::timeout(CHECK_TIMEOUT, client.check(request)).await {
+        Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => {
+            "ok".to_owned()
+        }
+        Ok(Ok(_)) => "error: not serving".to_owned(),
+        Ok(Err(status)) => format!("error: {}", status.message()),
+        Err(_) => "error: timed out".to_owned(),
     }
 }
 

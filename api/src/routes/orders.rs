@@ -59,11 +59,11 @@ pub struct AdminOrdersQuery {
     pub cursor: Option<String>,
 }
 
-fn encode_cursor(position: Option<(i64, String)>) -> Option<String> {
+pub(crate) fn encode_cursor(position: Option<(i64, String)>) -> Option<String> {
     position.map(|(at, id)| URL_SAFE_NO_PAD.encode(format!("o1:{at}:{id}")))
 }
 
-fn decode_cursor(raw: Option<&str>) -> Result<Option<(i64, String)>, Error> {
+pub(crate) fn decode_cursor(raw: Option<&str>) -> Result<Option<(i64, String)>, Error> {
     let Some(raw) = raw else {
         return Ok(None);
     };
@@ -104,15 +104,31 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, Error> {
     let Some(value) = request.headers().get("idempotency-key") else {
         return Ok(None);
     };
-    let key = value.to_str().unwrap_or("").trim();
+    checked_idempotency_key("Idempotency-Key", value.to_str().unwrap_or("")).map(Some)
+}
+
+/// An idempotency key as given in a header (REST) or a field (gRPC).
+pub(crate) fn checked_idempotency_key(field: &str, raw: &str) -> Result<String, Error> {
+    let key = raw.trim();
     let plain = !key.is_empty() && key.len() <= 100 && key.chars().all(|c| c.is_ascii_graphic());
     if !plain {
         return Err(Error::validation(vec![crate::error::FieldError::new(
-            "Idempotency-Key",
+            field,
             "must be 1 to 100 visible ASCII characters",
         )]));
     }
-    Ok(Some(key.to_owned()))
+    Ok(key.to_owned())
+}
+
+pub(crate) fn checked_payment_method(raw: &str) -> Result<String, Error> {
+    let method = raw.trim();
+    if method.is_empty() || method.len() > 100 {
+        return Err(Error::validation(vec![crate::error::FieldError::new(
+            "payment_method",
+            "must be 1 to 100 characters",
+        )]));
+    }
+    Ok(method.to_owned())
 }
 
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = CreateOrderInput,
@@ -180,13 +196,7 @@ pub async fn pay(
     id: web::Path<String>,
     body: Json<PayRequest>,
 ) -> Result<HttpResponse, Error> {
-    let method = body.payment_method.trim();
-    if method.is_empty() || method.len() > 100 {
-        return Err(Error::validation(vec![crate::error::FieldError::new(
-            "payment_method",
-            "must be 1 to 100 characters",
-        )]));
-    }
+    let method = checked_payment_method(&body.payment_method)?;
     Ok(HttpResponse::Ok().json(
         state
             .order_router
@@ -194,7 +204,7 @@ pub async fn pay(
                 &id,
                 OrderCommand::Pay {
                     user_id: user.id,
-                    method: method.to_owned(),
+                    method,
                 },
             )
             .await?,
@@ -202,7 +212,12 @@ pub async fn pay(
 }
 
 fn reason_of(body: Option<Json<CancelRequest>>, default: &str) -> String {
-    body.and_then(|body| body.into_inner().reason)
+    checked_reason(body.and_then(|body| body.into_inner().reason), default)
+}
+
+/// A cancellation reason, cut to 200 characters; blank means `default`.
+pub(crate) fn checked_reason(reason: Option<String>, default: &str) -> String {
+    reason
         .map(|reason| reason.trim().chars().take(200).collect::<String>())
         .filter(|reason| !reason.is_empty())
         .unwrap_or_else(|| default.to_owned())

@@ -13,7 +13,7 @@ use souk_db::inventory::{self, ItemRecord, MovementRecord};
 use souk_db::Db;
 use utoipa::ToSchema;
 
-use crate::error::{Error, ErrorCode};
+use crate::error::{Error, ErrorCode, FieldError};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReservationView {
@@ -104,6 +104,44 @@ impl From<MovementRecord> for MovementView {
     }
 }
 
+const MAX_DELTA: i64 = 1_000_000_000;
+
+/// Checks an admin adjustment before it reaches the SKU's actor; returns the trimmed
+/// reason.
+pub fn validate_adjustment(
+    delta: i64,
+    reason: &str,
+    low_stock_threshold: Option<i64>,
+) -> Result<String, Error> {
+    let mut errors = Vec::new();
+    if delta.abs() > MAX_DELTA {
+        errors.push(FieldError::new(
+            "delta",
+            format!("must be between -{MAX_DELTA} and {MAX_DELTA}"),
+        ));
+    }
+    if delta == 0 && low_stock_threshold.is_none() {
+        errors.push(FieldError::new(
+            "delta",
+            "must not be 0 unless low_stock_threshold changes",
+        ));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 || reason.chars().any(char::is_control) {
+        errors.push(FieldError::new("reason", "must be 1 to 200 characters"));
+    }
+    if low_stock_threshold.is_some_and(|threshold| !(0..=MAX_DELTA).contains(&threshold)) {
+        errors.push(FieldError::new(
+            "low_stock_threshold",
+            format!("must be between 0 and {MAX_DELTA}"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(Error::validation(errors));
+    }
+    Ok(reason.to_owned())
+}
+
 /// Maps the actors' refusals and failures to API errors.
 pub fn api_error(error: InventoryError) -> Error {
     match error {
@@ -116,6 +154,10 @@ pub fn api_error(error: InventoryError) -> Error {
             format!("on_hand cannot go below the {reserved} reserved units"),
         ),
         InventoryError::Stock(other) => Error::new(ErrorCode::ValidationFailed, other.to_string()),
+        InventoryError::Unreachable(detail) => Error::new(
+            ErrorCode::DependencyUnavailable,
+            format!("the inventory service is unreachable: {detail}"),
+        ),
         retryable => {
             tracing::warn!(error = %retryable, "inventory unavailable");
             Error::new(

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use souk_actors::inventory::{Command, InventoryError, StockError};
@@ -25,7 +26,7 @@ use utoipa::ToSchema;
 
 use crate::domain::catalog::parse_sku;
 use crate::error::{Error, ErrorCode, FieldError};
-use crate::services::catalog::{CatalogService, Money};
+use crate::services::catalog::{CatalogService, Money, ProductView};
 use crate::services::inventory::{api_error, InventoryService};
 use crate::services::payments::{PaymentError, PaymentProvider};
 
@@ -141,10 +142,24 @@ impl Caller {
     }
 }
 
+/// Where the order service finds the products it snapshots: the catalog in this
+/// process, or the product service of another (split services).
+pub trait ProductLookup: Send + Sync {
+    /// The product if it is active; `not_found` otherwise.
+    fn active_by_sku(&self, sku: String) -> BoxFuture<'static, Result<ProductView, Error>>;
+}
+
+impl ProductLookup for CatalogService {
+    fn active_by_sku(&self, sku: String) -> BoxFuture<'static, Result<ProductView, Error>> {
+        let catalog = self.clone();
+        Box::pin(async move { catalog.get_product_by_sku(&sku, false).await })
+    }
+}
+
 #[derive(Clone)]
 pub struct OrderService {
     db: Db,
-    catalog: CatalogService,
+    products: Arc<dyn ProductLookup>,
     inventory: InventoryService,
     payments: Arc<dyn PaymentProvider>,
     reservation_ttl: Duration,
@@ -180,14 +195,14 @@ where
 impl OrderService {
     pub fn new(
         db: Db,
-        catalog: CatalogService,
+        products: Arc<dyn ProductLookup>,
         inventory: InventoryService,
         payments: Arc<dyn PaymentProvider>,
         reservation_ttl: Duration,
     ) -> Self {
         Self {
             db,
-            catalog,
+            products,
             inventory,
             payments,
             reservation_ttl,
@@ -279,12 +294,14 @@ impl OrderService {
         let mut lines = Vec::with_capacity(items.len());
         let mut errors = Vec::new();
         for (index, (sku, quantity)) in items.iter().enumerate() {
-            match self.catalog.get_product_by_sku(sku, false).await {
+            match self.products.active_by_sku(sku.clone()).await {
                 Ok(product) => lines.push((product, *quantity)),
-                Err(_) => errors.push(FieldError::new(
+                Err(error) if error.code() == ErrorCode::NotFound => errors.push(FieldError::new(
                     format!("items[{index}].sku"),
                     format!("{sku} is not an active product"),
                 )),
+                // The catalog could not answer: that is not the shopper's mistake.
+                Err(error) => return Err(error),
             }
         }
         if !errors.is_empty() {

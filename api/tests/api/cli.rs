@@ -323,6 +323,8 @@ pub(crate) fn start_server(dir: &std::path::Path) -> (std::process::Child, Strin
             "serve",
             "--http-addr",
             "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
             "--log-format",
             "json",
         ])

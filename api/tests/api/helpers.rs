@@ -28,6 +28,8 @@ pub fn dead_port() -> u16 {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:<port>` of the node's gRPC API.
+    pub grpc_address: String,
     pub client: reqwest::Client,
     pub database: TestDatabase,
     pub state: web::Data<AppState>,
@@ -62,6 +64,7 @@ impl Drop for TestApp {
 pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Config {
     Config {
         http_addr: "127.0.0.1:0".parse().unwrap(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.to_path_buf(),
         database_url: Some(database.url.clone()),
         jwt_secret: Some(Secret::new(TEST_JWT_SECRET)),
@@ -91,11 +94,13 @@ pub async fn spawn_app_with(backend: TestBackend, tweak: impl FnOnce(&mut Config
         .await
         .expect("build the application");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let grpc_address = format!("http://127.0.0.1:{}", application.grpc_port());
     let state = application.state();
     let handle = application.handle();
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         address,
+        grpc_address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod grpc;
 mod inventory;
 
 mod admin;

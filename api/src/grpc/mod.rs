@@ -1,0 +1,81 @@
+//! The gRPC API (tonic): one service per domain on its own port, thin handlers over the
+//! same service layer as REST, with the standard health and reflection services.
+
+pub mod auth;
+pub mod caller;
+pub mod inventory;
+pub mod orders;
+pub mod products;
+pub mod remote;
+pub mod status;
+pub mod users;
+
+use std::future::Future;
+
+use actix_web::web;
+use souk_proto::v1::auth_service_server::AuthServiceServer;
+use souk_proto::v1::inventory_service_server::InventoryServiceServer;
+use souk_proto::v1::order_service_server::OrderServiceServer;
+use souk_proto::v1::product_service_server::ProductServiceServer;
+use souk_proto::v1::user_service_server::UserServiceServer;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::state::AppState;
+use crate::topology::{Service, ServiceSet};
+
+/// Serves the gRPC services of `services` on `listener` until `shutdown` resolves;
+/// in-flight calls finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: web::Data<AppState>,
+    services: ServiceSet,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for service in Service::ALL {
+        let status = if services.contains(service) {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        health.set_service_status(service.grpc_name(), status).await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(souk_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let local = |service| services.contains(service).then_some(());
+    Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_optional_service(local(Service::User).map(|()| {
+            UserServiceServer::new(users::UserGrpc {
+                state: state.clone(),
+            })
+        }))
+        .add_optional_service(local(Service::Auth).map(|()| {
+            AuthServiceServer::new(auth::AuthGrpc {
+                state: state.clone(),
+            })
+        }))
+        .add_optional_service(local(Service::Product).map(|()| {
+            ProductServiceServer::new(products::ProductGrpc {
+                state: state.clone(),
+            })
+        }))
+        .add_optional_service(local(Service::Inventory).map(|()| {
+            InventoryServiceServer::new(inventory::InventoryGrpc {
+                state: state.clone(),
+            })
+        }))
+        .add_optional_service(local(Service::Order).map(|()| {
+            OrderServiceServer::new(orders::OrderGrpc {
+                state: state.clone(),
+            })
+        }))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+}

@@ -1,0 +1,208 @@
+//! `souk.v1.OrderService`: orders over gRPC. Commands go through the orders' actors
+//! exactly as REST's do; a shopper only ever sees their own orders.
+
+use actix_web::web;
+use souk_actors::orders::Event;
+use souk_db::orders::OrderFilter;
+use souk_proto::v1 as pb;
+use souk_proto::v1::order_service_server::OrderService;
+use tonic::{Request, Response, Status};
+
+use crate::grpc::caller;
+use crate::http::pagination::checked_limit;
+use crate::routes::orders::{
+    checked_idempotency_key, checked_payment_method, checked_reason, decode_cursor, encode_cursor,
+};
+use crate::services::catalog::Money;
+use crate::services::order_actors::OrderCommand;
+use crate::services::orders::{Caller, CreateOrderInput, OrderItemInput, OrderView};
+use crate::state::AppState;
+
+pub struct OrderGrpc {
+    pub state: web::Data<AppState>,
+}
+
+fn money(value: Money) -> Option<pb::Money> {
+    Some(pb::Money {
+        amount: value.amount,
+        currency: value.currency,
+    })
+}
+
+pub fn order_message(view: OrderView) -> pb::Order {
+    pb::Order {
+        id: view.id,
+        user_id: view.user_id,
+        status: view.status,
+        payment_status: view.payment_status,
+        fulfilment_status: view.fulfilment_status,
+        items: view
+            .items
+            .into_iter()
+            .map(|line| pb::OrderLine {
+                sku: line.sku,
+                product_id: line.product_id,
+                name: line.name,
+                unit_price: money(line.unit_price),
+                quantity: line.quantity,
+                line_total: money(line.line_total),
+            })
+            .collect(),
+        total: money(view.total),
+        expires_at: view.expires_at,
+        created_at: view.created_at,
+        updated_at: view.updated_at,
+        history: view
+            .history
+            .into_iter()
+            .map(|entry| pb::HistoryEntry {
+                from: entry.from.unwrap_or_default(),
+                to: entry.to,
+                actor: entry.actor,
+                reason: entry.reason,
+                at: entry.at,
+            })
+            .collect(),
+    }
+}
+
+fn optional(text: &str) -> Option<&str> {
+    Some(text).filter(|text| !text.is_empty())
+}
+
+#[tonic::async_trait]
+impl OrderService for OrderGrpc {
+    async fn create_order(
+        &self,
+        request: Request<pb::CreateOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let user = caller::user(&self.state, request.metadata()).await?;
+        let body = request.into_inner();
+        let key = optional(&body.idempotency_key)
+            .map(|key| checked_idempotency_key("idempotency_key", key))
+            .transpose()?;
+        let input = CreateOrderInput {
+            items: body
+                .items
+                .into_iter()
+                .map(|item| OrderItemInput {
+                    sku: item.sku,
+                    quantity: item.quantity,
+                })
+                .collect(),
+        };
+        let (order, _created) = self.state.orders.create(&user.id, input, key).await?;
+        Ok(Response::new(order_message(order)))
+    }
+
+    async fn get_order(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let user = caller::user(&self.state, request.metadata()).await?;
+        let order = self
+            .state
+            .orders
+            .get(&request.get_ref().id, Some(&user.id))
+            .await?;
+        Ok(Response::new(order_message(order)))
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let user = caller::user(&self.state, request.metadata()).await?;
+        let body = request.into_inner();
+        let filter = OrderFilter {
+            user_id: Some(user.id),
+            before: decode_cursor(optional(&body.cursor))?,
+            limit: checked_limit(Some(body.limit).filter(|limit| *limit != 0))?,
+            ..OrderFilter::default()
+        };
+        let (items, next) = self.state.orders.list(&filter).await?;
+        Ok(Response::new(pb::ListOrdersResponse {
+            items: items.into_iter().map(order_message).collect(),
+            next_cursor: encode_cursor(next).unwrap_or_default(),
+        }))
+    }
+
+    async fn pay_order(
+        &self,
+        request: Request<pb::PayOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let user = caller::user(&self.state, request.metadata()).await?;
+        let body = request.into_inner();
+        let method = checked_payment_method(&body.payment_method)?;
+        let order = self
+            .state
+            .order_router
+            .send_for_view(
+                &body.id,
+                OrderCommand::Pay {
+                    user_id: user.id,
+                    method,
+                },
+            )
+            .await?;
+        Ok(Response::new(order_message(order)))
+    }
+
+    async fn cancel_order(
+        &self,
+        request: Request<pb::CancelOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let user = caller::user(&self.state, request.metadata()).await?;
+        let body = request.into_inner();
+        let order = self
+            .state
+            .order_router
+            .send_for_view(
+                &body.id,
+                OrderCommand::Cancel {
+                    caller: Caller::Shopper(user.id),
+                    reason: checked_reason(Some(body.reason), "cancelled by the shopper"),
+                },
+            )
+            .await?;
+        Ok(Response::new(order_message(order)))
+    }
+
+    async fn ship_order(
+        &self,
+        request: Request<pb::ShipOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let admin = caller::admin(&self.state, request.metadata()).await?;
+        let order = self
+            .state
+            .order_router
+            .send_for_view(
+                &request.get_ref().id,
+                OrderCommand::Fulfil {
+                    admin_id: admin.id,
+                    event: Event::Ship,
+                },
+            )
+            .await?;
+        Ok(Response::new(order_message(order)))
+    }
+
+    async fn deliver_order(
+        &self,
+        request: Request<pb::DeliverOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let admin = caller::admin(&self.state, request.metadata()).await?;
+        let order = self
+            .state
+            .order_router
+            .send_for_view(
+                &request.get_ref().id,
+                OrderCommand::Fulfil {
+                    admin_id: admin.id,
+                    event: Event::Deliver,
+                },
+            )
+            .await?;
+        Ok(Response::new(order_message(order)))
+    }
+}

@@ -1,0 +1,33 @@
+//! Compiles `proto/souk/v1/*.proto` with protox (a protobuf compiler written in Rust, so
+//! building needs no system `protoc`) and generates the prost messages and tonic
+//! clients and servers into OUT_DIR. The encoded descriptor set is kept for gRPC
+//! server reflection.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+const PROTOS: &[&str] = &[
+    "proto/souk/v1/common.proto",
+    "proto/souk/v1/user.proto",
+    "proto/souk/v1/auth.proto",
+    "proto/souk/v1/product.proto",
+    "proto/souk/v1/inventory.proto",
+    "proto/souk/v1/order.proto",
+    "proto/souk/v1/email.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let descriptors = protox::compile(PROTOS, ["proto"])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("souk_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}
