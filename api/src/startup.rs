@@ -15,7 +15,7 @@ use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{JwtKeys, PasswordHasher};
 use actix::Actor;
 use souk_actors::inventory::{
-    InventoryRouter, InventorySupervisor, LocalInventory, SupervisorSettings,
+    InventoryError, InventoryRouter, InventorySupervisor, LocalInventory, SupervisorSettings,
 };
 
 use crate::cache::Cache;
@@ -141,6 +141,42 @@ async fn connect_nats(url: &str) -> anyhow::Result<async_nats::Client> {
         .context("cannot connect to NATS (SOUK_NATS_URL)")
 }
 
+/// The inventory router of a node that neither runs nor calls the inventory: nothing
+/// on it sends stock commands, and if something did it must not start SKU actors
+/// here (they live only where the inventory service runs).
+struct AbsentInventory;
+
+impl InventoryRouter for AbsentInventory {
+    fn send(
+        &self,
+        _sku: String,
+        _command: souk_actors::inventory::Command,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<souk_actors::inventory::Outcome, InventoryError>,
+    > {
+        Box::pin(async {
+            Err(InventoryError::Unreachable(
+                "this node does not run the inventory service".into(),
+            ))
+        })
+    }
+
+    fn stock(
+        &self,
+        _sku: String,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<souk_actors::inventory::Stock, InventoryError>,
+    > {
+        Box::pin(async {
+            Err(InventoryError::Unreachable(
+                "this node does not run the inventory service".into(),
+            ))
+        })
+    }
+}
+
 /// The services of a node, built from its configuration; also used by CLI commands.
 pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> {
     let db = open_database(&config).await?;
@@ -210,13 +246,17 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         )
         .start();
         Arc::new(LocalInventory::new(supervisor))
+    } else if !services.remote_dependencies().contains(&Service::Inventory) {
+        Arc::new(AbsentInventory)
     } else {
         let client = remote(Service::Inventory)?;
         remotes.push(client.clone());
         Arc::new(RemoteInventory::new(client))
     };
     let inventory = InventoryService::new(db.clone(), inventory_router);
-    let products: Arc<dyn ProductLookup> = if services.contains(Service::Product) {
+    let products: Arc<dyn ProductLookup> = if services.contains(Service::Product)
+        || !services.remote_dependencies().contains(&Service::Product)
+    {
         Arc::new(catalog.clone())
     } else {
         let client = remote(Service::Product)?;

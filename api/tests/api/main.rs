@@ -14,5 +14,6 @@ mod negative;
 mod ops;
 mod orders;
 mod rate_limit;
+mod split;
 mod tokens;
 mod users;

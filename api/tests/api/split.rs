@@ -1,0 +1,528 @@
+//! The six services as six `souk` processes over one MariaDB and NATS, calling one
+//! another over gRPC: the shopper flow gives what one all-in-one process gives, and an
+//! order placed while the inventory is down fails fast, creates nothing, and completes
+//! with the same Idempotency-Key once the inventory is back.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use souk_db::testing::TestDatabase;
+
+use crate::cli::souk;
+use crate::helpers::*;
+
+const SERVICES: [&str; 6] = ["user", "auth", "email", "product", "order", "inventory"];
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One `souk serve` process.
+struct Node {
+    child: Child,
+    http: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What every process of one deployment shares: the database, the signing key, NATS.
+struct Deployment {
+    dir: TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Deployment {
+    fn new(database: &TestDatabase) -> Self {
+        let mut env = vec![
+            ("SOUK_DATABASE_URL".to_owned(), database.url.clone()),
+            ("SOUK_JWT_SECRET".to_owned(), TEST_JWT_SECRET.to_owned()),
+            ("SOUK_LOG_FORMAT".to_owned(), "json".to_owned()),
+            ("SOUK_GRPC_DEADLINE_MS".to_owned(), "2000".to_owned()),
+            ("SOUK_SHUTDOWN_TIMEOUT_SECS".to_owned(), "1".to_owned()),
+        ];
+        if let Ok(nats) = std::env::var("SOUK_TEST_NATS_URL") {
+            env.push(("SOUK_NATS_URL".to_owned(), nats));
+        }
+        Self {
+            dir: TempDir::new(),
+            env,
+        }
+    }
+
+    fn command(&self) -> std::process::Command {
+        let mut command = souk(&self.dir.0);
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    fn create_admin(&self, email: &str) {
+        let mut create = self
+            .command()
+            .args(["admin", "create", "--email", email, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        create
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .unwrap();
+        assert!(create.wait().unwrap().success(), "souk admin create");
+    }
+
+    /// Starts `souk serve --services <services>` and waits until it listens.
+    fn start(&self, services: &str, grpc_port: u16, extra: &[(String, String)]) -> Node {
+        let mut command = self.command();
+        command
+            .args([
+                "serve",
+                "--services",
+                services,
+                "--http-addr",
+                "127.0.0.1:0",
+                "--grpc-addr",
+                &format!("127.0.0.1:{grpc_port}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut errors = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let Ok(entry) = serde_json::from_str::<Value>(&line.unwrap()) else {
+                continue;
+            };
+            if entry["fields"]["message"] == "souk listening" {
+                let http = entry["fields"]["address"].as_str().unwrap().to_owned();
+                // Keep draining its log so the process never blocks on a full pipe.
+                std::thread::spawn(move || lines.for_each(drop));
+                std::thread::spawn(move || std::io::copy(&mut errors, &mut std::io::sink()));
+                return Node { child, http };
+            }
+        }
+        let status = child.wait();
+        let mut stderr = String::new();
+        let _ = std::io::Read::read_to_string(&mut errors, &mut stderr);
+        panic!("souk serve --services {services} exited without listening: {status:?}: {stderr}");
+    }
+}
+
+/// Which process answers which REST path, as an ingress would route them.
+struct Gateway {
+    routes: BTreeMap<&'static str, String>,
+}
+
+impl Gateway {
+    fn one(address: &str) -> Self {
+        Self {
+            routes: SERVICES
+                .iter()
+                .map(|service| (*service, address.to_owned()))
+                .collect(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        let service = if path.starts_with("/api/v1/auth") {
+            "auth"
+        } else if path.starts_with("/api/v1/users") || path.starts_with("/api/v1/admin/users") {
+            "user"
+        } else if path.starts_with("/api/v1/products")
+            || path.starts_with("/api/v1/categories")
+            || path.starts_with("/api/v1/admin/products")
+            || path.starts_with("/api/v1/admin/categories")
+        {
+            "product"
+        } else if path.starts_with("/api/v1/orders") || path.starts_with("/api/v1/admin/orders") {
+            "order"
+        } else if path.starts_with("/api/v1/admin/inventory") {
+            "inventory"
+        } else if path.starts_with("/api/v1/admin/emails") {
+            "email"
+        } else {
+            panic!("no service routes {path}")
+        };
+        format!("{}{path}", self.routes[service])
+    }
+}
+
+struct Shopper {
+    client: reqwest::Client,
+}
+
+impl Shopper {
+    fn new() -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    async fn send(
+        &self,
+        gateway: &Gateway,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, gateway.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn login(&self, gateway: &Gateway, email: &str) -> String {
+        let (status, tokens) = self
+            .send(
+                gateway,
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": PASSWORD})),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "login {email}: {tokens}");
+        tokens["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// The shopper flow; returns what a shopper and an admin can observe of it, without
+/// ids and times (which differ between runs by design).
+async fn shopper_flow(gateway: &Gateway, admin_email: &str) -> Value {
+    use reqwest::Method;
+    let shopper = Shopper::new();
+    let admin = shopper.login(gateway, admin_email).await;
+    let (status, product) = shopper
+        .send(
+            gateway,
+            Method::POST,
+            "/api/v1/admin/products",
+            Some(&admin),
+            Some(
+                json!({"sku": "SPLIT-1", "name": "Split kettle", "description": "boils apart",
+                "price": {"amount": 3450, "currency": "EUR"}, "status": "active"}),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{product}");
+    let (status, stock) = shopper
+        .send(
+            gateway,
+            Method::POST,
+            "/api/v1/admin/inventory/SPLIT-1/adjust",
+            Some(&admin),
+            Some(json!({"delta": 10, "reason": "first delivery"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{stock}");
+
+    let email = unique_email("split-shopper");
+    let (status, registered) = shopper
+        .send(
+            gateway,
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(json!({"email": email, "password": PASSWORD, "name": "Sam Split"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{registered}");
+    let token = shopper.login(gateway, &email).await;
+    let (status, me) = shopper
+        .send(
+            gateway,
+            Method::GET,
+            "/api/v1/users/me",
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{me}");
+
+    let (status, found) = shopper
+        .send(
+            gateway,
+            Method::GET,
+            "/api/v1/products?q=kettle",
+            None,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["items"][0]["sku"], "SPLIT-1", "{found}");
+
+    let (status, placed) = shopper
+        .send(
+            gateway,
+            Method::POST,
+            "/api/v1/orders",
+            Some(&token),
+            Some(json!({"items": [{"sku": "SPLIT-1", "quantity": 3}]})),
+            Some("split-flow-1"),
+        )
+        .await;
+    assert_eq!(status, 201, "{placed}");
+    let order_id = placed["id"].as_str().unwrap().to_owned();
+    let (status, paid) = shopper
+        .send(
+            gateway,
+            Method::POST,
+            &format!("/api/v1/orders/{order_id}/pay"),
+            Some(&token),
+            Some(json!({"payment_method": "card"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{paid}");
+    let (_, stock) = shopper
+        .send(
+            gateway,
+            Method::GET,
+            "/api/v1/admin/inventory/SPLIT-1",
+            Some(&admin),
+            None,
+            None,
+        )
+        .await;
+    let (_, product) = shopper
+        .send(
+            gateway,
+            Method::GET,
+            "/api/v1/products/sku/SPLIT-1",
+            None,
+            None,
+            None,
+        )
+        .await;
+    let (_, orders) = shopper
+        .send(
+            gateway,
+            Method::GET,
+            "/api/v1/orders",
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+    json!({
+        "me": {"name": me["name"], "role": me["role"]},
+        "placed": {"status": placed["status"], "total": placed["total"],
+            "lines": placed["items"].as_array().unwrap().iter().map(|line| json!({
+                "sku": line["sku"], "name": line["name"], "quantity": line["quantity"],
+                "unit_price": line["unit_price"], "line_total": line["line_total"],
+            })).collect::<Vec<_>>()},
+        "paid": {"status": paid["status"], "payment_status": paid["payment_status"]},
+        "stock": {"on_hand": stock["on_hand"], "reserved": stock["reserved"], "available": stock["available"]},
+        "product_available": product["available"],
+        "orders_listed": orders["items"].as_array().map(Vec::len),
+    })
+}
+
+fn six_processes(deployment: &Deployment) -> (Vec<Node>, Gateway, u16) {
+    let inventory_port = free_port();
+    let product_port = free_port();
+    let remote = vec![
+        (
+            "SOUK_INVENTORY_GRPC_URL".to_owned(),
+            format!("http://127.0.0.1:{inventory_port}"),
+        ),
+        (
+            "SOUK_PRODUCT_GRPC_URL".to_owned(),
+            format!("http://127.0.0.1:{product_port}"),
+        ),
+    ];
+    let mut nodes = Vec::new();
+    let mut routes = BTreeMap::new();
+    for service in SERVICES {
+        let port = match service {
+            "inventory" => inventory_port,
+            "product" => product_port,
+            _ => free_port(),
+        };
+        let node = deployment.start(service, port, &remote);
+        routes.insert(service, node.http.clone());
+        nodes.push(node);
+    }
+    (nodes, Gateway { routes }, inventory_port)
+}
+
+#[test]
+fn six_processes_give_the_same_outcome_as_one() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (split_database, single_database) = runtime.block_on(async {
+        (
+            souk_db::testing::fresh_mysql().await,
+            souk_db::testing::fresh_mysql().await,
+        )
+    });
+
+    let split = Deployment::new(&split_database);
+    split.create_admin("boss@split.example");
+    let (nodes, gateway, _) = six_processes(&split);
+    let split_outcome = runtime.block_on(shopper_flow(&gateway, "boss@split.example"));
+    drop(nodes);
+
+    let single = Deployment::new(&single_database);
+    single.create_admin("boss@single.example");
+    let node = single.start("all", free_port(), &[]);
+    let single_outcome = runtime.block_on(shopper_flow(
+        &Gateway::one(&node.http),
+        "boss@single.example",
+    ));
+    drop(node);
+
+    assert_eq!(
+        split_outcome["stock"],
+        json!({"on_hand": 7, "reserved": 0, "available": 7})
+    );
+    assert_eq!(split_outcome["paid"]["status"], "paid");
+    assert_eq!(split_outcome, single_outcome);
+}
+
+#[test]
+fn an_order_while_inventory_is_down_fails_fast_and_completes_after() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database = runtime.block_on(souk_db::testing::fresh_mysql());
+    let deployment = Deployment::new(&database);
+    deployment.create_admin("boss@down.example");
+    let (mut nodes, gateway, inventory_port) = six_processes(&deployment);
+    let shopper = Shopper::new();
+    runtime.block_on(async {
+        use reqwest::Method;
+        let admin = shopper.login(&gateway, "boss@down.example").await;
+        let (status, _) = shopper
+            .send(&gateway, Method::POST, "/api/v1/admin/products", Some(&admin),
+                Some(json!({"sku": "DOWN-1", "name": "Fragile", "price": {"amount": 500, "currency": "EUR"}, "status": "active"})), None)
+            .await;
+        assert_eq!(status, 201);
+        let (status, _) = shopper
+            .send(&gateway, Method::POST, "/api/v1/admin/inventory/DOWN-1/adjust", Some(&admin),
+                Some(json!({"delta": 5, "reason": "stock"})), None)
+            .await;
+        assert_eq!(status, 200);
+        let email = unique_email("down");
+        let (status, _) = shopper
+            .send(&gateway, Method::POST, "/api/v1/auth/register", None,
+                Some(json!({"email": email, "password": PASSWORD, "name": "Dana Down"})), None)
+            .await;
+        assert_eq!(status, 201);
+        let token = shopper.login(&gateway, &email).await;
+
+        // The inventory process dies.
+        let inventory = nodes.iter().position(|node| gateway.routes["inventory"] == node.http).unwrap();
+        drop(nodes.remove(inventory));
+
+        let started = Instant::now();
+        let (status, problem) = shopper
+            .send(&gateway, Method::POST, "/api/v1/orders", Some(&token),
+                Some(json!({"items": [{"sku": "DOWN-1", "quantity": 2}]})), Some("while-down"))
+            .await;
+        let waited = started.elapsed();
+        assert_eq!(status, 503, "{problem}");
+        assert_eq!(problem["code"], "dependency_unavailable", "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("inventory"), "{problem}");
+        // Within the configured 2 s deadline plus slack for a loaded machine, not a hang.
+        assert!(waited < Duration::from_secs(15), "answered after {waited:?}");
+
+        // Nothing half-created: no order, no reservation, no ledger entry beyond the stocking.
+        let pool = database.db.pool();
+        let count = |sql: &'static str| async move {
+            let (n,): (i64,) = sqlx::query_as(sql).fetch_one(pool).await.unwrap();
+            n
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM orders").await, 0);
+        assert_eq!(count("SELECT COUNT(*) FROM inventory_reservations").await, 0);
+
+        // The order service says what it is missing.
+        let (status, readiness) = shopper
+            .send_raw_get(&format!("{}/readyz", gateway.routes["order"]))
+            .await;
+        assert_eq!(status, 503, "{readiness}");
+        assert!(readiness["checks"]["souk.v1.InventoryService"].as_str().unwrap().starts_with("error"), "{readiness}");
+
+        // The inventory comes back on its address; the same key completes the order.
+        nodes.push(deployment.start("inventory", inventory_port, &[]));
+        let mut outcome = (0, Value::Null);
+        for _ in 0..40 {
+            outcome = shopper
+                .send(&gateway_with_inventory(&gateway, &nodes), Method::POST, "/api/v1/orders", Some(&token),
+                    Some(json!({"items": [{"sku": "DOWN-1", "quantity": 2}]})), Some("while-down"))
+                .await;
+            if outcome.0 != 503 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(outcome.0, 201, "{}", outcome.1);
+        assert_eq!(outcome.1["status"], "pending_payment");
+        let again = shopper
+            .send(&gateway_with_inventory(&gateway, &nodes), Method::POST, "/api/v1/orders", Some(&token),
+                Some(json!({"items": [{"sku": "DOWN-1", "quantity": 2}]})), Some("while-down"))
+            .await;
+        assert_eq!(again.0, 200, "a retry with the same key is the same order");
+        assert_eq!(again.1["id"], outcome.1["id"]);
+        assert_eq!(count("SELECT COUNT(*) FROM orders").await, 1);
+        let (status, stock) = shopper
+            .send(&gateway_with_inventory(&gateway, &nodes), Method::GET, "/api/v1/admin/inventory/DOWN-1", Some(&admin), None, None)
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!((stock["on_hand"].as_i64(), stock["reserved"].as_i64()), (Some(5), Some(2)));
+    });
+}
+
+/// The gateway with the restarted inventory's new HTTP address.
+fn gateway_with_inventory(gateway: &Gateway, nodes: &[Node]) -> Gateway {
+    let mut routes = gateway.routes.clone();
+    routes.insert("inventory", nodes.last().unwrap().http.clone());
+    Gateway { routes }
+}
+
+impl Shopper {
+    async fn send_raw_get(&self, url: &str) -> (u16, Value) {
+        let response = self.client.get(url).send().await.unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+}
