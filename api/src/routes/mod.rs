@@ -4,6 +4,7 @@
 //! (`method_not_allowed`) rather than falling through to 404.
 
 pub mod admin_catalog;
+pub mod admin_emails;
 pub mod admin_inventory;
 pub mod admin_users;
 pub mod auth;
@@ -42,6 +43,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .service(
                             web::resource("/password-reset/confirm")
                                 .route(web::post().to(auth::confirm_password_reset)),
+                        )
+                        .service(
+                            web::resource("/verify-email").route(web::get().to(auth::verify_email)),
                         ),
                 )
                 .service(
@@ -127,6 +131,18 @@ pub fn configure(config: &mut web::ServiceConfig) {
                             web::resource("/{id}")
                                 .route(web::patch().to(admin_catalog::update_category))
                                 .route(web::delete().to(admin_catalog::delete_category)),
+                        ),
+                )
+                .service(
+                    web::scope("/admin/emails")
+                        .service(web::resource("").route(web::get().to(admin_emails::list_sends)))
+                        .service(
+                            web::resource("/dead-letters")
+                                .route(web::get().to(admin_emails::dead_letters)),
+                        )
+                        .service(
+                            web::resource("/dead-letters/{id}/replay")
+                                .route(web::post().to(admin_emails::replay)),
                         ),
                 )
                 .service(
