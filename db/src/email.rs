@@ -169,21 +169,23 @@ where
 /// Creates the send row of (event, template, recipient) or updates its status.
 #[tracing::instrument(name = "email_sends_record", skip_all, fields(event_id = %send.event_id, template = %send.template, status = %send.status))]
 pub async fn record_send(pool: &sqlx::Pool<Any>, send: &SendRecord) -> Result<(), DbError> {
-    let updated = sqlx::query(
-        "UPDATE email_sends SET subject = ?, status = ?, attempts = ?, last_error = ?, updated_at = ? \
-         WHERE event_id = ? AND template = ? AND recipient = ?",
-    )
-    .bind(&send.subject)
-    .bind(&send.status)
-    .bind(send.attempts)
-    .bind(&send.last_error)
-    .bind(send.updated_at)
-    .bind(&send.event_id)
-    .bind(&send.template)
-    .bind(&send.recipient)
-    .execute(pool)
-    .await?;
-    if updated.rows_affected() > 0 {
+    let update = || {
+        sqlx::query(
+            "UPDATE email_sends SET subject = ?, status = ?, attempts = ?, last_error = ?, updated_at = ? \
+             WHERE event_id = ? AND template = ? AND recipient = ?",
+        )
+        .bind(&send.subject)
+        .bind(&send.status)
+        .bind(send.attempts)
+        .bind(&send.last_error)
+        .bind(send.updated_at)
+        .bind(&send.event_id)
+        .bind(&send.template)
+        .bind(&send.recipient)
+    };
+    // MySQL counts changed rows only, so an UPDATE that changes nothing says 0 as well
+    // as a missing row; the INSERT below tells the two apart.
+    if update().execute(pool).await?.rows_affected() > 0 {
         return Ok(());
     }
     let inserted = sqlx::query(&format!(
@@ -205,7 +207,10 @@ pub async fn record_send(pool: &sqlx::Pool<Any>, send: &SendRecord) -> Result<()
         Ok(_) => Ok(()),
         // Another worker inserted it between our UPDATE and INSERT: update theirs.
         Err(error) => match DbError::from(error) {
-            DbError::UniqueViolation { .. } => Box::pin(record_send(pool, send)).await,
+            DbError::UniqueViolation { .. } => {
+                update().execute(pool).await?;
+                Ok(())
+            }
             other => Err(other),
         },
     }

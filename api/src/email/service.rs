@@ -47,6 +47,8 @@ pub struct DeadLetterView {
     pub id: String,
     pub event_id: String,
     pub topic: String,
+    /// What the event is about: a user, an order or a SKU.
+    pub aggregate_id: String,
     pub attempts: i64,
     pub last_error: String,
     pub created_at: String,
@@ -60,6 +62,7 @@ impl From<DeadLetterRecord> for DeadLetterView {
             id: letter.id,
             event_id: letter.event_id,
             topic: letter.topic,
+            aggregate_id: letter.aggregate_id,
             attempts: letter.attempts,
             last_error: letter.last_error,
             created_at: to_datetime(letter.created_at).to_rfc3339(),

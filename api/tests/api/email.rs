@@ -556,3 +556,486 @@ async fn order_mails_follow_the_order(backend: TestBackend) {
     unique.dedup();
     assert_eq!(unique.len(), subjects.len(), "no mail twice: {subjects:?}");
 }
+
+// --- faults ----------------------------------------------------------------------------------
+
+async fn send_statuses(app: &TestApp, email: &str) -> Vec<(String, i64)> {
+    sqlx::query_as("SELECT status, attempts FROM email_sends WHERE recipient = ?")
+        .bind(email)
+        .fetch_all(app.database.db.pool())
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_refusing_smtp_server_gets_retries_until_it_accepts() {
+    let sink = SmtpSink::start();
+    sink.refuse(true);
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        email_settings(config, &sink);
+        config.email_max_attempts = 1000;
+    })
+    .await;
+    let (_, email) = register(&app, "patient").await;
+    // Several refusals happen and are logged as failed attempts.
+    wait_until("three refused attempts", || async {
+        send_statuses(&app, &email)
+            .await
+            .first()
+            .is_some_and(|(status, attempts)| status == "failed" && *attempts >= 3)
+    })
+    .await;
+    assert!(sink.mails_to(&email).is_empty());
+    sink.refuse(false);
+    let mails = sink.wait_for(&email, 1).await;
+    assert!(mails[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("verify-email?token="));
+    wait_until("the send logged as sent", || async {
+        send_statuses(&app, &email)
+            .await
+            .first()
+            .is_some_and(|(status, _)| status == "sent")
+    })
+    .await;
+    settle().await;
+    assert_eq!(sink.mails_to(&email).len(), 1, "sent once");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for name in [
+        "souk_emails_retried_total",
+        "souk_emails_failed_total",
+        "souk_emails_sent_total",
+    ] {
+        assert!(metrics.contains(name), "{name} in {metrics}");
+    }
+}
+
+/// Always refused → dead letter; once the server is back, a replay sends it, once.
+async fn dead_letters_can_be_replayed(backend: TestBackend) {
+    let sink = SmtpSink::start();
+    sink.refuse(true);
+    let app = spawn_app_with(backend, |config| {
+        email_settings(config, &sink);
+        config.email_max_attempts = 3;
+    })
+    .await;
+    let admin = app.admin().await;
+    let (user_id, email) = register(&app, "unlucky").await;
+    let deadline = Instant::now() + PATIENCE;
+    let letters = loop {
+        let page: Value = app
+            .get_as("/api/v1/admin/emails/dead-letters", &admin.access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let letters = page["items"].as_array().unwrap().clone();
+        if letters
+            .iter()
+            .any(|letter| letter["aggregate_id"] == user_id.as_str())
+        {
+            break letters;
+        }
+        assert!(Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let letter = letters
+        .iter()
+        .find(|letter| letter["aggregate_id"] == user_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(letter["attempts"], 3);
+    assert!(
+        letter["last_error"].as_str().unwrap().contains("451"),
+        "{letter}"
+    );
+    assert!(letter["replayed_at"].is_null());
+    let sends: Value = app
+        .get_as("/api/v1/admin/emails", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        sends["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|send| send["recipient"] == email
+                && send["status"] == "dead_lettered"
+                && send["template"] == "welcome"),
+        "{sends}"
+    );
+    assert!(sink.mails_to(&email).is_empty());
+
+    sink.refuse(false);
+    let id = letter["id"].as_str().unwrap();
+    let replayed = app
+        .post_json_as(
+            &format!("/api/v1/admin/emails/dead-letters/{id}/replay"),
+            &admin.access_token,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(replayed.status(), StatusCode::ACCEPTED);
+    let body: Value = replayed.json().await.unwrap();
+    assert!(body["replayed_at"].is_string());
+    let mails = sink.wait_for(&email, 1).await;
+    assert!(mails[0]["html"]
+        .as_str()
+        .unwrap()
+        .contains("verify-email?token="));
+    let twice = app
+        .post_json_as(
+            &format!("/api/v1/admin/emails/dead-letters/{id}/replay"),
+            &admin.access_token,
+            &json!({}),
+        )
+        .await;
+    assert_problem(twice, 409, "already_replayed").await;
+    settle().await;
+    assert_eq!(sink.mails_to(&email).len(), 1);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("souk_emails_dead_lettered_total"),
+        "{metrics}"
+    );
+}
+
+on_both_backends!(dead_letters_can_be_replayed);
+
+#[actix_web::test]
+async fn admin_email_endpoints_refuse_bad_requests() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let customer = app.customer("nosy").await;
+    for path in ["/api/v1/admin/emails", "/api/v1/admin/emails/dead-letters"] {
+        assert_problem(app.get(path).await, 401, "missing_token").await;
+        assert_problem(
+            app.get_as(path, "forged.jwt.token").await,
+            401,
+            "invalid_token",
+        )
+        .await;
+        assert_problem(
+            app.get_as(path, &customer.access_token).await,
+            403,
+            "forbidden",
+        )
+        .await;
+        assert_problem(
+            app.get_as(&format!("{path}?limit=0"), &admin.access_token)
+                .await,
+            400,
+            "invalid_query",
+        )
+        .await;
+        assert_problem(
+            app.get_as(&format!("{path}?limit=abc"), &admin.access_token)
+                .await,
+            400,
+            "invalid_query",
+        )
+        .await;
+        assert_problem(
+            app.get_as(&format!("{path}?cursor=nope"), &admin.access_token)
+                .await,
+            400,
+            "invalid_cursor",
+        )
+        .await;
+        assert_problem(
+            app.get_as(&format!("{path}?unknown=1"), &admin.access_token)
+                .await,
+            400,
+            "invalid_query",
+        )
+        .await;
+        let empty: Value = app
+            .get_as(path, &admin.access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(empty["next_cursor"].is_null());
+    }
+    let unknown = format!(
+        "/api/v1/admin/emails/dead-letters/{}/replay",
+        uuid::Uuid::now_v7()
+    );
+    assert_problem(
+        app.post_json(&unknown, &json!({})).await,
+        401,
+        "missing_token",
+    )
+    .await;
+    assert_problem(
+        app.post_json_as(&unknown, &customer.access_token, &json!({}))
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        app.post_json_as(&unknown, &admin.access_token, &json!({}))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.post_json_as(
+            "/api/v1/admin/emails/dead-letters/not-an-id/replay",
+            &admin.access_token,
+            &json!({}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.get_as(&unknown, &admin.access_token).await,
+        405,
+        "method_not_allowed",
+    )
+    .await;
+    assert_problem(
+        app.post_json_as("/api/v1/auth/verify-email", &admin.access_token, &json!({}))
+            .await,
+        405,
+        "method_not_allowed",
+    )
+    .await;
+}
+
+/// Embedded mode: no NATS, no SMTP server; mails land as .eml files in data_dir/outbox.
+#[actix_web::test]
+async fn embedded_mode_writes_mails_to_the_file_outbox() {
+    let app = spawn_app().await;
+    let (_, email) = register(&app, "local").await;
+    let outbox = app.state.config.data_dir.join("outbox");
+    let deadline = Instant::now() + PATIENCE;
+    let eml = 'wait: loop {
+        for entry in std::fs::read_dir(&outbox).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|ext| ext == "eml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                if text.contains(&email) {
+                    break 'wait text;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no .eml file in {}",
+            outbox.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        eml.contains("Subject: Welcome to Souk: please verify your email address"),
+        "{eml}"
+    );
+    assert!(eml.contains("multipart/alternative"), "{eml}");
+    assert!(
+        eml.contains("text/plain") && eml.contains("text/html"),
+        "{eml}"
+    );
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert!(ready["outbox_lag_seconds"].is_number(), "{ready}");
+}
+
+/// The relay dies after the commit, before publishing: another node's relay publishes
+/// the event later and the mail arrives, once. And a relay that published but died
+/// before marking publishes again: JetStream and the send log drop the duplicate.
+#[actix_web::test]
+async fn events_survive_a_relay_dying_between_commit_and_publish() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(TestBackend::MySql, |config| {
+        email_settings(config, &sink);
+        config.nats_url = Some(nats_url());
+        config.outbox_relay = false;
+    })
+    .await;
+    let (user_id, email) = register(&app, "orphan").await;
+    let unpublished =
+        souk_db::outbox::for_aggregate(app.database.db.pool(), "user.registered", &user_id)
+            .await
+            .unwrap();
+    assert_eq!(unpublished.len(), 1);
+    assert!(
+        unpublished[0].published_at.is_none(),
+        "nothing relays on this node"
+    );
+
+    // Published, but the node died before marking it: the row still says unpublished.
+    app.state
+        .email
+        .publisher()
+        .publish(
+            &souk_api::events::PublishedEvent::from_outbox(&unpublished[0]),
+            &unpublished[0].id,
+        )
+        .await
+        .unwrap();
+    sink.wait_for(&email, 1).await;
+
+    // A node with a relay picks the event up and publishes it (again).
+    let relay_node = Node::start(&app, |config| {
+        email_settings(config, &sink);
+    })
+    .await;
+    wait_until("the event marked published", || async {
+        souk_db::outbox::for_aggregate(relay_node.state.db.pool(), "user.registered", &user_id)
+            .await
+            .unwrap()[0]
+            .published_at
+            .is_some()
+    })
+    .await;
+    // And a second user registered while no relay ran on the first node.
+    let (_, later) = register(&app, "later").await;
+    sink.wait_for(&later, 1).await;
+    settle().await;
+    assert_eq!(
+        sink.mails_to(&email).len(),
+        1,
+        "the duplicate publish sent nothing"
+    );
+    assert_eq!(sink.mails_to(&later).len(), 1);
+    assert!(relay_node.address.starts_with("http://"));
+}
+
+/// Two nodes relay the same outbox at once: every event reaches the stream once.
+#[actix_web::test]
+async fn two_relays_publish_each_event_once() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(TestBackend::MySql, |config| {
+        email_settings(config, &sink);
+        config.nats_url = Some(nats_url());
+        config.outbox_poll_ms = 10;
+    })
+    .await;
+    let _second = Node::start(&app, |config| {
+        email_settings(config, &sink);
+        config.outbox_poll_ms = 10;
+    })
+    .await;
+    let mut emails = Vec::new();
+    for index in 0..12 {
+        emails.push(register(&app, &format!("pair{index}")).await.1);
+    }
+    for email in &emails {
+        sink.wait_for(email, 1).await;
+    }
+    settle().await;
+    for email in &emails {
+        assert_eq!(sink.mails_to(email).len(), 1, "{email}");
+    }
+    let souk_api::events::relay::Publisher::JetStream { context, names } =
+        app.state.email.publisher()
+    else {
+        panic!("this node publishes to JetStream");
+    };
+    let mut stream = context.get_stream(names.stream()).await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.state.messages, 12, "each event on the stream once");
+}
+
+/// A private NATS server, restarted mid-stream: no event is lost.
+struct PrivateNats {
+    port: u16,
+    store: TempDir,
+    child: Option<Child>,
+}
+
+impl PrivateNats {
+    fn start() -> Self {
+        let mut nats = Self {
+            port: dead_port(),
+            store: TempDir::new(),
+            child: None,
+        };
+        nats.launch();
+        nats
+    }
+
+    fn launch(&mut self) {
+        let binary = std::env::var("SOUK_TEST_NATS_BIN").unwrap_or_else(|_| {
+            panic!("SOUK_TEST_NATS_BIN is not set: run `eval \"$(scripts/test-services)\"`")
+        });
+        let child = Command::new(&binary)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.store.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {binary}: {error}"));
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[actix_web::test]
+async fn no_event_is_lost_when_nats_restarts() {
+    let mut nats = PrivateNats::start();
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        email_settings(config, &sink);
+        config.nats_url = Some(nats.url());
+    })
+    .await;
+    let mut emails = Vec::new();
+    for index in 0..3 {
+        emails.push(register(&app, &format!("before{index}")).await.1);
+    }
+    for email in &emails {
+        sink.wait_for(email, 1).await;
+    }
+    nats.stop();
+    // Written while NATS is down: they wait in the outbox.
+    for index in 0..3 {
+        emails.push(register(&app, &format!("during{index}")).await.1);
+    }
+    nats.launch();
+    for index in 0..3 {
+        emails.push(register(&app, &format!("after{index}")).await.1);
+    }
+    for email in &emails {
+        sink.wait_for(email, 1).await;
+    }
+    settle().await;
+    for email in &emails {
+        assert_eq!(sink.mails_to(email).len(), 1, "{email}");
+    }
+}
