@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use lettre::message::Mailbox;
 use rand::Rng;
-use souk_db::clock::{now_micros, to_datetime, Micros};
+use souk_db::clock::{now_micros, to_datetime};
 use souk_db::email::{self as repo, DeadLetterRecord, SendRecord, VerificationRecord};
 use souk_db::{orders, outbox, users, Db};
 
@@ -82,13 +82,14 @@ impl Processor {
         let now = now_micros();
         let dead = attempt >= self.max_attempts;
         if let Some(target) = &target {
+            // The subject is known once a mail renders; until it is sent it stays empty.
             self.log_send(
                 event,
                 target,
+                "",
                 if dead { "dead_lettered" } else { "failed" },
                 i64::from(attempt),
                 Some(error.clone()),
-                now,
             )
             .await;
         }
@@ -155,10 +156,10 @@ impl Processor {
             let attempts = existing.map(|send| send.attempts).unwrap_or(0) + 1;
             let result = self.send_one(event, &target).await;
             match result {
-                Ok(()) => {
+                Ok(subject) => {
                     metrics::counter!("souk_emails_sent_total", "template" => target.template)
                         .increment(1);
-                    self.log_send(event, &target, "sent", attempts, None, now_micros())
+                    self.log_send(event, &target, &subject, "sent", attempts, None)
                         .await;
                     tracing::info!(template = target.template, "email sent");
                 }
@@ -168,30 +169,32 @@ impl Processor {
         Ok(())
     }
 
-    async fn send_one(&self, event: &PublishedEvent, target: &Target) -> anyhow::Result<()> {
+    /// Sends one mail; returns its subject for the send log.
+    async fn send_one(&self, event: &PublishedEvent, target: &Target) -> anyhow::Result<String> {
         let mail = self.compose(event, target).await?;
         let rendered = mail.render().context("cannot render the template")?;
         self.transport
             .send(&self.from, &target.recipient, &rendered)
             .await?;
-        Ok(())
+        Ok(rendered.subject)
     }
 
     async fn log_send(
         &self,
         event: &PublishedEvent,
         target: &Target,
+        subject: &str,
         status: &str,
         attempts: i64,
         last_error: Option<String>,
-        now: Micros,
     ) {
+        let now = now_micros();
         let record = SendRecord {
             id: souk_db::ids::new_id(),
             event_id: event.id.clone(),
             template: target.template.to_owned(),
             recipient: target.recipient.clone(),
-            subject: target.template.replace('_', " "),
+            subject: subject.to_owned(),
             status: status.to_owned(),
             attempts,
             last_error,

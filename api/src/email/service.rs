@@ -18,6 +18,8 @@ pub struct SendView {
     pub event_id: String,
     pub template: String,
     pub recipient: String,
+    /// Empty until the mail was sent.
+    pub subject: String,
     /// `sent`, `failed` (will be retried) or `dead_lettered`.
     pub status: String,
     pub attempts: i64,
@@ -33,6 +35,7 @@ impl From<SendRecord> for SendView {
             event_id: send.event_id,
             template: send.template,
             recipient: send.recipient,
+            subject: send.subject,
             status: send.status,
             attempts: send.attempts,
             last_error: send.last_error,

@@ -1039,3 +1039,46 @@ async fn no_event_is_lost_when_nats_restarts() {
         assert_eq!(sink.mails_to(email).len(), 1, "{email}");
     }
 }
+
+#[actix_web::test]
+async fn admins_get_low_stock_alerts() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(TestBackend::Sqlite, |config| email_settings(config, &sink)).await;
+    let admin = app.admin().await;
+    let shopper = app.customer("hoarder").await;
+    let created = app
+        .post_json_as(
+            "/api/v1/admin/products",
+            &admin.access_token,
+            &json!({"sku": "LOW-1", "name": "Scarce", "price": {"amount": 500, "currency": "EUR"}, "status": "active"}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let adjusted = app
+        .post_json_as(
+            "/api/v1/admin/inventory/LOW-1/adjust",
+            &admin.access_token,
+            &json!({"delta": 10, "low_stock_threshold": 5, "reason": "initial stock"}),
+        )
+        .await;
+    assert_eq!(adjusted.status(), StatusCode::OK);
+    place(&app, &shopper, json!([{"sku": "LOW-1", "quantity": 6}])).await;
+    let alert = mail_with_subject(&sink, &admin.email, "Low stock: LOW-1").await;
+    let text = alert["text"].as_str().unwrap();
+    assert!(
+        text.contains("Stock of LOW-1 fell below its threshold: 4 available, threshold 5."),
+        "{text}"
+    );
+    assert!(
+        text.contains("http://shop.test/api/v1/admin/inventory"),
+        "{text}"
+    );
+    assert!(alert["html"]
+        .as_str()
+        .unwrap()
+        .contains("<strong>LOW-1</strong>"));
+    assert!(sink
+        .mails_to(&shopper.email)
+        .iter()
+        .all(|mail| mail["subject"] != "Low stock: LOW-1"));
+}
