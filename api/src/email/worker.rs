@@ -92,13 +92,7 @@ pub async fn email_consumer(
     names: &Names,
 ) -> anyhow::Result<jetstream::consumer::PullConsumer> {
     let stream = context
-        .get_or_create_stream(jetstream::stream::Config {
-            name: names.stream(),
-            subjects: vec![names.all_subjects()],
-            storage: jetstream::stream::StorageType::File,
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        })
+        .get_or_create_stream(crate::events::relay::stream_config(names))
         .await
         .map_err(|error| anyhow::anyhow!("events stream: {error}"))?;
     stream

@@ -17,6 +17,22 @@ use crate::events::{Names, PublishedEvent};
 const BATCH: u32 = 100;
 const LEASE: Duration = Duration::from_secs(30);
 
+/// Events are kept a week: consumers that were down for days still find them, and the
+/// stream does not grow forever.
+const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The events stream; every node creates it if missing, with this one configuration.
+pub fn stream_config(names: &Names) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        name: names.stream(),
+        subjects: vec![names.all_subjects()],
+        storage: jetstream::stream::StorageType::File,
+        max_age: RETENTION,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    }
+}
+
 /// Where events go: JetStream when NATS is configured, else the in-process bus.
 #[derive(Clone)]
 pub enum Publisher {
@@ -32,13 +48,7 @@ impl Publisher {
     pub async fn ensure_stream(&self) -> anyhow::Result<()> {
         if let Publisher::JetStream { context, names } = self {
             context
-                .get_or_create_stream(jetstream::stream::Config {
-                    name: names.stream(),
-                    subjects: vec![names.all_subjects()],
-                    storage: jetstream::stream::StorageType::File,
-                    duplicate_window: Duration::from_secs(120),
-                    ..Default::default()
-                })
+                .get_or_create_stream(stream_config(names))
                 .await
                 .map_err(|error| anyhow::anyhow!("cannot create the events stream: {error}"))?;
         }

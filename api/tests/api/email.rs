@@ -871,9 +871,9 @@ async fn events_survive_a_relay_dying_between_commit_and_publish() {
     );
 
     // Published, but the node died before marking it: the row still says unpublished.
-    app.state
-        .email
-        .publisher()
+    let publisher = app.state.email.publisher();
+    publisher.ensure_stream().await.unwrap();
+    publisher
         .publish(
             &souk_api::events::PublishedEvent::from_outbox(&unpublished[0]),
             &unpublished[0].id,
