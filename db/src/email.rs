@@ -327,3 +327,41 @@ where
         .await?;
     Ok(())
 }
+
+/// Active accounts created before `created_before` whose address is not verified and
+/// that got no reminder yet: (id, email, name), oldest first.
+#[tracing::instrument(name = "users_unverified_unreminded", skip(executor))]
+pub async fn unverified_unreminded<'e, E>(
+    executor: E,
+    created_before: Micros,
+    limit: u32,
+) -> Result<Vec<(String, String, String)>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query_as(
+        "SELECT id, email, name FROM users WHERE status = 'active' AND email_verified_at IS NULL \
+         AND verification_reminded_at IS NULL AND created_at < ? ORDER BY id LIMIT ?",
+    )
+    .bind(created_before)
+    .bind(i64::from(limit))
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Marks the reminder as sent once; `false` when another run did it first.
+#[tracing::instrument(name = "users_mark_reminded", skip(executor))]
+pub async fn mark_reminded<'e, E>(executor: E, user_id: &str, now: Micros) -> Result<bool, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let result = sqlx::query(
+        "UPDATE users SET verification_reminded_at = ? WHERE id = ? \
+         AND verification_reminded_at IS NULL AND email_verified_at IS NULL",
+    )
+    .bind(now)
+    .bind(user_id)
+    .execute(executor)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

@@ -16,7 +16,7 @@ use crate::auth::secret_token;
 use crate::config::Config;
 use crate::email::templates::{
     format_money, LowStock, Mail, MailLine, OrderCancelled, OrderConfirmation, OrderExpired,
-    OrderShipped, PasswordReset, PaymentReceived, Welcome,
+    OrderShipped, PasswordReset, PaymentReceived, VerifyReminder, Welcome,
 };
 use crate::email::transport::Transport;
 use crate::events::PublishedEvent;
@@ -216,6 +216,7 @@ impl Processor {
         };
         let template = match event.topic.as_str() {
             "user.registered" => "welcome",
+            "user.verification_reminder" => "verify_reminder",
             "password.reset_requested" => "password_reset",
             "order.placed" => "order_confirmation",
             "order.paid" => "payment_received",
@@ -235,7 +236,7 @@ impl Processor {
             }
             _ => return Ok(Vec::new()),
         };
-        if template == "welcome" || template == "password_reset" {
+        if matches!(template, "welcome" | "verify_reminder" | "password_reset") {
             return Ok(vec![Target {
                 template,
                 recipient: text("email")?,
@@ -263,6 +264,15 @@ impl Processor {
             "welcome" => {
                 let token = self.new_verification_token(&event.aggregate_id).await?;
                 Ok(Mail::Welcome(Welcome {
+                    verify_url: format!("{base_url}/api/v1/auth/verify-email?token={token}"),
+                    valid_hours: self.verification_ttl_secs.div_ceil(3600),
+                    base_url,
+                    name,
+                }))
+            }
+            "verify_reminder" => {
+                let token = self.new_verification_token(&event.aggregate_id).await?;
+                Ok(Mail::VerifyReminder(VerifyReminder {
                     verify_url: format!("{base_url}/api/v1/auth/verify-email?token={token}"),
                     valid_hours: self.verification_ttl_secs.div_ceil(3600),
                     base_url,

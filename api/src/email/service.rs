@@ -4,6 +4,7 @@
 use serde::Serialize;
 use souk_db::clock::{now_micros, to_datetime};
 use souk_db::email::{self as repo, DeadLetterRecord, SendRecord};
+use souk_db::outbox::{self, OutboxEvent};
 use souk_db::{Db, DbError};
 use utoipa::ToSchema;
 
@@ -111,6 +112,38 @@ impl EmailService {
         transaction.commit().await.map_err(DbError::from)?;
         tracing::info!(user_id = %record.user_id, "email verified");
         Ok(record.user_id)
+    }
+
+    /// Queues one verification reminder (`user.verification_reminder`, in the same
+    /// transaction as the mark) for every unverified account older than `older_than`
+    /// that has had none; returns how many were queued.
+    #[tracing::instrument(name = "remind_unverified", skip(self))]
+    pub async fn remind_unverified(&self, older_than: std::time::Duration) -> Result<usize, Error> {
+        let now = now_micros();
+        let cutoff = now - i64::try_from(older_than.as_micros()).unwrap_or(i64::MAX);
+        let mut queued = 0;
+        loop {
+            let batch = repo::unverified_unreminded(self.db.pool(), cutoff, 200).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for (user_id, email, name) in batch {
+                let event = OutboxEvent::new(
+                    "user.verification_reminder",
+                    &user_id,
+                    &serde_json::json!({"user_id": user_id, "email": email, "name": name}),
+                )
+                .map_err(Error::internal)?;
+                let mut transaction = self.db.begin().await?;
+                if repo::mark_reminded(&mut *transaction, &user_id, now).await? {
+                    outbox::append(&mut *transaction, &event).await?;
+                    queued += 1;
+                }
+                transaction.commit().await.map_err(DbError::from)?;
+            }
+        }
+        tracing::info!(queued, "verification reminders queued");
+        Ok(queued)
     }
 
     /// Sends newest first, `limit + 1` rows so the caller can tell a next page exists.

@@ -1082,3 +1082,54 @@ async fn admins_get_low_stock_alerts() {
         .iter()
         .all(|mail| mail["subject"] != "Low stock: LOW-1"));
 }
+
+#[actix_web::test]
+async fn unverified_accounts_get_one_reminder() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(TestBackend::Sqlite, |config| email_settings(config, &sink)).await;
+    let (forgetful, forgetful_email) = register(&app, "forgetful").await;
+    let (_, diligent_email) = register(&app, "diligent").await;
+    let (_, fresh_email) = register(&app, "fresh").await;
+    let link = "http://shop.test/api/v1/auth/verify-email?token=";
+    let welcome = sink.wait_for(&diligent_email, 1).await;
+    let token = token_in(welcome[0]["text"].as_str().unwrap(), link);
+    let verified = app
+        .get(&format!("/api/v1/auth/verify-email?token={token}"))
+        .await;
+    assert_eq!(verified.status(), StatusCode::OK);
+    sink.wait_for(&forgetful_email, 1).await;
+    sink.wait_for(&fresh_email, 1).await;
+    // Two accounts are two days old; the third was just made.
+    sqlx::query("UPDATE users SET created_at = created_at - 172800000000 WHERE email <> ?")
+        .bind(&fresh_email)
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+
+    let day = Duration::from_secs(24 * 3600);
+    assert_eq!(app.state.email.remind_unverified(day).await.unwrap(), 1);
+    assert_eq!(
+        app.state.email.remind_unverified(day).await.unwrap(),
+        0,
+        "once"
+    );
+    let mails = sink.wait_for(&forgetful_email, 2).await;
+    let reminder = mails
+        .iter()
+        .find(|mail| mail["subject"] == "Reminder: please verify your email address")
+        .expect("a reminder");
+    let token = token_in(reminder["text"].as_str().unwrap(), link);
+    let verified = app
+        .get(&format!("/api/v1/auth/verify-email?token={token}"))
+        .await;
+    assert_eq!(verified.status(), StatusCode::OK);
+    let body: Value = verified.json().await.unwrap();
+    assert_eq!(body["user_id"], forgetful);
+    settle().await;
+    assert_eq!(
+        sink.mails_to(&diligent_email).len(),
+        1,
+        "verified: no reminder"
+    );
+    assert_eq!(sink.mails_to(&fresh_email).len(), 1, "too new: no reminder");
+}

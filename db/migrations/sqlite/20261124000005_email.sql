@@ -6,6 +6,9 @@
 ALTER TABLE outbox_events ADD COLUMN claimed_by VARCHAR(64) NULL;
 ALTER TABLE outbox_events ADD COLUMN claimed_until BIGINT NULL;
 
+-- When the one verification reminder went out (`souk email remind-unverified`).
+ALTER TABLE users ADD COLUMN verification_reminded_at BIGINT NULL;
+
 CREATE TABLE email_verifications (
     id          VARCHAR(36) NOT NULL PRIMARY KEY,
     token_hash  VARCHAR(64) NOT NULL,
