@@ -48,6 +48,18 @@ pub const KEYS: &[&str] = &[
     "order_grpc_url",
     "inventory_grpc_url",
     "grpc_deadline_ms",
+    "public_base_url",
+    "smtp_url",
+    "smtp_password_file",
+    "email_from",
+    "email_workers",
+    "email_max_attempts",
+    "email_retry_base_ms",
+    "email_retry_max_ms",
+    "email_verification_ttl_secs",
+    "outbox_relay",
+    "outbox_poll_ms",
+    "events_namespace",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -140,6 +152,31 @@ pub struct Config {
     pub inventory_grpc_url: Option<String>,
     /// Deadline of every call to another service, retries included.
     pub grpc_deadline_ms: u64,
+    /// The address users reach the site at; links in emails start with it.
+    pub public_base_url: String,
+    /// `smtp://[user@]host[:port]` (plain, or `?tls=required` for STARTTLS) or
+    /// `smtps://…` (TLS); unset means the file outbox in `data_dir/outbox`.
+    #[serde(serialize_with = "redacted_url")]
+    pub smtp_url: Option<String>,
+    /// The SMTP password, read from a file (a mounted secret).
+    pub smtp_password_file: Option<PathBuf>,
+    /// The sender of every email, e.g. `Souk <no-reply@example.com>`.
+    pub email_from: String,
+    /// Email worker actors per node.
+    pub email_workers: usize,
+    /// Deliveries of one event before it becomes a dead letter.
+    pub email_max_attempts: u32,
+    /// First retry delay; doubles per attempt, with jitter, up to `email_retry_max_ms`.
+    pub email_retry_base_ms: u64,
+    pub email_retry_max_ms: u64,
+    pub email_verification_ttl_secs: u64,
+    /// Run the outbox relay on this node (several nodes may run it at once).
+    pub outbox_relay: bool,
+    /// How often the relay looks for unpublished events.
+    pub outbox_poll_ms: u64,
+    /// Prefix of the NATS subjects, stream and consumer of the events, so deployments
+    /// (or test runs) sharing one NATS server stay apart: `<ns>.events.order.placed`.
+    pub events_namespace: String,
 }
 
 impl Default for Config {
@@ -179,6 +216,18 @@ impl Default for Config {
             order_grpc_url: None,
             inventory_grpc_url: None,
             grpc_deadline_ms: 3000,
+            public_base_url: "http://127.0.0.1:8080".to_owned(),
+            smtp_url: None,
+            smtp_password_file: None,
+            email_from: "Souk <no-reply@souk.localhost>".to_owned(),
+            email_workers: 2,
+            email_max_attempts: 5,
+            email_retry_base_ms: 1000,
+            email_retry_max_ms: 60_000,
+            email_verification_ttl_secs: 48 * 3600,
+            outbox_relay: true,
+            outbox_poll_ms: 500,
+            events_namespace: "souk".to_owned(),
         }
     }
 }
@@ -244,6 +293,7 @@ impl Config {
             &mut self.product_grpc_url,
             &mut self.order_grpc_url,
             &mut self.inventory_grpc_url,
+            &mut self.smtp_url,
         ] {
             if value.as_deref().is_some_and(|text| text.trim().is_empty()) {
                 *value = None;
@@ -332,6 +382,7 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        self.validate_email()?;
         if self.workers == Some(0) {
             return Err(ConfigError::setting("workers", "must be greater than 0"));
         }
@@ -353,6 +404,13 @@ impl Config {
                 }
                 _ => {}
             }
+        }
+        if !services.is_all() && self.nats_url.is_none() {
+            // The in-process bus cannot carry events from one process to another.
+            return Err(ConfigError::setting(
+                "nats_url",
+                format!("required: this node runs only {services}, and split services exchange events over NATS"),
+            ));
         }
         if !(100..=60_000).contains(&self.grpc_deadline_ms) {
             return Err(ConfigError::setting(
@@ -386,6 +444,69 @@ impl Config {
             Service::Order => self.order_grpc_url.as_deref(),
             Service::Inventory => self.inventory_grpc_url.as_deref(),
         }
+    }
+
+    fn validate_email(&self) -> Result<(), ConfigError> {
+        if !(self.public_base_url.starts_with("http://")
+            || self.public_base_url.starts_with("https://"))
+        {
+            return Err(ConfigError::setting(
+                "public_base_url",
+                "must start with http:// or https://",
+            ));
+        }
+        if let Some(url) = &self.smtp_url {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(ConfigError::setting(
+                    "smtp_url",
+                    "must start with smtp:// or smtps://",
+                ));
+            }
+        }
+        if self.email_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::setting(
+                "email_from",
+                "must be an address such as `Souk <no-reply@example.com>`",
+            ));
+        }
+        for (key, value) in [
+            ("email_workers", self.email_workers as u64),
+            ("email_max_attempts", u64::from(self.email_max_attempts)),
+            ("email_retry_base_ms", self.email_retry_base_ms),
+            (
+                "email_verification_ttl_secs",
+                self.email_verification_ttl_secs,
+            ),
+            ("outbox_poll_ms", self.outbox_poll_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::setting(key, "must be greater than 0"));
+            }
+        }
+        if self.events_namespace.is_empty()
+            || self.events_namespace.len() > 64
+            || !self
+                .events_namespace
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(ConfigError::setting(
+                "events_namespace",
+                "must be 1 to 64 characters a-z, 0-9 or _",
+            ));
+        }
+        if self.email_retry_max_ms < self.email_retry_base_ms {
+            return Err(ConfigError::setting(
+                "email_retry_max_ms",
+                "must be at least email_retry_base_ms",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The public base URL without a trailing slash, ready for `{base}/path`.
+    pub fn public_base(&self) -> &str {
+        self.public_base_url.trim_end_matches('/')
     }
 
     /// The database URL in effect: the configured one, or the embedded SQLite file.
@@ -455,6 +576,8 @@ mod tests {
             product_grpc_url: Some("http://x".into()),
             order_grpc_url: Some("http://x".into()),
             inventory_grpc_url: Some("http://x".into()),
+            smtp_url: Some("smtp://x".into()),
+            smtp_password_file: Some("x".into()),
             ..Config::default()
         })
         .unwrap();

@@ -67,6 +67,8 @@ error_codes! {
     AccountDisabled => ("account_disabled", FORBIDDEN, "auth", "The account is disabled"),
     Forbidden => ("forbidden", FORBIDDEN, "auth", "Not allowed"),
     WrongPassword => ("wrong_password", FORBIDDEN, "auth", "The current password is wrong"),
+    InvalidVerificationToken => ("invalid_verification_token", BAD_REQUEST, "auth", "The email-verification token is invalid, used or expired"),
+    AlreadyReplayed => ("already_replayed", CONFLICT, "conflict", "The dead letter was already replayed"),
     InvalidResetToken => ("invalid_reset_token", BAD_REQUEST, "auth", "The password-reset token is invalid, used or expired"),
     RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "auth", "Too many attempts; retry later"),
     NotFound => ("not_found", NOT_FOUND, "invalid_request", "Not found"),

@@ -74,6 +74,22 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Email chores.
+    Email {
+        #[command(subcommand)]
+        command: EmailCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EmailCommand {
+    /// Queue one verification reminder for each unverified account older than the given
+    /// age (run it from cron; an account is reminded once). A running node sends them.
+    RemindUnverified {
+        /// Minimum account age, in hours.
+        #[arg(long, default_value_t = 24)]
+        older_than_hours: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +187,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::Create { email, name, .. },
         } => create_admin(config, &email, &name).await,
+        Command::Email {
+            command: EmailCommand::RemindUnverified { older_than_hours },
+        } => {
+            let state = souk_api::startup::build_state(config).await?;
+            let queued = state
+                .email
+                .remind_unverified(std::time::Duration::from_secs(older_than_hours * 3600))
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            println!("queued {queued} verification reminders");
+            state.db.close().await;
+            Ok(())
+        }
     }
 }
 

@@ -20,7 +20,14 @@ use souk_actors::inventory::{
 
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::email::processor::Processor;
+use crate::email::transport::Transport;
+use crate::email::worker;
+use crate::email::EmailService;
 use crate::error::{Error, ErrorCode};
+use crate::events::bus::LocalBus;
+use crate::events::relay::{Publisher, Relay};
+use crate::events::Names;
 use crate::grpc::remote::{RemoteInventory, RemoteProducts, RemoteService};
 use crate::http::json::BodyLimit;
 use crate::redis_store::RedisStore;
@@ -274,6 +281,15 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         OrderSupervisor::new(orders.clone(), std::time::Duration::from_secs(60)).start(),
     );
     let _ = order_router_cell.set(order_router.clone());
+    let names = Names::new(&config.events_namespace);
+    let publisher = match &nats {
+        Some(client) => Publisher::JetStream {
+            context: Box::new(async_nats::jetstream::new(client.clone())),
+            names,
+        },
+        None => Publisher::Local(LocalBus::new()),
+    };
+    let email = EmailService::new(db.clone(), publisher);
     Ok(web::Data::new(AppState {
         services,
         remotes,
@@ -285,10 +301,31 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         inventory,
         orders,
         order_router,
+        email,
         redis,
         nats,
         metrics: crate::metrics::install(),
     }))
+}
+
+/// The outbox relay (when enabled) and the email worker pool, consuming what the
+/// relay publishes: JetStream's shared durable consumer, or the in-process bus.
+fn start_events(state: &AppState) -> anyhow::Result<()> {
+    let config = &state.config;
+    let publisher = state.email.publisher().clone();
+    // Mail goes out where the email service runs; every node relays its own outbox (the
+    // events of split services meet on NATS, which config requires for a split node).
+    if state.services.contains(Service::Email) {
+        let transport = Transport::from_config(config)?;
+        tracing::info!(transport = %transport.describe(), workers = config.email_workers, "email workers starting");
+        let processor = Arc::new(Processor::new(state.db.clone(), transport, config)?);
+        worker::start_pool(config.email_workers, processor, publisher.clone());
+    }
+    if config.outbox_relay {
+        Relay::new(state.db.clone(), publisher)
+            .spawn(std::time::Duration::from_millis(config.outbox_poll_ms));
+    }
+    Ok(())
 }
 
 /// Once a second, for as long as the node runs: expires unpaid orders past their deadline
@@ -343,6 +380,7 @@ impl Application {
                 )
             })?;
         let state = build_state(config).await?;
+        start_events(&state)?;
         if state.services.contains(Service::Order) {
             spawn_order_expiry(state.clone());
         }

@@ -6,6 +6,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use souk_db::Db;
 
 use crate::config::Config;
+use crate::email::EmailService;
 use crate::grpc::remote::RemoteService;
 use crate::redis_store::RedisStore;
 use crate::services::inventory::InventoryService;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub orders: OrderService,
     /// Commands for existing orders go through their actors.
     pub order_router: OrderRouter,
+    /// Email verification, the send log and dead letters; owns the event publisher.
+    pub email: EmailService,
     pub redis: Option<Arc<RedisStore>>,
     pub nats: Option<async_nats::Client>,
     pub metrics: PrometheusHandle,

@@ -14,6 +14,7 @@
 
 pub mod catalog;
 pub mod clock;
+pub mod email;
 pub mod error;
 pub mod ids;
 pub mod inventory;

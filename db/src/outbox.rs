@@ -101,3 +101,104 @@ where
     .fetch_all(executor)
     .await?)
 }
+
+/// Ids of events no relay holds a live lease on, oldest first: candidates for [`claim`].
+#[tracing::instrument(name = "outbox_claimable", skip(executor))]
+pub async fn claimable<'e, E>(executor: E, now: Micros, limit: u32) -> Result<Vec<String>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM outbox_events WHERE published_at IS NULL \
+         AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Leases one event to `relay` until `until`; `false` when another relay holds it or it
+/// was published meanwhile. One conditional UPDATE per row, because SQLite has no
+/// `UPDATE … LIMIT` and the condition is what makes two relays exclusive.
+#[tracing::instrument(name = "outbox_claim", skip(executor))]
+pub async fn claim<'e, E>(
+    executor: E,
+    id: &str,
+    relay: &str,
+    now: Micros,
+    until: Micros,
+) -> Result<bool, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let result = sqlx::query(
+        "UPDATE outbox_events SET claimed_by = ?, claimed_until = ? WHERE id = ? \
+         AND published_at IS NULL AND (claimed_until IS NULL OR claimed_until < ?)",
+    )
+    .bind(relay)
+    .bind(until)
+    .bind(id)
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+#[tracing::instrument(name = "outbox_find", skip(executor))]
+pub async fn find<'e, E>(executor: E, id: &str) -> Result<Option<OutboxEvent>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query_as::<_, OutboxEvent>(
+        "SELECT id, topic, aggregate_id, payload, created_at, published_at FROM outbox_events \
+         WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(executor)
+    .await?)
+}
+
+#[tracing::instrument(name = "outbox_mark_published", skip(executor))]
+pub async fn mark_published<'e, E>(executor: E, id: &str, now: Micros) -> Result<(), DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query("UPDATE outbox_events SET published_at = ? WHERE id = ? AND published_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// When the oldest unpublished event was written, if any: the relay's lag.
+#[tracing::instrument(name = "outbox_oldest_unpublished", skip(executor))]
+pub async fn oldest_unpublished<'e, E>(executor: E) -> Result<Option<Micros>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let row: Option<(Micros,)> = sqlx::query_as(
+        "SELECT created_at FROM outbox_events WHERE published_at IS NULL ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(|(created_at,)| created_at))
+}
+
+/// Gives a lease back early (the publish failed), so any relay may retry at once.
+#[tracing::instrument(name = "outbox_release", skip(executor))]
+pub async fn release<'e, E>(executor: E, id: &str, relay: &str) -> Result<(), DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query(
+        "UPDATE outbox_events SET claimed_until = NULL WHERE id = ? AND claimed_by = ? AND published_at IS NULL",
+    )
+    .bind(id)
+    .bind(relay)
+    .execute(executor)
+    .await?;
+    Ok(())
+}

@@ -131,8 +131,15 @@ impl Db {
         Ok(())
     }
 
+    /// On SQLite the transaction takes the write lock up front (`BEGIN IMMEDIATE`): a
+    /// deferred transaction that reads and then writes fails at once with "database is
+    /// locked" when another connection wrote meanwhile, as the busy timeout does not
+    /// apply to that upgrade; taking the lock first makes it wait instead.
     pub async fn begin(&self) -> Result<crate::Transaction, DbError> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::MySql => self.pool.begin().await?,
+        })
     }
 
     /// (connections open, of which idle, maximum): the pool gauges of `/metrics`.

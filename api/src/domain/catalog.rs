@@ -177,9 +177,16 @@ pub fn parse_amount(amount: i64) -> Result<i64, String> {
 /// The words of a search: letters and digits only, so nothing a user types is ever an
 /// operator of either engine; at most ten words of at most 40 characters.
 pub fn search_words(q: &str) -> Vec<String> {
-    q.split(|c: char| !c.is_alphanumeric())
+    // Lowercase before splitting: lowercasing can add non-alphanumeric characters
+    // ("İ" becomes "i" and a combining dot), and a word must never carry one into a
+    // full-text query. Combining diacritics are dropped rather than splitting a word.
+    q.to_lowercase()
+        .chars()
+        .filter(|c| !('\u{0300}'..='\u{036f}').contains(c))
+        .collect::<String>()
+        .split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty())
-        .map(|word| word.to_lowercase().chars().take(40).collect::<String>())
+        .map(|word| word.chars().take(40).collect::<String>())
         .take(10)
         .collect()
 }
@@ -210,6 +217,7 @@ mod tests {
             ["red", "or", "1", "1", "shoe"]
         );
         assert!(search_words("%_*'\"()").is_empty());
+        assert_eq!(search_words("İstanbul"), ["istanbul"]);
     }
 
     proptest! {

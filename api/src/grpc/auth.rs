@@ -122,4 +122,16 @@ impl AuthService for AuthGrpc {
             .await?;
         Ok(Response::new(pb::ConfirmPasswordResetResponse {}))
     }
+
+    async fn verify_email(
+        &self,
+        request: Request<pb::VerifyEmailRequest>,
+    ) -> Result<Response<pb::VerifyEmailResponse>, Status> {
+        let user_id = self
+            .state
+            .email
+            .verify_email(&request.get_ref().token)
+            .await?;
+        Ok(Response::new(pb::VerifyEmailResponse { user_id }))
+    }
 }

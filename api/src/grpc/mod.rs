@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod caller;
+pub mod email;
 pub mod inventory;
 pub mod orders;
 pub mod products;
@@ -14,6 +15,7 @@ use std::future::Future;
 
 use actix_web::web;
 use souk_proto::v1::auth_service_server::AuthServiceServer;
+use souk_proto::v1::email_service_server::EmailServiceServer;
 use souk_proto::v1::inventory_service_server::InventoryServiceServer;
 use souk_proto::v1::order_service_server::OrderServiceServer;
 use souk_proto::v1::product_service_server::ProductServiceServer;
@@ -73,6 +75,11 @@ pub async fn serve(
         }))
         .add_optional_service(local(Service::Order).map(|()| {
             OrderServiceServer::new(orders::OrderGrpc {
+                state: state.clone(),
+            })
+        }))
+        .add_optional_service(local(Service::Email).map(|()| {
+            EmailServiceServer::new(email::EmailGrpc {
                 state: state.clone(),
             })
         }))

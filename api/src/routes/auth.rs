@@ -200,3 +200,31 @@ pub async fn confirm_password_reset(
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VerifyEmailQuery {
+    /// The token of the link in the welcome mail.
+    pub token: String,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct EmailVerified {
+    pub status: &'static str,
+    pub user_id: String,
+}
+
+/// The link of the welcome mail: single use, expiring.
+#[utoipa::path(get, path = "/api/v1/auth/verify-email", tag = "auth", params(VerifyEmailQuery),
+    responses((status = 200, body = EmailVerified), (status = 400, description = "invalid_verification_token or invalid_query", body = Problem)))]
+pub async fn verify_email(
+    state: web::Data<AppState>,
+    query: web::Query<VerifyEmailQuery>,
+) -> Result<HttpResponse, Error> {
+    let user_id = state.email.verify_email(&query.token).await?;
+    Ok(HttpResponse::Ok().json(EmailVerified {
+        status: "verified",
+        user_id,
+    }))
+}

@@ -4,6 +4,7 @@
 //! (`method_not_allowed`) rather than falling through to 404.
 
 pub mod admin_catalog;
+pub mod admin_emails;
 pub mod admin_inventory;
 pub mod admin_users;
 pub mod auth;
@@ -39,7 +40,8 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                 .service(
                     web::resource("/password-reset/confirm")
                         .route(web::post().to(auth::confirm_password_reset)),
-                ),
+                )
+                .service(web::resource("/verify-email").route(web::get().to(auth::verify_email))),
         );
     }
     if services.contains(Service::User) {
@@ -140,6 +142,19 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                 .service(
                     web::resource("/{sku}/movements")
                         .route(web::get().to(admin_inventory::movements)),
+                ),
+        );
+    }
+    if services.contains(Service::Email) {
+        api = api.service(
+            web::scope("/admin/emails")
+                .service(web::resource("").route(web::get().to(admin_emails::list_sends)))
+                .service(
+                    web::resource("/dead-letters").route(web::get().to(admin_emails::dead_letters)),
+                )
+                .service(
+                    web::resource("/dead-letters/{id}/replay")
+                        .route(web::post().to(admin_emails::replay)),
                 ),
         );
     }

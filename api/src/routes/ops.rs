@@ -22,6 +22,9 @@ pub struct Readiness {
     pub status: &'static str,
     /// Each dependency: `ok`, or what is wrong with it.
     pub checks: BTreeMap<&'static str, String>,
+    /// Age in seconds of the oldest event the relay has not published yet (0 when
+    /// none): a detail, not a readiness condition.
+    pub outbox_lag_seconds: Option<f64>,
 }
 
 /// The process is up and serving; says nothing about its dependencies.
@@ -60,6 +63,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     for remote in &state.remotes {
         checks.insert(remote.service().grpc_name(), remote_health(remote).await);
     }
+    let outbox_lag_seconds = crate::events::relay::outbox_lag(&state.db).await.ok();
+    if let Some(lag) = outbox_lag_seconds {
+        metrics::gauge!("souk_outbox_lag_seconds").set(lag);
+    }
     let ready = checks.values().all(|answer| answer == "ok");
     for (dependency, answer) in &checks {
         if answer != "ok" {
@@ -69,6 +76,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         checks,
+        outbox_lag_seconds,
     };
     if ready {
         HttpResponse::Ok().json(body)

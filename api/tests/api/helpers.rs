@@ -73,6 +73,8 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
         shutdown_timeout_secs: 1,
         // Unique per app so apps sharing one Redis never see each other's counters.
         redis_key_prefix: format!("souk-test:{}:", uuid::Uuid::now_v7().simple()),
+        // Apps sharing the test NATS server must not consume each other's events.
+        events_namespace: format!("t{}", uuid::Uuid::now_v7().simple()),
         ..Config::default()
     }
 }

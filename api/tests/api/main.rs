@@ -10,6 +10,7 @@ mod auth;
 mod catalog;
 mod cli;
 mod crash;
+mod email;
 mod negative;
 mod ops;
 mod orders;

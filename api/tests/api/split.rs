@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use souk_db::testing::TestDatabase;
 
 use crate::cli::souk;
+use crate::email::{token_in, SmtpSink};
 use crate::helpers::*;
 
 const SERVICES: [&str; 6] = ["user", "auth", "email", "product", "order", "inventory"];
@@ -44,8 +45,19 @@ struct Deployment {
 }
 
 impl Deployment {
-    fn new(database: &TestDatabase) -> Self {
+    fn new(database: &TestDatabase, sink: &SmtpSink) -> Self {
         let mut env = vec![
+            ("SOUK_SMTP_URL".to_owned(), sink.url()),
+            (
+                "SOUK_PUBLIC_BASE_URL".to_owned(),
+                "http://shop.test".to_owned(),
+            ),
+            ("SOUK_OUTBOX_POLL_MS".to_owned(), "50".to_owned()),
+            // Streams and consumers of their own on the shared NATS server.
+            (
+                "SOUK_EVENTS_NAMESPACE".to_owned(),
+                format!("split{}", uuid::Uuid::now_v7().simple()),
+            ),
             ("SOUK_DATABASE_URL".to_owned(), database.url.clone()),
             ("SOUK_JWT_SECRET".to_owned(), TEST_JWT_SECRET.to_owned()),
             ("SOUK_LOG_FORMAT".to_owned(), "json".to_owned()),
@@ -223,7 +235,7 @@ impl Shopper {
 
 /// The shopper flow; returns what a shopper and an admin can observe of it, without
 /// ids and times (which differ between runs by design).
-async fn shopper_flow(gateway: &Gateway, admin_email: &str) -> Value {
+async fn shopper_flow(gateway: &Gateway, admin_email: &str, sink: &SmtpSink) -> Value {
     use reqwest::Method;
     let shopper = Shopper::new();
     let admin = shopper.login(gateway, admin_email).await;
@@ -265,6 +277,21 @@ async fn shopper_flow(gateway: &Gateway, admin_email: &str) -> Value {
         )
         .await;
     assert_eq!(status, 201, "{registered}");
+    // The welcome mail comes from the email service, told by the auth service over NATS.
+    let welcome = sink.wait_for(&email, 1).await;
+    let link = "http://shop.test/api/v1/auth/verify-email?token=";
+    let verification = token_in(welcome[0]["text"].as_str().unwrap(), link);
+    let (status, verified) = shopper
+        .send(
+            gateway,
+            Method::GET,
+            &format!("/api/v1/auth/verify-email?token={verification}"),
+            None,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{verified}");
     let token = shopper.login(gateway, &email).await;
     let (status, me) = shopper
         .send(
@@ -344,8 +371,27 @@ async fn shopper_flow(gateway: &Gateway, admin_email: &str) -> Value {
             None,
         )
         .await;
+    // Welcome, order confirmation and payment received.
+    let mails = sink.wait_for(&email, 3).await;
+    let mut subjects: Vec<String> = mails
+        .iter()
+        .map(|mail| {
+            mail["subject"]
+                .as_str()
+                .unwrap()
+                .replace(&order_id, "<order>")
+        })
+        .collect();
+    subjects.sort();
+    let confirmation = mails
+        .iter()
+        .find(|mail| mail["text"].as_str().unwrap().contains("Split kettle"))
+        .expect("the order confirmation lists the line");
     json!({
-        "me": {"name": me["name"], "role": me["role"]},
+        "me": {"name": me["name"], "role": me["role"], "email_verified": me["email_verified"]},
+        "mail_subjects": subjects,
+        "confirmation_line": confirmation["text"].as_str().unwrap()
+            .contains("- 3 x Split kettle (SPLIT-1) at EUR 34.50 = EUR 103.50"),
         "placed": {"status": placed["status"], "total": placed["total"],
             "lines": placed["items"].as_array().unwrap().iter().map(|line| json!({
                 "sku": line["sku"], "name": line["name"], "quantity": line["quantity"],
@@ -396,18 +442,21 @@ fn six_processes_give_the_same_outcome_as_one() {
         )
     });
 
-    let split = Deployment::new(&split_database);
+    let split_sink = SmtpSink::start();
+    let split = Deployment::new(&split_database, &split_sink);
     split.create_admin("boss@split.example");
     let (nodes, gateway, _) = six_processes(&split);
-    let split_outcome = runtime.block_on(shopper_flow(&gateway, "boss@split.example"));
+    let split_outcome = runtime.block_on(shopper_flow(&gateway, "boss@split.example", &split_sink));
     drop(nodes);
 
-    let single = Deployment::new(&single_database);
+    let single_sink = SmtpSink::start();
+    let single = Deployment::new(&single_database, &single_sink);
     single.create_admin("boss@single.example");
     let node = single.start("all", free_port(), &[]);
     let single_outcome = runtime.block_on(shopper_flow(
         &Gateway::one(&node.http),
         "boss@single.example",
+        &single_sink,
     ));
     drop(node);
 
@@ -416,6 +465,9 @@ fn six_processes_give_the_same_outcome_as_one() {
         json!({"on_hand": 7, "reserved": 0, "available": 7})
     );
     assert_eq!(split_outcome["paid"]["status"], "paid");
+    assert_eq!(split_outcome["me"]["email_verified"], true);
+    assert_eq!(split_outcome["confirmation_line"], true);
+    assert_eq!(split_outcome["mail_subjects"].as_array().unwrap().len(), 3);
     assert_eq!(split_outcome, single_outcome);
 }
 
@@ -423,7 +475,8 @@ fn six_processes_give_the_same_outcome_as_one() {
 fn an_order_while_inventory_is_down_fails_fast_and_completes_after() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let database = runtime.block_on(souk_db::testing::fresh_mysql());
-    let deployment = Deployment::new(&database);
+    let sink = SmtpSink::start();
+    let deployment = Deployment::new(&database, &sink);
     deployment.create_admin("boss@down.example");
     let (mut nodes, gateway, inventory_port) = six_processes(&deployment);
     let shopper = Shopper::new();

@@ -1,0 +1,102 @@
+//! `souk.v1.EmailService`: the mail admin operations over gRPC, on the same email
+//! service as REST.
+
+use actix_web::web;
+use souk_proto::v1 as pb;
+use souk_proto::v1::email_service_server::EmailService;
+use tonic::{Request, Response, Status};
+
+use crate::email::service::{DeadLetterView, SendView};
+use crate::grpc::caller;
+use crate::http::pagination::{checked_limit, decode_cursor, paginate};
+use crate::state::AppState;
+
+pub struct EmailGrpc {
+    pub state: web::Data<AppState>,
+}
+
+fn send_message(view: SendView) -> pb::EmailSend {
+    pb::EmailSend {
+        id: view.id,
+        event_id: view.event_id,
+        template: view.template,
+        recipient: view.recipient,
+        subject: view.subject,
+        status: view.status,
+        attempts: view.attempts,
+        last_error: view.last_error.unwrap_or_default(),
+        created_at: view.created_at,
+        updated_at: view.updated_at,
+    }
+}
+
+fn dead_letter_message(view: DeadLetterView) -> pb::DeadLetter {
+    pb::DeadLetter {
+        id: view.id,
+        event_id: view.event_id,
+        topic: view.topic,
+        aggregate_id: view.aggregate_id,
+        attempts: view.attempts,
+        last_error: view.last_error,
+        created_at: view.created_at,
+        replayed_at: view.replayed_at.unwrap_or_default(),
+    }
+}
+
+/// The page bounds of a request, validated as REST validates its query.
+fn page(cursor: &str, limit: u32) -> Result<(Option<String>, u32), crate::error::Error> {
+    let limit = checked_limit(Some(limit).filter(|limit| *limit != 0))?;
+    let before = Some(cursor)
+        .filter(|cursor| !cursor.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
+    Ok((before, limit))
+}
+
+#[tonic::async_trait]
+impl EmailService for EmailGrpc {
+    async fn list_sends(
+        &self,
+        request: Request<pb::ListSendsRequest>,
+    ) -> Result<Response<pb::ListSendsResponse>, Status> {
+        caller::admin(&self.state, request.metadata()).await?;
+        let (before, limit) = page(&request.get_ref().cursor, request.get_ref().limit)?;
+        let rows = self
+            .state
+            .email
+            .list_sends(before.as_deref(), limit)
+            .await?;
+        let page = paginate(rows, limit, |send| &send.id, SendView::from);
+        Ok(Response::new(pb::ListSendsResponse {
+            items: page.items.into_iter().map(send_message).collect(),
+            next_cursor: page.next_cursor.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<pb::ListDeadLettersRequest>,
+    ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
+        caller::admin(&self.state, request.metadata()).await?;
+        let (before, limit) = page(&request.get_ref().cursor, request.get_ref().limit)?;
+        let rows = self
+            .state
+            .email
+            .dead_letters(before.as_deref(), limit)
+            .await?;
+        let page = paginate(rows, limit, |letter| &letter.id, DeadLetterView::from);
+        Ok(Response::new(pb::ListDeadLettersResponse {
+            items: page.items.into_iter().map(dead_letter_message).collect(),
+            next_cursor: page.next_cursor.unwrap_or_default(),
+        }))
+    }
+
+    async fn replay_dead_letter(
+        &self,
+        request: Request<pb::ReplayDeadLetterRequest>,
+    ) -> Result<Response<pb::DeadLetter>, Status> {
+        caller::admin(&self.state, request.metadata()).await?;
+        let letter = self.state.email.replay(&request.get_ref().id).await?;
+        Ok(Response::new(dead_letter_message(letter)))
+    }
+}

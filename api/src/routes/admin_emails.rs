@@ -1,0 +1,83 @@
+//! `/api/v1/admin/emails`: the send log and dead letters.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::AdminUser;
+use crate::email::service::{DeadLetterView, SendView};
+use crate::error::{Error, Problem};
+use crate::http::pagination::{checked_limit, decode_cursor, paginate};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1..=100, default 20.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendPage {
+    pub items: Vec<SendView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterPage {
+    pub items: Vec<DeadLetterView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Recent sends, newest first, with their status.
+#[utoipa::path(get, path = "/api/v1/admin/emails", tag = "admin", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = SendPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn list_sends(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, Error> {
+    let limit = checked_limit(query.limit)?;
+    let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let rows = state.email.list_sends(before.as_deref(), limit).await?;
+    let page = paginate(rows, limit, |send| &send.id, SendView::from);
+    Ok(HttpResponse::Ok().json(SendPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Events whose mails failed every attempt, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/emails/dead-letters", tag = "admin", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = DeadLetterPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn dead_letters(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, Error> {
+    let limit = checked_limit(query.limit)?;
+    let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let rows = state.email.dead_letters(before.as_deref(), limit).await?;
+    let page = paginate(rows, limit, |letter| &letter.id, DeadLetterView::from);
+    Ok(HttpResponse::Ok().json(DeadLetterPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Publishes the dead letter's event again (once); its unsent mails get a new round of
+/// attempts.
+#[utoipa::path(post, path = "/api/v1/admin/emails/dead-letters/{id}/replay", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 202, description = "queued again", body = DeadLetterView), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 409, description = "already_replayed", body = Problem), (status = 503, body = Problem)))]
+pub async fn replay(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Error> {
+    let letter = state.email.replay(&id).await?;
+    Ok(HttpResponse::Accepted().json(letter))
+}
