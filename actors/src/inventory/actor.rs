@@ -112,11 +112,14 @@ impl SkuActor {
         let fail = std::mem::take(&mut self.fail_next_batch);
         #[cfg(not(feature = "fault-injection"))]
         let fail = false;
+        let started = Instant::now();
         let write = async move { write(db, stock, commands, fail).await };
         context.spawn(write.into_actor(self).map(move |outcome, actor, context| {
             actor.flushing = false;
             match outcome {
                 Ok((stock, results, expired)) => {
+                    metrics::histogram!("souk_inventory_batch_seconds")
+                        .record(started.elapsed().as_secs_f64());
                     actor.stock = Some(stock);
                     for ((_, reply_to), result) in batch.into_iter().zip(results) {
                         let _ = reply_to.send(result);
