@@ -96,7 +96,7 @@ impl Options {
             strategies: StrategyName::ALL.to_vec(),
             workloads: Workload::ALL.to_vec(),
             concurrency: vec![1, 16],
-            duration: Duration::from_millis(700),
+            duration: Duration::from_millis(500),
             skus: 200,
             hot_stock: 300,
             stock_per_sku: 3,
