@@ -87,8 +87,10 @@ enum Command {
         /// Units per SKU in skewed and uniform.
         #[arg(long, default_value_t = 100_000)]
         stock_per_sku: i64,
-        /// Connections per database pool (baselines, souk-actor, souk-http node).
-        #[arg(long, default_value_t = 64)]
+        /// Connections per database pool (baselines, souk-actor, souk-http node). Three
+        /// such pools are open at once: keep 3 × this well under the server's
+        /// max_connections (151 by default), which other clients share.
+        #[arg(long, default_value_t = 24)]
         pool_size: u32,
         /// Every strategy × every workload at 1 and 16 clients, under a second each,
         /// with stock small enough to sell out.
@@ -190,6 +192,19 @@ fn main() -> anyhow::Result<()> {
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells · {msg}",
             )?);
             progress.enable_steady_tick(Duration::from_millis(200));
+            // The in-process Souk node handles SIGINT/SIGTERM by stopping its HTTP
+            // server only; the harness must stop as a whole.
+            runtime.spawn(async {
+                let mut terminate =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("install a SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                eprintln!("interrupted; results of this run are not written");
+                std::process::exit(130);
+            });
             let report = runtime.block_on(contention::run(&options, Some(&progress)))?;
             progress.finish_and_clear();
             let written = contention::report::write(&report, &output)?;

@@ -14,6 +14,7 @@ pub struct Environment {
     pub log_bin: String,
     pub innodb_buffer_pool_size: String,
     pub innodb_doublewrite: String,
+    pub max_connections: String,
     pub redis_version: String,
     /// Redis persistence: `appendonly` and `save` (the harness's Redis numbers are in
     /// memory either way: nothing waits for an fsync per reservation).
@@ -75,6 +76,7 @@ pub async fn probe(
         log_bin: variable(pool, "log_bin").await,
         innodb_buffer_pool_size: variable(pool, "innodb_buffer_pool_size").await,
         innodb_doublewrite: variable(pool, "innodb_doublewrite").await,
+        max_connections: variable(pool, "max_connections").await,
         redis_version: info
             .lines()
             .find_map(|line| line.strip_prefix("redis_version:"))
@@ -91,7 +93,7 @@ impl Environment {
     pub fn describe(&self) -> String {
         format!(
             "{} cores ({}, {}); {} with innodb_flush_log_at_trx_commit={}, sync_binlog={}, log_bin={}, \
-             innodb_doublewrite={}, buffer pool {} bytes; Redis {} (appendonly={}, save=\"{}\"); \
+             innodb_doublewrite={}, buffer pool {} bytes, max_connections={}; Redis {} (appendonly={}, save=\"{}\"); \
              pool size {} connections per pool",
             self.cores,
             self.cpu_model,
@@ -102,6 +104,7 @@ impl Environment {
             self.log_bin,
             self.innodb_doublewrite,
             self.innodb_buffer_pool_size,
+            self.max_connections,
             self.redis_version,
             self.redis_appendonly,
             self.redis_save,

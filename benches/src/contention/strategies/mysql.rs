@@ -27,6 +27,10 @@ pub async fn pool(url: &str, max_connections: u32) -> anyhow::Result<MySqlPool> 
         // 1024 clients queue for 64 connections: waiting is part of the latency, not an
         // error.
         .acquire_timeout(std::time::Duration::from_secs(120))
+        // Idle connections are closed soon: the server's connection limit is shared
+        // with the other pools of the run and with other clients.
+        .idle_timeout(std::time::Duration::from_secs(2))
+        .min_connections(0)
         .connect(url)
         .await?)
 }
