@@ -71,17 +71,15 @@ fn handling(criterion: &mut Criterion) {
                 BatchSize::LargeInput,
             )
         });
-        // The actor copies its stock into every batch it writes and scans it for the
-        // next expiry after every batch: both grow with the open reservations.
-        group.bench_function(
-            format!("batch_copy_and_expiry_scan_with_{held}_held"),
-            |bench| {
-                bench.iter(|| {
-                    let copy = stock.clone();
-                    copy.next_expiry()
-                })
-            },
-        );
+        // After every batch the actor scans its reservations for the next expiry; a
+        // snapshot copies the whole stock (and each batch did, before batches took the
+        // stock instead of a copy). Both grow with the open reservations.
+        group.bench_function(format!("expiry_scan_with_{held}_held"), |bench| {
+            bench.iter(|| stock.next_expiry())
+        });
+        group.bench_function(format!("stock_copy_with_{held}_held"), |bench| {
+            bench.iter(|| stock.clone())
+        });
     }
     group.finish();
 }
