@@ -1,6 +1,9 @@
 //! `souk-bench`: Souk's benchmark harness.
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
+use souk_bench::contention::{self, StrategyName, Workload};
 use souk_bench::search;
 
 #[derive(Parser)]
@@ -45,6 +48,56 @@ enum Command {
         /// A few seconds at small scale, to check the harness works.
         #[arg(long)]
         smoke: bool,
+    },
+    /// Oversell-free reservations/s on hot, skewed and uniform SKUs: Souk's actors against
+    /// SQL transactions, SELECT … FOR UPDATE, a bare UPDATE and Redis Lua, in one run.
+    /// Exits non-zero if any strategy oversold or lost an acknowledged reservation.
+    Contention {
+        /// MariaDB/MySQL server URL without a database name.
+        #[arg(
+            long,
+            env = "SOUK_TEST_MYSQL_URL",
+            default_value = "mysql://souk:souk@127.0.0.1:3306"
+        )]
+        mysql_url: String,
+        #[arg(
+            long,
+            env = "SOUK_TEST_REDIS_URL",
+            default_value = "redis://127.0.0.1:6379"
+        )]
+        redis_url: String,
+        /// Bench database (dropped and created afresh; `<name>_http` for souk-http).
+        #[arg(long, default_value = "souk_bench_contention")]
+        database: String,
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = StrategyName::ALL.to_vec())]
+        strategies: Vec<StrategyName>,
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = Workload::ALL.to_vec())]
+        workloads: Vec<Workload>,
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 16, 64, 256, 1024])]
+        concurrency: Vec<usize>,
+        /// Seconds per cell (strategy × workload × concurrency).
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        /// SKUs of the skewed and uniform workloads.
+        #[arg(long, default_value_t = 10_000)]
+        skus: usize,
+        /// Units of the hot SKU (large enough not to sell out within a cell).
+        #[arg(long, default_value_t = 10_000_000)]
+        hot_stock: i64,
+        /// Units per SKU in skewed and uniform.
+        #[arg(long, default_value_t = 100_000)]
+        stock_per_sku: i64,
+        /// Connections per database pool (baselines, souk-actor, souk-http node). Three
+        /// such pools are open at once: keep 3 × this well under the server's
+        /// max_connections (151 by default), which other clients share.
+        #[arg(long, default_value_t = 24)]
+        pool_size: u32,
+        /// Every strategy × every workload at 1 and 16 clients, under a second each,
+        /// with stock small enough to sell out.
+        #[arg(long)]
+        smoke: bool,
+        #[arg(long, default_value = "bench-results")]
+        output: std::path::PathBuf,
     },
 }
 
@@ -96,6 +149,77 @@ fn main() -> anyhow::Result<()> {
             )?;
             std::fs::write("bench-results/search.md", &markdown)?;
             println!("{markdown}");
+        }
+        Command::Contention {
+            mysql_url,
+            redis_url,
+            database,
+            strategies,
+            workloads,
+            concurrency,
+            duration,
+            skus,
+            hot_stock,
+            stock_per_sku,
+            pool_size,
+            smoke,
+            output,
+        } => {
+            let options = if smoke {
+                contention::Options {
+                    strategies,
+                    ..contention::Options::smoke(mysql_url, redis_url, format!("{database}_smoke"))
+                }
+            } else {
+                anyhow::ensure!(duration > 0.0, "--duration must be positive");
+                contention::Options {
+                    mysql_server_url: mysql_url,
+                    redis_url,
+                    database,
+                    strategies,
+                    workloads,
+                    concurrency,
+                    duration: Duration::from_secs_f64(duration),
+                    skus,
+                    hot_stock,
+                    stock_per_sku,
+                    pool_size,
+                    drop_databases: false,
+                }
+            };
+            let progress = indicatif::ProgressBar::new(contention::cell_count(&options));
+            progress.set_style(indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells · {msg}",
+            )?);
+            progress.enable_steady_tick(Duration::from_millis(200));
+            // The in-process Souk node handles SIGINT/SIGTERM by stopping its HTTP
+            // server only; the harness must stop as a whole.
+            runtime.spawn(async {
+                let mut terminate =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("install a SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                eprintln!("interrupted; results of this run are not written");
+                std::process::exit(130);
+            });
+            let report = runtime.block_on(contention::run(&options, Some(&progress)))?;
+            progress.finish_and_clear();
+            let written = contention::report::write(&report, &output)?;
+            println!("{}", contention::report::markdown(&report));
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+            let violations = report.violations();
+            if !violations.is_empty() {
+                anyhow::bail!(
+                    "{} cells violated the checks ({} units oversold)",
+                    violations.len(),
+                    report.oversold_units()
+                );
+            }
         }
     }
     Ok(())

@@ -52,8 +52,12 @@ pub struct SkuActor {
     supervisor: Addr<InventorySupervisor>,
     expiry_listener: Option<Recipient<ReservationExpired>>,
     idle_timeout: Duration,
+    /// `None` until loaded, and while a batch is being written: the batch owns the stock
+    /// then, rather than a copy of it (copying grows with the open reservations).
     stock: Option<Stock>,
     pending: Vec<(Command, oneshot::Sender<Reply>)>,
+    /// Snapshots asked for while a batch is being written, answered once it committed.
+    snapshot_waiters: Vec<oneshot::Sender<Result<Stock, InventoryError>>>,
     flushing: bool,
     last_activity: Instant,
     expiry_timer: Option<SpawnHandle>,
@@ -80,6 +84,7 @@ impl SkuActor {
             idle_timeout,
             stock: None,
             pending: Vec::new(),
+            snapshot_waiters: Vec::new(),
             flushing: false,
             last_activity: Instant::now(),
             expiry_timer: None,
@@ -100,7 +105,9 @@ impl SkuActor {
         if self.flushing || self.pending.is_empty() {
             return;
         }
-        let Some(stock) = self.stock.clone() else {
+        // A failed batch stops the actor, which reloads from the database, so the
+        // in-memory stock is never needed again if the write fails.
+        let Some(stock) = self.stock.take() else {
             return;
         };
         self.flushing = true;
@@ -112,11 +119,17 @@ impl SkuActor {
         let fail = std::mem::take(&mut self.fail_next_batch);
         #[cfg(not(feature = "fault-injection"))]
         let fail = false;
+        let started = Instant::now();
         let write = async move { write(db, stock, commands, fail).await };
         context.spawn(write.into_actor(self).map(move |outcome, actor, context| {
             actor.flushing = false;
             match outcome {
                 Ok((stock, results, expired)) => {
+                    metrics::histogram!("souk_inventory_batch_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    for waiter in actor.snapshot_waiters.drain(..) {
+                        let _ = waiter.send(Ok(stock.clone()));
+                    }
                     actor.stock = Some(stock);
                     for ((_, reply_to), result) in batch.into_iter().zip(results) {
                         let _ = reply_to.send(result);
@@ -365,13 +378,26 @@ impl Handler<Execute> for SkuActor {
 }
 
 impl Handler<Snapshot> for SkuActor {
-    type Result = Result<Stock, InventoryError>;
+    type Result = ResponseFuture<Result<Stock, InventoryError>>;
 
     fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
         self.last_activity = Instant::now();
-        self.stock
-            .clone()
-            .ok_or_else(|| InventoryError::Unavailable("the sku is not loaded".into()))
+        if let Some(stock) = &self.stock {
+            let stock = stock.clone();
+            return Box::pin(async move { Ok(stock) });
+        }
+        if !self.flushing {
+            return Box::pin(async {
+                Err(InventoryError::Unavailable("the sku is not loaded".into()))
+            });
+        }
+        let (reply_to, reply) = oneshot::channel();
+        self.snapshot_waiters.push(reply_to);
+        Box::pin(async move {
+            reply.await.unwrap_or_else(|_| {
+                Err(InventoryError::Unavailable("the sku actor stopped".into()))
+            })
+        })
     }
 }
 

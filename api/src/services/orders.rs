@@ -420,8 +420,14 @@ impl OrderService {
             }),
         )
         .map_err(Error::internal)?;
-        let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
-        match orders::insert(&mut connection, &order, &line_records, &history, &placed).await {
+        // The connection goes back to the pool before anything else awaits one: a request
+        // holding it while asking for another deadlocks the pool once as many requests
+        // run as it has connections.
+        let inserted = {
+            let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
+            orders::insert(&mut connection, &order, &line_records, &history, &placed).await
+        };
+        match inserted {
             Ok(()) => {}
             Err(DbError::UniqueViolation { .. }) if key.is_some() => {
                 // A concurrent request with the same key won the insert.

@@ -831,3 +831,30 @@ async fn concurrent_commands_on_one_order_apply_once() {
     );
     assert_eq!(stock(&app, &admin, "ONCE").await, (8, 0), "sold once");
 }
+
+/// A node with a single database connection still places orders: no step of checkout
+/// holds a connection while waiting for another (which would deadlock the pool as soon
+/// as as many orders run as it has connections, until the acquire timeout).
+#[actix_web::test]
+async fn checkout_never_holds_a_connection_while_awaiting_another() {
+    let app = spawn_app_with(TestBackend::MySql, |config| {
+        config.database_max_connections = 1;
+    })
+    .await;
+    let admin = app.admin().await;
+    let shopper = app.customer("one-connection").await;
+    product(&app, &admin, "ONECONN", 250, 3).await;
+    for key in ["first", "second"] {
+        let response = order(
+            &app,
+            &shopper,
+            json!([{"sku": "ONECONN", "quantity": 1}]),
+            Some(key),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "order {key}");
+        let placed: Value = response.json().await.unwrap();
+        assert_eq!(placed["items"][0]["sku"], "ONECONN");
+    }
+    assert_eq!(stock(&app, &admin, "ONECONN").await, (3, 2));
+}

@@ -1,0 +1,353 @@
+//! Results of a run: per-cell figures and checks, ratios to `mysql-tx`, the goal, and
+//! their JSON and Markdown forms.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::env::Environment;
+use super::profile::BatchProfile;
+use super::strategies::{Cell, Verification};
+use super::workload::Workload;
+use super::Options;
+use crate::stats::Summary;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CellResult {
+    pub strategy: String,
+    pub workload: Workload,
+    pub concurrency: usize,
+    pub skus: usize,
+    pub stock_per_sku: i64,
+    pub wall_secs: f64,
+    /// Reservations the clients were told succeeded.
+    pub reserved: u64,
+    /// Refused for lack of stock.
+    pub rejected: u64,
+    /// Neither: failures of the store or the transport.
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// Latency of successful reservations, and their rate.
+    pub latency: Summary,
+    pub verification: Verification,
+    /// Acknowledged to a client but not found in the store. Must be 0.
+    pub missing_acknowledged: u64,
+    /// Found in the store beyond what was acknowledged (possible only when a client saw
+    /// an error for a reservation that did commit).
+    pub unacknowledged_recorded: u64,
+    /// Successful reservations/s over those of `mysql-tx` in the same workload and
+    /// concurrency of this run.
+    pub ratio_to_mysql_tx: Option<f64>,
+    /// Group commit of the SKU actors during this cell (souk strategies).
+    pub actor_batches: Option<BatchProfile>,
+}
+
+impl CellResult {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        strategy: &str,
+        cell: &Cell,
+        wall: Duration,
+        reserved: u64,
+        rejected: u64,
+        errors: u64,
+        first_error: Option<String>,
+        latency: Summary,
+        verification: Verification,
+        actor_batches: Option<BatchProfile>,
+    ) -> Self {
+        Self {
+            strategy: strategy.to_owned(),
+            workload: cell.workload,
+            concurrency: cell.concurrency,
+            skus: cell.skus,
+            stock_per_sku: cell.stock_per_sku,
+            wall_secs: wall.as_secs_f64(),
+            reserved,
+            rejected,
+            errors,
+            first_error,
+            latency,
+            missing_acknowledged: reserved.saturating_sub(verification.recorded),
+            unacknowledged_recorded: verification.recorded.saturating_sub(reserved),
+            verification,
+            ratio_to_mysql_tx: None,
+            actor_batches,
+        }
+    }
+
+    /// Oversold, lost an acknowledged reservation, recorded more than clients could
+    /// have caused, or left counters disagreeing with their rows.
+    pub fn violates(&self) -> bool {
+        self.verification.oversold_units > 0
+            || self.missing_acknowledged > 0
+            || self.unacknowledged_recorded > self.errors
+            || self.verification.inconsistent_skus > 0
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Unavailable {
+    pub strategy: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub started_at: String,
+    pub command: String,
+    pub environment: Environment,
+    pub duration_secs: f64,
+    pub skus: usize,
+    pub hot_stock: i64,
+    pub stock_per_sku: i64,
+    pub concurrency: Vec<usize>,
+    pub cells: Vec<CellResult>,
+    pub unavailable: Vec<Unavailable>,
+    pub notes: Vec<String>,
+    /// The goal of issue #7, evaluated (reported, never asserted).
+    pub goal: Vec<String>,
+}
+
+pub const NOTES: &[&str] = &[
+    "mysql-autocommit records no reservation row: only the counter moves, so it is not comparable in what it records (no order can be released, audited or proven).",
+    "redis-lua keeps stock and reservations in memory: a reservation is acknowledged before anything reaches disk, so it is not durable like the SQL strategies and Souk.",
+    "souk-actor: Souk's per-SKU actors in process (LocalInventory router), group-committing the SKU row, reservation rows and ledger rows in one fenced transaction per batch.",
+    "souk-http: a real Souk node in the same process, driven over loopback REST: POST /api/v1/orders (one line of one unit, Idempotency-Key), so each success is an order persisted with its reservation; skewed/uniform cells share one catalogue whose stock covers all of them.",
+    "Latency percentiles are of successful reservations; a hot cell ends early when its SKU sells out. SQL baselines use sqlx's native MySQL driver, Souk its Any driver.",
+];
+
+impl Report {
+    pub fn new(
+        options: &Options,
+        started_at: chrono::DateTime<chrono::Utc>,
+        environment: Environment,
+        mut cells: Vec<CellResult>,
+        unavailable: Vec<Unavailable>,
+    ) -> Self {
+        let baselines: Vec<(Workload, usize, f64)> = cells
+            .iter()
+            .filter(|cell| cell.strategy == "mysql-tx")
+            .map(|cell| {
+                (
+                    cell.workload,
+                    cell.concurrency,
+                    cell.latency.throughput_per_sec,
+                )
+            })
+            .collect();
+        for cell in &mut cells {
+            cell.ratio_to_mysql_tx = baselines
+                .iter()
+                .find(|(workload, concurrency, _)| {
+                    *workload == cell.workload && *concurrency == cell.concurrency
+                })
+                .filter(|(_, _, baseline)| *baseline > 0.0)
+                .map(|(_, _, baseline)| cell.latency.throughput_per_sec / baseline);
+        }
+        let goal = goal(&cells);
+        Self {
+            started_at: started_at.to_rfc3339(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            environment,
+            duration_secs: options.duration.as_secs_f64(),
+            skus: options.skus,
+            hot_stock: options.hot_stock,
+            stock_per_sku: options.stock_per_sku,
+            concurrency: options.concurrency.clone(),
+            cells,
+            unavailable,
+            notes: NOTES.iter().map(|note| (*note).to_owned()).collect(),
+            goal,
+        }
+    }
+
+    pub fn violations(&self) -> Vec<&CellResult> {
+        self.cells.iter().filter(|cell| cell.violates()).collect()
+    }
+
+    pub fn oversold_units(&self) -> i64 {
+        self.cells
+            .iter()
+            .map(|cell| cell.verification.oversold_units)
+            .sum()
+    }
+}
+
+fn goal(cells: &[CellResult]) -> Vec<String> {
+    let find = |strategy: &str| {
+        cells.iter().find(|cell| {
+            cell.strategy == strategy && cell.workload == Workload::Hot && cell.concurrency == 256
+        })
+    };
+    let mut lines = Vec::new();
+    match find("souk-actor") {
+        Some(actor) => {
+            let ratio = actor.ratio_to_mysql_tx.unwrap_or(0.0);
+            let met = ratio >= 25.0
+                && actor.verification.oversold_units == 0
+                && actor.latency.p99_ms <= 25.0;
+            lines.push(format!(
+                "hot, 256 clients: souk-actor = {ratio:.1}× mysql-tx (goal ≥ 25×), p99 {:.1} ms (goal ≤ 25 ms), oversold {} (goal 0): {}",
+                actor.latency.p99_ms,
+                actor.verification.oversold_units,
+                if met { "met" } else { "NOT met" }
+            ));
+        }
+        None => lines.push("hot, 256 clients: souk-actor not measured in this run".to_owned()),
+    }
+    match find("souk-http") {
+        Some(http) => {
+            let ratio = http.ratio_to_mysql_tx.unwrap_or(0.0);
+            lines.push(format!(
+                "hot, 256 clients: souk-http = {ratio:.1}× mysql-tx (goal ≥ 5×): {}",
+                if ratio >= 5.0 { "met" } else { "NOT met" }
+            ));
+        }
+        None => lines.push("hot, 256 clients: souk-http not measured in this run".to_owned()),
+    }
+    lines
+}
+
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## Stock contention: {}\n", report.started_at);
+    let _ = writeln!(out, "`{}`\n", report.command);
+    let _ = writeln!(out, "Environment: {}.\n", report.environment.describe());
+    let _ = writeln!(
+        out,
+        "{:.1} s per cell; hot = 1 SKU with {} units; skewed (Zipf s=1.1) and uniform = {} SKUs with {} units each; one unit per reservation; closed-loop clients.\n",
+        report.duration_secs, report.hot_stock, report.skus, report.stock_per_sku
+    );
+    for workload in Workload::ALL {
+        let rows: Vec<&CellResult> = report
+            .cells
+            .iter()
+            .filter(|cell| cell.workload == workload)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "### {}\n", workload.name());
+        let _ = writeln!(
+            out,
+            "| strategy | clients | reservations/s | × mysql-tx | reserved | rejected | errors | p50 ms | p95 ms | p99 ms | max ms | oversold | check |"
+        );
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
+        for cell in rows {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+                cell.strategy,
+                cell.concurrency,
+                cell.latency.throughput_per_sec,
+                cell.ratio_to_mysql_tx
+                    .map(|ratio| format!("{ratio:.2}×"))
+                    .unwrap_or_else(|| "–".to_owned()),
+                cell.reserved,
+                cell.rejected,
+                cell.errors,
+                cell.latency.p50_ms,
+                cell.latency.p95_ms,
+                cell.latency.p99_ms,
+                cell.latency.max_ms,
+                cell.verification.oversold_units,
+                if cell.violates() { "**FAILED**" } else { "ok" },
+            );
+        }
+        out.push('\n');
+    }
+    let profiled: Vec<&CellResult> = report
+        .cells
+        .iter()
+        .filter(|cell| cell.actor_batches.is_some())
+        .collect();
+    if !profiled.is_empty() {
+        let _ = writeln!(out, "### SKU actor group commit\n");
+        let _ = writeln!(
+            out,
+            "| strategy | workload | clients | batches | batches/s | mean size | p50 size | p99 size | max size | commit p50 ms | commit p99 ms | sizes (≤bound: count) |"
+        );
+        let _ = writeln!(
+            out,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
+        for cell in profiled {
+            let batches = cell.actor_batches.as_ref().expect("filtered");
+            let histogram: Vec<String> = batches
+                .batch_size_histogram
+                .iter()
+                .map(|(bound, count)| format!("≤{bound}: {count}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
+                cell.strategy,
+                cell.workload.name(),
+                cell.concurrency,
+                batches.batches,
+                batches.batches_per_sec,
+                batches.mean_batch_size,
+                batches.p50_batch_size,
+                batches.p99_batch_size,
+                batches.max_batch_size,
+                batches.p50_commit_ms,
+                batches.p99_commit_ms,
+                histogram.join(", ")
+            );
+        }
+        out.push('\n');
+    }
+    for unavailable in &report.unavailable {
+        let _ = writeln!(
+            out,
+            "- **{}**: {}",
+            unavailable.strategy, unavailable.reason
+        );
+    }
+    for note in &report.notes {
+        let _ = writeln!(out, "- {note}");
+    }
+    let _ = writeln!(out, "\nGoal (reported, not asserted):\n");
+    for line in &report.goal {
+        let _ = writeln!(out, "- {line}");
+    }
+    let violations = report.violations();
+    let _ = writeln!(
+        out,
+        "\nChecks: {} cells, {} with a violation; {} units oversold in total.",
+        report.cells.len(),
+        violations.len(),
+        report.oversold_units()
+    );
+    out
+}
+
+/// Writes `contention-<stamp>.json`, `.md` and the plots into `directory`; returns the
+/// paths written.
+pub fn write(
+    report: &Report,
+    directory: &std::path::Path,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(directory)?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let json = directory.join(format!("contention-{stamp}.json"));
+    std::fs::write(&json, serde_json::to_string_pretty(report)?)?;
+    let markdown_path = directory.join(format!("contention-{stamp}.md"));
+    let mut written = vec![json, markdown_path.clone()];
+    let mut text = markdown(report);
+    for (kind, path) in super::plot::draw(report, directory, &stamp.to_string())? {
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _ = writeln!(text, "\n![{kind}]({name})");
+        written.push(path);
+    }
+    std::fs::write(&markdown_path, text)?;
+    Ok(written)
+}

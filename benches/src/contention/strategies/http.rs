@@ -1,0 +1,331 @@
+//! End to end against a real Souk node, over REST (`souk-http`) or gRPC (`souk-grpc`): a
+//! logged-in customer places orders (`POST /api/v1/orders`, or `OrderService.CreateOrder`;
+//! one line of one unit, with an idempotency key). Each order goes through
+//! authentication, validation, the catalog snapshot, the SKU actor's reservation and
+//! the order's own persistence, so this measures a whole checkout's reservation step,
+//! not the inventory alone.
+//!
+//! The node runs in this process (`Application::build`, as the API tests do) on its own
+//! fresh database; the clients reach it over loopback sockets.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use souk_api::config::Secret;
+use souk_api::Config;
+use souk_proto::v1 as pb;
+use souk_proto::v1::order_service_client::OrderServiceClient;
+use sqlx::mysql::MySqlPool;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+use super::souk_actor::{check_souk_items, seed_souk_items};
+use super::{Attempt, Cell, Strategy, Verification};
+use crate::contention::host::ActixHost;
+use crate::contention::workload::Workload;
+
+/// How the clients reach the node.
+enum Transport {
+    Rest,
+    /// A few HTTP/2 connections, each multiplexing many clients' calls.
+    Grpc(Vec<OrderServiceClient<Channel>>),
+}
+
+pub struct SoukHttp {
+    transport: Transport,
+    base: String,
+    client: reqwest::Client,
+    token: String,
+    catalog: souk_api::services::CatalogService,
+    check: MySqlPool,
+    /// Skewed and uniform cells share one catalogue (creating 10k products per cell
+    /// would dominate the run); it is created on first use with `shared_stock` units per
+    /// SKU, enough for every cell that draws on it.
+    shared: Mutex<bool>,
+    shared_stock: i64,
+    orders_before: AtomicI64,
+    reservations_before: AtomicI64,
+    _data_dir: TempDir,
+    _host: ActixHost,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The shared catalogue's SKUs are those of a cell numbered 0, which no real cell uses.
+fn shared_cell(template: &Cell) -> Cell {
+    Cell {
+        id: 0,
+        ..template.clone()
+    }
+}
+
+impl SoukHttp {
+    pub async fn new(
+        database_url: &str,
+        pool_size: u32,
+        check: MySqlPool,
+        shared_stock: i64,
+        over_grpc: bool,
+    ) -> anyhow::Result<Self> {
+        let data_dir = TempDir(
+            std::env::temp_dir().join(format!("souk-bench-{}", uuid::Uuid::now_v7().simple())),
+        );
+        std::fs::create_dir_all(&data_dir.0)?;
+        let config = Config {
+            http_addr: "127.0.0.1:0".parse()?,
+            grpc_addr: "127.0.0.1:0".parse()?,
+            data_dir: data_dir.0.clone(),
+            database_url: Some(database_url.to_owned()),
+            database_max_connections: pool_size,
+            jwt_secret: Some(Secret::new(format!(
+                "{}{}",
+                uuid::Uuid::now_v7().simple(),
+                uuid::Uuid::now_v7().simple()
+            ))),
+            // Only the bench customer logs in, once.
+            bcrypt_cost: 4,
+            access_token_ttl_secs: 24 * 3600,
+            order_reservation_ttl_secs: 3600,
+            shutdown_timeout_secs: 1,
+            ..Config::default()
+        };
+        let (host, (port, grpc_port, catalog)) = ActixHost::start(move || async move {
+            let application = souk_api::Application::build(config).await?;
+            let port = application.port();
+            let grpc_port = application.grpc_port();
+            let catalog = application.state().catalog.clone();
+            actix_rt::spawn(application.run_until_stopped());
+            Ok((port, grpc_port, catalog))
+        })
+        .await?;
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(2048)
+            .build()?;
+        let email = format!("bench-{}@example.com", uuid::Uuid::now_v7().simple());
+        let password = "bench password 123";
+        let registered = client
+            .post(format!("{base}/api/v1/auth/register"))
+            .json(&json!({"email": email, "password": password, "name": "Bench Shopper"}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            registered.status() == StatusCode::CREATED,
+            "cannot register the bench customer: {}",
+            registered.text().await?
+        );
+        let login: Value = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let token = login["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("login returned no access token"))?
+            .to_owned();
+        let transport = if over_grpc {
+            let mut clients = Vec::new();
+            for _ in 0..GRPC_CONNECTIONS {
+                let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc_port}"))?
+                    .connect()
+                    .await?;
+                clients.push(OrderServiceClient::new(channel));
+            }
+            Transport::Grpc(clients)
+        } else {
+            Transport::Rest
+        };
+        Ok(Self {
+            transport,
+            base,
+            client,
+            token,
+            catalog,
+            check,
+            shared: Mutex::new(false),
+            shared_stock,
+            orders_before: AtomicI64::new(0),
+            reservations_before: AtomicI64::new(0),
+            _data_dir: data_dir,
+            _host: host,
+        })
+    }
+
+    fn sku(&self, cell: &Cell, index: usize) -> String {
+        match cell.workload {
+            Workload::Hot => cell.sku(index),
+            _ => shared_cell(cell).sku(index),
+        }
+    }
+
+    async fn create_products(&self, cell: &Cell) -> anyhow::Result<()> {
+        let rows = (0..cell.skus)
+            .map(|index| {
+                let input = serde_json::from_value(json!({
+                    "sku": cell.sku(index),
+                    "name": format!("Bench item {}", cell.sku(index)),
+                    "price": {"amount": 1999, "currency": "EUR"},
+                    "status": "active",
+                }))
+                .map_err(|error| vec![souk_api::error::FieldError::new("row", error.to_string())]);
+                (index + 1, input)
+            })
+            .collect();
+        let report = self
+            .catalog
+            .import(rows)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot create the bench products: {error}"))?;
+        anyhow::ensure!(
+            report.failed == 0,
+            "{} bench products were refused",
+            report.failed
+        );
+        Ok(())
+    }
+
+    fn sku_like(&self, cell: &Cell) -> String {
+        match cell.workload {
+            Workload::Hot => cell.sku(0),
+            _ => shared_cell(cell).sku_prefix_like(),
+        }
+    }
+
+    async fn counts(&self, cell: &Cell) -> anyhow::Result<(i64, i64)> {
+        let (orders,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orders")
+            .fetch_one(&self.check)
+            .await?;
+        let (reservations,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM inventory_reservations WHERE sku LIKE ?")
+                .bind(self.sku_like(cell))
+                .fetch_one(&self.check)
+                .await?;
+        Ok((orders, reservations))
+    }
+}
+
+/// HTTP/2 connections of `souk-grpc`; calls spread over them by order id.
+const GRPC_CONNECTIONS: usize = 4;
+
+impl SoukHttp {
+    async fn reserve_over_grpc(
+        &self,
+        clients: &[OrderServiceClient<Channel>],
+        sku: String,
+        order_id: String,
+    ) -> anyhow::Result<Attempt> {
+        let index = order_id.bytes().map(usize::from).sum::<usize>() % clients.len();
+        let mut client = clients[index].clone();
+        let mut request = tonic::Request::new(pb::CreateOrderRequest {
+            items: vec![pb::OrderItem { sku, quantity: 1 }],
+            idempotency_key: order_id,
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {}", self.token).parse()?);
+        match client.create_order(request).await {
+            Ok(_) => Ok(Attempt::Reserved),
+            Err(status) => {
+                let code = status
+                    .get_details_error_info()
+                    .map(|info| info.reason)
+                    .unwrap_or_default();
+                if code == "insufficient_stock" {
+                    Ok(Attempt::OutOfStock)
+                } else {
+                    anyhow::bail!(
+                        "order refused with {:?} {code}: {}",
+                        status.code(),
+                        status.message()
+                    )
+                }
+            }
+        }
+    }
+}
+
+impl Strategy for SoukHttp {
+    fn name(&self) -> &'static str {
+        match self.transport {
+            Transport::Rest => "souk-http",
+            Transport::Grpc(_) => "souk-grpc",
+        }
+    }
+
+    async fn prepare(&self, cell: &Cell) -> anyhow::Result<()> {
+        match cell.workload {
+            Workload::Hot => {
+                self.create_products(cell).await?;
+                seed_souk_items(&self.check, cell, cell.stock_per_sku).await?;
+            }
+            _ => {
+                let mut shared = self.shared.lock().await;
+                if !*shared {
+                    let catalogue = shared_cell(cell);
+                    self.create_products(&catalogue).await?;
+                    seed_souk_items(&self.check, &catalogue, self.shared_stock).await?;
+                    *shared = true;
+                }
+            }
+        }
+        let (orders, reservations) = self.counts(cell).await?;
+        self.orders_before.store(orders, Ordering::SeqCst);
+        self.reservations_before
+            .store(reservations, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn reserve(&self, cell: &Cell, sku: usize, order_id: String) -> anyhow::Result<Attempt> {
+        if let Transport::Grpc(clients) = &self.transport {
+            return self
+                .reserve_over_grpc(clients, self.sku(cell, sku), order_id)
+                .await;
+        }
+        let response = self
+            .client
+            .post(format!("{}/api/v1/orders", self.base))
+            .bearer_auth(&self.token)
+            .header("Idempotency-Key", order_id)
+            .json(&json!({"items": [{"sku": self.sku(cell, sku), "quantity": 1}]}))
+            .send()
+            .await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(Attempt::Reserved),
+            status => {
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                if status == StatusCode::CONFLICT && body["code"] == "insufficient_stock" {
+                    Ok(Attempt::OutOfStock)
+                } else {
+                    anyhow::bail!("order refused with {status}: {body}")
+                }
+            }
+        }
+    }
+
+    async fn verify(&self, cell: &Cell) -> anyhow::Result<Verification> {
+        let initial = match cell.workload {
+            Workload::Hot => cell.stock_per_sku,
+            _ => self.shared_stock,
+        };
+        let mut verification = check_souk_items(&self.check, &self.sku_like(cell), initial).await?;
+        let (orders, reservations) = self.counts(cell).await?;
+        let orders = orders - self.orders_before.load(Ordering::SeqCst);
+        let reservations = reservations - self.reservations_before.load(Ordering::SeqCst);
+        verification.recorded = reservations.max(0) as u64;
+        // One order per reservation: any difference is an order without its stock or
+        // stock held for no order.
+        verification.inconsistent_skus += orders.abs_diff(reservations);
+        Ok(verification)
+    }
+}

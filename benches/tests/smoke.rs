@@ -1,0 +1,90 @@
+//! The contention harness's smoke mode against the real MariaDB and Redis: every
+//! strategy × every workload at small scale, with stock small enough to sell out. Fails
+//! on any oversell, lost acknowledged reservation or disagreeing counter — never on
+//! speed.
+
+use souk_bench::contention::{self, report, StrategyName, Workload};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_run_never_oversells_and_records_every_acknowledged_reservation() {
+    let mysql = std::env::var("SOUK_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://souk:souk@127.0.0.1:3306".to_owned());
+    let redis = std::env::var("SOUK_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    // souk_t_* databases are the test suite's: scripts/test-services drops leftovers.
+    let database = format!("souk_t_bench_{}", uuid::Uuid::now_v7().simple());
+    let options = contention::Options::smoke(mysql, redis, database);
+    let report = contention::run(&options, None)
+        .await
+        .expect("the smoke run completes");
+
+    for name in &StrategyName::ALL {
+        for workload in Workload::ALL {
+            for concurrency in &options.concurrency {
+                let cell = report
+                    .cells
+                    .iter()
+                    .find(|cell| {
+                        cell.strategy == name.name()
+                            && cell.workload == workload
+                            && cell.concurrency == *concurrency
+                    })
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "no cell for {} {} {concurrency}",
+                            name.name(),
+                            workload.name()
+                        )
+                    });
+                let label = format!("{} {} {concurrency} clients", name.name(), workload.name());
+                assert_eq!(cell.verification.oversold_units, 0, "{label} oversold");
+                assert_eq!(
+                    cell.missing_acknowledged, 0,
+                    "{label} lost acknowledged reservations"
+                );
+                assert_eq!(
+                    cell.verification.inconsistent_skus, 0,
+                    "{label} counters disagree with rows"
+                );
+                assert_eq!(cell.errors, 0, "{label} failed: {:?}", cell.first_error);
+                // Fresh stock per cell: every client's first attempt must succeed.
+                assert!(cell.reserved > 0, "{label} reserved nothing");
+                assert_eq!(
+                    cell.verification.recorded, cell.reserved,
+                    "{label}: store and clients disagree"
+                );
+            }
+        }
+    }
+    assert!(report.violations().is_empty());
+    assert!(
+        report.unavailable.is_empty(),
+        "every strategy is measured: {:?}",
+        report.unavailable
+    );
+
+    let directory = std::env::temp_dir().join(format!(
+        "souk-bench-smoke-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let written = report::write(&report, &directory).expect("results are written");
+    let text = |suffix: &str| {
+        let path = written
+            .iter()
+            .find(|path| path.to_string_lossy().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no {suffix} written"));
+        std::fs::read_to_string(path).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&text(".json")).unwrap();
+    assert_eq!(json["cells"].as_array().unwrap().len(), report.cells.len());
+    assert!(json["environment"]["innodb_flush_log_at_trx_commit"].is_string());
+    assert!(text(".md").contains("| mysql-tx | 16 |"));
+    for plot in ["-throughput.svg", "-latency.svg"] {
+        let svg = text(plot);
+        assert!(
+            svg.contains("<svg") && svg.contains("souk-actor"),
+            "{plot} names the strategies"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&directory);
+}
