@@ -66,7 +66,8 @@ enum Command {
             default_value = "redis://127.0.0.1:6379"
         )]
         redis_url: String,
-        /// Bench database (dropped and created afresh; `<name>_http` for souk-http).
+        /// Bench database (dropped and created afresh; `<name>_http` and `<name>_grpc` for
+        /// the souk-http and souk-grpc nodes).
         #[arg(long, default_value = "souk_bench_contention")]
         database: String,
         #[arg(long, value_enum, value_delimiter = ',', default_values_t = StrategyName::ALL.to_vec())]
@@ -87,9 +88,9 @@ enum Command {
         /// Units per SKU in skewed and uniform.
         #[arg(long, default_value_t = 100_000)]
         stock_per_sku: i64,
-        /// Connections per database pool (baselines, souk-actor, souk-http node). Three
-        /// such pools are open at once: keep 3 × this well under the server's
-        /// max_connections (151 by default), which other clients share.
+        /// Connections per database pool (baselines, souk-actor, the souk-http and
+        /// souk-grpc nodes). Four such pools are open at once: keep 4 × this well under
+        /// the server's max_connections (151 by default), which other clients share.
         #[arg(long, default_value_t = 24)]
         pool_size: u32,
         /// Every strategy × every workload at 1 and 16 clients, under a second each,
