@@ -70,6 +70,30 @@ fn optional(text: &str) -> Option<&str> {
     Some(text).filter(|text| !text.is_empty())
 }
 
+impl OrderGrpc {
+    /// Ships or delivers an order: the admin's fulfilment steps.
+    async fn fulfil(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        id: &str,
+        event: Event,
+    ) -> Result<Response<pb::Order>, Status> {
+        let admin = caller::admin(&self.state, metadata).await?;
+        let order = self
+            .state
+            .order_router
+            .send_for_view(
+                id,
+                OrderCommand::Fulfil {
+                    admin_id: admin.id,
+                    event,
+                },
+            )
+            .await?;
+        Ok(Response::new(order_message(order)))
+    }
+}
+
 #[tonic::async_trait]
 impl OrderService for OrderGrpc {
     async fn create_order(
@@ -172,37 +196,15 @@ impl OrderService for OrderGrpc {
         &self,
         request: Request<pb::ShipOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        let admin = caller::admin(&self.state, request.metadata()).await?;
-        let order = self
-            .state
-            .order_router
-            .send_for_view(
-                &request.get_ref().id,
-                OrderCommand::Fulfil {
-                    admin_id: admin.id,
-                    event: Event::Ship,
-                },
-            )
-            .await?;
-        Ok(Response::new(order_message(order)))
+        let id = request.get_ref().id.clone();
+        self.fulfil(request.metadata(), &id, Event::Ship).await
     }
 
     async fn deliver_order(
         &self,
         request: Request<pb::DeliverOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        let admin = caller::admin(&self.state, request.metadata()).await?;
-        let order = self
-            .state
-            .order_router
-            .send_for_view(
-                &request.get_ref().id,
-                OrderCommand::Fulfil {
-                    admin_id: admin.id,
-                    event: Event::Deliver,
-                },
-            )
-            .await?;
-        Ok(Response::new(order_message(order)))
+        let id = request.get_ref().id.clone();
+        self.fulfil(request.metadata(), &id, Event::Deliver).await
     }
 }

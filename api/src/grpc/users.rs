@@ -5,9 +5,7 @@ use souk_proto::v1 as pb;
 use souk_proto::v1::user_service_server::UserService;
 use tonic::{Request, Response, Status};
 
-use crate::domain::{Email, Password, PersonName};
 use crate::grpc::caller;
-use crate::routes::auth::FieldErrors;
 use crate::routes::views::UserView;
 use crate::services::users::{ProfileChanges, Registration};
 use crate::state::AppState;
@@ -36,23 +34,8 @@ impl UserService for UserGrpc {
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let body = request.into_inner();
-        let mut errors = FieldErrors::default();
-        let email = errors.check("email", Email::parse(&body.email));
-        let password = errors.check("password", Password::parse(&body.password));
-        let name = errors.check("name", PersonName::parse(&body.name));
-        errors.finish()?;
-        let (Some(email), Some(password), Some(name)) = (email, password, name) else {
-            return Err(crate::error::Error::internal("validated fields missing").into());
-        };
-        let user = self
-            .state
-            .users
-            .register(Registration {
-                email,
-                password,
-                name,
-            })
-            .await?;
+        let registration = Registration::parse(&body.email, &body.password, &body.name)?;
+        let user = self.state.users.register(registration).await?;
         Ok(Response::new(user_message(UserView::from(user))))
     }
 
@@ -71,16 +54,7 @@ impl UserService for UserGrpc {
     ) -> Result<Response<pb::User>, Status> {
         let user = caller::user(&self.state, request.metadata()).await?;
         let body = request.into_inner();
-        let mut errors = FieldErrors::default();
-        let changes = ProfileChanges {
-            email: body
-                .email
-                .and_then(|email| errors.check("email", Email::parse(&email))),
-            name: body
-                .name
-                .and_then(|name| errors.check("name", PersonName::parse(&name))),
-        };
-        errors.finish()?;
+        let changes = ProfileChanges::parse(body.email.as_deref(), body.name.as_deref())?;
         let record = self.state.users.update_profile(&user.id, changes).await?;
         Ok(Response::new(user_message(UserView::from(record))))
     }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
-use crate::domain::{Email, Password, PersonName};
+use crate::domain::Password;
 use crate::error::{Error, FieldError, Problem};
 use crate::http::client_ip::client_ip;
 use crate::http::json::Json;
@@ -86,23 +86,8 @@ pub async fn register(
     state: web::Data<AppState>,
     body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, Error> {
-    let body = body.into_inner();
-    let mut errors = FieldErrors::default();
-    let email = errors.check("email", Email::parse(&body.email));
-    let password = errors.check("password", Password::parse(&body.password));
-    let name = errors.check("name", PersonName::parse(&body.name));
-    errors.finish()?;
-    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
-        return Err(Error::internal("validated fields missing"));
-    };
-    let user = state
-        .users
-        .register(Registration {
-            email,
-            password,
-            name,
-        })
-        .await?;
+    let registration = Registration::parse(&body.email, &body.password, &body.name)?;
+    let user = state.users.register(registration).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", "/api/v1/users/me"))
         .json(UserView::from(user)))

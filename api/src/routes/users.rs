@@ -5,10 +5,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
-use crate::domain::{Email, PersonName};
 use crate::error::{Error, Problem};
 use crate::http::json::Json;
-use crate::routes::auth::FieldErrors;
 use crate::routes::views::UserView;
 use crate::services::users::ProfileChanges;
 use crate::state::AppState;
@@ -37,17 +35,7 @@ pub async fn update_me(
     user: AuthUser,
     body: Json<UpdateProfileRequest>,
 ) -> Result<HttpResponse, Error> {
-    let body = body.into_inner();
-    let mut errors = FieldErrors::default();
-    let changes = ProfileChanges {
-        email: body
-            .email
-            .and_then(|email| errors.check("email", Email::parse(&email))),
-        name: body
-            .name
-            .and_then(|name| errors.check("name", PersonName::parse(&name))),
-    };
-    errors.finish()?;
+    let changes = ProfileChanges::parse(body.email.as_deref(), body.name.as_deref())?;
     let record = state.users.update_profile(&user.id, changes).await?;
     Ok(HttpResponse::Ok().json(UserView::from(record)))
 }

@@ -9,6 +9,7 @@ use souk_db::{sessions, Db, DbError};
 use crate::auth::PasswordHasher;
 use crate::domain::{Email, Password, PersonName, Role, UserStatus};
 use crate::error::{Error, ErrorCode};
+use crate::routes::auth::FieldErrors;
 
 #[derive(Debug)]
 pub struct Registration {
@@ -17,10 +18,42 @@ pub struct Registration {
     pub name: PersonName,
 }
 
+impl Registration {
+    /// Validates raw fields as REST and gRPC receive them, naming each invalid one.
+    pub fn parse(email: &str, password: &str, name: &str) -> Result<Self, Error> {
+        let mut errors = FieldErrors::default();
+        let email = errors.check("email", Email::parse(email));
+        let password = errors.check("password", Password::parse(password));
+        let name = errors.check("name", PersonName::parse(name));
+        errors.finish()?;
+        match (email, password, name) {
+            (Some(email), Some(password), Some(name)) => Ok(Self {
+                email,
+                password,
+                name,
+            }),
+            _ => Err(Error::internal("validated fields missing")),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ProfileChanges {
     pub email: Option<Email>,
     pub name: Option<PersonName>,
+}
+
+impl ProfileChanges {
+    /// Validates the fields a user sent; absent ones stay as they are.
+    pub fn parse(email: Option<&str>, name: Option<&str>) -> Result<Self, Error> {
+        let mut errors = FieldErrors::default();
+        let changes = Self {
+            email: email.and_then(|email| errors.check("email", Email::parse(email))),
+            name: name.and_then(|name| errors.check("name", PersonName::parse(name))),
+        };
+        errors.finish()?;
+        Ok(changes)
+    }
 }
 
 /// Who a valid access token belongs to, as the database says now (so a disabled or
