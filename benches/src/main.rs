@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use souk_bench::contention::{self, StrategyName, Workload};
 use souk_bench::search;
 
@@ -16,23 +16,30 @@ struct Cli {
     command: Command,
 }
 
+/// The servers every benchmark runs against (the test suite's, by default).
+#[derive(Args)]
+struct Servers {
+    /// MariaDB/MySQL server URL without a database name.
+    #[arg(
+        long,
+        env = "SOUK_TEST_MYSQL_URL",
+        default_value = "mysql://souk:souk@127.0.0.1:3306"
+    )]
+    mysql_url: String,
+    #[arg(
+        long,
+        env = "SOUK_TEST_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis_url: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Catalog search latency and throughput on MariaDB, uncached vs cached (Redis).
     Search {
-        /// MariaDB/MySQL server URL without a database name.
-        #[arg(
-            long,
-            env = "SOUK_TEST_MYSQL_URL",
-            default_value = "mysql://souk:souk@127.0.0.1:3306"
-        )]
-        mysql_url: String,
-        #[arg(
-            long,
-            env = "SOUK_TEST_REDIS_URL",
-            default_value = "redis://127.0.0.1:6379"
-        )]
-        redis_url: String,
+        #[command(flatten)]
+        servers: Servers,
         /// Database to seed and search (kept between runs, so seeding happens once).
         #[arg(long, default_value = "souk_bench_search")]
         database: String,
@@ -53,19 +60,8 @@ enum Command {
     /// SQL transactions, SELECT … FOR UPDATE, a bare UPDATE and Redis Lua, in one run.
     /// Exits non-zero if any strategy oversold or lost an acknowledged reservation.
     Contention {
-        /// MariaDB/MySQL server URL without a database name.
-        #[arg(
-            long,
-            env = "SOUK_TEST_MYSQL_URL",
-            default_value = "mysql://souk:souk@127.0.0.1:3306"
-        )]
-        mysql_url: String,
-        #[arg(
-            long,
-            env = "SOUK_TEST_REDIS_URL",
-            default_value = "redis://127.0.0.1:6379"
-        )]
-        redis_url: String,
+        #[command(flatten)]
+        servers: Servers,
         /// Bench database (dropped and created afresh; `<name>_http` and `<name>_grpc` for
         /// the souk-http and souk-grpc nodes).
         #[arg(long, default_value = "souk_bench_contention")]
@@ -109,8 +105,10 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Search {
-            mysql_url,
-            redis_url,
+            servers: Servers {
+                mysql_url,
+                redis_url,
+            },
             database,
             products,
             distinct_queries,
@@ -152,8 +150,10 @@ fn main() -> anyhow::Result<()> {
             println!("{markdown}");
         }
         Command::Contention {
-            mysql_url,
-            redis_url,
+            servers: Servers {
+                mysql_url,
+                redis_url,
+            },
             database,
             strategies,
             workloads,

@@ -12,6 +12,7 @@ use crate::auth::secret_token;
 use crate::error::{Error, ErrorCode};
 use crate::events::relay::Publisher;
 use crate::events::PublishedEvent;
+use crate::http::pagination::{checked_limit, decode_cursor, paginate, Page};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SendView {
@@ -73,6 +74,13 @@ impl From<DeadLetterRecord> for DeadLetterView {
             replayed_at: letter.replayed_at.map(|at| to_datetime(at).to_rfc3339()),
         }
     }
+}
+
+fn page_bounds(cursor: Option<&str>, limit: Option<u32>) -> Result<(Option<String>, u32), Error> {
+    Ok((
+        cursor.map(decode_cursor).transpose()?,
+        checked_limit(limit)?,
+    ))
 }
 
 #[derive(Clone)]
@@ -146,21 +154,32 @@ impl EmailService {
         Ok(queued)
     }
 
-    /// Sends newest first, `limit + 1` rows so the caller can tell a next page exists.
+    /// A page of sends, newest first. `cursor` and `limit` are as the client sent them
+    /// (REST query or gRPC fields) and are validated here.
     pub async fn list_sends(
         &self,
-        before: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<SendRecord>, Error> {
-        Ok(repo::recent_sends(self.db.pool(), before, limit + 1).await?)
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<SendView>, Error> {
+        let (before, limit) = page_bounds(cursor, limit)?;
+        let rows = repo::recent_sends(self.db.pool(), before.as_deref(), limit + 1).await?;
+        Ok(paginate(rows, limit, |send| &send.id, SendView::from))
     }
 
+    /// A page of dead letters, newest first.
     pub async fn dead_letters(
         &self,
-        before: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<DeadLetterRecord>, Error> {
-        Ok(repo::dead_letters(self.db.pool(), before, limit + 1).await?)
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<DeadLetterView>, Error> {
+        let (before, limit) = page_bounds(cursor, limit)?;
+        let rows = repo::dead_letters(self.db.pool(), before.as_deref(), limit + 1).await?;
+        Ok(paginate(
+            rows,
+            limit,
+            |letter| &letter.id,
+            DeadLetterView::from,
+        ))
     }
 
     /// Publishes the dead letter's event again, once; the workers then send whatever

@@ -7,8 +7,7 @@ use souk_proto::v1::email_service_server::EmailService;
 use tonic::{Request, Response, Status};
 
 use crate::email::service::{DeadLetterView, SendView};
-use crate::grpc::caller;
-use crate::http::pagination::{checked_limit, decode_cursor, paginate};
+use crate::grpc::{caller, given, given_limit};
 use crate::state::AppState;
 
 pub struct EmailGrpc {
@@ -43,16 +42,6 @@ fn dead_letter_message(view: DeadLetterView) -> pb::DeadLetter {
     }
 }
 
-/// The page bounds of a request, validated as REST validates its query.
-fn page(cursor: &str, limit: u32) -> Result<(Option<String>, u32), crate::error::Error> {
-    let limit = checked_limit(Some(limit).filter(|limit| *limit != 0))?;
-    let before = Some(cursor)
-        .filter(|cursor| !cursor.is_empty())
-        .map(decode_cursor)
-        .transpose()?;
-    Ok((before, limit))
-}
-
 #[tonic::async_trait]
 impl EmailService for EmailGrpc {
     async fn list_sends(
@@ -60,13 +49,12 @@ impl EmailService for EmailGrpc {
         request: Request<pb::ListSendsRequest>,
     ) -> Result<Response<pb::ListSendsResponse>, Status> {
         caller::admin(&self.state, request.metadata()).await?;
-        let (before, limit) = page(&request.get_ref().cursor, request.get_ref().limit)?;
-        let rows = self
+        let body = request.get_ref();
+        let page = self
             .state
             .email
-            .list_sends(before.as_deref(), limit)
+            .list_sends(given(&body.cursor), given_limit(body.limit))
             .await?;
-        let page = paginate(rows, limit, |send| &send.id, SendView::from);
         Ok(Response::new(pb::ListSendsResponse {
             items: page.items.into_iter().map(send_message).collect(),
             next_cursor: page.next_cursor.unwrap_or_default(),
@@ -78,13 +66,12 @@ impl EmailService for EmailGrpc {
         request: Request<pb::ListDeadLettersRequest>,
     ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
         caller::admin(&self.state, request.metadata()).await?;
-        let (before, limit) = page(&request.get_ref().cursor, request.get_ref().limit)?;
-        let rows = self
+        let body = request.get_ref();
+        let page = self
             .state
             .email
-            .dead_letters(before.as_deref(), limit)
+            .dead_letters(given(&body.cursor), given_limit(body.limit))
             .await?;
-        let page = paginate(rows, limit, |letter| &letter.id, DeadLetterView::from);
         Ok(Response::new(pb::ListDeadLettersResponse {
             items: page.items.into_iter().map(dead_letter_message).collect(),
             next_cursor: page.next_cursor.unwrap_or_default(),

@@ -27,6 +27,17 @@ use tonic_health::ServingStatus;
 use crate::state::AppState;
 use crate::topology::{Service, ServiceSet};
 
+/// A string field as an optional value: proto3's empty string means "not given", as an
+/// absent query parameter does in REST.
+pub(crate) fn given(text: &str) -> Option<&str> {
+    Some(text).filter(|text| !text.is_empty())
+}
+
+/// A page limit field: 0 means "not given" (the default page size).
+pub(crate) fn given_limit(limit: u32) -> Option<u32> {
+    Some(limit).filter(|limit| *limit != 0)
+}
+
 /// Serves the gRPC services of `services` on `listener` until `shutdown` resolves;
 /// in-flight calls finish first.
 pub async fn serve(

@@ -8,7 +8,7 @@ use souk_proto::v1 as pb;
 use souk_proto::v1::order_service_server::OrderService;
 use tonic::{Request, Response, Status};
 
-use crate::grpc::caller;
+use crate::grpc::{caller, given, given_limit};
 use crate::http::pagination::checked_limit;
 use crate::routes::orders::{
     checked_idempotency_key, checked_payment_method, checked_reason, decode_cursor, encode_cursor,
@@ -66,10 +66,6 @@ pub fn order_message(view: OrderView) -> pb::Order {
     }
 }
 
-fn optional(text: &str) -> Option<&str> {
-    Some(text).filter(|text| !text.is_empty())
-}
-
 impl OrderGrpc {
     /// Ships or delivers an order: the admin's fulfilment steps.
     async fn fulfil(
@@ -102,7 +98,7 @@ impl OrderService for OrderGrpc {
     ) -> Result<Response<pb::Order>, Status> {
         let user = caller::user(&self.state, request.metadata()).await?;
         let body = request.into_inner();
-        let key = optional(&body.idempotency_key)
+        let key = given(&body.idempotency_key)
             .map(|key| checked_idempotency_key("idempotency_key", key))
             .transpose()?;
         let input = CreateOrderInput {
@@ -140,8 +136,8 @@ impl OrderService for OrderGrpc {
         let body = request.into_inner();
         let filter = OrderFilter {
             user_id: Some(user.id),
-            before: decode_cursor(optional(&body.cursor))?,
-            limit: checked_limit(Some(body.limit).filter(|limit| *limit != 0))?,
+            before: decode_cursor(given(&body.cursor))?,
+            limit: checked_limit(given_limit(body.limit))?,
             ..OrderFilter::default()
         };
         let (items, next) = self.state.orders.list(&filter).await?;

@@ -7,7 +7,6 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::AdminUser;
 use crate::email::service::{DeadLetterView, SendView};
 use crate::error::{Error, Problem};
-use crate::http::pagination::{checked_limit, decode_cursor, paginate};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -40,10 +39,10 @@ pub async fn list_sends(
     _admin: AdminUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, Error> {
-    let limit = checked_limit(query.limit)?;
-    let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let rows = state.email.list_sends(before.as_deref(), limit).await?;
-    let page = paginate(rows, limit, |send| &send.id, SendView::from);
+    let page = state
+        .email
+        .list_sends(query.cursor.as_deref(), query.limit)
+        .await?;
     Ok(HttpResponse::Ok().json(SendPage {
         items: page.items,
         next_cursor: page.next_cursor,
@@ -58,10 +57,10 @@ pub async fn dead_letters(
     _admin: AdminUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, Error> {
-    let limit = checked_limit(query.limit)?;
-    let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let rows = state.email.dead_letters(before.as_deref(), limit).await?;
-    let page = paginate(rows, limit, |letter| &letter.id, DeadLetterView::from);
+    let page = state
+        .email
+        .dead_letters(query.cursor.as_deref(), query.limit)
+        .await?;
     Ok(HttpResponse::Ok().json(DeadLetterPage {
         items: page.items,
         next_cursor: page.next_cursor,

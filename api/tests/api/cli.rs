@@ -25,6 +25,29 @@ pub(crate) fn souk(data_dir: &std::path::Path) -> Command {
     command
 }
 
+/// Runs `souk admin create --email <email> --password-stdin` with `command`'s
+/// environment, writing `password` to its standard input.
+pub(crate) fn admin_create(
+    mut command: Command,
+    email: &str,
+    password: &str,
+) -> std::process::Output {
+    let mut child = command
+        .args(["admin", "create", "--email", email, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn config_layers_flags_over_environment_over_file() {
     let dir = TempDir::new();
@@ -145,28 +168,7 @@ fn migrate_then_admin_create_reads_the_password_from_stdin() {
     assert!(String::from_utf8_lossy(&migrated.stdout).contains("migrations applied (sqlite)"));
     assert!(dir.0.join("data/souk.db").exists());
 
-    let create = |password: &str| {
-        let mut child = souk(&dir.0)
-            .args([
-                "admin",
-                "create",
-                "--email",
-                "Root@Example.com",
-                "--password-stdin",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{password}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let create = |password: &str| admin_create(souk(&dir.0), "Root@Example.com", password);
     let too_short = create("short");
     assert!(!too_short.status.success());
     assert!(String::from_utf8_lossy(&too_short.stderr).contains("password"));
@@ -333,16 +335,19 @@ pub(crate) fn start_server(dir: &std::path::Path) -> (std::process::Child, Strin
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let Ok(entry) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if entry["fields"]["message"] == "souk listening" {
-            let address = entry["fields"]["address"].as_str().unwrap().to_owned();
-            return (child, address, lines);
-        }
+    if let Some(entry) = listening_entry(&mut lines) {
+        let address = entry["fields"]["address"].as_str().unwrap().to_owned();
+        return (child, address, lines);
     }
     let _ = child.wait();
     panic!("souk exited without logging the address it listens on");
+}
+
+/// Reads a `souk serve` JSON log up to its `souk listening` entry; `None` if the
+/// process ended first.
+pub(crate) fn listening_entry(lines: &mut OutputLines) -> Option<Value> {
+    lines
+        .map_while(Result::ok)
+        .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
+        .find(|entry| entry["fields"]["message"] == "souk listening")
 }

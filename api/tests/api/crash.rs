@@ -3,14 +3,13 @@
 //! with the orders.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cli::{souk, start_server};
+use crate::cli::{admin_create, souk, start_server};
 use crate::helpers::*;
 
 const STOCK: i64 = 40;
@@ -31,25 +30,9 @@ async fn login(client: &reqwest::Client, address: &str, email: &str, password: &
 #[test]
 fn sigkill_under_checkout_load_loses_nothing_acknowledged() {
     let dir = TempDir::new();
-    let mut create = souk(&dir.0)
-        .args([
-            "admin",
-            "create",
-            "--email",
-            "boss@example.com",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    create
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(create.wait().unwrap().success());
+    assert!(admin_create(souk(&dir.0), "boss@example.com", PASSWORD)
+        .status
+        .success());
 
     let (mut node, address, _) = start_server(&dir.0);
     let runtime = tokio::runtime::Builder::new_multi_thread()

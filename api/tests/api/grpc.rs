@@ -30,6 +30,25 @@ fn authorized<T>(message: T, token: &str) -> Request<T> {
     request
 }
 
+/// `CreateOrder` for one line, as `token`'s owner; an empty key means none.
+fn order_request(
+    sku: &str,
+    quantity: i64,
+    idempotency_key: &str,
+    token: &str,
+) -> Request<pb::CreateOrderRequest> {
+    authorized(
+        pb::CreateOrderRequest {
+            items: vec![pb::OrderItem {
+                sku: sku.to_owned(),
+                quantity,
+            }],
+            idempotency_key: idempotency_key.to_owned(),
+        },
+        token,
+    )
+}
+
 /// The stable Souk code a status carries in its `ErrorInfo`.
 fn souk_code(status: &Status) -> String {
     status
@@ -110,14 +129,10 @@ async fn a_shopper_registers_logs_in_orders_and_pays_over_grpc() {
 
     let mut orders = OrderServiceClient::new(channel.clone());
     let placed = orders
-        .create_order(authorized(
-            pb::CreateOrderRequest {
-                items: vec![pb::OrderItem {
-                    sku: "GRPC-1".into(),
-                    quantity: 2,
-                }],
-                idempotency_key: "grpc-checkout-1".into(),
-            },
+        .create_order(order_request(
+            "GRPC-1",
+            2,
+            "grpc-checkout-1",
             &tokens.access_token,
         ))
         .await
@@ -126,14 +141,10 @@ async fn a_shopper_registers_logs_in_orders_and_pays_over_grpc() {
     assert_eq!(placed.status, "pending_payment");
     assert_eq!(placed.total.as_ref().unwrap().amount, 2500);
     let retried = orders
-        .create_order(authorized(
-            pb::CreateOrderRequest {
-                items: vec![pb::OrderItem {
-                    sku: "GRPC-1".into(),
-                    quantity: 2,
-                }],
-                idempotency_key: "grpc-checkout-1".into(),
-            },
+        .create_order(order_request(
+            "GRPC-1",
+            2,
+            "grpc-checkout-1",
             &tokens.access_token,
         ))
         .await
@@ -191,16 +202,7 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
     let channel = channel(&app).await;
     let mut orders = OrderServiceClient::new(channel.clone());
     let placed = orders
-        .create_order(authorized(
-            pb::CreateOrderRequest {
-                items: vec![pb::OrderItem {
-                    sku: "GRPC-2".into(),
-                    quantity: 1,
-                }],
-                idempotency_key: String::new(),
-            },
-            &owner.access_token,
-        ))
+        .create_order(order_request("GRPC-2", 1, "", &owner.access_token))
         .await
         .unwrap()
         .into_inner();
@@ -347,16 +349,7 @@ async fn invalid_arguments_name_their_fields_and_unknown_ids_are_not_found() {
     let channel = channel(&app).await;
 
     let status = OrderServiceClient::new(channel.clone())
-        .create_order(authorized(
-            pb::CreateOrderRequest {
-                items: vec![pb::OrderItem {
-                    sku: "bad sku!".into(),
-                    quantity: 0,
-                }],
-                idempotency_key: String::new(),
-            },
-            &shopper.access_token,
-        ))
+        .create_order(order_request("bad sku!", 0, "", &shopper.access_token))
         .await
         .unwrap_err();
     assert_eq!(

@@ -4,14 +4,14 @@
 //! with the same Idempotency-Key once the inventory is back.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use souk_db::testing::TestDatabase;
 
-use crate::cli::souk;
+use crate::cli::{admin_create, listening_entry, souk};
 use crate::email::{token_in, SmtpSink};
 use crate::helpers::*;
 
@@ -82,21 +82,12 @@ impl Deployment {
     }
 
     fn create_admin(&self, email: &str) {
-        let mut create = self
-            .command()
-            .args(["admin", "create", "--email", email, "--password-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        create
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .unwrap();
-        assert!(create.wait().unwrap().success(), "souk admin create");
+        let created = admin_create(self.command(), email, PASSWORD);
+        assert!(
+            created.status.success(),
+            "souk admin create: {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
     }
 
     /// Starts `souk serve --services <services>` and waits until it listens.
@@ -120,17 +111,12 @@ impl Deployment {
         let mut child = command.spawn().unwrap();
         let mut errors = child.stderr.take().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let Ok(entry) = serde_json::from_str::<Value>(&line.unwrap()) else {
-                continue;
-            };
-            if entry["fields"]["message"] == "souk listening" {
-                let http = entry["fields"]["address"].as_str().unwrap().to_owned();
-                // Keep draining its log so the process never blocks on a full pipe.
-                std::thread::spawn(move || lines.for_each(drop));
-                std::thread::spawn(move || std::io::copy(&mut errors, &mut std::io::sink()));
-                return Node { child, http };
-            }
+        if let Some(entry) = listening_entry(&mut lines) {
+            let http = entry["fields"]["address"].as_str().unwrap().to_owned();
+            // Keep draining its log so the process never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            std::thread::spawn(move || std::io::copy(&mut errors, &mut std::io::sink()));
+            return Node { child, http };
         }
         let status = child.wait();
         let mut stderr = String::new();
