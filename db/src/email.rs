@@ -1,4 +1,4 @@
-//! The email repository: verification tokens (stored hashed), the send log that
+//! The email repository (verification tokens are `one_time_tokens`): the send log that
 //! de-duplicates consumers by event id, and dead letters.
 
 use sqlx::{Any, Executor, FromRow};
@@ -8,16 +8,6 @@ use crate::DbError;
 
 /// The longest error text kept; SMTP servers can be chatty.
 pub const MAX_ERROR_CHARS: usize = 1000;
-
-#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
-pub struct VerificationRecord {
-    pub id: String,
-    pub token_hash: String,
-    pub user_id: String,
-    pub created_at: Micros,
-    pub expires_at: Micros,
-    pub used_at: Option<Micros>,
-}
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
 pub struct SendRecord {
@@ -49,65 +39,6 @@ pub struct DeadLetterRecord {
 
 pub fn clip_error(error: &str) -> String {
     error.chars().take(MAX_ERROR_CHARS).collect()
-}
-
-#[tracing::instrument(name = "email_verifications_insert", skip_all, fields(user_id = %record.user_id))]
-pub async fn insert_verification<'e, E>(
-    executor: E,
-    record: &VerificationRecord,
-) -> Result<(), DbError>
-where
-    E: Executor<'e, Database = Any>,
-{
-    sqlx::query(
-        "INSERT INTO email_verifications (id, token_hash, user_id, created_at, expires_at, used_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&record.id)
-    .bind(&record.token_hash)
-    .bind(&record.user_id)
-    .bind(record.created_at)
-    .bind(record.expires_at)
-    .bind(record.used_at)
-    .execute(executor)
-    .await?;
-    Ok(())
-}
-
-#[tracing::instrument(name = "email_verifications_find", skip_all)]
-pub async fn find_verification<'e, E>(
-    executor: E,
-    token_hash: &str,
-) -> Result<Option<VerificationRecord>, DbError>
-where
-    E: Executor<'e, Database = Any>,
-{
-    Ok(sqlx::query_as::<_, VerificationRecord>(
-        "SELECT id, token_hash, user_id, created_at, expires_at, used_at FROM email_verifications \
-         WHERE token_hash = ?",
-    )
-    .bind(token_hash)
-    .fetch_optional(executor)
-    .await?)
-}
-
-/// Spends a verification token if still unspent; `false` when another request won.
-#[tracing::instrument(name = "email_verifications_mark_used", skip(executor))]
-pub async fn mark_verification_used<'e, E>(
-    executor: E,
-    id: &str,
-    now: Micros,
-) -> Result<bool, DbError>
-where
-    E: Executor<'e, Database = Any>,
-{
-    let result =
-        sqlx::query("UPDATE email_verifications SET used_at = ? WHERE id = ? AND used_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(executor)
-            .await?;
-    Ok(result.rows_affected() == 1)
 }
 
 #[tracing::instrument(name = "users_mark_email_verified", skip(executor))]

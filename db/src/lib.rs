@@ -18,6 +18,7 @@ pub mod email;
 pub mod error;
 pub mod ids;
 pub mod inventory;
+pub mod one_time_tokens;
 pub mod orders;
 pub mod outbox;
 pub mod pool;

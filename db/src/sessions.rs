@@ -1,4 +1,4 @@
-//! Refresh-token families and password-reset tokens. Only SHA-256 hashes of tokens are
+//! Refresh-token families (password-reset tokens are `one_time_tokens`). Only SHA-256 hashes of tokens are
 //! stored; the tokens themselves exist only in the client's hands.
 
 use sqlx::{Any, Executor, FromRow};
@@ -17,16 +17,6 @@ pub struct RefreshTokenRecord {
     pub expires_at: Micros,
     pub used_at: Option<Micros>,
     pub revoked_at: Option<Micros>,
-}
-
-#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
-pub struct PasswordResetRecord {
-    pub id: String,
-    pub token_hash: String,
-    pub user_id: String,
-    pub created_at: Micros,
-    pub expires_at: Micros,
-    pub used_at: Option<Micros>,
 }
 
 #[tracing::instrument(name = "refresh_tokens_insert", skip_all, fields(family_id = %token.family_id))]
@@ -145,62 +135,4 @@ pub async fn delete_user_tokens(
         .execute(&mut *connection)
         .await?;
     Ok(())
-}
-
-#[tracing::instrument(name = "password_resets_insert", skip_all, fields(user_id = %reset.user_id))]
-pub async fn insert_password_reset<'e, E>(
-    executor: E,
-    reset: &PasswordResetRecord,
-) -> Result<(), DbError>
-where
-    E: Executor<'e, Database = Any>,
-{
-    sqlx::query(
-        "INSERT INTO password_resets (id, token_hash, user_id, created_at, expires_at, used_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&reset.id)
-    .bind(&reset.token_hash)
-    .bind(&reset.user_id)
-    .bind(reset.created_at)
-    .bind(reset.expires_at)
-    .bind(reset.used_at)
-    .execute(executor)
-    .await?;
-    Ok(())
-}
-
-#[tracing::instrument(name = "password_resets_find", skip_all)]
-pub async fn find_password_reset<'e, E>(
-    executor: E,
-    token_hash: &str,
-) -> Result<Option<PasswordResetRecord>, DbError>
-where
-    E: Executor<'e, Database = Any>,
-{
-    Ok(sqlx::query_as::<_, PasswordResetRecord>(
-        "SELECT id, token_hash, user_id, created_at, expires_at, used_at FROM password_resets WHERE token_hash = ?",
-    )
-    .bind(token_hash)
-    .fetch_optional(executor)
-    .await?)
-}
-
-/// Spends a reset token if it is still unspent; `false` when another request won.
-#[tracing::instrument(name = "password_resets_mark_used", skip(executor))]
-pub async fn mark_password_reset_used<'e, E>(
-    executor: E,
-    id: &str,
-    now: Micros,
-) -> Result<bool, DbError>
-where
-    E: Executor<'e, Database = Any>,
-{
-    let result =
-        sqlx::query("UPDATE password_resets SET used_at = ? WHERE id = ? AND used_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(executor)
-            .await?;
-    Ok(result.rows_affected() == 1)
 }

@@ -3,8 +3,9 @@
 
 use souk_db::clock::{self, Micros};
 use souk_db::ids;
+use souk_db::one_time_tokens::{self, OneTimeToken, TokenKind};
 use souk_db::outbox::{self, OutboxEvent, MAX_PAYLOAD_CHARS};
-use souk_db::sessions::{self, PasswordResetRecord, RefreshTokenRecord};
+use souk_db::sessions::{self, RefreshTokenRecord};
 use souk_db::testing::{fresh, TestBackend, TestDatabase};
 use souk_db::users::{self, UserFilter, UserRecord};
 use souk_db::{Backend, DbError};
@@ -132,9 +133,9 @@ fn refresh_token(user_id: &str, family_id: &str) -> RefreshTokenRecord {
     }
 }
 
-fn password_reset(user_id: &str) -> PasswordResetRecord {
+fn password_reset(user_id: &str) -> OneTimeToken {
     let id = ids::new_id();
-    PasswordResetRecord {
+    OneTimeToken {
         token_hash: hash_of(&id),
         id,
         user_id: user_id.to_owned(),
@@ -944,14 +945,14 @@ async fn password_reset_round_trip_and_used_once(backend: TestBackend) {
     let reset = password_reset(&user_id);
     let other = password_reset(&user_id);
     for record in [&reset, &other] {
-        sessions::insert_password_reset(test.db.pool(), record)
+        one_time_tokens::insert(test.db.pool(), TokenKind::PasswordReset, record)
             .await
             .unwrap();
     }
     let find = |hash: String| {
         let pool = test.db.pool().clone();
         async move {
-            sessions::find_password_reset(&pool, &hash)
+            one_time_tokens::find(&pool, TokenKind::PasswordReset, &hash)
                 .await
                 .expect("find password reset")
         }
@@ -960,35 +961,41 @@ async fn password_reset_round_trip_and_used_once(backend: TestBackend) {
     assert_eq!(find(reset.token_hash.clone()).await, Some(reset.clone()));
     assert_eq!(find(hash_of("abc")).await, None);
 
+    assert!(one_time_tokens::mark_used(
+        test.db.pool(),
+        TokenKind::PasswordReset,
+        &reset.id,
+        T0 + 5
+    )
+    .await
+    .unwrap());
     assert!(
-        sessions::mark_password_reset_used(test.db.pool(), &reset.id, T0 + 5)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !sessions::mark_password_reset_used(test.db.pool(), &reset.id, T0 + 6)
+        !one_time_tokens::mark_used(test.db.pool(), TokenKind::PasswordReset, &reset.id, T0 + 6)
             .await
             .unwrap(),
         "a reset token is spent once"
     );
     assert_eq!(
         find(reset.token_hash.clone()).await,
-        Some(PasswordResetRecord {
+        Some(OneTimeToken {
             used_at: Some(T0 + 5),
             ..reset.clone()
         })
     );
     assert_eq!(find(other.token_hash.clone()).await, Some(other.clone()));
-    assert!(
-        !sessions::mark_password_reset_used(test.db.pool(), &ids::new_id(), T0)
-            .await
-            .unwrap()
-    );
+    assert!(!one_time_tokens::mark_used(
+        test.db.pool(),
+        TokenKind::PasswordReset,
+        &ids::new_id(),
+        T0
+    )
+    .await
+    .unwrap());
 
     // Token hashes are unique.
     let mut clash = password_reset(&user_id);
     clash.token_hash = reset.token_hash.clone();
-    let error = sessions::insert_password_reset(test.db.pool(), &clash)
+    let error = one_time_tokens::insert(test.db.pool(), TokenKind::PasswordReset, &clash)
         .await
         .expect_err("duplicate reset hash");
     assert!(
@@ -1011,7 +1018,7 @@ async fn delete_user_tokens_removes_only_that_user(backend: TestBackend) {
     let doomed_reset = password_reset(&doomed);
     let kept_reset = password_reset(&kept);
     for record in [&doomed_reset, &kept_reset] {
-        sessions::insert_password_reset(test.db.pool(), record)
+        one_time_tokens::insert(test.db.pool(), TokenKind::PasswordReset, record)
             .await
             .unwrap();
     }
@@ -1047,16 +1054,24 @@ async fn delete_user_tokens_removes_only_that_user(backend: TestBackend) {
         );
     }
     assert_eq!(
-        sessions::find_password_reset(test.db.pool(), &doomed_reset.token_hash)
-            .await
-            .unwrap(),
+        one_time_tokens::find(
+            test.db.pool(),
+            TokenKind::PasswordReset,
+            &doomed_reset.token_hash
+        )
+        .await
+        .unwrap(),
         None
     );
     assert_eq!(get_token(&test, &kept_token.token_hash).await, kept_token);
     assert_eq!(
-        sessions::find_password_reset(test.db.pool(), &kept_reset.token_hash)
-            .await
-            .unwrap(),
+        one_time_tokens::find(
+            test.db.pool(),
+            TokenKind::PasswordReset,
+            &kept_reset.token_hash
+        )
+        .await
+        .unwrap(),
         Some(kept_reset)
     );
     assert_eq!(count(&test, "refresh_tokens").await, 1);

@@ -9,7 +9,8 @@ use anyhow::Context;
 use lettre::message::Mailbox;
 use rand::Rng;
 use souk_db::clock::{now_micros, to_datetime};
-use souk_db::email::{self as repo, DeadLetterRecord, SendRecord, VerificationRecord};
+use souk_db::email::{self as repo, DeadLetterRecord, SendRecord};
+use souk_db::one_time_tokens::{self, OneTimeToken, TokenKind};
 use souk_db::{orders, outbox, users, Db};
 
 use crate::auth::secret_token;
@@ -385,7 +386,7 @@ impl Processor {
     async fn new_verification_token(&self, user_id: &str) -> anyhow::Result<String> {
         let token = secret_token::generate();
         let now = now_micros();
-        let record = VerificationRecord {
+        let record = OneTimeToken {
             id: souk_db::ids::new_id(),
             token_hash: secret_token::hash(&token),
             user_id: user_id.to_owned(),
@@ -393,7 +394,7 @@ impl Processor {
             expires_at: now + (self.verification_ttl_secs as i64) * 1_000_000,
             used_at: None,
         };
-        repo::insert_verification(self.db.pool(), &record).await?;
+        one_time_tokens::insert(self.db.pool(), TokenKind::EmailVerification, &record).await?;
         Ok(token)
     }
 }

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use souk_db::clock::{now_micros, to_datetime};
 use souk_db::email::{self as repo, DeadLetterRecord, SendRecord};
+use souk_db::one_time_tokens::{self, TokenKind};
 use souk_db::outbox::{self, OutboxEvent};
 use souk_db::{Db, DbError};
 use utoipa::ToSchema;
@@ -105,15 +106,26 @@ impl EmailService {
         if !secret_token::looks_valid(presented) {
             return Err(invalid());
         }
-        let record = repo::find_verification(self.db.pool(), &secret_token::hash(presented))
-            .await?
-            .ok_or_else(invalid)?;
+        let record = one_time_tokens::find(
+            self.db.pool(),
+            TokenKind::EmailVerification,
+            &secret_token::hash(presented),
+        )
+        .await?
+        .ok_or_else(invalid)?;
         let now = now_micros();
         if record.used_at.is_some() || record.expires_at <= now {
             return Err(invalid());
         }
         let mut transaction = self.db.begin().await?;
-        if !repo::mark_verification_used(&mut *transaction, &record.id, now).await? {
+        if !one_time_tokens::mark_used(
+            &mut *transaction,
+            TokenKind::EmailVerification,
+            &record.id,
+            now,
+        )
+        .await?
+        {
             return Err(invalid());
         }
         repo::mark_user_verified(&mut *transaction, &record.user_id, now).await?;

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use souk_db::clock::now_micros;
+use souk_db::one_time_tokens::{self, OneTimeToken, TokenKind};
 use souk_db::outbox::{self, OutboxEvent};
-use souk_db::sessions::{self, PasswordResetRecord, RefreshTokenRecord};
+use souk_db::sessions::{self, RefreshTokenRecord};
 use souk_db::users::{self, UserRecord};
 use souk_db::{Db, DbError};
 
@@ -256,7 +257,7 @@ impl AuthService {
         }
         let token = secret_token::generate();
         let now = now_micros();
-        let reset = PasswordResetRecord {
+        let reset = OneTimeToken {
             id: souk_db::ids::new_id(),
             token_hash: secret_token::hash(&token),
             user_id: user.id.clone(),
@@ -280,7 +281,7 @@ impl AuthService {
         )
         .map_err(Error::internal)?;
         let mut transaction = self.db.begin().await?;
-        sessions::insert_password_reset(&mut *transaction, &reset).await?;
+        one_time_tokens::insert(&mut *transaction, TokenKind::PasswordReset, &reset).await?;
         outbox::append(&mut *transaction, &requested).await?;
         transaction.commit().await.map_err(DbError::from)?;
         tracing::info!(user_id = %user.id, "password reset requested");
@@ -298,16 +299,22 @@ impl AuthService {
         if !secret_token::looks_valid(presented) {
             return Err(invalid());
         }
-        let reset = sessions::find_password_reset(self.db.pool(), &secret_token::hash(presented))
-            .await?
-            .ok_or_else(invalid)?;
+        let reset = one_time_tokens::find(
+            self.db.pool(),
+            TokenKind::PasswordReset,
+            &secret_token::hash(presented),
+        )
+        .await?
+        .ok_or_else(invalid)?;
         let now = now_micros();
         if reset.used_at.is_some() || reset.expires_at <= now {
             return Err(invalid());
         }
         let new_hash = self.hasher.hash(new_password).await?;
         let mut transaction = self.db.begin().await?;
-        if !sessions::mark_password_reset_used(&mut *transaction, &reset.id, now).await? {
+        if !one_time_tokens::mark_used(&mut *transaction, TokenKind::PasswordReset, &reset.id, now)
+            .await?
+        {
             return Err(invalid());
         }
         if !users::update_password(&mut *transaction, &reset.user_id, &new_hash, now).await? {

@@ -304,9 +304,13 @@ async fn password_reset_end_to_end(backend: TestBackend) {
     assert_eq!(events.len(), 1);
     let token = events[0]["token"].as_str().unwrap().to_owned();
     assert_eq!(events[0]["email"], user.email);
-    let stored = souk_db::sessions::find_password_reset(app.database.db.pool(), &token)
-        .await
-        .unwrap();
+    let stored = souk_db::one_time_tokens::find(
+        app.database.db.pool(),
+        souk_db::one_time_tokens::TokenKind::PasswordReset,
+        &token,
+    )
+    .await
+    .unwrap();
     assert!(stored.is_none(), "the token is stored hashed");
 
     let weak = app
