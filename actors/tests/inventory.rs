@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
+use souk_actors::entity::host::{ActorOf, LiveEntities as LiveActors};
+use souk_actors::entity::{Entity, EntityHost, EntityLink, HostError, HostSettings};
 use souk_actors::inventory::actor::{InjectFault, ReservationExpired, SkuActor};
-use souk_actors::inventory::supervisor::{ActorOf, LiveActors};
 use souk_actors::inventory::{
-    Command, InventoryError, InventoryRouter, InventorySupervisor, LocalInventory, Outcome,
-    StockError, SupervisorSettings,
+    Command, InventoryError, InventoryRouter, LocalInventory, Outcome, SkuDeps, StockError,
 };
 use souk_db::testing::{fresh, TestBackend};
 use souk_db::Db;
@@ -29,8 +29,8 @@ fn metrics_text() -> String {
         .render()
 }
 
-fn settings() -> SupervisorSettings {
-    SupervisorSettings {
+fn settings() -> HostSettings {
+    HostSettings {
         idle_timeout: Duration::from_secs(30),
         restart_backoff: Duration::from_millis(100),
         max_restart_backoff: Duration::from_secs(2),
@@ -41,11 +41,10 @@ fn settings() -> SupervisorSettings {
 
 fn start(
     db: &Db,
-    settings: SupervisorSettings,
+    settings: HostSettings,
     listener: Option<Recipient<ReservationExpired>>,
 ) -> LocalInventory {
-    let supervisor = InventorySupervisor::new(db.clone(), settings, listener).start();
-    LocalInventory::new(supervisor)
+    souk_actors::inventory::start_host(db.clone(), settings, listener)
 }
 
 fn adjust(delta: i64) -> Command {
@@ -126,7 +125,7 @@ async fn no_oversell_and_replies_only_after_commit(backend: TestBackend) {
     let database = fresh(backend).await;
     let db = database.db.clone();
     let inventory = start(&db, settings(), None);
-    inventory.send("HOT".into(), adjust(100)).await.unwrap();
+    inventory.execute("HOT".into(), adjust(100)).await.unwrap();
 
     let mut tasks = Vec::new();
     for index in 0..500 {
@@ -134,7 +133,7 @@ async fn no_oversell_and_replies_only_after_commit(backend: TestBackend) {
         let db = db.clone();
         tasks.push(tokio::spawn(async move {
             let order = format!("order-{index}");
-            let outcome = inventory.send("HOT".into(), reserve(&order, 1, 600_000)).await;
+            let outcome = inventory.execute("HOT".into(), reserve(&order, 1, 600_000)).await;
             if let Ok(Outcome::Reserved { .. }) = outcome {
                 // Acknowledged means committed: the row is there, seen from another connection.
                 let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM inventory_reservations WHERE sku = 'HOT' AND order_id = ?")
@@ -178,26 +177,22 @@ async fn fencing_stops_the_second_owner(backend: TestBackend) {
     let database = fresh(backend).await;
     let db = database.db.clone();
     let inventory = start(&db, settings(), None);
-    inventory.send("FENCE".into(), adjust(10)).await.unwrap();
-    let supervisor = inventory.supervisor().clone();
-    let first = SkuActor::new(
-        "FENCE".into(),
-        1001,
-        db.clone(),
-        supervisor.clone(),
-        None,
-        Duration::from_secs(30),
-    )
-    .start();
-    let second = SkuActor::new(
-        "FENCE".into(),
-        1002,
-        db.clone(),
-        supervisor,
-        None,
-        Duration::from_secs(30),
-    )
-    .start();
+    inventory.execute("FENCE".into(), adjust(10)).await.unwrap();
+    let host = inventory.host().clone();
+    let deps = SkuDeps {
+        db: db.clone(),
+        expiry_listener: None,
+    };
+    let link = |instance| {
+        EntityLink::new(
+            "FENCE".into(),
+            instance,
+            host.clone().recipient(),
+            Duration::from_secs(30),
+        )
+    };
+    let first = SkuActor::for_key("FENCE".into(), deps.clone(), link(1001)).start();
+    let second = SkuActor::for_key("FENCE".into(), deps, link(1002)).start();
     use souk_actors::inventory::actor::Execute;
     // Both loaded version 1; the first write wins.
     let _ = first
@@ -235,9 +230,9 @@ async fn fencing_stops_the_second_owner(backend: TestBackend) {
         15
     );
     // The supervisor's own actor was also fenced out by `first`; routing reloads it.
-    let mut outcome = inventory.send("FENCE".into(), adjust(1)).await;
+    let mut outcome = inventory.execute("FENCE".into(), adjust(1)).await;
     if outcome == Err(InventoryError::Fenced) {
-        outcome = inventory.send("FENCE".into(), adjust(1)).await;
+        outcome = inventory.execute("FENCE".into(), adjust(1)).await;
     }
     assert!(
         matches!(outcome, Ok(Outcome::Adjusted { on_hand: 16, .. })),
@@ -252,17 +247,17 @@ async fn restart_keeps_every_acknowledged_reservation(backend: TestBackend) {
     let database = fresh(backend).await;
     let db = database.db.clone();
     let before = start(&db, settings(), None);
-    before.send("KEEP".into(), adjust(5)).await.unwrap();
+    before.execute("KEEP".into(), adjust(5)).await.unwrap();
     before
-        .send("KEEP".into(), reserve("a", 2, 600_000))
+        .execute("KEEP".into(), reserve("a", 2, 600_000))
         .await
         .unwrap();
     before
-        .send("KEEP".into(), reserve("b", 1, 600_000))
+        .execute("KEEP".into(), reserve("b", 1, 600_000))
         .await
         .unwrap();
     before
-        .send(
+        .execute(
             "KEEP".into(),
             Command::Commit {
                 order_id: "b".into(),
@@ -271,7 +266,7 @@ async fn restart_keeps_every_acknowledged_reservation(backend: TestBackend) {
         )
         .await
         .unwrap();
-    before.supervisor().do_send(StopSupervisor);
+    before.host().do_send(StopSupervisor);
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let after = start(&db, settings(), None);
@@ -290,12 +285,12 @@ async fn restart_keeps_every_acknowledged_reservation(backend: TestBackend) {
     assert_eq!((stock.on_hand, stock.reserved), (4, 2));
     assert!(stock.reservations.contains_key("a"));
     assert_eq!(
-        after.send("KEEP".into(), reserve("a", 2, 600_000)).await,
+        after.execute("KEEP".into(), reserve("a", 2, 600_000)).await,
         Ok(Outcome::AlreadyReserved)
     );
     assert_eq!(
         after
-            .send(
+            .execute(
                 "KEEP".into(),
                 Command::Commit {
                     order_id: "b".into(),
@@ -307,7 +302,7 @@ async fn restart_keeps_every_acknowledged_reservation(backend: TestBackend) {
     );
     assert_eq!(
         after
-            .send(
+            .execute(
                 "KEEP".into(),
                 Command::Commit {
                     order_id: "zzz".into(),
@@ -324,7 +319,7 @@ async fn restart_keeps_every_acknowledged_reservation(backend: TestBackend) {
 #[rtype(result = "()")]
 struct StopSupervisor;
 
-impl Handler<StopSupervisor> for InventorySupervisor {
+impl Handler<StopSupervisor> for EntityHost<SkuActor> {
     type Result = ();
     fn handle(&mut self, _: StopSupervisor, context: &mut Context<Self>) {
         context.stop();
@@ -352,13 +347,13 @@ async fn reservations_expire_and_the_order_is_told() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let listener = Listener(seen.clone()).start();
     let inventory = start(&db, settings(), Some(listener.recipient()));
-    inventory.send("EXP".into(), adjust(3)).await.unwrap();
+    inventory.execute("EXP".into(), adjust(3)).await.unwrap();
     inventory
-        .send("EXP".into(), reserve("short", 2, 200))
+        .execute("EXP".into(), reserve("short", 2, 200))
         .await
         .unwrap();
     inventory
-        .send("EXP".into(), reserve("long", 1, 600_000))
+        .execute("EXP".into(), reserve("long", 1, 600_000))
         .await
         .unwrap();
     for _ in 0..100 {
@@ -395,11 +390,11 @@ async fn failed_actors_restart_from_the_database_with_backoff() {
     let database = fresh(TestBackend::Sqlite).await;
     let db = database.db.clone();
     let inventory = start(&db, settings(), None);
-    let supervisor = inventory.supervisor().clone();
-    inventory.send("SICK".into(), adjust(50)).await.unwrap();
-    inventory.send("WELL".into(), adjust(50)).await.unwrap();
+    let supervisor = inventory.host().clone();
+    inventory.execute("SICK".into(), adjust(50)).await.unwrap();
+    inventory.execute("WELL".into(), adjust(50)).await.unwrap();
     let sibling = supervisor
-        .send(ActorOf { sku: "WELL".into() })
+        .send(ActorOf::new("WELL"))
         .await
         .unwrap()
         .unwrap();
@@ -414,7 +409,7 @@ async fn failed_actors_restart_from_the_database_with_backoff() {
                     let order = format!("{sku}-{index}");
                     for _attempt in 0..50 {
                         match inventory
-                            .send(sku.into(), reserve(&order, 1, 600_000))
+                            .execute(sku.into(), reserve(&order, 1, 600_000))
                             .await
                         {
                             Ok(_) => {
@@ -434,17 +429,13 @@ async fn failed_actors_restart_from_the_database_with_backoff() {
     };
     tokio::time::sleep(Duration::from_millis(30)).await;
     let sick = supervisor
-        .send(ActorOf { sku: "SICK".into() })
+        .send(ActorOf::new("SICK"))
         .await
         .unwrap()
         .unwrap();
     sick.do_send(InjectFault::FailNextBatch);
     tokio::time::sleep(Duration::from_millis(150)).await;
-    if let Ok(sick) = supervisor
-        .send(ActorOf { sku: "SICK".into() })
-        .await
-        .unwrap()
-    {
+    if let Ok(sick) = supervisor.send(ActorOf::new("SICK")).await.unwrap() {
         sick.do_send(InjectFault::Panic);
     }
     let acknowledged = load.await.unwrap();
@@ -475,7 +466,7 @@ async fn failed_actors_restart_from_the_database_with_backoff() {
     }
     assert_eq!(sick_stock.reserved, 40);
     let sibling_now = supervisor
-        .send(ActorOf { sku: "WELL".into() })
+        .send(ActorOf::new("WELL"))
         .await
         .unwrap()
         .unwrap();
@@ -489,13 +480,9 @@ async fn failed_actors_restart_from_the_database_with_backoff() {
     let mut waits = Vec::new();
     for _ in 0..3 {
         let actor = loop {
-            match supervisor
-                .send(ActorOf { sku: "SICK".into() })
-                .await
-                .unwrap()
-            {
+            match supervisor.send(ActorOf::new("SICK")).await.unwrap() {
                 Ok(actor) => break actor,
-                Err(InventoryError::Restarting { .. }) => {
+                Err(HostError::Restarting { .. }) => {
                     tokio::time::sleep(Duration::from_millis(20)).await
                 }
                 Err(other) => panic!("{other}"),
@@ -504,7 +491,7 @@ async fn failed_actors_restart_from_the_database_with_backoff() {
         let _ = actor.send(souk_actors::inventory::actor::Snapshot).await;
         actor.do_send(InjectFault::Panic);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        match inventory.send("SICK".into(), adjust(1)).await {
+        match inventory.execute("SICK".into(), adjust(1)).await {
             Err(InventoryError::Restarting { retry_after_ms }) => waits.push(retry_after_ms),
             other => panic!("expected a backoff, got {other:?}"),
         }
@@ -519,7 +506,8 @@ async fn failed_actors_restart_from_the_database_with_backoff() {
     let counter = |reason: &str| -> f64 {
         text.lines()
             .find(|line| {
-                line.starts_with("souk_inventory_actor_restarts_total")
+                line.starts_with("souk_entity_restarts_total")
+                    && line.contains("kind=\"sku\"")
                     && line.contains(&format!("reason=\"{reason}\""))
             })
             .and_then(|line| line.rsplit(' ').next())
@@ -538,13 +526,13 @@ async fn idle_actors_passivate() {
     let db = database.db.clone();
     let inventory = start(
         &db,
-        SupervisorSettings {
+        HostSettings {
             idle_timeout: Duration::from_millis(200),
             ..settings()
         },
         None,
     );
-    let supervisor = inventory.supervisor().clone();
+    let supervisor = inventory.host().clone();
     let total = 100_000;
     let mut most_alive = 0;
     for chunk in 0..(total / 1000) {

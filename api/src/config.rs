@@ -505,6 +505,45 @@ impl Config {
     }
 
     /// The public base URL without a trailing slash, ready for `{base}/path`.
+    /// The name of this node in its tree and logs: the host name (the pod name in a
+    /// StatefulSet), or `souk` when it cannot be read.
+    pub fn node_name(&self) -> String {
+        std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "souk".to_owned())
+    }
+
+    /// The identity domain's part of the configuration.
+    pub fn auth_settings(&self) -> souk_actors::identity::AuthSettings {
+        souk_actors::identity::AuthSettings {
+            limits: souk_actors::identity::auth::LoginLimits {
+                max_failures_per_account: self.login_max_failures_per_account,
+                max_attempts_per_ip: self.login_max_attempts_per_ip,
+                window: std::time::Duration::from_secs(self.login_window_secs),
+            },
+            refresh_token_ttl: std::time::Duration::from_secs(self.refresh_token_ttl_secs),
+            password_reset_ttl: std::time::Duration::from_secs(self.password_reset_ttl_secs),
+        }
+    }
+
+    /// The email domain's part of the configuration.
+    pub fn email_settings(&self) -> souk_actors::email::EmailSettings {
+        souk_actors::email::EmailSettings {
+            from: self.email_from.clone(),
+            public_base_url: self.public_base().to_owned(),
+            max_attempts: self.email_max_attempts,
+            retry_base: std::time::Duration::from_millis(self.email_retry_base_ms),
+            retry_max: std::time::Duration::from_millis(self.email_retry_max_ms),
+            verification_ttl: std::time::Duration::from_secs(self.email_verification_ttl_secs),
+            smtp_url: self.smtp_url.clone(),
+            smtp_password_file: self.smtp_password_file.clone(),
+            outbox_dir: self.data_dir.join("outbox"),
+        }
+    }
+
     pub fn public_base(&self) -> &str {
         self.public_base_url.trim_end_matches('/')
     }

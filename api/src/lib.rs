@@ -1,25 +1,21 @@
-//! Souk's API crate: configuration, start-up, REST handlers, authentication and the
-//! service layer of the stateless domains (users, auth). The `souk` binary is `main.rs`.
+//! Souk's edges: REST (actix-web) and gRPC (tonic) handlers that translate to and from
+//! the domains of `souk-actors`, the OpenAPI document, the problem and status mapping,
+//! and configuration, start-up, shutdown and the CLI. The `souk` binary is `main.rs`.
 
 pub mod auth;
-pub mod cache;
 pub mod config;
-pub mod domain;
-pub mod email;
 pub mod error;
-pub mod events;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
-pub mod redis_store;
-pub mod routes;
-pub mod seed;
-pub mod services;
+pub mod remote;
+pub mod rest;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod topology;
+pub mod wire;
 
 pub use config::Config;
 pub use startup::Application;

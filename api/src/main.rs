@@ -5,9 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use souk_actors::catalog::cache::Cache;
+use souk_actors::catalog::CatalogService;
+use souk_actors::email::EmailService;
+use souk_actors::identity::users::Registration;
+use souk_actors::identity::{Email, Password, PasswordHasher, PersonName, UserService};
+use souk_actors::outbox::bus::LocalBus;
+use souk_actors::outbox::relay::Publisher;
 use souk_api::config::{Config, LogFormat, Overrides};
-use souk_api::domain::{Email, Password, PersonName};
-use souk_api::services::users::Registration;
+use souk_api::startup::{open_database, redis_store};
 use souk_api::Application;
 
 #[derive(Debug, Parser)]
@@ -170,10 +176,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config => unreachable!("handled before the runtime starts"),
+        // Chores build only the service they need: no actors, no workers.
         Command::Seed { products } => {
-            let state = souk_api::startup::build_state(config).await?;
+            let db = open_database(&config).await?;
+            let catalog = CatalogService::new(db.clone(), Cache::new(redis_store(&config)?));
             let added =
-                souk_api::seed::seed(&state.catalog, &state.db, products, |done, target| {
+                souk_actors::catalog::seed::seed(&catalog, &db, products, |done, target| {
                     if done % 10_000 == 0 || done == target {
                         eprintln!("seeded {done}/{target}");
                     }
@@ -181,7 +189,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .await
                 .map_err(|error| anyhow::anyhow!("{error}"))?;
             println!("seed: added {added} products; the catalog holds at least {products} seeded products");
-            state.db.close().await;
+            db.close().await;
             Ok(())
         }
         Command::Admin {
@@ -190,14 +198,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Email {
             command: EmailCommand::RemindUnverified { older_than_hours },
         } => {
-            let state = souk_api::startup::build_state(config).await?;
-            let queued = state
-                .email
+            let db = open_database(&config).await?;
+            // Reminders are written to the outbox; a running node's relay sends them.
+            let email = EmailService::new(db.clone(), Publisher::Local(LocalBus::new()));
+            let queued = email
                 .remind_unverified(std::time::Duration::from_secs(older_than_hours * 3600))
                 .await
                 .map_err(|error| anyhow::anyhow!("{error}"))?;
             println!("queued {queued} verification reminders");
-            state.db.close().await;
+            db.close().await;
             Ok(())
         }
     }
@@ -213,9 +222,9 @@ async fn create_admin(config: Config, raw_email: &str, raw_name: &str) -> anyhow
     let raw_password = raw_password.strip_suffix('\r').unwrap_or(raw_password);
     let password = Password::parse(raw_password)
         .map_err(|problem| anyhow::anyhow!("the password on standard input {problem}"))?;
-    let state = souk_api::startup::build_state(config).await?;
-    let (user, created) = state
-        .users
+    let db = open_database(&config).await?;
+    let users = UserService::new(db.clone(), PasswordHasher::new(config.bcrypt_cost));
+    let (user, created) = users
         .create_or_promote_admin(Registration {
             email,
             password,
@@ -231,6 +240,6 @@ async fn create_admin(config: Config, raw_email: &str, raw_name: &str) -> anyhow
             user.email, user.id
         );
     }
-    state.db.close().await;
+    db.close().await;
     Ok(())
 }

@@ -5,37 +5,38 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 
+use actix::Actor;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpServer};
 use anyhow::Context;
+use futures_util::future::BoxFuture;
+use souk_actors::catalog::cache::Cache;
+use souk_actors::catalog::CatalogService;
+use souk_actors::email::processor::Processor;
+use souk_actors::email::transport::Transport;
+use souk_actors::email::{worker, EmailService};
+use souk_actors::entity::{EntityRouter, HostSettings};
+use souk_actors::identity::rate_limit::RateLimiter;
+use souk_actors::identity::{AuthService, JwtKeys, PasswordHasher, UserService};
+use souk_actors::inventory::{
+    InventoryError, InventoryService, Sku, SkuReply, SkuRequest, SkuRouter,
+};
+use souk_actors::node::NodeRoot;
+use souk_actors::orders::actor::ExpiryListener;
+use souk_actors::orders::payments::TestDoublePaymentProvider;
+use souk_actors::orders::OrderLogic;
+use souk_actors::outbox::bus::LocalBus;
+use souk_actors::outbox::relay::{Publisher, Relay};
+use souk_actors::outbox::Names;
+use souk_actors::ports::ProductLookup;
+use souk_actors::redis_store::RedisStore;
 use souk_db::{Db, PoolSettings};
 
-use crate::auth::rate_limit::RateLimiter;
-use crate::auth::{JwtKeys, PasswordHasher};
-use actix::Actor;
-use souk_actors::inventory::{
-    InventoryError, InventoryRouter, InventorySupervisor, LocalInventory, SupervisorSettings,
-};
-
-use crate::cache::Cache;
 use crate::config::Config;
-use crate::email::processor::Processor;
-use crate::email::transport::Transport;
-use crate::email::worker;
-use crate::email::EmailService;
-use crate::error::{Error, ErrorCode};
-use crate::events::bus::LocalBus;
-use crate::events::relay::{Publisher, Relay};
-use crate::events::Names;
-use crate::grpc::remote::{RemoteInventory, RemoteProducts, RemoteService};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::json::BodyLimit;
-use crate::redis_store::RedisStore;
-use crate::services::inventory::InventoryService;
-use crate::services::order_actors::{ExpiryListener, OrderCommand, OrderRouter, OrderSupervisor};
-use crate::services::orders::{OrderService, ProductLookup};
-use crate::services::payments::TestDoublePaymentProvider;
-use crate::services::{AuthService, CatalogService, UserService};
+use crate::remote::{RemoteInventory, RemoteProducts, RemoteService};
 use crate::state::AppState;
 use crate::topology::Service;
 
@@ -107,8 +108,8 @@ fn embedded_jwt_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     }
     let secret = format!(
         "{}{}",
-        crate::auth::secret_token::generate(),
-        crate::auth::secret_token::generate()
+        souk_actors::identity::secret_token::generate(),
+        souk_actors::identity::secret_token::generate()
     );
     write_private(path, &secret)
         .with_context(|| format!("cannot write the generated JWT key to {}", path.display()))?;
@@ -153,29 +154,12 @@ async fn connect_nats(url: &str) -> anyhow::Result<async_nats::Client> {
 /// here (they live only where the inventory service runs).
 struct AbsentInventory;
 
-impl InventoryRouter for AbsentInventory {
+impl EntityRouter<Sku> for AbsentInventory {
     fn send(
         &self,
         _sku: String,
-        _command: souk_actors::inventory::Command,
-    ) -> futures_util::future::BoxFuture<
-        'static,
-        Result<souk_actors::inventory::Outcome, InventoryError>,
-    > {
-        Box::pin(async {
-            Err(InventoryError::Unreachable(
-                "this node does not run the inventory service".into(),
-            ))
-        })
-    }
-
-    fn stock(
-        &self,
-        _sku: String,
-    ) -> futures_util::future::BoxFuture<
-        'static,
-        Result<souk_actors::inventory::Stock, InventoryError>,
-    > {
+        _request: SkuRequest,
+    ) -> BoxFuture<'static, Result<SkuReply, InventoryError>> {
         Box::pin(async {
             Err(InventoryError::Unreachable(
                 "this node does not run the inventory service".into(),
@@ -184,7 +168,16 @@ impl InventoryRouter for AbsentInventory {
     }
 }
 
-/// The services of a node, built from its configuration; also used by CLI commands.
+/// Entity hosts run their actors on a pool of arbiters sized to the machine; order
+/// actors spend their time waiting on the database, so one arbiter serves them.
+fn order_host_settings() -> HostSettings {
+    HostSettings {
+        arbiters: 1,
+        ..HostSettings::default()
+    }
+}
+
+/// The domains of a node, built from its configuration and owned by its node root.
 pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> {
     let db = open_database(&config).await?;
     let secret = jwt_secret(&config)?;
@@ -195,13 +188,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         config.access_token_ttl_secs,
     );
     let hasher = PasswordHasher::new(config.bcrypt_cost);
-    let redis = match &config.redis_url {
-        Some(url) => Some(Arc::new(
-            RedisStore::new(url, &config.redis_key_prefix)
-                .context("invalid configuration: redis_url (SOUK_REDIS_URL)")?,
-        )),
-        None => None,
-    };
+    let redis = redis_store(&config)?;
     let nats = match &config.nats_url {
         Some(url) => Some(connect_nats(url).await?),
         None => None,
@@ -230,12 +217,12 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
             )
         })
     };
+    let mut root = NodeRoot::new(services.domains());
     let mut remotes = Vec::new();
     let limiter = RateLimiter::new(redis.clone());
     let users = UserService::new(db.clone(), hasher.clone());
-    let auth = AuthService::new(db.clone(), jwt, hasher, limiter, &config);
+    let auth = AuthService::new(db.clone(), jwt, hasher, limiter, config.auth_settings());
     let catalog = CatalogService::new(db.clone(), Cache::new(redis.clone()));
-    // The inventory tree: one supervisor, SKU actors started on first use.
     // The inventory tells expired reservations to the orders' router, which exists only
     // once the order service (built on the inventory) does.
     let order_router_cell = Arc::new(std::sync::OnceLock::new());
@@ -245,14 +232,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     .start();
     // SKU actors live only where the inventory service runs; elsewhere the same router
     // interface reaches them over gRPC.
-    let inventory_router: Arc<dyn InventoryRouter> = if services.contains(Service::Inventory) {
-        let supervisor = InventorySupervisor::new(
+    let sku_router: SkuRouter = if services.contains(Service::Inventory) {
+        let local = souk_actors::inventory::start_host(
             db.clone(),
-            SupervisorSettings::default(),
+            HostSettings::default(),
             Some(expiry_listener.recipient()),
-        )
-        .start();
-        Arc::new(LocalInventory::new(supervisor))
+        );
+        root.own_inventory(local.host().clone());
+        Arc::new(local)
     } else if !services.remote_dependencies().contains(&Service::Inventory) {
         Arc::new(AbsentInventory)
     } else {
@@ -260,7 +247,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         remotes.push(client.clone());
         Arc::new(RemoteInventory::new(client))
     };
-    let inventory = InventoryService::new(db.clone(), inventory_router);
+    let inventory = InventoryService::new(db.clone(), sku_router, catalog.clone());
     let products: Arc<dyn ProductLookup> = if services.contains(Service::Product)
         || !services.remote_dependencies().contains(&Service::Product)
     {
@@ -270,17 +257,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         remotes.push(client.clone());
         Arc::new(RemoteProducts::new(client))
     };
-    let orders = OrderService::new(
+    let logic = OrderLogic::new(
         db.clone(),
         products,
         inventory.clone(),
         Arc::new(TestDoublePaymentProvider),
         std::time::Duration::from_secs(config.order_reservation_ttl_secs),
     );
-    let order_router = OrderRouter::new(
-        OrderSupervisor::new(orders.clone(), std::time::Duration::from_secs(60)).start(),
-    );
-    let _ = order_router_cell.set(order_router.clone());
+    let (orders, order_host) = souk_actors::orders::local_service(logic, order_host_settings());
+    root.own_orders(order_host.host().clone());
+    let _ = order_router_cell.set(orders.router().clone());
     let names = Names::new(&config.events_namespace);
     let publisher = match &nats {
         Some(client) => Publisher::JetStream {
@@ -300,64 +286,81 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         catalog,
         inventory,
         orders,
-        order_router,
         email,
         redis,
         nats,
+        root: Arc::new(root),
         metrics: crate::metrics::install(),
     }))
 }
 
-/// The outbox relay (when enabled) and the email worker pool, consuming what the
-/// relay publishes: JetStream's shared durable consumer, or the in-process bus.
-fn start_events(state: &AppState) -> anyhow::Result<()> {
+/// The Redis store of the configuration, if one is configured.
+pub fn redis_store(config: &Config) -> anyhow::Result<Option<Arc<RedisStore>>> {
+    match &config.redis_url {
+        Some(url) => Ok(Some(Arc::new(
+            RedisStore::new(url, &config.redis_key_prefix)
+                .context("invalid configuration: redis_url (SOUK_REDIS_URL)")?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// The node root's tasks: the outbox relay (when enabled), the email worker pool
+/// (consuming what the relay publishes: JetStream's shared durable consumer, or the
+/// in-process bus) and the order expiry sweeper.
+fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
     let config = &state.config;
+    let root = &state.root;
     let publisher = state.email.publisher().clone();
     // Mail goes out where the email service runs; every node relays its own outbox (the
     // events of split services meet on NATS, which config requires for a split node).
     if state.services.contains(Service::Email) {
-        let transport = Transport::from_config(config)?;
+        let settings = config.email_settings();
+        let transport = Transport::from_settings(&settings)?;
         tracing::info!(transport = %transport.describe(), workers = config.email_workers, "email workers starting");
-        let processor = Arc::new(Processor::new(state.db.clone(), transport, config)?);
-        worker::start_pool(config.email_workers, processor, publisher.clone());
+        let processor = Arc::new(Processor::new(state.db.clone(), transport, &settings)?);
+        worker::spawn_pool(root, config.email_workers, processor, publisher.clone());
     }
     if config.outbox_relay {
-        Relay::new(state.db.clone(), publisher)
-            .spawn(std::time::Duration::from_millis(config.outbox_poll_ms));
+        let relay = Arc::new(Relay::new(state.db.clone(), publisher));
+        let poll = std::time::Duration::from_millis(config.outbox_poll_ms);
+        root.spawn_task("outbox", "outbox-relay", move |stopping| {
+            let relay = relay.clone();
+            async move { relay.run(poll, stopping).await }
+        });
+    }
+    if state.services.contains(Service::Order) {
+        let orders = state.orders.clone();
+        root.spawn_task("orders", "expiry-sweeper", move |stopping| {
+            sweep_orders(orders.clone(), stopping)
+        });
     }
     Ok(())
 }
 
-/// Once a second, for as long as the node runs: expires unpaid orders past their deadline
-/// and finishes stock effects that a crash left undone.
-fn spawn_order_expiry(state: web::Data<AppState>) {
-    actix_rt::spawn(async move {
-        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            ticker.tick().await;
-            match state.orders.due_for_expiry().await {
-                Ok(due) => {
-                    for order_id in due {
-                        if let Err(error) = state
-                            .order_router
-                            .send(&order_id, OrderCommand::Expire)
-                            .await
-                        {
-                            tracing::warn!(%order_id, %error, "cannot expire order");
-                        }
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "order expiry sweep failed"),
-            }
-            if let Err(error) = state.orders.settle_unsettled().await {
-                tracing::warn!(%error, "order settlement sweep failed");
-            }
+/// Once a second until the node stops: expires unpaid orders past their deadline
+/// (through their actors) and finishes stock effects that a crash left undone.
+async fn sweep_orders(
+    orders: souk_actors::orders::OrderService,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopping.wait_for(|stopped| *stopped) => return Ok(()),
         }
-    });
+        if let Err(error) = orders.expire_due().await {
+            tracing::warn!(%error, "order expiry sweep failed");
+        }
+        if let Err(error) = orders.settle_unsettled().await {
+            tracing::warn!(%error, "order settlement sweep failed");
+        }
+    }
 }
 
-async fn route_not_found(request: HttpRequest) -> Result<actix_web::HttpResponse, Error> {
-    Err(Error::new(
+async fn route_not_found(request: HttpRequest) -> ApiResult<actix_web::HttpResponse> {
+    Err(ApiError::new(
         ErrorCode::RouteNotFound,
         format!("no endpoint at {}", request.path()),
     ))
@@ -380,10 +383,7 @@ impl Application {
                 )
             })?;
         let state = build_state(config).await?;
-        start_events(&state)?;
-        if state.services.contains(Service::Order) {
-            spawn_order_expiry(state.clone());
-        }
+        start_tasks(&state)?;
         Self::serve(listener, grpc_listener, state)
     }
 
@@ -411,17 +411,17 @@ impl Application {
                 .app_data(app_state.clone())
                 .app_data(body_limit.clone())
                 .app_data(web::QueryConfig::default().error_handler(|error, _| {
-                    Error::new(
+                    ApiError::new(
                         ErrorCode::InvalidQuery,
                         format!("the query string is invalid: {error}"),
                     )
                     .into()
                 }))
                 .app_data(web::PathConfig::default().error_handler(|error, _| {
-                    Error::new(ErrorCode::NotFound, format!("no such resource: {error}")).into()
+                    ApiError::new(ErrorCode::NotFound, format!("no such resource: {error}")).into()
                 }))
                 .wrap(from_fn(crate::http::observe::observe))
-                .configure(|routes| crate::routes::configure(routes, &app_state.services))
+                .configure(|routes| crate::rest::configure(routes, &app_state.services))
                 .default_service(web::to(route_not_found))
         })
         .shutdown_timeout(config.shutdown_timeout_secs)
@@ -475,6 +475,10 @@ impl Application {
             Ok(Err(error)) => tracing::warn!(%error, "the gRPC server stopped with an error"),
             Err(error) => tracing::warn!(%error, "the gRPC server task failed"),
         }
+        // Then the node's children, in order: order actors, SKU actors (open batches
+        // commit), email workers, the relay (one last pass) and the sweeper.
+        let grace = std::time::Duration::from_secs(self.state.config.shutdown_timeout_secs);
+        self.state.root.shutdown(grace).await;
         tracing::info!("souk stopped; closing connections");
         self.state.db.close().await;
         result

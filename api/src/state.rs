@@ -1,18 +1,20 @@
-//! What every handler can reach: the services and the connections behind them.
+//! What every handler can reach: the domain services, the node root and the
+//! connections behind them.
 
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use souk_actors::catalog::CatalogService;
+use souk_actors::email::EmailService;
+use souk_actors::identity::{AuthService, UserService};
+use souk_actors::inventory::InventoryService;
+use souk_actors::node::NodeRoot;
+use souk_actors::orders::OrderService;
+use souk_actors::redis_store::RedisStore;
 use souk_db::Db;
 
 use crate::config::Config;
-use crate::email::EmailService;
-use crate::grpc::remote::RemoteService;
-use crate::redis_store::RedisStore;
-use crate::services::inventory::InventoryService;
-use crate::services::order_actors::OrderRouter;
-use crate::services::orders::OrderService;
-use crate::services::{AuthService, CatalogService, UserService};
+use crate::remote::RemoteService;
 use crate::topology::ServiceSet;
 
 pub struct AppState {
@@ -26,12 +28,13 @@ pub struct AppState {
     pub auth: AuthService,
     pub catalog: CatalogService,
     pub inventory: InventoryService,
+    /// Checkout and reads; every command of an existing order goes to its actor.
     pub orders: OrderService,
-    /// Commands for existing orders go through their actors.
-    pub order_router: OrderRouter,
     /// Email verification, the send log and dead letters; owns the event publisher.
     pub email: EmailService,
     pub redis: Option<Arc<RedisStore>>,
     pub nats: Option<async_nats::Client>,
+    /// Owns the node's entity hosts and tasks; lists them and stops them in order.
+    pub root: Arc<NodeRoot>,
     pub metrics: PrometheusHandle,
 }

@@ -114,6 +114,29 @@ impl ServiceSet {
         self.0.iter().copied()
     }
 
+    /// The domains (of `souk-actors`) behind the services this node runs, in the
+    /// order the node's tree lists them; the relay of `outbox` runs on every node.
+    pub fn domains(&self) -> Vec<&'static str> {
+        let mut domains = Vec::new();
+        if self.contains(Service::User) || self.contains(Service::Auth) {
+            domains.push("identity");
+        }
+        if self.contains(Service::Product) {
+            domains.push("catalog");
+        }
+        if self.contains(Service::Inventory) {
+            domains.push("inventory");
+        }
+        if self.contains(Service::Order) {
+            domains.push("orders");
+        }
+        if self.contains(Service::Email) {
+            domains.push("email");
+        }
+        domains.push("outbox");
+        domains
+    }
+
     /// Services this node calls but does not run: each needs a gRPC URL.
     pub fn remote_dependencies(&self) -> BTreeSet<Service> {
         self.iter()

@@ -1,7 +1,7 @@
 //! Access-token verification, which every authenticated request pays.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use souk_api::auth::JwtKeys;
+use souk_actors::identity::JwtKeys;
 
 fn verification(criterion: &mut Criterion) {
     let keys = JwtKeys::new(

@@ -3,11 +3,9 @@
 //! database is a temporary SQLite file, used once to load the SKU). The cluster's
 //! consistent-hash ring does not exist yet; its lookup gets a benchmark with it.
 
-use actix::Actor;
 use criterion::{criterion_group, criterion_main, Criterion};
-use souk_actors::inventory::{
-    InventoryRouter, InventorySupervisor, LocalInventory, SupervisorSettings,
-};
+use souk_actors::entity::HostSettings;
+use souk_actors::inventory::InventoryRouter;
 use souk_db::{Db, PoolSettings};
 
 fn routing(criterion: &mut Criterion) {
@@ -23,16 +21,14 @@ fn routing(criterion: &mut Criterion) {
             .await
             .expect("open sqlite");
         db.migrate().await.expect("migrate");
-        let supervisor = InventorySupervisor::new(
+        souk_actors::inventory::start_host(
             db,
-            SupervisorSettings {
+            HostSettings {
                 arbiters: 1,
-                ..SupervisorSettings::default()
+                ..HostSettings::default()
             },
             None,
         )
-        .start();
-        LocalInventory::new(supervisor)
     });
     system
         .block_on(router.stock("ROUTED".into()))

@@ -2,7 +2,7 @@
 //! worker pays per send: a welcome mail and an order confirmation of 1 and 20 lines.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use souk_api::email::templates::{format_money, Mail, MailLine, OrderConfirmation, Welcome};
+use souk_actors::email::templates::{format_money, Mail, MailLine, OrderConfirmation, Welcome};
 
 fn confirmation(lines: usize) -> Mail {
     Mail::OrderConfirmation(OrderConfirmation {

@@ -7,10 +7,10 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use souk_api::cache::Cache;
-use souk_api::redis_store::RedisStore;
-use souk_api::services::catalog::{parse_sort, SearchParams};
-use souk_api::services::CatalogService;
+use souk_actors::catalog::cache::Cache;
+use souk_actors::catalog::service::{parse_sort, SearchParams};
+use souk_actors::catalog::CatalogService;
+use souk_actors::redis_store::RedisStore;
 use souk_db::{Db, PoolSettings};
 use sqlx::Connection;
 
@@ -222,7 +222,7 @@ pub async fn bench(options: &Options) -> anyhow::Result<Report> {
         "seeding up to {} products (resumable; only the missing ones are added)…",
         options.products
     );
-    souk_api::seed::seed(&uncached, &db, options.products, |done, target| {
+    souk_actors::catalog::seed::seed(&uncached, &db, options.products, |done, target| {
         if done % 10_000 == 0 || done == target {
             eprintln!("  {done}/{target}");
         }

@@ -1,20 +1,21 @@
 //! The SKU actor: owns one SKU's [`Stock`], applies commands in arrival order, and
 //! group-commits them — while one batch is being written, the next accumulates; each
 //! batch is one transaction, fenced on the version the actor loaded, and every caller
-//! of the batch is answered only after it committed.
+//! of the batch is answered only after it committed. It runs under the entity host,
+//! which starts it on first use and restarts it after a failure.
 
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use souk_db::clock::now_micros;
 use souk_db::inventory::{self, Batch, BatchError, ItemRecord};
-use souk_db::outbox::OutboxEvent;
 use souk_db::Db;
 use tokio::sync::oneshot;
 
 use super::stock::{Changes, Command, Held, Outcome, Stock};
-use super::supervisor::{ActorStopped, InventorySupervisor, StopReason};
-use super::InventoryError;
+use super::{InventoryError, Sku, SkuReply, SkuRequest};
+use crate::entity::{Entity, EntityLink, Passivate, Request, StopReason};
+use crate::outbox::Topic;
 
 pub type Reply = Result<Outcome, InventoryError>;
 
@@ -45,13 +46,22 @@ pub enum InjectFault {
     Panic,
 }
 
+/// What every SKU actor is created with.
+#[derive(Clone)]
+pub struct SkuDeps {
+    pub db: Db,
+    /// Told of every reservation released by its TTL (the orders' expiry).
+    pub expiry_listener: Option<Recipient<ReservationExpired>>,
+}
+
 pub struct SkuActor {
     sku: String,
-    instance: u64,
+    link: EntityLink,
     db: Db,
-    supervisor: Addr<InventorySupervisor>,
     expiry_listener: Option<Recipient<ReservationExpired>>,
     idle_timeout: Duration,
+    /// Asked to stop (shutdown): stop once the open batch has committed.
+    passivate_requested: bool,
     /// `None` until loaded, and while a batch is being written: the batch owns the stock
     /// then, rather than a copy of it (copying grows with the open reservations).
     stock: Option<Stock>,
@@ -66,22 +76,18 @@ pub struct SkuActor {
     fail_next_batch: bool,
 }
 
-impl SkuActor {
-    pub fn new(
-        sku: String,
-        instance: u64,
-        db: Db,
-        supervisor: Addr<InventorySupervisor>,
-        expiry_listener: Option<Recipient<ReservationExpired>>,
-        idle_timeout: Duration,
-    ) -> Self {
+impl Entity for SkuActor {
+    type Kind = Sku;
+    type Deps = SkuDeps;
+
+    fn for_key(sku: String, deps: SkuDeps, link: EntityLink) -> Self {
         Self {
+            idle_timeout: link.idle_timeout(),
             sku,
-            instance,
-            db,
-            supervisor,
-            expiry_listener,
-            idle_timeout,
+            link,
+            db: deps.db,
+            expiry_listener: deps.expiry_listener,
+            passivate_requested: false,
             stock: None,
             pending: Vec::new(),
             snapshot_waiters: Vec::new(),
@@ -93,7 +99,9 @@ impl SkuActor {
             fail_next_batch: false,
         }
     }
+}
 
+impl SkuActor {
     fn stop_with(&mut self, context: &mut Context<Self>, reason: StopReason) {
         if self.stop_reason.is_none() {
             self.stop_reason = Some(reason);
@@ -144,6 +152,9 @@ impl SkuActor {
                     }
                     actor.schedule_expiry(context);
                     actor.flush(context);
+                    if actor.passivate_requested && !actor.flushing {
+                        actor.stop_with(context, StopReason::Passivated);
+                    }
                 }
                 Err(BatchError::Fenced) => {
                     tracing::warn!(sku = %actor.sku, "fenced: another owner wrote this sku; stopping");
@@ -240,7 +251,7 @@ async fn write(
             "available": stock.available(),
             "threshold": stock.low_stock_threshold,
         });
-        if let Ok(event) = OutboxEvent::new("stock.low", &stock.sku, &payload) {
+        if let Ok(event) = Topic::StockLow.event(&stock.sku, &payload) {
             events.push(event);
         }
     }
@@ -332,26 +343,18 @@ impl Actor for SkuActor {
             StopReason::Passivated
         };
         let reason = self.stop_reason.take().unwrap_or(unplanned);
-        self.supervisor.do_send(ActorStopped {
-            sku: self.sku.clone(),
-            instance: self.instance,
-            reason,
-        });
+        self.link.report(reason);
         // Mark a clean stop so that Drop does not report a crash.
         self.stop_reason = Some(StopReason::Passivated);
     }
 }
 
 impl Drop for SkuActor {
-    /// Should the actor be dropped without `stopped` having run, the supervisor still
+    /// Should the actor be dropped without `stopped` having run, the host still
     /// learns that it is gone.
     fn drop(&mut self) {
         if self.stop_reason.is_none() {
-            self.supervisor.do_send(ActorStopped {
-                sku: self.sku.clone(),
-                instance: self.instance,
-                reason: StopReason::Crashed,
-            });
+            self.link.report(StopReason::Crashed);
         }
         for (_, reply_to) in self.pending.drain(..) {
             let _ = reply_to.send(Err(InventoryError::Unavailable(
@@ -361,13 +364,11 @@ impl Drop for SkuActor {
     }
 }
 
-impl Handler<Execute> for SkuActor {
-    type Result = ResponseFuture<Reply>;
-
-    fn handle(&mut self, message: Execute, context: &mut Context<Self>) -> Self::Result {
+impl SkuActor {
+    fn execute(&mut self, command: Command, context: &mut Context<Self>) -> ResponseFuture<Reply> {
         self.last_activity = Instant::now();
         let (reply_to, reply) = oneshot::channel();
-        self.pending.push((message.0, reply_to));
+        self.pending.push((command, reply_to));
         self.flush(context);
         Box::pin(async move {
             reply.await.unwrap_or_else(|_| {
@@ -375,12 +376,8 @@ impl Handler<Execute> for SkuActor {
             })
         })
     }
-}
 
-impl Handler<Snapshot> for SkuActor {
-    type Result = ResponseFuture<Result<Stock, InventoryError>>;
-
-    fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
+    fn snapshot(&mut self) -> ResponseFuture<Result<Stock, InventoryError>> {
         self.last_activity = Instant::now();
         if let Some(stock) = &self.stock {
             let stock = stock.clone();
@@ -398,6 +395,53 @@ impl Handler<Snapshot> for SkuActor {
                 Err(InventoryError::Unavailable("the sku actor stopped".into()))
             })
         })
+    }
+}
+
+impl Handler<Execute> for SkuActor {
+    type Result = ResponseFuture<Reply>;
+
+    fn handle(&mut self, message: Execute, context: &mut Context<Self>) -> Self::Result {
+        self.execute(message.0, context)
+    }
+}
+
+impl Handler<Snapshot> for SkuActor {
+    type Result = ResponseFuture<Result<Stock, InventoryError>>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
+        self.snapshot()
+    }
+}
+
+impl Handler<Request<Sku>> for SkuActor {
+    type Result = ResponseFuture<Result<SkuReply, InventoryError>>;
+
+    fn handle(&mut self, request: Request<Sku>, context: &mut Context<Self>) -> Self::Result {
+        match request.0 {
+            SkuRequest::Execute(command) => {
+                let reply = self.execute(command, context);
+                Box::pin(async move { reply.await.map(SkuReply::Done) })
+            }
+            SkuRequest::Snapshot => {
+                let reply = self.snapshot();
+                Box::pin(async move { reply.await.map(SkuReply::Stock) })
+            }
+        }
+    }
+}
+
+impl Handler<Passivate> for SkuActor {
+    type Result = ();
+
+    /// Stops now, or once the open batch and what waits for the next have committed.
+    fn handle(&mut self, _: Passivate, context: &mut Context<Self>) {
+        if self.flushing || !self.pending.is_empty() {
+            self.passivate_requested = true;
+            self.flush(context);
+            return;
+        }
+        self.stop_with(context, StopReason::Passivated);
     }
 }
 

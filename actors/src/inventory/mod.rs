@@ -1,13 +1,67 @@
-//! Inventory: one actor per SKU.
+//! Inventory: one actor per SKU owns its stock ([`actor::SkuActor`], under the entity
+//! host), the pure stock rules it applies ([`stock`]), the door callers use
+//! ([`router::InventoryRouter`]) and the inventory service behind the admin API.
 
 pub mod actor;
 pub mod router;
+pub mod service;
 pub mod stock;
-pub mod supervisor;
 
-pub use router::{InventoryRouter, LocalInventory};
+use actix::prelude::*;
+use souk_db::Db;
+
+use crate::entity::{EntityHost, EntityKind, HostError, HostSettings, LocalRouter};
+
+pub use actor::{ReservationExpired, SkuActor, SkuDeps};
+pub use router::InventoryRouter;
+pub use service::InventoryService;
 pub use stock::{Command, Outcome, Stock, StockError};
-pub use supervisor::{InventorySupervisor, SupervisorSettings};
+
+/// Every SKU's actor is owned by this node's host.
+pub type LocalInventory = LocalRouter<SkuActor>;
+
+/// The door to SKU actors, wherever they run.
+pub type SkuRouter = std::sync::Arc<dyn crate::entity::EntityRouter<Sku>>;
+
+/// The kind of the SKU entities: a command, answered after its batch committed, or a
+/// read of the committed stock.
+pub struct Sku;
+
+#[derive(Debug, Clone)]
+pub enum SkuRequest {
+    Execute(Command),
+    Snapshot,
+}
+
+#[derive(Debug, Clone)]
+pub enum SkuReply {
+    Done(Outcome),
+    Stock(Stock),
+}
+
+impl EntityKind for Sku {
+    const NAME: &'static str = "sku";
+    type Request = SkuRequest;
+    type Reply = SkuReply;
+    type Error = InventoryError;
+}
+
+/// Starts the host of this node's SKU actors and gives the router to it.
+pub fn start_host(
+    db: Db,
+    settings: HostSettings,
+    expiry_listener: Option<Recipient<ReservationExpired>>,
+) -> LocalInventory {
+    let host = EntityHost::<SkuActor>::new(
+        SkuDeps {
+            db,
+            expiry_listener,
+        },
+        settings,
+    )
+    .start();
+    LocalRouter::new(host)
+}
 
 /// Why a command did not complete; `Fenced`, `Restarting` and `Unavailable` are
 /// retryable: nothing was acknowledged.
@@ -34,5 +88,16 @@ impl InventoryError {
             self,
             InventoryError::Stock(_) | InventoryError::Unreachable(_)
         )
+    }
+}
+
+impl From<HostError> for InventoryError {
+    fn from(error: HostError) -> Self {
+        match error {
+            HostError::Restarting { retry_after_ms } => {
+                InventoryError::Restarting { retry_after_ms }
+            }
+            other => InventoryError::Unavailable(other.to_string()),
+        }
     }
 }

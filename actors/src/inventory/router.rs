@@ -1,64 +1,49 @@
-//! Callers reach SKU actors through a router, never directly, so the cluster can later
-//! send a command to the node owning the SKU without changing any caller.
+//! The door to SKU actors: any [`EntityRouter`] of the [`Sku`] kind (this node's host,
+//! the inventory service over gRPC, the owning node in a cluster), with the two calls
+//! callers make.
 
-use actix::Addr;
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 
 use super::stock::{Command, Outcome, Stock};
-use super::supervisor::{Inspect, InventorySupervisor, Route};
-use super::InventoryError;
+use super::{InventoryError, Sku, SkuReply, SkuRequest};
+use crate::entity::EntityRouter;
 
 pub trait InventoryRouter: Send + Sync {
-    fn send(
+    /// Runs a command; answered after the batch holding it committed.
+    fn execute(
         &self,
         sku: String,
         command: Command,
     ) -> BoxFuture<'static, Result<Outcome, InventoryError>>;
+    /// The committed stock.
     fn stock(&self, sku: String) -> BoxFuture<'static, Result<Stock, InventoryError>>;
 }
 
-/// Every SKU is owned by this node.
-#[derive(Clone)]
-pub struct LocalInventory {
-    supervisor: Addr<InventorySupervisor>,
+fn unexpected(reply: SkuReply) -> InventoryError {
+    InventoryError::Unavailable(format!("unexpected reply from the sku: {reply:?}"))
 }
 
-impl LocalInventory {
-    pub fn new(supervisor: Addr<InventorySupervisor>) -> Self {
-        Self { supervisor }
-    }
-
-    pub fn supervisor(&self) -> &Addr<InventorySupervisor> {
-        &self.supervisor
-    }
-}
-
-fn mailbox_closed(_: actix::MailboxError) -> InventoryError {
-    InventoryError::Unavailable("the inventory supervisor is not running".into())
-}
-
-impl InventoryRouter for LocalInventory {
-    fn send(
+impl<R: EntityRouter<Sku> + ?Sized> InventoryRouter for R {
+    fn execute(
         &self,
         sku: String,
         command: Command,
     ) -> BoxFuture<'static, Result<Outcome, InventoryError>> {
-        let supervisor = self.supervisor.clone();
-        Box::pin(async move {
-            supervisor
-                .send(Route { sku, command })
-                .await
-                .map_err(mailbox_closed)?
-        })
+        EntityRouter::send(self, sku, SkuRequest::Execute(command))
+            .map(|reply| match reply? {
+                SkuReply::Done(outcome) => Ok(outcome),
+                other => Err(unexpected(other)),
+            })
+            .boxed()
     }
 
     fn stock(&self, sku: String) -> BoxFuture<'static, Result<Stock, InventoryError>> {
-        let supervisor = self.supervisor.clone();
-        Box::pin(async move {
-            supervisor
-                .send(Inspect { sku })
-                .await
-                .map_err(mailbox_closed)?
-        })
+        EntityRouter::send(self, sku, SkuRequest::Snapshot)
+            .map(|reply| match reply? {
+                SkuReply::Stock(stock) => Ok(stock),
+                other => Err(unexpected(other)),
+            })
+            .boxed()
     }
 }

@@ -1,9 +1,39 @@
-//! Orders: the state machine every order actor will run (issue #4). The actor, the
-//! order service and its REST API are not built yet; the rules are, and are
-//! property-tested, so they can be built on.
+//! Orders: the state machine (pure, property-tested), the order service (checkout,
+//! payment, cancellation, fulfilment, expiry) and the per-order actor that runs every
+//! command of one order, one at a time, under the entity host.
 
+pub mod actor;
+pub mod logic;
+pub mod payments;
+pub mod service;
 pub mod state;
+pub mod views;
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::entity::{EntityHost, HostSettings, LocalRouter};
+
+pub use actor::{Order, OrderCommand, OrderEntity, OrderRouter};
+pub use logic::OrderLogic;
+pub use service::OrderService;
+pub use views::{Caller, CreateOrderInput, OrderItemInput, OrderView};
 
 pub use state::{
-    transition, Event, Fulfilment, OrderActor, OrderStatus, Payment, StockEffect, TransitionError,
+    transition, Event, Fulfilment, Initiator, OrderStatus, Payment, StockEffect, TransitionError,
 };
+
+/// Starts the host of this node's order actors and gives the router to it.
+pub fn start_host(logic: OrderLogic, settings: HostSettings) -> LocalRouter<OrderEntity> {
+    LocalRouter::new(EntityHost::<OrderEntity>::new(logic, settings).start())
+}
+
+/// The order service of a node whose order actors are all local.
+pub fn local_service(
+    logic: OrderLogic,
+    settings: HostSettings,
+) -> (OrderService, LocalRouter<OrderEntity>) {
+    let router = start_host(logic.clone(), settings);
+    (OrderService::new(logic, Arc::new(router.clone())), router)
+}

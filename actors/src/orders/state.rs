@@ -27,6 +27,20 @@ impl OrderStatus {
         }
     }
 
+    pub const ALL: [OrderStatus; 6] = [
+        OrderStatus::PendingPayment,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+        OrderStatus::Expired,
+    ];
+
+    /// The status of a stored or requested name; `None` for anything else.
+    pub fn parse(raw: &str) -> Option<OrderStatus> {
+        Self::ALL.into_iter().find(|status| status.as_str() == raw)
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -43,7 +57,7 @@ impl fmt::Display for OrderStatus {
 
 /// Who asks for a transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderActor {
+pub enum Initiator {
     Shopper,
     Admin,
     System,
@@ -115,7 +129,7 @@ fn event_name(event: Event) -> &'static str {
 pub fn transition(
     from: OrderStatus,
     event: Event,
-    actor: OrderActor,
+    actor: Initiator,
 ) -> Result<(OrderStatus, StockEffect), TransitionError> {
     use Event::*;
     use OrderStatus::*;
@@ -124,17 +138,17 @@ pub fn transition(
         event: event_name(event),
     };
     match (from, event) {
-        (PendingPayment, Pay) if actor != OrderActor::System => {
+        (PendingPayment, Pay) if actor != Initiator::System => {
             Ok((Paid, StockEffect::CommitReservations))
         }
-        (PendingPayment, Expire) if actor == OrderActor::System => {
+        (PendingPayment, Expire) if actor == Initiator::System => {
             Ok((Expired, StockEffect::ReleaseReservations))
         }
-        (PendingPayment, Cancel) if actor != OrderActor::System => {
+        (PendingPayment, Cancel) if actor != Initiator::System => {
             Ok((Cancelled, StockEffect::ReleaseReservations))
         }
-        (Paid, Cancel) if actor != OrderActor::System => Ok((Cancelled, StockEffect::ReturnStock)),
-        (Paid, Ship) | (Shipped, Deliver) | (Shipped, Cancel) if actor != OrderActor::Admin => {
+        (Paid, Cancel) if actor != Initiator::System => Ok((Cancelled, StockEffect::ReturnStock)),
+        (Paid, Ship) | (Shipped, Deliver) | (Shipped, Cancel) if actor != Initiator::Admin => {
             Err(TransitionError::NotAllowed)
         }
         (Paid, Ship) => Ok((Shipped, StockEffect::None)),
@@ -171,11 +185,11 @@ mod tests {
         ]
     }
 
-    fn actor() -> impl Strategy<Value = OrderActor> {
+    fn actor() -> impl Strategy<Value = Initiator> {
         prop_oneof![
-            Just(OrderActor::Shopper),
-            Just(OrderActor::Admin),
-            Just(OrderActor::System)
+            Just(Initiator::Shopper),
+            Just(Initiator::Admin),
+            Just(Initiator::System)
         ]
     }
 
@@ -210,7 +224,7 @@ mod tests {
 
     #[test]
     fn the_happy_path_and_its_side_exits() {
-        use OrderActor::*;
+        use Initiator::*;
         use OrderStatus::*;
         assert_eq!(
             transition(PendingPayment, Event::Pay, Shopper),

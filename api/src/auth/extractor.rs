@@ -5,9 +5,9 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
-use crate::domain::Role;
-use crate::error::{Error, ErrorCode};
+use crate::error::{ApiError, Error, ErrorCode};
 use crate::state::AppState;
+use souk_actors::identity::Role;
 
 /// An authenticated, active user.
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ fn bearer_token(request: &HttpRequest) -> Result<String, Error> {
 /// both decide through here.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Error> {
     let claims = state.auth.jwt().verify(token)?;
-    if claims.role == crate::grpc::caller::SERVICE_ROLE {
+    if claims.role == souk_actors::identity::jwt::SERVICE_ROLE {
         return Err(Error::new(
             ErrorCode::InvalidToken,
             "service tokens do not act as users",
@@ -72,32 +72,29 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Err
 }
 
 impl FromRequest for AuthUser {
-    type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self, Error>>;
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = request.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(request);
         Box::pin(async move {
             let state = state.ok_or_else(|| Error::internal("app state is not registered"))?;
-            authenticate(&state, &token?).await
+            Ok(authenticate(&state, &token?).await?)
         })
     }
 }
 
 impl FromRequest for AdminUser {
-    type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self, Error>>;
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let user = AuthUser::from_request(request, payload);
         Box::pin(async move {
             let user = user.await?;
             if user.role != Role::Admin {
-                return Err(Error::new(
-                    ErrorCode::Forbidden,
-                    "this endpoint is for admins",
-                ));
+                return Err(Error::new(ErrorCode::Forbidden, "this endpoint is for admins").into());
             }
             Ok(AdminUser(user))
         })
@@ -110,8 +107,8 @@ impl FromRequest for AdminUser {
 pub struct MaybeUser(pub Option<AuthUser>);
 
 impl FromRequest for MaybeUser {
-    type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self, Error>>;
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         if !request.headers().contains_key(header::AUTHORIZATION) {

@@ -1,16 +1,17 @@
 //! `souk.v1.AuthService`: sessions over gRPC, on the same auth service as REST.
 
+use crate::wire::status::to_status;
 use actix_web::web;
 use souk_proto::v1 as pb;
 use souk_proto::v1::auth_service_server::AuthService;
 use tonic::{Request, Response, Status};
 
-use crate::domain::Password;
 use crate::error::Error;
+use crate::error::FieldErrors;
 use crate::grpc::caller;
-use crate::routes::auth::FieldErrors;
-use crate::services::TokenPair;
 use crate::state::AppState;
+use souk_actors::identity::Password;
+use souk_actors::identity::TokenPair;
 
 pub struct AuthGrpc {
     pub state: web::Data<AppState>,
@@ -52,7 +53,8 @@ impl AuthService for AuthGrpc {
             .state
             .auth
             .login(&body.email, &body.password, &ip)
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(token_pair(pair)))
     }
 
@@ -64,7 +66,8 @@ impl AuthService for AuthGrpc {
             .state
             .auth
             .refresh(&request.get_ref().refresh_token)
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(token_pair(pair)))
     }
 
@@ -75,7 +78,8 @@ impl AuthService for AuthGrpc {
         self.state
             .auth
             .logout(&request.get_ref().refresh_token)
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::LogoutResponse {}))
     }
 
@@ -83,9 +87,11 @@ impl AuthService for AuthGrpc {
         &self,
         request: Request<pb::ChangePasswordRequest>,
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
-        let user = caller::user(&self.state, request.metadata()).await?;
+        let user = caller::user(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let body = request.into_inner();
-        let password = new_password(&body.new_password)?;
+        let password = new_password(&body.new_password).map_err(to_status)?;
         self.state
             .auth
             .change_password(
@@ -94,7 +100,8 @@ impl AuthService for AuthGrpc {
                 &body.current_password,
                 &password,
             )
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::ChangePasswordResponse {}))
     }
 
@@ -106,7 +113,8 @@ impl AuthService for AuthGrpc {
         self.state
             .auth
             .request_password_reset(&request.get_ref().email, &ip)
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::RequestPasswordResetResponse {}))
     }
 
@@ -115,11 +123,12 @@ impl AuthService for AuthGrpc {
         request: Request<pb::ConfirmPasswordResetRequest>,
     ) -> Result<Response<pb::ConfirmPasswordResetResponse>, Status> {
         let body = request.into_inner();
-        let password = new_password(&body.new_password)?;
+        let password = new_password(&body.new_password).map_err(to_status)?;
         self.state
             .auth
             .confirm_password_reset(&body.token, &password)
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::ConfirmPasswordResetResponse {}))
     }
 
@@ -131,7 +140,8 @@ impl AuthService for AuthGrpc {
             .state
             .email
             .verify_email(&request.get_ref().token)
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::VerifyEmailResponse { user_id }))
     }
 }

@@ -3,12 +3,11 @@
 use tonic::metadata::MetadataMap;
 
 use crate::auth::{authenticate, AuthUser};
-use crate::domain::Role;
 use crate::error::{Error, ErrorCode};
 use crate::state::AppState;
+use souk_actors::identity::Role;
 
-/// The role of tokens that Souk services mint for one another (never a user's role).
-pub const SERVICE_ROLE: &str = "service";
+use souk_actors::identity::jwt::SERVICE_ROLE;
 
 fn bearer(metadata: &MetadataMap) -> Result<String, Error> {
     let value = metadata.get("authorization").ok_or_else(|| {

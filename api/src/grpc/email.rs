@@ -1,14 +1,15 @@
 //! `souk.v1.EmailService`: the mail admin operations over gRPC, on the same email
 //! service as REST.
 
+use crate::wire::status::to_status;
 use actix_web::web;
 use souk_proto::v1 as pb;
 use souk_proto::v1::email_service_server::EmailService;
 use tonic::{Request, Response, Status};
 
-use crate::email::service::{DeadLetterView, SendView};
 use crate::grpc::{caller, given, given_limit};
 use crate::state::AppState;
+use souk_actors::email::service::{DeadLetterView, SendView};
 
 pub struct EmailGrpc {
     pub state: web::Data<AppState>,
@@ -48,13 +49,16 @@ impl EmailService for EmailGrpc {
         &self,
         request: Request<pb::ListSendsRequest>,
     ) -> Result<Response<pb::ListSendsResponse>, Status> {
-        caller::admin(&self.state, request.metadata()).await?;
+        caller::admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let body = request.get_ref();
         let page = self
             .state
             .email
             .list_sends(given(&body.cursor), given_limit(body.limit))
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::ListSendsResponse {
             items: page.items.into_iter().map(send_message).collect(),
             next_cursor: page.next_cursor.unwrap_or_default(),
@@ -65,13 +69,16 @@ impl EmailService for EmailGrpc {
         &self,
         request: Request<pb::ListDeadLettersRequest>,
     ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
-        caller::admin(&self.state, request.metadata()).await?;
+        caller::admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let body = request.get_ref();
         let page = self
             .state
             .email
             .dead_letters(given(&body.cursor), given_limit(body.limit))
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::ListDeadLettersResponse {
             items: page.items.into_iter().map(dead_letter_message).collect(),
             next_cursor: page.next_cursor.unwrap_or_default(),
@@ -82,8 +89,15 @@ impl EmailService for EmailGrpc {
         &self,
         request: Request<pb::ReplayDeadLetterRequest>,
     ) -> Result<Response<pb::DeadLetter>, Status> {
-        caller::admin(&self.state, request.metadata()).await?;
-        let letter = self.state.email.replay(&request.get_ref().id).await?;
+        caller::admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
+        let letter = self
+            .state
+            .email
+            .replay(&request.get_ref().id)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(dead_letter_message(letter)))
     }
 }

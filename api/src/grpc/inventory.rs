@@ -1,232 +1,24 @@
 //! `souk.v1.InventoryService`: stock over gRPC. The admin methods share the inventory
 //! service with REST; `Execute` carries the stock commands of a remote order service
 //! to this node's SKU actors, and its wire form (both directions) lives here so the
-//! server and [`RemoteInventory`](crate::grpc::remote::RemoteInventory) agree.
+//! server and [`RemoteInventory`](crate::remote::RemoteInventory) agree.
 
-use std::collections::HashMap;
-
+use crate::wire::status::to_status;
 use actix_web::web;
-use souk_actors::inventory::stock::{Command, Outcome, StockError};
-use souk_actors::inventory::InventoryError;
+use souk_actors::inventory::InventoryRouter;
 use souk_proto::v1 as pb;
-use souk_proto::v1::execute_request::Command as WireCommand;
 use souk_proto::v1::inventory_service_server::InventoryService;
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::{Request, Response, Status};
 
-use crate::error::{Error, FieldError};
 use crate::grpc::caller;
-use crate::routes::admin_inventory::known_sku;
-use crate::services::inventory::{validate_adjustment, StockView};
 use crate::state::AppState;
+use crate::wire::inventory::{
+    command_from_wire, inventory_error_to_status, outcome_to_wire, stock_message,
+};
+use souk_actors::inventory::service::validate_adjustment;
 
 pub struct InventoryGrpc {
     pub state: web::Data<AppState>,
-}
-
-/// `ErrorInfo.domain` of the actors' own refusals, which callers map back exactly.
-const STOCK_DOMAIN: &str = "souk.inventory";
-
-pub fn stock_message(view: StockView) -> pb::Stock {
-    pb::Stock {
-        sku: view.sku,
-        on_hand: view.on_hand,
-        reserved: view.reserved,
-        available: view.available,
-        low_stock_threshold: view.low_stock_threshold,
-        version: view.version,
-        reservations: view
-            .reservations
-            .into_iter()
-            .map(|reservation| pb::Reservation {
-                order_id: reservation.order_id,
-                quantity: reservation.quantity,
-                expires_at: reservation.expires_at,
-            })
-            .collect(),
-    }
-}
-
-/// The commands another service may send; adjustments and timers stay local.
-pub fn command_to_wire(sku: &str, command: &Command) -> Option<pb::ExecuteRequest> {
-    use pb::execute_request as wire;
-    let (actor, command) = match command.clone() {
-        Command::Reserve {
-            order_id,
-            quantity,
-            ttl_ms,
-            actor,
-        } => (
-            actor,
-            WireCommand::Reserve(wire::Reserve {
-                order_id,
-                quantity,
-                ttl_ms,
-            }),
-        ),
-        Command::Release {
-            order_id,
-            actor,
-            reason,
-        } => (
-            actor,
-            WireCommand::Release(wire::Release { order_id, reason }),
-        ),
-        Command::Commit { order_id, actor } => {
-            (actor, WireCommand::Commit(wire::Commit { order_id }))
-        }
-        Command::Return {
-            order_id,
-            quantity,
-            actor,
-        } => (
-            actor,
-            WireCommand::Return(wire::Return { order_id, quantity }),
-        ),
-        Command::Adjust { .. } | Command::SetThreshold { .. } | Command::ExpireDue => return None,
-    };
-    Some(pb::ExecuteRequest {
-        sku: sku.to_owned(),
-        actor,
-        command: Some(command),
-    })
-}
-
-fn command_from_wire(request: pb::ExecuteRequest) -> Result<(String, Command), Error> {
-    let actor = request.actor;
-    let command = match request.command {
-        Some(WireCommand::Reserve(reserve)) => Command::Reserve {
-            order_id: reserve.order_id,
-            quantity: reserve.quantity,
-            ttl_ms: reserve.ttl_ms,
-            actor,
-        },
-        Some(WireCommand::Release(release)) => Command::Release {
-            order_id: release.order_id,
-            actor,
-            reason: release.reason,
-        },
-        Some(WireCommand::Commit(commit)) => Command::Commit {
-            order_id: commit.order_id,
-            actor,
-        },
-        Some(WireCommand::Return(returned)) => Command::Return {
-            order_id: returned.order_id,
-            quantity: returned.quantity,
-            actor,
-        },
-        None => {
-            return Err(Error::validation(vec![FieldError::new(
-                "command",
-                "is required",
-            )]));
-        }
-    };
-    Ok((request.sku, command))
-}
-
-pub fn outcome_to_wire(outcome: &Outcome) -> pb::ExecuteResponse {
-    let (name, available) = match outcome {
-        Outcome::Reserved { available } => ("reserved", *available),
-        Outcome::AlreadyReserved => ("already_reserved", 0),
-        Outcome::Released => ("released", 0),
-        Outcome::NotHeld => ("not_held", 0),
-        Outcome::Sold => ("sold", 0),
-        Outcome::AlreadySold => ("already_sold", 0),
-        Outcome::Returned => ("returned", 0),
-        Outcome::AlreadyReturned => ("already_returned", 0),
-        Outcome::Adjusted { available, .. } => ("adjusted", *available),
-        Outcome::ThresholdSet => ("threshold_set", 0),
-        Outcome::Expired { .. } => ("expired", 0),
-    };
-    pb::ExecuteResponse {
-        outcome: name.to_owned(),
-        available,
-    }
-}
-
-pub fn outcome_from_wire(response: &pb::ExecuteResponse) -> Result<Outcome, InventoryError> {
-    Ok(match response.outcome.as_str() {
-        "reserved" => Outcome::Reserved {
-            available: response.available,
-        },
-        "already_reserved" => Outcome::AlreadyReserved,
-        "released" => Outcome::Released,
-        "not_held" => Outcome::NotHeld,
-        "sold" => Outcome::Sold,
-        "already_sold" => Outcome::AlreadySold,
-        "returned" => Outcome::Returned,
-        "already_returned" => Outcome::AlreadyReturned,
-        other => {
-            return Err(InventoryError::Unavailable(format!(
-                "the inventory service answered an unknown outcome {other:?}"
-            )))
-        }
-    })
-}
-
-/// The actors' error as a status whose details let the caller rebuild it exactly.
-pub fn inventory_error_to_status(error: &InventoryError) -> Status {
-    let (code, reason, value) = match error {
-        InventoryError::Stock(StockError::Insufficient { available }) => {
-            (Code::FailedPrecondition, "insufficient", *available)
-        }
-        InventoryError::Stock(StockError::ConflictingReservation { held }) => {
-            (Code::FailedPrecondition, "conflicting_reservation", *held)
-        }
-        InventoryError::Stock(StockError::BelowReserved { reserved }) => {
-            (Code::FailedPrecondition, "below_reserved", *reserved)
-        }
-        InventoryError::Stock(StockError::NotReserved) => {
-            (Code::FailedPrecondition, "not_reserved", 0)
-        }
-        InventoryError::Stock(StockError::InvalidQuantity) => {
-            (Code::InvalidArgument, "invalid_quantity", 0)
-        }
-        InventoryError::Fenced => (Code::Unavailable, "fenced", 0),
-        InventoryError::Restarting { retry_after_ms } => (
-            Code::Unavailable,
-            "restarting",
-            i64::try_from(*retry_after_ms).unwrap_or(0),
-        ),
-        InventoryError::Unavailable(_) | InventoryError::Unreachable(_) => {
-            (Code::Unavailable, "unavailable", 0)
-        }
-    };
-    let mut details = ErrorDetails::new();
-    details.set_error_info(
-        reason,
-        STOCK_DOMAIN,
-        HashMap::from([("value".to_owned(), value.to_string())]),
-    );
-    Status::with_error_details(code, error.to_string(), details)
-}
-
-/// Rebuilds the actors' error from a status of `Execute`; `None` when the status did
-/// not come from a Souk inventory (a transport failure).
-pub fn inventory_error_from_status(status: &Status) -> Option<InventoryError> {
-    let info = status
-        .get_details_error_info()
-        .filter(|info| info.domain == STOCK_DOMAIN)?;
-    let value: i64 = info
-        .metadata
-        .get("value")
-        .and_then(|raw| raw.parse().ok())
-        .unwrap_or(0);
-    Some(match info.reason.as_str() {
-        "insufficient" => InventoryError::Stock(StockError::Insufficient { available: value }),
-        "conflicting_reservation" => {
-            InventoryError::Stock(StockError::ConflictingReservation { held: value })
-        }
-        "below_reserved" => InventoryError::Stock(StockError::BelowReserved { reserved: value }),
-        "not_reserved" => InventoryError::Stock(StockError::NotReserved),
-        "invalid_quantity" => InventoryError::Stock(StockError::InvalidQuantity),
-        "fenced" => InventoryError::Fenced,
-        "restarting" => InventoryError::Restarting {
-            retry_after_ms: u64::try_from(value).unwrap_or(0),
-        },
-        _ => InventoryError::Unavailable(status.message().to_owned()),
-    })
 }
 
 #[tonic::async_trait]
@@ -237,10 +29,17 @@ impl InventoryService for InventoryGrpc {
     ) -> Result<Response<pb::Stock>, Status> {
         // Other services read stock too (with their service token).
         if caller::service(&self.state, request.metadata()).is_err() {
-            caller::admin(&self.state, request.metadata()).await?;
+            caller::admin(&self.state, request.metadata())
+                .await
+                .map_err(to_status)?;
         }
-        let sku = known_sku(&self.state, &request.get_ref().sku).await?;
-        let stock = self.state.inventory.stock(&sku).await?;
+        let sku = self
+            .state
+            .inventory
+            .known_sku(&request.get_ref().sku)
+            .await
+            .map_err(to_status)?;
+        let stock = self.state.inventory.stock(&sku).await.map_err(to_status)?;
         Ok(Response::new(stock_message(stock)))
     }
 
@@ -248,15 +47,23 @@ impl InventoryService for InventoryGrpc {
         &self,
         request: Request<pb::AdjustStockRequest>,
     ) -> Result<Response<pb::AdjustStockResponse>, Status> {
-        let admin = caller::admin(&self.state, request.metadata()).await?;
+        let admin = caller::admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let body = request.into_inner();
-        let reason = validate_adjustment(body.delta, &body.reason, None)?;
-        let sku = known_sku(&self.state, &body.sku).await?;
+        let reason = validate_adjustment(body.delta, &body.reason, None).map_err(to_status)?;
+        let sku = self
+            .state
+            .inventory
+            .known_sku(&body.sku)
+            .await
+            .map_err(to_status)?;
         let stock = self
             .state
             .inventory
             .adjust(&sku, body.delta, &reason, None, &admin.id)
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::AdjustStockResponse {
             stock: Some(stock_message(stock)),
         }))
@@ -266,57 +73,12 @@ impl InventoryService for InventoryGrpc {
         &self,
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
-        let service = caller::service(&self.state, request.metadata())?;
-        let (sku, command) = command_from_wire(request.into_inner())?;
+        let service = caller::service(&self.state, request.metadata()).map_err(to_status)?;
+        let (sku, command) = command_from_wire(request.into_inner()).map_err(to_status)?;
         tracing::debug!(%service, %sku, "stock command from another service");
-        match self.state.inventory.router().send(sku, command).await {
+        match self.state.inventory.router().execute(sku, command).await {
             Ok(outcome) => Ok(Response::new(outcome_to_wire(&outcome))),
             Err(error) => Err(inventory_error_to_status(&error)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stock_refusals_survive_the_wire() {
-        for error in [
-            InventoryError::Stock(StockError::Insufficient { available: 3 }),
-            InventoryError::Stock(StockError::BelowReserved { reserved: 7 }),
-            InventoryError::Fenced,
-            InventoryError::Restarting {
-                retry_after_ms: 250,
-            },
-        ] {
-            let status = inventory_error_to_status(&error);
-            assert_eq!(inventory_error_from_status(&status), Some(error));
-        }
-        assert_eq!(
-            inventory_error_from_status(&Status::unavailable("connection refused")),
-            None
-        );
-    }
-
-    #[test]
-    fn order_commands_round_trip_and_local_ones_stay_local() {
-        let command = Command::Reserve {
-            order_id: "o1".into(),
-            quantity: 2,
-            ttl_ms: 1000,
-            actor: "order:o1".into(),
-        };
-        let wire = command_to_wire("SKU-1", &command).expect("reserve travels");
-        assert_eq!(
-            command_from_wire(wire).unwrap(),
-            ("SKU-1".to_owned(), command)
-        );
-        assert!(command_to_wire("SKU-1", &Command::ExpireDue).is_none());
-        let outcome = Outcome::Reserved { available: 4 };
-        assert_eq!(
-            outcome_from_wire(&outcome_to_wire(&outcome)).unwrap(),
-            outcome
-        );
     }
 }

@@ -7,8 +7,6 @@ pub mod email;
 pub mod inventory;
 pub mod orders;
 pub mod products;
-pub mod remote;
-pub mod status;
 pub mod users;
 
 use std::future::Future;

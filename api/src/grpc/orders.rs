@@ -1,6 +1,7 @@
 //! `souk.v1.OrderService`: orders over gRPC. Commands go through the orders' actors
 //! exactly as REST's do; a shopper only ever sees their own orders.
 
+use crate::wire::status::to_status;
 use actix_web::web;
 use souk_actors::orders::Event;
 use souk_db::orders::OrderFilter;
@@ -9,14 +10,14 @@ use souk_proto::v1::order_service_server::OrderService;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::{caller, given, given_limit};
-use crate::http::pagination::checked_limit;
-use crate::routes::orders::{
-    checked_idempotency_key, checked_payment_method, checked_reason, decode_cursor, encode_cursor,
-};
-use crate::services::catalog::Money;
-use crate::services::order_actors::OrderCommand;
-use crate::services::orders::{Caller, CreateOrderInput, OrderItemInput, OrderView};
 use crate::state::AppState;
+use souk_actors::catalog::service::Money;
+use souk_actors::orders::views::{
+    checked_idempotency_key, checked_payment_method, checked_reason, decode_order_cursor,
+    encode_order_cursor,
+};
+use souk_actors::orders::{Caller, CreateOrderInput, OrderItemInput, OrderView};
+use souk_actors::paging::checked_limit;
 
 pub struct OrderGrpc {
     pub state: web::Data<AppState>,
@@ -74,18 +75,15 @@ impl OrderGrpc {
         id: &str,
         event: Event,
     ) -> Result<Response<pb::Order>, Status> {
-        let admin = caller::admin(&self.state, metadata).await?;
+        let admin = caller::admin(&self.state, metadata)
+            .await
+            .map_err(to_status)?;
         let order = self
             .state
-            .order_router
-            .send_for_view(
-                id,
-                OrderCommand::Fulfil {
-                    admin_id: admin.id,
-                    event,
-                },
-            )
-            .await?;
+            .orders
+            .fulfil(&admin.id, id, event)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(order_message(order)))
     }
 }
@@ -96,11 +94,14 @@ impl OrderService for OrderGrpc {
         &self,
         request: Request<pb::CreateOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        let user = caller::user(&self.state, request.metadata()).await?;
+        let user = caller::user(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let body = request.into_inner();
         let key = given(&body.idempotency_key)
             .map(|key| checked_idempotency_key("idempotency_key", key))
-            .transpose()?;
+            .transpose()
+            .map_err(to_status)?;
         let input = CreateOrderInput {
             items: body
                 .items
@@ -111,7 +112,12 @@ impl OrderService for OrderGrpc {
                 })
                 .collect(),
         };
-        let (order, _created) = self.state.orders.create(&user.id, input, key).await?;
+        let (order, _created) = self
+            .state
+            .orders
+            .create(&user.id, input, key)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(order_message(order)))
     }
 
@@ -119,12 +125,15 @@ impl OrderService for OrderGrpc {
         &self,
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        let user = caller::user(&self.state, request.metadata()).await?;
+        let user = caller::user(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let order = self
             .state
             .orders
             .get(&request.get_ref().id, Some(&user.id))
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(order_message(order)))
     }
 
@@ -132,18 +141,20 @@ impl OrderService for OrderGrpc {
         &self,
         request: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
-        let user = caller::user(&self.state, request.metadata()).await?;
+        let user = caller::user(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let body = request.into_inner();
         let filter = OrderFilter {
             user_id: Some(user.id),
-            before: decode_cursor(given(&body.cursor))?,
-            limit: checked_limit(given_limit(body.limit))?,
+            before: decode_order_cursor(given(&body.cursor)).map_err(to_status)?,
+            limit: checked_limit(given_limit(body.limit)).map_err(to_status)?,
             ..OrderFilter::default()
         };
-        let (items, next) = self.state.orders.list(&filter).await?;
+        let (items, next) = self.state.orders.list(&filter).await.map_err(to_status)?;
         Ok(Response::new(pb::ListOrdersResponse {
             items: items.into_iter().map(order_message).collect(),
-            next_cursor: encode_cursor(next).unwrap_or_default(),
+            next_cursor: encode_order_cursor(next).unwrap_or_default(),
         }))
     }
 
@@ -151,20 +162,17 @@ impl OrderService for OrderGrpc {
         &self,
         request: Request<pb::PayOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        let user = caller::user(&self.state, request.metadata()).await?;
+        let user = caller::user(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let body = request.into_inner();
-        let method = checked_payment_method(&body.payment_method)?;
+        let method = checked_payment_method(&body.payment_method).map_err(to_status)?;
         let order = self
             .state
-            .order_router
-            .send_for_view(
-                &body.id,
-                OrderCommand::Pay {
-                    user_id: user.id,
-                    method,
-                },
-            )
-            .await?;
+            .orders
+            .pay(&user.id, &body.id, &method)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(order_message(order)))
     }
 
@@ -172,19 +180,20 @@ impl OrderService for OrderGrpc {
         &self,
         request: Request<pb::CancelOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        let user = caller::user(&self.state, request.metadata()).await?;
+        let user = caller::user(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let body = request.into_inner();
         let order = self
             .state
-            .order_router
-            .send_for_view(
+            .orders
+            .cancel(
+                Caller::Shopper(user.id),
                 &body.id,
-                OrderCommand::Cancel {
-                    caller: Caller::Shopper(user.id),
-                    reason: checked_reason(Some(body.reason), "cancelled by the shopper"),
-                },
+                &checked_reason(Some(body.reason), "cancelled by the shopper"),
             )
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(order_message(order)))
     }
 

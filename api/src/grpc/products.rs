@@ -1,17 +1,18 @@
 //! `souk.v1.ProductService`: the catalog over gRPC, on the same catalog service as REST.
 
+use crate::wire::status::to_status;
 use actix_web::web;
 use souk_proto::v1 as pb;
 use souk_proto::v1::product_service_server::ProductService;
 use tonic::{Request, Response, Status};
 
-use crate::domain::catalog::{parse_sku, ProductStatus};
-use crate::domain::Role;
 use crate::error::{Error, FieldError};
 use crate::grpc::caller;
-use crate::routes::products::parse_search_params;
-use crate::services::catalog::{CategoryView, MoneyInput, ProductInput, ProductView};
 use crate::state::AppState;
+use souk_actors::catalog::model::{parse_sku, ProductStatus};
+use souk_actors::catalog::query::parse_search_params;
+use souk_actors::catalog::service::{CategoryView, MoneyInput, ProductInput, ProductView};
+use souk_actors::identity::Role;
 
 pub struct ProductGrpc {
     pub state: web::Data<AppState>,
@@ -99,12 +100,15 @@ impl ProductService for ProductGrpc {
         &self,
         request: Request<pb::GetProductRequest>,
     ) -> Result<Response<pb::Product>, Status> {
-        let admin = is_admin(&self.state, request.metadata()).await?;
+        let admin = is_admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let product = self
             .state
             .catalog
             .get_product(&request.get_ref().id, admin)
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(product_message(product)))
     }
 
@@ -112,12 +116,19 @@ impl ProductService for ProductGrpc {
         &self,
         request: Request<pb::GetProductBySkuRequest>,
     ) -> Result<Response<pb::Product>, Status> {
-        let admin = is_admin(&self.state, request.metadata()).await?;
+        let admin = is_admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let sku = &request.get_ref().sku;
         if parse_sku(sku).is_err() {
-            return Err(Error::not_found("product").into());
+            return Err(to_status(Error::not_found("product")));
         }
-        let product = self.state.catalog.get_product_by_sku(sku, admin).await?;
+        let product = self
+            .state
+            .catalog
+            .get_product_by_sku(sku, admin)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(product_message(product)))
     }
 
@@ -125,9 +136,16 @@ impl ProductService for ProductGrpc {
         &self,
         request: Request<pb::SearchProductsRequest>,
     ) -> Result<Response<pb::SearchProductsResponse>, Status> {
-        let admin = is_admin(&self.state, request.metadata()).await?;
-        let params = parse_search_params(&search_pairs(request.into_inner()))?;
-        let page = self.state.catalog.search(params, admin).await?;
+        let admin = is_admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
+        let params = parse_search_params(&search_pairs(request.into_inner())).map_err(to_status)?;
+        let page = self
+            .state
+            .catalog
+            .search(params, admin)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::SearchProductsResponse {
             items: page.items.into_iter().map(product_message).collect(),
             next_cursor: page.next_cursor.unwrap_or_default(),
@@ -139,7 +157,12 @@ impl ProductService for ProductGrpc {
         &self,
         _request: Request<pb::ListCategoriesRequest>,
     ) -> Result<Response<pb::ListCategoriesResponse>, Status> {
-        let tree = self.state.catalog.category_tree().await?;
+        let tree = self
+            .state
+            .catalog
+            .category_tree()
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::ListCategoriesResponse {
             items: tree.into_iter().map(category_message).collect(),
         }))
@@ -149,19 +172,28 @@ impl ProductService for ProductGrpc {
         &self,
         request: Request<pb::CreateProductRequest>,
     ) -> Result<Response<pb::Product>, Status> {
-        caller::admin(&self.state, request.metadata()).await?;
+        caller::admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let body = request.into_inner();
         let Some(price) = body.price else {
-            return Err(Error::validation(vec![FieldError::new("price", "is required")]).into());
+            return Err(to_status(Error::validation(vec![FieldError::new(
+                "price",
+                "is required",
+            )])));
         };
         let status = match body.status.as_str() {
             "" => None,
-            raw => Some(ProductStatus::parse(raw).ok_or_else(|| {
-                Error::validation(vec![FieldError::new(
-                    "status",
-                    "must be draft, active or archived",
-                )])
-            })?),
+            raw => Some(
+                ProductStatus::parse(raw)
+                    .ok_or_else(|| {
+                        Error::validation(vec![FieldError::new(
+                            "status",
+                            "must be draft, active or archived",
+                        )])
+                    })
+                    .map_err(to_status)?,
+            ),
         };
         let input = ProductInput {
             sku: body.sku,
@@ -178,7 +210,12 @@ impl ProductService for ProductGrpc {
             images: body.images,
             status,
         };
-        let product = self.state.catalog.create_product(input).await?;
+        let product = self
+            .state
+            .catalog
+            .create_product(input)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(product_message(product)))
     }
 
@@ -186,12 +223,15 @@ impl ProductService for ProductGrpc {
         &self,
         request: Request<pb::ArchiveProductRequest>,
     ) -> Result<Response<pb::Product>, Status> {
-        caller::admin(&self.state, request.metadata()).await?;
+        caller::admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let product = self
             .state
             .catalog
             .set_status(&request.get_ref().id, ProductStatus::Archived)
-            .await?;
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(product_message(product)))
     }
 }

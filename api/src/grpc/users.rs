@@ -1,14 +1,15 @@
 //! `souk.v1.UserService`: the REST `/users` resources over gRPC, on the same service.
 
+use crate::wire::status::to_status;
 use actix_web::web;
 use souk_proto::v1 as pb;
 use souk_proto::v1::user_service_server::UserService;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::caller;
-use crate::routes::views::UserView;
-use crate::services::users::{ProfileChanges, Registration};
 use crate::state::AppState;
+use souk_actors::identity::users::{ProfileChanges, Registration};
+use souk_actors::identity::views::UserView;
 
 pub struct UserGrpc {
     pub state: web::Data<AppState>,
@@ -34,37 +35,61 @@ impl UserService for UserGrpc {
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let body = request.into_inner();
-        let registration = Registration::parse(&body.email, &body.password, &body.name)?;
-        let user = self.state.users.register(registration).await?;
-        Ok(Response::new(user_message(UserView::from(user))))
+        let registration =
+            Registration::parse(&body.email, &body.password, &body.name).map_err(to_status)?;
+        let user = self
+            .state
+            .users
+            .register(registration)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(user_message(
+            UserView::try_from(user).map_err(to_status)?,
+        )))
     }
 
     async fn get_me(
         &self,
         request: Request<pb::GetMeRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let user = caller::user(&self.state, request.metadata()).await?;
-        let record = self.state.users.get(&user.id).await?;
-        Ok(Response::new(user_message(UserView::from(record))))
+        let user = caller::user(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
+        let record = self.state.users.get(&user.id).await.map_err(to_status)?;
+        Ok(Response::new(user_message(
+            UserView::try_from(record).map_err(to_status)?,
+        )))
     }
 
     async fn update_me(
         &self,
         request: Request<pb::UpdateMeRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let user = caller::user(&self.state, request.metadata()).await?;
+        let user = caller::user(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
         let body = request.into_inner();
-        let changes = ProfileChanges::parse(body.email.as_deref(), body.name.as_deref())?;
-        let record = self.state.users.update_profile(&user.id, changes).await?;
-        Ok(Response::new(user_message(UserView::from(record))))
+        let changes = ProfileChanges::parse(body.email.as_deref(), body.name.as_deref())
+            .map_err(to_status)?;
+        let record = self
+            .state
+            .users
+            .update_profile(&user.id, changes)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(user_message(
+            UserView::try_from(record).map_err(to_status)?,
+        )))
     }
 
     async fn delete_me(
         &self,
         request: Request<pb::DeleteMeRequest>,
     ) -> Result<Response<pb::DeleteMeResponse>, Status> {
-        let user = caller::user(&self.state, request.metadata()).await?;
-        self.state.users.delete(&user.id).await?;
+        let user = caller::user(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
+        self.state.users.delete(&user.id).await.map_err(to_status)?;
         Ok(Response::new(pb::DeleteMeResponse {}))
     }
 
@@ -72,8 +97,17 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        caller::admin(&self.state, request.metadata()).await?;
-        let record = self.state.users.get(&request.get_ref().id).await?;
-        Ok(Response::new(user_message(UserView::from(record))))
+        caller::admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
+        let record = self
+            .state
+            .users
+            .get(&request.get_ref().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(user_message(
+            UserView::try_from(record).map_err(to_status)?,
+        )))
     }
 }

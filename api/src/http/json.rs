@@ -2,6 +2,7 @@
 //! wrong content type, 413 past the size limit, 400 `malformed_json` for bytes that
 //! are not JSON, and 400 `invalid_body` naming the field for the wrong shape.
 
+use crate::error::ApiError;
 use std::ops::Deref;
 
 use actix_web::dev::Payload;
@@ -39,8 +40,8 @@ impl<T> Deref for Json<T> {
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
-    type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self, Error>>;
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = request
@@ -59,10 +60,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 return Err(Error::new(
                     ErrorCode::UnsupportedMediaType,
                     "send the body as application/json",
-                ));
+                )
+                .into());
             }
             if declared_length.is_some_and(|length| length > limit) {
-                return Err(too_large(limit));
+                return Err(too_large(limit).into());
             }
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
@@ -70,11 +72,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                     Error::new(ErrorCode::InvalidBody, format!("cannot read body: {error}"))
                 })?;
                 if body.len() + chunk.len() > limit {
-                    return Err(too_large(limit));
+                    return Err(too_large(limit).into());
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse(&body).map(Json)
+            Ok(parse(&body).map(Json)?)
         })
     }
 }

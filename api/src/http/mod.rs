@@ -4,4 +4,3 @@
 pub mod client_ip;
 pub mod json;
 pub mod observe;
-pub mod pagination;

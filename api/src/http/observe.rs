@@ -12,7 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError};
 use tracing::Instrument;
 
-use crate::error::{Error, ErrorCode};
+use crate::error::ErrorCode;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -104,7 +104,7 @@ fn problem_for_bare_errors(response: ServiceResponse<BoxBody>) -> ServiceRespons
         ),
         _ => code.title().to_owned(),
     };
-    let problem = Error::new(code, detail).error_response();
+    let problem = crate::error::ApiError::new(code, detail).error_response();
     let allow = response.headers().get(header::ALLOW).cloned();
     let (request, _) = response.into_parts();
     let mut response = ServiceResponse::new(request, problem);

@@ -229,3 +229,81 @@ async fn admins_read_and_manage_single_users() {
         .unwrap();
     assert_eq!(listed["status"], "disabled");
 }
+
+/// The node's supervision tree: its domains, the entity hosts with their live entities,
+/// and the supervised tasks; for admins only.
+#[actix_web::test]
+async fn the_system_tree_lists_domains_hosts_and_tasks() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("tree").await;
+    let created = app
+        .post_json_as(
+            "/api/v1/admin/products",
+            &admin.access_token,
+            &json!({"sku": "TREE-1", "name": "Tree", "price": {"amount": 100, "currency": "EUR"}, "status": "active"}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let adjusted = app
+        .post_json_as(
+            "/api/v1/admin/inventory/TREE-1/adjust",
+            &admin.access_token,
+            &json!({"delta": 3, "reason": "stock"}),
+        )
+        .await;
+    assert_eq!(adjusted.status(), StatusCode::OK);
+
+    let response = app
+        .get_as("/api/v1/admin/system/tree", &admin.access_token)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tree: Value = response.json().await.unwrap();
+    assert_eq!(tree["kind"], "node");
+    let domain = |name: &str| -> Value {
+        tree["children"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|child| child["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no domain {name} in {tree}"))
+    };
+    for name in [
+        "identity",
+        "catalog",
+        "inventory",
+        "orders",
+        "email",
+        "outbox",
+    ] {
+        domain(name);
+    }
+    let skus = &domain("inventory")["children"][0];
+    assert_eq!(skus["name"], "sku actors");
+    assert_eq!(skus["kind"], "host");
+    assert!(skus["active_entities"].as_u64().unwrap() >= 1, "{skus}");
+    assert_eq!(skus["restarts"], 0);
+    let order_children = domain("orders")["children"].clone();
+    let names: Vec<&str> = order_children
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|child| child["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["order actors", "expiry-sweeper"]);
+    assert_eq!(domain("outbox")["children"][0]["name"], "outbox-relay");
+    assert_eq!(domain("outbox")["children"][0]["state"], "running");
+    assert_eq!(
+        domain("email")["children"].as_array().unwrap().len(),
+        2,
+        "two workers by default"
+    );
+
+    let customer = app
+        .get_as("/api/v1/admin/system/tree", &shopper.access_token)
+        .await;
+    assert_problem(customer, 403, "forbidden").await;
+    let anonymous = app.get("/api/v1/admin/system/tree").await;
+    assert_problem(anonymous, 401, "missing_token").await;
+}

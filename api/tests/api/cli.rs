@@ -320,7 +320,14 @@ pub(crate) type OutputLines = std::io::Lines<BufReader<std::process::ChildStdout
 /// Starts `souk serve` on a free port with JSON logs; returns the child, the address it
 /// logged, and the rest of its output.
 pub(crate) fn start_server(dir: &std::path::Path) -> (std::process::Child, String, OutputLines) {
-    let mut child = souk(dir)
+    start_server_with(souk(dir))
+}
+
+/// `souk serve` on free ports with `command`'s environment, once it listens.
+pub(crate) fn start_server_with(
+    mut command: Command,
+) -> (std::process::Child, String, OutputLines) {
+    let mut child = command
         .args([
             "serve",
             "--http-addr",

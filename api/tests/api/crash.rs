@@ -14,7 +14,12 @@ use crate::helpers::*;
 
 const STOCK: i64 = 40;
 
-async fn login(client: &reqwest::Client, address: &str, email: &str, password: &str) -> String {
+pub(crate) async fn login(
+    client: &reqwest::Client,
+    address: &str,
+    email: &str,
+    password: &str,
+) -> String {
     let tokens: Value = client
         .post(format!("{address}/api/v1/auth/login"))
         .json(&json!({"email": email, "password": password}))

@@ -358,7 +358,7 @@ async fn password_reset_completes_through_the_mailed_link() {
     )
     .await
     .unwrap();
-    let published = souk_api::events::PublishedEvent::from_outbox(&events[0]);
+    let published = souk_actors::outbox::PublishedEvent::from_outbox(&events[0]);
     assert!(published.payload.get("token").is_none());
     assert_eq!(published.payload["email"], email);
 }
@@ -875,7 +875,7 @@ async fn events_survive_a_relay_dying_between_commit_and_publish() {
     publisher.ensure_stream().await.unwrap();
     publisher
         .publish(
-            &souk_api::events::PublishedEvent::from_outbox(&unpublished[0]),
+            &souk_actors::outbox::PublishedEvent::from_outbox(&unpublished[0]),
             &unpublished[0].id,
         )
         .await
@@ -934,7 +934,7 @@ async fn two_relays_publish_each_event_once() {
     for email in &emails {
         assert_eq!(sink.mails_to(email).len(), 1, "{email}");
     }
-    let souk_api::events::relay::Publisher::JetStream { context, names } =
+    let souk_actors::outbox::relay::Publisher::JetStream { context, names } =
         app.state.email.publisher()
     else {
         panic!("this node publishes to JetStream");

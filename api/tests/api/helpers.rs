@@ -202,10 +202,10 @@ impl TestApp {
         let (user, created) = self
             .state
             .users
-            .create_or_promote_admin(souk_api::services::users::Registration {
-                email: souk_api::domain::Email::parse(&email).unwrap(),
-                password: souk_api::domain::Password::parse(PASSWORD).unwrap(),
-                name: souk_api::domain::PersonName::parse("Admin").unwrap(),
+            .create_or_promote_admin(souk_actors::identity::users::Registration {
+                email: souk_actors::identity::Email::parse(&email).unwrap(),
+                password: souk_actors::identity::Password::parse(PASSWORD).unwrap(),
+                name: souk_actors::identity::PersonName::parse("Admin").unwrap(),
             })
             .await
             .unwrap();

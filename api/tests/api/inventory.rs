@@ -3,6 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use souk_actors::inventory::Command;
+use souk_actors::inventory::InventoryRouter;
 use souk_db::testing::TestBackend;
 
 use crate::helpers::*;
@@ -59,7 +60,7 @@ async fn adjust_get_and_ledger(backend: TestBackend) {
         .state
         .inventory
         .router()
-        .send(
+        .execute(
             "INV-1".into(),
             Command::Reserve {
                 order_id: "order-1".into(),
@@ -311,4 +312,31 @@ async fn inventory_bad_input_and_access() {
         .await
         .unwrap();
     assert_eq!(stock["on_hand"], 0, "no refused request changed the stock");
+}
+
+/// The catalog check of an inventory call tells an unknown SKU (404) from a database
+/// that cannot be reached (503): an outage is never reported as "not found".
+#[actix_web::test]
+async fn a_database_outage_on_an_inventory_call_is_a_503_not_a_404() {
+    let app = spawn_app().await;
+    let unknown = app
+        .state
+        .inventory
+        .known_sku("NEVER-STOCKED")
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), souk_actors::ErrorCode::NotFound);
+    app.state.db.close().await;
+    // Another SKU: the catalog may remember the first answer.
+    let outage = app
+        .state
+        .inventory
+        .known_sku("NEVER-SEEN")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        outage.code(),
+        souk_actors::ErrorCode::ServiceUnavailable,
+        "{outage}"
+    );
 }

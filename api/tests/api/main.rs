@@ -15,6 +15,7 @@ mod negative;
 mod ops;
 mod orders;
 mod rate_limit;
+mod shutdown;
 mod split;
 mod tokens;
 mod users;

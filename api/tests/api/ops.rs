@@ -129,6 +129,7 @@ async fn openapi_documents_every_route_and_the_docs_page_works_offline() {
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
     let expected = [
         ("/healthz", "get"),
+        ("/api/v1/admin/system/tree", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),
         ("/api/v1/auth/register", "post"),

@@ -858,3 +858,50 @@ async fn checkout_never_holds_a_connection_while_awaiting_another() {
     }
     assert_eq!(stock(&app, &admin, "ONECONN").await, (3, 2));
 }
+
+/// A stored status the code does not know is an error, never read as a default: the
+/// order cannot be paid or cancelled, and it stays exactly as stored.
+#[actix_web::test]
+async fn an_unknown_stored_status_is_an_error_not_a_default() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("corrupt").await;
+    product(&app, &admin, "CORRUPT", 100, 5).await;
+    let placed = place(&app, &shopper, json!([{"sku": "CORRUPT", "quantity": 1}])).await;
+    let id = placed["id"].as_str().unwrap();
+    let pool = app.database.db.pool();
+    sqlx::query("UPDATE orders SET status = 'bogus' WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+    let paid = act(
+        &app,
+        &shopper.access_token,
+        &format!("/api/v1/orders/{id}/pay"),
+        json!({"payment_method": "test-card-ok"}),
+    )
+    .await;
+    assert_problem(paid, 500, "internal").await;
+    let cancelled = act(
+        &app,
+        &shopper.access_token,
+        &format!("/api/v1/orders/{id}/cancel"),
+        json!({}),
+    )
+    .await;
+    assert_problem(cancelled, 500, "internal").await;
+    let (status, version): (String, i64) =
+        sqlx::query_as("SELECT status, version FROM orders WHERE id = ?")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "bogus", "nothing was written over it");
+    assert_eq!(version, 1);
+    assert_eq!(
+        stock(&app, &admin, "CORRUPT").await,
+        (5, 1),
+        "the stock untouched"
+    );
+}

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::json;
-use souk_api::auth::{AccessClaims, JwtKeys};
+use souk_actors::identity::{AccessClaims, JwtKeys};
 
 use crate::helpers::*;
 

@@ -38,7 +38,7 @@ pub struct SoukHttp {
     base: String,
     client: reqwest::Client,
     token: String,
-    catalog: souk_api::services::CatalogService,
+    catalog: souk_actors::catalog::CatalogService,
     check: MySqlPool,
     /// Skewed and uniform cells share one catalogue (creating 10k products per cell
     /// would dominate the run); it is created on first use with `shared_stock` units per
@@ -178,7 +178,12 @@ impl SoukHttp {
                     "price": {"amount": 1999, "currency": "EUR"},
                     "status": "active",
                 }))
-                .map_err(|error| vec![souk_api::error::FieldError::new("row", error.to_string())]);
+                .map_err(|error| {
+                    vec![souk_actors::error::FieldError::new(
+                        "row",
+                        error.to_string(),
+                    )]
+                });
                 (index + 1, input)
             })
             .collect();

@@ -3,9 +3,9 @@
 //! migrated with Souk's migrations), and a reservation counts only once its batch has
 //! committed.
 
+use souk_actors::entity::HostSettings;
 use souk_actors::inventory::{
-    Command, InventoryError, InventoryRouter, InventorySupervisor, LocalInventory, Outcome,
-    StockError, SupervisorSettings,
+    Command, InventoryError, InventoryRouter, LocalInventory, Outcome, StockError,
 };
 use souk_db::{Db, PoolSettings};
 use sqlx::mysql::MySqlPool;
@@ -35,12 +35,11 @@ impl SoukActor {
             )
             .await?;
             db.migrate().await?;
-            let supervisor = actix::Actor::start(InventorySupervisor::new(
+            Ok(souk_actors::inventory::start_host(
                 db,
-                SupervisorSettings::default(),
+                HostSettings::default(),
                 None,
-            ));
-            Ok(LocalInventory::new(supervisor))
+            ))
         })
         .await?;
         Ok(Self {
@@ -128,7 +127,7 @@ impl Strategy for SoukActor {
     async fn reserve(&self, cell: &Cell, sku: usize, order_id: String) -> anyhow::Result<Attempt> {
         attempt(
             self.inventory
-                .send(
+                .execute(
                     cell.sku(sku),
                     Command::Reserve {
                         order_id,

@@ -1,0 +1,1267 @@
+//! The product catalog: categories, products, search with facets, bulk import, all
+//! reads cached with invalidation on every write (see `crate::cache`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use souk_db::catalog::{
+    self, After, CategoryRecord, ProductRecord, ProductRow, SearchQuery, SortKey,
+};
+use souk_db::clock::{now_micros, to_datetime};
+use souk_db::{Db, DbError};
+use utoipa::ToSchema;
+
+use crate::catalog::cache::Cache;
+use crate::catalog::model::{
+    parse_amount, parse_attributes, parse_images, parse_sku, parse_slug, parse_tags, slugify,
+    ProductStatus,
+};
+use crate::error::{Error, ErrorCode, FieldError, FieldErrors};
+use crate::money::Currency;
+
+const NAMESPACE: &str = "catalog";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct Money {
+    /// Integer minor units (cents for EUR, yen for JPY).
+    pub amount: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct ProductView {
+    pub id: String,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub category_id: Option<String>,
+    pub tags: Vec<String>,
+    pub attributes: BTreeMap<String, String>,
+    pub images: Vec<String>,
+    pub status: ProductStatus,
+    /// Units that can be ordered now (`on_hand - reserved`); 0 when never stocked.
+    /// Read fresh on every request, never from the cache.
+    #[serde(default)]
+    pub available: i64,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// RFC 3339, UTC.
+    pub updated_at: String,
+}
+
+impl From<ProductRow> for ProductView {
+    fn from(row: ProductRow) -> Self {
+        let product = row.product;
+        Self {
+            images: serde_json::from_str(&product.images).unwrap_or_default(),
+            status: ProductStatus::parse(&product.status).unwrap_or(ProductStatus::Draft),
+            available: 0,
+            created_at: to_datetime(product.created_at).to_rfc3339(),
+            updated_at: to_datetime(product.updated_at).to_rfc3339(),
+            price: Money {
+                amount: product.price_amount,
+                currency: product.currency,
+            },
+            id: product.id,
+            sku: product.sku,
+            name: product.name,
+            description: product.description,
+            category_id: product.category_id,
+            tags: row.tags,
+            attributes: row.attributes.into_iter().collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct CategoryView {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub name: String,
+    pub slug: String,
+    #[schema(no_recursion)]
+    pub children: Vec<CategoryView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct CategoryCount {
+    pub category_id: Option<String>,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct ValueCount {
+    pub value: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct AttributeFacet {
+    pub name: String,
+    pub values: Vec<ValueCount>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct Facets {
+    pub categories: Vec<CategoryCount>,
+    pub attributes: Vec<AttributeFacet>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct SearchPage {
+    pub items: Vec<ProductView>,
+    pub next_cursor: Option<String>,
+    /// Every product matching the query and filters (not only this page).
+    pub total: i64,
+    /// Counts over every match.
+    pub facets: Facets,
+}
+
+/// A product as an admin submits it, before validation: the JSON body of create, a
+/// row of a JSON import, or a parsed CSV line.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductInput {
+    pub sku: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub price: MoneyInput,
+    /// Category id (create) — imports name the category by `category` slug instead.
+    #[serde(default)]
+    pub category_id: Option<String>,
+    /// Category slug; only in imports.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Default `draft`.
+    #[serde(default)]
+    pub status: Option<ProductStatus>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoneyInput {
+    pub amount: i64,
+    pub currency: String,
+}
+
+/// Fields a PATCH may change; `None` leaves a field alone. The SKU never changes: stock
+/// and order lines refer to it.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub price: Option<MoneyInput>,
+    /// `null` removes the product from its category.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub category_id: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub attributes: Option<BTreeMap<String, String>>,
+    pub images: Option<Vec<String>>,
+    pub status: Option<ProductStatus>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryInput {
+    pub name: String,
+    /// Derived from the name when absent.
+    pub slug: Option<String>,
+    pub parent_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryChanges {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    /// `null` makes it a root category.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub parent_id: Option<Option<String>>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// What the shopper (or admin) asked for; parsed from the query string by the route.
+#[derive(Debug, Clone, Default)]
+pub struct SearchParams {
+    pub q: Option<String>,
+    pub category_id: Option<String>,
+    pub price_min: Option<i64>,
+    pub price_max: Option<i64>,
+    pub currency: Option<String>,
+    pub tags: Vec<String>,
+    pub attributes: Vec<(String, String)>,
+    /// Only admins may ask for anything but `active`.
+    pub statuses: Option<Vec<ProductStatus>>,
+    /// Only products with available stock.
+    pub in_stock: bool,
+    pub sort: Option<SortKey>,
+    pub cursor: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ImportError {
+    /// 1-based: the CSV line (the header is line 1) or the JSON array position.
+    pub line: usize,
+    pub sku: Option<String>,
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ImportReport {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub errors: Vec<ImportError>,
+}
+
+/// A validated product, ready to store.
+struct ValidProduct {
+    sku: String,
+    name: String,
+    description: String,
+    amount: i64,
+    currency: &'static str,
+    category_id: Option<String>,
+    tags: Vec<String>,
+    attributes: Vec<(String, String)>,
+    images: Vec<String>,
+    status: ProductStatus,
+}
+
+fn parse_text(raw: &str, max_chars: usize, allow_empty: bool) -> Result<String, String> {
+    let text = raw.trim();
+    if !allow_empty && text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.chars().count() > max_chars {
+        return Err(format!("must be at most {max_chars} characters"));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err("must not contain control characters".into());
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_money(money: &MoneyInput) -> (Result<i64, String>, Result<&'static str, String>) {
+    (
+        parse_amount(money.amount),
+        Currency::parse(&money.currency).map(Currency::code),
+    )
+}
+
+#[derive(Clone)]
+pub struct CatalogService {
+    db: Db,
+    cache: Cache,
+}
+
+fn sku_taken(error: DbError) -> Error {
+    match error {
+        DbError::UniqueViolation { .. } => {
+            Error::new(ErrorCode::SkuTaken, "another product already has that SKU")
+        }
+        other => other.into(),
+    }
+}
+
+fn slug_taken(error: DbError) -> Error {
+    match error {
+        DbError::UniqueViolation { .. } => Error::new(
+            ErrorCode::SlugTaken,
+            "another category already has that slug",
+        ),
+        other => other.into(),
+    }
+}
+
+impl CatalogService {
+    pub fn new(db: Db, cache: Cache) -> Self {
+        Self { db, cache }
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Serves `key` from the cache, or computes it with `load` and stores it.
+    async fn cached<T, F, Fut>(&self, key: &str, load: F) -> Result<T, Error>
+    where
+        T: Serialize + for<'de> Deserialize<'de>,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let Some(generation) = self.cache.generation(NAMESPACE).await else {
+            return load().await;
+        };
+        let full_key = format!("{NAMESPACE}:{generation}:{key}");
+        if let Some(hit) = self.cache.get(NAMESPACE, &full_key).await {
+            if let Ok(value) = serde_json::from_str(&hit) {
+                return Ok(value);
+            }
+        }
+        let value = load().await?;
+        if let Ok(text) = serde_json::to_string(&value) {
+            self.cache.put(NAMESPACE, &full_key, text).await;
+        }
+        Ok(value)
+    }
+
+    async fn invalidate(&self) {
+        self.cache.invalidate(NAMESPACE).await;
+    }
+
+    // ------------------------------------------------------------ categories
+
+    pub async fn categories(&self) -> Result<Vec<CategoryRecord>, Error> {
+        self.cached("categories", || async {
+            let records = catalog::list_categories(self.db.pool()).await?;
+            Ok(records
+                .into_iter()
+                .map(CachedCategory::from)
+                .collect::<Vec<_>>())
+        })
+        .await
+        .map(|cached: Vec<CachedCategory>| cached.into_iter().map(CategoryRecord::from).collect())
+    }
+
+    pub async fn category_tree(&self) -> Result<Vec<CategoryView>, Error> {
+        Ok(build_tree(&self.categories().await?))
+    }
+
+    #[tracing::instrument(name = "create_category", skip_all)]
+    pub async fn create_category(&self, input: CategoryInput) -> Result<CategoryView, Error> {
+        let mut check = FieldErrors::default();
+        let name = check.check("name", parse_text(&input.name, 100, false));
+        let slug = match &input.slug {
+            Some(slug) => check.check("slug", parse_slug(slug)),
+            None => name
+                .as_deref()
+                .map(slugify)
+                .filter(|slug| !slug.is_empty())
+                .or_else(|| {
+                    check.push("slug", "cannot be derived from the name; give one");
+                    None
+                }),
+        };
+        let categories = self.categories().await?;
+        if let Some(parent) = &input.parent_id {
+            if !categories.iter().any(|category| &category.id == parent) {
+                check.push("parent_id", "no such category");
+            }
+        }
+        check.finish()?;
+        let (Some(name), Some(slug)) = (name, slug) else {
+            return Err(Error::internal("validated fields missing"));
+        };
+        let now = now_micros();
+        let record = CategoryRecord {
+            id: souk_db::ids::new_id(),
+            parent_id: input.parent_id,
+            name,
+            slug,
+            created_at: now,
+            updated_at: now,
+        };
+        catalog::insert_category(self.db.pool(), &record)
+            .await
+            .map_err(slug_taken)?;
+        self.invalidate().await;
+        Ok(category_view(&record))
+    }
+
+    #[tracing::instrument(name = "update_category", skip(self, changes))]
+    pub async fn update_category(
+        &self,
+        id: &str,
+        changes: CategoryChanges,
+    ) -> Result<CategoryView, Error> {
+        let categories = self.categories().await?;
+        let mut record = categories
+            .iter()
+            .find(|category| category.id == id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("category"))?;
+        let mut check = FieldErrors::default();
+        if let Some(name) = &changes.name {
+            if let Some(name) = check.check("name", parse_text(name, 100, false)) {
+                record.name = name;
+            }
+        }
+        if let Some(slug) = &changes.slug {
+            if let Some(slug) = check.check("slug", parse_slug(slug)) {
+                record.slug = slug;
+            }
+        }
+        if let Some(parent) = changes.parent_id {
+            if let Some(parent) = &parent {
+                if !categories.iter().any(|category| &category.id == parent) {
+                    check.push("parent_id", "no such category");
+                } else if descendants(&categories, id).contains(parent.as_str()) {
+                    return Err(Error::from_code(ErrorCode::CategoryCycle));
+                }
+            }
+            record.parent_id = parent;
+        }
+        check.finish()?;
+        record.updated_at = now_micros();
+        if !catalog::update_category(self.db.pool(), &record)
+            .await
+            .map_err(slug_taken)?
+        {
+            return Err(Error::not_found("category"));
+        }
+        self.invalidate().await;
+        Ok(category_view(&record))
+    }
+
+    #[tracing::instrument(name = "delete_category", skip(self))]
+    pub async fn delete_category(&self, id: &str) -> Result<(), Error> {
+        let categories = self.categories().await?;
+        if !categories.iter().any(|category| category.id == id) {
+            return Err(Error::not_found("category"));
+        }
+        if categories
+            .iter()
+            .any(|category| category.parent_id.as_deref() == Some(id))
+        {
+            return Err(Error::new(
+                ErrorCode::CategoryNotEmpty,
+                "the category has sub-categories; move or delete them first",
+            ));
+        }
+        if catalog::count_products_in_category(self.db.pool(), id).await? > 0 {
+            return Err(Error::new(
+                ErrorCode::CategoryNotEmpty,
+                "the category has products; move them first",
+            ));
+        }
+        catalog::delete_category(self.db.pool(), id).await?;
+        self.invalidate().await;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ products
+
+    async fn validate(
+        &self,
+        input: &ProductInput,
+        categories: &[CategoryRecord],
+    ) -> Result<ValidProduct, Vec<FieldError>> {
+        let mut check = FieldErrors::default();
+        let sku = check.check("sku", parse_sku(&input.sku));
+        let name = check.check("name", parse_text(&input.name, 200, false));
+        let description = check.check("description", parse_text(&input.description, 5000, true));
+        let (amount, currency) = parse_money(&input.price);
+        let amount = check.check("price.amount", amount);
+        let currency = check.check("price.currency", currency);
+        let category_id = match (&input.category_id, &input.category) {
+            (Some(id), _) => match categories.iter().find(|category| &category.id == id) {
+                Some(category) => Some(category.id.clone()),
+                None => {
+                    check.push("category_id", "no such category");
+                    None
+                }
+            },
+            (None, Some(slug)) => match categories
+                .iter()
+                .find(|category| category.slug == slug.trim().to_lowercase())
+            {
+                Some(category) => Some(category.id.clone()),
+                None => {
+                    check.push("category", format!("no category with slug {slug:?}"));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        let tags = check.check("tags", parse_tags(&input.tags));
+        let attributes = check.check("attributes", parse_attributes(&input.attributes));
+        let images = check.check("images", parse_images(&input.images));
+        if !check.is_empty() {
+            return Err(check.into_vec());
+        }
+        match (
+            sku,
+            name,
+            description,
+            amount,
+            currency,
+            tags,
+            attributes,
+            images,
+        ) {
+            (
+                Some(sku),
+                Some(name),
+                Some(description),
+                Some(amount),
+                Some(currency),
+                Some(tags),
+                Some(attributes),
+                Some(images),
+            ) => Ok(ValidProduct {
+                sku,
+                name,
+                description,
+                amount,
+                currency,
+                category_id,
+                tags,
+                attributes,
+                images,
+                status: input.status.unwrap_or(ProductStatus::Draft),
+            }),
+            _ => Err(vec![FieldError::new("body", "invalid product")]),
+        }
+    }
+
+    fn row_from(valid: ValidProduct, id: String, created_at: i64) -> ProductRow {
+        ProductRow {
+            product: ProductRecord {
+                id,
+                sku: valid.sku,
+                name: valid.name,
+                description: valid.description,
+                price_amount: valid.amount,
+                currency: valid.currency.to_owned(),
+                category_id: valid.category_id,
+                tags_text: valid.tags.join(" "),
+                images: serde_json::to_string(&valid.images).unwrap_or_else(|_| "[]".to_owned()),
+                status: valid.status.as_str().to_owned(),
+                created_at,
+                updated_at: now_micros(),
+            },
+            tags: valid.tags,
+            attributes: valid.attributes,
+        }
+    }
+
+    #[tracing::instrument(name = "create_product", skip_all)]
+    pub async fn create_product(&self, input: ProductInput) -> Result<ProductView, Error> {
+        let categories = self.categories().await?;
+        let valid = self
+            .validate(&input, &categories)
+            .await
+            .map_err(Error::validation)?;
+        let row = Self::row_from(valid, souk_db::ids::new_id(), now_micros());
+        let mut transaction = self.db.begin().await?;
+        catalog::insert_product(&mut transaction, &row)
+            .await
+            .map_err(sku_taken)?;
+        transaction.commit().await.map_err(DbError::from)?;
+        self.invalidate().await;
+        tracing::info!(product_id = %row.product.id, sku = %row.product.sku, "product created");
+        Ok(ProductView::from(row))
+    }
+
+    #[tracing::instrument(name = "update_product", skip(self, changes))]
+    pub async fn update_product(
+        &self,
+        id: &str,
+        changes: ProductChanges,
+    ) -> Result<ProductView, Error> {
+        let current = self.load(id).await?;
+        let view = ProductView::from(current.clone());
+        let input = ProductInput {
+            sku: view.sku.clone(),
+            name: changes.name.unwrap_or(view.name),
+            description: changes.description.unwrap_or(view.description),
+            price: changes.price.unwrap_or(MoneyInput {
+                amount: view.price.amount,
+                currency: view.price.currency,
+            }),
+            category_id: changes.category_id.unwrap_or(view.category_id),
+            category: None,
+            tags: changes.tags.unwrap_or(view.tags),
+            attributes: changes.attributes.unwrap_or(view.attributes),
+            images: changes.images.unwrap_or(view.images),
+            status: Some(changes.status.unwrap_or(view.status)),
+        };
+        self.store_update(&current, input).await
+    }
+
+    async fn store_update(
+        &self,
+        current: &ProductRow,
+        input: ProductInput,
+    ) -> Result<ProductView, Error> {
+        let categories = self.categories().await?;
+        let valid = self
+            .validate(&input, &categories)
+            .await
+            .map_err(Error::validation)?;
+        let row = Self::row_from(
+            valid,
+            current.product.id.clone(),
+            current.product.created_at,
+        );
+        let mut transaction = self.db.begin().await?;
+        if !catalog::update_product(&mut transaction, &row).await? {
+            return Err(Error::not_found("product"));
+        }
+        transaction.commit().await.map_err(DbError::from)?;
+        self.invalidate().await;
+        Ok(ProductView::from(row))
+    }
+
+    pub async fn set_status(&self, id: &str, status: ProductStatus) -> Result<ProductView, Error> {
+        self.update_product(
+            id,
+            ProductChanges {
+                status: Some(status),
+                ..ProductChanges::default()
+            },
+        )
+        .await
+    }
+
+    async fn load(&self, id: &str) -> Result<ProductRow, Error> {
+        if !souk_db::ids::is_well_formed(id) {
+            return Err(Error::not_found("product"));
+        }
+        let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
+        catalog::find_product(&mut connection, id)
+            .await?
+            .ok_or_else(|| Error::not_found("product"))
+    }
+
+    /// A product by id; shoppers see only active products, admins every status.
+    pub async fn get_product(&self, id: &str, admin: bool) -> Result<ProductView, Error> {
+        if !souk_db::ids::is_well_formed(id) {
+            return Err(Error::not_found("product"));
+        }
+        let product: Option<ProductView> = self
+            .cached(&format!("product:{id}"), || async {
+                let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
+                Ok(catalog::find_product(&mut connection, id)
+                    .await?
+                    .map(ProductView::from))
+            })
+            .await?;
+        let mut product = visible(product, admin)?;
+        self.attach_availability(std::slice::from_mut(&mut product))
+            .await?;
+        Ok(product)
+    }
+
+    pub async fn get_product_by_sku(
+        &self,
+        raw_sku: &str,
+        admin: bool,
+    ) -> Result<ProductView, Error> {
+        let Ok(sku) = parse_sku(raw_sku) else {
+            return Err(Error::not_found("product"));
+        };
+        let product: Option<ProductView> = self
+            .cached(&format!("sku:{sku}"), || async {
+                let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
+                Ok(catalog::find_product_by_sku(&mut connection, &sku)
+                    .await?
+                    .map(ProductView::from))
+            })
+            .await?;
+        let mut product = visible(product, admin)?;
+        self.attach_availability(std::slice::from_mut(&mut product))
+            .await?;
+        Ok(product)
+    }
+
+    #[tracing::instrument(name = "search_products", skip_all)]
+    pub async fn search(&self, params: SearchParams, admin: bool) -> Result<SearchPage, Error> {
+        let words = params
+            .q
+            .as_deref()
+            .map(crate::catalog::model::search_words)
+            .unwrap_or_default();
+        // A search made only of symbols (`%`, `'`, `*`…) is searched for literally, and no
+        // product has a word like that.
+        if words.is_empty() && params.q.as_deref().is_some_and(|q| !q.trim().is_empty()) {
+            return Ok(SearchPage {
+                items: Vec::new(),
+                next_cursor: None,
+                total: 0,
+                facets: Facets {
+                    categories: Vec::new(),
+                    attributes: Vec::new(),
+                },
+            });
+        }
+        let sort = match params.sort {
+            Some(SortKey::Relevance) if words.is_empty() => {
+                return Err(Error::new(
+                    ErrorCode::InvalidQuery,
+                    "sort=relevance needs a search text in q",
+                ));
+            }
+            Some(sort) => sort,
+            None if !words.is_empty() => SortKey::Relevance,
+            None => SortKey::Newest,
+        };
+        let statuses = match (&params.statuses, admin) {
+            (None, false) => vec![ProductStatus::Active],
+            (None, true) => vec![
+                ProductStatus::Draft,
+                ProductStatus::Active,
+                ProductStatus::Archived,
+            ],
+            (Some(statuses), false)
+                if statuses
+                    .iter()
+                    .any(|status| *status != ProductStatus::Active) =>
+            {
+                return Err(Error::new(
+                    ErrorCode::Forbidden,
+                    "only admins can list products that are not active",
+                ));
+            }
+            (Some(statuses), _) => statuses.clone(),
+        };
+        let cursor = params
+            .cursor
+            .as_deref()
+            .map(|raw| ProductCursor::decode(raw, sort))
+            .transpose()?;
+        let category_ids = match &params.category_id {
+            None => None,
+            Some(id) => {
+                let categories = self.categories().await?;
+                if categories.iter().any(|category| &category.id == id) {
+                    Some(
+                        descendants(&categories, id)
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect(),
+                    )
+                } else {
+                    Some(Vec::new())
+                }
+            }
+        };
+        let mut query = SearchQuery {
+            words,
+            statuses: statuses
+                .iter()
+                .map(|status| status.as_str().to_owned())
+                .collect(),
+            category_ids,
+            price_min: params.price_min,
+            price_max: params.price_max,
+            currency: params.currency.clone(),
+            tags: params.tags.clone(),
+            attributes: params.attributes.clone(),
+            in_stock: params.in_stock,
+            sort: Some(sort),
+            after: None,
+            limit: params.limit,
+        };
+        query.after = cursor.map(|cursor| cursor.after);
+        // Stock moves with every order, not with catalog writes: a stock-filtered search
+        // is never served from the catalog cache.
+        let mut page = if query.in_stock {
+            self.run_search(query).await?
+        } else {
+            let key = format!("search:{}", fingerprint(&query));
+            self.cached(&key, || self.run_search(query.clone())).await?
+        };
+        self.attach_availability(&mut page.items).await?;
+        Ok(page)
+    }
+
+    /// Sets `available` from the stock rows, which only the SKU actors write and which
+    /// hold only committed stock.
+    async fn attach_availability(&self, products: &mut [ProductView]) -> Result<(), Error> {
+        if products.is_empty() {
+            return Ok(());
+        }
+        let skus: Vec<String> = products.iter().map(|product| product.sku.clone()).collect();
+        let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
+        let available: HashMap<String, i64> =
+            souk_db::inventory::available_for(&mut connection, &skus)
+                .await?
+                .into_iter()
+                .collect();
+        for product in products {
+            product.available = available.get(&product.sku).copied().unwrap_or(0);
+        }
+        Ok(())
+    }
+
+    async fn run_search(&self, query: SearchQuery) -> Result<SearchPage, Error> {
+        let sort = query.sort.unwrap_or(SortKey::Newest);
+        let backend = self.db.backend();
+        let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
+        let mut rows = catalog::search(&mut connection, backend, &query).await?;
+        let has_more = rows.len() > query.limit as usize;
+        rows.truncate(query.limit as usize);
+        let next_cursor = match (has_more, rows.last()) {
+            (true, Some(last)) => {
+                let after = match sort {
+                    SortKey::Relevance => After::Score(last.score, last.product.id.clone()),
+                    SortKey::PriceAsc | SortKey::PriceDesc => {
+                        After::Price(last.product.price_amount, last.product.id.clone())
+                    }
+                    SortKey::Newest => After::Id(last.product.id.clone()),
+                    SortKey::Name => {
+                        After::Name(last.product.name.clone(), last.product.id.clone())
+                    }
+                };
+                Some(ProductCursor { sort, after }.encode())
+            }
+            _ => None,
+        };
+        let products = rows.into_iter().map(|row| row.product).collect();
+        let items = catalog::with_side_rows(&mut connection, products).await?;
+        let facets = catalog::facets(&mut connection, backend, &query).await?;
+        let total = facets.categories.iter().map(|(_, count)| count).sum();
+        Ok(SearchPage {
+            items: items.into_iter().map(ProductView::from).collect(),
+            next_cursor,
+            total,
+            facets: facets_view(facets),
+        })
+    }
+
+    /// Creates or updates each valid row by SKU; bad rows are reported with their line
+    /// and skipped. Running the same import twice changes nothing the second time.
+    #[tracing::instrument(name = "import_products", skip_all, fields(rows = rows.len()))]
+    pub async fn import(
+        &self,
+        rows: Vec<(usize, Result<ProductInput, Vec<FieldError>>)>,
+    ) -> Result<ImportReport, Error> {
+        let categories = self.categories().await?;
+        let mut report = ImportReport::default();
+        let mut seen = HashSet::new();
+        for (line, parsed) in rows {
+            let input = match parsed {
+                Ok(input) => input,
+                Err(errors) => {
+                    report.failed += 1;
+                    report.errors.push(ImportError {
+                        line,
+                        sku: None,
+                        errors,
+                    });
+                    continue;
+                }
+            };
+            let sku = parse_sku(&input.sku).ok();
+            if let Some(sku) = &sku {
+                if !seen.insert(sku.clone()) {
+                    report.failed += 1;
+                    report.errors.push(ImportError {
+                        line,
+                        sku: Some(sku.clone()),
+                        errors: vec![FieldError::new("sku", "appears earlier in this import")],
+                    });
+                    continue;
+                }
+            }
+            let valid = match self.validate(&input, &categories).await {
+                Ok(valid) => valid,
+                Err(errors) => {
+                    report.failed += 1;
+                    report.errors.push(ImportError { line, sku, errors });
+                    continue;
+                }
+            };
+            match self.upsert(valid).await {
+                Ok(Upserted::Created) => report.created += 1,
+                Ok(Upserted::Updated) => report.updated += 1,
+                Ok(Upserted::Unchanged) => report.unchanged += 1,
+                Err(error) => {
+                    report.failed += 1;
+                    report.errors.push(ImportError {
+                        line,
+                        sku,
+                        errors: vec![FieldError::new("body", error.detail())],
+                    });
+                }
+            }
+        }
+        if report.created + report.updated > 0 {
+            self.invalidate().await;
+        }
+        tracing::info!(
+            created = report.created,
+            updated = report.updated,
+            failed = report.failed,
+            "import finished"
+        );
+        Ok(report)
+    }
+
+    async fn upsert(&self, valid: ValidProduct) -> Result<Upserted, Error> {
+        let mut transaction = self.db.begin().await?;
+        let existing = catalog::find_product_by_sku(&mut transaction, &valid.sku).await?;
+        let outcome = match existing {
+            None => {
+                let row = Self::row_from(valid, souk_db::ids::new_id(), now_micros());
+                catalog::insert_product(&mut transaction, &row)
+                    .await
+                    .map_err(sku_taken)?;
+                Upserted::Created
+            }
+            Some(current) => {
+                let row = Self::row_from(
+                    valid,
+                    current.product.id.clone(),
+                    current.product.created_at,
+                );
+                if same_content(&current, &row) {
+                    return Ok(Upserted::Unchanged);
+                }
+                catalog::update_product(&mut transaction, &row).await?;
+                Upserted::Updated
+            }
+        };
+        transaction.commit().await.map_err(DbError::from)?;
+        Ok(outcome)
+    }
+}
+
+enum Upserted {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Whether an import row would change nothing. Side rows are compared sorted the same
+/// way on both sides: the database returns them in its collation's order.
+fn same_content(current: &ProductRow, candidate: &ProductRow) -> bool {
+    let mut left = current.clone();
+    let mut right = candidate.clone();
+    for row in [&mut left, &mut right] {
+        row.tags.sort();
+        row.attributes.sort();
+    }
+    left.product.updated_at = 0;
+    right.product.updated_at = 0;
+    left == right
+}
+
+fn visible(product: Option<ProductView>, admin: bool) -> Result<ProductView, Error> {
+    match product {
+        Some(product) if admin || product.status == ProductStatus::Active => Ok(product),
+        _ => Err(Error::not_found("product")),
+    }
+}
+
+/// The category and everything below it.
+fn descendants<'a>(categories: &'a [CategoryRecord], root: &'a str) -> HashSet<&'a str> {
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for category in categories {
+        if let Some(parent) = &category.parent_id {
+            children
+                .entry(parent.as_str())
+                .or_default()
+                .push(category.id.as_str());
+        }
+    }
+    let mut found = HashSet::from([root]);
+    let mut pending = vec![root];
+    while let Some(next) = pending.pop() {
+        for child in children.get(next).into_iter().flatten() {
+            if found.insert(child) {
+                pending.push(child);
+            }
+        }
+    }
+    found
+}
+
+fn category_view(record: &CategoryRecord) -> CategoryView {
+    CategoryView {
+        id: record.id.clone(),
+        parent_id: record.parent_id.clone(),
+        name: record.name.clone(),
+        slug: record.slug.clone(),
+        children: Vec::new(),
+    }
+}
+
+fn build_tree(categories: &[CategoryRecord]) -> Vec<CategoryView> {
+    fn attach(parent: &str, categories: &[CategoryRecord], depth: usize) -> Vec<CategoryView> {
+        if depth > 64 {
+            return Vec::new();
+        }
+        categories
+            .iter()
+            .filter(|category| category.parent_id.as_deref() == Some(parent))
+            .map(|category| CategoryView {
+                children: attach(&category.id, categories, depth + 1),
+                ..category_view(category)
+            })
+            .collect()
+    }
+    let known: HashSet<&str> = categories
+        .iter()
+        .map(|category| category.id.as_str())
+        .collect();
+    categories
+        .iter()
+        .filter(|category| {
+            category
+                .parent_id
+                .as_deref()
+                .is_none_or(|parent| !known.contains(parent))
+        })
+        .map(|category| CategoryView {
+            children: attach(&category.id, categories, 1),
+            ..category_view(category)
+        })
+        .collect()
+}
+
+fn facets_view(facets: catalog::Facets) -> Facets {
+    let mut attributes: Vec<AttributeFacet> = Vec::new();
+    for (name, value, count) in facets.attributes {
+        match attributes.last_mut() {
+            Some(last) if last.name == name => last.values.push(ValueCount { value, count }),
+            _ => attributes.push(AttributeFacet {
+                name,
+                values: vec![ValueCount { value, count }],
+            }),
+        }
+    }
+    let mut categories: Vec<CategoryCount> = facets
+        .categories
+        .into_iter()
+        .map(|(category_id, count)| CategoryCount { category_id, count })
+        .collect();
+    categories.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.category_id.cmp(&b.category_id))
+    });
+    Facets {
+        categories,
+        attributes,
+    }
+}
+
+fn fingerprint(query: &SearchQuery) -> String {
+    hex::encode(Sha256::digest(format!("{query:?}").as_bytes()))
+}
+
+/// Serializable stand-in for `CategoryRecord` in the cache.
+#[derive(Serialize, Deserialize)]
+struct CachedCategory {
+    id: String,
+    parent_id: Option<String>,
+    name: String,
+    slug: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<CategoryRecord> for CachedCategory {
+    fn from(record: CategoryRecord) -> Self {
+        Self {
+            id: record.id,
+            parent_id: record.parent_id,
+            name: record.name,
+            slug: record.slug,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+impl From<CachedCategory> for CategoryRecord {
+    fn from(cached: CachedCategory) -> Self {
+        Self {
+            id: cached.id,
+            parent_id: cached.parent_id,
+            name: cached.name,
+            slug: cached.slug,
+            created_at: cached.created_at,
+            updated_at: cached.updated_at,
+        }
+    }
+}
+
+/// The opaque product-list cursor: where the previous page ended, in its sort's terms.
+#[derive(Debug, Clone, PartialEq)]
+struct ProductCursor {
+    sort: SortKey,
+    after: After,
+}
+
+/// The tag of search cursors in the one cursor codec (`crate::paging`).
+const CURSOR_TAG: &str = "search";
+
+#[derive(Serialize, Deserialize)]
+struct CursorWire {
+    s: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    i: Option<String>,
+}
+
+pub fn sort_name(sort: SortKey) -> &'static str {
+    match sort {
+        SortKey::Relevance => "relevance",
+        SortKey::PriceAsc => "price_asc",
+        SortKey::PriceDesc => "price_desc",
+        SortKey::Newest => "newest",
+        SortKey::Name => "name",
+    }
+}
+
+pub fn parse_sort(raw: &str) -> Option<SortKey> {
+    match raw {
+        "relevance" => Some(SortKey::Relevance),
+        "price_asc" => Some(SortKey::PriceAsc),
+        "price_desc" => Some(SortKey::PriceDesc),
+        "newest" => Some(SortKey::Newest),
+        "name" => Some(SortKey::Name),
+        _ => None,
+    }
+}
+
+impl ProductCursor {
+    fn encode(&self) -> String {
+        let mut wire = CursorWire {
+            s: sort_name(self.sort).to_owned(),
+            r: None,
+            p: None,
+            n: None,
+            i: None,
+        };
+        match &self.after {
+            After::Score(score, id) => {
+                wire.r = Some(*score);
+                wire.i = Some(id.clone());
+            }
+            After::Price(price, id) => {
+                wire.p = Some(*price);
+                wire.i = Some(id.clone());
+            }
+            After::Id(id) => wire.i = Some(id.clone()),
+            After::Name(name, id) => {
+                wire.n = Some(name.clone());
+                wire.i = Some(id.clone());
+            }
+        }
+        crate::paging::encode_position(CURSOR_TAG, &wire)
+    }
+
+    fn decode(raw: &str, expected_sort: SortKey) -> Result<Self, Error> {
+        let invalid = |why: &str| {
+            Error::new(
+                ErrorCode::InvalidCursor,
+                format!("the cursor is invalid: {why}"),
+            )
+        };
+        let wire: CursorWire = crate::paging::decode_position(CURSOR_TAG, raw)?;
+        let sort = parse_sort(&wire.s).ok_or_else(|| invalid("unknown sort"))?;
+        if sort != expected_sort {
+            return Err(invalid("it belongs to another sort order"));
+        }
+        let well_formed_id = |id: &Option<String>| {
+            id.as_deref()
+                .filter(|id| souk_db::ids::is_well_formed(id))
+                .map(str::to_owned)
+        };
+        let after = match sort {
+            SortKey::Relevance => After::Score(
+                wire.r
+                    .filter(|score| score.is_finite())
+                    .ok_or_else(|| invalid("missing score"))?,
+                well_formed_id(&wire.i).ok_or_else(|| invalid("bad id"))?,
+            ),
+            SortKey::PriceAsc | SortKey::PriceDesc => After::Price(
+                wire.p.ok_or_else(|| invalid("missing price"))?,
+                well_formed_id(&wire.i).ok_or_else(|| invalid("bad id"))?,
+            ),
+            SortKey::Newest => After::Id(well_formed_id(&wire.i).ok_or_else(|| invalid("bad id"))?),
+            SortKey::Name => After::Name(
+                wire.n
+                    .filter(|name| name.chars().count() <= 200)
+                    .ok_or_else(|| invalid("missing name"))?,
+                well_formed_id(&wire.i).ok_or_else(|| invalid("bad id"))?,
+            ),
+        };
+        Ok(Self { sort, after })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_other_sorts() {
+        let cursor = ProductCursor {
+            sort: SortKey::PriceAsc,
+            after: After::Price(1999, souk_db::ids::new_id()),
+        };
+        let encoded = cursor.encode();
+        assert_eq!(
+            ProductCursor::decode(&encoded, SortKey::PriceAsc).unwrap(),
+            cursor
+        );
+        assert!(ProductCursor::decode(&encoded, SortKey::Newest).is_err());
+        assert!(ProductCursor::decode("garbage", SortKey::Newest).is_err());
+        let forged = crate::paging::encode_position(
+            CURSOR_TAG,
+            &serde_json::json!({"s": "newest", "i": "' OR 1=1"}),
+        );
+        assert!(ProductCursor::decode(&forged, SortKey::Newest).is_err());
+    }
+
+    #[test]
+    fn descendants_cover_the_subtree_only() {
+        let category = |id: &str, parent: Option<&str>| CategoryRecord {
+            id: id.into(),
+            parent_id: parent.map(Into::into),
+            name: id.into(),
+            slug: id.into(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let all = vec![
+            category("a", None),
+            category("b", Some("a")),
+            category("c", Some("b")),
+            category("d", None),
+        ];
+        let found = descendants(&all, "a");
+        assert_eq!(found, HashSet::from(["a", "b", "c"]));
+        let tree = build_tree(&all);
+        assert_eq!(tree.len(), 2);
+        assert_eq!(tree[0].children[0].children[0].id, "c");
+    }
+}

@@ -1,0 +1,421 @@
+//! What an email worker does with one event: decide which mails it causes, skip the
+//! ones the send log says went out already (consumers see events at least once), render
+//! and send the rest, and on failure ask for a retry with backoff or, after the last
+//! attempt, park the event as a dead letter.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use lettre::message::Mailbox;
+use rand::Rng;
+use souk_db::clock::{now_micros, to_datetime};
+use souk_db::email::{self as repo, DeadLetterRecord, SendRecord};
+use souk_db::one_time_tokens::{self, OneTimeToken, TokenKind};
+use souk_db::{orders, outbox, users, Db};
+
+use crate::email::templates::{
+    format_money, LowStock, Mail, MailLine, OrderCancelled, OrderConfirmation, OrderExpired,
+    OrderShipped, PasswordReset, PaymentReceived, VerifyReminder, Welcome,
+};
+use crate::email::transport::Transport;
+use crate::identity::secret_token;
+use crate::outbox::PublishedEvent;
+use crate::outbox::Topic;
+
+/// What the consumer does with the message after handling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every mail of the event is accepted (or there were none): acknowledge.
+    Done,
+    /// Deliver the event again after the delay.
+    Retry(Duration),
+    /// Given up; the dead-letter row has the last error: acknowledge.
+    DeadLettered,
+}
+
+/// One mail an event causes, before rendering.
+#[derive(Debug, Clone)]
+struct Target {
+    template: &'static str,
+    recipient: String,
+    name: String,
+}
+
+/// What the node's configuration decides for mail.
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    /// The sender of every email, e.g. `Souk <no-reply@example.com>`.
+    pub from: String,
+    /// Where users reach the site; every link in a mail starts with it.
+    pub public_base_url: String,
+    /// Deliveries of one event before it becomes a dead letter.
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub verification_ttl: Duration,
+    /// `smtp://…`/`smtps://…`; `None` writes `.eml` files to `outbox_dir`.
+    pub smtp_url: Option<String>,
+    pub smtp_password_file: Option<std::path::PathBuf>,
+    pub outbox_dir: std::path::PathBuf,
+}
+
+pub struct Processor {
+    db: Db,
+    transport: Transport,
+    from: Mailbox,
+    base_url: String,
+    max_attempts: u32,
+    retry_base: Duration,
+    retry_max: Duration,
+    verification_ttl_secs: u64,
+}
+
+impl Processor {
+    pub fn new(db: Db, transport: Transport, settings: &EmailSettings) -> anyhow::Result<Self> {
+        Ok(Self {
+            db,
+            transport,
+            from: settings
+                .from
+                .parse()
+                .context("invalid configuration: email_from (SOUK_EMAIL_FROM)")?,
+            base_url: settings.public_base_url.trim_end_matches('/').to_owned(),
+            max_attempts: settings.max_attempts,
+            retry_base: settings.retry_base,
+            retry_max: settings.retry_max,
+            verification_ttl_secs: settings.verification_ttl.as_secs(),
+        })
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    #[tracing::instrument(name = "email_handle", skip_all, fields(event_id = %event.id, topic = %event.topic, attempt))]
+    pub async fn handle(&self, event: &PublishedEvent, attempt: u32) -> Outcome {
+        let Err((target, error)) = self.send_all(event).await else {
+            return Outcome::Done;
+        };
+        let error = repo::clip_error(&format!("{error:#}"));
+        metrics::counter!("souk_emails_failed_total").increment(1);
+        let now = now_micros();
+        let dead = attempt >= self.max_attempts;
+        if let Some(target) = &target {
+            // The subject is known once a mail renders; until it is sent it stays empty.
+            self.log_send(
+                event,
+                target,
+                "",
+                if dead { "dead_lettered" } else { "failed" },
+                i64::from(attempt),
+                Some(error.clone()),
+            )
+            .await;
+        }
+        if !dead {
+            metrics::counter!("souk_emails_retried_total").increment(1);
+            let delay = self.backoff(attempt);
+            tracing::warn!(%error, delay_ms = delay.as_millis() as u64, "email failed; will retry");
+            return Outcome::Retry(delay);
+        }
+        let letter = DeadLetterRecord {
+            id: souk_db::ids::new_id(),
+            event_id: event.id.clone(),
+            topic: event.topic.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            payload: serde_json::to_string(&event.payload).unwrap_or_default(),
+            attempts: i64::from(attempt),
+            last_error: error.clone(),
+            created_at: now,
+            replayed_at: None,
+        };
+        if let Err(db_error) = repo::insert_dead_letter(self.db.pool(), &letter).await {
+            // Without the dead-letter row the event must not be dropped: try again later.
+            tracing::error!(error = %db_error, "cannot store dead letter; will retry");
+            return Outcome::Retry(self.retry_max);
+        }
+        metrics::counter!("souk_emails_dead_lettered_total").increment(1);
+        tracing::error!(%error, attempts = attempt, dead_letter_id = %letter.id, "email dead-lettered");
+        Outcome::DeadLettered
+    }
+
+    /// Exponential (base · 2^(attempt-1), capped) with jitter in [delay/2, delay], so
+    /// retries of many events do not hit a recovering server at the same instant.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(20);
+        let delay = self
+            .retry_base
+            .saturating_mul(1 << exponent)
+            .min(self.retry_max);
+        let half = delay / 2;
+        half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
+    }
+
+    async fn send_all(
+        &self,
+        event: &PublishedEvent,
+    ) -> Result<(), (Option<Target>, anyhow::Error)> {
+        let targets = self.targets(event).await.map_err(|error| (None, error))?;
+        for target in targets {
+            let existing = repo::find_send(
+                self.db.pool(),
+                &event.id,
+                target.template,
+                &target.recipient,
+            )
+            .await
+            .map_err(|error| (Some(target.clone()), error.into()))?;
+            if existing.as_ref().is_some_and(|send| send.status == "sent") {
+                tracing::debug!(
+                    template = target.template,
+                    "already sent; skipping duplicate delivery"
+                );
+                continue;
+            }
+            let attempts = existing.map(|send| send.attempts).unwrap_or(0) + 1;
+            let result = self.send_one(event, &target).await;
+            match result {
+                Ok(subject) => {
+                    metrics::counter!("souk_emails_sent_total", "template" => target.template)
+                        .increment(1);
+                    self.log_send(event, &target, &subject, "sent", attempts, None)
+                        .await;
+                    tracing::info!(template = target.template, "email sent");
+                }
+                Err(error) => return Err((Some(target), error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one mail; returns its subject for the send log.
+    async fn send_one(&self, event: &PublishedEvent, target: &Target) -> anyhow::Result<String> {
+        let mail = self.compose(event, target).await?;
+        let rendered = mail.render().context("cannot render the template")?;
+        self.transport
+            .send(&self.from, &target.recipient, &rendered)
+            .await?;
+        Ok(rendered.subject)
+    }
+
+    async fn log_send(
+        &self,
+        event: &PublishedEvent,
+        target: &Target,
+        subject: &str,
+        status: &str,
+        attempts: i64,
+        last_error: Option<String>,
+    ) {
+        let now = now_micros();
+        let record = SendRecord {
+            id: souk_db::ids::new_id(),
+            event_id: event.id.clone(),
+            template: target.template.to_owned(),
+            recipient: target.recipient.clone(),
+            subject: subject.to_owned(),
+            status: status.to_owned(),
+            attempts,
+            last_error,
+            created_at: now,
+            updated_at: now,
+        };
+        if let Err(error) = repo::record_send(self.db.pool(), &record).await {
+            tracing::warn!(%error, "cannot record the email send");
+        }
+    }
+
+    /// The mails an event causes; events no mail is about give none.
+    async fn targets(&self, event: &PublishedEvent) -> anyhow::Result<Vec<Target>> {
+        let text = |key: &str| {
+            event.payload[key]
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("event {} has no {key}", event.topic))
+        };
+        let Some(topic) = Topic::parse(&event.topic) else {
+            return Ok(Vec::new());
+        };
+        let template = match topic {
+            Topic::UserRegistered => "welcome",
+            Topic::UserVerificationReminder => "verify_reminder",
+            Topic::PasswordResetRequested => "password_reset",
+            Topic::OrderPlaced => "order_confirmation",
+            Topic::OrderPaid => "payment_received",
+            Topic::OrderShipped => "order_shipped",
+            Topic::OrderCancelled => "order_cancelled",
+            Topic::OrderExpired => "order_expired",
+            Topic::StockLow => {
+                let admins = repo::admin_emails(self.db.pool()).await?;
+                return Ok(admins
+                    .into_iter()
+                    .map(|recipient| Target {
+                        template: "low_stock",
+                        name: String::new(),
+                        recipient,
+                    })
+                    .collect());
+            }
+            Topic::UserDeleted | Topic::OrderDelivered => return Ok(Vec::new()),
+        };
+        if matches!(template, "welcome" | "verify_reminder" | "password_reset") {
+            return Ok(vec![Target {
+                template,
+                recipient: text("email")?,
+                name: text("name")?,
+            }]);
+        }
+        // Order mails go to the order's owner as the account is now; a deleted account
+        // gets none.
+        let user_id = text("user_id")?;
+        Ok(users::find_by_id(self.db.pool(), &user_id)
+            .await?
+            .map(|user| Target {
+                template,
+                recipient: user.email,
+                name: user.name,
+            })
+            .into_iter()
+            .collect())
+    }
+
+    async fn compose(&self, event: &PublishedEvent, target: &Target) -> anyhow::Result<Mail> {
+        let base_url = self.base_url.clone();
+        let name = target.name.clone();
+        match target.template {
+            "welcome" => {
+                let token = self.new_verification_token(&event.aggregate_id).await?;
+                Ok(Mail::Welcome(Welcome {
+                    verify_url: format!("{base_url}/api/v1/auth/verify-email?token={token}"),
+                    valid_hours: self.verification_ttl_secs.div_ceil(3600),
+                    base_url,
+                    name,
+                }))
+            }
+            "verify_reminder" => {
+                let token = self.new_verification_token(&event.aggregate_id).await?;
+                Ok(Mail::VerifyReminder(VerifyReminder {
+                    verify_url: format!("{base_url}/api/v1/auth/verify-email?token={token}"),
+                    valid_hours: self.verification_ttl_secs.div_ceil(3600),
+                    base_url,
+                    name,
+                }))
+            }
+            "password_reset" => {
+                // The token is kept out of the published event; it is read here from
+                // the outbox row that the reset request wrote.
+                let row = outbox::find(self.db.pool(), &event.id)
+                    .await?
+                    .context("the reset event is not in the outbox")?;
+                let payload: serde_json::Value = serde_json::from_str(&row.payload)?;
+                let token = payload["token"]
+                    .as_str()
+                    .context("the reset event has no token")?;
+                Ok(Mail::PasswordReset(PasswordReset {
+                    reset_url: format!("{base_url}/reset-password?token={token}"),
+                    expires_at: payload["expires_at"].as_str().unwrap_or("soon").to_owned(),
+                    base_url,
+                    name,
+                }))
+            }
+            "low_stock" => Ok(Mail::LowStock(LowStock {
+                sku: event.payload["sku"].as_str().unwrap_or_default().to_owned(),
+                available: event.payload["available"].as_i64().unwrap_or_default(),
+                threshold: event.payload["threshold"].as_i64().unwrap_or_default(),
+                inventory_url: format!("{base_url}/api/v1/admin/inventory"),
+                base_url,
+            })),
+            template => self.compose_order(event, template, base_url, name).await,
+        }
+    }
+
+    async fn compose_order(
+        &self,
+        event: &PublishedEvent,
+        template: &str,
+        base_url: String,
+        name: String,
+    ) -> anyhow::Result<Mail> {
+        let order_id = event.aggregate_id.clone();
+        let order = orders::find(self.db.pool(), &order_id)
+            .await?
+            .with_context(|| format!("order {order_id} not found"))?;
+        let order_url = format!("{base_url}/orders/{order_id}");
+        let total = format_money(order.total_amount, &order.currency);
+        Ok(match template {
+            "order_confirmation" => {
+                let lines = orders::lines(self.db.pool(), &order_id)
+                    .await?
+                    .into_iter()
+                    .map(|line| MailLine {
+                        unit_price: format_money(line.unit_amount, &order.currency),
+                        amount: format_money(line.unit_amount * line.quantity, &order.currency),
+                        name: line.name,
+                        sku: line.sku,
+                        quantity: line.quantity,
+                    })
+                    .collect();
+                Mail::OrderConfirmation(OrderConfirmation {
+                    pay_before: to_datetime(order.expires_at)
+                        .format("%Y-%m-%d %H:%M UTC")
+                        .to_string(),
+                    base_url,
+                    name,
+                    order_id,
+                    order_url,
+                    lines,
+                    total,
+                })
+            }
+            "payment_received" => Mail::PaymentReceived(PaymentReceived {
+                base_url,
+                name,
+                order_id,
+                order_url,
+                total,
+            }),
+            "order_shipped" => Mail::OrderShipped(OrderShipped {
+                base_url,
+                name,
+                order_id,
+                order_url,
+            }),
+            "order_cancelled" => Mail::OrderCancelled(OrderCancelled {
+                reason: event.payload["reason"]
+                    .as_str()
+                    .filter(|reason| !reason.is_empty())
+                    .unwrap_or("not given")
+                    .to_owned(),
+                refunded: order.was_paid == 1,
+                base_url,
+                name,
+                order_id,
+                order_url,
+                total,
+            }),
+            _ => Mail::OrderExpired(OrderExpired {
+                base_url,
+                name,
+                order_id,
+                order_url,
+            }),
+        })
+    }
+
+    /// A fresh single-use token, stored hashed. A retried welcome mail gets a new one;
+    /// the earlier ones stay valid until they expire, whichever link the user opens.
+    async fn new_verification_token(&self, user_id: &str) -> anyhow::Result<String> {
+        let token = secret_token::generate();
+        let now = now_micros();
+        let record = OneTimeToken {
+            id: souk_db::ids::new_id(),
+            token_hash: secret_token::hash(&token),
+            user_id: user_id.to_owned(),
+            created_at: now,
+            expires_at: now + (self.verification_ttl_secs as i64) * 1_000_000,
+            used_at: None,
+        };
+        one_time_tokens::insert(self.db.pool(), TokenKind::EmailVerification, &record).await?;
+        Ok(token)
+    }
+}

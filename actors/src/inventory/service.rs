@@ -1,0 +1,267 @@
+//! Inventory for admins: stock levels, adjustments and the ledger. Every change goes
+//! through the SKU's actor (via the router); reads of lists come from the stock rows,
+//! which only the actors write.
+
+use serde::Serialize;
+use souk_db::clock::to_datetime;
+use souk_db::inventory::{self, ItemRecord, MovementRecord};
+use souk_db::Db;
+use utoipa::ToSchema;
+
+use super::{Command, InventoryError, InventoryRouter, Outcome, SkuRouter, Stock, StockError};
+use crate::catalog::model::parse_sku;
+use crate::catalog::CatalogService;
+use crate::error::{Error, ErrorCode, FieldError};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReservationView {
+    pub order_id: String,
+    pub quantity: i64,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StockView {
+    pub sku: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub available: i64,
+    pub low_stock_threshold: i64,
+    /// Bumped by every committed change; 0 before the first.
+    pub version: i64,
+    /// Open reservations (detail view only; empty in lists).
+    pub reservations: Vec<ReservationView>,
+}
+
+impl From<Stock> for StockView {
+    fn from(stock: Stock) -> Self {
+        Self {
+            available: stock.available(),
+            reservations: stock
+                .reservations
+                .iter()
+                .map(|(order_id, held)| ReservationView {
+                    order_id: order_id.clone(),
+                    quantity: held.quantity,
+                    expires_at: to_datetime(held.expires_at).to_rfc3339(),
+                })
+                .collect(),
+            version: stock.version.unwrap_or(0),
+            sku: stock.sku,
+            on_hand: stock.on_hand,
+            reserved: stock.reserved,
+            low_stock_threshold: stock.low_stock_threshold,
+        }
+    }
+}
+
+impl From<ItemRecord> for StockView {
+    fn from(item: ItemRecord) -> Self {
+        Self {
+            available: item.on_hand - item.reserved,
+            sku: item.sku,
+            on_hand: item.on_hand,
+            reserved: item.reserved,
+            low_stock_threshold: item.low_stock_threshold,
+            version: item.version,
+            reservations: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MovementView {
+    pub id: String,
+    /// `adjustment`, `reservation`, `release`, `sale` or `expiry`.
+    pub kind: String,
+    pub delta_on_hand: i64,
+    pub delta_reserved: i64,
+    pub order_id: Option<String>,
+    /// Who: `admin:<user id>`, `order:<id>` or `system`.
+    pub actor: String,
+    pub reason: String,
+    pub version: i64,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+impl From<MovementRecord> for MovementView {
+    fn from(movement: MovementRecord) -> Self {
+        Self {
+            created_at: to_datetime(movement.created_at).to_rfc3339(),
+            id: movement.id,
+            kind: movement.kind,
+            delta_on_hand: movement.delta_on_hand,
+            delta_reserved: movement.delta_reserved,
+            order_id: movement.order_id,
+            actor: movement.actor,
+            reason: movement.reason,
+            version: movement.version,
+        }
+    }
+}
+
+const MAX_DELTA: i64 = 1_000_000_000;
+
+/// Checks an admin adjustment before it reaches the SKU's actor; returns the trimmed
+/// reason.
+pub fn validate_adjustment(
+    delta: i64,
+    reason: &str,
+    low_stock_threshold: Option<i64>,
+) -> Result<String, Error> {
+    let mut errors = Vec::new();
+    if delta.abs() > MAX_DELTA {
+        errors.push(FieldError::new(
+            "delta",
+            format!("must be between -{MAX_DELTA} and {MAX_DELTA}"),
+        ));
+    }
+    if delta == 0 && low_stock_threshold.is_none() {
+        errors.push(FieldError::new(
+            "delta",
+            "must not be 0 unless low_stock_threshold changes",
+        ));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 || reason.chars().any(char::is_control) {
+        errors.push(FieldError::new("reason", "must be 1 to 200 characters"));
+    }
+    if low_stock_threshold.is_some_and(|threshold| !(0..=MAX_DELTA).contains(&threshold)) {
+        errors.push(FieldError::new(
+            "low_stock_threshold",
+            format!("must be between 0 and {MAX_DELTA}"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(Error::validation(errors));
+    }
+    Ok(reason.to_owned())
+}
+
+/// Maps the actors' refusals and failures to API errors.
+pub fn api_error(error: InventoryError) -> Error {
+    match error {
+        InventoryError::Stock(StockError::Insufficient { available }) => Error::new(
+            ErrorCode::InsufficientStock,
+            format!("only {available} available"),
+        ),
+        InventoryError::Stock(StockError::BelowReserved { reserved }) => Error::new(
+            ErrorCode::BelowReserved,
+            format!("on_hand cannot go below the {reserved} reserved units"),
+        ),
+        InventoryError::Stock(other) => Error::new(ErrorCode::ValidationFailed, other.to_string()),
+        InventoryError::Unreachable(detail) => Error::new(
+            ErrorCode::DependencyUnavailable,
+            format!("the inventory service is unreachable: {detail}"),
+        ),
+        retryable => {
+            tracing::warn!(error = %retryable, "inventory unavailable");
+            Error::new(
+                ErrorCode::ServiceUnavailable,
+                format!("inventory: {retryable}; retry"),
+            )
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct InventoryService {
+    db: Db,
+    router: SkuRouter,
+    catalog: CatalogService,
+}
+
+impl InventoryService {
+    pub fn new(db: Db, router: SkuRouter, catalog: CatalogService) -> Self {
+        Self {
+            db,
+            router,
+            catalog,
+        }
+    }
+
+    pub fn router(&self) -> &SkuRouter {
+        &self.router
+    }
+
+    /// The SKU if the catalog has a product with it (of any status): admins stock only
+    /// what the catalog sells. An unknown SKU is `not_found`; a catalog that cannot be
+    /// read is its own error (503 or 500), never a 404.
+    pub async fn known_sku(&self, raw: &str) -> Result<String, Error> {
+        let sku = parse_sku(raw).map_err(|_| Error::not_found("sku"))?;
+        match self.catalog.get_product_by_sku(&sku, true).await {
+            Ok(_) => Ok(sku),
+            Err(error) if error.code() == ErrorCode::NotFound => Err(Error::not_found("sku")),
+            Err(error) => Err(error),
+        }
+    }
+
+    pub async fn stock(&self, sku: &str) -> Result<StockView, Error> {
+        self.router
+            .stock(sku.to_owned())
+            .await
+            .map(StockView::from)
+            .map_err(api_error)
+    }
+
+    /// Applies an adjustment (and optionally a new threshold) as one admin action.
+    #[tracing::instrument(name = "adjust_stock", skip(self))]
+    pub async fn adjust(
+        &self,
+        sku: &str,
+        delta: i64,
+        reason: &str,
+        low_stock_threshold: Option<i64>,
+        admin_id: &str,
+    ) -> Result<StockView, Error> {
+        let actor = format!("admin:{admin_id}");
+        if let Some(threshold) = low_stock_threshold {
+            self.router
+                .execute(
+                    sku.to_owned(),
+                    Command::SetThreshold {
+                        threshold,
+                        actor: actor.clone(),
+                    },
+                )
+                .await
+                .map_err(api_error)?;
+        }
+        if delta != 0 {
+            let outcome = self
+                .router
+                .execute(
+                    sku.to_owned(),
+                    Command::Adjust {
+                        delta,
+                        actor,
+                        reason: reason.to_owned(),
+                    },
+                )
+                .await
+                .map_err(api_error)?;
+            debug_assert!(matches!(outcome, Outcome::Adjusted { .. }));
+        }
+        self.stock(sku).await
+    }
+
+    pub async fn list(
+        &self,
+        low_stock: bool,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ItemRecord>, Error> {
+        Ok(inventory::list_items(self.db.pool(), low_stock, after, limit).await?)
+    }
+
+    pub async fn movements(
+        &self,
+        sku: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MovementRecord>, Error> {
+        Ok(inventory::movements_page(self.db.pool(), sku, after, limit).await?)
+    }
+}

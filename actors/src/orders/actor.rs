@@ -1,0 +1,173 @@
+//! One actor per order, under the entity host: every command for an order (pay,
+//! cancel, ship, deliver, expire) goes to that order's actor, which runs them one at a
+//! time, so two requests for one order never race (the version fence on the row stays
+//! as the guard across nodes). Actors start on first use, stop when idle and restart
+//! after a failure like every entity.
+
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::logic::OrderLogic;
+use super::state::Event;
+use super::views::{Caller, OrderView};
+use crate::entity::{Entity, EntityKind, EntityLink, EntityRouter, Passivate, Request, StopReason};
+use crate::error::Error;
+
+/// A command for one order.
+#[derive(Debug, Clone)]
+pub enum OrderCommand {
+    Pay {
+        user_id: String,
+        method: String,
+    },
+    Cancel {
+        caller: Caller,
+        reason: String,
+    },
+    Fulfil {
+        admin_id: String,
+        event: Event,
+    },
+    /// Sent by the inventory when the order's reservation ran out, and by the sweeper.
+    Expire,
+}
+
+/// The kind of the order entities: a command, answered with the order it left (none
+/// for an expiry).
+pub struct Order;
+
+impl EntityKind for Order {
+    const NAME: &'static str = "order";
+    type Request = OrderCommand;
+    type Reply = Option<OrderView>;
+    type Error = Error;
+}
+
+/// The door to order actors, wherever they run.
+pub type OrderRouter = std::sync::Arc<dyn EntityRouter<Order>>;
+
+pub struct OrderEntity {
+    order_id: String,
+    link: EntityLink,
+    logic: OrderLogic,
+    last_activity: Instant,
+    stop_reason: Option<StopReason>,
+}
+
+impl Entity for OrderEntity {
+    type Kind = Order;
+    type Deps = OrderLogic;
+
+    fn for_key(order_id: String, logic: OrderLogic, link: EntityLink) -> Self {
+        Self {
+            order_id,
+            link,
+            logic,
+            last_activity: Instant::now(),
+            stop_reason: None,
+        }
+    }
+}
+
+impl OrderEntity {
+    fn stop_with(&mut self, context: &mut Context<Self>, reason: StopReason) {
+        self.stop_reason.get_or_insert(reason);
+        context.stop();
+    }
+}
+
+impl Actor for OrderEntity {
+    type Context = Context<Self>;
+
+    fn started(&mut self, context: &mut Context<Self>) {
+        let idle_timeout = self.link.idle_timeout();
+        let every = (idle_timeout / 2).max(std::time::Duration::from_millis(10));
+        context.run_interval(every, move |entity, context| {
+            if entity.last_activity.elapsed() >= idle_timeout {
+                entity.stop_with(context, StopReason::Passivated);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let unplanned = if std::thread::panicking() {
+            StopReason::Crashed
+        } else {
+            StopReason::Passivated
+        };
+        let reason = self.stop_reason.take().unwrap_or(unplanned);
+        self.link.report(reason);
+        self.stop_reason = Some(StopReason::Passivated);
+    }
+}
+
+impl Drop for OrderEntity {
+    fn drop(&mut self) {
+        if self.stop_reason.is_none() {
+            self.link.report(StopReason::Crashed);
+        }
+    }
+}
+
+impl Handler<Request<Order>> for OrderEntity {
+    // Atomic: the actor takes no other command until this one is done.
+    type Result = AtomicResponse<Self, Result<Option<OrderView>, Error>>;
+
+    fn handle(&mut self, request: Request<Order>, _: &mut Context<Self>) -> Self::Result {
+        self.last_activity = Instant::now();
+        let (logic, id) = (self.logic.clone(), self.order_id.clone());
+        let work = async move {
+            match request.0 {
+                OrderCommand::Pay { user_id, method } => {
+                    logic.pay(&user_id, &id, &method).await.map(Some)
+                }
+                OrderCommand::Cancel { caller, reason } => {
+                    logic.cancel(caller, &id, &reason).await.map(Some)
+                }
+                OrderCommand::Fulfil { admin_id, event } => {
+                    logic.fulfil(&admin_id, &id, event).await.map(Some)
+                }
+                OrderCommand::Expire => logic.expire(&id).await.map(|()| None),
+            }
+        };
+        AtomicResponse::new(Box::pin(work.into_actor(self)))
+    }
+}
+
+impl Handler<Passivate> for OrderEntity {
+    type Result = ();
+
+    /// A running command finishes first: the actor's responses are atomic.
+    fn handle(&mut self, _: Passivate, context: &mut Context<Self>) {
+        self.stop_with(context, StopReason::Passivated);
+    }
+}
+
+/// Tells the order when the inventory expired its reservation (DESIGN: "its order is
+/// told"); the order expires once its own deadline has passed.
+pub struct ExpiryListener {
+    pub orders: std::sync::Arc<std::sync::OnceLock<OrderRouter>>,
+}
+
+impl Actor for ExpiryListener {
+    type Context = Context<Self>;
+}
+
+impl Handler<crate::inventory::ReservationExpired> for ExpiryListener {
+    type Result = ();
+
+    fn handle(&mut self, expired: crate::inventory::ReservationExpired, _: &mut Context<Self>) {
+        let Some(router) = self.orders.get().cloned() else {
+            return;
+        };
+        actix::spawn(async move {
+            if let Err(error) = router
+                .send(expired.order_id.clone(), OrderCommand::Expire)
+                .await
+            {
+                tracing::warn!(order_id = %expired.order_id, %error, "cannot expire the order of an expired reservation");
+            }
+        });
+    }
+}

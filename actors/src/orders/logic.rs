@@ -1,0 +1,583 @@
+//! The rules of orders, run by the order actors and the checkout: creation
+//! (all-or-nothing reservations, price snapshots, idempotency keys), payment,
+//! cancellation, fulfilment and expiry, driven by the order state machine; stock
+//! effects go through the SKU actors and are idempotent by order id. Transitions of one
+//! order are also fenced on the row's version, the guard across nodes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use souk_db::clock::now_micros;
+use souk_db::orders::{self, HistoryRecord, LineRecord, OrderFilter, OrderRecord};
+use souk_db::{Db, DbError};
+
+use super::payments::{PaymentError, PaymentProvider};
+use super::state::{transition, Event, Initiator, OrderStatus, StockEffect, TransitionError};
+use super::views::{build_view, status_of, validate_items, Caller, CreateOrderInput, OrderView};
+use crate::error::{Error, ErrorCode, FieldError};
+use crate::inventory::service::{api_error, InventoryService};
+use crate::inventory::{Command, InventoryError, InventoryRouter, StockError};
+use crate::outbox::Topic;
+use crate::ports::ProductLookup;
+
+#[derive(Clone)]
+pub struct OrderLogic {
+    db: Db,
+    products: Arc<dyn ProductLookup>,
+    inventory: InventoryService,
+    payments: Arc<dyn PaymentProvider>,
+    reservation_ttl: Duration,
+}
+
+fn transition_error(error: TransitionError) -> Error {
+    match error {
+        TransitionError::NotAllowed => {
+            Error::new(ErrorCode::Forbidden, "only an admin may do this")
+        }
+        illegal => Error::new(ErrorCode::IllegalTransition, illegal.to_string()),
+    }
+}
+
+/// Retries a stock command while its SKU actor is restarting or was fenced.
+async fn with_retries<F, Fut, T>(mut operation: F) -> Result<T, InventoryError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, InventoryError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match operation().await {
+            Err(error) if error.is_retryable() && attempt < 20 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+impl OrderLogic {
+    pub fn new(
+        db: Db,
+        products: Arc<dyn ProductLookup>,
+        inventory: InventoryService,
+        payments: Arc<dyn PaymentProvider>,
+        reservation_ttl: Duration,
+    ) -> Self {
+        Self {
+            db,
+            products,
+            inventory,
+            payments,
+            reservation_ttl,
+        }
+    }
+
+    async fn view(&self, order: OrderRecord) -> Result<OrderView, Error> {
+        let lines = orders::lines(self.db.pool(), &order.id).await?;
+        let history = orders::history(self.db.pool(), &order.id).await?;
+        build_view(order, lines, history)
+    }
+
+    /// The order if the caller may see it: its owner, or an admin. Anyone else gets 404,
+    /// as if it did not exist.
+    async fn load(&self, id: &str, owner: Option<&str>) -> Result<OrderRecord, Error> {
+        if !souk_db::ids::is_well_formed(id) {
+            return Err(Error::not_found("order"));
+        }
+        let order = orders::find(self.db.pool(), id)
+            .await?
+            .ok_or_else(|| Error::not_found("order"))?;
+        if owner.is_some_and(|owner| owner != order.user_id) {
+            return Err(Error::not_found("order"));
+        }
+        Ok(order)
+    }
+
+    pub async fn get(&self, id: &str, owner: Option<&str>) -> Result<OrderView, Error> {
+        let order = self.load(id, owner).await?;
+        self.view(order).await
+    }
+
+    pub async fn list(
+        &self,
+        filter: &OrderFilter,
+    ) -> Result<(Vec<OrderView>, Option<(i64, String)>), Error> {
+        let mut rows = orders::list(self.db.pool(), filter).await?;
+        let has_more = rows.len() > filter.limit as usize;
+        rows.truncate(filter.limit as usize);
+        let next = if has_more {
+            rows.last()
+                .map(|order| (order.created_at, order.id.clone()))
+        } else {
+            None
+        };
+        // Two queries for the whole page, not two per order.
+        let ids: Vec<String> = rows.iter().map(|order| order.id.clone()).collect();
+        let mut lines: HashMap<String, Vec<LineRecord>> = HashMap::new();
+        for line in orders::lines_of(self.db.pool(), &ids).await? {
+            lines.entry(line.order_id.clone()).or_default().push(line);
+        }
+        let mut history: HashMap<String, Vec<HistoryRecord>> = HashMap::new();
+        for entry in orders::history_of(self.db.pool(), &ids).await? {
+            history
+                .entry(entry.order_id.clone())
+                .or_default()
+                .push(entry);
+        }
+        let views = rows
+            .into_iter()
+            .map(|order| {
+                let order_lines = lines.remove(&order.id).unwrap_or_default();
+                let order_history = history.remove(&order.id).unwrap_or_default();
+                build_view(order, order_lines, order_history)
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok((views, next))
+    }
+
+    /// Places an order. Returns it and whether it was created now (`false`: the same
+    /// idempotency key and body were seen before, and this is that order).
+    #[tracing::instrument(name = "create_order", skip(self, input))]
+    pub async fn create(
+        &self,
+        user_id: &str,
+        input: CreateOrderInput,
+        key: Option<String>,
+    ) -> Result<(OrderView, bool), Error> {
+        let items = validate_items(&input.items)?;
+        let request_hash = hex::encode(Sha256::digest(
+            serde_json::to_vec(&items).map_err(Error::internal)?,
+        ));
+        if let Some(key) = &key {
+            if let Some(existing) = orders::find_by_key(self.db.pool(), user_id, key).await? {
+                return self.replay(existing, &request_hash).await;
+            }
+        }
+        // Snapshot every line from the catalog; prices sent by the client play no part.
+        let mut lines = Vec::with_capacity(items.len());
+        let mut errors = Vec::new();
+        for (index, (sku, quantity)) in items.iter().enumerate() {
+            match self.products.active_by_sku(sku.clone()).await {
+                Ok(product) => lines.push((product, *quantity)),
+                Err(error) if error.code() == ErrorCode::NotFound => errors.push(FieldError::new(
+                    format!("items[{index}].sku"),
+                    format!("{sku} is not an active product"),
+                )),
+                // The catalog could not answer: that is not the shopper's mistake.
+                Err(error) => return Err(error),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::validation(errors));
+        }
+        let currency = lines[0].0.price.currency.clone();
+        if lines
+            .iter()
+            .any(|(product, _)| product.price.currency != currency)
+        {
+            return Err(Error::validation(vec![FieldError::new(
+                "items",
+                "every item must be priced in the same currency",
+            )]));
+        }
+        // With a key, the id follows from (user, key, body): concurrent retries reserve
+        // under one order id (reservations are idempotent by it) and only one insert wins.
+        let order_id = match &key {
+            Some(key) => derived_id(user_id, key, &request_hash),
+            None => souk_db::ids::new_id(),
+        };
+        let now = now_micros();
+        let ttl_micros = i64::try_from(self.reservation_ttl.as_micros()).unwrap_or(i64::MAX / 4);
+        // The stock reservations outlive the order's own deadline by a grace period, so
+        // a payment accepted just before the deadline still finds them to commit.
+        let reservation_ttl_ms = ttl_micros / 1000 + 60_000;
+        let mut reserved: Vec<&str> = Vec::new();
+        for (product, quantity) in &lines {
+            let outcome = with_retries(|| {
+                self.inventory.router().execute(
+                    product.sku.clone(),
+                    Command::Reserve {
+                        order_id: order_id.clone(),
+                        quantity: *quantity,
+                        ttl_ms: reservation_ttl_ms,
+                        actor: format!("order:{order_id}"),
+                    },
+                )
+            })
+            .await;
+            if let Err(error) = outcome {
+                self.release_lines(
+                    &order_id,
+                    &reserved,
+                    "order not placed: another line failed",
+                )
+                .await;
+                return Err(match error {
+                    InventoryError::Stock(StockError::Insufficient { available }) => Error::new(
+                        ErrorCode::InsufficientStock,
+                        format!("{} has only {available} available", product.sku),
+                    )
+                    .with_fields(vec![FieldError::new(
+                        product.sku.clone(),
+                        format!("only {available} available"),
+                    )]),
+                    other => api_error(other),
+                });
+            }
+            reserved.push(&product.sku);
+        }
+        let total: i64 = lines
+            .iter()
+            .map(|(product, quantity)| product.price.amount * quantity)
+            .sum();
+        let order = OrderRecord {
+            id: order_id.clone(),
+            user_id: user_id.to_owned(),
+            status: OrderStatus::PendingPayment.as_str().to_owned(),
+            was_paid: 0,
+            currency: currency.clone(),
+            total_amount: total,
+            idempotency_key: key.clone(),
+            request_hash: request_hash.clone(),
+            payment_reference: None,
+            expires_at: now + ttl_micros,
+            // The reservations were made before the insert: placing is settled.
+            stock_settled: 1,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let line_records: Vec<LineRecord> = lines
+            .iter()
+            .enumerate()
+            .map(|(index, (product, quantity))| LineRecord {
+                order_id: order_id.clone(),
+                line_no: index as i64 + 1,
+                sku: product.sku.clone(),
+                product_id: product.id.clone(),
+                name: product.name.clone(),
+                unit_amount: product.price.amount,
+                quantity: *quantity,
+            })
+            .collect();
+        let history = HistoryRecord {
+            id: souk_db::ids::new_id(),
+            order_id: order_id.clone(),
+            from_status: None,
+            to_status: order.status.clone(),
+            actor: format!("user:{user_id}"),
+            reason: "placed".to_owned(),
+            created_at: now,
+        };
+        let placed = Topic::OrderPlaced.event(
+            &order_id,
+            &serde_json::json!({
+                "order_id": order_id,
+                "user_id": user_id,
+                "total": {"amount": total, "currency": currency},
+                "lines": line_records.iter().map(|line| serde_json::json!({
+                    "sku": line.sku, "name": line.name, "quantity": line.quantity,
+                    "unit_price": {"amount": line.unit_amount, "currency": currency},
+                })).collect::<Vec<_>>(),
+            }),
+        )?;
+        // The connection goes back to the pool before anything else awaits one: a request
+        // holding it while asking for another deadlocks the pool once as many requests
+        // run as it has connections.
+        let inserted = {
+            let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
+            orders::insert(&mut connection, &order, &line_records, &history, &placed).await
+        };
+        match inserted {
+            Ok(()) => {}
+            Err(DbError::UniqueViolation { .. }) if key.is_some() => {
+                // A concurrent request with the same key won the insert.
+                let key = key.unwrap_or_default();
+                let existing = orders::find_by_key(self.db.pool(), user_id, &key)
+                    .await?
+                    .ok_or_else(|| Error::internal("idempotent order vanished"))?;
+                if existing.id != order_id {
+                    self.release_lines(&order_id, &reserved, "duplicate request")
+                        .await;
+                }
+                return self.replay(existing, &request_hash).await;
+            }
+            Err(error) => {
+                self.release_lines(&order_id, &reserved, "order not placed: storage failed")
+                    .await;
+                return Err(error.into());
+            }
+        }
+        tracing::info!(order_id = %order_id, total, "order placed");
+        Ok((self.view(order).await?, true))
+    }
+
+    async fn replay(
+        &self,
+        existing: OrderRecord,
+        request_hash: &str,
+    ) -> Result<(OrderView, bool), Error> {
+        if existing.request_hash != request_hash {
+            return Err(Error::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was used with a different request",
+            ));
+        }
+        Ok((self.view(existing).await?, false))
+    }
+
+    async fn release_lines(&self, order_id: &str, skus: &[&str], reason: &str) {
+        for sku in skus {
+            let released = with_retries(|| {
+                self.inventory.router().execute(
+                    (*sku).to_owned(),
+                    Command::Release {
+                        order_id: order_id.to_owned(),
+                        actor: format!("order:{order_id}"),
+                        reason: reason.to_owned(),
+                    },
+                )
+            })
+            .await;
+            if let Err(error) = released {
+                // The reservation's TTL releases it in the end.
+                tracing::error!(order_id, sku, %error, "cannot release a reservation");
+            }
+        }
+    }
+
+    /// Moves the order along `event`, applying the stock effect the state machine asks for.
+    async fn apply(
+        &self,
+        mut order: OrderRecord,
+        event: Event,
+        caller: &Caller,
+        reason: &str,
+    ) -> Result<OrderRecord, Error> {
+        let from = status_of(&order)?;
+        let (to, effect) = transition(from, event, caller.initiator()).map_err(transition_error)?;
+        let expected_version = order.version;
+        let now = now_micros();
+        order.status = to.as_str().to_owned();
+        order.version += 1;
+        order.updated_at = now;
+        if event == Event::Pay {
+            order.was_paid = 1;
+        }
+        // The transition is committed first, with its stock effect marked as owed; the
+        // effect follows and is marked done. A crash in between leaves `stock_settled = 0`
+        // for the sweeper to finish: the effects are idempotent by order id.
+        if effect != StockEffect::None {
+            order.stock_settled = 0;
+        }
+        let history = HistoryRecord {
+            id: souk_db::ids::new_id(),
+            order_id: order.id.clone(),
+            from_status: Some(from.as_str().to_owned()),
+            to_status: to.as_str().to_owned(),
+            actor: caller.label(),
+            reason: reason.chars().take(200).collect(),
+            created_at: now,
+        };
+        let event_record = Topic::of_order_status(to).event(
+            &order.id,
+            &serde_json::json!({"order_id": order.id, "user_id": order.user_id, "from": from.as_str(), "to": to.as_str(), "reason": reason}),
+        )?;
+        let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
+        if !orders::transition(
+            &mut connection,
+            &order,
+            expected_version,
+            &history,
+            &event_record,
+        )
+        .await?
+        {
+            return Err(Error::new(
+                ErrorCode::IllegalTransition,
+                "the order changed meanwhile; reload it",
+            ));
+        }
+        drop(connection);
+        // The transition is committed, so it is the answer; if its stock effect cannot be
+        // done now, it stays owed and the sweeper does it.
+        if effect != StockEffect::None {
+            if let Err(error) = self.settle(&order).await {
+                tracing::warn!(order_id = %order.id, %error, "stock effect owed; the sweeper will finish it");
+            }
+        }
+        Ok(order)
+    }
+
+    /// Performs what the order's current state owes its stock — sell (paid and later),
+    /// return (cancelled after payment, with a refund), or release (cancelled unpaid,
+    /// expired) — and records it done. Every step is idempotent by order id, so running
+    /// it twice (a retry, or the sweeper after a crash) changes nothing more.
+    async fn settle(&self, order: &OrderRecord) -> Result<(), Error> {
+        let status = status_of(order)?;
+        let actor = format!("order:{}", order.id);
+        let lines = orders::lines(self.db.pool(), &order.id).await?;
+        for line in &lines {
+            let command = match status {
+                OrderStatus::PendingPayment => return Ok(()),
+                OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered => {
+                    Command::Commit {
+                        order_id: order.id.clone(),
+                        actor: actor.clone(),
+                    }
+                }
+                OrderStatus::Cancelled if order.was_paid == 1 => Command::Return {
+                    order_id: order.id.clone(),
+                    quantity: line.quantity,
+                    actor: actor.clone(),
+                },
+                OrderStatus::Cancelled | OrderStatus::Expired => Command::Release {
+                    order_id: order.id.clone(),
+                    actor: actor.clone(),
+                    reason: format!("order {}", order.status),
+                },
+            };
+            if let Err(error) = with_retries(|| {
+                self.inventory
+                    .router()
+                    .execute(line.sku.clone(), command.clone())
+            })
+            .await
+            {
+                metrics::counter!("souk_order_settlement_failures_total").increment(1);
+                tracing::error!(order_id = %order.id, sku = %line.sku, %error, "cannot settle the order's stock; the sweeper retries");
+                return Err(api_error(error));
+            }
+        }
+        if status == OrderStatus::Cancelled && order.was_paid == 1 {
+            if let Some(reference) = &order.payment_reference {
+                if let Err(error) = self
+                    .payments
+                    .refund(reference, order.total_amount, &order.currency)
+                    .await
+                {
+                    tracing::error!(order_id = %order.id, %error, "refund failed; needs attention");
+                }
+            }
+        }
+        orders::mark_settled(self.db.pool(), &order.id, order.version).await?;
+        Ok(())
+    }
+
+    /// Captures the payment, marks the order paid, then sells the reserved stock.
+    #[tracing::instrument(name = "pay_order", skip(self))]
+    pub async fn pay(&self, user_id: &str, id: &str, method: &str) -> Result<OrderView, Error> {
+        let mut order = self.load(id, Some(user_id)).await?;
+        let from = status_of(&order)?;
+        transition(from, Event::Pay, Initiator::Shopper).map_err(transition_error)?;
+        if order.expires_at <= now_micros() {
+            let _ = self.expire(&order.id).await;
+            return Err(Error::new(
+                ErrorCode::OrderExpired,
+                "the order expired before it was paid; place it again",
+            ));
+        }
+        let reference = self
+            .payments
+            .capture(&order.id, order.total_amount, &order.currency, method)
+            .await
+            .map_err(|error| match error {
+                PaymentError::Declined(why) => Error::new(ErrorCode::PaymentDeclined, why),
+                PaymentError::Unavailable(why) => Error::new(ErrorCode::ServiceUnavailable, why),
+            })?;
+        order.payment_reference = Some(reference.clone());
+        let paid = self
+            .apply(
+                order.clone(),
+                Event::Pay,
+                &Caller::Shopper(user_id.to_owned()),
+                "payment captured",
+            )
+            .await;
+        match paid {
+            Ok(order) => self.view(order).await,
+            Err(error) => {
+                // Another transition won (a concurrent pay or cancel): give the money back.
+                let _ = self
+                    .payments
+                    .refund(&reference, order.total_amount, &order.currency)
+                    .await;
+                Err(error)
+            }
+        }
+    }
+
+    pub async fn cancel(&self, caller: Caller, id: &str, reason: &str) -> Result<OrderView, Error> {
+        let owner = match &caller {
+            Caller::Shopper(user_id) => Some(user_id.clone()),
+            _ => None,
+        };
+        let order = self.load(id, owner.as_deref()).await?;
+        let order = self.apply(order, Event::Cancel, &caller, reason).await?;
+        self.view(order).await
+    }
+
+    pub async fn fulfil(&self, admin_id: &str, id: &str, event: Event) -> Result<OrderView, Error> {
+        let order = self.load(id, None).await?;
+        let reason = if event == Event::Ship {
+            "shipped"
+        } else {
+            "delivered"
+        };
+        let order = self
+            .apply(order, event, &Caller::Admin(admin_id.to_owned()), reason)
+            .await?;
+        self.view(order).await
+    }
+
+    /// Expires an unpaid order whose time ran out, releasing its reservations.
+    pub async fn expire(&self, id: &str) -> Result<(), Error> {
+        let order = self.load(id, None).await?;
+        if order.status != OrderStatus::PendingPayment.as_str() || order.expires_at > now_micros() {
+            return Ok(());
+        }
+        self.apply(
+            order,
+            Event::Expire,
+            &Caller::System,
+            "unpaid when its reservation ran out",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Finishes the stock effects a crash left undone (orders changed more than five
+    /// seconds ago whose effect is still owed).
+    pub async fn settle_unsettled(&self) -> Result<usize, Error> {
+        let due = orders::unsettled(self.db.pool(), now_micros() - 5_000_000, 100).await?;
+        let mut settled = 0;
+        for id in due {
+            let Some(order) = orders::find(self.db.pool(), &id).await? else {
+                continue;
+            };
+            if order.stock_settled == 0 && self.settle(&order).await.is_ok() {
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Unpaid orders past their deadline, at most 100, oldest first.
+    pub async fn due_for_expiry(&self) -> Result<Vec<String>, Error> {
+        Ok(orders::due_for_expiry(self.db.pool(), now_micros(), 100).await?)
+    }
+}
+
+/// A stable UUID-shaped id from (user, key, body).
+fn derived_id(user_id: &str, key: &str, request_hash: &str) -> String {
+    let digest = Sha256::digest(format!("{user_id}\n{key}\n{request_hash}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}

@@ -1,0 +1,115 @@
+//! The order service: the one door to orders. Checkout creates an order through the
+//! rules; every command for an existing order (pay, cancel, ship, deliver, expire)
+//! goes through the order router to that order's actor, so commands of one order run
+//! one at a time wherever it lives; reads come from the order tables.
+
+use souk_db::orders::OrderFilter;
+
+use super::actor::{OrderCommand, OrderRouter};
+use super::logic::OrderLogic;
+use super::state::Event;
+use super::views::{Caller, CreateOrderInput, OrderView};
+use crate::error::Error;
+
+#[derive(Clone)]
+pub struct OrderService {
+    logic: OrderLogic,
+    router: OrderRouter,
+}
+
+impl OrderService {
+    pub fn new(logic: OrderLogic, router: OrderRouter) -> Self {
+        Self { logic, router }
+    }
+
+    pub fn router(&self) -> &OrderRouter {
+        &self.router
+    }
+
+    /// Places an order. Returns it and whether it was created now (`false`: the same
+    /// idempotency key and body were seen before, and this is that order).
+    pub async fn create(
+        &self,
+        user_id: &str,
+        input: CreateOrderInput,
+        key: Option<String>,
+    ) -> Result<(OrderView, bool), Error> {
+        self.logic.create(user_id, input, key).await
+    }
+
+    /// The order if the caller may see it: its owner (`owner`), or an admin (`None`).
+    pub async fn get(&self, id: &str, owner: Option<&str>) -> Result<OrderView, Error> {
+        self.logic.get(id, owner).await
+    }
+
+    pub async fn list(
+        &self,
+        filter: &OrderFilter,
+    ) -> Result<(Vec<OrderView>, Option<(i64, String)>), Error> {
+        self.logic.list(filter).await
+    }
+
+    async fn command(&self, id: &str, command: OrderCommand) -> Result<OrderView, Error> {
+        if !souk_db::ids::is_well_formed(id) {
+            return Err(Error::not_found("order"));
+        }
+        self.router
+            .send(id.to_owned(), command)
+            .await?
+            .ok_or_else(|| Error::internal("an order command returned no order"))
+    }
+
+    pub async fn pay(&self, user_id: &str, id: &str, method: &str) -> Result<OrderView, Error> {
+        let command = OrderCommand::Pay {
+            user_id: user_id.to_owned(),
+            method: method.to_owned(),
+        };
+        self.command(id, command).await
+    }
+
+    pub async fn cancel(&self, caller: Caller, id: &str, reason: &str) -> Result<OrderView, Error> {
+        let command = OrderCommand::Cancel {
+            caller,
+            reason: reason.to_owned(),
+        };
+        self.command(id, command).await
+    }
+
+    pub async fn fulfil(&self, admin_id: &str, id: &str, event: Event) -> Result<OrderView, Error> {
+        let command = OrderCommand::Fulfil {
+            admin_id: admin_id.to_owned(),
+            event,
+        };
+        self.command(id, command).await
+    }
+
+    /// Expires the order if it is unpaid past its deadline (otherwise nothing happens).
+    pub async fn expire(&self, id: &str) -> Result<(), Error> {
+        self.router
+            .send(id.to_owned(), OrderCommand::Expire)
+            .await
+            .map(|_| ())
+    }
+
+    /// Unpaid orders past their deadline, at most 100, oldest first.
+    pub async fn due_for_expiry(&self) -> Result<Vec<String>, Error> {
+        self.logic.due_for_expiry().await
+    }
+
+    /// One pass of the expiry sweep: every due order is expired through its actor.
+    pub async fn expire_due(&self) -> Result<usize, Error> {
+        let mut expired = 0;
+        for id in self.due_for_expiry().await? {
+            match self.expire(&id).await {
+                Ok(()) => expired += 1,
+                Err(error) => tracing::warn!(order_id = %id, %error, "cannot expire order"),
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Finishes the stock effects a crash left undone.
+    pub async fn settle_unsettled(&self) -> Result<usize, Error> {
+        self.logic.settle_unsettled().await
+    }
+}

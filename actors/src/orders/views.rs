@@ -1,0 +1,254 @@
+//! What the order domain shows and takes: the order, its lines and history as the API
+//! renders them, checkout input and its validation, and who acts on an order.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use souk_db::clock::to_datetime;
+use souk_db::orders::{HistoryRecord, LineRecord, OrderRecord};
+use utoipa::ToSchema;
+
+use super::state::{derived_statuses, Fulfilment, Initiator, OrderStatus, Payment};
+use crate::catalog::model::parse_sku;
+use crate::catalog::service::Money;
+use crate::error::{Error, FieldError};
+
+pub const MAX_LINES: usize = 50;
+pub const MAX_QUANTITY: i64 = 100;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct OrderItemInput {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+/// Only `sku` and `quantity` count; prices come from the catalog, whatever is sent.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CreateOrderInput {
+    pub items: Vec<OrderItemInput>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderLineView {
+    pub sku: String,
+    pub product_id: String,
+    pub name: String,
+    pub unit_price: Money,
+    pub quantity: i64,
+    pub line_total: Money,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HistoryView {
+    pub from: Option<String>,
+    pub to: String,
+    /// `user:<id>`, `admin:<id>` or `system`.
+    pub actor: String,
+    pub reason: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: String,
+    pub user_id: String,
+    /// pending_payment, paid, shipped, delivered, cancelled, expired.
+    pub status: String,
+    /// pending, captured, refunded, voided.
+    pub payment_status: String,
+    /// unfulfilled, shipped, delivered, returned.
+    pub fulfilment_status: String,
+    pub items: Vec<OrderLineView>,
+    pub total: Money,
+    /// When an unpaid order expires (RFC 3339, UTC).
+    pub expires_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub history: Vec<HistoryView>,
+}
+
+fn payment_name(payment: Payment) -> &'static str {
+    match payment {
+        Payment::Pending => "pending",
+        Payment::Captured => "captured",
+        Payment::Refunded => "refunded",
+        Payment::Voided => "voided",
+    }
+}
+
+fn fulfilment_name(fulfilment: Fulfilment) -> &'static str {
+    match fulfilment {
+        Fulfilment::Unfulfilled => "unfulfilled",
+        Fulfilment::Shipped => "shipped",
+        Fulfilment::Delivered => "delivered",
+        Fulfilment::Returned => "returned",
+    }
+}
+
+/// An order's status as stored. An unknown value is an error, never a default: a
+/// default would let a corrupt row accept payment or cancellation.
+pub fn status_of(order: &OrderRecord) -> Result<OrderStatus, Error> {
+    OrderStatus::parse(&order.status).ok_or_else(|| {
+        Error::internal(format!(
+            "order {} has an unknown status {:?}",
+            order.id, order.status
+        ))
+    })
+}
+
+/// Who acts, for the state machine and the history.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Shopper(String),
+    Admin(String),
+    System,
+}
+
+impl Caller {
+    pub(crate) fn initiator(&self) -> Initiator {
+        match self {
+            Caller::Shopper(_) => Initiator::Shopper,
+            Caller::Admin(_) => Initiator::Admin,
+            Caller::System => Initiator::System,
+        }
+    }
+
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Caller::Shopper(id) => format!("user:{id}"),
+            Caller::Admin(id) => format!("admin:{id}"),
+            Caller::System => "system".to_owned(),
+        }
+    }
+}
+
+/// Items merged by SKU (quantities added), sorted, each validated.
+pub(crate) fn validate_items(items: &[OrderItemInput]) -> Result<Vec<(String, i64)>, Error> {
+    if items.is_empty() || items.len() > MAX_LINES {
+        return Err(Error::validation(vec![FieldError::new(
+            "items",
+            format!("must hold 1 to {MAX_LINES} items"),
+        )]));
+    }
+    let mut merged: BTreeMap<String, i64> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match parse_sku(&item.sku) {
+            Ok(sku) => *merged.entry(sku).or_default() += item.quantity.clamp(-1, MAX_QUANTITY + 1),
+            Err(message) => errors.push(FieldError::new(format!("items[{index}].sku"), message)),
+        }
+        if !(1..=MAX_QUANTITY).contains(&item.quantity) {
+            errors.push(FieldError::new(
+                format!("items[{index}].quantity"),
+                format!("must be 1 to {MAX_QUANTITY}"),
+            ));
+        }
+    }
+    for (sku, quantity) in &merged {
+        if *quantity > MAX_QUANTITY && errors.is_empty() {
+            errors.push(FieldError::new(
+                "items",
+                format!("{sku}: at most {MAX_QUANTITY} in total"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::validation(errors));
+    }
+    Ok(merged.into_iter().collect())
+}
+
+/// An order as the API shows it, from its row, lines and history.
+pub(crate) fn build_view(
+    order: OrderRecord,
+    lines: Vec<LineRecord>,
+    history: Vec<HistoryRecord>,
+) -> Result<OrderView, Error> {
+    let status = status_of(&order)?;
+    let (payment, fulfilment) = derived_statuses(status, order.was_paid == 1);
+    let money = |amount: i64| Money {
+        amount,
+        currency: order.currency.clone(),
+    };
+    Ok(OrderView {
+        items: lines
+            .into_iter()
+            .map(|line| OrderLineView {
+                unit_price: money(line.unit_amount),
+                line_total: money(line.unit_amount * line.quantity),
+                sku: line.sku,
+                product_id: line.product_id,
+                name: line.name,
+                quantity: line.quantity,
+            })
+            .collect(),
+        total: money(order.total_amount),
+        payment_status: payment_name(payment).to_owned(),
+        fulfilment_status: fulfilment_name(fulfilment).to_owned(),
+        expires_at: to_datetime(order.expires_at).to_rfc3339(),
+        created_at: to_datetime(order.created_at).to_rfc3339(),
+        updated_at: to_datetime(order.updated_at).to_rfc3339(),
+        history: history
+            .into_iter()
+            .map(|entry| HistoryView {
+                from: entry.from_status,
+                to: entry.to_status,
+                actor: entry.actor,
+                reason: entry.reason,
+                at: to_datetime(entry.created_at).to_rfc3339(),
+            })
+            .collect(),
+        id: order.id,
+        user_id: order.user_id,
+        status: order.status,
+    })
+}
+
+/// The cursor of an order list (newest first): the last order's creation time and id.
+pub fn encode_order_cursor(position: Option<(i64, String)>) -> Option<String> {
+    position.map(|position| crate::paging::encode_position("o1", &position))
+}
+
+pub fn decode_order_cursor(raw: Option<&str>) -> Result<Option<(i64, String)>, Error> {
+    let position: Option<(i64, String)> = crate::paging::decode_optional("o1", raw)?;
+    match position {
+        Some((_, id)) if !souk_db::ids::is_well_formed(&id) => Err(Error::new(
+            crate::error::ErrorCode::InvalidCursor,
+            "the cursor is not one this API issued",
+        )),
+        other => Ok(other),
+    }
+}
+
+/// An idempotency key as given in a header (REST) or a field (gRPC).
+pub fn checked_idempotency_key(field: &str, raw: &str) -> Result<String, Error> {
+    let key = raw.trim();
+    let plain = !key.is_empty() && key.len() <= 100 && key.chars().all(|c| c.is_ascii_graphic());
+    if !plain {
+        return Err(Error::validation(vec![FieldError::new(
+            field,
+            "must be 1 to 100 visible ASCII characters",
+        )]));
+    }
+    Ok(key.to_owned())
+}
+
+pub fn checked_payment_method(raw: &str) -> Result<String, Error> {
+    let method = raw.trim();
+    if method.is_empty() || method.len() > 100 {
+        return Err(Error::validation(vec![FieldError::new(
+            "payment_method",
+            "must be 1 to 100 characters",
+        )]));
+    }
+    Ok(method.to_owned())
+}
+
+/// A cancellation reason, cut to 200 characters; blank means `default`.
+pub fn checked_reason(reason: Option<String>, default: &str) -> String {
+    reason
+        .map(|reason| reason.trim().chars().take(200).collect::<String>())
+        .filter(|reason| !reason.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}

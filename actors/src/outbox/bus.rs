@@ -1,0 +1,62 @@
+//! The in-process bus: without NATS, the relay hands events to this node's consumers
+//! through a channel. Delivery is at least once for as long as the process lives; what
+//! a crash loses was never marked published, so the relay sends it again on restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Mutex};
+
+use crate::outbox::PublishedEvent;
+
+/// One delivery of an event; `attempt` counts from 1, like JetStream's `delivered`.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event: PublishedEvent,
+    pub attempt: u32,
+}
+
+#[derive(Clone)]
+pub struct LocalBus {
+    sender: mpsc::UnboundedSender<Delivery>,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Delivery>>>,
+}
+
+impl Default for LocalBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LocalBus {
+    pub fn new() -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Self {
+            sender,
+            receiver: Arc::new(Mutex::new(receiver)),
+        }
+    }
+
+    pub fn publish(&self, event: PublishedEvent) -> Result<(), String> {
+        self.sender
+            .send(Delivery { event, attempt: 1 })
+            .map_err(|_| "the in-process bus is closed".to_owned())
+    }
+
+    /// Delivers the event again after `delay`, counting the attempt.
+    pub fn redeliver_after(&self, delivery: Delivery, delay: Duration) {
+        let sender = self.sender.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = sender.send(Delivery {
+                event: delivery.event,
+                attempt: delivery.attempt + 1,
+            });
+        });
+    }
+
+    /// The next delivery; workers share the receiver, so each delivery reaches one.
+    pub async fn next(&self) -> Option<Delivery> {
+        self.receiver.lock().await.recv().await
+    }
+}

@@ -1,0 +1,170 @@
+//! The outbox relay. Each pass leases a batch of unpublished events (a conditional
+//! UPDATE per row, so relays on several nodes do not publish the same event in the
+//! normal case), publishes them in order and marks them published. A crash between
+//! publish and mark publishes again later with the same `Nats-Msg-Id`, which JetStream
+//! drops within its duplicate window; consumers de-duplicate by event id as well.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use souk_db::clock::now_micros;
+use souk_db::outbox;
+use souk_db::Db;
+
+use crate::outbox::bus::LocalBus;
+use crate::outbox::{Names, PublishedEvent};
+
+const BATCH: u32 = 100;
+const LEASE: Duration = Duration::from_secs(30);
+
+/// Events are kept a week: consumers that were down for days still find them, and the
+/// stream does not grow forever.
+const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The events stream; every node creates it if missing, with this one configuration.
+pub fn stream_config(names: &Names) -> jetstream::stream::Config {
+    jetstream::stream::Config {
+        name: names.stream(),
+        subjects: vec![names.all_subjects()],
+        storage: jetstream::stream::StorageType::File,
+        max_age: RETENTION,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    }
+}
+
+/// Where events go: JetStream when NATS is configured, else the in-process bus.
+#[derive(Clone)]
+pub enum Publisher {
+    Local(LocalBus),
+    JetStream {
+        context: Box<jetstream::Context>,
+        names: Names,
+    },
+}
+
+impl Publisher {
+    /// Creates the events stream if missing (idempotent; every node does it).
+    pub async fn ensure_stream(&self) -> anyhow::Result<()> {
+        if let Publisher::JetStream { context, names } = self {
+            context
+                .get_or_create_stream(stream_config(names))
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot create the events stream: {error}"))?;
+        }
+        Ok(())
+    }
+
+    /// Publishes and waits for the server's acknowledgement. `message_id` is the
+    /// de-duplication key JetStream checks: the event id, or a fresh one for a replay.
+    pub async fn publish(&self, event: &PublishedEvent, message_id: &str) -> Result<(), String> {
+        match self {
+            Publisher::Local(bus) => bus.publish(event.clone()),
+            Publisher::JetStream { context, names } => {
+                let body = serde_json::to_vec(event).map_err(|error| error.to_string())?;
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", message_id);
+                let ack = context
+                    .publish_with_headers(names.subject(&event.topic), headers, body.into())
+                    .await
+                    .map_err(|error| format!("publish: {error}"))?;
+                ack.await.map_err(|error| format!("publish ack: {error}"))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+pub struct Relay {
+    db: Db,
+    publisher: Publisher,
+    relay_id: String,
+}
+
+impl Relay {
+    pub fn new(db: Db, publisher: Publisher) -> Self {
+        Self {
+            db,
+            publisher,
+            relay_id: souk_db::ids::new_id(),
+        }
+    }
+
+    /// One pass; returns how many events it published.
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let pool = self.db.pool();
+        let now = now_micros();
+        let lease_until = now + LEASE.as_micros() as i64;
+        let mut published = 0;
+        for id in outbox::claimable(pool, now, BATCH).await? {
+            if !outbox::claim(pool, &id, &self.relay_id, now, lease_until).await? {
+                continue;
+            }
+            let Some(event) = outbox::find(pool, &id).await? else {
+                continue;
+            };
+            if event.published_at.is_some() {
+                continue;
+            }
+            if let Err(error) = self
+                .publisher
+                .publish(&PublishedEvent::from_outbox(&event), &event.id)
+                .await
+            {
+                // Give the lease back so the next pass (here or on another node) retries
+                // at once instead of after the lease; later events wait, keeping order.
+                outbox::release(pool, &id, &self.relay_id).await?;
+                tracing::warn!(event_id = %event.id, topic = %event.topic, %error, "cannot publish event; will retry");
+                break;
+            }
+            outbox::mark_published(pool, &id, now_micros()).await?;
+            metrics::counter!("souk_outbox_published_total").increment(1);
+            published += 1;
+        }
+        record_lag(&self.db).await;
+        Ok(published)
+    }
+
+    /// Runs passes every `poll` until `stopping` turns true, then one last pass so
+    /// that what the node wrote before it stopped is published.
+    pub async fn run(
+        &self,
+        poll: Duration,
+        mut stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        if let Err(error) = self.publisher.ensure_stream().await {
+            tracing::warn!(%error, "events stream not ready; the relay retries");
+        }
+        let mut ticker = tokio::time::interval(poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stop = tokio::select! {
+                _ = ticker.tick() => false,
+                _ = stopping.wait_for(|stopped| *stopped) => true,
+            };
+            match self.run_once().await {
+                Ok(0) => {}
+                Ok(count) => tracing::debug!(count, "events published"),
+                Err(error) if stop => return Err(error),
+                Err(error) => tracing::warn!(%error, "outbox relay pass failed"),
+            }
+            if stop {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Age of the oldest unpublished event, 0 when none: the `souk_outbox_lag_seconds` gauge.
+pub async fn outbox_lag(db: &Db) -> Result<f64, souk_db::DbError> {
+    let oldest = outbox::oldest_unpublished(db.pool()).await?;
+    Ok(oldest
+        .map(|created_at| ((now_micros() - created_at).max(0) as f64) / 1_000_000.0)
+        .unwrap_or(0.0))
+}
+
+async fn record_lag(db: &Db) {
+    if let Ok(lag) = outbox_lag(db).await {
+        metrics::gauge!("souk_outbox_lag_seconds").set(lag);
+    }
+}

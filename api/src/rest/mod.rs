@@ -1,0 +1,168 @@
+//! REST handlers: thin translations between HTTP and the service layer.
+//!
+//! Every path is a `web::resource`, so a wrong method on a known path answers 405
+//! (`method_not_allowed`) rather than falling through to 404.
+
+pub mod admin_catalog;
+pub mod admin_emails;
+pub mod admin_inventory;
+pub mod admin_system;
+pub mod admin_users;
+pub mod auth;
+pub mod docs;
+pub mod ops;
+pub mod orders;
+pub mod products;
+pub mod users;
+pub mod views;
+
+use actix_web::web;
+
+use crate::topology::{Service, ServiceSet};
+
+/// The routes of the services this node runs (all of them unless split with
+/// `--services`); `startup` wraps them with the shared middleware.
+pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
+    let mut api = web::scope("/api/v1")
+        .service(web::resource("/openapi.json").route(web::get().to(docs::openapi_json)))
+        .service(web::resource("/docs").route(web::get().to(docs::docs_page)));
+    if services.contains(Service::Auth) {
+        api = api.service(
+            web::scope("/auth")
+                .service(web::resource("/register").route(web::post().to(auth::register)))
+                .service(web::resource("/login").route(web::post().to(auth::login)))
+                .service(web::resource("/refresh").route(web::post().to(auth::refresh)))
+                .service(web::resource("/logout").route(web::post().to(auth::logout)))
+                .service(web::resource("/password").route(web::post().to(auth::change_password)))
+                .service(
+                    web::resource("/password-reset")
+                        .route(web::post().to(auth::request_password_reset)),
+                )
+                .service(
+                    web::resource("/password-reset/confirm")
+                        .route(web::post().to(auth::confirm_password_reset)),
+                )
+                .service(web::resource("/verify-email").route(web::get().to(auth::verify_email))),
+        );
+    }
+    if services.contains(Service::User) {
+        api = api
+            .service(
+                web::resource("/users/me")
+                    .route(web::get().to(users::get_me))
+                    .route(web::patch().to(users::update_me))
+                    .route(web::delete().to(users::delete_me)),
+            )
+            .service(
+                web::scope("/admin/users")
+                    .service(web::resource("").route(web::get().to(admin_users::list)))
+                    .service(web::resource("/{id}").route(web::get().to(admin_users::get)))
+                    .service(
+                        web::resource("/{id}/disable").route(web::post().to(admin_users::disable)),
+                    )
+                    .service(
+                        web::resource("/{id}/enable").route(web::post().to(admin_users::enable)),
+                    ),
+            );
+    }
+    if services.contains(Service::Product) {
+        api = api
+            .service(web::resource("/products").route(web::get().to(products::list)))
+            .service(
+                web::resource("/products/sku/{sku}").route(web::get().to(products::get_by_sku)),
+            )
+            .service(web::resource("/products/{id}").route(web::get().to(products::get)))
+            .service(web::resource("/categories").route(web::get().to(products::categories)))
+            .service(
+                web::scope("/admin/products")
+                    .service(web::resource("").route(web::post().to(admin_catalog::create_product)))
+                    .service(
+                        web::resource("/import")
+                            .app_data(web::PayloadConfig::new(admin_catalog::IMPORT_MAX_BYTES))
+                            .route(web::post().to(admin_catalog::import_products)),
+                    )
+                    .service(
+                        web::resource("/{id}")
+                            .route(web::patch().to(admin_catalog::update_product)),
+                    )
+                    .service(
+                        web::resource("/{id}/archive")
+                            .route(web::post().to(admin_catalog::archive_product)),
+                    )
+                    .service(
+                        web::resource("/{id}/restore")
+                            .route(web::post().to(admin_catalog::restore_product)),
+                    ),
+            )
+            .service(
+                web::scope("/admin/categories")
+                    .service(
+                        web::resource("").route(web::post().to(admin_catalog::create_category)),
+                    )
+                    .service(
+                        web::resource("/{id}")
+                            .route(web::patch().to(admin_catalog::update_category))
+                            .route(web::delete().to(admin_catalog::delete_category)),
+                    ),
+            );
+    }
+    if services.contains(Service::Order) {
+        api = api
+            .service(
+                web::scope("/orders")
+                    .service(
+                        web::resource("")
+                            .route(web::post().to(orders::create))
+                            .route(web::get().to(orders::list_own)),
+                    )
+                    .service(web::resource("/{id}").route(web::get().to(orders::get_own)))
+                    .service(web::resource("/{id}/pay").route(web::post().to(orders::pay)))
+                    .service(
+                        web::resource("/{id}/cancel").route(web::post().to(orders::cancel_own)),
+                    ),
+            )
+            .service(
+                web::scope("/admin/orders")
+                    .service(web::resource("").route(web::get().to(orders::admin_list)))
+                    .service(web::resource("/{id}").route(web::get().to(orders::admin_get)))
+                    .service(web::resource("/{id}/ship").route(web::post().to(orders::ship)))
+                    .service(web::resource("/{id}/deliver").route(web::post().to(orders::deliver)))
+                    .service(
+                        web::resource("/{id}/cancel").route(web::post().to(orders::admin_cancel)),
+                    ),
+            );
+    }
+    if services.contains(Service::Inventory) {
+        api = api.service(
+            web::scope("/admin/inventory")
+                .service(web::resource("").route(web::get().to(admin_inventory::list)))
+                .service(web::resource("/{sku}").route(web::get().to(admin_inventory::get)))
+                .service(
+                    web::resource("/{sku}/adjust").route(web::post().to(admin_inventory::adjust)),
+                )
+                .service(
+                    web::resource("/{sku}/movements")
+                        .route(web::get().to(admin_inventory::movements)),
+                ),
+        );
+    }
+    if services.contains(Service::Email) {
+        api = api.service(
+            web::scope("/admin/emails")
+                .service(web::resource("").route(web::get().to(admin_emails::list_sends)))
+                .service(
+                    web::resource("/dead-letters").route(web::get().to(admin_emails::dead_letters)),
+                )
+                .service(
+                    web::resource("/dead-letters/{id}/replay")
+                        .route(web::post().to(admin_emails::replay)),
+                ),
+        );
+    }
+    api = api.service(web::resource("/admin/system/tree").route(web::get().to(admin_system::tree)));
+    config
+        .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(ops::readyz)))
+        .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
+        .service(api);
+}

@@ -1,0 +1,258 @@
+//! `/api/v1/orders` (shoppers) and `/api/v1/admin/orders`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use souk_actors::orders::Event;
+use souk_db::orders::OrderFilter;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{AdminUser, AuthUser};
+use crate::error::{ApiResult, Error, ErrorCode, Problem};
+use crate::http::json::Json;
+use crate::state::AppState;
+use souk_actors::orders::views::{
+    checked_idempotency_key, checked_payment_method, checked_reason, decode_order_cursor,
+    encode_order_cursor,
+};
+use souk_actors::orders::{Caller, CreateOrderInput, OrderStatus, OrderView};
+use souk_actors::paging::checked_limit;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub items: Vec<OrderView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayRequest {
+    /// With the built-in test double: anything but `test-card-declined` is approved.
+    pub payment_method: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Why, for the history (and the shopper's email).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OwnOrdersQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AdminOrdersQuery {
+    /// pending_payment, paid, shipped, delivered, cancelled or expired.
+    pub status: Option<String>,
+    pub user_id: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Created before (RFC 3339).
+    pub to: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<i64>, Error> {
+    raw.map(|raw| {
+        chrono::DateTime::parse_from_rfc3339(raw)
+            .map(|time| time.timestamp_micros())
+            .map_err(|_| {
+                Error::new(
+                    ErrorCode::InvalidQuery,
+                    format!("{field} must be an RFC 3339 time"),
+                )
+            })
+    })
+    .transpose()
+}
+
+fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, Error> {
+    let Some(value) = request.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    checked_idempotency_key("Idempotency-Key", value.to_str().unwrap_or("")).map(Some)
+}
+
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = CreateOrderInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation: the same key and body return the same order")),
+    responses((status = 201, body = OrderView), (status = 200, description = "a retry with the same Idempotency-Key and body", body = OrderView),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 409, description = "insufficient_stock names the SKU", body = Problem),
+              (status = 422, description = "validation_failed or idempotency_key_reused", body = Problem), (status = 503, body = Problem)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    request: HttpRequest,
+    body: Json<CreateOrderInput>,
+) -> ApiResult<HttpResponse> {
+    let key = idempotency_key(&request)?;
+    let (order, created) = state
+        .orders
+        .create(&user.id, body.into_inner(), key)
+        .await?;
+    let mut response = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response
+        .insert_header(("Location", format!("/api/v1/orders/{}", order.id)))
+        .json(order))
+}
+
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), params(OwnOrdersQuery),
+    responses((status = 200, body = OrderPage), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn list_own(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<OwnOrdersQuery>,
+) -> ApiResult<HttpResponse> {
+    let filter = OrderFilter {
+        user_id: Some(user.id),
+        before: decode_order_cursor(query.cursor.as_deref())?,
+        limit: checked_limit(query.limit)?,
+        ..OrderFilter::default()
+    };
+    let (items, next) = state.orders.list(&filter).await?;
+    Ok(HttpResponse::Ok().json(OrderPage {
+        items,
+        next_cursor: encode_order_cursor(next),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 401, body = Problem), (status = 404, description = "also for another user's order", body = Problem)))]
+pub async fn get_own(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.orders.get(&id, Some(&user.id)).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/{id}/pay", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = PayRequest,
+    responses((status = 200, body = OrderView), (status = 402, description = "payment_declined", body = Problem), (status = 404, body = Problem),
+              (status = 409, description = "illegal_transition or order_expired", body = Problem)))]
+pub async fn pay(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+    body: Json<PayRequest>,
+) -> ApiResult<HttpResponse> {
+    let method = checked_payment_method(&body.payment_method)?;
+    Ok(HttpResponse::Ok().json(state.orders.pay(&user.id, &id, &method).await?))
+}
+
+fn reason_of(body: Option<Json<CancelRequest>>, default: &str) -> String {
+    checked_reason(body.and_then(|body| body.into_inner().reason), default)
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = CancelRequest,
+    responses((status = 200, body = OrderView), (status = 403, description = "shipped orders are cancelled by admins", body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
+pub async fn cancel_own(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+    body: Json<CancelRequest>,
+) -> ApiResult<HttpResponse> {
+    let reason = reason_of(Some(body), "cancelled by the shopper");
+    Ok(HttpResponse::Ok().json(
+        state
+            .orders
+            .cancel(Caller::Shopper(user.id), &id, &reason)
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/orders", tag = "admin", security(("bearer" = [])), params(AdminOrdersQuery),
+    responses((status = 200, body = OrderPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn admin_list(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    query: web::Query<AdminOrdersQuery>,
+) -> ApiResult<HttpResponse> {
+    let status = match query.status.as_deref() {
+        Some(raw) => Some(
+            OrderStatus::parse(raw)
+                .ok_or_else(|| {
+                    Error::new(ErrorCode::InvalidQuery, format!("unknown status {raw:?}"))
+                })?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let filter = OrderFilter {
+        user_id: query.user_id.clone(),
+        status,
+        created_from: parse_time("from", query.from.as_deref())?,
+        created_to: parse_time("to", query.to.as_deref())?,
+        before: decode_order_cursor(query.cursor.as_deref())?,
+        limit: checked_limit(query.limit)?,
+    };
+    let (items, next) = state.orders.list(&filter).await?;
+    Ok(HttpResponse::Ok().json(OrderPage {
+        items,
+        next_cursor: encode_order_cursor(next),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/orders/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn admin_get(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.orders.get(&id, None).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/ship", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn ship(
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.orders.fulfil(&admin.0.id, &id, Event::Ship).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/deliver", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn deliver(
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(
+        state
+            .orders
+            .fulfil(&admin.0.id, &id, Event::Deliver)
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/cancel", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = CancelRequest,
+    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn admin_cancel(
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    id: web::Path<String>,
+    body: Json<CancelRequest>,
+) -> ApiResult<HttpResponse> {
+    let reason = reason_of(Some(body), "cancelled by an admin");
+    Ok(HttpResponse::Ok().json(
+        state
+            .orders
+            .cancel(Caller::Admin(admin.0.id), &id, &reason)
+            .await?,
+    ))
+}

@@ -1,0 +1,48 @@
+//! `/api/v1/users/me`: a user's own account.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiResult, Problem};
+use crate::http::json::Json;
+use crate::state::AppState;
+use souk_actors::identity::users::ProfileChanges;
+use souk_actors::identity::views::UserView;
+
+/// Only the fields given change. Role and status are not the user's to set.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProfileRequest {
+    pub name: Option<String>,
+    /// A new address is unverified until confirmed again.
+    pub email: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn get_me(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    let record = state.users.get(&user.id).await?;
+    Ok(HttpResponse::Ok().json(UserView::try_from(record)?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateProfileRequest,
+    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 409, description = "email_taken", body = Problem), (status = 422, body = Problem)))]
+pub async fn update_me(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: Json<UpdateProfileRequest>,
+) -> ApiResult<HttpResponse> {
+    let changes = ProfileChanges::parse(body.email.as_deref(), body.name.as_deref())?;
+    let record = state.users.update_profile(&user.id, changes).await?;
+    Ok(HttpResponse::Ok().json(UserView::try_from(record)?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 204, description = "the account and its sessions are deleted"), (status = 401, body = Problem)))]
+pub async fn delete_me(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
+    state.users.delete(&user.id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
