@@ -10,6 +10,7 @@ mod auth;
 mod catalog;
 mod cli;
 mod crash;
+mod deploy;
 mod email;
 mod negative;
 mod ops;
