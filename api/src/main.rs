@@ -140,7 +140,7 @@ fn main() -> ExitCode {
         print!("{}", config.to_redacted_toml());
         return ExitCode::SUCCESS;
     }
-    souk_api::telemetry::init(config.log_format, &config.log_filter);
+    souk_api::telemetry::init(config.log.format, &config.log.filter);
 
     // actix actors need an actix System; running it on a multi-thread tokio runtime
     // lets blocking-free async work use every core, beside actix-web's own workers.
@@ -223,7 +223,7 @@ async fn create_admin(config: Config, raw_email: &str, raw_name: &str) -> anyhow
     let password = Password::parse(raw_password)
         .map_err(|problem| anyhow::anyhow!("the password on standard input {problem}"))?;
     let db = open_database(&config).await?;
-    let users = UserService::new(db.clone(), PasswordHasher::new(config.bcrypt_cost));
+    let users = UserService::new(db.clone(), PasswordHasher::new(config.auth.bcrypt_cost));
     let (user, created) = users
         .create_or_promote_admin(Registration {
             email,

@@ -58,12 +58,15 @@ struct GrpcTask {
 /// needed) and applies pending migrations.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     if config.is_embedded() {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create data directory {}", config.data_dir.display())
+        std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory {}",
+                config.node.data_dir.display()
+            )
         })?;
     }
     let settings = PoolSettings {
-        max_connections: config.database_max_connections,
+        max_connections: config.database.max_connections,
         ..PoolSettings::default()
     };
     let db = Db::connect(&config.effective_database_url(), &settings)
@@ -78,10 +81,10 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
 /// The JWT signing key: configured, read from a file, or — embedded mode only —
 /// generated once and kept in the data directory.
 pub fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
-    if let Some(secret) = &config.jwt_secret {
+    if let Some(secret) = &config.jwt.secret {
         return Ok(secret.expose().as_bytes().to_vec());
     }
-    if let Some(path) = &config.jwt_secret_file {
+    if let Some(path) = &config.jwt.secret_file {
         let secret = std::fs::read_to_string(path).with_context(|| {
             format!(
                 "cannot read jwt_secret_file (SOUK_JWT_SECRET_FILE) {}",
@@ -96,7 +99,7 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
         config.is_embedded(),
         "invalid configuration: jwt_secret (SOUK_JWT_SECRET): set SOUK_JWT_SECRET or SOUK_JWT_SECRET_FILE when the database is not the embedded SQLite"
     );
-    embedded_jwt_secret(&config.data_dir.join("jwt-secret"))
+    embedded_jwt_secret(&config.node.data_dir.join("jwt-secret"))
 }
 
 fn embedded_jwt_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -183,18 +186,18 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     let secret = jwt_secret(&config)?;
     let jwt = JwtKeys::new(
         &secret,
-        &config.jwt_issuer,
-        &config.jwt_audience,
-        config.access_token_ttl_secs,
+        &config.jwt.issuer,
+        &config.jwt.audience,
+        config.jwt.access_token_ttl_secs,
     );
-    let hasher = PasswordHasher::new(config.bcrypt_cost);
+    let hasher = PasswordHasher::new(config.auth.bcrypt_cost);
     let redis = redis_store(&config)?;
-    let nats = match &config.nats_url {
+    let nats = match &config.nats.url {
         Some(url) => Some(connect_nats(url).await?),
         None => None,
     };
     let services = config.service_set()?;
-    let deadline = std::time::Duration::from_millis(config.grpc_deadline_ms);
+    let deadline = std::time::Duration::from_millis(config.grpc.deadline_ms);
     let service_jwt = jwt.clone();
     let remote = |service: Service| -> anyhow::Result<RemoteService> {
         let url = config.grpc_url(service).with_context(|| {
@@ -262,12 +265,12 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         products,
         inventory.clone(),
         Arc::new(TestDoublePaymentProvider),
-        std::time::Duration::from_secs(config.order_reservation_ttl_secs),
+        std::time::Duration::from_secs(config.orders.reservation_ttl_secs),
     );
     let (orders, order_host) = souk_actors::orders::local_service(logic, order_host_settings());
     root.own_orders(order_host.host().clone());
     let _ = order_router_cell.set(orders.router().clone());
-    let names = Names::new(&config.events_namespace);
+    let names = Names::new(&config.events.namespace);
     let publisher = match &nats {
         Some(client) => Publisher::JetStream {
             context: Box::new(async_nats::jetstream::new(client.clone())),
@@ -296,9 +299,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
 
 /// The Redis store of the configuration, if one is configured.
 pub fn redis_store(config: &Config) -> anyhow::Result<Option<Arc<RedisStore>>> {
-    match &config.redis_url {
+    match &config.redis.url {
         Some(url) => Ok(Some(Arc::new(
-            RedisStore::new(url, &config.redis_key_prefix)
+            RedisStore::new(url, &config.redis.key_prefix)
                 .context("invalid configuration: redis_url (SOUK_REDIS_URL)")?,
         ))),
         None => Ok(None),
@@ -317,13 +320,13 @@ fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
     if state.services.contains(Service::Email) {
         let settings = config.email_settings();
         let transport = Transport::from_settings(&settings)?;
-        tracing::info!(transport = %transport.describe(), workers = config.email_workers, "email workers starting");
+        tracing::info!(transport = %transport.describe(), workers = config.email.workers, "email workers starting");
         let processor = Arc::new(Processor::new(state.db.clone(), transport, &settings)?);
-        worker::spawn_pool(root, config.email_workers, processor, publisher.clone());
+        worker::spawn_pool(root, config.email.workers, processor, publisher.clone());
     }
-    if config.outbox_relay {
+    if config.outbox.relay {
         let relay = Arc::new(Relay::new(state.db.clone(), publisher));
-        let poll = std::time::Duration::from_millis(config.outbox_poll_ms);
+        let poll = std::time::Duration::from_millis(config.outbox.poll_ms);
         root.spawn_task("outbox", "outbox-relay", move |stopping| {
             let relay = relay.clone();
             async move { relay.run(poll, stopping).await }
@@ -368,18 +371,18 @@ async fn route_not_found(request: HttpRequest) -> ApiResult<actix_web::HttpRespo
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.http_addr).with_context(|| {
+        let listener = TcpListener::bind(config.http.addr).with_context(|| {
             format!(
                 "cannot listen on http_addr (SOUK_HTTP_ADDR) {}",
-                config.http_addr
+                config.http.addr
             )
         })?;
-        let grpc_listener = tokio::net::TcpListener::bind(config.grpc_addr)
+        let grpc_listener = tokio::net::TcpListener::bind(config.grpc.addr)
             .await
             .with_context(|| {
                 format!(
                     "cannot listen on grpc_addr (SOUK_GRPC_ADDR) {}",
-                    config.grpc_addr
+                    config.grpc.addr
                 )
             })?;
         let state = build_state(config).await?;
@@ -404,7 +407,7 @@ impl Application {
             },
         ));
         let config = state.config.clone();
-        let body_limit = web::Data::new(BodyLimit(config.max_body_bytes));
+        let body_limit = web::Data::new(BodyLimit(config.http.max_body_bytes));
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -424,18 +427,18 @@ impl Application {
                 .configure(|routes| crate::rest::configure(routes, &app_state.services))
                 .default_service(web::to(route_not_found))
         })
-        .shutdown_timeout(config.shutdown_timeout_secs)
+        .shutdown_timeout(config.http.shutdown_timeout_secs)
         .listen(listener)?;
-        if let Some(workers) = config.workers {
+        if let Some(workers) = config.http.workers {
             server = server.workers(workers);
         }
         tracing::info!(
-            address = %format!("http://{}:{port}", config.http_addr.ip()),
-            grpc = %format!("http://{}:{grpc_port}", config.grpc_addr.ip()),
+            address = %format!("http://{}:{port}", config.http.addr.ip()),
+            grpc = %format!("http://{}:{grpc_port}", config.grpc.addr.ip()),
             services = %state.services,
             database = state.db.backend().name(),
-            redis = config.redis_url.is_some(),
-            nats = config.nats_url.is_some(),
+            redis = config.redis.url.is_some(),
+            nats = config.nats.url.is_some(),
             "souk listening"
         );
         Ok(Self {
@@ -477,7 +480,7 @@ impl Application {
         }
         // Then the node's children, in order: order actors, SKU actors (open batches
         // commit), email workers, the relay (one last pass) and the sweeper.
-        let grace = std::time::Duration::from_secs(self.state.config.shutdown_timeout_secs);
+        let grace = std::time::Duration::from_secs(self.state.config.http.shutdown_timeout_secs);
         self.state.root.shutdown(grace).await;
         tracing::info!("souk stopped; closing connections");
         self.state.db.close().await;

@@ -78,7 +78,7 @@ pub async fn login(
     request: HttpRequest,
     body: Json<LoginRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ip = client_ip(&request, state.config.trust_forwarded_for);
+    let ip = client_ip(&request, state.config.http.trust_forwarded_for);
     let pair = state.auth.login(&body.email, &body.password, &ip).await?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(pair)))
 }
@@ -137,7 +137,7 @@ pub async fn request_password_reset(
     request: HttpRequest,
     body: Json<PasswordResetRequest>,
 ) -> ApiResult<HttpResponse> {
-    let ip = client_ip(&request, state.config.trust_forwarded_for);
+    let ip = client_ip(&request, state.config.http.trust_forwarded_for);
     state.auth.request_password_reset(&body.email, &ip).await?;
     Ok(HttpResponse::Accepted().finish())
 }

@@ -2418,8 +2418,8 @@ async fn redis_cache_is_never_stale() {
     let prefix = format!("souk-test:{}:", uuid::Uuid::now_v7().simple());
     let configured = prefix.clone();
     let app = spawn_app_with(TestBackend::Sqlite, move |config| {
-        config.redis_url = Some(redis_url());
-        config.redis_key_prefix = configured;
+        config.redis.url = Some(redis_url());
+        config.redis.key_prefix = configured;
     })
     .await;
     assert_eq!(app.state.catalog.cache().kind(), "redis");
@@ -2512,7 +2512,7 @@ async fn reads_and_writes_survive_redis_dying() {
     let mut redis_server = RedisServer::start().await;
     let url = redis_server.url();
     let app = spawn_app_with(TestBackend::Sqlite, move |config| {
-        config.redis_url = Some(url);
+        config.redis.url = Some(url);
     })
     .await;
     let admin = app.admin().await;

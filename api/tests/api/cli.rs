@@ -53,7 +53,7 @@ fn config_layers_flags_over_environment_over_file() {
     let dir = TempDir::new();
     std::fs::write(
         dir.0.join("souk.toml"),
-        "http_addr = \"127.0.0.1:7001\"\nbcrypt_cost = 10\nlog_format = \"json\"\n",
+        "[http]\naddr = \"127.0.0.1:7001\"\n[auth]\nbcrypt_cost = 10\n[log]\nformat = \"json\"\n",
     )
     .unwrap();
     let show = |extra_env: &[(&str, &str)], flags: &[&str]| {
@@ -73,22 +73,22 @@ fn config_layers_flags_over_environment_over_file() {
         text.parse::<toml::Table>().unwrap()
     };
     let from_file = show(&[], &[]);
-    assert_eq!(from_file["http_addr"].as_str(), Some("127.0.0.1:7001"));
+    assert_eq!(from_file["http"]["addr"].as_str(), Some("127.0.0.1:7001"));
     assert_eq!(
-        from_file["bcrypt_cost"].as_integer(),
+        from_file["auth"]["bcrypt_cost"].as_integer(),
         Some(4),
         "environment beats the file"
     );
-    assert_eq!(from_file["log_format"].as_str(), Some("json"));
+    assert_eq!(from_file["log"]["format"].as_str(), Some("json"));
     let from_env = show(&[("SOUK_HTTP_ADDR", "127.0.0.1:7002")], &[]);
-    assert_eq!(from_env["http_addr"].as_str(), Some("127.0.0.1:7002"));
+    assert_eq!(from_env["http"]["addr"].as_str(), Some("127.0.0.1:7002"));
     let from_flag = show(
         &[("SOUK_HTTP_ADDR", "127.0.0.1:7002")],
         &["--http-addr", "127.0.0.1:7003"],
     );
-    assert_eq!(from_flag["http_addr"].as_str(), Some("127.0.0.1:7003"));
+    assert_eq!(from_flag["http"]["addr"].as_str(), Some("127.0.0.1:7003"));
     // Defaults fill the rest.
-    assert_eq!(from_file["jwt_issuer"].as_str(), Some("souk"));
+    assert_eq!(from_file["jwt"]["issuer"].as_str(), Some("souk"));
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn config_never_prints_secrets() {
         .unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("jwt_secret = \"[redacted]\""), "{text}");
+    assert!(text.contains("secret = \"[redacted]\""), "{text}");
     assert!(
         text.contains("mysql://souk:[redacted]@db.internal:3306/souk"),
         "{text}"
@@ -123,12 +123,30 @@ fn config_never_prints_secrets() {
 fn bad_config_fails_with_one_line_naming_the_setting() {
     let dir = TempDir::new();
     for (key, value, expected) in [
-        ("SOUK_BCRYPT_COST", "lots", "BCRYPT_COST"),
-        ("SOUK_BCRYPT_COST", "99", "SOUK_BCRYPT_COST"),
-        ("SOUK_HTTP_ADDR", "not-an-address", "HTTP_ADDR"),
-        ("SOUK_DATABASE_URL", "postgres://x", "SOUK_DATABASE_URL"),
-        ("SOUK_LOG_FORMAT", "xml", "LOG_FORMAT"),
-        ("SOUK_JWT_SECRET", "short", "SOUK_JWT_SECRET"),
+        // An old flat name is read as its setting; errors give the canonical name.
+        (
+            "SOUK_BCRYPT_COST",
+            "lots",
+            "auth.bcrypt_cost (SOUK_AUTH_BCRYPT_COST)",
+        ),
+        (
+            "SOUK_BCRYPT_COST",
+            "99",
+            "auth.bcrypt_cost (SOUK_AUTH_BCRYPT_COST)",
+        ),
+        (
+            "SOUK_HTTP_ADDR",
+            "not-an-address",
+            "http.addr (SOUK_HTTP_ADDR)",
+        ),
+        (
+            "SOUK_DATABASE_URL",
+            "postgres://x",
+            "database.url (SOUK_DATABASE_URL)",
+        ),
+        ("SOUK_LOG_FORMAT", "xml", "log.format (SOUK_LOG_FORMAT)"),
+        ("SOUK_JWT_SECRET", "short", "jwt.secret (SOUK_JWT_SECRET)"),
+        ("SOUK_WORKERS", "0", "http.workers (SOUK_HTTP_WORKERS)"),
     ] {
         let output = souk(&dir.0).arg("serve").env(key, value).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{key}={value}");
@@ -143,6 +161,14 @@ fn bad_config_fails_with_one_line_naming_the_setting() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("http_adr"));
+    // Inside a section too.
+    std::fs::write(dir.0.join("typo.toml"), "[http]\nadr = \"127.0.0.1:1\"\n").unwrap();
+    let output = souk(&dir.0)
+        .args(["--config", "typo.toml", "config"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("adr"));
 
     // Production mode refuses to invent a signing key.
     let output = souk(&dir.0)

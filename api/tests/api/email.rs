@@ -139,12 +139,12 @@ impl Drop for SmtpSink {
 // --- helpers ------------------------------------------------------------------------------
 
 fn email_settings(config: &mut Config, sink: &SmtpSink) {
-    config.smtp_url = Some(sink.url());
-    config.public_base_url = "http://shop.test".to_owned();
-    config.email_from = "Souk Test <shop@shop.test>".to_owned();
-    config.email_retry_base_ms = 20;
-    config.email_retry_max_ms = 100;
-    config.outbox_poll_ms = 50;
+    config.smtp.url = Some(sink.url());
+    config.http.public_base_url = "http://shop.test".to_owned();
+    config.email.from = "Souk Test <shop@shop.test>".to_owned();
+    config.email.retry_base_ms = 20;
+    config.email.retry_max_ms = 100;
+    config.outbox.poll_ms = 50;
 }
 
 /// The value of `token=` in the first link of `text` that starts with `prefix`.
@@ -195,8 +195,8 @@ impl Node {
     async fn start(app: &TestApp, tweak: impl FnOnce(&mut Config)) -> Self {
         let data_dir = TempDir::new();
         let mut config = test_config(&app.database, &data_dir.0);
-        config.events_namespace = app.state.config.events_namespace.clone();
-        config.nats_url = app.state.config.nats_url.clone();
+        config.events.namespace = app.state.config.events.namespace.clone();
+        config.nats.url = app.state.config.nats.url.clone();
         tweak(&mut config);
         let application = Application::build(config)
             .await
@@ -419,7 +419,7 @@ async fn order_mails_follow_the_order(backend: TestBackend) {
     let sink = SmtpSink::start();
     let app = spawn_app_with(backend, |config| {
         email_settings(config, &sink);
-        config.nats_url = Some(nats_url());
+        config.nats.url = Some(nats_url());
     })
     .await;
     let admin = app.admin().await;
@@ -573,7 +573,7 @@ async fn a_refusing_smtp_server_gets_retries_until_it_accepts() {
     sink.refuse(true);
     let app = spawn_app_with(TestBackend::Sqlite, |config| {
         email_settings(config, &sink);
-        config.email_max_attempts = 1000;
+        config.email.max_attempts = 1000;
     })
     .await;
     let (_, email) = register(&app, "patient").await;
@@ -617,7 +617,7 @@ async fn dead_letters_can_be_replayed(backend: TestBackend) {
     sink.refuse(true);
     let app = spawn_app_with(backend, |config| {
         email_settings(config, &sink);
-        config.email_max_attempts = 3;
+        config.email.max_attempts = 3;
     })
     .await;
     let admin = app.admin().await;
@@ -815,7 +815,7 @@ async fn admin_email_endpoints_refuse_bad_requests() {
 async fn embedded_mode_writes_mails_to_the_file_outbox() {
     let app = spawn_app().await;
     let (_, email) = register(&app, "local").await;
-    let outbox = app.state.config.data_dir.join("outbox");
+    let outbox = app.state.config.node.data_dir.join("outbox");
     let deadline = Instant::now() + PATIENCE;
     let eml = 'wait: loop {
         for entry in std::fs::read_dir(&outbox).into_iter().flatten() {
@@ -855,8 +855,8 @@ async fn events_survive_a_relay_dying_between_commit_and_publish() {
     let sink = SmtpSink::start();
     let app = spawn_app_with(TestBackend::MySql, |config| {
         email_settings(config, &sink);
-        config.nats_url = Some(nats_url());
-        config.outbox_relay = false;
+        config.nats.url = Some(nats_url());
+        config.outbox.relay = false;
     })
     .await;
     let (user_id, email) = register(&app, "orphan").await;
@@ -914,13 +914,13 @@ async fn two_relays_publish_each_event_once() {
     let sink = SmtpSink::start();
     let app = spawn_app_with(TestBackend::MySql, |config| {
         email_settings(config, &sink);
-        config.nats_url = Some(nats_url());
-        config.outbox_poll_ms = 10;
+        config.nats.url = Some(nats_url());
+        config.outbox.poll_ms = 10;
     })
     .await;
     let _second = Node::start(&app, |config| {
         email_settings(config, &sink);
-        config.outbox_poll_ms = 10;
+        config.outbox.poll_ms = 10;
     })
     .await;
     let mut emails = Vec::new();
@@ -1012,7 +1012,7 @@ async fn no_event_is_lost_when_nats_restarts() {
     let sink = SmtpSink::start();
     let app = spawn_app_with(TestBackend::Sqlite, |config| {
         email_settings(config, &sink);
-        config.nats_url = Some(nats.url());
+        config.nats.url = Some(nats.url());
     })
     .await;
     let mut emails = Vec::new();

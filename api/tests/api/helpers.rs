@@ -62,21 +62,20 @@ impl Drop for TestApp {
 
 /// The configuration tests start from: fast bcrypt, one worker, a fixed JWT key.
 pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Config {
-    Config {
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        grpc_addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data_dir.to_path_buf(),
-        database_url: Some(database.url.clone()),
-        jwt_secret: Some(Secret::new(TEST_JWT_SECRET)),
-        bcrypt_cost: 4,
-        workers: Some(1),
-        shutdown_timeout_secs: 1,
-        // Unique per app so apps sharing one Redis never see each other's counters.
-        redis_key_prefix: format!("souk-test:{}:", uuid::Uuid::now_v7().simple()),
-        // Apps sharing the test NATS server must not consume each other's events.
-        events_namespace: format!("t{}", uuid::Uuid::now_v7().simple()),
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.http.addr = "127.0.0.1:0".parse().unwrap();
+    config.grpc.addr = "127.0.0.1:0".parse().unwrap();
+    config.node.data_dir = data_dir.to_path_buf();
+    config.database.url = Some(database.url.clone());
+    config.jwt.secret = Some(Secret::new(TEST_JWT_SECRET));
+    config.auth.bcrypt_cost = 4;
+    config.http.workers = Some(1);
+    config.http.shutdown_timeout_secs = 1;
+    // Unique per app so apps sharing one Redis never see each other's counters.
+    config.redis.key_prefix = format!("souk-test:{}:", uuid::Uuid::now_v7().simple());
+    // Apps sharing the test NATS server must not consume each other's events.
+    config.events.namespace = format!("t{}", uuid::Uuid::now_v7().simple());
+    config
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -7,8 +7,8 @@ use crate::helpers::*;
 #[actix_web::test]
 async fn health_and_readiness_with_every_dependency() {
     let app = spawn_app_with(TestBackend::MySql, |config| {
-        config.redis_url = Some(redis_url());
-        config.nats_url = Some(nats_url());
+        config.redis.url = Some(redis_url());
+        config.nats.url = Some(nats_url());
     })
     .await;
     let health: Value = app.get("/healthz").await.json().await.unwrap();
@@ -25,8 +25,8 @@ async fn health_and_readiness_with_every_dependency() {
 #[actix_web::test]
 async fn readiness_names_the_dependency_that_is_down() {
     let app = spawn_app_with(TestBackend::Sqlite, |config| {
-        config.redis_url = Some(format!("redis://127.0.0.1:{}", dead_port()));
-        config.nats_url = Some(format!("nats://127.0.0.1:{}", dead_port()));
+        config.redis.url = Some(format!("redis://127.0.0.1:{}", dead_port()));
+        config.nats.url = Some(format!("nats://127.0.0.1:{}", dead_port()));
     })
     .await;
     assert_eq!(

@@ -603,7 +603,7 @@ async fn orders_are_private_and_bad_input_is_refused() {
 /// Afterwards nothing is oversold, the ledger recomputes on_hand, and every order's
 /// state agrees with the stock it holds.
 async fn racing_orders_never_oversell(backend: TestBackend) {
-    let app = spawn_app_with(backend, |config| config.database_max_connections = 20).await;
+    let app = spawn_app_with(backend, |config| config.database.max_connections = 20).await;
     let admin = app.admin().await;
     const STOCK: i64 = 60;
     product(&app, &admin, "HOT", 1000, STOCK).await;
@@ -838,7 +838,7 @@ async fn concurrent_commands_on_one_order_apply_once() {
 #[actix_web::test]
 async fn checkout_never_holds_a_connection_while_awaiting_another() {
     let app = spawn_app_with(TestBackend::MySql, |config| {
-        config.database_max_connections = 1;
+        config.database.max_connections = 1;
     })
     .await;
     let admin = app.admin().await;

@@ -18,7 +18,7 @@ async fn assert_limited(response: reqwest::Response) {
 #[actix_web::test]
 async fn failures_per_account_are_limited_in_process() {
     let app = spawn_app_with(TestBackend::Sqlite, |config| {
-        config.login_max_failures_per_account = 3
+        config.auth.login_max_failures_per_account = 3
     })
     .await;
     let user = app.customer("victim").await;
@@ -43,7 +43,7 @@ async fn failures_per_account_are_limited_in_process() {
 #[actix_web::test]
 async fn attempts_per_address_are_limited() {
     let app = spawn_app_with(TestBackend::Sqlite, |config| {
-        config.login_max_attempts_per_ip = 4
+        config.auth.login_max_attempts_per_ip = 4
     })
     .await;
     for _ in 0..4 {
@@ -62,9 +62,9 @@ async fn attempts_per_address_are_limited() {
 async fn redis_counts_across_nodes() {
     let prefix = format!("souk-test:{}:", uuid::Uuid::now_v7().simple());
     let configure = |config: &mut souk_api::Config| {
-        config.redis_url = Some(redis_url());
-        config.redis_key_prefix = prefix.clone();
-        config.login_max_failures_per_account = 3;
+        config.redis.url = Some(redis_url());
+        config.redis.key_prefix = prefix.clone();
+        config.auth.login_max_failures_per_account = 3;
     };
     let first = spawn_app_with(TestBackend::MySql, configure).await;
     let second_node = spawn_app_with(TestBackend::MySql, configure).await;
@@ -111,8 +111,8 @@ async fn redis_counts_across_nodes() {
 #[actix_web::test]
 async fn redis_down_falls_back_to_local_counters() {
     let app = spawn_app_with(TestBackend::Sqlite, |config| {
-        config.redis_url = Some(format!("redis://127.0.0.1:{}", dead_port()));
-        config.login_max_failures_per_account = 2;
+        config.redis.url = Some(format!("redis://127.0.0.1:{}", dead_port()));
+        config.auth.login_max_failures_per_account = 2;
     })
     .await;
     let user = app.customer("fallback").await;

@@ -284,8 +284,7 @@ async fn a_running_node_exports_every_metric_the_dashboard_and_alerts_query() {
         status.is_server_error(),
         "a batch without its ledger table fails: {status} {body}"
     );
-    shop.wait_for_metric("souk_entity_restarts_total")
-        .await;
+    shop.wait_for_metric("souk_entity_restarts_total").await;
 
     let (status, ready) = shop.send(reqwest::Method::GET, "/readyz", None, None).await;
     assert_eq!(status, StatusCode::OK, "{ready}");

@@ -79,24 +79,22 @@ impl SoukHttp {
             std::env::temp_dir().join(format!("souk-bench-{}", uuid::Uuid::now_v7().simple())),
         );
         std::fs::create_dir_all(&data_dir.0)?;
-        let config = Config {
-            http_addr: "127.0.0.1:0".parse()?,
-            grpc_addr: "127.0.0.1:0".parse()?,
-            data_dir: data_dir.0.clone(),
-            database_url: Some(database_url.to_owned()),
-            database_max_connections: pool_size,
-            jwt_secret: Some(Secret::new(format!(
-                "{}{}",
-                uuid::Uuid::now_v7().simple(),
-                uuid::Uuid::now_v7().simple()
-            ))),
-            // Only the bench customer logs in, once.
-            bcrypt_cost: 4,
-            access_token_ttl_secs: 24 * 3600,
-            order_reservation_ttl_secs: 3600,
-            shutdown_timeout_secs: 1,
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.http.addr = "127.0.0.1:0".parse()?;
+        config.grpc.addr = "127.0.0.1:0".parse()?;
+        config.node.data_dir = data_dir.0.clone();
+        config.database.url = Some(database_url.to_owned());
+        config.database.max_connections = pool_size;
+        config.jwt.secret = Some(Secret::new(format!(
+            "{}{}",
+            uuid::Uuid::now_v7().simple(),
+            uuid::Uuid::now_v7().simple()
+        )));
+        // Only the bench customer logs in, once.
+        config.auth.bcrypt_cost = 4;
+        config.jwt.access_token_ttl_secs = 24 * 3600;
+        config.orders.reservation_ttl_secs = 3600;
+        config.http.shutdown_timeout_secs = 1;
         let (host, (port, grpc_port, catalog)) = ActixHost::start(move || async move {
             let application = souk_api::Application::build(config).await?;
             let port = application.port();

@@ -1,0 +1,298 @@
+//! The sections of the configuration, each with its defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::{redacted_url, Secret};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// What this node is and runs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSection {
+    /// Embedded-mode data: the SQLite file, the generated JWT key, the mail outbox.
+    pub data_dir: PathBuf,
+    /// The services this node runs: a comma-separated subset of user, auth, email,
+    /// product, order, inventory, or `all`.
+    pub services: String,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            services: "all".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info,souk_api=debug`.
+    pub filter: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            filter: "info,sqlx=warn,async_nats=warn".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSection {
+    /// Where the REST API listens.
+    pub addr: SocketAddr,
+    /// HTTP worker threads; unset means one per core.
+    pub workers: Option<usize>,
+    pub max_body_bytes: usize,
+    /// Grace period for in-flight requests (and then the node's children) on SIGTERM.
+    pub shutdown_timeout_secs: u64,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// The address users reach the site at; links in emails start with it.
+    pub public_base_url: String,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: None,
+            max_body_bytes: 64 * 1024,
+            shutdown_timeout_secs: 30,
+            trust_forwarded_for: false,
+            public_base_url: "http://127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+/// The gRPC API, and the services this node calls but does not run.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcSection {
+    /// Where the gRPC API listens (its own port, started and stopped with REST).
+    pub addr: SocketAddr,
+    /// Deadline of every call to another service, retries included.
+    pub deadline_ms: u64,
+    pub user_url: Option<String>,
+    pub auth_url: Option<String>,
+    pub email_url: Option<String>,
+    pub product_url: Option<String>,
+    pub order_url: Option<String>,
+    pub inventory_url: Option<String>,
+}
+
+impl Default for GrpcSection {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            deadline_ms: 3000,
+            user_url: None,
+            auth_url: None,
+            email_url: None,
+            product_url: None,
+            order_url: None,
+            inventory_url: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// `sqlite:` or `mysql:` URL; unset means the SQLite file in `node.data_dir`.
+    #[serde(serialize_with = "redacted_url")]
+    pub url: Option<String>,
+    /// A file holding the URL (a mounted secret, since the URL holds the password).
+    pub url_file: Option<PathBuf>,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self {
+            url: None,
+            url_file: None,
+            max_connections: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSection {
+    /// Unset means the in-process cache and rate limiter.
+    #[serde(serialize_with = "redacted_url")]
+    pub url: Option<String>,
+    /// Namespace for every Redis key, so several deployments can share one server.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSection {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "souk:".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSection {
+    /// Unset means the in-process bus.
+    #[serde(serialize_with = "redacted_url")]
+    pub url: Option<String>,
+}
+
+/// Access tokens.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtSection {
+    /// HS256 signing key, at least 32 bytes.
+    pub secret: Option<Secret>,
+    pub secret_file: Option<PathBuf>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl_secs: u64,
+}
+
+impl Default for JwtSection {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            secret_file: None,
+            issuer: "souk".to_owned(),
+            audience: "souk-api".to_owned(),
+            access_token_ttl_secs: 15 * 60,
+        }
+    }
+}
+
+/// Sessions, passwords and sign-in limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    pub refresh_token_ttl_secs: u64,
+    pub password_reset_ttl_secs: u64,
+    pub bcrypt_cost: u32,
+    pub login_max_failures_per_account: u32,
+    pub login_max_attempts_per_ip: u32,
+    pub login_window_secs: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        Self {
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            password_reset_ttl_secs: 3600,
+            bcrypt_cost: 12,
+            login_max_failures_per_account: 5,
+            login_max_attempts_per_ip: 50,
+            login_window_secs: 15 * 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrdersSection {
+    /// How long an unpaid order holds its stock.
+    pub reservation_ttl_secs: u64,
+}
+
+impl Default for OrdersSection {
+    fn default() -> Self {
+        Self {
+            reservation_ttl_secs: 15 * 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailSection {
+    /// The sender of every email, e.g. `Souk <no-reply@example.com>`.
+    pub from: String,
+    /// Email worker tasks per node.
+    pub workers: usize,
+    /// Deliveries of one event before it becomes a dead letter.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, with jitter, up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub verification_ttl_secs: u64,
+}
+
+impl Default for EmailSection {
+    fn default() -> Self {
+        Self {
+            from: "Souk <no-reply@souk.localhost>".to_owned(),
+            workers: 2,
+            max_attempts: 5,
+            retry_base_ms: 1000,
+            retry_max_ms: 60_000,
+            verification_ttl_secs: 48 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSection {
+    /// `smtp://[user@]host[:port]` (plain, or `?tls=required` for STARTTLS) or
+    /// `smtps://…` (TLS); unset means the file outbox in `node.data_dir/outbox`.
+    #[serde(serialize_with = "redacted_url")]
+    pub url: Option<String>,
+    /// The SMTP password, read from a file (a mounted secret).
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxSection {
+    /// Run the outbox relay on this node (several nodes may run it at once).
+    pub relay: bool,
+    /// How often the relay looks for unpublished events.
+    pub poll_ms: u64,
+}
+
+impl Default for OutboxSection {
+    fn default() -> Self {
+        Self {
+            relay: true,
+            poll_ms: 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsSection {
+    /// Prefix of the NATS subjects, stream and consumer of the events, so deployments
+    /// (or test runs) sharing one NATS server stay apart: `<ns>.events.order.placed`.
+    pub namespace: String,
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        Self {
+            namespace: "souk".to_owned(),
+        }
+    }
+}
