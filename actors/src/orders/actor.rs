@@ -1,12 +1,16 @@
 //! One actor per order, under the entity host: every command for an order (pay,
 //! cancel, ship, deliver, expire) goes to that order's actor, which runs them one at a
-//! time, so two requests for one order never race (the version fence on the row stays
-//! as the guard across nodes). Actors start on first use, stop when idle and restart
-//! after a failure like every entity.
+//! time, so two requests for one order never race. The actor owns its loaded order
+//! while it is active: it loads the row on its first command and keeps the state each
+//! command leaves; after a failed command it drops it and loads again (the version
+//! fence on the row stays the guard across nodes). Actors start on first use, stop
+//! when idle and restart after a failure like every entity.
 
 use std::time::Instant;
 
 use actix::prelude::*;
+
+use souk_db::orders::OrderRecord;
 
 use super::logic::OrderLogic;
 use super::state::Event;
@@ -51,6 +55,8 @@ pub struct OrderEntity {
     order_id: String,
     link: EntityLink,
     logic: OrderLogic,
+    /// The order as the last command left it; `None` until loaded, or after a failure.
+    order: Option<OrderRecord>,
     last_activity: Instant,
     stop_reason: Option<StopReason>,
 }
@@ -64,6 +70,7 @@ impl Entity for OrderEntity {
             order_id,
             link,
             logic,
+            order: None,
             last_activity: Instant::now(),
             stop_reason: None,
         }
@@ -116,22 +123,40 @@ impl Handler<Request<Order>> for OrderEntity {
 
     fn handle(&mut self, request: Request<Order>, _: &mut Context<Self>) -> Self::Result {
         self.last_activity = Instant::now();
-        let (logic, id) = (self.logic.clone(), self.order_id.clone());
+        let (logic, id, owned) = (self.logic.clone(), self.order_id.clone(), self.order.take());
         let work = async move {
+            let order = match owned {
+                Some(order) => order,
+                None => logic.load_order(&id).await?,
+            };
             match request.0 {
-                OrderCommand::Pay { user_id, method } => {
-                    logic.pay(&user_id, &id, &method).await.map(Some)
-                }
-                OrderCommand::Cancel { caller, reason } => {
-                    logic.cancel(caller, &id, &reason).await.map(Some)
-                }
-                OrderCommand::Fulfil { admin_id, event } => {
-                    logic.fulfil(&admin_id, &id, event).await.map(Some)
-                }
-                OrderCommand::Expire => logic.expire(&id).await.map(|()| None),
+                OrderCommand::Pay { user_id, method } => logic
+                    .pay(order, &user_id, &method)
+                    .await
+                    .map(|(order, view)| (order, Some(view))),
+                OrderCommand::Cancel { caller, reason } => logic
+                    .cancel(order, caller, &reason)
+                    .await
+                    .map(|(order, view)| (order, Some(view))),
+                OrderCommand::Fulfil { admin_id, event } => logic
+                    .fulfil(order, &admin_id, event)
+                    .await
+                    .map(|(order, view)| (order, Some(view))),
+                OrderCommand::Expire => logic.expire(order).await.map(|order| (order, None)),
             }
         };
-        AtomicResponse::new(Box::pin(work.into_actor(self)))
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            |outcome, entity, _| match outcome {
+                Ok((order, view)) => {
+                    entity.order = Some(order);
+                    Ok(view)
+                }
+                Err(error) => {
+                    entity.order = None;
+                    Err(error)
+                }
+            },
+        )))
     }
 }
 

@@ -22,6 +22,16 @@ use crate::inventory::{Command, InventoryError, InventoryRouter, StockError};
 use crate::outbox::Topic;
 use crate::ports::ProductLookup;
 
+/// The order if `owner` (a shopper) owns it, or for anyone when `owner` is `None`
+/// (admins, the system); a shopper asking for another's order gets 404, as if it did
+/// not exist.
+fn visible_to(order: OrderRecord, owner: Option<&str>) -> Result<OrderRecord, Error> {
+    if owner.is_some_and(|owner| owner != order.user_id) {
+        return Err(Error::not_found("order"));
+    }
+    Ok(order)
+}
+
 #[derive(Clone)]
 pub struct OrderLogic {
     db: Db,
@@ -84,16 +94,18 @@ impl OrderLogic {
     /// The order if the caller may see it: its owner, or an admin. Anyone else gets 404,
     /// as if it did not exist.
     async fn load(&self, id: &str, owner: Option<&str>) -> Result<OrderRecord, Error> {
+        let order = self.load_order(id).await?;
+        visible_to(order, owner)
+    }
+
+    /// The stored order, for its actor to own while it is active.
+    pub async fn load_order(&self, id: &str) -> Result<OrderRecord, Error> {
         if !souk_db::ids::is_well_formed(id) {
             return Err(Error::not_found("order"));
         }
-        let order = orders::find(self.db.pool(), id)
+        orders::find(self.db.pool(), id)
             .await?
-            .ok_or_else(|| Error::not_found("order"))?;
-        if owner.is_some_and(|owner| owner != order.user_id) {
-            return Err(Error::not_found("order"));
-        }
-        Ok(order)
+            .ok_or_else(|| Error::not_found("order"))
     }
 
     pub async fn get(&self, id: &str, owner: Option<&str>) -> Result<OrderView, Error> {
@@ -405,8 +417,12 @@ impl OrderLogic {
         // The transition is committed, so it is the answer; if its stock effect cannot be
         // done now, it stays owed and the sweeper does it.
         if effect != StockEffect::None {
-            if let Err(error) = self.settle(&order).await {
-                tracing::warn!(order_id = %order.id, %error, "stock effect owed; the sweeper will finish it");
+            match self.settle(&order).await {
+                // The actor that owns the order keeps this record: it must say settled.
+                Ok(()) => order.stock_settled = 1,
+                Err(error) => {
+                    tracing::warn!(order_id = %order.id, %error, "stock effect owed; the sweeper will finish it")
+                }
             }
         }
         Ok(order)
@@ -469,12 +485,17 @@ impl OrderLogic {
 
     /// Captures the payment, marks the order paid, then sells the reserved stock.
     #[tracing::instrument(name = "pay_order", skip(self))]
-    pub async fn pay(&self, user_id: &str, id: &str, method: &str) -> Result<OrderView, Error> {
-        let mut order = self.load(id, Some(user_id)).await?;
+    pub async fn pay(
+        &self,
+        order: OrderRecord,
+        user_id: &str,
+        method: &str,
+    ) -> Result<(OrderRecord, OrderView), Error> {
+        let mut order = visible_to(order, Some(user_id))?;
         let from = status_of(&order)?;
         transition(from, Event::Pay, Initiator::Shopper).map_err(transition_error)?;
         if order.expires_at <= now_micros() {
-            let _ = self.expire(&order.id).await;
+            let _ = self.expire(order.clone()).await;
             return Err(Error::new(
                 ErrorCode::OrderExpired,
                 "the order expired before it was paid; place it again",
@@ -498,7 +519,10 @@ impl OrderLogic {
             )
             .await;
         match paid {
-            Ok(order) => self.view(order).await,
+            Ok(order) => {
+                let view = self.view(order.clone()).await?;
+                Ok((order, view))
+            }
             Err(error) => {
                 // Another transition won (a concurrent pay or cancel): give the money back.
                 let _ = self
@@ -510,18 +534,28 @@ impl OrderLogic {
         }
     }
 
-    pub async fn cancel(&self, caller: Caller, id: &str, reason: &str) -> Result<OrderView, Error> {
+    pub async fn cancel(
+        &self,
+        order: OrderRecord,
+        caller: Caller,
+        reason: &str,
+    ) -> Result<(OrderRecord, OrderView), Error> {
         let owner = match &caller {
             Caller::Shopper(user_id) => Some(user_id.clone()),
             _ => None,
         };
-        let order = self.load(id, owner.as_deref()).await?;
+        let order = visible_to(order, owner.as_deref())?;
         let order = self.apply(order, Event::Cancel, &caller, reason).await?;
-        self.view(order).await
+        let view = self.view(order.clone()).await?;
+        Ok((order, view))
     }
 
-    pub async fn fulfil(&self, admin_id: &str, id: &str, event: Event) -> Result<OrderView, Error> {
-        let order = self.load(id, None).await?;
+    pub async fn fulfil(
+        &self,
+        order: OrderRecord,
+        admin_id: &str,
+        event: Event,
+    ) -> Result<(OrderRecord, OrderView), Error> {
         let reason = if event == Event::Ship {
             "shipped"
         } else {
@@ -530,14 +564,15 @@ impl OrderLogic {
         let order = self
             .apply(order, event, &Caller::Admin(admin_id.to_owned()), reason)
             .await?;
-        self.view(order).await
+        let view = self.view(order.clone()).await?;
+        Ok((order, view))
     }
 
-    /// Expires an unpaid order whose time ran out, releasing its reservations.
-    pub async fn expire(&self, id: &str) -> Result<(), Error> {
-        let order = self.load(id, None).await?;
+    /// Expires an unpaid order whose time ran out, releasing its reservations; returns
+    /// the order as it is afterwards (unchanged if it was not due).
+    pub async fn expire(&self, order: OrderRecord) -> Result<OrderRecord, Error> {
         if order.status != OrderStatus::PendingPayment.as_str() || order.expires_at > now_micros() {
-            return Ok(());
+            return Ok(order);
         }
         self.apply(
             order,
@@ -545,8 +580,7 @@ impl OrderLogic {
             &Caller::System,
             "unpaid when its reservation ran out",
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Finishes the stock effects a crash left undone (orders changed more than five
