@@ -137,6 +137,10 @@ impl LeaseStore {
         &self.node
     }
 
+    pub fn incarnation(&self) -> &str {
+        &self.incarnation
+    }
+
     pub(crate) fn bucket(&self) -> &Bucket {
         &self.bucket
     }
@@ -192,44 +196,46 @@ impl LeaseStore {
     /// may be renewed again before it); on [`LeaseError::Lost`] it must be dropped.
     pub async fn renew(&self, lease: &mut Lease) -> Result<(), LeaseError> {
         let key = shard_key(lease.shard);
-        let sent = Instant::now();
-        let written = self
-            .bucket
-            .write(
-                &key,
-                self.record(lease.epoch),
-                Some(lease.revision),
-                Some(self.ttl),
-            )
-            .await;
-        match written {
-            Ok(revision) => {
-                lease.revision = revision;
-                lease.valid_until = lease.valid_until.max(self.deadline(sent));
-                Ok(())
-            }
-            Err(WriteError::Conflict) => {
-                let current = self.read(&key).await?;
-                let holder = current
-                    .as_ref()
-                    .filter(|entry| entry.operation == kv::Operation::Put)
-                    .and_then(decode_holder);
-                let still_ours = holder.as_ref().is_some_and(|holder| {
-                    holder.node == self.node
-                        && holder.incarnation == self.incarnation
-                        && holder.epoch == lease.epoch
-                });
-                match (still_ours, current) {
-                    // Our own write whose acknowledgement was lost: go on from it.
-                    (true, Some(entry)) => {
-                        lease.revision = entry.revision;
-                        Box::pin(self.renew(lease)).await
-                    }
-                    _ => Err(LeaseError::Lost { holder }),
+        // A second try only after finding our own write whose acknowledgement was lost.
+        for _ in 0..2 {
+            let sent = Instant::now();
+            let written = self
+                .bucket
+                .write(
+                    &key,
+                    self.record(lease.epoch),
+                    Some(lease.revision),
+                    Some(self.ttl),
+                )
+                .await;
+            match written {
+                Ok(revision) => {
+                    lease.revision = revision;
+                    lease.valid_until = lease.valid_until.max(self.deadline(sent));
+                    return Ok(());
                 }
+                Err(WriteError::Nats(error)) => return Err(LeaseError::Unavailable(error)),
+                Err(WriteError::Conflict) => {}
             }
-            Err(WriteError::Nats(error)) => Err(LeaseError::Unavailable(error)),
+            let current = self.read(&key).await?;
+            let holder = current
+                .as_ref()
+                .filter(|entry| entry.operation == kv::Operation::Put)
+                .and_then(decode_holder);
+            let still_ours = holder.as_ref().is_some_and(|holder| {
+                holder.node == self.node
+                    && holder.incarnation == self.incarnation
+                    && holder.epoch == lease.epoch
+            });
+            match current {
+                // Go on from our own write; its deadline is not extended for it.
+                Some(entry) if still_ours => lease.revision = entry.revision,
+                _ => return Err(LeaseError::Lost { holder }),
+            }
         }
+        Err(LeaseError::Unavailable(
+            "the lease kept changing while renewing it".to_owned(),
+        ))
     }
 
     /// Gives the shard up (the caller has stopped serving it) so that its next owner

@@ -27,7 +27,7 @@ pub mod transport;
 pub use error::ClusterError;
 pub use lease::{Acquire, Holder, Lease, LeaseError, LeaseStore};
 pub use membership::Membership;
-pub use node::ClusterNode;
+pub use node::{ClusterNode, Handoffs};
 pub use ring::{shard_of, Ring, ShardId, RING_VERSION};
 pub use settings::{ClusterSettings, Namespace, NodeId, DEFAULT_SHARD_COUNT};
 pub use table::{OwnedShard, ShardState, ShardTable};

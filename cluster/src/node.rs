@@ -136,7 +136,14 @@ impl ClusterNode {
 
     /// The entity host has flushed and passivated a draining shard: release its lease.
     pub fn handoff_done(&self, shard: ShardId) {
-        let _ = self.commands.send(Command::HandoffDone(shard));
+        self.handoffs().done(shard);
+    }
+
+    /// A handle for the entity host's own task to report finished handoffs with.
+    pub fn handoffs(&self) -> Handoffs {
+        Handoffs {
+            commands: self.commands.clone(),
+        }
     }
 
     /// Starts answering envelopes for the shards this node serves.
@@ -189,13 +196,27 @@ impl Drop for ClusterNode {
     }
 }
 
+/// Reports finished handoffs to a node's driver; cheap to clone.
+#[derive(Clone)]
+pub struct Handoffs {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Handoffs {
+    /// The shard (draining on this node) has been flushed and passivated: release it.
+    pub fn done(&self, shard: ShardId) {
+        let _ = self.commands.send(Command::HandoffDone(shard));
+    }
+}
+
 /// A held lease and whether it is being handed over.
 struct Held {
     lease: Lease,
     draining_since: Option<Instant>,
 }
 
-type Batch = JoinHandle<Vec<(ShardId, Result<Acquire, LeaseError>)>>;
+/// A spawned batch of lease writes, one result per shard.
+type Batch<T> = JoinHandle<Vec<(ShardId, Result<T, LeaseError>)>>;
 
 struct Driver {
     node: NodeId,
@@ -211,8 +232,8 @@ struct Driver {
     stopping: bool,
     /// Set by ticks and ring or holder changes: try to take wanted shards.
     acquire_due: bool,
-    renewing: Option<JoinHandle<Vec<(ShardId, Result<Lease, LeaseError>)>>>,
-    acquiring: Option<Batch>,
+    renewing: Option<Batch<Lease>>,
+    acquiring: Option<Batch<Acquire>>,
 }
 
 impl Driver {
@@ -221,6 +242,7 @@ impl Driver {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut members_open = true;
         let mut registered_open = true;
+        let mut holders_open = true;
         loop {
             self.reconcile();
             self.publish();
@@ -248,17 +270,22 @@ impl Driver {
                         self.stopping = true;
                     }
                 }
-                changed = self.holders.changed() => {
+                changed = self.holders.changed(), if holders_open => {
                     if changed.is_err() {
                         // The mirror stopped: the node is shutting down.
+                        holders_open = false;
                         self.stopping = true;
                     }
                     self.acquire_due = true;
                 }
-                command = self.commands.recv() => match command {
-                    Some(Command::HandoffDone(shard)) => self.finish_handoff(shard),
-                    Some(Command::Stop) | None => self.stopping = true,
-                },
+                command = self.commands.recv() => {
+                    self.obey(command);
+                    // Handoffs come in bursts (every shard of a ring change): take
+                    // what is queued before reconciling once.
+                    while let Ok(command) = self.commands.try_recv() {
+                        self.obey(Some(command));
+                    }
+                }
                 _ = sleep_until_some(next_deadline) => self.expire(),
                 renewed = join_some(&mut self.renewing) => {
                     self.renewing = None;
@@ -322,8 +349,15 @@ impl Driver {
             .into_iter()
             .filter(|shard| !self.held.contains_key(shard))
             // Held by another node (or an earlier incarnation of this one, whose lease
-            // must expire first): it releases it when it sees the ring.
-            .filter(|shard| !holders.contains_key(&lease::shard_key(*shard)))
+            // must expire first): it releases it when it sees the ring. A record of this
+            // very process (a renewal that landed after the shard was given up here) is
+            // taken back by `try_acquire`.
+            .filter(|shard| match holders.get(&lease::shard_key(*shard)) {
+                Some(holder) => {
+                    holder.node == self.node && holder.incarnation == self.leases.incarnation()
+                }
+                None => true,
+            })
             .collect()
     }
 
@@ -435,6 +469,13 @@ impl Driver {
                 "lease could not be renewed in time; no longer serving"
             );
             self.held.remove(&shard);
+        }
+    }
+
+    fn obey(&mut self, command: Option<Command>) {
+        match command {
+            Some(Command::HandoffDone(shard)) => self.finish_handoff(shard),
+            Some(Command::Stop) | None => self.stopping = true,
         }
     }
 

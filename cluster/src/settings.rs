@@ -245,7 +245,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_setting() {
-        let cases: [(&str, fn(&mut ClusterSettings)); 6] = [
+        type Change = fn(&mut ClusterSettings);
+        let cases: [(&str, Change); 6] = [
             ("node_id", |s| s.node_id = "a.b".to_owned()),
             ("node_id", |s| s.node_id = String::new()),
             ("namespace", |s| s.namespace = "souk events".to_owned()),

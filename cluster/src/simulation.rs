@@ -23,7 +23,7 @@ pub struct SimulationRow {
     pub moved_on_leave: f64,
     /// The largest fraction moved by any single node leaving.
     pub worst_leave: f64,
-    /// True when, for every node that may leave, exactly its shards moved.
+    /// True when, for each sampled node leaving, exactly its shards moved.
     pub leave_moves_only_leavers_shards: bool,
 }
 
@@ -59,24 +59,30 @@ pub fn simulate(shard_count: u32, nodes: usize) -> SimulationRow {
         .all(|shard| grown.owner(*shard) == Some(&joiner));
 
     let total = f64::from(shard_count);
+    let last = pod_id(nodes - 1);
     let mut moved_on_leave = 0.0;
-    let mut worst_leave: f64 = 0.0;
     let mut leave_moves_only_leavers_shards = true;
     if nodes > 1 {
-        for leaver in &members {
+        for leaver in sample_leavers(&members) {
             let shrunk = Ring::new(
                 shard_count,
                 members.iter().filter(|node| *node != leaver).cloned(),
             );
             let moved = ring.moved(&shrunk);
             leave_moves_only_leavers_shards &= moved == ring.shards_of(leaver);
-            let fraction = moved.len() as f64 / total;
-            worst_leave = worst_leave.max(fraction);
-            if *leaver == pod_id(nodes - 1) {
-                moved_on_leave = fraction;
+            if *leaver == last {
+                moved_on_leave = moved.len() as f64 / total;
             }
         }
     }
+    // A leave moves exactly the leaver's shards (checked above on a sample of leavers,
+    // and by the ring's property tests on random member sets), so the worst single
+    // leave is the busiest node's.
+    let worst_leave = if nodes > 1 {
+        max_shards as f64 / total
+    } else {
+        0.0
+    };
 
     SimulationRow {
         nodes,
@@ -89,6 +95,16 @@ pub fn simulate(shard_count: u32, nodes: usize) -> SimulationRow {
         worst_leave,
         leave_moves_only_leavers_shards,
     }
+}
+
+/// Up to 8 members spread over the set, the last one included.
+fn sample_leavers(members: &[NodeId]) -> impl Iterator<Item = &NodeId> {
+    let step = members.len().div_ceil(8).max(1);
+    members
+        .iter()
+        .enumerate()
+        .filter(move |(index, _)| index % step == 0 || *index == members.len() - 1)
+        .map(|(_, node)| node)
 }
 
 /// The node counts the table covers.
