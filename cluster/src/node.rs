@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::lease::{self, Acquire, Holder, Lease, LeaseError, LeaseStore};
 use crate::membership::Membership;
@@ -88,6 +88,7 @@ impl ClusterNode {
             acquire_due: true,
             renewing: None,
             acquiring: None,
+            releases: JoinSet::new(),
         };
         let driver = tokio::spawn(driver.run());
         Ok(Self {
@@ -234,6 +235,8 @@ struct Driver {
     acquire_due: bool,
     renewing: Option<Batch<Lease>>,
     acquiring: Option<Batch<Acquire>>,
+    /// Lease releases in flight; a graceful stop waits for them.
+    releases: JoinSet<()>,
 }
 
 impl Driver {
@@ -246,7 +249,11 @@ impl Driver {
         loop {
             self.reconcile();
             self.publish();
-            if self.stopping && self.held.is_empty() {
+            while self.releases.try_join_next().is_some() {}
+            // An acquisition still in flight may yet add leases to hand back.
+            if self.stopping && self.held.is_empty() && self.acquiring.is_none() {
+                // Every lease given back before the process may exit.
+                while self.releases.join_next().await.is_some() {}
                 return;
             }
             let next_deadline = self
@@ -504,7 +511,7 @@ impl Driver {
             "released shard"
         );
         let leases = self.leases.clone();
-        tokio::spawn(async move {
+        self.releases.spawn(async move {
             if let Err(error) = leases.release(held.lease).await {
                 tracing::warn!(shard = shard.0, %error, "release failed; the lease expires instead");
             }
