@@ -266,6 +266,19 @@ async fn a_node_cut_off_from_nats_stops_serving_before_its_leases_can_expire() {
     let mut table = node.table();
     nats.stop();
     let cut = Instant::now();
+    // Every renewal that counts was sent before the cut, so every deadline the node
+    // holds or will publish lies within the serving window of the cut ...
+    let bound = cut + serving_window;
+    let in_bound =
+        |table: &ShardTable| table.owned.values().all(|owned| owned.valid_until <= bound);
+    assert!(in_bound(&node.snapshot()));
+    // ... and past it the table serves nothing, checked at the query, whatever the
+    // scheduler does with the driver's timer.
+    tokio::time::sleep_until((bound + Duration::from_millis(1)).into()).await;
+    let table_at_bound = node.snapshot();
+    assert!(in_bound(&table_at_bound));
+    assert!((0..64).all(|shard| !table_at_bound.serves(ShardId(shard))));
+    // The driver also publishes the empty table, promptly.
     tokio::time::timeout(
         Duration::from_secs(5),
         table.wait_for(|table| table.owned.is_empty()),
@@ -274,12 +287,12 @@ async fn a_node_cut_off_from_nats_stops_serving_before_its_leases_can_expire() {
     .expect("the node reports it serves nothing")
     .unwrap();
     let reported = cut.elapsed();
-    // The last renewal was sent before the cut, so every deadline is within the
-    // serving window of it (plus the driver's wake-up).
     assert!(
-        reported <= serving_window + Duration::from_millis(100),
-        "stopped serving {reported:?} after the cut; bound {serving_window:?}"
+        reported <= serving_window + Duration::from_secs(1),
+        "published {reported:?} after the cut; bound {serving_window:?}"
     );
-    println!("cut off: stopped serving after {reported:?} (bound {serving_window:?})");
+    println!(
+        "cut off: serving ended within {serving_window:?} of the cut; published after {reported:?}"
+    );
     drop(node);
 }
