@@ -10,6 +10,9 @@ pub enum DbError {
     Invalid(String),
     #[error("unsupported database url: {0}")]
     UnsupportedUrl(String),
+    /// Another process held the migration lock for too long, or the server refused it.
+    #[error("migration lock not acquired: {0}")]
+    MigrationLock(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]

@@ -11,6 +11,9 @@ use crate::DbError;
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static MYSQL_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
+/// How long a node waits for another node's migrations before giving up.
+const MIGRATION_LOCK_WAIT_SECS: i64 = 600;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -52,6 +55,18 @@ impl Default for PoolSettings {
             acquire_timeout: Duration::from_secs(5),
         }
     }
+}
+
+/// The named lock serializing migrations of one database (names are at most 64
+/// characters: a long database name is replaced by its hash).
+fn migration_lock_name(database: &str) -> String {
+    let name = format!("souk_migrate:{database}");
+    if name.len() <= 64 {
+        return name;
+    }
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(database.as_bytes()));
+    format!("souk_migrate:{}", &digest[..40])
 }
 
 /// A pool on either engine. Cheap to clone.
@@ -114,13 +129,53 @@ impl Db {
         self.backend
     }
 
+    /// Applies pending migrations. On MySQL/MariaDB, nodes starting together take turns
+    /// (see [`Db::migrate_mysql_serialized`]); SQLite is one process's file.
     #[tracing::instrument(name = "db_migrate", skip(self), fields(backend = self.backend.name()))]
     pub async fn migrate(&self) -> Result<(), DbError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATOR,
-            Backend::MySql => &MYSQL_MIGRATOR,
-        };
-        migrator.run(&self.pool).await?;
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATOR.run(&self.pool).await?,
+            Backend::MySql => self.migrate_mysql_serialized().await?,
+        }
+        Ok(())
+    }
+
+    /// Runs the MySQL migrator on one connection while that connection holds a named
+    /// lock (`GET_LOCK`) for this database, so that processes migrating the same
+    /// database at once run one after the other: the later ones find the migrations
+    /// applied and do nothing. sqlx takes such a lock itself, but with a timeout of -1,
+    /// which MariaDB does not read as "wait forever": it answers NULL at once without
+    /// the lock, and sqlx ignores the answer, so two nodes both insert the first
+    /// migration's version and one fails with a duplicate key.
+    async fn migrate_mysql_serialized(&self) -> Result<(), DbError> {
+        let mut connection = self.pool.acquire().await?;
+        let database: Option<String> = sqlx::query_scalar("SELECT DATABASE()")
+            .fetch_one(&mut *connection)
+            .await?;
+        let lock = migration_lock_name(database.as_deref().unwrap_or_default());
+        let acquired: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+            .bind(&lock)
+            .bind(MIGRATION_LOCK_WAIT_SECS)
+            .fetch_one(&mut *connection)
+            .await?;
+        if acquired != Some(1) {
+            return Err(DbError::MigrationLock(format!(
+                "{lock} still held by another process after {MIGRATION_LOCK_WAIT_SECS} s"
+            )));
+        }
+        tracing::debug!(lock, "holding the migration lock");
+        // `run_direct` is `run` on a connection already held (sqlx's own way around
+        // `run(&mut connection)` futures not being `Send` for every lifetime).
+        let migrated = MYSQL_MIGRATOR.run_direct(&mut *connection).await;
+        let released = sqlx::query_scalar::<_, Option<i64>>("SELECT RELEASE_LOCK(?)")
+            .bind(&lock)
+            .fetch_one(&mut *connection)
+            .await;
+        if released.is_err() {
+            // Closing the session is the other way to drop a named lock.
+            let _ = connection.detach().close().await;
+        }
+        migrated?;
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! Souk's gRPC contract: the messages, clients and servers generated from
-//! `proto/souk/v1/*.proto` (never edit the generated code; change the `.proto`).
+//! `proto/souk/v1/*.proto` (never edit the generated code; change the `.proto`), and the
+//! cluster's NATS envelope and KV records (`cluster.proto`, plain messages, no service).
 
 #![allow(clippy::all, clippy::pedantic)]
 

@@ -1,0 +1,334 @@
+//! Per-shard leases in the `<namespace>_leases` KV bucket: key `shard.<n>`, value a
+//! `LeaseRecord` (holder node, its incarnation, the owner epoch).
+//!
+//! - Taking a free shard writes the record conditionally on the key's revision: 0 when
+//!   the key was never written, else the revision of the delete or expiry marker that
+//!   ends the previous tenure. The revision of that write is the **owner epoch**; every
+//!   later tenure has a higher one (revisions are the stream's sequence numbers).
+//! - Renewing rewrites the record conditionally on the revision of the holder's last
+//!   write, with the per-key TTL again; the epoch stays the one the tenure began with.
+//! - The server removes a record its TTL after storing it, leaving an expiry marker,
+//!   and only then can another node take the shard.
+//!
+//! **Serving bound.** A holder notes `sent`, its monotonic clock just before sending a
+//! write; the server stores the write later and expires it `ttl` after storing it, so
+//! the lease cannot expire before `sent + ttl` as measured by a clock running at the
+//! server's rate. The holder serves the shard only until `sent + ttl - margin`
+//! ([`Lease::valid_until`]). The margin (`lease_margin_ms`, default 1 s of a 4 s TTL)
+//! absorbs what that argument does not cover: the holder's and the server's clocks
+//! running at different rates (NTP keeps that far below 1 %), a server wall clock
+//! stepped forward (the server times TTLs with it), the offset between the servers of
+//! a NATS cluster when the stream's leader moves, and the holder's own lateness in
+//! noticing the deadline (a timer, a busy runtime). No comparison of wall clocks
+//! between the holder and the server is involved. The database fence on the owner
+//! epoch stays the last guard should all of that fail.
+//!
+//! A write whose acknowledgement is lost is ambiguous: the holder does not extend its
+//! deadline for it, and the next renewal, finding the revision moved, recognises its
+//! own record (same incarnation and epoch) and continues from it.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use prost::Message;
+use souk_proto::v1::LeaseRecord;
+
+use crate::kv::{Bucket, WriteError};
+use crate::ring::ShardId;
+use crate::settings::{ClusterSettings, NodeId};
+use crate::ClusterError;
+
+const SHARD_PREFIX: &str = "shard.";
+
+/// A shard's current holder as recorded in the bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub node: NodeId,
+    pub incarnation: String,
+    pub epoch: u64,
+}
+
+/// A lease this node holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    shard: ShardId,
+    epoch: u64,
+    /// Revision of this holder's latest confirmed write.
+    revision: u64,
+    valid_until: Instant,
+}
+
+impl Lease {
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+
+    /// The owner epoch: the revision of the write that began this tenure.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The holder serves the shard strictly before this instant.
+    pub fn valid_until(&self) -> Instant {
+        self.valid_until
+    }
+
+    pub fn is_valid(&self) -> bool {
+        Instant::now() < self.valid_until
+    }
+}
+
+/// The outcome of trying to take a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquire {
+    Acquired(Lease),
+    /// Someone holds it (possibly this node's previous incarnation).
+    HeldBy(Holder),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// The lease is gone: expired, released, or taken by `holder`.
+    #[error("lease lost")]
+    Lost { holder: Option<Holder> },
+    /// NATS did not answer in time; the lease may still be valid until its deadline.
+    #[error("lease store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Takes, renews and releases this node's shard leases.
+#[derive(Clone)]
+pub struct LeaseStore {
+    bucket: Bucket,
+    node: NodeId,
+    incarnation: String,
+    ttl: Duration,
+    margin: Duration,
+}
+
+impl LeaseStore {
+    /// Opens (creating if missing) the leases bucket for `settings`' namespace;
+    /// `incarnation` tells this process's leases from a previous one's.
+    pub async fn open(
+        jetstream: &jetstream::Context,
+        settings: &ClusterSettings,
+        incarnation: &str,
+    ) -> Result<Self, ClusterError> {
+        settings.validate()?;
+        let bucket = Bucket::open(
+            jetstream,
+            &settings.namespace()?.leases_bucket(),
+            "souk cluster shard leases",
+            settings.lease_ttl(),
+            settings.kv_replicas,
+        )
+        .await?;
+        Ok(Self {
+            bucket,
+            node: settings.node()?,
+            incarnation: incarnation.to_owned(),
+            ttl: settings.lease_ttl(),
+            margin: settings.lease_margin(),
+        })
+    }
+
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    pub fn incarnation(&self) -> &str {
+        &self.incarnation
+    }
+
+    pub(crate) fn bucket(&self) -> &Bucket {
+        &self.bucket
+    }
+
+    /// Takes `shard` if it is free (never taken, released or expired).
+    pub async fn try_acquire(&self, shard: ShardId) -> Result<Acquire, LeaseError> {
+        let key = shard_key(shard);
+        let current = self.read(&key).await?;
+        let expected = match current {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let holder = decode_holder(&entry).ok_or_else(|| corrupt(&key))?;
+                if holder.node != self.node || holder.incarnation != self.incarnation {
+                    return Ok(Acquire::HeldBy(holder));
+                }
+                // Ours already (an acquisition whose acknowledgement was lost):
+                // continue the tenure with a confirmed renewal.
+                let mut lease = Lease {
+                    shard,
+                    epoch: holder.epoch,
+                    revision: entry.revision,
+                    valid_until: Instant::now(),
+                };
+                self.renew(&mut lease).await?;
+                return Ok(Acquire::Acquired(lease));
+            }
+            Some(marker) => marker.revision,
+            None => 0,
+        };
+        let sent = Instant::now();
+        let record = self.record(0);
+        match self
+            .bucket
+            .write(&key, record, Some(expected), Some(self.ttl))
+            .await
+        {
+            Ok(revision) => Ok(Acquire::Acquired(Lease {
+                shard,
+                epoch: revision,
+                revision,
+                valid_until: self.deadline(sent),
+            })),
+            Err(WriteError::Conflict) => match self.holder(shard).await? {
+                Some(holder) => Ok(Acquire::HeldBy(holder)),
+                None => Err(LeaseError::Unavailable(
+                    "the lease changed while taking it".to_owned(),
+                )),
+            },
+            Err(WriteError::Nats(error)) => Err(LeaseError::Unavailable(error)),
+        }
+    }
+
+    /// Extends `lease`. On [`LeaseError::Unavailable`] the lease keeps its deadline (and
+    /// may be renewed again before it); on [`LeaseError::Lost`] it must be dropped.
+    pub async fn renew(&self, lease: &mut Lease) -> Result<(), LeaseError> {
+        let key = shard_key(lease.shard);
+        // A second try only after finding our own write whose acknowledgement was lost.
+        for _ in 0..2 {
+            let sent = Instant::now();
+            let written = self
+                .bucket
+                .write(
+                    &key,
+                    self.record(lease.epoch),
+                    Some(lease.revision),
+                    Some(self.ttl),
+                )
+                .await;
+            match written {
+                Ok(revision) => {
+                    lease.revision = revision;
+                    lease.valid_until = lease.valid_until.max(self.deadline(sent));
+                    return Ok(());
+                }
+                Err(WriteError::Nats(error)) => return Err(LeaseError::Unavailable(error)),
+                Err(WriteError::Conflict) => {}
+            }
+            let current = self.read(&key).await?;
+            let holder = current
+                .as_ref()
+                .filter(|entry| entry.operation == kv::Operation::Put)
+                .and_then(decode_holder);
+            let still_ours = holder.as_ref().is_some_and(|holder| {
+                holder.node == self.node
+                    && holder.incarnation == self.incarnation
+                    && holder.epoch == lease.epoch
+            });
+            match current {
+                // Go on from our own write; its deadline is not extended for it.
+                Some(entry) if still_ours => lease.revision = entry.revision,
+                _ => return Err(LeaseError::Lost { holder }),
+            }
+        }
+        Err(LeaseError::Unavailable(
+            "the lease kept changing while renewing it".to_owned(),
+        ))
+    }
+
+    /// Gives the shard up (the caller has stopped serving it) so that its next owner
+    /// can take it at once instead of waiting for the TTL. A renewal of this lease still
+    /// in flight may land first; its record is then deleted in turn.
+    pub async fn release(&self, lease: Lease) -> Result<(), LeaseError> {
+        let key = shard_key(lease.shard);
+        let mut revision = lease.revision;
+        for _ in 0..3 {
+            match self.bucket.delete(&key, revision).await {
+                Ok(()) => return Ok(()),
+                Err(WriteError::Nats(error)) => return Err(LeaseError::Unavailable(error)),
+                Err(WriteError::Conflict) => {}
+            }
+            let current = self.read(&key).await?;
+            let ours = current.as_ref().filter(|entry| {
+                entry.operation == kv::Operation::Put
+                    && decode_holder(entry).is_some_and(|holder| {
+                        holder.node == self.node
+                            && holder.incarnation == self.incarnation
+                            && holder.epoch == lease.epoch
+                    })
+            });
+            match ours {
+                Some(entry) => revision = entry.revision,
+                // Expired or someone else's already: nothing of ours to remove.
+                None => return Ok(()),
+            }
+        }
+        Err(LeaseError::Unavailable(
+            "the lease kept changing while releasing it".to_owned(),
+        ))
+    }
+
+    /// The shard's holder as the bucket has it now.
+    pub async fn holder(&self, shard: ShardId) -> Result<Option<Holder>, LeaseError> {
+        let current = self.read(&shard_key(shard)).await?;
+        Ok(current
+            .filter(|entry| entry.operation == kv::Operation::Put)
+            .as_ref()
+            .and_then(decode_holder))
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<kv::Entry>, LeaseError> {
+        let read = self.bucket.entry(key);
+        match tokio::time::timeout(crate::kv::WRITE_TIMEOUT, read).await {
+            Ok(Ok(entry)) => Ok(entry),
+            Ok(Err(error)) => Err(LeaseError::Unavailable(error.to_string())),
+            Err(_) => Err(LeaseError::Unavailable("read timed out".to_owned())),
+        }
+    }
+
+    fn record(&self, epoch: u64) -> Bytes {
+        Bytes::from(
+            LeaseRecord {
+                node_id: self.node.as_str().to_owned(),
+                incarnation: self.incarnation.clone(),
+                epoch,
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    fn deadline(&self, sent: Instant) -> Instant {
+        sent + self.ttl.saturating_sub(self.margin)
+    }
+}
+
+fn corrupt(key: &str) -> LeaseError {
+    LeaseError::Unavailable(format!("undecodable lease record under {key}"))
+}
+
+pub(crate) fn shard_key(shard: ShardId) -> String {
+    format!("{SHARD_PREFIX}{}", shard.0)
+}
+
+pub(crate) const LEASE_PREFIX: &str = SHARD_PREFIX;
+
+/// The shard a lease key names.
+pub(crate) fn shard_from_key(key: &str) -> Option<ShardId> {
+    key.strip_prefix(SHARD_PREFIX)?.parse().ok().map(ShardId)
+}
+
+/// The holder a record names; the epoch of a tenure's first write is its revision.
+pub(crate) fn decode_holder(entry: &kv::Entry) -> Option<Holder> {
+    let record = LeaseRecord::decode(entry.value.clone()).ok()?;
+    Some(Holder {
+        node: NodeId::parse(&record.node_id).ok()?,
+        incarnation: record.incarnation,
+        epoch: if record.epoch == 0 {
+            entry.revision
+        } else {
+            record.epoch
+        },
+    })
+}

@@ -1,0 +1,242 @@
+//! The NATS mailbox between in-process nodes over the test nats-server: a message
+//! reaches the node that owns its entity wherever it is sent from; handler errors and
+//! deadlines come back as such; calls in flight while shards move (a join, a graceful
+//! stop, a kill) still succeed within their deadline through "not owner" retries.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use souk_cluster::{
+    BoxFuture, ClusterNode, ClusterSettings, Envelope, EnvelopeHandler, HandlerError,
+    MailboxServer, RemoteError, SendError,
+};
+use support::{connect, drop_namespace, eventually, fresh_namespace, nats_url, settings};
+
+/// The entity host stand-in: answers `<node>|<kind>|<key>|<epoch>|<payload>`; kind
+/// `fail` answers an error, `slow` takes two seconds.
+struct Echo {
+    node: String,
+}
+
+impl EnvelopeHandler for Echo {
+    fn handle(&self, envelope: Envelope) -> BoxFuture<Result<Bytes, HandlerError>> {
+        let node = self.node.clone();
+        Box::pin(async move {
+            match envelope.kind.as_str() {
+                "fail" => Err(HandlerError::Failed(RemoteError::new(
+                    "out_of_stock",
+                    format!("{} has none left", envelope.key),
+                    false,
+                ))),
+                "slow" => {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    Ok(Bytes::from_static(b"late"))
+                }
+                _ => Ok(Bytes::from(format!(
+                    "{node}|{}|{}|{}|{}",
+                    envelope.kind,
+                    envelope.key,
+                    envelope.epoch,
+                    String::from_utf8_lossy(&envelope.payload)
+                ))),
+            }
+        })
+    }
+}
+
+async fn serving_node(url: &str, settings: ClusterSettings) -> (ClusterNode, MailboxServer) {
+    let node = ClusterNode::start(connect(url).await, settings)
+        .await
+        .expect("start node");
+    let server = node
+        .serve(Arc::new(Echo {
+            node: node.node_id().to_string(),
+        }))
+        .await
+        .expect("serve");
+    (node, server)
+}
+
+fn in_ms(ms: u64) -> Instant {
+    Instant::now() + Duration::from_millis(ms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_reach_the_owner_from_any_node() {
+    let url = nats_url();
+    let namespace = fresh_namespace();
+    let (a, server_a) = serving_node(&url, settings("a", &namespace)).await;
+    let (b, server_b) = serving_node(&url, settings("b", &namespace)).await;
+    eventually(Duration::from_secs(10), "both ready", || async {
+        a.snapshot().ready && b.snapshot().ready && a.snapshot().ring.members().len() == 2
+    })
+    .await;
+
+    let mut served_by = std::collections::BTreeMap::new();
+    for (sender, other) in [(&a, &b), (&b, &a)] {
+        let mailbox = sender.mailbox();
+        for index in 0..40 {
+            let key = format!("SKU-{index}");
+            let answer = mailbox
+                .send("sku", &key, Bytes::from("reserve 1"), in_ms(2_000))
+                .await
+                .expect("answered");
+            let answer = String::from_utf8(answer.to_vec()).unwrap();
+            let parts: Vec<&str> = answer.split('|').collect();
+            let table = other.snapshot();
+            let shard = table.shard_of(&key);
+            let owner = [&a, &b]
+                .into_iter()
+                .find(|node| node.snapshot().serves(shard))
+                .unwrap();
+            assert_eq!(
+                parts[0],
+                owner.node_id().as_str(),
+                "{key} went to its owner"
+            );
+            assert_eq!(&parts[1..3], &["sku", key.as_str()]);
+            assert_eq!(
+                parts[3],
+                owner.snapshot().serving_epoch(shard).unwrap().to_string()
+            );
+            assert_eq!(parts[4], "reserve 1");
+            *served_by.entry(parts[0].to_owned()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(
+        served_by.len(),
+        2,
+        "both nodes own some of 40 keys: {served_by:?}"
+    );
+
+    // A handler's error comes back as it is, not retried.
+    let error = a
+        .mailbox()
+        .send("fail", "SKU-1", Bytes::new(), in_ms(2_000))
+        .await
+        .expect_err("fails");
+    assert_eq!(
+        error,
+        SendError::Remote(RemoteError::new(
+            "out_of_stock",
+            "SKU-1 has none left",
+            false
+        ))
+    );
+
+    // The caller's deadline bounds a slow owner.
+    let started = Instant::now();
+    let error = b
+        .mailbox()
+        .send("slow", "SKU-2", Bytes::new(), in_ms(300))
+        .await
+        .expect_err("too slow");
+    let waited = started.elapsed();
+    assert_eq!(error, SendError::DeadlineExceeded);
+    assert!(
+        waited < Duration::from_millis(800),
+        "gave up after {waited:?}"
+    );
+
+    server_a.stop(Duration::from_secs(3)).await;
+    server_b.stop(Duration::from_secs(3)).await;
+    a.stop().await;
+    b.stop().await;
+    drop_namespace(&connect(&url).await, &namespace).await;
+}
+
+/// Sends to many keys in a loop until stopped; returns (successes, failures).
+fn traffic(
+    mailbox: souk_cluster::Mailbox,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    tokio::spawn(async move {
+        let mut successes = 0;
+        let mut failures = Vec::new();
+        let mut index = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            index += 1;
+            let key = format!("ORDER-{}", index % 200);
+            match mailbox
+                .send("order", &key, Bytes::from("get"), in_ms(8_000))
+                .await
+            {
+                Ok(_) => successes += 1,
+                Err(error) => failures.push(format!("{key}: {error}")),
+            }
+        }
+        (successes, failures)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_survive_joins_stops_and_kills() {
+    let url = nats_url();
+    let namespace = fresh_namespace();
+    let (a, server_a) = serving_node(&url, settings("a", &namespace)).await;
+    let (b, server_b) = serving_node(&url, settings("b", &namespace)).await;
+    eventually(Duration::from_secs(10), "both ready", || async {
+        a.snapshot().ready && b.snapshot().ready && a.snapshot().ring.members().len() == 2
+    })
+    .await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mailbox = a.mailbox();
+    let load = traffic(mailbox.clone(), stop.clone());
+
+    // c joins (shards move to it), then b stops gracefully, then c is killed.
+    let (c, server_c) = serving_node(&url, settings("c", &namespace)).await;
+    eventually(Duration::from_secs(10), "c ready", || async {
+        c.snapshot().ready
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server_b.stop(Duration::from_secs(3)).await;
+    b.stop().await;
+    eventually(
+        Duration::from_secs(10),
+        "a and c own everything",
+        || async {
+            a.snapshot().ring.members().len() == 2
+                && (0..64).all(|shard| {
+                    let shard = souk_cluster::ShardId(shard);
+                    a.snapshot().serves(shard) || c.snapshot().serves(shard)
+                })
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = Instant::now();
+    drop(server_c);
+    drop(c);
+    eventually(Duration::from_secs(10), "a owns everything", || async {
+        (0..64).all(|shard| a.snapshot().serves(souk_cluster::ShardId(shard)))
+    })
+    .await;
+    println!(
+        "after the kill a serves everything in {:?}",
+        killed.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (successes, failures) = load.await.unwrap();
+    println!("{successes} calls answered through join, stop and kill");
+    assert!(
+        failures.is_empty(),
+        "every call answered in its deadline: {failures:?}"
+    );
+    assert!(successes > 50, "traffic flowed: {successes}");
+    let stats = mailbox.stats();
+    println!("{stats:?}");
+    assert!(
+        stats.retries > 0,
+        "some calls met a moving shard and were sent again"
+    );
+
+    server_a.stop(Duration::from_secs(3)).await;
+    a.stop().await;
+    drop_namespace(&connect(&url).await, &namespace).await;
+}
