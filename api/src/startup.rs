@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix::Actor;
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use anyhow::Context;
 use futures_util::future::BoxFuture;
@@ -424,6 +424,8 @@ impl Application {
                     ApiError::new(ErrorCode::NotFound, format!("no such resource: {error}")).into()
                 }))
                 .wrap(from_fn(crate::http::observe::observe))
+                // No response may be sniffed into another content type.
+                .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
                 .configure(|routes| crate::rest::configure(routes, &app_state.services))
                 .default_service(web::to(route_not_found))
         })

@@ -63,7 +63,16 @@ impl Transport {
         let to: Mailbox = to
             .parse()
             .map_err(|error| SendError::Permanent(format!("bad recipient {to:?}: {error}")))?;
+        // Providers reject or penalise mail without a Message-ID and a Date; the id is
+        // unique and in the sender's domain.
+        let message_id = format!(
+            "<{}@{}>",
+            uuid::Uuid::now_v7().simple(),
+            from.email.domain()
+        );
         let message = Message::builder()
+            .message_id(Some(message_id))
+            .date_now()
             .from(from.clone())
             .to(to)
             .subject(mail.subject.clone())

@@ -112,7 +112,8 @@ pub fn validate_adjustment(
     low_stock_threshold: Option<i64>,
 ) -> Result<String, Error> {
     let mut errors = Vec::new();
-    if delta.abs() > MAX_DELTA {
+    // A range check, not `abs()`: `i64::MIN.abs()` overflows.
+    if !(-MAX_DELTA..=MAX_DELTA).contains(&delta) {
         errors.push(FieldError::new(
             "delta",
             format!("must be between -{MAX_DELTA} and {MAX_DELTA}"),

@@ -53,15 +53,23 @@ pub async fn serve(
         };
         health.set_service_status(service.grpc_name(), status).await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(souk_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Reflection in both versions: v1, and v1alpha for older grpcurl and Python clients.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(souk_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder()
         .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
         .expect("the embedded descriptor sets are valid");
     let local = |service| services.contains(service).then_some(());
     Server::builder()
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_optional_service(local(Service::User).map(|()| {
             UserServiceServer::new(users::UserGrpc {
                 state: state.clone(),

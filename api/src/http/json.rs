@@ -88,6 +88,32 @@ fn too_large(limit: usize) -> Error {
     )
 }
 
+/// A JSON body that may be left out entirely: a request with neither a content type
+/// nor a body gives `None`; anything sent is checked exactly as [`Json`] checks it.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let declared_length = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        let chunked = request.headers().contains_key(header::TRANSFER_ENCODING);
+        let absent = !request.headers().contains_key(header::CONTENT_TYPE)
+            && !chunked
+            && declared_length.unwrap_or(0) == 0;
+        if absent {
+            return Box::pin(async { Ok(OptionalJson(None)) });
+        }
+        let body = Json::<T>::from_request(request, payload);
+        Box::pin(async move { Ok(OptionalJson(Some(body.await?.into_inner()))) })
+    }
+}
+
 fn is_json_content_type(request: &HttpRequest) -> bool {
     let Some(value) = request.headers().get(header::CONTENT_TYPE) else {
         return false;

@@ -31,7 +31,7 @@ pub async fn observe(
     let route = request
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let span = tracing::info_span!("http_request", request_id = %request_id, method = %method, route = %route);
     let started = Instant::now();
 
@@ -56,6 +56,22 @@ pub async fn observe(
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     Ok(response)
+}
+
+/// The method as a metric label and log field: one of the standard methods, or
+/// `other` — never the client's raw text, which would make a new series per request.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Accepts a caller's id only if it is short and plain, so it can be logged verbatim.

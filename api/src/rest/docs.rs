@@ -10,6 +10,11 @@ use crate::error::ErrorCode;
 
 static OPENAPI_JSON: OnceLock<String> = OnceLock::new();
 
+/// The docs page loads nothing from elsewhere, may only fetch this API's own OpenAPI
+/// document, and may not be framed.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+    connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 pub async fn openapi_json() -> HttpResponse {
     let body = OPENAPI_JSON.get_or_init(|| {
         crate::openapi::document()
@@ -49,6 +54,8 @@ pub async fn docs_page() -> HttpResponse {
     match page.render() {
         Ok(html) => HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
+            .insert_header(("Content-Security-Policy", DOCS_CSP))
+            .insert_header(("Referrer-Policy", "no-referrer"))
             .body(html),
         Err(error) => {
             crate::error::ApiError::from(crate::error::Error::internal(error)).error_response()

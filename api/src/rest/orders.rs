@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AdminUser, AuthUser};
 use crate::error::{ApiResult, Error, ErrorCode, Problem};
-use crate::http::json::Json;
+use crate::http::json::{Json, OptionalJson};
 use crate::state::AppState;
 use souk_actors::orders::views::{
     checked_idempotency_key, checked_payment_method, checked_reason, decode_order_cursor,
@@ -150,8 +150,8 @@ pub async fn pay(
     Ok(HttpResponse::Ok().json(state.orders.pay(&user.id, &id, &method).await?))
 }
 
-fn reason_of(body: Option<Json<CancelRequest>>, default: &str) -> String {
-    checked_reason(body.and_then(|body| body.into_inner().reason), default)
+fn reason_of(body: OptionalJson<CancelRequest>, default: &str) -> String {
+    checked_reason(body.0.and_then(|body| body.reason), default)
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = CancelRequest,
@@ -161,9 +161,9 @@ pub async fn cancel_own(
     state: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<String>,
-    body: Json<CancelRequest>,
+    body: OptionalJson<CancelRequest>,
 ) -> ApiResult<HttpResponse> {
-    let reason = reason_of(Some(body), "cancelled by the shopper");
+    let reason = reason_of(body, "cancelled by the shopper");
     Ok(HttpResponse::Ok().json(
         state
             .orders
@@ -246,9 +246,9 @@ pub async fn admin_cancel(
     state: web::Data<AppState>,
     admin: AdminUser,
     id: web::Path<String>,
-    body: Json<CancelRequest>,
+    body: OptionalJson<CancelRequest>,
 ) -> ApiResult<HttpResponse> {
-    let reason = reason_of(Some(body), "cancelled by an admin");
+    let reason = reason_of(body, "cancelled by an admin");
     Ok(HttpResponse::Ok().json(
         state
             .orders

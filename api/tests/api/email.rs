@@ -843,6 +843,18 @@ async fn embedded_mode_writes_mails_to_the_file_outbox() {
         eml.contains("text/plain") && eml.contains("text/html"),
         "{eml}"
     );
+    // Providers want a Message-ID (in the sender's domain) and a Date.
+    let header = |name: &str| {
+        eml.lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} header in {eml}"))
+            .to_owned()
+    };
+    assert!(
+        header("Message-ID: <").ends_with("@souk.localhost>"),
+        "{eml}"
+    );
+    assert!(header("Date: ").len() > "Date: ".len() + 20, "{eml}");
     let ready: Value = app.get("/readyz").await.json().await.unwrap();
     assert!(ready["outbox_lag_seconds"].is_number(), "{ready}");
 }

@@ -315,6 +315,21 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
+    // An admin's adjustment at the extremes of i64 is refused as invalid, as over REST.
+    for delta in [i64::MIN, i64::MAX] {
+        let status = inventory
+            .adjust_stock(authorized(
+                pb::AdjustStockRequest {
+                    sku: "GRPC-2".into(),
+                    delta,
+                    reason: "overflow".into(),
+                },
+                &admin.access_token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "delta {delta}");
+    }
 
     // Nothing of that changed the order or its stock.
     let order = orders
@@ -515,7 +530,7 @@ async fn health_and_reflection_describe_the_services() {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut answers = ServerReflectionClient::new(channel)
+    let mut answers = ServerReflectionClient::new(channel.clone())
         .server_reflection_info(tokio_stream::iter([request]))
         .await
         .unwrap()
@@ -536,6 +551,30 @@ async fn health_and_reflection_describe_the_services() {
     ] {
         assert!(names.contains(&expected.to_owned()), "{names:?}");
     }
+
+    // The older v1alpha reflection answers the same.
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+    let request = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(AlphaRequest::ListServices(String::new())),
+    };
+    let mut answers = AlphaClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("one answer");
+    let Some(AlphaResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("expected a service list from v1alpha");
+    };
+    assert!(
+        list.service
+            .iter()
+            .any(|service| service.name == "souk.v1.OrderService"),
+        "{list:?}"
+    );
 }
 
 #[actix_web::test]

@@ -223,6 +223,15 @@ async fn inventory_bad_input_and_access() {
             json!({"delta": 2_000_000_000i64, "reason": "lots"}),
             "validation_failed",
         ),
+        // The extremes of i64 are out of range too (abs() of the minimum overflows).
+        (
+            json!({"delta": i64::MIN, "reason": "lots"}),
+            "validation_failed",
+        ),
+        (
+            json!({"delta": i64::MAX, "reason": "lots"}),
+            "validation_failed",
+        ),
         (
             json!({"delta": 1, "reason": "x", "low_stock_threshold": -1}),
             "validation_failed",

@@ -89,6 +89,42 @@ async fn metrics_count_requests_by_route_and_status() {
     assert!(has("souk_db_pool_connections|state=\"max\""), "{text}");
 }
 
+/// No label takes raw client input: made-up methods and unknown paths fall into one
+/// bounded series each, however many a client invents.
+#[actix_web::test]
+async fn made_up_methods_and_paths_do_not_grow_the_metrics() {
+    let app = spawn_app().await;
+    for index in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("PROBE{index}XYZ").as_bytes()).unwrap();
+        let _ = app
+            .client
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        let _ = app.get(&format!("/made/up/{index}")).await;
+    }
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !text.contains("PROBE"),
+        "a client's method became a label: {text}"
+    );
+    assert!(
+        !text.contains("/made/up"),
+        "a client's path became a label: {text}"
+    );
+    let series = text
+        .lines()
+        .filter(|line| {
+            line.starts_with("souk_http_requests_total{") && line.contains("method=\"other\"")
+        })
+        .count();
+    assert!(
+        (1..=2).contains(&series),
+        "one series per route for every unknown method: {text}"
+    );
+}
+
 #[actix_web::test]
 async fn request_ids_are_echoed_and_sanitised() {
     let app = spawn_app().await;
@@ -216,6 +252,19 @@ async fn openapi_documents_every_route_and_the_docs_page_works_offline() {
 
     let page = app.get("/api/v1/docs").await;
     assert_eq!(page.status(), StatusCode::OK);
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        header("content-security-policy").contains("frame-ancestors 'none'"),
+        "the docs page cannot be framed"
+    );
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("x-content-type-options"), "nosniff");
     let html = page.text().await.unwrap();
     assert!(html.contains("/api/v1/openapi.json"));
     assert!(
@@ -226,4 +275,26 @@ async fn openapi_documents_every_route_and_the_docs_page_works_offline() {
         !html.contains("src=\"http") && !html.contains("href=\"http"),
         "no external resources"
     );
+}
+
+/// Every response, errors and JSON alike, forbids content sniffing.
+#[actix_web::test]
+async fn every_response_forbids_content_sniffing() {
+    let app = spawn_app().await;
+    for path in [
+        "/healthz",
+        "/api/v1/openapi.json",
+        "/api/v1/users/me",
+        "/no/such/route",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(
+            response
+                .headers()
+                .get("x-content-type-options")
+                .map(|value| value.to_str().unwrap()),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
 }

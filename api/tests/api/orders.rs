@@ -905,3 +905,39 @@ async fn an_unknown_stored_status_is_an_error_not_a_default() {
         "the stock untouched"
     );
 }
+
+/// A cancellation's body is optional: none at all is a cancellation without a reason;
+/// a body that is sent is still checked.
+#[actix_web::test]
+async fn a_cancel_without_a_body_works_and_a_bad_body_is_refused() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("nobody").await;
+    product(&app, &admin, "NOBODY", 100, 5).await;
+    let placed = place(&app, &shopper, json!([{"sku": "NOBODY", "quantity": 1}])).await;
+    let path = format!("/api/v1/orders/{}/cancel", placed["id"].as_str().unwrap());
+    let malformed = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&shopper.access_token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(malformed, 400, "malformed_json").await;
+    let bare = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&shopper.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::OK);
+    let cancelled: Value = bare.json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(
+        cancelled["history"][1]["reason"],
+        "cancelled by the shopper"
+    );
+}
