@@ -1,4 +1,6 @@
-/// A person's display name: trimmed, 1..=100 characters, no control characters.
+/// A person's display name: trimmed, 1..=100 characters, no control characters, no
+/// bidirectional overrides or isolates (they make a name display as another), and at
+/// least one visible character (a name of zero-width characters shows as nothing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonName(String);
 
@@ -16,12 +18,33 @@ impl PersonName {
         if trimmed.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
+        if trimmed.chars().any(is_bidi_control) {
+            return Err("must not contain bidirectional text controls".into());
+        }
+        if trimmed.chars().all(is_invisible) {
+            return Err("must contain a visible character".into());
+        }
         Ok(Self(trimmed.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) and the marks
+/// U+200E, U+200F, U+061C.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Characters that render as nothing: zero-width space, joiners, word joiner, BOM,
+/// invisible operators, and the Hangul fillers.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}' | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}'
+    ) || c.is_whitespace()
 }
 
 #[cfg(test)]
@@ -38,5 +61,16 @@ mod tests {
         assert!(PersonName::parse(&"x".repeat(101)).is_err());
         assert!(PersonName::parse(&"é".repeat(100)).is_ok());
         assert!(PersonName::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn invisible_and_bidi_tricks_are_refused() {
+        assert!(PersonName::parse("\u{200B}\u{200C}\u{200D}").is_err());
+        assert!(PersonName::parse("\u{FEFF}\u{2060}").is_err());
+        assert!(PersonName::parse("\u{200B} \u{3164}").is_err());
+        assert!(PersonName::parse("admin\u{202E}txt.exe").is_err());
+        assert!(PersonName::parse("Ada\u{2066}x\u{2069}").is_err());
+        // Joiners inside real text stay: some scripts need them.
+        assert!(PersonName::parse("क्\u{200D}ष").is_ok());
     }
 }

@@ -131,6 +131,17 @@ async fn hostile_strings_are_just_data() {
     assert_eq!(unicode.status(), StatusCode::CREATED);
     let body: serde_json::Value = unicode.json().await.unwrap();
     assert_eq!(body["name"], "Zoë 🛒 <script>");
+    // A name that shows as nothing, or as something else, is refused.
+    for name in ["\u{200B}\u{200C}\u{200D}", "admin\u{202E}gnp.exe"] {
+        let refused = app
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"email": unique_email("bidi"), "password": PASSWORD, "name": name}),
+            )
+            .await;
+        let problem = assert_problem(refused, 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], "name", "{problem}");
+    }
 }
 
 #[actix_web::test]
