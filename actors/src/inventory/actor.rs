@@ -12,6 +12,7 @@ use souk_db::outbox::OutboxEvent;
 use souk_db::Db;
 use tokio::sync::oneshot;
 
+use super::feed::{CommittedStock, StockFeed};
 use super::stock::{Changes, Command, Held, Outcome, Stock};
 use super::supervisor::{ActorStopped, InventorySupervisor, StopReason};
 use super::InventoryError;
@@ -62,6 +63,8 @@ pub struct SkuActor {
     last_activity: Instant,
     expiry_timer: Option<SpawnHandle>,
     stop_reason: Option<StopReason>,
+    /// Where committed batches are announced, if anyone listens.
+    feed: Option<StockFeed>,
     #[cfg(feature = "fault-injection")]
     fail_next_batch: bool,
 }
@@ -89,9 +92,45 @@ impl SkuActor {
             last_activity: Instant::now(),
             expiry_timer: None,
             stop_reason: None,
+            feed: None,
             #[cfg(feature = "fault-injection")]
             fail_next_batch: false,
         }
+    }
+
+    /// Announces every committed batch on `feed`.
+    pub fn with_feed(mut self, feed: StockFeed) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Broadcasts the stock a batch committed, with the reservations it placed.
+    fn announce(
+        &self,
+        stock: &Stock,
+        batch: &[(Command, oneshot::Sender<Reply>)],
+        results: &[Reply],
+    ) {
+        let Some(feed) = self.feed.as_ref().filter(|feed| feed.receiver_count() > 0) else {
+            return;
+        };
+        let reservations = batch
+            .iter()
+            .zip(results)
+            .filter(|((command, _), result)| {
+                matches!(command, Command::Reserve { .. })
+                    && matches!(result, Ok(Outcome::Reserved { .. }))
+            })
+            .count();
+        let _ = feed.send(std::sync::Arc::new(CommittedStock {
+            sku: stock.sku.clone(),
+            on_hand: stock.on_hand,
+            reserved: stock.reserved,
+            low_stock_threshold: stock.low_stock_threshold,
+            version: stock.version.unwrap_or(0),
+            reservations: u32::try_from(reservations).unwrap_or(u32::MAX),
+            committed_at: now_micros(),
+        }));
     }
 
     fn stop_with(&mut self, context: &mut Context<Self>, reason: StopReason) {
@@ -120,6 +159,7 @@ impl SkuActor {
         #[cfg(not(feature = "fault-injection"))]
         let fail = false;
         let started = Instant::now();
+        let version_before = stock.version;
         let write = async move { write(db, stock, commands, fail).await };
         context.spawn(write.into_actor(self).map(move |outcome, actor, context| {
             actor.flushing = false;
@@ -127,6 +167,9 @@ impl SkuActor {
                 Ok((stock, results, expired)) => {
                     metrics::histogram!("souk_inventory_batch_seconds")
                         .record(started.elapsed().as_secs_f64());
+                    if stock.version != version_before {
+                        actor.announce(&stock, &batch, &results);
+                    }
                     for waiter in actor.snapshot_waiters.drain(..) {
                         let _ = waiter.send(Ok(stock.clone()));
                     }

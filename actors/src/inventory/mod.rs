@@ -1,11 +1,13 @@
 //! Inventory: one actor per SKU.
 
 pub mod actor;
+pub mod feed;
 pub mod router;
 pub mod stock;
 pub mod supervisor;
 
-pub use router::{InventoryRouter, LocalInventory};
+pub use feed::{CommittedStock, StockFeed};
+pub use router::{CommittedReceiver, InventoryRouter, LocalInventory};
 pub use stock::{Command, Outcome, Stock, StockError};
 pub use supervisor::{InventorySupervisor, SupervisorSettings};
 

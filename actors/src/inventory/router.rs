@@ -4,8 +4,9 @@
 use actix::Addr;
 use futures_util::future::BoxFuture;
 
+use super::feed::CommittedStock;
 use super::stock::{Command, Outcome, Stock};
-use super::supervisor::{Inspect, InventorySupervisor, Route};
+use super::supervisor::{Inspect, InventorySupervisor, Route, SubscribeCommitted};
 use super::InventoryError;
 
 pub trait InventoryRouter: Send + Sync {
@@ -15,7 +16,15 @@ pub trait InventoryRouter: Send + Sync {
         command: Command,
     ) -> BoxFuture<'static, Result<Outcome, InventoryError>>;
     fn stock(&self, sku: String) -> BoxFuture<'static, Result<Stock, InventoryError>>;
+
+    /// Every batch committed from now on by the SKU actors of this process; `None` when
+    /// they run elsewhere.
+    fn committed(&self) -> BoxFuture<'static, Option<CommittedReceiver>> {
+        Box::pin(async { None })
+    }
 }
+
+pub type CommittedReceiver = tokio::sync::broadcast::Receiver<std::sync::Arc<CommittedStock>>;
 
 /// Every SKU is owned by this node.
 #[derive(Clone)]
@@ -60,5 +69,10 @@ impl InventoryRouter for LocalInventory {
                 .await
                 .map_err(mailbox_closed)?
         })
+    }
+
+    fn committed(&self) -> BoxFuture<'static, Option<CommittedReceiver>> {
+        let supervisor = self.supervisor.clone();
+        Box::pin(async move { supervisor.send(SubscribeCommitted).await.ok() })
     }
 }

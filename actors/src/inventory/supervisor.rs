@@ -14,6 +14,7 @@ use actix::prelude::*;
 use souk_db::Db;
 
 use super::actor::{Execute, ReservationExpired, SkuActor, Snapshot};
+use super::feed::{new_feed, CommittedStock, StockFeed};
 use super::stock::{Command, Outcome, Stock};
 use super::InventoryError;
 
@@ -73,6 +74,11 @@ pub struct Inspect {
     pub sku: String,
 }
 
+/// A receiver of every batch the SKU actors of this supervisor commit from now on.
+#[derive(Message)]
+#[rtype(result = "tokio::sync::broadcast::Receiver<std::sync::Arc<CommittedStock>>")]
+pub struct SubscribeCommitted;
+
 /// How many SKU actors are alive now.
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -105,6 +111,7 @@ pub struct InventorySupervisor {
     failures: HashMap<String, Failures>,
     expiry_listener: Option<Recipient<ReservationExpired>>,
     next_instance: u64,
+    feed: StockFeed,
 }
 
 impl InventorySupervisor {
@@ -124,6 +131,7 @@ impl InventorySupervisor {
             failures: HashMap::new(),
             expiry_listener,
             next_instance: 0,
+            feed: new_feed(),
         }
     }
 
@@ -163,8 +171,9 @@ impl InventorySupervisor {
             self.settings.idle_timeout,
         );
         let owned_sku = sku.to_owned();
+        let feed = self.feed.clone();
         let address = SkuActor::start_in_arbiter(&arbiter.handle(), move |_| {
-            SkuActor::new(owned_sku, instance, db, supervisor, listener, idle)
+            SkuActor::new(owned_sku, instance, db, supervisor, listener, idle).with_feed(feed)
         });
         self.running.insert(
             sku.to_owned(),
@@ -277,6 +286,14 @@ impl Handler<Inspect> for InventorySupervisor {
                 .await
                 .map_err(|_| InventoryError::Unavailable("the sku actor stopped; retry".into()))?
         })
+    }
+}
+
+impl Handler<SubscribeCommitted> for InventorySupervisor {
+    type Result = MessageResult<SubscribeCommitted>;
+
+    fn handle(&mut self, _: SubscribeCommitted, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.feed.subscribe())
     }
 }
 
