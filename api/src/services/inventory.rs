@@ -9,7 +9,7 @@ use souk_actors::inventory::{
     Command, InventoryError, InventoryRouter, Outcome, Stock, StockError,
 };
 use souk_db::clock::to_datetime;
-use souk_db::inventory::{self, ItemRecord, MovementRecord};
+use souk_db::inventory::{self, ItemRecord, MovementRecord, StockOverviewQuery, StockOverviewRow};
 use souk_db::Db;
 use utoipa::ToSchema;
 
@@ -248,5 +248,13 @@ impl InventoryService {
         limit: u32,
     ) -> Result<Vec<MovementRecord>, Error> {
         Ok(inventory::movements_page(self.db.pool(), sku, after, limit).await?)
+    }
+
+    /// Every catalog SKU with its stock, for the admin console's table.
+    pub async fn overview(
+        &self,
+        query: &StockOverviewQuery,
+    ) -> Result<Vec<StockOverviewRow>, Error> {
+        Ok(inventory::stock_overview(self.db.pool(), query).await?)
     }
 }
