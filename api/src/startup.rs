@@ -406,6 +406,7 @@ impl Application {
         let config = state.config.clone();
         let body_limit = web::Data::new(BodyLimit(config.max_body_bytes));
         let app_state = state.clone();
+        let console = crate::console::Console::new(&state)?;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
@@ -422,6 +423,7 @@ impl Application {
                 }))
                 .wrap(from_fn(crate::http::observe::observe))
                 .configure(|routes| crate::routes::configure(routes, &app_state.services))
+                .configure(|routes| crate::console::configure(routes, &console))
                 .default_service(web::to(route_not_found))
         })
         .shutdown_timeout(config.shutdown_timeout_secs)
