@@ -354,7 +354,11 @@ pub async fn bench(options: &Options) -> anyhow::Result<Report> {
         .pool_max_idle_per_host(options.clients * 2)
         .build()?;
     let token = customer_token(&client, &node.base).await?;
-    let session = console_session(&client, &node.base, &admin_email).await?;
+    // The session cookie comes with the sign-in's redirect, which must not be followed.
+    let browser_like = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let session = console_session(&browser_like, &node.base, &admin_email).await?;
     let mut phases = Vec::new();
     for round in 1..=options.rounds {
         for consoles in [0, options.consoles] {

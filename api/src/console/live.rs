@@ -18,6 +18,7 @@ use souk_actors::inventory::{CommittedReceiver, CommittedStock};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::OnceCell;
 
+use super::page::ConsoleError;
 use super::session::{self, AdminSession};
 use super::Console;
 use crate::state::AppState;
@@ -267,13 +268,50 @@ fn frame(tick: &Tick, skus: &[String]) -> String {
     frame
 }
 
+/// SIGTERM or SIGINT: the node is stopping, and open streams must not hold its graceful
+/// shutdown until the timeout; browsers reconnect to whichever node serves next.
+struct Stopping {
+    #[cfg(unix)]
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Stopping {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = signal(SignalKind::terminate())
+                .and_then(|terminate| Ok((terminate, signal(SignalKind::interrupt())?)))
+                .ok();
+            Self { signals }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        if let Some((terminate, interrupt)) = &mut self.signals {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
 struct Viewer {
     ticks: broadcast::Receiver<Arc<Tick>>,
+    stopping: Stopping,
     skus: Vec<String>,
     state: web::Data<AppState>,
     console: web::Data<Console>,
     request: HttpRequest,
     next_check: tokio::time::Instant,
+    /// A stream silent this long gets a comment, which also finds closed connections.
+    next_keepalive: tokio::time::Instant,
     done: bool,
     _gauge: ViewerGauge,
 }
@@ -297,11 +335,17 @@ impl Drop for ViewerGauge {
 impl Viewer {
     /// The next text to send: a frame, a keepalive comment, or the end of the stream.
     async fn next(&mut self) -> Option<String> {
+        let text = self.next_text().await;
+        self.next_keepalive = tokio::time::Instant::now() + KEEPALIVE;
+        text
+    }
+
+    async fn next_text(&mut self) -> Option<String> {
         if self.done {
             return None;
         }
         loop {
-            let keepalive = tokio::time::sleep(KEEPALIVE);
+            let keepalive = tokio::time::sleep_until(self.next_keepalive);
             tokio::select! {
                 received = self.ticks.recv() => match received {
                     Ok(tick) => {
@@ -321,9 +365,15 @@ impl Viewer {
                         return Some(event("unavailable", "{}"));
                     }
                 },
+                _ = self.stopping.wait() => {
+                    self.done = true;
+                    return None;
+                }
                 _ = keepalive => {
-                    if let Some(end) = self.recheck().await {
-                        return Some(end);
+                    if tokio::time::Instant::now() >= self.next_check {
+                        if let Some(end) = self.recheck().await {
+                            return Some(end);
+                        }
                     }
                     return Some(": keepalive\n\n".to_owned());
                 }
@@ -336,9 +386,15 @@ impl Viewer {
         self.next_check = tokio::time::Instant::now() + SESSION_RECHECK;
         match session::authenticate(&self.state, &self.console, &self.request).await {
             Ok(_) => None,
-            Err(_) => {
+            Err(ConsoleError::SignIn) => {
                 self.done = true;
                 Some(event("signed-out", "{}"))
+            }
+            // The check itself failed (the database is away): keep streaming, check
+            // again next time.
+            Err(error) => {
+                tracing::warn!(%error, "console live stream: cannot check the session");
+                None
             }
         }
     }
@@ -381,11 +437,13 @@ pub async fn events(
     let first = format!("retry: 3000\n{}", event("hot", &hot));
     let viewer = Viewer {
         ticks,
+        stopping: Stopping::new(),
         skus,
         state,
         console,
         request,
         next_check: tokio::time::Instant::now() + SESSION_RECHECK,
+        next_keepalive: tokio::time::Instant::now() + KEEPALIVE,
         done: false,
         _gauge: ViewerGauge::new(),
     };
