@@ -5,6 +5,7 @@
 mod http;
 mod screenshots;
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,11 +43,14 @@ struct Browser {
 impl Browser {
     async fn start() -> Self {
         let port = dead_port();
+        // A process group of its own holds chromedriver and the browser it starts, so a
+        // failing test still stops both.
         let driver = Command::new(tool("SOUK_TEST_CHROMEDRIVER", "chromedriver"))
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("start chromedriver");
         let deadline = Instant::now() + WAIT;
@@ -85,9 +89,17 @@ impl Browser {
         }
     }
 
-    async fn stop(mut self) {
+    async fn stop(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
+    }
+
+    /// Ends chromedriver's process group: the driver and every browser process.
+    fn kill_group(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.wait();
     }
 
@@ -147,8 +159,7 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        self.kill_group();
     }
 }
 
