@@ -182,6 +182,7 @@ async fn fencing_stops_the_second_owner(backend: TestBackend) {
     let deps = SkuDeps {
         db: db.clone(),
         expiry_listener: None,
+        feed: None,
     };
     let link = |instance| {
         EntityLink::new(

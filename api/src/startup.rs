@@ -235,11 +235,17 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     .start();
     // SKU actors live only where the inventory service runs; elsewhere the same router
     // interface reaches them over gRPC.
+    // Committed batches are announced on a feed where the SKU actors run (the admin
+    // console's live view listens).
+    let stock_feed = services
+        .contains(Service::Inventory)
+        .then(souk_actors::inventory::new_feed);
     let sku_router: SkuRouter = if services.contains(Service::Inventory) {
-        let local = souk_actors::inventory::start_host(
+        let local = souk_actors::inventory::start_host_with_feed(
             db.clone(),
             HostSettings::default(),
             Some(expiry_listener.recipient()),
+            stock_feed.clone(),
         );
         root.own_inventory(local.host().clone());
         Arc::new(local)
@@ -250,7 +256,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         remotes.push(client.clone());
         Arc::new(RemoteInventory::new(client))
     };
-    let inventory = InventoryService::new(db.clone(), sku_router, catalog.clone());
+    let mut inventory = InventoryService::new(db.clone(), sku_router, catalog.clone());
+    if let Some(feed) = stock_feed {
+        inventory = inventory.with_feed(feed);
+    }
     let products: Arc<dyn ProductLookup> = if services.contains(Service::Product)
         || !services.remote_dependencies().contains(&Service::Product)
     {
@@ -409,6 +418,7 @@ impl Application {
         let config = state.config.clone();
         let body_limit = web::Data::new(BodyLimit(config.http.max_body_bytes));
         let app_state = state.clone();
+        let console = crate::console::Console::new(&state)?;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
@@ -427,6 +437,7 @@ impl Application {
                 // No response may be sniffed into another content type.
                 .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
                 .configure(|routes| crate::rest::configure(routes, &app_state.services))
+                .configure(|routes| crate::console::configure(routes, &console))
                 .default_service(web::to(route_not_found))
         })
         .shutdown_timeout(config.http.shutdown_timeout_secs)

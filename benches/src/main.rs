@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use souk_bench::console;
 use souk_bench::contention::{self, StrategyName, Workload};
 use souk_bench::search;
 
@@ -95,6 +96,29 @@ enum Command {
         smoke: bool,
         #[arg(long, default_value = "bench-results")]
         output: std::path::PathBuf,
+    },
+    /// Checkouts/s on one hot SKU with no admin console open, then with live consoles
+    /// following it (server-sent events), alternating in one run.
+    Console {
+        #[command(flatten)]
+        servers: Servers,
+        /// Bench database (dropped and created afresh).
+        #[arg(long, default_value = "souk_bench_console")]
+        database: String,
+        /// Concurrent checkout clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Live consoles open in the watched phases.
+        #[arg(long, default_value_t = 50)]
+        consoles: usize,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Rounds of (no consoles, consoles).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        #[arg(long, default_value_t = 24)]
+        pool_size: u32,
     },
 }
 
@@ -221,6 +245,41 @@ fn main() -> anyhow::Result<()> {
                     report.oversold_units()
                 );
             }
+        }
+        Command::Console {
+            servers: Servers { mysql_url, .. },
+            database,
+            clients,
+            consoles,
+            duration,
+            rounds,
+            pool_size,
+        } => {
+            anyhow::ensure!(duration > 0.0, "--duration must be positive");
+            anyhow::ensure!(
+                clients > 0 && rounds > 0,
+                "--clients and --rounds must be positive"
+            );
+            let options = console::Options {
+                mysql_server_url: mysql_url,
+                database,
+                clients,
+                consoles,
+                duration: Duration::from_secs_f64(duration),
+                rounds,
+                pool_size,
+            };
+            let report = runtime.block_on(console::bench(&options))?;
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let markdown = console::markdown(&report, &command);
+            std::fs::create_dir_all("bench-results")?;
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+            std::fs::write(
+                format!("bench-results/console-{stamp}.json"),
+                serde_json::to_string_pretty(&report)?,
+            )?;
+            std::fs::write("bench-results/console.md", &markdown)?;
+            println!("{markdown}");
         }
     }
     Ok(())

@@ -288,3 +288,106 @@ where
     .fetch_all(executor)
     .await?)
 }
+
+/// Which SKUs the stock overview keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StockFilter {
+    #[default]
+    All,
+    /// Available under a (non-zero) low-stock threshold.
+    Low,
+    /// Nothing available.
+    Out,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StockSort {
+    #[default]
+    Sku,
+    Name,
+    OnHand,
+    Reserved,
+    Available,
+}
+
+/// A page of the stock overview: every product of the catalog with its stock (zero
+/// when it never had any), filtered, sorted and paged by offset.
+#[derive(Debug, Clone, Default)]
+pub struct StockOverviewQuery {
+    /// Kept when the SKU or the name contains it (case-insensitive).
+    pub text: Option<String>,
+    pub filter: StockFilter,
+    pub sort: StockSort,
+    pub descending: bool,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct StockOverviewRow {
+    pub sku: String,
+    pub name: String,
+    /// The product's status: draft, active or archived.
+    pub status: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub low_stock_threshold: i64,
+    pub version: i64,
+}
+
+/// `%` and `_` match themselves in `text`; `!` is the escape character.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for character in text.to_lowercase().chars() {
+        if matches!(character, '!' | '%' | '_') {
+            pattern.push('!');
+        }
+        pattern.push(character);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The overview page; `limit + 1` rows at most, so the caller knows if more follow.
+pub async fn stock_overview<'e, E>(
+    executor: E,
+    query: &StockOverviewQuery,
+) -> Result<Vec<StockOverviewRow>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let filter = match query.filter {
+        StockFilter::All => "1 = 1",
+        StockFilter::Low => {
+            "COALESCE(i.low_stock_threshold, 0) > 0 \
+             AND COALESCE(i.on_hand, 0) - COALESCE(i.reserved, 0) < i.low_stock_threshold"
+        }
+        StockFilter::Out => "COALESCE(i.on_hand, 0) - COALESCE(i.reserved, 0) <= 0",
+    };
+    let order = match query.sort {
+        StockSort::Sku => "p.sku",
+        StockSort::Name => "p.name",
+        StockSort::OnHand => "COALESCE(i.on_hand, 0)",
+        StockSort::Reserved => "COALESCE(i.reserved, 0)",
+        StockSort::Available => "COALESCE(i.on_hand, 0) - COALESCE(i.reserved, 0)",
+    };
+    let direction = if query.descending { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT p.sku, p.name, p.status, COALESCE(i.on_hand, 0) AS on_hand, \
+           COALESCE(i.reserved, 0) AS reserved, COALESCE(i.low_stock_threshold, 0) AS low_stock_threshold, \
+           COALESCE(i.version, 0) AS version \
+         FROM products p LEFT JOIN inventory_items i ON i.sku = p.sku \
+         WHERE (? IS NULL OR LOWER(p.sku) LIKE ? ESCAPE '!' OR LOWER(p.name) LIKE ? ESCAPE '!') AND {filter} \
+         ORDER BY {order} {direction}, p.sku {direction} LIMIT ? OFFSET ?"
+    );
+    let pattern = query.text.as_deref().map(contains_pattern);
+    Ok(sqlx::query_as::<_, StockOverviewRow>(&sql)
+        .bind(pattern.clone())
+        .bind(pattern.clone())
+        .bind(pattern)
+        .bind(i64::from(query.limit) + 1)
+        .bind(i64::from(query.offset))
+        .fetch_all(executor)
+        .await?)
+}

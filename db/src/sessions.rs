@@ -136,3 +136,27 @@ pub async fn delete_user_tokens(
         .await?;
     Ok(())
 }
+
+/// Whether a session (refresh family) of the user is still live: not revoked (logout,
+/// password change or reset, reuse) and not past its expiry.
+#[tracing::instrument(name = "refresh_tokens_family_live", skip(executor))]
+pub async fn family_live<'e, E>(
+    executor: E,
+    user_id: &str,
+    family_id: &str,
+    now: Micros,
+) -> Result<bool, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let live: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM refresh_tokens \
+         WHERE family_id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
+    )
+    .bind(family_id)
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(executor)
+    .await?;
+    Ok(live > 0)
+}

@@ -328,6 +328,12 @@ impl AuthService {
         Ok(())
     }
 
+    /// Whether the user's session is still live (not logged out, not revoked by a
+    /// password change or reset, not expired); the admin console checks it per request.
+    pub async fn session_live(&self, user_id: &str, session_id: &str) -> Result<bool, Error> {
+        Ok(sessions::family_live(self.db.pool(), user_id, session_id, now_micros()).await?)
+    }
+
     fn new_refresh_token(&self, user_id: &str, family_id: &str) -> (String, RefreshTokenRecord) {
         let token = secret_token::generate();
         let now = now_micros();

@@ -12,6 +12,7 @@ use souk_db::inventory::{self, Batch, BatchError, ItemRecord};
 use souk_db::Db;
 use tokio::sync::oneshot;
 
+use super::feed::{CommittedStock, StockFeed};
 use super::stock::{Changes, Command, Held, Outcome, Stock};
 use super::{InventoryError, Sku, SkuReply, SkuRequest};
 use crate::entity::{Entity, EntityLink, Passivate, Request, StopReason};
@@ -52,6 +53,8 @@ pub struct SkuDeps {
     pub db: Db,
     /// Told of every reservation released by its TTL (the orders' expiry).
     pub expiry_listener: Option<Recipient<ReservationExpired>>,
+    /// Where committed batches are announced (the admin console's live view), if set.
+    pub feed: Option<StockFeed>,
 }
 
 pub struct SkuActor {
@@ -62,6 +65,7 @@ pub struct SkuActor {
     idle_timeout: Duration,
     /// Asked to stop (shutdown): stop once the open batch has committed.
     passivate_requested: bool,
+    feed: Option<StockFeed>,
     /// `None` until loaded, and while a batch is being written: the batch owns the stock
     /// then, rather than a copy of it (copying grows with the open reservations).
     stock: Option<Stock>,
@@ -87,6 +91,7 @@ impl Entity for SkuActor {
             link,
             db: deps.db,
             expiry_listener: deps.expiry_listener,
+            feed: deps.feed,
             passivate_requested: false,
             stock: None,
             pending: Vec::new(),
@@ -102,6 +107,35 @@ impl Entity for SkuActor {
 }
 
 impl SkuActor {
+    /// Broadcasts the stock a batch committed, with the reservations it placed.
+    fn announce(
+        &self,
+        stock: &Stock,
+        batch: &[(Command, oneshot::Sender<Reply>)],
+        results: &[Reply],
+    ) {
+        let Some(feed) = self.feed.as_ref().filter(|feed| feed.receiver_count() > 0) else {
+            return;
+        };
+        let reservations = batch
+            .iter()
+            .zip(results)
+            .filter(|((command, _), result)| {
+                matches!(command, Command::Reserve { .. })
+                    && matches!(result, Ok(Outcome::Reserved { .. }))
+            })
+            .count();
+        let _ = feed.send(std::sync::Arc::new(CommittedStock {
+            sku: stock.sku.clone(),
+            on_hand: stock.on_hand,
+            reserved: stock.reserved,
+            low_stock_threshold: stock.low_stock_threshold,
+            version: stock.version.unwrap_or(0),
+            reservations: u32::try_from(reservations).unwrap_or(u32::MAX),
+            committed_at: now_micros(),
+        }));
+    }
+
     fn stop_with(&mut self, context: &mut Context<Self>, reason: StopReason) {
         if self.stop_reason.is_none() {
             self.stop_reason = Some(reason);
@@ -128,6 +162,7 @@ impl SkuActor {
         #[cfg(not(feature = "fault-injection"))]
         let fail = false;
         let started = Instant::now();
+        let version_before = stock.version;
         let write = async move { write(db, stock, commands, fail).await };
         context.spawn(write.into_actor(self).map(move |outcome, actor, context| {
             actor.flushing = false;
@@ -135,6 +170,9 @@ impl SkuActor {
                 Ok((stock, results, expired)) => {
                     metrics::histogram!("souk_inventory_batch_seconds")
                         .record(started.elapsed().as_secs_f64());
+                    if stock.version != version_before {
+                        actor.announce(&stock, &batch, &results);
+                    }
                     for waiter in actor.snapshot_waiters.drain(..) {
                         let _ = waiter.send(Ok(stock.clone()));
                     }

@@ -3,6 +3,7 @@
 //! ([`router::InventoryRouter`]) and the inventory service behind the admin API.
 
 pub mod actor;
+pub mod feed;
 pub mod router;
 pub mod service;
 pub mod stock;
@@ -13,6 +14,7 @@ use souk_db::Db;
 use crate::entity::{EntityHost, EntityKind, HostError, HostSettings, LocalRouter};
 
 pub use actor::{ReservationExpired, SkuActor, SkuDeps};
+pub use feed::{new_feed, CommittedReceiver, CommittedStock, StockFeed};
 pub use router::InventoryRouter;
 pub use service::InventoryService;
 pub use stock::{Command, Outcome, Stock, StockError};
@@ -52,15 +54,22 @@ pub fn start_host(
     settings: HostSettings,
     expiry_listener: Option<Recipient<ReservationExpired>>,
 ) -> LocalInventory {
-    let host = EntityHost::<SkuActor>::new(
-        SkuDeps {
-            db,
-            expiry_listener,
-        },
-        settings,
-    )
-    .start();
-    LocalRouter::new(host)
+    start_host_with_feed(db, settings, expiry_listener, None)
+}
+
+/// The same, with every committed batch announced on `feed`.
+pub fn start_host_with_feed(
+    db: Db,
+    settings: HostSettings,
+    expiry_listener: Option<Recipient<ReservationExpired>>,
+    feed: Option<StockFeed>,
+) -> LocalInventory {
+    let deps = SkuDeps {
+        db,
+        expiry_listener,
+        feed,
+    };
+    LocalRouter::new(EntityHost::<SkuActor>::new(deps, settings).start())
 }
 
 /// Why a command did not complete; `Fenced`, `Restarting` and `Unavailable` are

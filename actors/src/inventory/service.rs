@@ -4,11 +4,14 @@
 
 use serde::Serialize;
 use souk_db::clock::to_datetime;
-use souk_db::inventory::{self, ItemRecord, MovementRecord};
+use souk_db::inventory::{self, ItemRecord, MovementRecord, StockOverviewQuery, StockOverviewRow};
 use souk_db::Db;
 use utoipa::ToSchema;
 
-use super::{Command, InventoryError, InventoryRouter, Outcome, SkuRouter, Stock, StockError};
+use super::{
+    Command, CommittedReceiver, InventoryError, InventoryRouter, Outcome, SkuRouter, Stock,
+    StockError, StockFeed,
+};
 use crate::catalog::model::parse_sku;
 use crate::catalog::CatalogService;
 use crate::error::{Error, ErrorCode, FieldError};
@@ -172,6 +175,7 @@ pub struct InventoryService {
     db: Db,
     router: SkuRouter,
     catalog: CatalogService,
+    feed: Option<StockFeed>,
 }
 
 impl InventoryService {
@@ -180,7 +184,20 @@ impl InventoryService {
             db,
             router,
             catalog,
+            feed: None,
         }
+    }
+
+    /// The feed the SKU actors of this process announce committed batches on.
+    pub fn with_feed(mut self, feed: StockFeed) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Every batch committed from now on by the SKU actors of this process; `None` when
+    /// they run elsewhere (split services).
+    pub fn committed(&self) -> Option<CommittedReceiver> {
+        self.feed.as_ref().map(StockFeed::subscribe)
     }
 
     pub fn router(&self) -> &SkuRouter {
@@ -264,5 +281,13 @@ impl InventoryService {
         limit: u32,
     ) -> Result<Vec<MovementRecord>, Error> {
         Ok(inventory::movements_page(self.db.pool(), sku, after, limit).await?)
+    }
+
+    /// Every catalog SKU with its stock, for the admin console's table.
+    pub async fn overview(
+        &self,
+        query: &StockOverviewQuery,
+    ) -> Result<Vec<StockOverviewRow>, Error> {
+        Ok(inventory::stock_overview(self.db.pool(), query).await?)
     }
 }

@@ -9,6 +9,7 @@ mod admin;
 mod auth;
 mod catalog;
 mod cli;
+mod console;
 mod crash;
 mod deploy;
 mod email;
