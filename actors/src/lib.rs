@@ -1,5 +1,7 @@
 //! Souk's supervised actor trees.
 //!
+//! - [`catalog`]: the embedded search index of the product catalog (tantivy).
+//!
 //! - [`inventory`]: one actor per SKU owns its stock; writes are group-committed and
 //!   fenced on the row version; a supervisor restarts failed actors from the database
 //!   with backoff and passivates idle ones.
@@ -9,5 +11,6 @@
 //!
 //! Email workers arrive with issue #5.
 
+pub mod catalog;
 pub mod inventory;
 pub mod orders;
