@@ -123,11 +123,11 @@ fn text_rules_find_stems_prefixes_and_typos() {
             .expect("search")
             .ids
     };
-    assert_eq!(found("runs"), [shoes.id.clone()], "stem");
-    assert_eq!(found("shoe"), [shoes.id.clone()], "stem");
+    assert_eq!(found("runs"), std::slice::from_ref(&shoes.id), "stem");
+    assert_eq!(found("shoe"), std::slice::from_ref(&shoes.id), "stem");
     assert_eq!(
         found("trail sho"),
-        [shoes.id.clone()],
+        std::slice::from_ref(&shoes.id),
         "last word as prefix"
     );
     assert!(
@@ -136,27 +136,39 @@ fn text_rules_find_stems_prefixes_and_typos() {
     );
     assert_eq!(
         found("headphnoes"),
-        [headphones.id.clone()],
+        std::slice::from_ref(&headphones.id),
         "swapped letters"
     );
-    assert_eq!(found("wirelss"), [headphones.id.clone()], "dropped letter");
+    assert_eq!(
+        found("wirelss"),
+        std::slice::from_ref(&headphones.id),
+        "dropped letter"
+    );
     assert!(found("kettel x").is_empty(), "every word must match");
-    assert_eq!(found("creme"), [kettle.id.clone()], "accents folded");
+    assert_eq!(
+        found("creme"),
+        std::slice::from_ref(&kettle.id),
+        "accents folded"
+    );
     assert_eq!(
         found("CRÈME kettle"),
-        [kettle.id.clone()],
+        std::slice::from_ref(&kettle.id),
         "case and accents"
     );
     assert_eq!(
         found("kettle for the kitchen"),
-        [kettle.id.clone()],
+        std::slice::from_ref(&kettle.id),
         "stop words"
     );
-    assert_eq!(found("usb"), [shoes.id.clone()], "hyphenated tag words");
+    assert_eq!(
+        found("usb"),
+        std::slice::from_ref(&shoes.id),
+        "hyphenated tag words"
+    );
     assert!(found("%*'\"").is_empty(), "symbols only");
     // Name beats description: `light` is in the shoes' description only.
     let both = product("Light", "", &[], &mut rng);
-    index.upsert(&[both.clone()]).expect("upsert");
+    index.upsert(std::slice::from_ref(&both)).expect("upsert");
     index.commit().expect("commit");
     assert_eq!(found("light"), [both.id.clone(), shoes.id.clone()]);
 }
@@ -284,16 +296,20 @@ fn writes_are_searchable_within_a_second() {
         }
         eprintln!("{what}: searchable after {:?}", started.elapsed());
     };
-    index.upsert(&[product.clone()]).expect("upsert");
+    index
+        .upsert(std::slice::from_ref(&product))
+        .expect("upsert");
     wait_for("create", &|| {
-        found_ids(&index, &by_text) == [product.id.clone()]
+        found_ids(&index, &by_text) == std::slice::from_ref(&product.id)
     });
 
     let renamed = IndexedProduct {
         name: "Wombat Lantern".into(),
         ..product.clone()
     };
-    index.upsert(&[renamed.clone()]).expect("upsert");
+    index
+        .upsert(std::slice::from_ref(&renamed))
+        .expect("upsert");
     wait_for("update", &|| found_ids(&index, &by_text).is_empty());
 
     let archived = IndexedProduct {
@@ -319,7 +335,9 @@ fn stock_flags_follow_the_sku_even_before_a_commit() {
         in_stock: false,
         ..active_product(&mut rng, "Copper Kettle")
     };
-    index.upsert(&[product.clone()]).expect("upsert");
+    index
+        .upsert(std::slice::from_ref(&product))
+        .expect("upsert");
     index.commit().expect("commit");
     let in_stock = SearchRequest {
         in_stock: true,
@@ -329,14 +347,19 @@ fn stock_flags_follow_the_sku_even_before_a_commit() {
     assert!(found_ids(&index, &in_stock).is_empty());
     assert!(index.set_in_stock(&product.sku, true).expect("stock"));
     index.commit().expect("commit");
-    assert_eq!(found_ids(&index, &in_stock), [product.id.clone()]);
+    assert_eq!(
+        found_ids(&index, &in_stock),
+        std::slice::from_ref(&product.id)
+    );
 
     // A pending change is not undone by a stock flip before the commit.
     let renamed = IndexedProduct {
         name: "Steel Kettle".into(),
         ..product.clone()
     };
-    index.upsert(&[renamed.clone()]).expect("upsert");
+    index
+        .upsert(std::slice::from_ref(&renamed))
+        .expect("upsert");
     assert!(index.set_in_stock(&product.sku, false).expect("stock"));
     index.commit().expect("commit");
     let stored = index.product(&product.id).expect("read").expect("present");
@@ -372,13 +395,13 @@ fn an_index_on_disk_survives_a_reopen_and_the_check_sees_drift() {
     drifted[0].name = "Something else".into();
     let report = index.check(&drifted, drifted.len()).expect("check");
     assert!(!report.agrees());
-    assert_eq!(report.different, [drifted[0].id.clone()]);
+    assert_eq!(report.different, std::slice::from_ref(&drifted[0].id));
 
     index.delete(&[&products[1].id]).expect("delete");
     index.commit().expect("commit");
     let report = index.check(&products, products.len()).expect("check");
     assert_eq!(report.indexed, products.len() as u64 - 1);
-    assert_eq!(report.missing, [products[1].id.clone()]);
+    assert_eq!(report.missing, std::slice::from_ref(&products[1].id));
     drop(index);
     std::fs::remove_dir_all(&directory).expect("clean up");
 }
@@ -388,7 +411,7 @@ fn bad_input_is_a_clear_error() {
     let mut rng = StdRng::seed_from_u64(1);
     let index = ProductIndex::in_ram(IndexSettings::default()).expect("index");
     let good = active_product(&mut rng, "Good");
-    index.upsert(&[good.clone()]).expect("upsert");
+    index.upsert(std::slice::from_ref(&good)).expect("upsert");
     index.commit().expect("commit");
 
     let bad_id = IndexedProduct {

@@ -1,388 +1,182 @@
-//! What a search gathers in one pass over its matches: the page (the first products
-//! after the cursor in the sort's order, ties broken by id) and the facet counts.
-//!
-//! Sorting reads columns (fast fields): per segment every match gets a number that
-//! orders like the sort (name sorts use the segment's ordinal of the lower-case name),
-//! and the best `limit + 1` of each segment are merged by their real keys.
+//! What a search gathers in one pass over its matches: the total, the facet counts
+//! (per own category, per attribute value) and the page (see `page.rs`). Columns are
+//! read a block of matches at a time where no score is needed.
 
-use std::cmp::Ordering;
-use std::ops::Bound;
+use std::sync::Arc;
 
-use tantivy::collector::{Collector, FacetCollector, FacetCounts, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
-use tantivy::schema::Facet;
-use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::query::Weight;
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader, COLLECT_BLOCK_BUFFER_LEN};
 
-use super::cursor::{After, AfterKey};
-use super::model::{Facets, Sort};
-use super::schema::{self, columns, ATTRIBUTE_FACET, CATEGORY_FACET};
+use super::cursor::After;
+use super::facets::{FacetTables, FacetTally, SegmentFacets};
+use super::model::Facets;
+use super::page::{self, Entry, Order, SegmentPage};
 
-/// Where a sort's key comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeySource {
-    Score,
-    /// The product's own price.
-    Price,
-    /// The price in one currency: the encoded value within this range.
-    PriceIn {
-        low: u64,
-        high: u64,
-    },
-    Created,
-    Name,
+/// Everything a search returns, before ids are spelled out.
+pub struct Gathered {
+    pub total: u64,
+    pub entries: Vec<Entry>,
+    facets: FacetTally,
 }
 
-/// A sort as the collector runs it.
-#[derive(Debug, Clone, Copy)]
-pub struct Order {
-    source: KeySource,
-    key_descending: bool,
-    id_descending: bool,
-}
-
-impl Order {
-    /// `currency`: the encoded range of the currency the search names, if any.
-    pub fn new(sort: Sort, currency: Option<(u64, u64)>) -> Order {
-        let price = match currency {
-            Some((low, high)) => KeySource::PriceIn { low, high },
-            None => KeySource::Price,
-        };
-        let (source, key_descending, id_descending) = match sort {
-            Sort::Relevance => (KeySource::Score, true, false),
-            Sort::Newest => (KeySource::Created, true, true),
-            Sort::PriceAsc => (price, false, false),
-            Sort::PriceDesc => (price, true, true),
-            Sort::Name => (KeySource::Name, false, false),
-        };
-        Order {
-            source,
-            key_descending,
-            id_descending,
+impl Gathered {
+    /// Category and attribute counts; products without a category are what the
+    /// category counts leave of the total.
+    pub fn facets(&self) -> Facets {
+        let mut categories: Vec<(Option<String>, u64)> = self
+            .facets
+            .categories
+            .iter()
+            .map(|(id, count)| (Some(id.clone()), *count))
+            .collect();
+        let categorised: u64 = self.facets.categories.values().sum();
+        if self.total > categorised {
+            categories.push((None, self.total - categorised));
         }
-    }
-
-    fn key(&self, raw: u64) -> u64 {
-        if self.key_descending {
-            !raw
-        } else {
-            raw
-        }
-    }
-
-    fn id(&self, raw: u128) -> u128 {
-        if self.id_descending {
-            !raw
-        } else {
-            raw
+        categories.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut attributes: Vec<(String, String, u64)> = self
+            .facets
+            .attributes
+            .iter()
+            .filter_map(|(pair, count)| {
+                let (name, value) = pair.split_once(':')?;
+                Some((name.to_owned(), value.to_owned(), *count))
+            })
+            .collect();
+        attributes.sort();
+        Facets {
+            categories,
+            attributes,
         }
     }
 }
 
-/// One product of a page.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    merge_key: MergeKey,
-    /// Normalised: smaller comes first.
-    ordered_id: u128,
-    pub key: AfterKey,
-    pub id: u128,
-}
-
-impl Entry {
-    pub fn after(&self, sort: Sort) -> After {
-        After {
-            sort,
-            key: self.key.clone(),
-            id: self.id,
-        }
-    }
-
-    fn cmp_order(&self, other: &Entry) -> Ordering {
-        self.merge_key
-            .cmp(&other.merge_key)
-            .then(self.ordered_id.cmp(&other.ordered_id))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum MergeKey {
-    Number(u64),
-    Text(String),
-}
-
-/// Collects the first `keep` matches after `after`.
-pub struct PageCollector {
+pub struct SearchCollector {
     order: Order,
     after: Option<After>,
     keep: usize,
+    tables: Arc<FacetTables>,
 }
 
-impl PageCollector {
-    pub fn new(order: Order, after: Option<After>, keep: usize) -> PageCollector {
-        PageCollector {
+impl SearchCollector {
+    /// Keeps the first `keep` matches after `after` in `order`.
+    pub fn new(
+        order: Order,
+        after: Option<After>,
+        keep: usize,
+        tables: Arc<FacetTables>,
+    ) -> SearchCollector {
+        SearchCollector {
             order,
             after,
-            keep: keep.max(1),
+            keep,
+            tables,
         }
     }
 }
 
-enum KeyColumn {
-    Score,
-    Number(Column<u64>),
-    Signed(Column<i64>),
-    PriceIn {
-        column: Column<u64>,
-        low: u64,
-        high: u64,
-    },
-    Name(StrColumn),
+pub struct SegmentSearch {
+    total: u64,
+    facets: SegmentFacets,
+    page: SegmentPage,
 }
 
-pub struct PageSegmentCollector {
-    order: Order,
-    id_high: Column<u64>,
-    id_low: Column<u64>,
-    key_column: KeyColumn,
-    /// Normalised keyset bound: a match passes when its (key, id) is above it; `None`
-    /// as id lets every match with that key pass.
-    bound: Option<(u64, Option<u128>)>,
-    top: TopK,
+pub struct SegmentGathered {
+    total: u64,
+    facets: FacetTally,
+    entries: Vec<Entry>,
 }
 
-impl Collector for PageCollector {
-    type Fruit = Vec<Entry>;
-    type Child = PageSegmentCollector;
+impl Collector for SearchCollector {
+    type Fruit = Gathered;
+    type Child = SegmentSearch;
 
     fn for_segment(
         &self,
         _segment: SegmentOrdinal,
         reader: &SegmentReader,
-    ) -> tantivy::Result<PageSegmentCollector> {
-        let fast = reader.fast_fields();
-        let key_column = match self.order.source {
-            KeySource::Score => KeyColumn::Score,
-            KeySource::Price => KeyColumn::Number(fast.u64(columns::PRICE)?),
-            KeySource::PriceIn { low, high } => KeyColumn::PriceIn {
-                column: fast.u64(columns::PRICE_BY_CURRENCY)?,
-                low,
-                high,
-            },
-            KeySource::Created => KeyColumn::Signed(fast.i64(columns::CREATED)?),
-            KeySource::Name => KeyColumn::Name(
-                fast.str(columns::NAME_SORT)?
-                    .ok_or_else(|| tantivy::TantivyError::SchemaError("no name column".into()))?,
-            ),
-        };
-        let bound = match &self.after {
-            None => None,
-            Some(after) => Some(self.segment_bound(after, &key_column)?),
-        };
-        Ok(PageSegmentCollector {
-            order: self.order,
-            id_high: fast.u64(columns::ID_HIGH)?,
-            id_low: fast.u64(columns::ID_LOW)?,
-            key_column,
-            bound,
-            top: TopK::new(self.keep),
+    ) -> tantivy::Result<SegmentSearch> {
+        Ok(SegmentSearch {
+            total: 0,
+            facets: SegmentFacets::open(reader, &self.tables)?,
+            page: SegmentPage::new(self.order, self.after.as_ref(), self.keep, reader)?,
         })
     }
 
     fn requires_scoring(&self) -> bool {
-        self.order.source == KeySource::Score
+        self.order.needs_score()
     }
 
-    fn merge_fruits(&self, segments: Vec<Vec<Entry>>) -> tantivy::Result<Vec<Entry>> {
-        let mut entries: Vec<Entry> = segments.into_iter().flatten().collect();
-        entries.sort_by(Entry::cmp_order);
-        entries.truncate(self.keep);
-        Ok(entries)
+    fn merge_fruits(&self, segments: Vec<SegmentGathered>) -> tantivy::Result<Gathered> {
+        let mut gathered = Gathered {
+            total: 0,
+            entries: Vec::new(),
+            facets: FacetTally::default(),
+        };
+        let mut pages = Vec::with_capacity(segments.len());
+        for segment in segments {
+            gathered.total += segment.total;
+            gathered.facets.absorb(segment.facets);
+            pages.push(segment.entries);
+        }
+        gathered.entries = page::merge(pages, self.keep);
+        Ok(gathered)
     }
-}
 
-impl PageCollector {
-    /// The cursor in this segment's terms.
-    fn segment_bound(
+    /// As tantivy's own, except that deleted documents are filtered out of each block
+    /// rather than sending every match through the one-by-one path.
+    fn collect_segment(
         &self,
-        after: &After,
-        key_column: &KeyColumn,
-    ) -> tantivy::Result<(u64, Option<u128>)> {
-        let id = Some(self.order.id(after.id));
-        match (&after.key, key_column) {
-            (AfterKey::Name(name), KeyColumn::Name(column)) => {
-                // Names beyond the cursor's start at the first ordinal above it; when
-                // the name itself is in this segment, its products page on by id.
-                let (lower, _) = column
-                    .dictionary()
-                    .term_bounds_to_ord(Bound::Excluded(name.as_bytes()), Bound::Unbounded)?;
-                Ok(match lower {
-                    Bound::Excluded(ordinal) => (ordinal, id),
-                    Bound::Included(ordinal) => (ordinal, None),
-                    Bound::Unbounded => (0, None),
-                })
+        weight: &dyn Weight,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<SegmentGathered> {
+        let mut collector = self.for_segment(segment, reader)?;
+        if self.requires_scoring() {
+            let alive = reader.alive_bitset();
+            weight.for_each(reader, &mut |doc, score| {
+                if alive.is_none_or(|alive| alive.is_alive(doc)) {
+                    collector.collect(doc, score);
+                }
+            })?;
+            return Ok(collector.harvest());
+        }
+        match reader.alive_bitset() {
+            None => weight.for_each_no_score(reader, &mut |docs| collector.collect_block(docs))?,
+            Some(alive) => {
+                let mut kept = Vec::with_capacity(COLLECT_BLOCK_BUFFER_LEN);
+                weight.for_each_no_score(reader, &mut |docs| {
+                    kept.clear();
+                    kept.extend(docs.iter().copied().filter(|doc| alive.is_alive(*doc)));
+                    collector.collect_block(&kept);
+                })?
             }
-            (AfterKey::Number(number), _) => Ok((self.order.key(*number), id)),
-            (AfterKey::Name(_), _) => Err(tantivy::TantivyError::InvalidArgument(
-                "a name cursor for another sort".into(),
-            )),
         }
+        Ok(collector.harvest())
     }
 }
 
-impl PageSegmentCollector {
-    /// The raw (un-normalised) key of a match.
-    fn raw_key(&self, doc: DocId, score: Score) -> u64 {
-        match &self.key_column {
-            KeyColumn::Score => u64::from(score.max(0.0).to_bits()),
-            KeyColumn::Number(column) => column.first(doc).unwrap_or(u64::MAX),
-            KeyColumn::Signed(column) => tantivy::i64_to_u64(column.first(doc).unwrap_or(0)),
-            KeyColumn::PriceIn { column, low, high } => column
-                .values_for_doc(doc)
-                .find(|value| (*low..=*high).contains(value))
-                .map_or(u64::MAX, schema::decode_amount),
-            KeyColumn::Name(column) => column.ords().first(doc).unwrap_or(u64::MAX),
-        }
-    }
-
-    fn id(&self, doc: DocId) -> u128 {
-        let high = self.id_high.first(doc).unwrap_or(0);
-        let low = self.id_low.first(doc).unwrap_or(0);
-        (u128::from(high) << 64) | u128::from(low)
-    }
-
-    fn entry(&self, key: u64, ordered_id: u128) -> Entry {
-        let id = self.order.id(ordered_id);
-        if let KeyColumn::Name(column) = &self.key_column {
-            let mut name = String::new();
-            // The ordinal came from this column: it is in its dictionary.
-            let _ = column.ord_to_str(key, &mut name);
-            return Entry {
-                merge_key: MergeKey::Text(name.clone()),
-                ordered_id,
-                key: AfterKey::Name(name),
-                id,
-            };
-        }
-        Entry {
-            merge_key: MergeKey::Number(key),
-            ordered_id,
-            key: AfterKey::Number(self.order.key(key)),
-            id,
-        }
-    }
-}
-
-impl SegmentCollector for PageSegmentCollector {
-    type Fruit = Vec<Entry>;
+impl SegmentCollector for SegmentSearch {
+    type Fruit = SegmentGathered;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        let key = self.order.key(self.raw_key(doc, score));
-        if self.top.rejects_key(key) {
-            return;
+        self.total += 1;
+        self.facets.collect(doc);
+        self.page.collect(doc, score);
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        self.total += docs.len() as u64;
+        self.facets.collect_block(docs);
+        self.page.collect_block(docs);
+    }
+
+    fn harvest(self) -> SegmentGathered {
+        SegmentGathered {
+            total: self.total,
+            facets: self.facets.harvest(),
+            entries: self.page.harvest(),
         }
-        if let Some((bound_key, _)) = self.bound {
-            if key < bound_key {
-                return;
-            }
-        }
-        let id = self.order.id(self.id(doc));
-        if let Some((bound_key, Some(bound_id))) = self.bound {
-            if key == bound_key && id <= bound_id {
-                return;
-            }
-        }
-        self.top.push(key, id);
-    }
-
-    fn harvest(mut self) -> Vec<Entry> {
-        let best = std::mem::replace(&mut self.top, TopK::new(0)).into_sorted();
-        best.into_iter()
-            .map(|(key, id)| self.entry(key, id))
-            .collect()
-    }
-}
-
-/// The `keep` smallest (key, id) pairs seen, with a threshold that rejects most
-/// matches after the first few thousand without sorting.
-struct TopK {
-    keep: usize,
-    buffer: Vec<(u64, u128)>,
-    threshold: Option<(u64, u128)>,
-}
-
-impl TopK {
-    fn new(keep: usize) -> TopK {
-        TopK {
-            keep,
-            buffer: Vec::with_capacity(keep * 2),
-            threshold: None,
-        }
-    }
-
-    fn rejects_key(&self, key: u64) -> bool {
-        self.threshold.is_some_and(|(threshold, _)| key > threshold)
-    }
-
-    fn push(&mut self, key: u64, id: u128) {
-        if self
-            .threshold
-            .is_some_and(|threshold| (key, id) > threshold)
-        {
-            return;
-        }
-        if self.buffer.len() == self.keep * 2 {
-            let (_, nth, _) = self.buffer.select_nth_unstable(self.keep);
-            self.threshold = Some(*nth);
-            self.buffer.truncate(self.keep);
-            if self
-                .threshold
-                .is_some_and(|threshold| (key, id) > threshold)
-            {
-                return;
-            }
-        }
-        self.buffer.push((key, id));
-    }
-
-    fn into_sorted(mut self) -> Vec<(u64, u128)> {
-        self.buffer.sort_unstable();
-        self.buffer.truncate(self.keep);
-        self.buffer
-    }
-}
-
-/// The facet collector: the children of `/category` and `/attribute`.
-pub fn facet_collector() -> FacetCollector {
-    let mut collector = FacetCollector::for_field(columns::FACETS);
-    collector.add_facet(Facet::from_path([CATEGORY_FACET]));
-    collector.add_facet(Facet::from_path([ATTRIBUTE_FACET]));
-    collector
-}
-
-/// Category and attribute counts; products without a category are what the category
-/// counts leave of `total`.
-pub fn facets(counts: &FacetCounts, total: u64) -> Facets {
-    let leaf = |facet: &Facet| facet.to_path().last().map(|step| (*step).to_owned());
-    let mut categories: Vec<(Option<String>, u64)> = counts
-        .get(Facet::from_path([CATEGORY_FACET]))
-        .filter_map(|(facet, count)| Some((Some(leaf(facet)?), count)))
-        .collect();
-    let categorised: u64 = categories.iter().map(|(_, count)| count).sum();
-    if total > categorised {
-        categories.push((None, total - categorised));
-    }
-    categories.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let mut attributes: Vec<(String, String, u64)> = counts
-        .get(Facet::from_path([ATTRIBUTE_FACET]))
-        .filter_map(|(facet, count)| {
-            let pair = leaf(facet)?;
-            let (name, value) = pair.split_once(':')?;
-            Some((name.to_owned(), value.to_owned(), count))
-        })
-        .collect();
-    attributes.sort();
-    Facets {
-        categories,
-        attributes,
     }
 }

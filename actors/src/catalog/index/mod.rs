@@ -55,9 +55,12 @@
 
 mod collect;
 mod cursor;
+mod facets;
 mod model;
+mod page;
 mod query;
 mod schema;
+mod text;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -65,7 +68,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
 use tantivy::query::TermQuery;
 use tantivy::schema::{IndexRecordOption, Schema, Value};
@@ -112,6 +115,7 @@ struct Shared {
     schema: Schema,
     fields: Fields,
     reader: IndexReader,
+    facet_tables: Arc<facets::FacetTables>,
     writer: Mutex<Writer>,
     /// Wakes the refresher early when the index closes.
     closing: Condvar,
@@ -207,6 +211,7 @@ impl ProductIndex {
             schema,
             fields,
             reader,
+            facet_tables: Arc::default(),
             writer: Mutex::new(Writer {
                 tantivy,
                 pending: HashMap::new(),
@@ -383,6 +388,7 @@ impl Shared {
         let started = Instant::now();
         writer.tantivy.commit()?;
         self.reader.reload()?;
+        self.facet_tables.keep_only(&self.reader.searcher());
         tracing::debug!(
             products = writer.pending.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -484,15 +490,15 @@ impl Shared {
             })?),
             None => None,
         };
-        let page = collect::PageCollector::new(
-            collect::Order::new(sort, currency),
+        let collector = collect::SearchCollector::new(
+            page::Order::new(sort, currency),
             after,
             request.limit + 1,
+            Arc::clone(&self.facet_tables),
         );
-        let searcher = self.reader.searcher();
-        let (total, facet_counts, mut entries) =
-            searcher.search(&query, &(Count, collect::facet_collector(), page))?;
-        let total = total as u64;
+        let gathered = self.reader.searcher().search(&query, &collector)?;
+        let facets = gathered.facets();
+        let mut entries = gathered.entries;
         let has_more = entries.len() > request.limit;
         entries.truncate(request.limit);
         let next_cursor = match (has_more, entries.last()) {
@@ -504,8 +510,8 @@ impl Shared {
                 .iter()
                 .map(|entry| schema::id_from_value(entry.id))
                 .collect(),
-            total,
-            facets: collect::facets(&facet_counts, total),
+            total: gathered.total,
+            facets,
             next_cursor,
             sort,
         })

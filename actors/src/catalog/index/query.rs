@@ -1,18 +1,18 @@
 //! Turns a [`SearchRequest`] into a tantivy query: the words of the text with their
-//! match rules and constant scores, and the filters (status, category subtree, price,
+//! match rules (scored by `text.rs`), and the filters (status, category subtree, price,
 //! tags, attributes, stock), which score nothing.
 
 use std::ops::Bound;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, FuzzyTermQuery,
-    Occur, Query, RangeQuery, TermQuery, TermSetQuery,
+    AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Schema};
 use tantivy::Term;
 
 use super::model::{IndexError, Result, SearchRequest, Status};
-use super::schema::{self, columns, Fields, TextField};
+use super::schema::{self, columns, Fields};
+use super::text::TextQuery;
 
 /// Words of a search beyond this many are ignored.
 pub const MAX_QUERY_WORDS: usize = 10;
@@ -64,42 +64,6 @@ pub fn query_words(text: &str) -> Vec<QueryWord> {
             }
         })
         .collect()
-}
-
-/// Which products a word matches in one field, scored by the best way it matches.
-fn word_in_field(word: &QueryWord, field: TextField) -> Box<dyn Query> {
-    let mut ways: Vec<Box<dyn Query>> = vec![Box::new(ConstScoreQuery::new(
-        Box::new(TermQuery::new(
-            Term::from_field_text(field.stemmed, &word.stemmed),
-            IndexRecordOption::Basic,
-        )),
-        EXACT_QUALITY * field.weight,
-    ))];
-    let raw = || Term::from_field_text(field.raw, &word.raw);
-    if word.prefix {
-        ways.push(Box::new(ConstScoreQuery::new(
-            Box::new(FuzzyTermQuery::new_prefix(raw(), 0, false)),
-            PREFIX_QUALITY * field.weight,
-        )));
-    }
-    if word.fuzzy {
-        ways.push(Box::new(ConstScoreQuery::new(
-            Box::new(FuzzyTermQuery::new(raw(), 1, true)),
-            FUZZY_QUALITY * field.weight,
-        )));
-    }
-    Box::new(DisjunctionMaxQuery::new(ways))
-}
-
-/// A word matches a product when it matches one of its text fields; its score is the
-/// sum over the fields it matches.
-fn word_query(word: &QueryWord, fields: &Fields) -> Box<dyn Query> {
-    Box::new(BooleanQuery::new(
-        [fields.name, fields.tags_text, fields.description]
-            .into_iter()
-            .map(|field| (Occur::Should, word_in_field(word, field)))
-            .collect(),
-    ))
 }
 
 fn filter(query: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
@@ -169,18 +133,29 @@ pub fn build(
     fields: &Fields,
     schema: &Schema,
 ) -> Result<Box<dyn Query>> {
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = words
-        .iter()
-        .map(|word| (Occur::Must, word_query(word, fields)))
-        .collect();
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    if !words.is_empty() {
+        let text_fields = vec![fields.name, fields.tags_text, fields.description];
+        clauses.push((
+            Occur::Must,
+            Box::new(TextQuery::new(words.to_vec(), text_fields)),
+        ));
+    }
     let statuses: Vec<Status> = Status::ALL
         .into_iter()
         .filter(|status| request.statuses.contains(status))
         .collect();
-    if !statuses.is_empty() && statuses.len() < Status::ALL.len() {
-        clauses.push(filter(Box::new(TermSetQuery::new(statuses.iter().map(
-            |status| Term::from_field_text(fields.status, status.as_str()),
-        )))));
+    // One term query per status rather than a term set: a term set reads every posting
+    // of its terms up front, where a term query is only advanced as far as needed.
+    match statuses.as_slice() {
+        [] | [_, _, _] => {}
+        [status] => clauses.push(filter(term(fields.status, status.as_str()))),
+        several => clauses.push(filter(Box::new(BooleanQuery::new(
+            several
+                .iter()
+                .map(|status| (Occur::Should, term(fields.status, status.as_str())))
+                .collect(),
+        )))),
     }
     if let Some(category_id) = &request.category_id {
         clauses.push(filter(term(fields.category_path, category_id)));
@@ -192,10 +167,10 @@ pub fn build(
         clauses.push(filter(term(fields.tag, tag)));
     }
     for (name, value) in &request.attributes {
-        clauses.push(filter(Box::new(TermQuery::new(
-            Term::from_facet(fields.facets, &schema::attribute_facet(name, value)),
-            IndexRecordOption::Basic,
-        ))));
+        clauses.push(filter(term(
+            fields.attribute,
+            &schema::attribute_term(name, value),
+        )));
     }
     if request.in_stock {
         clauses.push(filter(Box::new(TermQuery::new(
@@ -236,10 +211,7 @@ mod tests {
             ]
         );
         assert_eq!(query_words("the")[0].raw, "the");
-        assert!(
-            query_words("shoes x")[1].prefix == false,
-            "one letter is no prefix"
-        );
+        assert!(!query_words("shoes x")[1].prefix, "one letter is no prefix");
         assert!(query_words("%_*'\"()").is_empty());
         assert_eq!(query_words(&"word ".repeat(20)).len(), MAX_QUERY_WORDS);
     }

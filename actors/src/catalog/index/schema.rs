@@ -3,8 +3,7 @@
 //! shared by indexing and queries, and the checks a product passes before it is indexed.
 
 use tantivy::schema::{
-    Facet, FacetOptions, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST,
-    INDEXED, STORED, STRING,
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
 };
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
@@ -50,7 +49,8 @@ pub struct Fields {
     pub category_path: Field,
     pub status: Field,
     pub in_stock: Field,
-    pub facets: Field,
+    /// `name:value`, filtered and counted.
+    pub attribute: Field,
     pub stored: Field,
 }
 
@@ -62,13 +62,14 @@ pub mod columns {
     pub const PRICE_BY_CURRENCY: &str = "price_by_currency";
     pub const CREATED: &str = "created";
     pub const NAME_SORT: &str = "name_sort";
-    pub const FACETS: &str = "facets";
+    /// The product's own category and attributes as one value (see [`facet_key`]).
+    pub const FACET_KEY: &str = "facet_key";
 }
 
-/// Facet roots: `/category/<id>` (the product's own category) and
-/// `/attribute/<name>:<value>`.
-pub const CATEGORY_FACET: &str = "category";
-pub const ATTRIBUTE_FACET: &str = "attribute";
+/// Separates the category from the attributes in a facet key, and attributes from each
+/// other; neither can occur in ids or attributes (control characters are refused).
+pub const FACET_KEY_CATEGORY_END: char = '\u{1e}';
+pub const FACET_KEY_SEPARATOR: char = '\u{1f}';
 
 /// Relevance weights of the text fields: a word found in the name counts most.
 pub const NAME_WEIGHT: f32 = 10.0;
@@ -103,7 +104,7 @@ pub fn build() -> (Schema, Fields) {
         category_path: builder.add_text_field("category_path", STRING),
         status: builder.add_text_field("status", STRING),
         in_stock: builder.add_bool_field("in_stock", INDEXED),
-        facets: builder.add_facet_field(columns::FACETS, FacetOptions::default()),
+        attribute: builder.add_text_field("attribute", STRING),
         stored: builder.add_bytes_field("product", STORED),
     };
     builder.add_u64_field(columns::ID_HIGH, FAST);
@@ -111,10 +112,9 @@ pub fn build() -> (Schema, Fields) {
     builder.add_u64_field(columns::PRICE, FAST);
     builder.add_u64_field(columns::PRICE_BY_CURRENCY, FAST);
     builder.add_i64_field(columns::CREATED, FAST);
-    builder.add_text_field(
-        columns::NAME_SORT,
-        TextOptions::default().set_fast(Some("raw")),
-    );
+    for column in [columns::NAME_SORT, columns::FACET_KEY] {
+        builder.add_text_field(column, TextOptions::default().set_fast(Some("raw")));
+    }
     (builder.build(), fields)
 }
 
@@ -252,6 +252,18 @@ pub fn validate(product: &IndexedProduct) -> Result<()> {
     if product.tags.iter().any(|tag| has_control(tag)) {
         return Err(invalid("a tag has control characters".into()));
     }
+    let category_ids = product
+        .category_id
+        .iter()
+        .chain(&product.category_ancestors);
+    if category_ids
+        .into_iter()
+        .any(|id| id.is_empty() || has_control(id))
+    {
+        return Err(invalid(
+            "a category id is empty or has control characters".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -259,12 +271,25 @@ fn has_control(text: &str) -> bool {
     text.chars().any(char::is_control)
 }
 
-pub fn category_facet(category_id: &str) -> Facet {
-    Facet::from_path([CATEGORY_FACET, category_id])
+/// What facets count of a product, in one column value: `category␞name:value␟…`.
+/// Counting these values once per product and splitting each distinct one afterwards
+/// is much cheaper than counting every attribute of every match: products repeat the
+/// same combinations.
+pub fn facet_key(product: &IndexedProduct) -> String {
+    let mut key = product.category_id.clone().unwrap_or_default();
+    key.push(FACET_KEY_CATEGORY_END);
+    for (position, (name, value)) in product.attributes.iter().enumerate() {
+        if position > 0 {
+            key.push(FACET_KEY_SEPARATOR);
+        }
+        key.push_str(&attribute_term(name, value));
+    }
+    key
 }
 
-pub fn attribute_facet(name: &str, value: &str) -> Facet {
-    Facet::from_path([ATTRIBUTE_FACET, &format!("{name}:{value}")])
+/// An attribute as one term: names never contain `:`.
+pub fn attribute_term(name: &str, value: &str) -> String {
+    format!("{name}:{value}")
 }
 
 /// The document of a validated product.
@@ -296,10 +321,10 @@ pub fn document(fields: &Fields, schema: &Schema, product: &IndexedProduct) -> T
     }
     if let Some(category_id) = &product.category_id {
         document.add_text(fields.category_path, category_id);
-        document.add_facet(fields.facets, category_facet(category_id));
     }
+    document.add_text(column(columns::FACET_KEY), facet_key(product));
     for (name, value) in &product.attributes {
-        document.add_facet(fields.facets, attribute_facet(name, value));
+        document.add_text(fields.attribute, attribute_term(name, value));
     }
     document.add_text(fields.status, product.status.as_str());
     document.add_bool(fields.in_stock, product.in_stock);
