@@ -51,7 +51,17 @@
 //!
 //! `in_stock` is part of the indexed product; `set_in_stock(sku, bool)` flips it when
 //! a SKU's availability crosses zero, with the same freshness. The exact `available`
-//! count shown on products is still read live from the SKU actors' rows.
+//! count shown on products is still read live from the SKU actors' rows. An upsert
+//! carries its own `in_stock`, so whoever builds the product reads the stock then.
+//!
+//! # Running searches
+//!
+//! A search is synchronous CPU work (about half a millisecond at 100 000 products).
+//! Run searches on a pool bounded by the core count (a semaphore around
+//! `spawn_blocking`, say): each searching thread keeps a few bytes per document of its
+//! largest segment for text scoring, and more threads than cores only lengthen tails.
+//! Per segment, what its facet keys hold is read once and kept while the segment is
+//! searchable (`facets.rs`).
 
 mod collect;
 mod cursor;
@@ -103,9 +113,9 @@ impl Default for IndexSettings {
     }
 }
 
-/// The product index. Cheap to share behind an `Arc`; every method takes `&self`.
-/// Searches are synchronous CPU work (about a millisecond): async callers run them on
-/// a blocking thread.
+/// The product index. Share it behind an `Arc`; every method takes `&self`. Every
+/// method blocks (searches on CPU, writes on the writer lock and commits on disk):
+/// async callers run them on a blocking thread (see "Running searches" above).
 pub struct ProductIndex {
     shared: Arc<Shared>,
     refresher: Option<JoinHandle<()>>,

@@ -225,6 +225,9 @@ pub fn validate(product: &IndexedProduct) -> Result<()> {
     if product.sku.is_empty() {
         return Err(invalid("the sku is empty".into()));
     }
+    if product.name.trim().is_empty() {
+        return Err(invalid("the name is empty".into()));
+    }
     if product.prices.is_empty() {
         return Err(invalid("a product needs a price".into()));
     }
