@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use souk_bench::console;
 use souk_bench::contention::{self, StrategyName, Workload};
-use souk_bench::search;
+use souk_bench::{search, search_index};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +53,31 @@ enum Command {
         requests: usize,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// A few seconds at small scale, to check the harness works.
+        #[arg(long)]
+        smoke: bool,
+    },
+    /// Catalog search on the embedded index (tantivy): the `search` catalog read from
+    /// MariaDB, indexed (build time, size), then the same query mix from concurrent
+    /// clients for a fixed time, uncached.
+    SearchIndex {
+        #[command(flatten)]
+        servers: Servers,
+        /// Database seeded as by `search` (the same one by default, so both see one catalog).
+        #[arg(long, default_value = "souk_bench_search")]
+        database: String,
+        #[arg(long, default_value_t = 100_000)]
+        products: usize,
+        #[arg(long, default_value_t = 200)]
+        distinct_queries: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Threads running searches, the clients queueing for them (default: one per core).
+        #[arg(long)]
+        search_threads: Option<usize>,
+        /// Seconds of searching.
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
         /// A few seconds at small scale, to check the harness works.
         #[arg(long)]
         smoke: bool,
@@ -171,6 +196,57 @@ fn main() -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&report)?,
             )?;
             std::fs::write("bench-results/search.md", &markdown)?;
+            println!("{markdown}");
+        }
+        Command::SearchIndex {
+            servers: Servers { mysql_url, .. },
+            database,
+            products,
+            distinct_queries,
+            concurrency,
+            search_threads,
+            duration,
+            smoke,
+        } => {
+            anyhow::ensure!(duration > 0.0, "--duration must be positive");
+            let search_threads = search_threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |cores| cores.get())
+            });
+            let directory = std::env::temp_dir()
+                .join(format!("souk-bench-search-index-{}", std::process::id()));
+            let options = if smoke {
+                search_index::Options {
+                    mysql_server_url: mysql_url,
+                    database: format!("{database}_smoke"),
+                    products: 500,
+                    distinct_queries: 20,
+                    concurrency: 4,
+                    search_threads,
+                    duration: Duration::from_secs(2),
+                    directory,
+                }
+            } else {
+                search_index::Options {
+                    mysql_server_url: mysql_url,
+                    database,
+                    products,
+                    distinct_queries,
+                    concurrency,
+                    search_threads,
+                    duration: Duration::from_secs_f64(duration),
+                    directory,
+                }
+            };
+            let report = search_index::bench(&runtime, &options)?;
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let markdown = search_index::markdown(&report, &command);
+            std::fs::create_dir_all("bench-results")?;
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+            std::fs::write(
+                format!("bench-results/search-index-{stamp}.json"),
+                serde_json::to_string_pretty(&report)?,
+            )?;
+            std::fs::write("bench-results/search-index.md", &markdown)?;
             println!("{markdown}");
         }
         Command::Contention {

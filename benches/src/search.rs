@@ -78,7 +78,7 @@ const WORDS: &[&str] = &[
 const SORTS: &[&str] = &["relevance", "newest", "price_asc", "price_desc", "name"];
 
 /// A deterministic mix of shopper queries: text, category, price and attribute filters.
-fn query_mix(count: usize, categories: &[String]) -> Vec<SearchParams> {
+pub fn query_mix(count: usize, categories: &[String]) -> Vec<SearchParams> {
     let mut rng = StdRng::seed_from_u64(7);
     (0..count)
         .map(|_| {
@@ -185,31 +185,50 @@ async fn environment(db: &Db, redis_url: &str) -> anyhow::Result<Environment> {
     })
 }
 
-pub async fn bench(options: &Options) -> anyhow::Result<Report> {
+/// Connects to (creating if needed) the bench database on `mysql_server_url` and
+/// seeds it up to `products` seeded products; resumable, so seeding happens once.
+pub async fn seeded_database(
+    mysql_server_url: &str,
+    database: &str,
+    products: usize,
+    max_connections: u32,
+) -> anyhow::Result<Db> {
     sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&options.mysql_server_url).await?;
+    let mut admin = sqlx::AnyConnection::connect(mysql_server_url).await?;
     sqlx::Executor::execute(
         &mut admin,
-        format!(
-            "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4",
-            options.database
-        )
-        .as_str(),
+        format!("CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4").as_str(),
     )
     .await?;
     let db = Db::connect(
-        &format!(
-            "{}/{}",
-            options.mysql_server_url.trim_end_matches('/'),
-            options.database
-        ),
+        &format!("{}/{database}", mysql_server_url.trim_end_matches('/')),
         &PoolSettings {
-            max_connections: (options.concurrency as u32).max(4),
+            max_connections: max_connections.max(4),
             ..PoolSettings::default()
         },
     )
     .await?;
     db.migrate().await?;
+    eprintln!("seeding up to {products} products (resumable; only the missing ones are added)…");
+    let catalog = CatalogService::new(db.clone(), Cache::disabled());
+    souk_actors::catalog::seed::seed(&catalog, &db, products, |done, target| {
+        if done % 10_000 == 0 || done == target {
+            eprintln!("  {done}/{target}");
+        }
+    })
+    .await
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(db)
+}
+
+pub async fn bench(options: &Options) -> anyhow::Result<Report> {
+    let db = seeded_database(
+        &options.mysql_server_url,
+        &options.database,
+        options.products,
+        options.concurrency as u32,
+    )
+    .await?;
 
     let redis = Arc::new(RedisStore::new(
         &options.redis_url,
@@ -218,17 +237,6 @@ pub async fn bench(options: &Options) -> anyhow::Result<Report> {
     let cached = CatalogService::new(db.clone(), Cache::new(Some(redis)));
     let uncached = CatalogService::new(db.clone(), Cache::disabled());
 
-    eprintln!(
-        "seeding up to {} products (resumable; only the missing ones are added)…",
-        options.products
-    );
-    souk_actors::catalog::seed::seed(&uncached, &db, options.products, |done, target| {
-        if done % 10_000 == 0 || done == target {
-            eprintln!("  {done}/{target}");
-        }
-    })
-    .await
-    .map_err(|error| anyhow::anyhow!("{error}"))?;
     let categories: Vec<String> = uncached
         .categories()
         .await
