@@ -1,4 +1,7 @@
-//! Process-wide logging: pretty for people, JSON for log shippers.
+//! Process-wide logging: pretty for people (coloured only on a terminal), JSON for log
+//! shippers.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::{fmt, EnvFilter};
 
@@ -9,7 +12,11 @@ use crate::config::LogFormat;
 pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
     let result = match format {
-        LogFormat::Pretty => fmt().with_env_filter(filter).with_target(false).try_init(),
+        LogFormat::Pretty => fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init(),
         LogFormat::Json => fmt()
             .json()
             .with_env_filter(filter)

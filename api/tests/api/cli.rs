@@ -384,3 +384,29 @@ pub(crate) fn listening_entry(lines: &mut OutputLines) -> Option<Value> {
         .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
         .find(|entry| entry["fields"]["message"] == "souk listening")
 }
+
+/// Pretty logs are coloured only on a terminal: written to a pipe or a file they carry
+/// no ANSI escape codes.
+#[test]
+fn pretty_logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = TempDir::new();
+    let output = souk(&dir.0)
+        .args(["migrate", "--log-format", "pretty"])
+        .env("SOUK_LOG_FILTER", "debug")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let logs = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        logs.contains("db_migrate"),
+        "the migration logs something: {logs}"
+    );
+    assert!(
+        !logs.contains('\u{1b}'),
+        "escape codes in piped logs: {logs:?}"
+    );
+}
