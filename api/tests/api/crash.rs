@@ -32,6 +32,33 @@ pub(crate) async fn login(
     tokens["access_token"].as_str().unwrap().to_owned()
 }
 
+/// Creates an active product over REST and stocks it; both must be accepted.
+pub(crate) async fn stocked_product(
+    client: &reqwest::Client,
+    address: &str,
+    admin: &str,
+    sku: &str,
+    amount: i64,
+    stock: i64,
+) {
+    let created = client
+        .post(format!("{address}/api/v1/admin/products"))
+        .bearer_auth(admin)
+        .json(&json!({"sku": sku, "name": format!("Sale {sku}"), "price": {"amount": amount, "currency": "EUR"}, "status": "active"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let stocked = client
+        .post(format!("{address}/api/v1/admin/inventory/{sku}/adjust"))
+        .bearer_auth(admin)
+        .json(&json!({"delta": stock, "reason": "sale stock"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stocked.status(), 200);
+}
+
 #[test]
 fn sigkill_under_checkout_load_loses_nothing_acknowledged() {
     let dir = TempDir::new();
@@ -51,22 +78,7 @@ fn sigkill_under_checkout_load_loses_nothing_acknowledged() {
     runtime.block_on(async {
         let client = reqwest::Client::new();
         let admin = login(&client, &address, "boss@example.com", PASSWORD).await;
-        let created = client
-            .post(format!("{address}/api/v1/admin/products"))
-            .bearer_auth(&admin)
-            .json(&json!({"sku": "CRASH-1", "name": "Flash sale", "price": {"amount": 999, "currency": "EUR"}, "status": "active"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 201);
-        let stocked = client
-            .post(format!("{address}/api/v1/admin/inventory/CRASH-1/adjust"))
-            .bearer_auth(&admin)
-            .json(&json!({"delta": STOCK, "reason": "flash sale stock"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(stocked.status(), 200);
+        stocked_product(&client, &address, &admin, "CRASH-1", 999, STOCK).await;
         let mut tokens = Vec::new();
         for index in 0..4 {
             let email = format!("crash{index}@example.com");
@@ -83,7 +95,11 @@ fn sigkill_under_checkout_load_loses_nothing_acknowledged() {
         // Eight shoppers in closed loops: order, and pay every other order.
         let mut tasks = Vec::new();
         for worker in 0..8usize {
-            let (client, address, token) = (client.clone(), address.clone(), tokens[worker % tokens.len()].clone());
+            let (client, address, token) = (
+                client.clone(),
+                address.clone(),
+                tokens[worker % tokens.len()].clone(),
+            );
             let (orders, payments) = (acknowledged_orders.clone(), acknowledged_payments.clone());
             tasks.push(tokio::spawn(async move {
                 for round in 0..40usize {
@@ -102,7 +118,9 @@ fn sigkill_under_checkout_load_loses_nothing_acknowledged() {
                     if response.status() != 201 {
                         continue;
                     }
-                    let Ok(order) = response.json::<Value>().await else { return };
+                    let Ok(order) = response.json::<Value>().await else {
+                        return;
+                    };
                     let id = order["id"].as_str().unwrap().to_owned();
                     orders.lock().unwrap().insert(id.clone(), quantity);
                     if round % 2 == 0 {
@@ -124,12 +142,17 @@ fn sigkill_under_checkout_load_loses_nothing_acknowledged() {
         }
         // Kill the node once the load is well under way.
         for _ in 0..3000 {
-            if acknowledged_orders.lock().unwrap().len() >= 12 && acknowledged_payments.lock().unwrap().len() >= 4 {
+            if acknowledged_orders.lock().unwrap().len() >= 12
+                && acknowledged_payments.lock().unwrap().len() >= 4
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let killed = Command::new("kill").args(["-KILL", &node.id().to_string()]).status().unwrap();
+        let killed = Command::new("kill")
+            .args(["-KILL", &node.id().to_string()])
+            .status()
+            .unwrap();
         assert!(killed.success());
         let _ = node.wait();
         for task in tasks {

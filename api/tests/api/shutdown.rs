@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::cli::{admin_create, souk, start_server_with};
-use crate::crash::login;
+use crate::crash::{login, stocked_product};
 use crate::helpers::*;
 
 const STOCK: i64 = 10_000;
@@ -43,22 +43,7 @@ fn sigterm_under_load_loses_nothing_acknowledged_and_exits_within_the_grace_peri
     let stopped_after = runtime.block_on(async {
         let client = reqwest::Client::new();
         let admin = login(&client, &address, "boss@example.com", PASSWORD).await;
-        let created = client
-            .post(format!("{address}/api/v1/admin/products"))
-            .bearer_auth(&admin)
-            .json(&json!({"sku": "TERM-1", "name": "Stop sale", "price": {"amount": 500, "currency": "EUR"}, "status": "active"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 201);
-        let stocked = client
-            .post(format!("{address}/api/v1/admin/inventory/TERM-1/adjust"))
-            .bearer_auth(&admin)
-            .json(&json!({"delta": STOCK, "reason": "stock"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(stocked.status(), 200);
+        stocked_product(&client, &address, &admin, "TERM-1", 500, STOCK).await;
         let registered = client
             .post(format!("{address}/api/v1/auth/register"))
             .json(&json!({"email": "term@example.com", "password": PASSWORD, "name": "Late"}))
@@ -89,7 +74,9 @@ fn sigterm_under_load_loses_nothing_acknowledged_and_exits_within_the_grace_peri
                     if response.status() != 201 {
                         continue;
                     }
-                    let Ok(order) = response.json::<Value>().await else { return };
+                    let Ok(order) = response.json::<Value>().await else {
+                        return;
+                    };
                     let id = order["id"].as_str().unwrap().to_owned();
                     orders.lock().unwrap().insert(id, quantity);
                 }
@@ -102,9 +89,14 @@ fn sigterm_under_load_loses_nothing_acknowledged_and_exits_within_the_grace_peri
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let signalled = Instant::now();
-        let sent = Command::new("kill").args(["-TERM", &node.id().to_string()]).status().unwrap();
+        let sent = Command::new("kill")
+            .args(["-TERM", &node.id().to_string()])
+            .status()
+            .unwrap();
         assert!(sent.success());
-        let status = tokio::task::spawn_blocking(move || node.wait().unwrap()).await.unwrap();
+        let status = tokio::task::spawn_blocking(move || node.wait().unwrap())
+            .await
+            .unwrap();
         let stopped_after = signalled.elapsed();
         assert!(status.success(), "a graceful stop exits 0: {status}");
         for task in tasks {
