@@ -235,6 +235,8 @@ pub fn product(rng: &mut StdRng, position: usize, categories: &Categories) -> In
         // Few distinct times: newest ties often.
         created_at: 1_700_000_000_000_000 + rng.gen_range(0..500) * 1_000_000,
         in_stock: rng.gen_bool(0.6),
+        images: vec![format!("https://img.example/{position}.jpg")],
+        updated_at: 1_700_000_000_000_000 + rng.gen_range(0..500) * 1_000_000,
     }
 }
 

@@ -64,6 +64,17 @@ fn the_index_answers_like_the_reference() {
         assert_eq!(hits.facets, expected.facets, "facets, {context}");
         let first_page: Vec<String> = expected.ids.iter().take(request.limit).cloned().collect();
         assert_eq!(hits.ids, first_page, "first page, {context}");
+        let by_id: HashMap<&str, &IndexedProduct> = products
+            .iter()
+            .map(|product| (product.id.as_str(), product))
+            .collect();
+        let page_products: Vec<&IndexedProduct> =
+            hits.ids.iter().map(|id| by_id[id.as_str()]).collect();
+        assert_eq!(
+            hits.products.iter().collect::<Vec<_>>(),
+            page_products,
+            "stored products of the page, {context}"
+        );
         assert_eq!(
             hits.next_cursor.is_some(),
             expected.ids.len() > request.limit,
@@ -103,6 +114,8 @@ fn text_rules_find_stems_prefixes_and_typos() {
         status: Status::Active,
         created_at: 0,
         in_stock: true,
+        images: Vec::new(),
+        updated_at: 0,
     };
     let shoes = product(
         "Trail Running Shoes",

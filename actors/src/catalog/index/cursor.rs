@@ -3,9 +3,9 @@
 //! whose sort key does not change is returned exactly once, whatever is written
 //! between pages, because relevance scores depend only on the product and the words.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
+
+use crate::paging::{decode_position, encode_position};
 
 use super::model::{IndexError, Result, Sort};
 use super::schema;
@@ -40,6 +40,9 @@ struct Wire {
 /// Longest name a cursor may carry (names are at most 200 characters).
 const MAX_NAME_BYTES: usize = 1_000;
 
+/// What the shared cursor codec tags a search cursor with.
+const CURSOR_TAG: &str = "search";
+
 pub fn encode(after: &After) -> String {
     let (k, n) = match &after.key {
         AfterKey::Number(number) => (Some(*number), None),
@@ -51,17 +54,14 @@ pub fn encode(after: &After) -> String {
         n,
         i: schema::id_from_value(after.id),
     };
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).unwrap_or_default())
+    encode_position(CURSOR_TAG, &wire)
 }
 
 /// Decodes a cursor of `expected` sort; anything this index did not issue is refused.
 pub fn decode(raw: &str, expected: Sort) -> Result<After> {
     let invalid = |why: &str| IndexError::InvalidCursor(why.to_owned());
-    let bytes = URL_SAFE_NO_PAD
-        .decode(raw)
-        .map_err(|_| invalid("not one this index issued"))?;
     let wire: Wire =
-        serde_json::from_slice(&bytes).map_err(|_| invalid("not one this index issued"))?;
+        decode_position(CURSOR_TAG, raw).map_err(|_| invalid("not one this index issued"))?;
     if wire.s != expected {
         return Err(invalid("it belongs to another sort order"));
     }
@@ -94,11 +94,21 @@ mod tests {
         assert_eq!(decode(&encoded, Sort::PriceAsc).unwrap(), after);
         assert!(decode(&encoded, Sort::Newest).is_err());
         assert!(decode("garbage", Sort::Newest).is_err());
-        let forged = URL_SAFE_NO_PAD.encode(br#"{"s":"newest","k":1,"i":"' OR 1=1"}"#);
+        let forged = encode_position(
+            CURSOR_TAG,
+            &serde_json::json!({"s": "newest", "k": 1, "i": "' OR 1=1"}),
+        );
         assert!(decode(&forged, Sort::Newest).is_err());
-        let nameless = URL_SAFE_NO_PAD
-            .encode(br#"{"s":"name","k":1,"i":"01890a5d-ac96-774b-bcce-b302099a8057"}"#);
+        let nameless = encode_position(
+            CURSOR_TAG,
+            &serde_json::json!({"s": "name", "k": 1, "i": "01890a5d-ac96-774b-bcce-b302099a8057"}),
+        );
         assert!(decode(&nameless, Sort::Name).is_err());
+        let untagged = encode_position(
+            "id",
+            &serde_json::json!({"s": "newest", "k": 1, "i": "01890a5d-ac96-774b-bcce-b302099a8057"}),
+        );
+        assert!(decode(&untagged, Sort::Newest).is_err());
         let named = After {
             sort: Sort::Name,
             key: AfterKey::Name("linen shirt".into()),

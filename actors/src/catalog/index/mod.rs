@@ -485,6 +485,7 @@ impl Shared {
         if has_text && words.is_empty() {
             return Ok(SearchHits {
                 ids: Vec::new(),
+                products: Vec::new(),
                 total: 0,
                 facets: Facets::default(),
                 next_cursor: None,
@@ -506,7 +507,8 @@ impl Shared {
             request.limit + 1,
             Arc::clone(&self.facet_tables),
         );
-        let gathered = self.reader.searcher().search(&query, &collector)?;
+        let searcher = self.reader.searcher();
+        let gathered = searcher.search(&query, &collector)?;
         let facets = gathered.facets();
         let mut entries = gathered.entries;
         let has_more = entries.len() > request.limit;
@@ -515,11 +517,22 @@ impl Shared {
             (true, Some(last)) => Some(cursor::encode(&last.after(sort))),
             _ => None,
         };
+        let ids: Vec<String> = entries
+            .iter()
+            .map(|entry| schema::id_from_value(entry.id))
+            .collect();
+        let mut products = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let product = self
+                .find_committed(&searcher, self.fields.id, id)?
+                .ok_or_else(|| {
+                    IndexError::Io(std::io::Error::other("a hit has no stored product"))
+                })?;
+            products.push(product);
+        }
         Ok(SearchHits {
-            ids: entries
-                .iter()
-                .map(|entry| schema::id_from_value(entry.id))
-                .collect(),
+            ids,
+            products,
             total: gathered.total,
             facets,
             next_cursor,

@@ -30,6 +30,12 @@ pub struct IndexedProduct {
     pub created_at: i64,
     /// Whether stock is available now; see `ProductIndex::set_in_stock`.
     pub in_stock: bool,
+    /// Image URLs: stored with the product, not searched.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Microseconds since the Unix epoch (UTC): stored, not searched.
+    #[serde(default)]
+    pub updated_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +142,8 @@ pub struct SearchRequest {
 pub struct SearchHits {
     /// Product ids in order.
     pub ids: Vec<String>,
+    /// The products of `ids`, in the same order, as the same searcher holds them.
+    pub products: Vec<IndexedProduct>,
     /// Every product matching the text and filters, not only this page.
     pub total: u64,
     pub facets: Facets,
