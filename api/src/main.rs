@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use souk_actors::catalog::cache::Cache;
-use souk_actors::catalog::CatalogService;
+use souk_actors::catalog::{CatalogService, SearchEngine};
 use souk_actors::email::EmailService;
 use souk_actors::identity::users::Registration;
 use souk_actors::identity::{Email, Password, PasswordHasher, PersonName, UserService};
 use souk_actors::outbox::bus::LocalBus;
 use souk_actors::outbox::relay::Publisher;
+use souk_actors::outbox::Topic;
 use souk_api::config::{Config, LogFormat, Overrides};
 use souk_api::startup::{open_database, redis_store};
 use souk_api::Application;
@@ -85,6 +86,19 @@ enum Command {
         #[command(subcommand)]
         command: EmailCommand,
     },
+    /// Search index chores.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SearchCommand {
+    /// Ask every running node serving the catalog to rebuild its search index from the
+    /// database (an event in the outbox; each node logs its progress). Nodes also
+    /// rebuild at every start; `GET /api/v1/admin/search` shows a node's index.
+    Reindex,
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,7 +193,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         // Chores build only the service they need: no actors, no workers.
         Command::Seed { products } => {
             let db = open_database(&config).await?;
-            let catalog = CatalogService::new(db.clone(), Cache::new(redis_store(&config)?));
+            // The seed's products reach running nodes' indexes as events; this one is
+            // never built.
+            let search = SearchEngine::open(None).map_err(|error| anyhow::anyhow!("{error}"))?;
+            let catalog =
+                CatalogService::new(db.clone(), Cache::new(redis_store(&config)?), search);
             let added =
                 souk_actors::catalog::seed::seed(&catalog, &db, products, |done, target| {
                     if done % 10_000 == 0 || done == target {
@@ -195,6 +213,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::Create { email, name, .. },
         } => create_admin(config, &email, &name).await,
+        Command::Search {
+            command: SearchCommand::Reindex,
+        } => {
+            let db = open_database(&config).await?;
+            let event = Topic::SearchReindex
+                .event("search", &serde_json::json!({}))
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            souk_db::outbox::append(db.pool(), &event).await?;
+            println!("reindex requested (event {}); every running node serving the catalog rebuilds its search index", event.id);
+            db.close().await;
+            Ok(())
+        }
         Command::Email {
             command: EmailCommand::RemindUnverified { older_than_hours },
         } => {

@@ -57,6 +57,8 @@ use crate::rest;
         rest::admin_emails::dead_letters,
         rest::admin_emails::replay,
         rest::admin_system::tree,
+        rest::admin_search::status,
+        rest::admin_search::reindex,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),

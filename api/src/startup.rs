@@ -12,7 +12,7 @@ use actix_web::{web, App, HttpRequest, HttpServer};
 use anyhow::Context;
 use futures_util::future::BoxFuture;
 use souk_actors::catalog::cache::Cache;
-use souk_actors::catalog::CatalogService;
+use souk_actors::catalog::{CatalogService, SearchEngine};
 use souk_actors::email::processor::Processor;
 use souk_actors::email::transport::Transport;
 use souk_actors::email::{worker, EmailService};
@@ -225,7 +225,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     let limiter = RateLimiter::new(redis.clone());
     let users = UserService::new(db.clone(), hasher.clone());
     let auth = AuthService::new(db.clone(), jwt, hasher, limiter, config.auth_settings());
-    let catalog = CatalogService::new(db.clone(), Cache::new(redis.clone()));
+    let search = SearchEngine::open(config.search.index_dir.as_deref())
+        .map_err(|error| anyhow::anyhow!("cannot open the search index: {error}"))?;
+    let catalog = CatalogService::new(db.clone(), Cache::new(redis.clone()), search);
     // The inventory tells expired reservations to the orders' router, which exists only
     // once the order service (built on the inventory) does.
     let order_router_cell = Arc::new(std::sync::OnceLock::new());
@@ -319,7 +321,7 @@ pub fn redis_store(config: &Config) -> anyhow::Result<Option<Arc<RedisStore>>> {
 
 /// The node root's tasks: the outbox relay (when enabled), the email worker pool
 /// (consuming what the relay publishes: JetStream's shared durable consumer, or the
-/// in-process bus) and the order expiry sweeper.
+/// in-process bus), the search index's build and feed, and the order expiry sweeper.
 fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
     let config = &state.config;
     let root = &state.root;
@@ -334,11 +336,26 @@ fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
         worker::spawn_pool(root, config.email.workers, processor, publisher.clone());
     }
     if config.outbox.relay {
-        let relay = Arc::new(Relay::new(state.db.clone(), publisher));
+        let relay = Arc::new(Relay::new(state.db.clone(), publisher.clone()));
         let poll = std::time::Duration::from_millis(config.outbox.poll_ms);
         root.spawn_task("outbox", "outbox-relay", move |stopping| {
             let relay = relay.clone();
             async move { relay.run(poll, stopping).await }
+        });
+    }
+    // The search index is built where the catalog is served, then follows the catalog
+    // events of every node.
+    if state.services.contains(Service::Product) {
+        let engine = state.catalog.search_engine().clone();
+        let db = state.db.clone();
+        let publisher = publisher.clone();
+        root.spawn_task("catalog", "search-index", move |stopping| {
+            souk_actors::catalog::feeds::build_and_follow(
+                engine.clone(),
+                db.clone(),
+                publisher.clone(),
+                stopping,
+            )
         });
     }
     if state.services.contains(Service::Order) {

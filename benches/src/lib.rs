@@ -9,4 +9,5 @@ pub mod console;
 pub mod contention;
 pub mod search;
 pub mod search_index;
+pub mod search_sql;
 pub mod stats;

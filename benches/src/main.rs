@@ -37,7 +37,7 @@ struct Servers {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Catalog search latency and throughput on MariaDB, uncached vs cached (Redis).
+    /// Catalog search at scale: Souk's embedded index against a SQL baseline on MariaDB.
     Search {
         #[command(flatten)]
         servers: Servers,
@@ -48,7 +48,7 @@ enum Command {
         products: usize,
         #[arg(long, default_value_t = 200)]
         distinct_queries: usize,
-        /// Searches per mode (uncached, then cached), after one warm-up pass.
+        /// Searches per side (SQL, then Souk), after one warm-up pass.
         #[arg(long, default_value_t = 1_000)]
         requests: usize,
         #[arg(long, default_value_t = 16)]
@@ -154,10 +154,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Search {
-            servers: Servers {
-                mysql_url,
-                redis_url,
-            },
+            servers: Servers { mysql_url, .. },
             database,
             products,
             distinct_queries,
@@ -168,7 +165,6 @@ fn main() -> anyhow::Result<()> {
             let options = if smoke {
                 search::Options {
                     mysql_server_url: mysql_url,
-                    redis_url,
                     database: format!("{database}_smoke"),
                     products: 500,
                     distinct_queries: 20,
@@ -178,7 +174,6 @@ fn main() -> anyhow::Result<()> {
             } else {
                 search::Options {
                     mysql_server_url: mysql_url,
-                    redis_url,
                     database,
                     products,
                     distinct_queries,

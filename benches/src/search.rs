@@ -1,5 +1,7 @@
-//! Catalog search on MariaDB, uncached (every query hits the database) against cached
-//! (Redis), over the same seeded catalog and the same query mix, in one run.
+//! Catalog search at scale: Souk's served search (the embedded index, with the live
+//! stock of each hit read from the database) against the SQL baseline a team would
+//! usually write (`search_sql`), over the same seeded MariaDB catalog and the same
+//! query mix, in one run, with no result cache.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,18 +10,18 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use souk_actors::catalog::cache::Cache;
-use souk_actors::catalog::service::{parse_sort, SearchParams};
-use souk_actors::catalog::CatalogService;
-use souk_actors::redis_store::RedisStore;
+use souk_actors::catalog::index::Sort;
+use souk_actors::catalog::service::SearchParams;
+use souk_actors::catalog::{CatalogService, SearchEngine};
 use souk_db::{Db, PoolSettings};
 use sqlx::Connection;
 
+use crate::search_sql;
 use crate::stats::{summarise, Summary};
 
 #[derive(Debug, Clone)]
 pub struct Options {
     pub mysql_server_url: String,
-    pub redis_url: String,
     pub database: String,
     pub products: usize,
     pub distinct_queries: usize,
@@ -33,7 +35,6 @@ pub struct Environment {
     pub database_version: String,
     pub innodb_flush_log_at_trx_commit: String,
     pub innodb_buffer_pool_size: String,
-    pub redis_version: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -42,11 +43,14 @@ pub struct Report {
     pub products: usize,
     pub distinct_queries: usize,
     pub concurrency: usize,
-    pub uncached: Summary,
-    pub cached: Summary,
-    /// cached throughput / uncached throughput.
+    /// Building the node's index from the database, as a node does at start.
+    pub index_build_secs: f64,
+    pub index_bytes: u64,
+    pub sql: Summary,
+    pub souk: Summary,
+    /// Souk's searches/s over the SQL baseline's.
     pub throughput_ratio: f64,
-    /// uncached p50 / cached p50 (how many times faster the median is).
+    /// SQL p50 / Souk p50 (how many times faster the median is).
     pub p50_speedup: f64,
     pub p99_speedup: f64,
 }
@@ -109,24 +113,29 @@ pub fn query_mix(count: usize, categories: &[String]) -> Vec<SearchParams> {
                 ));
             }
             let sort = SORTS[rng.gen_range(if params.q.is_some() { 0 } else { 1 }..SORTS.len())];
-            params.sort = parse_sort(sort);
+            params.sort = Sort::parse(sort);
             params
         })
         .collect()
 }
 
-async fn run(
-    catalog: &CatalogService,
+/// `concurrency` clients replay `queries` round-robin until `requests` searches are done.
+async fn run<F, Fut>(
+    search: F,
     queries: &[SearchParams],
     requests: usize,
     concurrency: usize,
-) -> anyhow::Result<Summary> {
+) -> anyhow::Result<Summary>
+where
+    F: Fn(SearchParams) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
     let queries = Arc::new(queries.to_vec());
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let catalog = catalog.clone();
+        let search = search.clone();
         let queries = queries.clone();
         let next = next.clone();
         workers.push(tokio::spawn(async move {
@@ -138,10 +147,7 @@ async fn run(
                 }
                 let params = queries[index % queries.len()].clone();
                 let begun = Instant::now();
-                catalog
-                    .search(params, false)
-                    .await
-                    .map_err(|error| anyhow::anyhow!("{error}"))?;
+                search(params).await?;
                 latencies.push(begun.elapsed());
             }
         }));
@@ -153,18 +159,10 @@ async fn run(
     Ok(summarise(latencies, started.elapsed()))
 }
 
-async fn environment(db: &Db, redis_url: &str) -> anyhow::Result<Environment> {
+async fn environment(db: &Db) -> anyhow::Result<Environment> {
     let scalar = |sql: &'static str| async move {
         let (value,): (String,) = sqlx::query_as(sql).fetch_one(db.pool()).await?;
         Ok::<_, anyhow::Error>(value)
-    };
-    let redis_info: String = {
-        let client = redis::Client::open(redis_url)?;
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut connection)
-            .await?
     };
     Ok(Environment {
         cores: std::thread::available_parallelism()
@@ -176,12 +174,6 @@ async fn environment(db: &Db, redis_url: &str) -> anyhow::Result<Environment> {
         )
         .await?,
         innodb_buffer_pool_size: scalar("SELECT CAST(@@innodb_buffer_pool_size AS CHAR)").await?,
-        redis_version: redis_info
-            .lines()
-            .find_map(|line| line.strip_prefix("redis_version:"))
-            .unwrap_or("unknown")
-            .trim()
-            .to_owned(),
     })
 }
 
@@ -210,7 +202,11 @@ pub async fn seeded_database(
     .await?;
     db.migrate().await?;
     eprintln!("seeding up to {products} products (resumable; only the missing ones are added)…");
-    let catalog = CatalogService::new(db.clone(), Cache::disabled());
+    let catalog = CatalogService::new(
+        db.clone(),
+        Cache::disabled(),
+        SearchEngine::open(None).map_err(|error| anyhow::anyhow!("{error}"))?,
+    );
     souk_actors::catalog::seed::seed(&catalog, &db, products, |done, target| {
         if done % 10_000 == 0 || done == target {
             eprintln!("  {done}/{target}");
@@ -229,15 +225,24 @@ pub async fn bench(options: &Options) -> anyhow::Result<Report> {
         options.concurrency as u32,
     )
     .await?;
+    search_sql::prepare(&db).await?;
 
-    let redis = Arc::new(RedisStore::new(
-        &options.redis_url,
-        &format!("souk-bench:{}:", souk_db::ids::new_id()),
-    )?);
-    let cached = CatalogService::new(db.clone(), Cache::new(Some(redis)));
-    let uncached = CatalogService::new(db.clone(), Cache::disabled());
+    eprintln!("building the search index from the database…");
+    let engine = SearchEngine::open(None).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let build = engine
+        .rebuild(&db)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let status = engine
+        .status(&db, 100)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    if !status.agrees {
+        anyhow::bail!("the index disagrees with the database: {status:?}");
+    }
+    let catalog = CatalogService::new(db.clone(), Cache::disabled(), engine);
 
-    let categories: Vec<String> = uncached
+    let categories: Vec<String> = catalog
         .categories()
         .await
         .map_err(|error| anyhow::anyhow!("{error}"))?
@@ -246,34 +251,63 @@ pub async fn bench(options: &Options) -> anyhow::Result<Report> {
         .collect();
     let queries = query_mix(options.distinct_queries, &categories);
 
-    eprintln!("warming the database buffer pool…");
-    run(&uncached, &queries, queries.len(), options.concurrency).await?;
-    eprintln!(
-        "uncached: {} searches at concurrency {}…",
-        options.requests, options.concurrency
-    );
-    let uncached_summary = run(&uncached, &queries, options.requests, options.concurrency).await?;
-    eprintln!(
-        "cached (Redis): {} searches at concurrency {}…",
-        options.requests, options.concurrency
-    );
-    let cached_summary = run(&cached, &queries, options.requests, options.concurrency).await?;
+    let souk = {
+        let catalog = catalog.clone();
+        move |params: SearchParams| {
+            let catalog = catalog.clone();
+            async move {
+                catalog
+                    .search(params, false)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| anyhow::anyhow!("{error}"))
+            }
+        }
+    };
+    let sql = {
+        let db = db.clone();
+        move |params: SearchParams| {
+            let db = db.clone();
+            async move {
+                let mut connection = db.pool().acquire().await?;
+                search_sql::search(&mut connection, &params)
+                    .await
+                    .map(|_| ())
+            }
+        }
+    };
 
-    let environment = environment(&db, &options.redis_url).await?;
+    eprintln!("warming up: every distinct query once on each side…");
+    run(sql.clone(), &queries, queries.len(), options.concurrency).await?;
+    run(souk.clone(), &queries, queries.len(), options.concurrency).await?;
+    eprintln!(
+        "SQL baseline: {} searches at concurrency {}…",
+        options.requests, options.concurrency
+    );
+    let sql_summary = run(sql, &queries, options.requests, options.concurrency).await?;
+    eprintln!(
+        "Souk (index): {} searches at concurrency {}…",
+        options.requests, options.concurrency
+    );
+    let souk_summary = run(souk, &queries, options.requests, options.concurrency).await?;
+
+    let environment = environment(&db).await?;
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     Ok(Report {
         environment,
         products: options.products,
         distinct_queries: options.distinct_queries,
         concurrency: options.concurrency,
+        index_build_secs: build.seconds,
+        index_bytes: status.size_bytes,
         throughput_ratio: ratio(
-            cached_summary.throughput_per_sec,
-            uncached_summary.throughput_per_sec,
+            souk_summary.throughput_per_sec,
+            sql_summary.throughput_per_sec,
         ),
-        p50_speedup: ratio(uncached_summary.p50_ms, cached_summary.p50_ms),
-        p99_speedup: ratio(uncached_summary.p99_ms, cached_summary.p99_ms),
-        uncached: uncached_summary,
-        cached: cached_summary,
+        p50_speedup: ratio(sql_summary.p50_ms, souk_summary.p50_ms),
+        p99_speedup: ratio(sql_summary.p99_ms, souk_summary.p99_ms),
+        sql: sql_summary,
+        souk: souk_summary,
     })
 }
 
@@ -291,22 +325,25 @@ pub fn markdown(report: &Report, command: &str) -> String {
     };
     let environment = &report.environment;
     format!(
-        "## Catalog search: cached vs uncached\n\n\
+        "## Catalog search: Souk's index against SQL\n\n\
          `{command}`\n\n\
-         {} products, {} distinct queries replayed round-robin, {} concurrent clients; {} cores, {} \
-         (innodb_flush_log_at_trx_commit={}, buffer pool {} bytes), Redis {}.\n\n\
-         | mode | searches | searches/s | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|\n{}{}\n\
-         Cached/uncached throughput: **{:.1}×**; median latency {:.1}× lower, p99 {:.1}× lower.\n",
+         {} products (index built from MariaDB in {:.1} s, {:.1} MiB in memory), {} distinct \
+         shopper queries replayed round-robin, {} concurrent clients, no result cache; {} cores, {} \
+         (innodb_flush_log_at_trx_commit={}, buffer pool {} bytes). Souk's figure is the served \
+         search: the index, then each hit's live stock read from MariaDB.\n\n\
+         | search | searches | searches/s | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|\n{}{}\n\
+         Souk/SQL throughput: **{:.1}×**; median latency {:.1}× lower, p99 {:.1}× lower.\n",
         report.products,
+        report.index_build_secs,
+        report.index_bytes as f64 / (1024.0 * 1024.0),
         report.distinct_queries,
         report.concurrency,
         environment.cores,
         environment.database_version,
         environment.innodb_flush_log_at_trx_commit,
         environment.innodb_buffer_pool_size,
-        environment.redis_version,
-        row("uncached (MariaDB)", &report.uncached),
-        row("cached (Redis)", &report.cached),
+        row("SQL baseline (MariaDB FULLTEXT)", &report.sql),
+        row("Souk (embedded index)", &report.souk),
         report.throughput_ratio,
         report.p50_speedup,
         report.p99_speedup,

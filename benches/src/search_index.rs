@@ -3,7 +3,6 @@
 //! reported), checked against the rows, and searched with the same query mix by
 //! concurrent clients for a fixed time, with no result cache.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -11,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use souk_actors::catalog::index::{
-    IndexSettings, IndexedProduct, Price, ProductIndex, SearchRequest, Sort, Status,
+    IndexSettings, IndexedProduct, ProductIndex, SearchRequest, Status,
 };
-use souk_actors::catalog::service::{sort_name, SearchParams};
+use souk_actors::catalog::search::indexed_products;
+use souk_actors::catalog::service::SearchParams;
 use souk_db::Db;
 
 use crate::search::{query_mix, seeded_database};
@@ -56,94 +56,25 @@ pub struct Report {
     pub without_text: Summary,
 }
 
-/// Every seeded product as the index takes it.
+/// Every seeded product as the index takes it, read as a node reads it at start.
 async fn load_products(db: &Db) -> anyhow::Result<Vec<IndexedProduct>> {
-    let pool = db.pool();
-    let categories = souk_db::catalog::list_categories(pool).await?;
-    let parents: HashMap<String, Option<String>> = categories
-        .into_iter()
-        .map(|category| (category.id, category.parent_id))
-        .collect();
-    let ancestors = |id: &str| {
-        let mut path = Vec::new();
-        let mut current = parents.get(id).cloned().flatten();
-        while let Some(parent) = current {
-            current = parents.get(&parent).cloned().flatten();
-            path.push(parent);
-        }
-        path.reverse();
-        path
-    };
-    let mut tags: HashMap<String, Vec<String>> = HashMap::new();
-    for (product_id, tag) in sqlx::query_as::<_, (String, String)>(
-        "SELECT product_id, tag FROM product_tags ORDER BY product_id, tag",
-    )
-    .fetch_all(pool)
-    .await?
-    {
-        tags.entry(product_id).or_default().push(tag);
+    let mut connection = db.pool().acquire().await?;
+    let categories = souk_db::catalog::list_categories(&mut *connection).await?;
+    let mut products = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let rows =
+            souk_db::catalog::products_after(&mut connection, after.as_deref(), 2_000).await?;
+        let Some(last) = rows.last() else {
+            return Ok(products);
+        };
+        after = Some(last.product.id.clone());
+        products.extend(
+            indexed_products(&mut connection, &categories, rows)
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))?,
+        );
     }
-    let mut attributes: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for (product_id, name, value) in sqlx::query_as::<_, (String, String, String)>(
-        "SELECT product_id, name, value FROM product_attributes ORDER BY product_id, name",
-    )
-    .fetch_all(pool)
-    .await?
-    {
-        attributes
-            .entry(product_id)
-            .or_default()
-            .push((name, value));
-    }
-    let available: HashMap<String, i64> =
-        sqlx::query_as::<_, (String, i64)>("SELECT sku, on_hand - reserved FROM inventory_items")
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .collect();
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        i64,
-        String,
-        Option<String>,
-        String,
-        i64,
-    );
-    let rows = sqlx::query_as::<_, Row>(
-        "SELECT id, sku, name, description, price_amount, currency, category_id, status, created_at \
-         FROM products",
-    )
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(
-            |(id, sku, name, description, amount, currency, category_id, status, created_at)| {
-                let status = match status.as_str() {
-                    "active" => Status::Active,
-                    "archived" => Status::Archived,
-                    "draft" => Status::Draft,
-                    other => anyhow::bail!("product {id} has status {other:?}"),
-                };
-                Ok(IndexedProduct {
-                    tags: tags.remove(&id).unwrap_or_default(),
-                    attributes: attributes.remove(&id).unwrap_or_default(),
-                    category_ancestors: category_id.as_deref().map(ancestors).unwrap_or_default(),
-                    in_stock: available.get(&sku).is_some_and(|units| *units > 0),
-                    id,
-                    sku,
-                    name,
-                    description,
-                    category_id,
-                    prices: vec![Price { currency, amount }],
-                    status,
-                    created_at,
-                })
-            },
-        )
-        .collect()
 }
 
 /// The SQL bench's query as the index takes it, for a shopper (active products only).
@@ -158,7 +89,7 @@ fn request(params: &SearchParams) -> SearchRequest {
         attributes: params.attributes.clone(),
         statuses: vec![Status::Active],
         in_stock: params.in_stock,
-        sort: params.sort.and_then(|sort| Sort::parse(sort_name(sort))),
+        sort: params.sort,
         limit: params.limit as usize,
         cursor: None,
     }

@@ -1,15 +1,13 @@
-//! The catalog repository: categories, products with their tags and attributes, and
-//! the search query with filters, sorting, keyset pagination and facets.
-//!
-//! Search SQL is assembled once for both engines; only the full-text fragment differs
-//! (SQLite FTS5 `MATCH` + `bm25`, MySQL `MATCH … AGAINST`), in [`TextMatch`].
+//! The catalog repository: categories, products with their tags and attributes. Search
+//! is not here: the search index (`souk_actors::catalog::index`) answers it, built from
+//! what this module reads.
 
 use std::collections::HashMap;
 
 use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
 
 use crate::clock::Micros;
-use crate::{Backend, DbError};
+use crate::DbError;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
 pub struct CategoryRecord {
@@ -30,7 +28,6 @@ pub struct ProductRecord {
     pub price_amount: i64,
     pub currency: String,
     pub category_id: Option<String>,
-    pub tags_text: String,
     /// JSON array of URLs.
     pub images: String,
     pub status: String,
@@ -49,7 +46,7 @@ pub struct ProductRow {
 
 const PRODUCT_COLUMNS: &str =
     "p.id, p.sku, p.name, p.description, p.price_amount, p.currency, p.category_id, \
-     p.tags_text, p.images, p.status, p.created_at, p.updated_at";
+     p.images, p.status, p.created_at, p.updated_at";
 
 // ---------------------------------------------------------------- categories
 
@@ -135,8 +132,8 @@ pub async fn insert_product(
 ) -> Result<(), DbError> {
     let product = &row.product;
     sqlx::query(
-        "INSERT INTO products (id, sku, name, description, price_amount, currency, category_id, tags_text, images, \
-         status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO products (id, sku, name, description, price_amount, currency, category_id, images, \
+         status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&product.id)
     .bind(&product.sku)
@@ -145,7 +142,6 @@ pub async fn insert_product(
     .bind(product.price_amount)
     .bind(&product.currency)
     .bind(&product.category_id)
-    .bind(&product.tags_text)
     .bind(&product.images)
     .bind(&product.status)
     .bind(product.created_at)
@@ -163,14 +159,13 @@ pub async fn update_product(
     let product = &row.product;
     let result = sqlx::query(
         "UPDATE products SET name = ?, description = ?, price_amount = ?, currency = ?, category_id = ?, \
-         tags_text = ?, images = ?, status = ?, updated_at = ? WHERE id = ?",
+         images = ?, status = ?, updated_at = ? WHERE id = ?",
     )
     .bind(&product.name)
     .bind(&product.description)
     .bind(product.price_amount)
     .bind(&product.currency)
     .bind(&product.category_id)
-    .bind(&product.tags_text)
     .bind(&product.images)
     .bind(&product.status)
     .bind(product.updated_at)
@@ -302,320 +297,80 @@ fn push_id_list(builder: &mut QueryBuilder<'_, Any>, products: &[ProductRecord])
     }
 }
 
-// ---------------------------------------------------------------- search
+// ---------------------------------------------------------------- reading many
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortKey {
-    Relevance,
-    PriceAsc,
-    PriceDesc,
-    Newest,
-    Name,
-}
-
-/// Where the previous page ended, in the terms of its sort.
-#[derive(Debug, Clone, PartialEq)]
-pub enum After {
-    /// Relevance scores depend only on the product's own text, so (score, id) is a
-    /// stable keyset like the others.
-    Score(f64, String),
-    Price(i64, String),
-    Id(String),
-    Name(String, String),
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct SearchQuery {
-    /// Words to match, already stripped of every character but letters and digits.
-    pub words: Vec<String>,
-    pub statuses: Vec<String>,
-    /// Already expanded to include sub-categories.
-    pub category_ids: Option<Vec<String>>,
-    pub price_min: Option<i64>,
-    pub price_max: Option<i64>,
-    pub currency: Option<String>,
-    /// Every tag must be present.
-    pub tags: Vec<String>,
-    /// Every (name, value) must be present.
-    pub attributes: Vec<(String, String)>,
-    /// Only products with available stock.
-    pub in_stock: bool,
-    pub sort: Option<SortKey>,
-    pub after: Option<After>,
-    pub limit: u32,
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct ScoredProduct {
-    #[sqlx(flatten)]
-    pub product: ProductRecord,
-    pub score: f64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Facets {
-    pub categories: Vec<(Option<String>, i64)>,
-    pub attributes: Vec<(String, String, i64)>,
-}
-
-/// The engine's full-text fragments.
-struct TextMatch;
-
-impl TextMatch {
-    /// Joins needed before `WHERE` for the text match.
-    fn join(backend: Backend, query: &SearchQuery) -> &'static str {
-        match (backend, query.words.is_empty()) {
-            (Backend::Sqlite, false) => " JOIN products_fts ON products_fts.rowid = p.rowid",
-            _ => "",
-        }
-    }
-
-    /// The match expression as the engine wants it: FTS5 gets each word quoted (so no
-    /// word is ever an operator), OR-ed; MySQL's natural-language mode has no operators.
-    fn expression(backend: Backend, words: &[String]) -> String {
-        match backend {
-            Backend::Sqlite => words
-                .iter()
-                .map(|word| format!("\"{word}\""))
-                .collect::<Vec<_>>()
-                .join(" OR "),
-            Backend::MySql => words.join(" "),
-        }
-    }
-
-    fn push_condition(builder: &mut QueryBuilder<'_, Any>, backend: Backend, words: &[String]) {
-        let expression = Self::expression(backend, words);
-        match backend {
-            Backend::Sqlite => {
-                builder
-                    .push(" AND products_fts MATCH ")
-                    .push_bind(expression);
-            }
-            Backend::MySql => {
-                builder
-                    .push(" AND MATCH (p.name, p.description, p.tags_text) AGAINST (")
-                    .push_bind(expression)
-                    .push(" IN NATURAL LANGUAGE MODE)");
-            }
-        }
-    }
-
-    /// Higher is better: per search word, 10 if the name contains it, 4 if a tag does, 1
-    /// if the description does. Unlike the engines' own scores (bm25, MySQL's relevance)
-    /// it depends only on the product, not on the rest of the catalog, so it ranks the
-    /// same on both engines and never moves while a shopper pages through results.
-    fn push_score(builder: &mut QueryBuilder<'_, Any>, words: &[String]) {
-        if words.is_empty() {
-            builder.push("CAST(0 AS DOUBLE) AS score");
-            return;
-        }
-        builder.push("CAST(0");
-        for word in words {
-            let pattern = format!("%{}%", crate::users::escape_like(word));
-            for (column, weight) in [("p.name", 10), ("p.tags_text", 4), ("p.description", 1)] {
-                builder
-                    .push(format!(" + (CASE WHEN LOWER({column}) LIKE "))
-                    .push_bind(pattern.clone())
-                    .push(format!(" ESCAPE '!' THEN {weight} ELSE 0 END)"));
-            }
-        }
-        builder.push(" AS DOUBLE) AS score");
-    }
-}
-
-/// `status IN (…)` and `category_id IN (…)` on the table aliased `alias`: products, or
-/// the copies of both beside the attributes.
-fn push_status_and_category(builder: &mut QueryBuilder<'_, Any>, alias: &str, query: &SearchQuery) {
-    if !query.statuses.is_empty() {
-        builder.push(format!(" AND {alias}.status IN ("));
-        let mut separated = builder.separated(", ");
-        for status in &query.statuses {
-            separated.push_bind(status.clone());
-        }
-        builder.push(")");
-    }
-    if let Some(category_ids) = &query.category_ids {
-        if category_ids.is_empty() {
-            builder.push(" AND 1 = 0");
-        } else {
-            builder.push(format!(" AND {alias}.category_id IN ("));
-            let mut separated = builder.separated(", ");
-            for id in category_ids {
-                separated.push_bind(id.clone());
-            }
-            builder.push(")");
-        }
-    }
-}
-
-fn push_filters(builder: &mut QueryBuilder<'_, Any>, backend: Backend, query: &SearchQuery) {
-    builder.push(" WHERE 1 = 1");
-    if !query.words.is_empty() {
-        TextMatch::push_condition(builder, backend, &query.words);
-    }
-    push_status_and_category(builder, "p", query);
-    if let Some(minimum) = query.price_min {
-        builder.push(" AND p.price_amount >= ").push_bind(minimum);
-    }
-    if let Some(maximum) = query.price_max {
-        builder.push(" AND p.price_amount <= ").push_bind(maximum);
-    }
-    if let Some(currency) = &query.currency {
-        builder
-            .push(" AND p.currency = ")
-            .push_bind(currency.clone());
-    }
-    for tag in &query.tags {
-        builder
-            .push(
-                " AND EXISTS (SELECT 1 FROM product_tags t WHERE t.product_id = p.id AND t.tag = ",
-            )
-            .push_bind(tag.clone())
-            .push(")");
-    }
-    if query.in_stock {
-        builder.push(" AND EXISTS (SELECT 1 FROM inventory_items i WHERE i.sku = p.sku AND i.on_hand - i.reserved > 0)");
-    }
-    for (name, value) in &query.attributes {
-        builder
-            .push(" AND EXISTS (SELECT 1 FROM product_attributes a WHERE a.product_id = p.id AND a.name = ")
-            .push_bind(name.clone())
-            .push(" AND a.value = ")
-            .push_bind(value.clone())
-            .push(")");
-    }
-}
-
-fn push_keyset(builder: &mut QueryBuilder<'_, Any>, after: &After, sort: SortKey) {
-    match (sort, after) {
-        (SortKey::PriceAsc, After::Price(price, id)) => {
-            builder
-                .push(" AND (p.price_amount > ")
-                .push_bind(*price)
-                .push(" OR (p.price_amount = ")
-                .push_bind(*price)
-                .push(" AND p.id > ")
-                .push_bind(id.clone())
-                .push("))");
-        }
-        (SortKey::PriceDesc, After::Price(price, id)) => {
-            builder
-                .push(" AND (p.price_amount < ")
-                .push_bind(*price)
-                .push(" OR (p.price_amount = ")
-                .push_bind(*price)
-                .push(" AND p.id < ")
-                .push_bind(id.clone())
-                .push("))");
-        }
-        (SortKey::Newest, After::Id(id)) => {
-            builder.push(" AND p.id < ").push_bind(id.clone());
-        }
-        (SortKey::Name, After::Name(name, id)) => {
-            builder
-                .push(" AND (p.name > ")
-                .push_bind(name.clone())
-                .push(" OR (p.name = ")
-                .push_bind(name.clone())
-                .push(" AND p.id > ")
-                .push_bind(id.clone())
-                .push("))");
-        }
-        // Relevance pages in `search`; a cursor of another sort was refused by the
-        // caller.
-        _ => {}
-    }
-}
-
-fn order_by(sort: SortKey) -> &'static str {
-    match sort {
-        SortKey::Relevance => " ORDER BY p.id ASC",
-        SortKey::PriceAsc => " ORDER BY p.price_amount ASC, p.id ASC",
-        SortKey::PriceDesc => " ORDER BY p.price_amount DESC, p.id DESC",
-        SortKey::Newest => " ORDER BY p.id DESC",
-        SortKey::Name => " ORDER BY p.name ASC, p.id ASC",
-    }
-}
-
-/// One page of matching products, `limit + 1` rows at most so the caller can tell
-/// whether another page follows.
-#[tracing::instrument(name = "products_search", skip_all, fields(backend = backend.name()))]
-pub async fn search(
+/// Up to `limit` products after `after_id` in id order, with their side rows: how the
+/// search index reads the whole catalog.
+pub async fn products_after(
     connection: &mut AnyConnection,
-    backend: Backend,
-    query: &SearchQuery,
-) -> Result<Vec<ScoredProduct>, DbError> {
-    let sort = query.sort.unwrap_or(SortKey::Newest);
-    let ranked = sort == SortKey::Relevance;
-    let mut builder = QueryBuilder::<Any>::new(if ranked { "SELECT * FROM (" } else { "" });
-    builder.push(format!("SELECT {PRODUCT_COLUMNS}, "));
-    TextMatch::push_score(&mut builder, &query.words);
-    builder.push(" FROM products p");
-    builder.push(TextMatch::join(backend, query));
-    push_filters(&mut builder, backend, query);
-    if ranked {
-        // The score is an expression: rank in a subquery, then page on its output.
-        builder.push(") ranked WHERE 1 = 1");
-        if let Some(After::Score(score, id)) = &query.after {
-            builder
-                .push(" AND (ranked.score < ")
-                .push_bind(*score)
-                .push(" OR (ranked.score = ")
-                .push_bind(*score)
-                .push(" AND ranked.id > ")
-                .push_bind(id.clone())
-                .push("))");
-        }
-        builder.push(" ORDER BY ranked.score DESC, ranked.id ASC");
-    } else {
-        if let Some(after) = &query.after {
-            push_keyset(&mut builder, after, sort);
-        }
-        builder.push(order_by(sort));
-    }
-    builder
-        .push(" LIMIT ")
-        .push_bind(i64::from(query.limit) + 1);
-    Ok(builder
-        .build_query_as::<ScoredProduct>()
-        .fetch_all(connection)
-        .await?)
-}
-
-/// Counts per category and per attribute value over every match (not one page).
-#[tracing::instrument(name = "products_facets", skip_all, fields(backend = backend.name()))]
-pub async fn facets(
-    connection: &mut AnyConnection,
-    backend: Backend,
-    query: &SearchQuery,
-) -> Result<Facets, DbError> {
-    let mut builder = QueryBuilder::<Any>::new("SELECT p.category_id, COUNT(*) FROM products p");
-    builder.push(TextMatch::join(backend, query));
-    push_filters(&mut builder, backend, query);
-    builder.push(" GROUP BY p.category_id");
-    let categories = builder
-        .build_query_as::<(Option<String>, i64)>()
+    after_id: Option<&str>,
+    limit: u32,
+) -> Result<Vec<ProductRow>, DbError> {
+    let sql =
+        format!("SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.id > ? ORDER BY p.id LIMIT ?");
+    let products = sqlx::query_as::<_, ProductRecord>(&sql)
+        .bind(after_id.unwrap_or(""))
+        .bind(i64::from(limit))
         .fetch_all(&mut *connection)
         .await?;
+    with_side_rows(connection, products).await
+}
 
-    let attributes = if is_browse(query) {
-        browse_attribute_facets(connection, query).await?
-    } else {
-        let mut builder = QueryBuilder::<Any>::new(
-            "SELECT fa.name, fa.value, COUNT(*) FROM product_attributes fa JOIN products p ON p.id = fa.product_id",
-        );
-        builder.push(TextMatch::join(backend, query));
-        push_filters(&mut builder, backend, query);
-        builder.push(" GROUP BY fa.name, fa.value ORDER BY fa.name, fa.value");
-        builder
-            .build_query_as::<(String, String, i64)>()
-            .fetch_all(&mut *connection)
-            .await?
-    };
-    Ok(Facets {
-        categories,
-        attributes,
-    })
+/// The products with these ids that exist, with their side rows, in id order.
+pub async fn find_products(
+    connection: &mut AnyConnection,
+    ids: &[String],
+) -> Result<Vec<ProductRow>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut builder = QueryBuilder::<Any>::new(format!(
+        "SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.id IN ("
+    ));
+    let mut separated = builder.separated(", ");
+    for id in ids {
+        separated.push_bind(id.clone());
+    }
+    builder.push(") ORDER BY p.id");
+    let products = builder
+        .build_query_as::<ProductRecord>()
+        .fetch_all(&mut *connection)
+        .await?;
+    with_side_rows(connection, products).await
+}
+
+/// Ids of the products in any of these categories (not their sub-categories).
+pub async fn product_ids_in_categories(
+    connection: &mut AnyConnection,
+    category_ids: &[String],
+) -> Result<Vec<String>, DbError> {
+    if category_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut builder = QueryBuilder::<Any>::new("SELECT id FROM products WHERE category_id IN (");
+    let mut separated = builder.separated(", ");
+    for id in category_ids {
+        separated.push_bind(id.clone());
+    }
+    builder.push(") ORDER BY id");
+    Ok(builder
+        .build_query_as::<(String,)>()
+        .fetch_all(connection)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect())
+}
+
+/// Every product, whatever its status.
+pub async fn count_products<'e, E>(executor: E) -> Result<i64, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM products")
+        .fetch_one(executor)
+        .await?;
+    Ok(count)
 }
 
 /// Products whose SKU starts with `prefix` (`souk seed` continues numbering from it).
@@ -633,31 +388,4 @@ where
             .fetch_one(executor)
             .await?;
     Ok(count)
-}
-
-/// A browse filters by status and category only: its attribute facet can be counted
-/// from `product_attributes` alone, through an index, without joining `products`.
-fn is_browse(query: &SearchQuery) -> bool {
-    query.words.is_empty()
-        && query.price_min.is_none()
-        && query.price_max.is_none()
-        && query.currency.is_none()
-        && query.tags.is_empty()
-        && query.attributes.is_empty()
-        && !query.in_stock
-}
-
-async fn browse_attribute_facets(
-    connection: &mut AnyConnection,
-    query: &SearchQuery,
-) -> Result<Vec<(String, String, i64)>, DbError> {
-    let mut builder = QueryBuilder::<Any>::new(
-        "SELECT fa.name, fa.value, COUNT(*) FROM product_attributes fa WHERE 1 = 1",
-    );
-    push_status_and_category(&mut builder, "fa", query);
-    builder.push(" GROUP BY fa.name, fa.value ORDER BY fa.name, fa.value");
-    Ok(builder
-        .build_query_as::<(String, String, i64)>()
-        .fetch_all(&mut *connection)
-        .await?)
 }

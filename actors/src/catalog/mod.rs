@@ -1,13 +1,16 @@
 //! Catalog: categories (a tree), products with prices, tags, attributes and images,
-//! search with filters, facets and cursor paging, imports, the read cache shared by
-//! nodes (Redis or in-process), the deterministic demo seed, and the embedded search
-//! index (tantivy; built and tested, not yet serving searches).
+//! search with filters, facets and cursor paging (answered by the embedded search
+//! index, kept equal to the database by `search` and `feeds`), imports, the read cache
+//! shared by nodes (Redis or in-process) and the deterministic demo seed.
 
 pub mod cache;
+pub mod feeds;
 pub mod index;
 pub mod model;
 pub mod query;
+pub mod search;
 pub mod seed;
 pub mod service;
 
+pub use search::SearchEngine;
 pub use service::CatalogService;

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::catalog::index::Status as IndexedStatus;
+
 /// Upper case letters, digits, `-`, `_`, `.`; 2..=64 characters; starts with a letter
 /// or digit. Lower case input is upper-cased, so `abc-1` and `ABC-1` are one SKU.
 pub fn parse_sku(raw: &str) -> Result<String, String> {
@@ -158,6 +160,23 @@ impl ProductStatus {
             _ => None,
         }
     }
+
+    /// The same status in the search index's terms.
+    pub fn indexed(self) -> IndexedStatus {
+        match self {
+            ProductStatus::Draft => IndexedStatus::Draft,
+            ProductStatus::Active => IndexedStatus::Active,
+            ProductStatus::Archived => IndexedStatus::Archived,
+        }
+    }
+
+    pub fn from_indexed(status: IndexedStatus) -> Self {
+        match status {
+            IndexedStatus::Draft => ProductStatus::Draft,
+            IndexedStatus::Active => ProductStatus::Active,
+            IndexedStatus::Archived => ProductStatus::Archived,
+        }
+    }
 }
 
 /// Largest price accepted, in minor units: far above any real price, far below overflow
@@ -174,27 +193,9 @@ pub fn parse_amount(amount: i64) -> Result<i64, String> {
     Ok(amount)
 }
 
-/// The words of a search: letters and digits only, so nothing a user types is ever an
-/// operator of either engine; at most ten words of at most 40 characters.
-pub fn search_words(q: &str) -> Vec<String> {
-    // Lowercase before splitting: lowercasing can add non-alphanumeric characters
-    // ("İ" becomes "i" and a combining dot), and a word must never carry one into a
-    // full-text query. Combining diacritics are dropped rather than splitting a word.
-    q.to_lowercase()
-        .chars()
-        .filter(|c| !('\u{0300}'..='\u{036f}').contains(c))
-        .collect::<String>()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .map(|word| word.chars().take(40).collect::<String>())
-        .take(10)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     #[test]
     fn skus() {
@@ -208,24 +209,5 @@ mod tests {
     fn slugs_from_names() {
         assert_eq!(slugify("Men's Shoes & Boots"), "men-s-shoes-boots");
         assert_eq!(slugify("  Électronique "), "lectronique");
-    }
-
-    #[test]
-    fn search_words_drop_operators() {
-        assert_eq!(
-            search_words("red' OR 1=1 -- %_ \"shoe*\""),
-            ["red", "or", "1", "1", "shoe"]
-        );
-        assert!(search_words("%_*'\"()").is_empty());
-        assert_eq!(search_words("İstanbul"), ["istanbul"]);
-    }
-
-    proptest! {
-        #[test]
-        fn search_words_are_alphanumeric(q in "\\PC{0,200}") {
-            for word in search_words(&q) {
-                prop_assert!(!word.is_empty() && word.chars().all(char::is_alphanumeric));
-            }
-        }
     }
 }

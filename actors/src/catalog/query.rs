@@ -2,8 +2,9 @@
 //! string, or a gRPC request turned into the same pairs), so both edges accept and
 //! refuse exactly the same searches.
 
+use crate::catalog::index::Sort;
 use crate::catalog::model::ProductStatus;
-use crate::catalog::service::{parse_sort, SearchParams};
+use crate::catalog::service::SearchParams;
 use crate::error::{Error, ErrorCode};
 use crate::money::Currency;
 use crate::paging::checked_limit;
@@ -94,7 +95,7 @@ pub fn parse_search_params(pairs: &[(String, String)]) -> Result<SearchParams, E
             }
             "sort" => {
                 one(&mut seen, "sort")?;
-                params.sort = Some(parse_sort(value).ok_or_else(|| {
+                params.sort = Some(Sort::parse(value).ok_or_else(|| {
                     invalid(format!("unknown sort {value:?}; use relevance, newest, price_asc, price_desc or name"))
                 })?);
             }

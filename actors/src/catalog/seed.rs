@@ -10,6 +10,7 @@ use souk_db::catalog::{self, CategoryRecord, ProductRecord, ProductRow};
 use souk_db::clock::now_micros;
 use souk_db::{Db, DbError};
 
+use crate::catalog::service::announce_products;
 use crate::catalog::CatalogService;
 
 pub const SKU_PREFIX: &str = "SEED-";
@@ -416,7 +417,6 @@ fn product(rng: &mut StdRng, index: usize, kind: &Kind, category_id: &str, now: 
             price_amount: whole * 100 + 99,
             currency: currency.to_owned(),
             category_id: Some(category_id.to_owned()),
-            tags_text: tags.join(" "),
             images: format!("[\"https://img.example.com/seed/{index}.jpg\"]"),
             status: status.to_owned(),
             created_at,
@@ -447,6 +447,7 @@ pub async fn seed(
     while index <= target {
         let end = (index + BATCH - 1).min(target);
         let mut transaction = db.begin().await?;
+        let mut ids = Vec::with_capacity(BATCH);
         for position in index..=end {
             // One generator per product: the catalog is the same whatever the batching.
             let mut rng = StdRng::seed_from_u64(position as u64);
@@ -459,7 +460,9 @@ pub async fn seed(
                 now,
             );
             catalog::insert_product(&mut transaction, &row).await?;
+            ids.push(row.product.id);
         }
+        announce_products(&mut transaction, &ids).await?;
         transaction.commit().await.map_err(DbError::from)?;
         added += end + 1 - index;
         progress(existing + added, target);

@@ -256,7 +256,12 @@ impl Processor {
                     })
                     .collect());
             }
-            Topic::UserDeleted | Topic::OrderDelivered => return Ok(Vec::new()),
+            Topic::UserDeleted
+            | Topic::OrderDelivered
+            | Topic::StockAvailability
+            | Topic::ProductChanged
+            | Topic::CategoryMoved
+            | Topic::SearchReindex => return Ok(Vec::new()),
         };
         if matches!(template, "welcome" | "verify_reminder" | "password_reset") {
             return Ok(vec![Target {

@@ -293,6 +293,16 @@ async fn write(
             events.push(event);
         }
     }
+    // Crossing zero either way changes whether the product is in stock for search.
+    if (available_before > 0) != (stock.available() > 0) {
+        let payload = serde_json::json!({
+            "sku": stock.sku,
+            "available": stock.available(),
+        });
+        if let Ok(event) = Topic::StockAvailability.event(&stock.sku, &payload) {
+            events.push(event);
+        }
+    }
     let batch = Batch {
         item: Some(ItemRecord {
             sku: stock.sku.clone(),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{broadcast, mpsc, Mutex};
 
 use crate::outbox::PublishedEvent;
 
@@ -16,10 +16,16 @@ pub struct Delivery {
     pub attempt: u32,
 }
 
+/// Events an observer may fall behind by before it loses the oldest.
+const OBSERVER_CAPACITY: usize = 4096;
+
+/// Two ways to receive: the workers share one queue (each delivery reaches one worker),
+/// while every observer sees every event (the search index follows the catalog so).
 #[derive(Clone)]
 pub struct LocalBus {
     sender: mpsc::UnboundedSender<Delivery>,
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Delivery>>>,
+    observers: broadcast::Sender<PublishedEvent>,
 }
 
 impl Default for LocalBus {
@@ -34,10 +40,19 @@ impl LocalBus {
         Self {
             sender,
             receiver: Arc::new(Mutex::new(receiver)),
+            observers: broadcast::channel(OBSERVER_CAPACITY).0,
         }
     }
 
+    /// Every event published from now on; an observer that falls behind by more than
+    /// a few thousand gets `Lagged` and must catch up another way.
+    pub fn observe(&self) -> broadcast::Receiver<PublishedEvent> {
+        self.observers.subscribe()
+    }
+
     pub fn publish(&self, event: PublishedEvent) -> Result<(), String> {
+        // No observer is not an error.
+        let _ = self.observers.send(event.clone());
         self.sender
             .send(Delivery { event, attempt: 1 })
             .map_err(|_| "the in-process bus is closed".to_owned())

@@ -20,10 +20,14 @@ pub enum Topic {
     OrderCancelled,
     OrderExpired,
     StockLow,
+    StockAvailability,
+    ProductChanged,
+    CategoryMoved,
+    SearchReindex,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 11] = [
+    pub const ALL: [Topic; 15] = [
         Topic::UserRegistered,
         Topic::UserDeleted,
         Topic::UserVerificationReminder,
@@ -35,6 +39,10 @@ impl Topic {
         Topic::OrderCancelled,
         Topic::OrderExpired,
         Topic::StockLow,
+        Topic::StockAvailability,
+        Topic::ProductChanged,
+        Topic::CategoryMoved,
+        Topic::SearchReindex,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +58,14 @@ impl Topic {
             Topic::OrderCancelled => "order.cancelled",
             Topic::OrderExpired => "order.expired",
             Topic::StockLow => "stock.low",
+            // A SKU's availability crossed zero (either way).
+            Topic::StockAvailability => "stock.availability",
+            // Products were created or changed: `{"ids": [...]}`.
+            Topic::ProductChanged => "product.changed",
+            // A category moved in the tree: its products' paths changed.
+            Topic::CategoryMoved => "category.moved",
+            // `souk search reindex`: every node rebuilds its search index.
+            Topic::SearchReindex => "search.reindex",
         }
     }
 

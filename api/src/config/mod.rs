@@ -1,6 +1,6 @@
 //! One typed configuration, in sections: `[node]`, `[log]`, `[http]`, `[grpc]`,
 //! `[database]`, `[redis]`, `[nats]`, `[jwt]`, `[auth]`, `[orders]`, `[email]`,
-//! `[smtp]`, `[outbox]`, `[events]`. Layers, later wins: built-in defaults < the
+//! `[smtp]`, `[outbox]`, `[events]`, `[search]`. Layers, later wins: built-in defaults < the
 //! optional TOML file (`--config souk.toml`) < `SOUK_*` environment variables (names
 //! derived from the sections, see [`env`]) < command-line flags. Secrets may come from
 //! files (`*_file`) so Kubernetes secrets or a Vault agent can supply them; they never
@@ -37,6 +37,7 @@ pub struct Config {
     pub smtp: SmtpSection,
     pub outbox: OutboxSection,
     pub events: EventsSection,
+    pub search: SearchSection,
 }
 
 /// Flags that override every other layer; `None` leaves the lower layers alone.

@@ -296,3 +296,11 @@ impl Default for EventsSection {
         }
     }
 }
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchSection {
+    /// Where the node keeps its search index (memory-mapped files); unset keeps it in
+    /// memory. Either way the node rebuilds it from the database at start.
+    pub index_dir: Option<PathBuf>,
+}

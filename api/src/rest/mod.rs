@@ -6,6 +6,7 @@
 pub mod admin_catalog;
 pub mod admin_emails;
 pub mod admin_inventory;
+pub mod admin_search;
 pub mod admin_system;
 pub mod admin_users;
 pub mod auth;
@@ -105,6 +106,13 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                             .route(web::delete().to(admin_catalog::delete_category)),
                     ),
             );
+    }
+    if services.contains(Service::Product) {
+        api = api.service(
+            web::scope("/admin/search")
+                .service(web::resource("").route(web::get().to(admin_search::status)))
+                .service(web::resource("/reindex").route(web::post().to(admin_search::reindex))),
+        );
     }
     if services.contains(Service::Order) {
         api = api

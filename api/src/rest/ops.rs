@@ -33,7 +33,8 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// Every configured dependency answers: the database always, Redis and NATS when set.
+/// Every configured dependency answers (the database always, Redis and NATS when set)
+/// and, where the catalog is served, the search index is built.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = Readiness), (status = 503, description = "a dependency is down; `checks` names it", body = Readiness)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
@@ -58,6 +59,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             Err(_) => format!("error: timed out ({:?})", nats.connection_state()),
         };
         checks.insert("nats", answer);
+    }
+    // Searches wait for the search index's first build.
+    if state.services.contains(crate::topology::Service::Product) {
+        let search = if state.catalog.search_engine().is_ready() {
+            "ok"
+        } else {
+            "building"
+        };
+        checks.insert("search", search.to_owned());
     }
     // A split service is ready only if the services it calls answer their health check.
     for remote in &state.remotes {

@@ -1467,10 +1467,10 @@ async fn search_text_is_never_sql_or_a_wildcard(backend: TestBackend) {
         "OR 1=1",
         "') OR ('1'='1",
         "*)",
-        "samo%",
-        "samo*",
-        "samo_",
-        "samo",
+        // Neither `%`, `_` nor `*` is a wildcard: they split words.
+        "sa%ar",
+        "s_movar",
+        "sam*var",
         "; DROP TABLE products; --",
         "\\",
         "NEAR(",
@@ -1480,6 +1480,12 @@ async fn search_text_is_never_sql_or_a_wildcard(backend: TestBackend) {
         assert_eq!(page["total"], 0, "q={q:?}");
         let page = search(&app, Some(&admin.access_token), &[("q", q)]).await;
         assert!(items(&page).is_empty(), "q={q:?} as an admin: {page}");
+    }
+    // A word being typed finds by prefix (type-ahead), whatever follows it.
+    for q in ["samo", "samo%", "samo*", "samo_"] {
+        let page = search(&app, None, &[("q", q)]).await;
+        assert_eq!(items(&page).len(), 1, "q={q:?}: {page}");
+        assert_eq!(items(&page)[0]["name"], "Blue Samovar", "q={q:?}");
     }
     // Punctuation around a real word leaves the word.
     for q in [
@@ -2284,7 +2290,8 @@ async fn csv_errors_name_the_line_of_the_file() {
 // ---------------------------------------------------------------- the cache
 
 /// Reads twice (the second from the cache), writes through the admin API, and checks
-/// the very next read shows the write: by id, by SKU, in searches and in the tree.
+/// the very next read shows the write: by id, by SKU (cached), in searches (the index,
+/// not cached) and in the tree.
 async fn reads_are_never_stale(app: &TestApp) {
     let admin = app.admin().await;
     let lamp = create(
@@ -2311,7 +2318,7 @@ async fn reads_are_never_stale(app: &TestApp) {
         assert_eq!(items(&page)[0]["price"]["amount"], 1000);
     }
     let hits = cache_requests(app, "hit").await - hits_before;
-    assert!(hits >= 3.0, "the second reads were cache hits ({hits})");
+    assert!(hits >= 2.0, "the second reads were cache hits ({hits})");
 
     // Update: the next read of each shows it.
     let updated = patch_product(
@@ -2531,6 +2538,10 @@ async fn reads_and_writes_survive_redis_dying() {
     let hits_before = cache_requests(&app, "hit").await;
     for _ in 0..2 {
         assert_eq!(ok_json(by_id(&app, None, &id).await).await, lamp);
+        assert_eq!(
+            ok_json(by_sku(&app, None, "DIE-1").await).await["id"],
+            id.as_str()
+        );
         assert_eq!(
             items(&search(&app, None, &[("tag", "sturdy")]).await).len(),
             1

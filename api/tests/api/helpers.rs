@@ -99,6 +99,13 @@ pub async fn spawn_app_with(backend: TestBackend, tweak: impl FnOnce(&mut Config
     let state = application.state();
     let handle = application.handle();
     actix_web::rt::spawn(application.run_until_stopped());
+    // As an orchestrator waits for readiness: the search index's first build (an
+    // empty or small catalog: milliseconds).
+    let search = state.catalog.search_engine().clone();
+    let started = std::time::Instant::now();
+    while !search.is_ready() && started.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     TestApp {
         address,
         grpc_address,
@@ -277,4 +284,26 @@ macro_rules! on_both_backends {
             }
         )*
     };
+}
+
+/// Polls `check` until it holds, failing the test once `bound` has passed; returns how
+/// long it took. For what the server documents as eventually true within a bound (a
+/// stock flag in search, a write seen by another node).
+pub async fn within<F, Fut>(
+    bound: std::time::Duration,
+    what: &str,
+    mut check: F,
+) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < bound, "{what}: not within {bound:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

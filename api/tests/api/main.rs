@@ -17,6 +17,7 @@ mod negative;
 mod ops;
 mod orders;
 mod rate_limit;
+mod search;
 mod shutdown;
 mod split;
 mod tokens;

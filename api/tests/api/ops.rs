@@ -17,7 +17,7 @@ async fn health_and_readiness_with_every_dependency() {
     assert_eq!(ready.status(), StatusCode::OK);
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["status"], "ready");
-    for dependency in ["database", "redis", "nats"] {
+    for dependency in ["database", "redis", "nats", "search"] {
         assert_eq!(ready["checks"][dependency], "ok", "{ready}");
     }
 }
@@ -166,6 +166,8 @@ async fn openapi_documents_every_route_and_the_docs_page_works_offline() {
     let expected = [
         ("/healthz", "get"),
         ("/api/v1/admin/system/tree", "get"),
+        ("/api/v1/admin/search", "get"),
+        ("/api/v1/admin/search/reindex", "post"),
         ("/readyz", "get"),
         ("/metrics", "get"),
         ("/api/v1/auth/register", "post"),

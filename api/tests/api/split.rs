@@ -17,7 +17,7 @@ use crate::helpers::*;
 
 const SERVICES: [&str; 6] = ["user", "auth", "email", "product", "order", "inventory"];
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -26,9 +26,9 @@ fn free_port() -> u16 {
 }
 
 /// One `souk serve` process.
-struct Node {
-    child: Child,
-    http: String,
+pub(crate) struct Node {
+    pub(crate) child: Child,
+    pub(crate) http: String,
 }
 
 impl Drop for Node {
@@ -39,13 +39,13 @@ impl Drop for Node {
 }
 
 /// What every process of one deployment shares: the database, the signing key, NATS.
-struct Deployment {
+pub(crate) struct Deployment {
     dir: TempDir,
     env: Vec<(String, String)>,
 }
 
 impl Deployment {
-    fn new(database: &TestDatabase, sink: &SmtpSink) -> Self {
+    pub(crate) fn new(database: &TestDatabase, sink: &SmtpSink) -> Self {
         let mut env = vec![
             ("SOUK_SMTP_URL".to_owned(), sink.url()),
             (
@@ -73,7 +73,7 @@ impl Deployment {
         }
     }
 
-    fn command(&self) -> std::process::Command {
+    pub(crate) fn command(&self) -> std::process::Command {
         let mut command = souk(&self.dir.0);
         for (key, value) in &self.env {
             command.env(key, value);
@@ -81,7 +81,7 @@ impl Deployment {
         command
     }
 
-    fn create_admin(&self, email: &str) {
+    pub(crate) fn create_admin(&self, email: &str) {
         let created = admin_create(self.command(), email, PASSWORD);
         assert!(
             created.status.success(),
@@ -91,7 +91,7 @@ impl Deployment {
     }
 
     /// Starts `souk serve --services <services>` and waits until it listens.
-    fn start(&self, services: &str, grpc_port: u16, extra: &[(String, String)]) -> Node {
+    pub(crate) fn start(&self, services: &str, grpc_port: u16, extra: &[(String, String)]) -> Node {
         let mut command = self.command();
         command
             .args([
