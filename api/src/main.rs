@@ -253,7 +253,10 @@ async fn create_admin(config: Config, raw_email: &str, raw_name: &str) -> anyhow
     let password = Password::parse(raw_password)
         .map_err(|problem| anyhow::anyhow!("the password on standard input {problem}"))?;
     let db = open_database(&config).await?;
-    let users = UserService::new(db.clone(), PasswordHasher::new(config.auth.bcrypt_cost));
+    let users = UserService::new(
+        db.clone(),
+        PasswordHasher::new(config.auth.bcrypt_cost, config.auth.hash_threads as usize),
+    );
     let (user, created) = users
         .create_or_promote_admin(Registration {
             email,

@@ -190,7 +190,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         &config.jwt.audience,
         config.jwt.access_token_ttl_secs,
     );
-    let hasher = PasswordHasher::new(config.auth.bcrypt_cost);
+    let hasher = PasswordHasher::new(config.auth.bcrypt_cost, config.auth.hash_threads as usize);
     let redis = redis_store(&config)?;
     let nats = match &config.nats.url {
         Some(url) => Some(connect_nats(url).await?),

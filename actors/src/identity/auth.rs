@@ -31,6 +31,8 @@ pub struct TokenPair {
 pub struct LoginLimits {
     pub max_failures_per_account: u32,
     pub max_attempts_per_ip: u32,
+    /// Sign-ups per client address per window (each costs a bcrypt hash).
+    pub max_registrations_per_ip: u32,
     pub window: Duration,
 }
 
@@ -78,6 +80,19 @@ impl AuthService {
 
     pub fn jwt(&self) -> &JwtKeys {
         &self.jwt
+    }
+
+    /// Counts a sign-up against the client address; refused with `rate_limited` (and
+    /// when to retry) past the limit, before any password is hashed.
+    pub async fn admit_registration(&self, client_ip: &str) -> Result<(), Error> {
+        self.limiter
+            .hit(
+                &format!("register:ip:{client_ip}"),
+                self.limits.max_registrations_per_ip,
+                self.limits.window,
+            )
+            .await
+            .map_err(|limited| Error::rate_limited(limited.retry_after.as_secs()))
     }
 
     /// Every attempt counts against the client address; failures count against the

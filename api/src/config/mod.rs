@@ -185,6 +185,7 @@ impl Config {
             limits: souk_actors::identity::auth::LoginLimits {
                 max_failures_per_account: self.auth.login_max_failures_per_account,
                 max_attempts_per_ip: self.auth.login_max_attempts_per_ip,
+                max_registrations_per_ip: self.auth.register_max_per_ip,
                 window: Duration::from_secs(self.auth.login_window_secs),
             },
             refresh_token_ttl: Duration::from_secs(self.auth.refresh_token_ttl_secs),

@@ -194,6 +194,10 @@ pub struct AuthSection {
     pub login_max_failures_per_account: u32,
     pub login_max_attempts_per_ip: u32,
     pub login_window_secs: u64,
+    /// Sign-ups per client address per `login_window_secs`.
+    pub register_max_per_ip: u32,
+    /// bcrypt operations running at once; 0 means half the cores (at least one).
+    pub hash_threads: u32,
 }
 
 impl Default for AuthSection {
@@ -205,6 +209,8 @@ impl Default for AuthSection {
             login_max_failures_per_account: 5,
             login_max_attempts_per_ip: 50,
             login_window_secs: 15 * 60,
+            register_max_per_ip: 20,
+            hash_threads: 0,
         }
     }
 }

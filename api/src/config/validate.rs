@@ -92,6 +92,10 @@ impl Config {
         )?;
         positive("auth.login_window_secs", self.auth.login_window_secs)?;
         positive(
+            "auth.register_max_per_ip",
+            u64::from(self.auth.register_max_per_ip),
+        )?;
+        positive(
             "orders.reservation_ttl_secs",
             self.orders.reservation_ttl_secs,
         )?;

@@ -26,14 +26,6 @@ fn token_pair(pair: TokenPair) -> pb::TokenPair {
     }
 }
 
-/// The peer address, for the per-address login limits (as REST's client IP).
-fn peer<T>(request: &Request<T>) -> String {
-    request
-        .remote_addr()
-        .map(|address| address.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
 fn new_password(raw: &str) -> Result<Password, Error> {
     let mut errors = FieldErrors::default();
     let parsed = errors.check("new_password", Password::parse(raw));
@@ -47,7 +39,7 @@ impl AuthService for AuthGrpc {
         &self,
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::TokenPair>, Status> {
-        let ip = peer(&request);
+        let ip = super::peer(&request);
         let body = request.into_inner();
         let pair = self
             .state
@@ -109,7 +101,7 @@ impl AuthService for AuthGrpc {
         &self,
         request: Request<pb::RequestPasswordResetRequest>,
     ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
-        let ip = peer(&request);
+        let ip = super::peer(&request);
         self.state
             .auth
             .request_password_reset(&request.get_ref().email, &ip)

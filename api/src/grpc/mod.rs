@@ -25,6 +25,15 @@ use tonic_health::ServingStatus;
 use crate::state::AppState;
 use crate::topology::{Service, ServiceSet};
 
+/// The peer address, for the per-address limits of sign-in and sign-up (as REST's
+/// client IP).
+pub(crate) fn peer<T>(request: &tonic::Request<T>) -> String {
+    request
+        .remote_addr()
+        .map(|address| address.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// A string field as an optional value: proto3's empty string means "not given", as an
 /// absent query parameter does in REST.
 pub(crate) fn given(text: &str) -> Option<&str> {

@@ -34,9 +34,15 @@ impl UserService for UserGrpc {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::User>, Status> {
+        let peer = super::peer(&request);
         let body = request.into_inner();
         let registration =
             Registration::parse(&body.email, &body.password, &body.name).map_err(to_status)?;
+        self.state
+            .auth
+            .admit_registration(&peer)
+            .await
+            .map_err(to_status)?;
         let user = self
             .state
             .users

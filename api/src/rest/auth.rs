@@ -57,12 +57,16 @@ pub struct PasswordResetConfirmRequest {
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = UserView), (status = 400, body = Problem), (status = 409, description = "email_taken", body = Problem),
-              (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+              (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
+              (status = 429, description = "rate_limited: too many sign-ups from this address; see Retry-After", body = Problem)))]
 pub async fn register(
     state: web::Data<AppState>,
+    request: HttpRequest,
     body: Json<RegisterRequest>,
 ) -> ApiResult<HttpResponse> {
     let registration = Registration::parse(&body.email, &body.password, &body.name)?;
+    let ip = client_ip(&request, state.config.http.trust_forwarded_for);
+    state.auth.admit_registration(&ip).await?;
     let user = state.users.register(registration).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", "/api/v1/users/me"))

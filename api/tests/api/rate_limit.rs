@@ -128,3 +128,46 @@ async fn redis_down_falls_back_to_local_counters() {
     }
     assert_limited(app.login(&user.email, PASSWORD).await).await;
 }
+
+/// Sign-ups count per client address, over REST and gRPC together: past the limit the
+/// next is refused before its password is hashed, with when to retry.
+#[actix_web::test]
+async fn sign_ups_per_address_are_limited_over_rest_and_grpc() {
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        config.auth.register_max_per_ip = 3
+    })
+    .await;
+    for _ in 0..2 {
+        let response = app.register(&unique_email("flood"), PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let mut users =
+        souk_proto::v1::user_service_client::UserServiceClient::connect(app.grpc_address.clone())
+            .await
+            .unwrap();
+    let register = |email: String| souk_proto::v1::RegisterRequest {
+        email,
+        password: PASSWORD.to_owned(),
+        name: "Flood".to_owned(),
+    };
+    users
+        .register(register(unique_email("flood")))
+        .await
+        .expect("the third sign-up is within the limit");
+    let refused = users
+        .register(register(unique_email("flood")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    let email = unique_email("flood");
+    assert_limited(app.register(&email, PASSWORD).await).await;
+    // Nothing was stored for the refused sign-ups.
+    assert_eq!(
+        app.login(&email, PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
