@@ -53,6 +53,9 @@ enum Command {
         requests: usize,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Searches per second of the paced run of Souk's side (open loop).
+        #[arg(long, default_value_t = 1_000)]
+        paced_rate: u32,
         /// A few seconds at small scale, to check the harness works.
         #[arg(long)]
         smoke: bool,
@@ -160,6 +163,7 @@ fn main() -> anyhow::Result<()> {
             distinct_queries,
             requests,
             concurrency,
+            paced_rate,
             smoke,
         } => {
             let options = if smoke {
@@ -170,6 +174,7 @@ fn main() -> anyhow::Result<()> {
                     distinct_queries: 20,
                     requests: 200,
                     concurrency: 4,
+                    paced_rate: 200,
                 }
             } else {
                 search::Options {
@@ -179,6 +184,7 @@ fn main() -> anyhow::Result<()> {
                     distinct_queries,
                     requests,
                     concurrency,
+                    paced_rate,
                 }
             };
             let report = runtime.block_on(search::bench(&options))?;

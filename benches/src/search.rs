@@ -27,6 +27,8 @@ pub struct Options {
     pub distinct_queries: usize,
     pub requests: usize,
     pub concurrency: usize,
+    /// Searches per second of the paced (open-loop) run of Souk's side.
+    pub paced_rate: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,6 +50,10 @@ pub struct Report {
     pub index_bytes: u64,
     pub sql: Summary,
     pub souk: Summary,
+    /// Souk's side with searches arriving at a fixed rate, whatever the answers' pace:
+    /// latency without the queueing a saturated closed loop adds.
+    pub paced_rate: u32,
+    pub souk_paced: Summary,
     /// Souk's searches/s over the SQL baseline's.
     pub throughput_ratio: f64,
     /// SQL p50 / Souk p50 (how many times faster the median is).
@@ -155,6 +161,40 @@ where
     let mut latencies = Vec::with_capacity(requests);
     for worker in workers {
         latencies.extend(worker.await??);
+    }
+    Ok(summarise(latencies, started.elapsed()))
+}
+
+/// Starts one search every `1 / rate` seconds for `requests` searches, each in its own
+/// task, and summarises their latencies (an open loop: a slow answer does not delay
+/// the next arrival).
+async fn run_paced<F, Fut>(
+    search: F,
+    queries: &[SearchParams],
+    requests: usize,
+    rate: u32,
+) -> anyhow::Result<Summary>
+where
+    F: Fn(SearchParams) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let interval = std::time::Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(requests);
+    for index in 0..requests {
+        let due = started + interval * index as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let params = queries[index % queries.len()].clone();
+        let search = search.clone();
+        tasks.push(tokio::spawn(async move {
+            let begun = Instant::now();
+            search(params).await?;
+            Ok::<_, anyhow::Error>(begun.elapsed())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(requests);
+    for task in tasks {
+        latencies.push(task.await??);
     }
     Ok(summarise(latencies, started.elapsed()))
 }
@@ -289,7 +329,12 @@ pub async fn bench(options: &Options) -> anyhow::Result<Report> {
         "Souk (index): {} searches at concurrency {}…",
         options.requests, options.concurrency
     );
-    let souk_summary = run(souk, &queries, options.requests, options.concurrency).await?;
+    let souk_summary = run(souk.clone(), &queries, options.requests, options.concurrency).await?;
+    eprintln!(
+        "Souk (index), paced: {} searches arriving at {}/s…",
+        options.requests, options.paced_rate
+    );
+    let souk_paced = run_paced(souk, &queries, options.requests, options.paced_rate).await?;
 
     let environment = environment(&db).await?;
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
@@ -308,6 +353,8 @@ pub async fn bench(options: &Options) -> anyhow::Result<Report> {
         p99_speedup: ratio(sql_summary.p99_ms, souk_summary.p99_ms),
         sql: sql_summary,
         souk: souk_summary,
+        paced_rate: options.paced_rate,
+        souk_paced,
     })
 }
 
@@ -331,7 +378,7 @@ pub fn markdown(report: &Report, command: &str) -> String {
          shopper queries replayed round-robin, {} concurrent clients, no result cache; {} cores, {} \
          (innodb_flush_log_at_trx_commit={}, buffer pool {} bytes). Souk's figure is the served \
          search: the index, then each hit's live stock read from MariaDB.\n\n\
-         | search | searches | searches/s | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|\n{}{}\n\
+         | search | searches | searches/s | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|\n{}{}{}\n\
          Souk/SQL throughput: **{:.1}×**; median latency {:.1}× lower, p99 {:.1}× lower.\n",
         report.products,
         report.index_build_secs,
@@ -344,6 +391,10 @@ pub fn markdown(report: &Report, command: &str) -> String {
         environment.innodb_buffer_pool_size,
         row("SQL baseline (MariaDB FULLTEXT)", &report.sql),
         row("Souk (embedded index)", &report.souk),
+        row(
+            &format!("Souk, paced at {}/s (open loop)", report.paced_rate),
+            &report.souk_paced
+        ),
         report.throughput_ratio,
         report.p50_speedup,
         report.p99_speedup,

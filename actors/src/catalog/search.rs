@@ -201,6 +201,8 @@ impl SearchEngine {
             seconds: started.elapsed().as_secs_f64(),
             finished_at: to_datetime(now_micros()).to_rfc3339(),
         };
+        metrics::gauge!("souk_search_index_products").set(report.products as f64);
+        metrics::histogram!("souk_search_index_build_seconds").record(report.seconds);
         tracing::info!(
             products = report.products,
             elapsed_ms = started.elapsed().as_millis() as u64,
