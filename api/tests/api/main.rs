@@ -3,6 +3,7 @@
 mod helpers;
 
 mod grpc;
+mod grpc_edges;
 mod inventory;
 
 mod admin;
