@@ -19,6 +19,7 @@ mod ops;
 mod orders;
 mod rate_limit;
 mod shutdown;
+mod slow_clients;
 mod split;
 mod tokens;
 mod users;
