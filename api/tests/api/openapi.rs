@@ -1,6 +1,9 @@
 //! The served OpenAPI document: it validates (openapi-spec-validator), and it says what
 //! the server does — every error is problem+json, the statuses the shared extractors
 //! answer are documented, the limits the validators enforce are in the schemas.
+//! `schemathesis` then holds the server to it over every operation.
+
+mod schemathesis;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
