@@ -46,6 +46,7 @@ error_codes! {
     InvalidCursor => ("invalid_cursor", 400, "invalid_request", "The pagination cursor is invalid"),
     UnsupportedMediaType => ("unsupported_media_type", 415, "invalid_request", "The body must be application/json"),
     PayloadTooLarge => ("payload_too_large", 413, "invalid_request", "The body is too large"),
+    RequestTimeout => ("request_timeout", 408, "invalid_request", "The body was not received in time"),
     RouteNotFound => ("route_not_found", 404, "invalid_request", "No such endpoint"),
     MethodNotAllowed => ("method_not_allowed", 405, "invalid_request", "Method not allowed on this endpoint"),
     MissingToken => ("missing_token", 401, "auth", "Authentication required"),

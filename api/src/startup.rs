@@ -35,6 +35,7 @@ use souk_db::{Db, PoolSettings};
 
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::http::body_deadline::BodyReadTimeout;
 use crate::http::json::BodyLimit;
 use crate::remote::{RemoteInventory, RemoteProducts, RemoteService};
 use crate::state::AppState;
@@ -434,12 +435,16 @@ impl Application {
         ));
         let config = state.config.clone();
         let body_limit = web::Data::new(BodyLimit(config.http.max_body_bytes));
+        let body_read_timeout = web::Data::new(BodyReadTimeout(std::time::Duration::from_secs(
+            config.http.body_read_timeout_secs,
+        )));
         let app_state = state.clone();
         let console = crate::console::Console::new(&state)?;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(body_limit.clone())
+                .app_data(body_read_timeout.clone())
                 .app_data(web::QueryConfig::default().error_handler(|error, _| {
                     ApiError::new(
                         ErrorCode::InvalidQuery,
@@ -450,6 +455,7 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|error, _| {
                     ApiError::new(ErrorCode::NotFound, format!("no such resource: {error}")).into()
                 }))
+                .wrap(from_fn(crate::http::body_deadline::body_deadline))
                 .wrap(from_fn(crate::http::observe::observe))
                 // No response may be sniffed into another content type.
                 .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))

@@ -4,8 +4,11 @@
 
 #![allow(clippy::all, clippy::pedantic)]
 
+pub mod codec;
+
 pub mod v1 {
     tonic::include_proto!("souk.v1");
+    include!(concat!(env!("OUT_DIR"), "/servers/souk.v1.rs"));
 }
 
 /// The encoded `FileDescriptorSet` of every Souk service, for server reflection.

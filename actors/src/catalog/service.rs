@@ -155,9 +155,13 @@ pub struct SearchPage {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
+    /// Letters, digits, `-`, `_`, `.`; 2 to 64 characters; upper-cased.
+    #[schema(min_length = 2, max_length = 64)]
     pub sku: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub description: String,
     pub price: MoneyInput,
     /// Category id (create) — imports name the category by `category` slug instead.
@@ -167,11 +171,17 @@ pub struct ProductInput {
     #[serde(default)]
     #[schema(ignore)]
     pub category: Option<String>,
+    /// At most 20: letters, digits and `-`, 1 to 50 characters each.
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub tags: Vec<String>,
+    /// At most 30: names of 1 to 50 letters, digits, `_` or `-`; values of 1 to 100
+    /// characters.
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// At most 10 http(s) URLs of at most 300 characters.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub images: Vec<String>,
     /// Default `draft`.
     #[serde(default)]
@@ -181,7 +191,11 @@ pub struct ProductInput {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyInput {
+    /// Integer minor units, 0 to 10^12.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub amount: i64,
+    /// ISO 4217 code.
+    #[schema(min_length = 3, max_length = 3)]
     pub currency: String,
 }
 
@@ -190,15 +204,19 @@ pub struct MoneyInput {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductChanges {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
     pub price: Option<MoneyInput>,
     /// `null` removes the product from its category.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub category_id: Option<Option<String>>,
+    #[schema(max_items = 20)]
     pub tags: Option<Vec<String>>,
     pub attributes: Option<BTreeMap<String, String>>,
+    #[schema(max_items = 10)]
     pub images: Option<Vec<String>>,
     pub status: Option<ProductStatus>,
 }
@@ -206,8 +224,10 @@ pub struct ProductChanges {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryInput {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
-    /// Derived from the name when absent.
+    /// Letters, digits and `-`, 1 to 100; derived from the name when absent.
+    #[schema(min_length = 1, max_length = 100)]
     pub slug: Option<String>,
     pub parent_id: Option<String>,
 }
@@ -215,7 +235,9 @@ pub struct CategoryInput {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryChanges {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    #[schema(min_length = 1, max_length = 100)]
     pub slug: Option<String>,
     /// `null` makes it a root category.
     #[serde(default, deserialize_with = "double_option")]

@@ -5,7 +5,10 @@
 
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum OrderStatus {
     PendingPayment,
     Paid,
@@ -87,7 +90,8 @@ pub enum StockEffect {
 }
 
 /// Payment status, shown apart from the order status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(as = PaymentStatus, rename_all = "lowercase")]
 pub enum Payment {
     Pending,
     Captured,
@@ -96,7 +100,8 @@ pub enum Payment {
 }
 
 /// Fulfilment status, shown apart from the order status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(as = FulfilmentStatus, rename_all = "lowercase")]
 pub enum Fulfilment {
     Unfulfilled,
     Shipped,

@@ -18,13 +18,19 @@ pub const MAX_QUANTITY: i64 = 100;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct OrderItemInput {
+    /// A SKU: letters, digits, `-`, `_`, `.`; 2 to 64 characters.
+    #[schema(min_length = 2, max_length = 64)]
     pub sku: String,
+    /// Whole units, 1 to 100 (also in total per SKU).
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i64,
 }
 
 /// Only `sku` and `quantity` count; prices come from the catalog, whatever is sent.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct CreateOrderInput {
+    /// 1 to 50 lines.
+    #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<OrderItemInput>,
 }
 
@@ -53,11 +59,11 @@ pub struct HistoryView {
 pub struct OrderView {
     pub id: String,
     pub user_id: String,
-    /// pending_payment, paid, shipped, delivered, cancelled, expired.
+    #[schema(value_type = OrderStatus)]
     pub status: String,
-    /// pending, captured, refunded, voided.
+    #[schema(value_type = Payment)]
     pub payment_status: String,
-    /// unfulfilled, shipped, delivered, returned.
+    #[schema(value_type = Fulfilment)]
     pub fulfilment_status: String,
     pub items: Vec<OrderLineView>,
     pub total: Money,

@@ -53,8 +53,8 @@ fn bearer_token(request: &HttpRequest) -> Result<String, Error> {
     Ok(token.trim().to_owned())
 }
 
-/// The active user a bearer token belongs to; REST's extractors and gRPC's handlers
-/// both decide through here.
+/// The active user a bearer token belongs to, in a session that is still live; REST's
+/// extractors and gRPC's handlers both decide through here.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Error> {
     let claims = state.auth.jwt().verify(token)?;
     if claims.role == souk_actors::identity::jwt::SERVICE_ROLE {
@@ -63,7 +63,18 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Err
             "service tokens do not act as users",
         ));
     }
-    let principal = state.users.principal(&claims.sub).await?;
+    // The account and the session are read together: a token outlives neither a
+    // disabled or deleted account nor a logout, password change or reset.
+    let (principal, session_live) = tokio::try_join!(
+        state.users.principal(&claims.sub),
+        state.auth.session_live(&claims.sub, &claims.sid),
+    )?;
+    if !session_live {
+        return Err(Error::new(
+            ErrorCode::InvalidToken,
+            "the token's session has ended (logged out or revoked)",
+        ));
+    }
     Ok(AuthUser {
         id: principal.id,
         role: principal.role,

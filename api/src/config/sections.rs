@@ -60,6 +60,9 @@ pub struct HttpSection {
     /// HTTP worker threads; unset means one per core.
     pub workers: Option<usize>,
     pub max_body_bytes: usize,
+    /// How long reading a request's body may take, from the start of the request;
+    /// slower bodies get 408 and their connection is closed.
+    pub body_read_timeout_secs: u64,
     /// Grace period for in-flight requests (and then the node's children) on SIGTERM.
     pub shutdown_timeout_secs: u64,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
@@ -74,6 +77,7 @@ impl Default for HttpSection {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             workers: None,
             max_body_bytes: 64 * 1024,
+            body_read_timeout_secs: 10,
             shutdown_timeout_secs: 30,
             trust_forwarded_for: false,
             public_base_url: "http://127.0.0.1:8080".to_owned(),

@@ -103,6 +103,10 @@ impl Config {
             "database.max_connections",
             u64::from(self.database.max_connections),
         )?;
+        positive(
+            "http.body_read_timeout_secs",
+            self.http.body_read_timeout_secs,
+        )?;
         if self.http.max_body_bytes < 1024 {
             return Err(ConfigError::setting(
                 "http.max_body_bytes",

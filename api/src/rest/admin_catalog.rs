@@ -18,8 +18,8 @@ use souk_actors::catalog::service::{
 pub const IMPORT_MAX_BYTES: usize = 8 * 1024 * 1024;
 pub const IMPORT_MAX_ROWS: usize = 10_000;
 
-#[utoipa::path(post, path = "/api/v1/admin/products", tag = "admin", security(("bearer" = [])), request_body = ProductInput,
-    responses((status = 201, body = ProductView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+#[utoipa::path(post, path = "/api/v1/admin/products", operation_id = "admin_create_product", tag = "admin", security(("bearer" = [])), request_body = ProductInput,
+    responses((status = 201, body = ProductView),
               (status = 409, description = "sku_taken", body = Problem), (status = 422, body = Problem)))]
 pub async fn create_product(
     state: web::Data<AppState>,
@@ -41,10 +41,9 @@ pub async fn create_product(
         .json(product))
 }
 
-#[utoipa::path(patch, path = "/api/v1/admin/products/{id}", tag = "admin", security(("bearer" = [])), request_body = ProductChanges,
+#[utoipa::path(patch, path = "/api/v1/admin/products/{id}", operation_id = "admin_update_product", tag = "admin", security(("bearer" = [])), request_body = ProductChanges,
     params(("id" = String, Path)),
-    responses((status = 200, body = ProductView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = ProductView), (status = 422, body = Problem)))]
 pub async fn update_product(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -55,8 +54,8 @@ pub async fn update_product(
     Ok(HttpResponse::Ok().json(product))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/products/{id}/archive", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, description = "archived: hidden from shoppers", body = ProductView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/products/{id}/archive", operation_id = "admin_archive_product", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "archived: hidden from shoppers", body = ProductView)))]
 pub async fn archive_product(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -69,9 +68,8 @@ pub async fn archive_product(
     Ok(HttpResponse::Ok().json(product))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/products/{id}/restore", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, description = "back to draft, for review before it is active again", body = ProductView),
-              (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/products/{id}/restore", operation_id = "admin_restore_product", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "back to draft, for review before it is active again", body = ProductView)))]
 pub async fn restore_product(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -210,8 +208,27 @@ fn parse_csv(body: &[u8]) -> Result<ParsedRows, Error> {
     Ok(rows)
 }
 
+/// A JSON import is an array of objects: a row that is not an object (`null`, a
+/// number, a nested array) is no product with a bad field but a body of the wrong
+/// shape, refused whole before anything is imported.
 fn parse_json_rows(body: &[u8]) -> Result<ParsedRows, Error> {
     let values: Vec<serde_json::Value> = crate::http::json::parse(body)?;
+    let not_objects: Vec<FieldError> = values
+        .iter()
+        .enumerate()
+        .filter(|(_, value)| !value.is_object())
+        .map(|(index, _)| FieldError::new(format!("[{index}]"), "must be a product object"))
+        .collect();
+    if !not_objects.is_empty() {
+        return Err(Error::new(
+            ErrorCode::InvalidBody,
+            format!(
+                "every row of a JSON import must be a product object; {} are not",
+                not_objects.len()
+            ),
+        )
+        .with_fields(not_objects));
+    }
     Ok(values
         .into_iter()
         .enumerate()
@@ -223,12 +240,11 @@ fn parse_json_rows(body: &[u8]) -> Result<ParsedRows, Error> {
         .collect())
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/products/import", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/products/import", operation_id = "admin_import_products", tag = "admin", security(("bearer" = [])),
     request_body(description = "A JSON array of products (as for create, with `category` as a slug), or CSV (`text/csv`) with the header \
         sku,name,description,price_amount,currency,category,tags,attributes,images,status; list columns separate items with `|`, attributes are `name=value`.",
         content((Vec<ProductInput> = "application/json"), (String = "text/csv"))),
-    responses((status = 200, description = "per-row outcome; bad rows are reported with their line and skipped", body = ImportReport),
-              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)))]
+    responses((status = 200, description = "per-row outcome; bad rows are reported with their line and skipped", body = ImportReport)))]
 pub async fn import_products(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -267,8 +283,8 @@ pub async fn import_products(
     Ok(HttpResponse::Ok().json(report))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/categories", tag = "admin", security(("bearer" = [])), request_body = CategoryInput,
-    responses((status = 201, body = CategoryView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+#[utoipa::path(post, path = "/api/v1/admin/categories", operation_id = "admin_create_category", tag = "admin", security(("bearer" = [])), request_body = CategoryInput,
+    responses((status = 201, body = CategoryView),
               (status = 409, description = "slug_taken", body = Problem), (status = 422, body = Problem)))]
 pub async fn create_category(
     state: web::Data<AppState>,
@@ -279,10 +295,9 @@ pub async fn create_category(
     Ok(HttpResponse::Created().json(category))
 }
 
-#[utoipa::path(patch, path = "/api/v1/admin/categories/{id}", tag = "admin", security(("bearer" = [])), request_body = CategoryChanges,
+#[utoipa::path(patch, path = "/api/v1/admin/categories/{id}", operation_id = "admin_update_category", tag = "admin", security(("bearer" = [])), request_body = CategoryChanges,
     params(("id" = String, Path)),
-    responses((status = 200, body = CategoryView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, body = Problem), (status = 409, description = "slug_taken or category_cycle", body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = CategoryView), (status = 409, description = "slug_taken or category_cycle", body = Problem), (status = 422, body = Problem)))]
 pub async fn update_category(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -296,8 +311,8 @@ pub async fn update_category(
     Ok(HttpResponse::Ok().json(category))
 }
 
-#[utoipa::path(delete, path = "/api/v1/admin/categories/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 204, description = "deleted"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+#[utoipa::path(delete, path = "/api/v1/admin/categories/{id}", operation_id = "admin_delete_category", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204, description = "deleted"),
               (status = 409, description = "category_not_empty", body = Problem)))]
 pub async fn delete_category(
     state: web::Data<AppState>,

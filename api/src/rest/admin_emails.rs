@@ -14,8 +14,10 @@ use souk_actors::email::service::{DeadLetterView, SendView};
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 
@@ -32,8 +34,8 @@ pub struct DeadLetterPage {
 }
 
 /// Recent sends, newest first, with their status.
-#[utoipa::path(get, path = "/api/v1/admin/emails", tag = "admin", security(("bearer" = [])), params(PageQuery),
-    responses((status = 200, body = SendPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/admin/emails", operation_id = "admin_list_email_sends", tag = "admin", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = SendPage)))]
 pub async fn list_sends(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -50,8 +52,8 @@ pub async fn list_sends(
 }
 
 /// Events whose mails failed every attempt, newest first.
-#[utoipa::path(get, path = "/api/v1/admin/emails/dead-letters", tag = "admin", security(("bearer" = [])), params(PageQuery),
-    responses((status = 200, body = DeadLetterPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/admin/emails/dead-letters", operation_id = "admin_list_dead_letters", tag = "admin", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = DeadLetterPage)))]
 pub async fn dead_letters(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -69,9 +71,8 @@ pub async fn dead_letters(
 
 /// Publishes the dead letter's event again (once); its unsent mails get a new round of
 /// attempts.
-#[utoipa::path(post, path = "/api/v1/admin/emails/dead-letters/{id}/replay", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 202, description = "queued again", body = DeadLetterView), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, body = Problem), (status = 409, description = "already_replayed", body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/emails/dead-letters/{id}/replay", operation_id = "admin_replay_dead_letter", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 202, description = "queued again", body = DeadLetterView), (status = 409, description = "already_replayed", body = Problem), (status = 503, body = Problem)))]
 pub async fn replay(
     state: web::Data<AppState>,
     _admin: AdminUser,

@@ -21,7 +21,10 @@ pub struct InventoryListQuery {
     /// Only SKUs whose available stock is below their threshold.
     pub low_stock: Option<bool>,
     /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 
@@ -29,7 +32,11 @@ pub struct InventoryListQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct MovementsQuery {
+    /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 
@@ -50,10 +57,13 @@ pub struct MovementPage {
 pub struct AdjustRequest {
     /// Units to add (restock) or remove (shrinkage, correction); may be 0 when only the
     /// threshold changes.
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     pub delta: i64,
     /// Why, for the ledger: 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
     /// Below this many available units the SKU is low on stock (0 turns it off).
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub low_stock_threshold: Option<i64>,
 }
 
@@ -71,8 +81,8 @@ fn sku_cursor(cursor: Option<&str>) -> Result<Option<String>, Error> {
     .transpose()
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/inventory", tag = "admin", security(("bearer" = [])), params(InventoryListQuery),
-    responses((status = 200, body = StockPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/admin/inventory", operation_id = "admin_list_stock", tag = "admin", security(("bearer" = [])), params(InventoryListQuery),
+    responses((status = 200, body = StockPage)))]
 pub async fn list(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -95,8 +105,8 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/inventory/{sku}", tag = "admin", security(("bearer" = [])), params(("sku" = String, Path)),
-    responses((status = 200, body = StockView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+#[utoipa::path(get, path = "/api/v1/admin/inventory/{sku}", operation_id = "admin_get_stock", tag = "admin", security(("bearer" = [])), params(("sku" = String, Path)),
+    responses((status = 200, body = StockView),
               (status = 503, body = Problem)))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -107,10 +117,9 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(state.inventory.stock(&sku).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/inventory/{sku}/adjust", tag = "admin", security(("bearer" = [])), params(("sku" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/admin/inventory/{sku}/adjust", operation_id = "admin_adjust_stock", tag = "admin", security(("bearer" = [])), params(("sku" = String, Path)),
     request_body = AdjustRequest,
-    responses((status = 200, description = "committed; the ledger holds the movement", body = StockView), (status = 400, body = Problem),
-              (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    responses((status = 200, description = "committed; the ledger holds the movement", body = StockView),
               (status = 409, description = "below_reserved", body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 pub async fn adjust(
     state: web::Data<AppState>,
@@ -137,10 +146,9 @@ pub async fn adjust(
     Ok(HttpResponse::Ok().json(stock))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/inventory/{sku}/movements", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/inventory/{sku}/movements", operation_id = "admin_list_movements", tag = "admin", security(("bearer" = [])),
     params(("sku" = String, Path), MovementsQuery),
-    responses((status = 200, body = MovementPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, body = Problem)))]
+    responses((status = 200, body = MovementPage)))]
 pub async fn movements(
     state: web::Data<AppState>,
     _admin: AdminUser,

@@ -20,14 +20,15 @@ pub struct ListUsersQuery {
     pub email: Option<String>,
     pub role: Option<Role>,
     /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])), params(ListUsersQuery),
-    responses((status = 200, body = UserPage), (status = 400, description = "invalid_query or invalid_cursor", body = Problem),
-              (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/admin/users", operation_id = "admin_list_users", tag = "admin", security(("bearer" = [])), params(ListUsersQuery),
+    responses((status = 200, body = UserPage), (status = 400, description = "invalid_query or invalid_cursor", body = Problem)))]
 pub async fn list(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -53,8 +54,8 @@ pub async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}", operation_id = "admin_get_user", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = UserView)))]
 pub async fn get(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -64,9 +65,8 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(UserView::try_from(user)?))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, description = "disabled; its sessions are revoked", body = UserView), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, body = Problem), (status = 409, description = "cannot_modify_self", body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable", operation_id = "admin_disable_user", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "disabled; its sessions are revoked", body = UserView), (status = 409, description = "cannot_modify_self", body = Problem)))]
 pub async fn disable(
     state: web::Data<AppState>,
     admin: AdminUser,
@@ -79,8 +79,8 @@ pub async fn disable(
     Ok(HttpResponse::Ok().json(UserView::try_from(user)?))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/users/{id}/enable", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/enable", operation_id = "admin_enable_user", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = UserView)))]
 pub async fn enable(
     state: web::Data<AppState>,
     admin: AdminUser,

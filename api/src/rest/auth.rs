@@ -16,9 +16,13 @@ use souk_actors::identity::Password;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(min_length = 1, max_length = 254)]
     pub email: String,
-    /// 8 to 72 bytes.
+    /// 8 characters to 72 bytes (UTF-8), not only whitespace.
+    #[schema(min_length = 8, max_length = 72)]
     pub password: String,
+    /// 1 to 100 characters, at least one visible.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
@@ -39,6 +43,8 @@ pub struct RefreshRequest {
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
+    /// 8 characters to 72 bytes (UTF-8), not only whitespace.
+    #[schema(min_length = 8, max_length = 72)]
     pub new_password: String,
 }
 
@@ -52,12 +58,13 @@ pub struct PasswordResetRequest {
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetConfirmRequest {
     pub token: String,
+    /// 8 characters to 72 bytes (UTF-8), not only whitespace.
+    #[schema(min_length = 8, max_length = 72)]
     pub new_password: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, body = UserView), (status = 400, body = Problem), (status = 409, description = "email_taken", body = Problem),
-              (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
+#[utoipa::path(post, path = "/api/v1/auth/register", operation_id = "register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = UserView), (status = 409, description = "email_taken", body = Problem), (status = 422, body = Problem),
               (status = 429, description = "rate_limited: too many sign-ups from this address; see Retry-After", body = Problem)))]
 pub async fn register(
     state: web::Data<AppState>,
@@ -73,8 +80,8 @@ pub async fn register(
         .json(UserView::try_from(user)?))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 401, description = "invalid_credentials", body = Problem),
+#[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, description = "invalid_credentials", body = Problem),
               (status = 403, description = "account_disabled", body = Problem),
               (status = 429, description = "rate_limited; see Retry-After", body = Problem)))]
 pub async fn login(
@@ -87,8 +94,8 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(TokenResponse::from(pair)))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
-    responses((status = 200, body = TokenResponse), (status = 400, body = Problem),
+#[utoipa::path(post, path = "/api/v1/auth/refresh", operation_id = "refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse),
               (status = 401, description = "invalid_refresh_token or refresh_token_reused (the session is then revoked)", body = Problem)))]
 pub async fn refresh(
     state: web::Data<AppState>,
@@ -98,8 +105,8 @@ pub async fn refresh(
     Ok(HttpResponse::Ok().json(TokenResponse::from(pair)))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
-    responses((status = 204, description = "the session is revoked"), (status = 400, body = Problem), (status = 401, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "the session is revoked"), (status = 401, description = "invalid_refresh_token", body = Problem)))]
 pub async fn logout(
     state: web::Data<AppState>,
     body: Json<RefreshRequest>,
@@ -108,9 +115,9 @@ pub async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = ChangePasswordRequest, security(("bearer" = [])),
-    responses((status = 204, description = "changed; every other session is revoked"), (status = 401, body = Problem),
-              (status = 403, description = "wrong_password", body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/auth/password", operation_id = "change_password", tag = "auth", request_body = ChangePasswordRequest, security(("bearer" = [])),
+    responses((status = 204, description = "changed; every other session is revoked"),
+              (status = 403, description = "wrong_password or account_disabled", body = Problem), (status = 422, body = Problem)))]
 pub async fn change_password(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -134,8 +141,8 @@ pub async fn change_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = PasswordResetRequest,
-    responses((status = 202, description = "accepted, whether or not the address has an account"), (status = 400, body = Problem), (status = 429, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", operation_id = "request_password_reset", tag = "auth", request_body = PasswordResetRequest,
+    responses((status = 202, description = "accepted, whether or not the address has an account"), (status = 429, description = "rate_limited; see Retry-After", body = Problem)))]
 pub async fn request_password_reset(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -146,7 +153,7 @@ pub async fn request_password_reset(
     Ok(HttpResponse::Accepted().finish())
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = PasswordResetConfirmRequest,
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", operation_id = "confirm_password_reset", tag = "auth", request_body = PasswordResetConfirmRequest,
     responses((status = 204, description = "password set; every session is revoked"), (status = 400, description = "invalid_reset_token", body = Problem),
               (status = 422, body = Problem)))]
 pub async fn confirm_password_reset(
@@ -181,7 +188,7 @@ pub struct EmailVerified {
 }
 
 /// The link of the welcome mail: single use, expiring.
-#[utoipa::path(get, path = "/api/v1/auth/verify-email", tag = "auth", params(VerifyEmailQuery),
+#[utoipa::path(get, path = "/api/v1/auth/verify-email", operation_id = "verify_email", tag = "auth", params(VerifyEmailQuery),
     responses((status = 200, body = EmailVerified), (status = 400, description = "invalid_verification_token or invalid_query", body = Problem)))]
 pub async fn verify_email(
     state: web::Data<AppState>,

@@ -28,15 +28,15 @@ pub struct Readiness {
 }
 
 /// The process is up and serving; says nothing about its dependencies.
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "ops", responses((status = 200, body = Health)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// Every configured dependency answers (the database always, Redis and NATS when set)
 /// and, where the catalog is served, the search index is built.
-#[utoipa::path(get, path = "/readyz", tag = "ops",
-    responses((status = 200, body = Readiness), (status = 503, description = "a dependency is down; `checks` names it", body = Readiness)))]
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "ops",
+    responses((status = 200, body = Readiness), (status = 503, description = "a dependency is down or the search index is still being built; `checks` names it", body = Readiness)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let mut checks = BTreeMap::new();
     let database = match tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()).await {
@@ -115,7 +115,7 @@ async fn remote_health(remote: &crate::remote::RemoteService) -> String {
 }
 
 /// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     crate::metrics::record_pool(&state.db);
     HttpResponse::Ok()

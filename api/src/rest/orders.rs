@@ -26,14 +26,16 @@ pub struct OrderPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayRequest {
-    /// With the built-in test double: anything but `test-card-declined` is approved.
+    /// 1 to 100 characters. With the built-in test double: anything but
+    /// `test-card-declined` is approved.
+    #[schema(min_length = 1, max_length = 100)]
     pub payment_method: String,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
-    /// Why, for the history (and the shopper's email).
+    /// Why, for the history (and the shopper's email); cut to 200 characters.
     pub reason: Option<String>,
 }
 
@@ -41,7 +43,11 @@ pub struct CancelRequest {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct OwnOrdersQuery {
+    /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 
@@ -49,14 +55,20 @@ pub struct OwnOrdersQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AdminOrdersQuery {
-    /// pending_payment, paid, shipped, delivered, cancelled or expired.
+    #[param(value_type = Option<OrderStatus>)]
     pub status: Option<String>,
     pub user_id: Option<String>,
     /// Created at or after (RFC 3339).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Created before (RFC 3339).
+    #[param(format = DateTime)]
     pub to: Option<String>,
+    /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 
@@ -81,10 +93,9 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, Error> {
     checked_idempotency_key("Idempotency-Key", value.to_str().unwrap_or("")).map(Some)
 }
 
-#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), request_body = CreateOrderInput,
+#[utoipa::path(post, path = "/api/v1/orders", operation_id = "create_order", tag = "orders", security(("bearer" = [])), request_body = CreateOrderInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation: the same key and body return the same order")),
-    responses((status = 201, body = OrderView), (status = 200, description = "a retry with the same Idempotency-Key and body", body = OrderView),
-              (status = 400, body = Problem), (status = 401, body = Problem), (status = 409, description = "insufficient_stock names the SKU", body = Problem),
+    responses((status = 201, body = OrderView), (status = 200, description = "a retry with the same Idempotency-Key and body", body = OrderView), (status = 409, description = "insufficient_stock names the SKU", body = Problem),
               (status = 422, description = "validation_failed or idempotency_key_reused", body = Problem), (status = 503, body = Problem)))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -107,8 +118,8 @@ pub async fn create(
         .json(order))
 }
 
-#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), params(OwnOrdersQuery),
-    responses((status = 200, body = OrderPage), (status = 400, body = Problem), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/orders", operation_id = "list_orders", tag = "orders", security(("bearer" = [])), params(OwnOrdersQuery),
+    responses((status = 200, body = OrderPage)))]
 pub async fn list_own(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -127,8 +138,8 @@ pub async fn list_own(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = OrderView), (status = 401, body = Problem), (status = 404, description = "also for another user's order", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/orders/{id}", operation_id = "get_order", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 404, description = "also for another user's order", body = Problem)))]
 pub async fn get_own(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -137,9 +148,9 @@ pub async fn get_own(
     Ok(HttpResponse::Ok().json(state.orders.get(&id, Some(&user.id)).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/pay", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = PayRequest,
-    responses((status = 200, body = OrderView), (status = 402, description = "payment_declined", body = Problem), (status = 404, body = Problem),
-              (status = 409, description = "illegal_transition or order_expired", body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/orders/{id}/pay", operation_id = "pay_order", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = PayRequest,
+    responses((status = 200, body = OrderView), (status = 402, description = "payment_declined", body = Problem),
+              (status = 409, description = "illegal_transition or order_expired", body = Problem), (status = 422, description = "validation_failed: payment_method", body = Problem)))]
 pub async fn pay(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -154,9 +165,9 @@ fn reason_of(body: OptionalJson<CancelRequest>, default: &str) -> String {
     checked_reason(body.0.and_then(|body| body.reason), default)
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = CancelRequest,
-    responses((status = 200, body = OrderView), (status = 403, description = "shipped orders are cancelled by admins", body = Problem), (status = 404, body = Problem),
-              (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", operation_id = "cancel_order", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = CancelRequest,
+    responses((status = 200, body = OrderView), (status = 403, description = "shipped orders are cancelled by admins; or account_disabled", body = Problem),
+              (status = 409, description = "illegal_transition", body = Problem)))]
 pub async fn cancel_own(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -172,8 +183,8 @@ pub async fn cancel_own(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/orders", tag = "admin", security(("bearer" = [])), params(AdminOrdersQuery),
-    responses((status = 200, body = OrderPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/admin/orders", operation_id = "admin_list_orders", tag = "admin", security(("bearer" = [])), params(AdminOrdersQuery),
+    responses((status = 200, body = OrderPage)))]
 pub async fn admin_list(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -205,8 +216,8 @@ pub async fn admin_list(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/orders/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = OrderView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/admin/orders/{id}", operation_id = "admin_get_order", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrderView)))]
 pub async fn admin_get(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -215,8 +226,8 @@ pub async fn admin_get(
     Ok(HttpResponse::Ok().json(state.orders.get(&id, None).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/ship", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/ship", operation_id = "admin_ship_order", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 409, description = "illegal_transition", body = Problem)))]
 pub async fn ship(
     state: web::Data<AppState>,
     admin: AdminUser,
@@ -225,8 +236,8 @@ pub async fn ship(
     Ok(HttpResponse::Ok().json(state.orders.fulfil(&admin.0.id, &id, Event::Ship).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/deliver", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/deliver", operation_id = "admin_deliver_order", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 409, description = "illegal_transition", body = Problem)))]
 pub async fn deliver(
     state: web::Data<AppState>,
     admin: AdminUser,
@@ -240,8 +251,8 @@ pub async fn deliver(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/cancel", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = CancelRequest,
-    responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/cancel", operation_id = "admin_cancel_order", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = CancelRequest,
+    responses((status = 200, body = OrderView), (status = 409, description = "illegal_transition", body = Problem)))]
 pub async fn admin_cancel(
     state: web::Data<AppState>,
     admin: AdminUser,

@@ -15,20 +15,23 @@ use souk_actors::identity::views::UserView;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
+    /// 1 to 100 characters, at least one visible.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     /// A new address is unverified until confirmed again.
+    #[schema(min_length = 1, max_length = 254)]
     pub email: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/users/me", operation_id = "get_me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = UserView)))]
 pub async fn get_me(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     let record = state.users.get(&user.id).await?;
     Ok(HttpResponse::Ok().json(UserView::try_from(record)?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateProfileRequest,
-    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 401, body = Problem),
+#[utoipa::path(patch, path = "/api/v1/users/me", operation_id = "update_me", tag = "users", security(("bearer" = [])), request_body = UpdateProfileRequest,
+    responses((status = 200, body = UserView),
               (status = 409, description = "email_taken", body = Problem), (status = 422, body = Problem)))]
 pub async fn update_me(
     state: web::Data<AppState>,
@@ -40,8 +43,8 @@ pub async fn update_me(
     Ok(HttpResponse::Ok().json(UserView::try_from(record)?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])),
-    responses((status = 204, description = "the account and its sessions are deleted"), (status = 401, body = Problem)))]
+#[utoipa::path(delete, path = "/api/v1/users/me", operation_id = "delete_me", tag = "users", security(("bearer" = [])),
+    responses((status = 204, description = "the account and its sessions are deleted")))]
 pub async fn delete_me(state: web::Data<AppState>, user: AuthUser) -> ApiResult<HttpResponse> {
     state.users.delete(&user.id).await?;
     Ok(HttpResponse::NoContent().finish())

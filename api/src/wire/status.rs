@@ -22,6 +22,7 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
         (ErrorCode::RouteNotFound | ErrorCode::MethodNotAllowed, _) => Code::Unimplemented,
         (_, 400 | 413 | 415 | 422) => Code::InvalidArgument,
         (_, 401) => Code::Unauthenticated,
+        (_, 408) => Code::DeadlineExceeded,
         (_, 403) => Code::PermissionDenied,
         (_, 404) => Code::NotFound,
         (_, 402 | 409) => Code::FailedPrecondition,

@@ -183,6 +183,13 @@ async fn concurrent_refreshes_with_one_token_let_at_most_one_win() {
 async fn logout_revokes_the_session() {
     let app = spawn_app().await;
     let user = app.customer("logout").await;
+    let other = app.session_for(&user.id, &user.email).await;
+    assert_eq!(
+        app.get_as("/api/v1/users/me", &user.access_token)
+            .await
+            .status(),
+        StatusCode::OK
+    );
     let response = app
         .post_json(
             "/api/v1/auth/logout",
@@ -196,6 +203,17 @@ async fn logout_revokes_the_session() {
         "invalid_refresh_token",
     )
     .await;
+    // The access token of the ended session stops working at once, long before it
+    // expires; another session of the same account goes on.
+    let me = app.get_as("/api/v1/users/me", &user.access_token).await;
+    assert_eq!(me.headers()["www-authenticate"], "Bearer");
+    assert_problem(me, 401, "invalid_token").await;
+    assert_eq!(
+        app.get_as("/api/v1/users/me", &other.access_token)
+            .await
+            .status(),
+        StatusCode::OK
+    );
     // Idempotent for a token we issued; unknown tokens are refused.
     let again = app
         .post_json(

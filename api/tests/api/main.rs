@@ -3,6 +3,7 @@
 mod helpers;
 
 mod grpc;
+mod grpc_edges;
 mod inventory;
 
 mod admin;
@@ -14,11 +15,13 @@ mod crash;
 mod deploy;
 mod email;
 mod negative;
+mod openapi;
 mod ops;
 mod orders;
 mod rate_limit;
 mod search;
 mod shutdown;
+mod slow_clients;
 mod split;
 mod tokens;
 mod users;

@@ -126,11 +126,11 @@ async fn forged_expired_wrong_audience_and_alg_none_tokens_are_refused() {
     )
     .await;
 
-    // A correctly signed token claiming admin does not make a customer an admin: the
-    // role comes from the account.
-    let self_promoted = keys(TEST_JWT_SECRET, "souk-api")
-        .sign(&claims_for(&user.id, "admin"))
-        .unwrap();
+    // A correctly signed token claiming admin, in the customer's own live session, does
+    // not make a customer an admin: the role comes from the account.
+    let mut promoted = claims_for(&user.id, "admin");
+    promoted.sid = app.state.auth.jwt().verify(&user.access_token).unwrap().sid;
+    let self_promoted = keys(TEST_JWT_SECRET, "souk-api").sign(&promoted).unwrap();
     assert_problem(
         app.get_as("/api/v1/admin/users", &self_promoted).await,
         403,

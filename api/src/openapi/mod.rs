@@ -5,6 +5,10 @@ use utoipa::{Modify, OpenApi};
 
 use crate::rest;
 
+mod problems;
+
+use problems::ProblemResponses;
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Souk API", description = "Souk e-commerce backend. Errors are application/problem+json with a stable `code`; lists are cursor-paged; money is integer minor units."),
@@ -60,8 +64,8 @@ use crate::rest;
         rest::admin_search::status,
         rest::admin_search::reindex,
     ),
-    components(schemas(crate::error::Problem, crate::error::FieldError)),
-    modifiers(&BearerAuth),
+    components(schemas(crate::error::Problem, crate::error::FieldError, rest::products::SortOrder)),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Registration, login, sessions and passwords"),
         (name = "users", description = "The caller's own account"),
