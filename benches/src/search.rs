@@ -329,7 +329,13 @@ pub async fn bench(options: &Options) -> anyhow::Result<Report> {
         "Souk (index): {} searches at concurrency {}…",
         options.requests, options.concurrency
     );
-    let souk_summary = run(souk.clone(), &queries, options.requests, options.concurrency).await?;
+    let souk_summary = run(
+        souk.clone(),
+        &queries,
+        options.requests,
+        options.concurrency,
+    )
+    .await?;
     eprintln!(
         "Souk (index), paced: {} searches arriving at {}/s…",
         options.requests, options.paced_rate

@@ -976,17 +976,20 @@ enum Upserted {
     Unchanged,
 }
 
-/// Writes the `product.changed` event of these products in the transaction that
+/// Product ids per `product.changed` event: 200 ids of 36 characters stay well inside
+/// an outbox payload's bound.
+const IDS_PER_EVENT: usize = 200;
+
+/// Writes the `product.changed` events of these products in the transaction that
 /// changes them: how every node's search index learns of the change.
 pub async fn announce_products(
     connection: &mut sqlx::AnyConnection,
     ids: &[String],
 ) -> Result<(), Error> {
-    let Some(first) = ids.first() else {
-        return Ok(());
-    };
-    let event = Topic::ProductChanged.event(first, &serde_json::json!({ "ids": ids }))?;
-    souk_db::outbox::append(&mut *connection, &event).await?;
+    for chunk in ids.chunks(IDS_PER_EVENT) {
+        let event = Topic::ProductChanged.event(&chunk[0], &serde_json::json!({ "ids": chunk }))?;
+        souk_db::outbox::append(&mut *connection, &event).await?;
+    }
     Ok(())
 }
 

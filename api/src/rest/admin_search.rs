@@ -18,14 +18,14 @@ const MAX_SAMPLE: u32 = 1_000;
 pub struct StatusQuery {
     /// Products to compare field by field with the database, spread over the catalog:
     /// 0..=1000, default 100.
+    #[param(minimum = 0, maximum = 1000)]
     pub sample: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/search", tag = "admin", operation_id = "admin_search_status",
     params(StatusQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "this node's index: state, counts, a sampled comparison with the database, size, last build", body = souk_actors::catalog::search::SearchStatus),
-              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, description = "this node's index: state, counts, a sampled comparison with the database, size, last build", body = souk_actors::catalog::search::SearchStatus)))]
 pub async fn status(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -50,8 +50,7 @@ pub async fn status(
 #[utoipa::path(post, path = "/api/v1/admin/search/reindex", tag = "admin", operation_id = "admin_search_reindex",
     security(("bearer" = [])),
     responses((status = 200, description = "this node's index was rebuilt from the database (searches were served meanwhile)", body = souk_actors::catalog::search::BuildReport),
-              (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 503, description = "a rebuild is already running", body = Problem)))]
+              (status = 503, description = "service_unavailable: a rebuild is already running", body = Problem)))]
 pub async fn reindex(state: web::Data<AppState>, _admin: AdminUser) -> ApiResult<HttpResponse> {
     let report = state.catalog.search_engine().rebuild(&state.db).await?;
     Ok(HttpResponse::Ok().json(report))

@@ -385,3 +385,48 @@ fn writes_on_one_node_reach_the_other_nodes_search() {
     drop(writer);
     drop(reader);
 }
+
+/// A seed batch of 500 products is announced in events that each fit an outbox payload,
+/// and every seeded product reaches the running node's index.
+#[actix_web::test]
+async fn a_large_seed_batch_is_announced_in_bounded_events() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let added =
+        souk_actors::catalog::seed::seed(&app.state.catalog, &app.database.db, 450, |_, _| {})
+            .await
+            .unwrap();
+    assert_eq!(added, 450);
+    let payloads: Vec<(String,)> =
+        sqlx::query_as("SELECT payload FROM outbox_events WHERE topic = 'product.changed'")
+            .fetch_all(app.database.db.pool())
+            .await
+            .unwrap();
+    let sizes: Vec<usize> = payloads
+        .iter()
+        .map(|(payload,)| {
+            assert!(payload.len() <= souk_db::outbox::MAX_PAYLOAD_CHARS);
+            serde_json::from_str::<Value>(payload).unwrap()["ids"]
+                .as_array()
+                .unwrap()
+                .len()
+        })
+        .collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 450, "{sizes:?}");
+    assert!(sizes.iter().all(|size| *size <= 200), "{sizes:?}");
+    // The node learns of them from the events alone (the seed wrote no index).
+    within(
+        Duration::from_secs(5),
+        "seeded products searchable",
+        || async {
+            let status: Value = app
+                .get_as("/api/v1/admin/search?sample=20", &admin.access_token)
+                .await
+                .json()
+                .await
+                .unwrap();
+            status["indexed"] == 450 && status["agrees"] == true
+        },
+    )
+    .await;
+}

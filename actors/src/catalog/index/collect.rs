@@ -94,13 +94,13 @@ impl Collector for SearchCollector {
 
     fn for_segment(
         &self,
-        _segment: SegmentOrdinal,
+        segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<SegmentSearch> {
         Ok(SegmentSearch {
             total: 0,
             facets: SegmentFacets::open(reader, &self.tables)?,
-            page: SegmentPage::new(self.order, self.after.as_ref(), self.keep, reader)?,
+            page: SegmentPage::new(self.order, self.after.as_ref(), self.keep, segment, reader)?,
         })
     }
 

@@ -441,13 +441,16 @@ impl Shared {
         let Some((_, address)) = hits.first() else {
             return Ok(None);
         };
-        let document: TantivyDocument = searcher.doc(*address)?;
+        self.stored(&searcher.doc(*address)?).map(Some)
+    }
+
+    /// The product a document stores.
+    fn stored(&self, document: &TantivyDocument) -> Result<IndexedProduct> {
         let bytes = document
             .get_first(self.fields.stored)
             .and_then(|value| value.as_bytes())
             .unwrap_or_default();
         serde_json::from_slice(bytes)
-            .map(Some)
             .map_err(|error| IndexError::Io(std::io::Error::other(error.to_string())))
     }
 
@@ -521,15 +524,11 @@ impl Shared {
             .iter()
             .map(|entry| schema::id_from_value(entry.id))
             .collect();
-        let mut products = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let product = self
-                .find_committed(&searcher, self.fields.id, id)?
-                .ok_or_else(|| {
-                    IndexError::Io(std::io::Error::other("a hit has no stored product"))
-                })?;
-            products.push(product);
-        }
+        // Read straight from where the collector found them: no lookup by id.
+        let products = entries
+            .iter()
+            .map(|entry| self.stored(&searcher.doc(entry.address)?))
+            .collect::<Result<Vec<_>>>()?;
         Ok(SearchHits {
             ids,
             products,

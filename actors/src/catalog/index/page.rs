@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use std::ops::Bound;
 
 use tantivy::columnar::{Column, ColumnBlockAccessor, StrColumn};
-use tantivy::{DocId, Score, SegmentReader};
+use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::cursor::{After, AfterKey};
 use super::model::Sort;
@@ -86,6 +86,8 @@ pub struct Entry {
     ordered_id: u128,
     pub key: AfterKey,
     pub id: u128,
+    /// Where the searcher holds the product's stored copy.
+    pub address: DocAddress,
 }
 
 impl Entry {
@@ -132,6 +134,7 @@ enum KeyColumn {
 
 /// The page of one segment.
 pub struct SegmentPage {
+    segment: SegmentOrdinal,
     key_column: KeyColumn,
     ranker: Ranker,
     numbers: ColumnBlockAccessor<u64>,
@@ -154,6 +157,7 @@ impl SegmentPage {
         order: Order,
         after: Option<&After>,
         keep: usize,
+        segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<SegmentPage> {
         let fast = reader.fast_fields();
@@ -176,6 +180,7 @@ impl SegmentPage {
             Some(after) => Some(segment_bound(order, after, &key_column)?),
         };
         Ok(SegmentPage {
+            segment,
             key_column,
             ranker: Ranker {
                 order,
@@ -236,10 +241,12 @@ impl SegmentPage {
 
     pub fn harvest(self) -> Vec<Entry> {
         let order = self.ranker.order;
+        let segment = self.segment;
         let best = self.ranker.top.into_sorted();
         best.into_iter()
-            .map(|(key, ordered_id)| {
+            .map(|(key, ordered_id, doc)| {
                 let id = order.id(ordered_id);
+                let address = DocAddress::new(segment, doc);
                 if let KeyColumn::Name(column) = &self.key_column {
                     let mut name = String::new();
                     // The ordinal came from this column: it is in its dictionary.
@@ -249,6 +256,7 @@ impl SegmentPage {
                         ordered_id,
                         key: AfterKey::Name(name),
                         id,
+                        address,
                     };
                 }
                 Entry {
@@ -256,6 +264,7 @@ impl SegmentPage {
                     ordered_id,
                     key: AfterKey::Number(order.key(key)),
                     id,
+                    address,
                 }
             })
             .collect()
@@ -282,13 +291,13 @@ impl Ranker {
             if key == bound_key {
                 let id = self.order.id(self.id(doc));
                 if bound_id.is_none_or(|bound_id| id > bound_id) {
-                    self.top.push(key, id);
+                    self.top.push(key, id, doc);
                 }
                 return;
             }
         }
         let id = self.order.id(self.id(doc));
-        self.top.push(key, id);
+        self.top.push(key, id, doc);
     }
 }
 
@@ -319,11 +328,11 @@ fn segment_bound(
     }
 }
 
-/// The `keep` smallest (key, id) pairs seen, with a threshold that rejects most
-/// matches after the first few without sorting.
+/// The `keep` smallest (key, id) pairs seen (with their documents), with a threshold
+/// that rejects most matches after the first few without sorting.
 struct TopK {
     keep: usize,
-    buffer: Vec<(u64, u128)>,
+    buffer: Vec<(u64, u128, DocId)>,
     threshold: Option<(u64, u128)>,
 }
 
@@ -341,7 +350,7 @@ impl TopK {
         self.threshold.is_some_and(|(threshold, _)| key > threshold)
     }
 
-    fn push(&mut self, key: u64, id: u128) {
+    fn push(&mut self, key: u64, id: u128, doc: DocId) {
         if self
             .threshold
             .is_some_and(|threshold| (key, id) > threshold)
@@ -350,7 +359,7 @@ impl TopK {
         }
         if self.buffer.len() == self.keep * 2 {
             let (_, nth, _) = self.buffer.select_nth_unstable(self.keep);
-            self.threshold = Some(*nth);
+            self.threshold = Some((nth.0, nth.1));
             self.buffer.truncate(self.keep);
             if self
                 .threshold
@@ -359,10 +368,10 @@ impl TopK {
                 return;
             }
         }
-        self.buffer.push((key, id));
+        self.buffer.push((key, id, doc));
     }
 
-    fn into_sorted(mut self) -> Vec<(u64, u128)> {
+    fn into_sorted(mut self) -> Vec<(u64, u128, DocId)> {
         self.buffer.sort_unstable();
         self.buffer.truncate(self.keep);
         self.buffer

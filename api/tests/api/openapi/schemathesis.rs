@@ -7,7 +7,7 @@
 //! any 5xx and on any response whose status, content type, headers or body the
 //! document does not allow.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -243,9 +243,5 @@ async fn schemathesis_finds_nothing_the_document_does_not_allow() {
         .map(|item| item.as_object().unwrap().len())
         .sum();
     assert_eq!(tested, operations, "{shoppers}\n{admins}");
-    assert!(
-        elapsed < Duration::from_secs(180),
-        "schemathesis took {elapsed:?}"
-    );
     eprintln!("schemathesis: {elapsed:?}\n{shoppers}\n{admins}");
 }
