@@ -69,6 +69,8 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
     config.database.url = Some(database.url.clone());
     config.jwt.secret = Some(Secret::new(TEST_JWT_SECRET));
     config.auth.bcrypt_cost = 4;
+    // Tests sign many accounts up from one address; the throttle has its own test.
+    config.auth.register_max_per_ip = 1_000;
     config.http.workers = Some(1);
     config.http.shutdown_timeout_secs = 1;
     // Unique per app so apps sharing one Redis never see each other's counters.
