@@ -175,7 +175,10 @@ async fn run(app: &TestApp, name: &str, config: String, filter: [&str; 2]) -> St
         .args(["--checks", CHECKS])
         .args(["--max-examples", MAX_EXAMPLES])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--workers", "2"])
+        // One worker: hypothesis describes its strategies with `ast.parse`, which on
+        // CPython 3.11 fails now and then when two threads parse at once ("AST
+        // constructor recursion depth mismatch", seen in this suite).
+        .args(["--workers", "1"])
         .args(["--seed", "16"])
         .args(["--generation-database", "none"])
         .args(["--request-timeout", "20"])
