@@ -32,6 +32,7 @@ use crate::catalog::index::{
     CheckReport, IndexError, IndexSettings, IndexedProduct, Price, ProductIndex, SearchHits,
     SearchRequest, Status,
 };
+use crate::catalog::service::descendants;
 use crate::error::{Error, ErrorCode};
 
 /// Products read from the database per query while rebuilding.
@@ -173,6 +174,9 @@ impl SearchEngine {
         let mut written = 0u64;
         let mut after: Option<String> = None;
         let mut logged = Instant::now();
+        // A category that moves during the build is announced, and its feed event,
+        // applied after the build, re-reads its products.
+        let categories = catalog::list_categories(db.pool()).await?;
         loop {
             let _feed = self.inner.feed.lock().await;
             let mut connection = db.pool().acquire().await.map_err(DbError::from)?;
@@ -182,7 +186,6 @@ impl SearchEngine {
                 break;
             };
             after = Some(last.product.id.clone());
-            let categories = catalog::list_categories(&mut *connection).await?;
             let products = indexed_products(&mut connection, &categories, rows).await?;
             written += products.len() as u64;
             self.write(move |index| index.upsert(&products)).await?;
@@ -234,17 +237,11 @@ impl SearchEngine {
     /// ancestor paths changed when one of them moved).
     pub async fn refresh_categories(&self, db: &Db, category_ids: &[String]) -> Result<(), Error> {
         let categories = catalog::list_categories(db.pool()).await?;
-        let mut subtree: Vec<String> = Vec::new();
-        for root in category_ids {
-            subtree.extend(
-                categories
-                    .iter()
-                    .filter(|category| {
-                        category.id == *root || ancestors(&categories, &category.id).contains(root)
-                    })
-                    .map(|category| category.id.clone()),
-            );
-        }
+        let subtree: Vec<String> = category_ids
+            .iter()
+            .flat_map(|root| descendants(&categories, root))
+            .map(str::to_owned)
+            .collect();
         let mut connection = db.pool().acquire().await.map_err(DbError::from)?;
         let ids = catalog::product_ids_in_categories(&mut connection, &subtree).await?;
         drop(connection);

@@ -1015,7 +1015,8 @@ fn visible(product: Option<ProductView>, admin: bool) -> Result<ProductView, Err
 }
 
 /// The category and everything below it.
-fn descendants<'a>(categories: &'a [CategoryRecord], root: &'a str) -> HashSet<&'a str> {
+/// A category and every category under it.
+pub(crate) fn descendants<'a>(categories: &'a [CategoryRecord], root: &'a str) -> HashSet<&'a str> {
     let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
     for category in categories {
         if let Some(parent) = &category.parent_id {

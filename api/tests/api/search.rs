@@ -26,6 +26,22 @@ fn active(sku: &str, name: &str) -> Value {
     })
 }
 
+/// Creates an active product over the admin API; returns its id.
+async fn create_active(app: &TestApp, admin: &Session, sku: &str, name: &str) -> String {
+    let created = app
+        .post_json_as(
+            "/api/v1/admin/products",
+            &admin.access_token,
+            &active(sku, name),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn search_skus(app: &TestApp, query: &str) -> Vec<String> {
     let response = app.get(&format!("/api/v1/products?{query}")).await;
     assert_eq!(response.status(), StatusCode::OK, "search {query}");
@@ -42,18 +58,7 @@ async fn search_skus(app: &TestApp, query: &str) -> Vec<String> {
 async fn the_writing_node_searches_its_writes_at_once() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let created = app
-        .post_json_as(
-            "/api/v1/admin/products",
-            &admin.access_token,
-            &active("QUOKKA-1", "Quokka Lantern"),
-        )
-        .await;
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let id = created.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = create_active(&app, &admin, "QUOKKA-1", "Quokka Lantern").await;
     // No waiting: the write refreshed this node's index before it answered.
     assert_eq!(search_skus(&app, "q=quokka").await, ["QUOKKA-1"]);
     let renamed = app
@@ -83,14 +88,7 @@ async fn the_writing_node_searches_its_writes_at_once() {
 async fn the_stock_flag_follows_stock_crossing_zero() {
     let app = spawn_app().await;
     let admin = app.admin().await;
-    let created = app
-        .post_json_as(
-            "/api/v1/admin/products",
-            &admin.access_token,
-            &active("FLAG-1", "Flag Kettle"),
-        )
-        .await;
-    assert_eq!(created.status(), StatusCode::CREATED);
+    create_active(&app, &admin, "FLAG-1", "Flag Kettle").await;
     assert!(search_skus(&app, "in_stock=true").await.is_empty());
     assert_eq!(search_skus(&app, "q=kettle").await, ["FLAG-1"]);
 
@@ -127,17 +125,13 @@ async fn admins_see_the_index_agree_and_rebuild_it() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     for position in 0..5 {
-        let created = app
-            .post_json_as(
-                "/api/v1/admin/products",
-                &admin.access_token,
-                &active(
-                    &format!("CHECK-{position}"),
-                    &format!("Check item {position}"),
-                ),
-            )
-            .await;
-        assert_eq!(created.status(), StatusCode::CREATED);
+        create_active(
+            &app,
+            &admin,
+            &format!("CHECK-{position}"),
+            &format!("Check item {position}"),
+        )
+        .await;
     }
     let status: Value = app
         .get_as("/api/v1/admin/search?sample=3", &admin.access_token)
@@ -197,14 +191,7 @@ async fn an_index_built_from_the_database_agrees_with_it() {
     let app = spawn_app_on(TestBackend::MySql).await;
     let admin = app.admin().await;
     for position in 0..3 {
-        let created = app
-            .post_json_as(
-                "/api/v1/admin/products",
-                &admin.access_token,
-                &active(&format!("BUILT-{position}"), "Built Teapot"),
-            )
-            .await;
-        assert_eq!(created.status(), StatusCode::CREATED);
+        create_active(&app, &admin, &format!("BUILT-{position}"), "Built Teapot").await;
     }
     let fresh = souk_actors::catalog::SearchEngine::open(None).unwrap();
     assert!(!fresh.is_ready());
