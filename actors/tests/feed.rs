@@ -13,6 +13,7 @@ fn reserve(order: &str, quantity: i64) -> Command {
         quantity,
         ttl_ms: 60_000,
         actor: format!("order:{order}"),
+        holder: None,
     }
 }
 

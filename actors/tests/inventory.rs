@@ -9,6 +9,7 @@ use actix::prelude::*;
 use souk_actors::entity::host::{ActorOf, LiveEntities as LiveActors};
 use souk_actors::entity::{Entity, EntityHost, EntityLink, HostError, HostSettings};
 use souk_actors::inventory::actor::{InjectFault, ReservationExpired, SkuActor};
+use souk_actors::inventory::stock::Holder;
 use souk_actors::inventory::{
     Command, InventoryError, InventoryRouter, LocalInventory, Outcome, SkuDeps, StockError,
 };
@@ -61,6 +62,21 @@ fn reserve(order: &str, quantity: i64, ttl_ms: i64) -> Command {
         quantity,
         ttl_ms,
         actor: format!("order:{order}"),
+        holder: None,
+    }
+}
+
+/// A reservation by `customer`, who may hold at most `cap` units of the SKU unpaid.
+fn reserve_for(order: &str, quantity: i64, customer: &str, cap: i64) -> Command {
+    Command::Reserve {
+        order_id: order.into(),
+        quantity,
+        ttl_ms: 600_000,
+        actor: format!("order:{order}"),
+        holder: Some(Holder {
+            customer_id: customer.into(),
+            max_units: Some(cap),
+        }),
     }
 }
 
@@ -250,7 +266,7 @@ async fn restart_keeps_every_acknowledged_reservation(backend: TestBackend) {
     let before = start(&db, settings(), None);
     before.execute("KEEP".into(), adjust(5)).await.unwrap();
     before
-        .execute("KEEP".into(), reserve("a", 2, 600_000))
+        .execute("KEEP".into(), reserve_for("a", 2, "alice", 3))
         .await
         .unwrap();
     before
@@ -286,8 +302,20 @@ async fn restart_keeps_every_acknowledged_reservation(backend: TestBackend) {
     assert_eq!((stock.on_hand, stock.reserved), (4, 2));
     assert!(stock.reservations.contains_key("a"));
     assert_eq!(
-        after.execute("KEEP".into(), reserve("a", 2, 600_000)).await,
+        after
+            .execute("KEEP".into(), reserve_for("a", 2, "alice", 3))
+            .await,
         Ok(Outcome::AlreadyReserved)
+    );
+    // The restarted actor still knows whose the units are: alice's cap counts them.
+    assert_eq!(
+        after
+            .execute("KEEP".into(), reserve_for("c", 2, "alice", 3))
+            .await,
+        Err(InventoryError::Stock(StockError::CustomerLimit {
+            limit: 3,
+            allowed: 1
+        }))
     );
     assert_eq!(
         after

@@ -316,6 +316,9 @@ impl RemoteInventory {
                                 quantity: reservation.quantity,
                                 expires_at: micros_of(&reservation.expires_at),
                                 created_at: 0,
+                                // A snapshot for reading; the owning actor keeps the
+                                // holders, which only it counts.
+                                customer_id: None,
                             },
                         )
                     })

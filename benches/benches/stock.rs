@@ -43,6 +43,7 @@ fn reserve(order_id: &str) -> Command {
         quantity: 1,
         ttl_ms: 900_000,
         actor: "bench".into(),
+        holder: None,
     }
 }
 

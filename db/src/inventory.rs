@@ -25,6 +25,8 @@ pub struct ReservationRecord {
     pub quantity: i64,
     pub expires_at: Micros,
     pub created_at: Micros,
+    /// The customer whose unpaid order holds it.
+    pub customer_id: Option<String>,
 }
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -87,7 +89,7 @@ pub async fn load_reservations(
     sku: &str,
 ) -> Result<Vec<ReservationRecord>, DbError> {
     Ok(sqlx::query_as::<_, ReservationRecord>(
-        "SELECT sku, order_id, quantity, expires_at, created_at FROM inventory_reservations WHERE sku = ? ORDER BY order_id",
+        "SELECT sku, order_id, quantity, expires_at, created_at, customer_id FROM inventory_reservations WHERE sku = ? ORDER BY order_id",
     )
     .bind(sku)
     .fetch_all(&mut *connection)
@@ -169,7 +171,7 @@ pub async fn write_batch(connection: &mut AnyConnection, batch: &Batch) -> Resul
     }
     if !batch.new_reservations.is_empty() {
         let mut builder = QueryBuilder::<Any>::new(
-            "INSERT INTO inventory_reservations (sku, order_id, quantity, expires_at, created_at) ",
+            "INSERT INTO inventory_reservations (sku, order_id, quantity, expires_at, created_at, customer_id) ",
         );
         builder.push_values(&batch.new_reservations, |mut values, reservation| {
             values
@@ -177,7 +179,8 @@ pub async fn write_batch(connection: &mut AnyConnection, batch: &Batch) -> Resul
                 .push_bind(reservation.order_id.clone())
                 .push_bind(reservation.quantity)
                 .push_bind(reservation.expires_at)
-                .push_bind(reservation.created_at);
+                .push_bind(reservation.created_at)
+                .push_bind(reservation.customer_id.clone());
         });
         builder.build().execute(&mut *transaction).await?;
     }

@@ -183,6 +183,20 @@ where
     .await?)
 }
 
+/// How many of a customer's orders wait for payment.
+pub async fn count_unpaid<'e, E>(executor: E, user_id: &str) -> Result<i64, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM orders WHERE user_id = ? AND status = 'pending_payment'",
+    )
+    .bind(user_id)
+    .fetch_one(executor)
+    .await?;
+    Ok(count)
+}
+
 pub async fn lines<'e, E>(executor: E, order_id: &str) -> Result<Vec<LineRecord>, DbError>
 where
     E: Executor<'e, Database = Any>,

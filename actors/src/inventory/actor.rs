@@ -339,6 +339,7 @@ async fn load(db: Db, sku: String) -> Result<Stock, souk_db::DbError> {
                 quantity: reservation.quantity,
                 expires_at: reservation.expires_at,
                 created_at: reservation.created_at,
+                customer_id: reservation.customer_id,
             },
         );
     }

@@ -151,6 +151,10 @@ pub fn api_error(error: InventoryError) -> Error {
             ErrorCode::InsufficientStock,
             format!("only {available} available"),
         ),
+        InventoryError::Stock(StockError::CustomerLimit { limit, allowed }) => Error::new(
+            ErrorCode::PurchaseLimit,
+            format!("a customer may hold at most {limit} units in unpaid orders; {allowed} more allowed"),
+        ),
         InventoryError::Stock(StockError::BelowReserved { reserved }) => Error::new(
             ErrorCode::BelowReserved,
             format!("on_hand cannot go below the {reserved} reserved units"),

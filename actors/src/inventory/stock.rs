@@ -11,6 +11,18 @@ pub struct Held {
     pub quantity: i64,
     pub expires_at: Micros,
     pub created_at: Micros,
+    /// The customer whose unpaid order holds the units; `None` for reservations made
+    /// without one.
+    pub customer_id: Option<String>,
+}
+
+/// Who asks for a reservation, and how many units of this SKU one customer may hold
+/// across all their unpaid orders (`None`: no cap). It stops one customer from holding
+/// a SKU's whole stock with orders they never pay ("denial of inventory").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub customer_id: String,
+    pub max_units: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +44,7 @@ pub enum Command {
         quantity: i64,
         ttl_ms: i64,
         actor: String,
+        holder: Option<Holder>,
     },
     Release {
         order_id: String,
@@ -90,6 +103,8 @@ pub enum StockError {
     NotReserved,
     #[error("quantity must be positive")]
     InvalidQuantity,
+    #[error("a customer may hold at most {limit} units in unpaid orders; {allowed} more allowed")]
+    CustomerLimit { limit: i64, allowed: i64 },
 }
 
 /// The rows a batch must write besides the item.
@@ -122,6 +137,15 @@ impl Stock {
 
     pub fn available(&self) -> i64 {
         self.on_hand - self.reserved
+    }
+
+    /// The units a customer holds here across their unpaid orders.
+    pub fn held_by(&self, customer_id: &str) -> i64 {
+        self.reservations
+            .values()
+            .filter(|held| held.customer_id.as_deref() == Some(customer_id))
+            .map(|held| held.quantity)
+            .sum()
     }
 
     pub fn next_expiry(&self) -> Option<Micros> {
@@ -182,6 +206,7 @@ impl Stock {
                 quantity,
                 ttl_ms,
                 actor,
+                holder,
             } => {
                 if *quantity <= 0 {
                     return Err(StockError::InvalidQuantity);
@@ -195,16 +220,31 @@ impl Stock {
                         })
                     };
                 }
+                if let Some(Holder {
+                    customer_id,
+                    max_units: Some(limit),
+                }) = holder
+                {
+                    let allowed = (limit - self.held_by(customer_id)).max(0);
+                    if *quantity > allowed {
+                        return Err(StockError::CustomerLimit {
+                            limit: *limit,
+                            allowed,
+                        });
+                    }
+                }
                 if *quantity > self.available() {
                     return Err(StockError::Insufficient {
                         available: self.available().max(0),
                     });
                 }
                 self.reserved += quantity;
+                let customer_id = holder.as_ref().map(|holder| holder.customer_id.clone());
                 let held = Held {
                     quantity: *quantity,
                     expires_at: now + ttl_ms.max(&0) * 1000,
                     created_at: now,
+                    customer_id: customer_id.clone(),
                 };
                 changes.new_reservations.push(ReservationRecord {
                     sku: self.sku.clone(),
@@ -212,6 +252,7 @@ impl Stock {
                     quantity: *quantity,
                     expires_at: held.expires_at,
                     created_at: now,
+                    customer_id,
                 });
                 self.reservations.insert(order_id.clone(), held);
                 changes.movements.push(self.movement(
@@ -358,17 +399,25 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const CUSTOMER_CAP: i64 = 7;
+
     fn command() -> impl Strategy<Value = Command> {
         let order = (0..8u8).prop_map(|n| format!("order-{n}"));
         prop_oneof![
-            (order.clone(), -2i64..6, 0i64..3).prop_map(|(order_id, quantity, ttl)| {
-                Command::Reserve {
-                    order_id,
-                    quantity,
-                    ttl_ms: ttl * 1000,
-                    actor: "t".into(),
+            (order.clone(), -2i64..6, 0i64..3, 0..3u8).prop_map(
+                |(order_id, quantity, ttl, customer)| {
+                    Command::Reserve {
+                        order_id,
+                        quantity,
+                        ttl_ms: ttl * 1000,
+                        actor: "t".into(),
+                        holder: Some(Holder {
+                            customer_id: format!("customer-{customer}"),
+                            max_units: Some(CUSTOMER_CAP),
+                        }),
+                    }
                 }
-            }),
+            ),
             order.clone().prop_map(|order_id| Command::Release {
                 order_id,
                 actor: "t".into(),
@@ -419,6 +468,10 @@ mod tests {
                 prop_assert_eq!(stock.reserved, stock.reservations.values().map(|held| held.quantity).sum::<i64>());
                 prop_assert_eq!(ledger_on_hand, stock.on_hand);
                 prop_assert_eq!(ledger_reserved, stock.reserved);
+                for customer in 0..3 {
+                    let held = stock.held_by(&format!("customer-{customer}"));
+                    prop_assert!(held <= CUSTOMER_CAP, "customer-{} holds {}", customer, held);
+                }
             }
         }
 
@@ -427,7 +480,7 @@ mod tests {
             let mut stock = Stock::empty("SKU");
             let mut changes = Changes::default();
             stock.apply(&Command::Adjust { delta: 10, actor: "t".into(), reason: "r".into() }, 0, false, &mut changes).unwrap();
-            let reserve = Command::Reserve { order_id: "o".into(), quantity, ttl_ms: 1000, actor: "t".into() };
+            let reserve = Command::Reserve { order_id: "o".into(), quantity, ttl_ms: 1000, actor: "t".into(), holder: None };
             let first = stock.apply(&reserve, 0, false, &mut changes);
             prop_assert!(matches!(first, Ok(Outcome::Reserved { .. })), "first reservation: {:?}", first);
             prop_assert_eq!(stock.apply(&reserve, 0, false, &mut changes), Ok(Outcome::AlreadyReserved));
@@ -458,6 +511,7 @@ mod tests {
                     quantity: 2,
                     ttl_ms: 1000,
                     actor: "t".into(),
+                    holder: None,
                 },
                 0,
                 false,
@@ -527,6 +581,7 @@ mod tests {
                     quantity: 2,
                     ttl_ms: 1000,
                     actor: "t".into(),
+                    holder: None,
                 },
                 0,
                 false,
@@ -548,5 +603,70 @@ mod tests {
         assert!(changes.new_reservations.is_empty());
         assert!(changes.removed_reservations.is_empty());
         assert_eq!(changes.movements.len(), 3);
+    }
+
+    #[test]
+    fn a_customer_holds_at_most_the_cap_across_unpaid_orders() {
+        let mut stock = Stock::empty("SKU");
+        let mut changes = Changes::default();
+        let reserve = |order: &str, customer: &str, quantity: i64| Command::Reserve {
+            order_id: order.into(),
+            quantity,
+            ttl_ms: 60_000,
+            actor: "t".into(),
+            holder: Some(Holder {
+                customer_id: customer.into(),
+                max_units: Some(5),
+            }),
+        };
+        let adjust = Command::Adjust {
+            delta: 100,
+            actor: "t".into(),
+            reason: "r".into(),
+        };
+        stock.apply(&adjust, 0, false, &mut changes).unwrap();
+        stock
+            .apply(&reserve("o1", "alice", 3), 0, false, &mut changes)
+            .unwrap();
+        assert_eq!(
+            stock.apply(&reserve("o2", "alice", 3), 0, false, &mut changes),
+            Err(StockError::CustomerLimit {
+                limit: 5,
+                allowed: 2
+            })
+        );
+        // Another customer is not affected, and the same order asked again is a replay.
+        stock
+            .apply(&reserve("o3", "bob", 5), 0, false, &mut changes)
+            .unwrap();
+        assert_eq!(
+            stock.apply(&reserve("o1", "alice", 3), 0, false, &mut changes),
+            Ok(Outcome::AlreadyReserved)
+        );
+        stock
+            .apply(&reserve("o2", "alice", 2), 0, false, &mut changes)
+            .unwrap();
+        assert_eq!(stock.held_by("alice"), 5);
+        // A paid order's units are no longer held unpaid, so they free the cap.
+        stock
+            .apply(
+                &Command::Commit {
+                    order_id: "o1".into(),
+                    actor: "t".into(),
+                },
+                0,
+                false,
+                &mut changes,
+            )
+            .unwrap();
+        assert_eq!(stock.held_by("alice"), 2);
+        stock
+            .apply(&reserve("o4", "alice", 3), 0, false, &mut changes)
+            .unwrap();
+        // The reservation rows carry the customer, so a restarted actor counts them too.
+        assert!(changes
+            .new_reservations
+            .iter()
+            .all(|row| row.customer_id.is_some()));
     }
 }

@@ -13,11 +13,13 @@ use souk_db::clock::now_micros;
 use souk_db::orders::{self, HistoryRecord, LineRecord, OrderFilter, OrderRecord};
 use souk_db::{Db, DbError};
 
+use super::limits::{CheckoutLocks, PurchaseLimits};
 use super::payments::{PaymentError, PaymentProvider};
 use super::state::{transition, Event, Initiator, OrderStatus, StockEffect, TransitionError};
 use super::views::{build_view, status_of, validate_items, Caller, CreateOrderInput, OrderView};
 use crate::error::{Error, ErrorCode, FieldError};
 use crate::inventory::service::{api_error, InventoryService};
+use crate::inventory::stock::Holder;
 use crate::inventory::{Command, InventoryError, InventoryRouter, StockError};
 use crate::outbox::Topic;
 use crate::ports::ProductLookup;
@@ -39,6 +41,8 @@ pub struct OrderLogic {
     inventory: InventoryService,
     payments: Arc<dyn PaymentProvider>,
     reservation_ttl: Duration,
+    limits: PurchaseLimits,
+    checkout_locks: Arc<CheckoutLocks>,
 }
 
 fn transition_error(error: TransitionError) -> Error {
@@ -75,6 +79,7 @@ impl OrderLogic {
         inventory: InventoryService,
         payments: Arc<dyn PaymentProvider>,
         reservation_ttl: Duration,
+        limits: PurchaseLimits,
     ) -> Self {
         Self {
             db,
@@ -82,6 +87,8 @@ impl OrderLogic {
             inventory,
             payments,
             reservation_ttl,
+            limits,
+            checkout_locks: Arc::default(),
         }
     }
 
@@ -168,6 +175,22 @@ impl OrderLogic {
                 return self.replay(existing, &request_hash).await;
             }
         }
+        // Held until the order is stored, so this customer's concurrent checkouts count
+        // each other's orders.
+        let _checkout = match self.limits.max_unpaid_orders {
+            Some(limit) => {
+                let guard = self.checkout_locks.lock(user_id).await;
+                let unpaid = orders::count_unpaid(self.db.pool(), user_id).await?;
+                if unpaid >= i64::from(limit) {
+                    return Err(Error::new(
+                        ErrorCode::UnpaidOrderLimit,
+                        format!("a customer may have at most {limit} unpaid orders; pay or cancel one first"),
+                    ));
+                }
+                Some(guard)
+            }
+            None => None,
+        };
         // Snapshot every line from the catalog; prices sent by the client play no part.
         let mut lines = Vec::with_capacity(items.len());
         let mut errors = Vec::new();
@@ -216,6 +239,10 @@ impl OrderLogic {
                         quantity: *quantity,
                         ttl_ms: reservation_ttl_ms,
                         actor: format!("order:{order_id}"),
+                        holder: Some(Holder {
+                            customer_id: user_id.to_owned(),
+                            max_units: self.limits.max_units_per_sku,
+                        }),
                     },
                 )
             })
@@ -236,6 +263,16 @@ impl OrderLogic {
                         product.sku.clone(),
                         format!("only {available} available"),
                     )]),
+                    InventoryError::Stock(StockError::CustomerLimit { limit, allowed }) => {
+                        Error::new(
+                            ErrorCode::PurchaseLimit,
+                            format!("{} is limited to {limit} units per customer in unpaid orders; {allowed} more allowed", product.sku),
+                        )
+                        .with_fields(vec![FieldError::new(
+                            product.sku.clone(),
+                            format!("at most {allowed} more allowed"),
+                        )])
+                    }
                     other => api_error(other),
                 });
             }

@@ -224,12 +224,29 @@ impl Default for AuthSection {
 pub struct OrdersSection {
     /// How long an unpaid order holds its stock.
     pub reservation_ttl_secs: u64,
+    /// How many unpaid orders one customer may have open; 0 lifts the cap.
+    pub max_unpaid_orders: u32,
+    /// How many units of one SKU one customer may hold across unpaid orders; 0 lifts
+    /// the cap.
+    pub max_units_per_sku: u32,
 }
 
 impl Default for OrdersSection {
     fn default() -> Self {
         Self {
             reservation_ttl_secs: 15 * 60,
+            max_unpaid_orders: 5,
+            max_units_per_sku: 20,
+        }
+    }
+}
+
+impl OrdersSection {
+    pub fn purchase_limits(&self) -> souk_actors::orders::PurchaseLimits {
+        souk_actors::orders::PurchaseLimits {
+            max_unpaid_orders: (self.max_unpaid_orders > 0).then_some(self.max_unpaid_orders),
+            max_units_per_sku: (self.max_units_per_sku > 0)
+                .then_some(i64::from(self.max_units_per_sku)),
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use souk_actors::inventory::service::StockView;
-use souk_actors::inventory::stock::{Command, Outcome, StockError};
+use souk_actors::inventory::stock::{Command, Holder, Outcome, StockError};
 use souk_actors::inventory::InventoryError;
 use souk_proto::v1 as pb;
 use souk_proto::v1::execute_request::Command as WireCommand;
@@ -46,12 +46,18 @@ pub fn command_to_wire(sku: &str, command: &Command) -> Option<pb::ExecuteReques
             quantity,
             ttl_ms,
             actor,
+            holder,
         } => (
             actor,
             WireCommand::Reserve(wire::Reserve {
                 order_id,
                 quantity,
                 ttl_ms,
+                customer_id: holder
+                    .as_ref()
+                    .map(|holder| holder.customer_id.clone())
+                    .unwrap_or_default(),
+                max_units_per_customer: holder.and_then(|holder| holder.max_units).unwrap_or(0),
             }),
         ),
         Command::Release {
@@ -86,6 +92,11 @@ pub fn command_from_wire(request: pb::ExecuteRequest) -> Result<(String, Command
     let actor = request.actor;
     let command = match request.command {
         Some(WireCommand::Reserve(reserve)) => Command::Reserve {
+            holder: (!reserve.customer_id.is_empty()).then(|| Holder {
+                customer_id: reserve.customer_id,
+                max_units: (reserve.max_units_per_customer > 0)
+                    .then_some(reserve.max_units_per_customer),
+            }),
             order_id: reserve.order_id,
             quantity: reserve.quantity,
             ttl_ms: reserve.ttl_ms,
@@ -157,6 +168,7 @@ pub fn outcome_from_wire(response: &pb::ExecuteResponse) -> Result<Outcome, Inve
 
 /// The actors' error as a status whose details let the caller rebuild it exactly.
 pub fn inventory_error_to_status(error: &InventoryError) -> Status {
+    let mut extra = None;
     let (code, reason, value) = match error {
         InventoryError::Stock(StockError::Insufficient { available }) => {
             (Code::FailedPrecondition, "insufficient", *available)
@@ -173,6 +185,10 @@ pub fn inventory_error_to_status(error: &InventoryError) -> Status {
         InventoryError::Stock(StockError::InvalidQuantity) => {
             (Code::InvalidArgument, "invalid_quantity", 0)
         }
+        InventoryError::Stock(StockError::CustomerLimit { limit, allowed }) => {
+            extra = Some(("limit", *limit));
+            (Code::FailedPrecondition, "customer_limit", *allowed)
+        }
         InventoryError::Fenced => (Code::Unavailable, "fenced", 0),
         InventoryError::Restarting { retry_after_ms } => (
             Code::Unavailable,
@@ -183,12 +199,12 @@ pub fn inventory_error_to_status(error: &InventoryError) -> Status {
             (Code::Unavailable, "unavailable", 0)
         }
     };
+    let mut metadata = HashMap::from([("value".to_owned(), value.to_string())]);
+    if let Some((key, extra_value)) = extra {
+        metadata.insert(key.to_owned(), extra_value.to_string());
+    }
     let mut details = ErrorDetails::new();
-    details.set_error_info(
-        reason,
-        STOCK_DOMAIN,
-        HashMap::from([("value".to_owned(), value.to_string())]),
-    );
+    details.set_error_info(reason, STOCK_DOMAIN, metadata);
     Status::with_error_details(code, error.to_string(), details)
 }
 
@@ -198,11 +214,13 @@ pub fn inventory_error_from_status(status: &Status) -> Option<InventoryError> {
     let info = status
         .get_details_error_info()
         .filter(|info| info.domain == STOCK_DOMAIN)?;
-    let value: i64 = info
-        .metadata
-        .get("value")
-        .and_then(|raw| raw.parse().ok())
-        .unwrap_or(0);
+    let number = |key: &str| -> i64 {
+        info.metadata
+            .get(key)
+            .and_then(|raw| raw.parse().ok())
+            .unwrap_or(0)
+    };
+    let value = number("value");
     Some(match info.reason.as_str() {
         "insufficient" => InventoryError::Stock(StockError::Insufficient { available: value }),
         "conflicting_reservation" => {
@@ -211,6 +229,10 @@ pub fn inventory_error_from_status(status: &Status) -> Option<InventoryError> {
         "below_reserved" => InventoryError::Stock(StockError::BelowReserved { reserved: value }),
         "not_reserved" => InventoryError::Stock(StockError::NotReserved),
         "invalid_quantity" => InventoryError::Stock(StockError::InvalidQuantity),
+        "customer_limit" => InventoryError::Stock(StockError::CustomerLimit {
+            limit: number("limit"),
+            allowed: value,
+        }),
         "fenced" => InventoryError::Fenced,
         "restarting" => InventoryError::Restarting {
             retry_after_ms: u64::try_from(value).unwrap_or(0),
@@ -228,6 +250,10 @@ mod tests {
         for error in [
             InventoryError::Stock(StockError::Insufficient { available: 3 }),
             InventoryError::Stock(StockError::BelowReserved { reserved: 7 }),
+            InventoryError::Stock(StockError::CustomerLimit {
+                limit: 5,
+                allowed: 2,
+            }),
             InventoryError::Fenced,
             InventoryError::Restarting {
                 retry_after_ms: 250,
@@ -249,6 +275,10 @@ mod tests {
             quantity: 2,
             ttl_ms: 1000,
             actor: "order:o1".into(),
+            holder: Some(Holder {
+                customer_id: "u1".into(),
+                max_units: Some(4),
+            }),
         };
         let wire = command_to_wire("SKU-1", &command).expect("reserve travels");
         assert_eq!(

@@ -21,6 +21,10 @@ pub(crate) fn souk(data_dir: &std::path::Path) -> Command {
     command
         .env("SOUK_DATA_DIR", data_dir.join("data"))
         .env("SOUK_BCRYPT_COST", "4")
+        // Tests place many orders as one customer; the purchase limits have their own
+        // test.
+        .env("SOUK_ORDERS_MAX_UNPAID_ORDERS", "0")
+        .env("SOUK_ORDERS_MAX_UNITS_PER_SKU", "0")
         .env_remove("RUST_LOG");
     command
 }

@@ -71,6 +71,7 @@ async fn adjust_get_and_ledger(backend: TestBackend) {
                 quantity: 3,
                 ttl_ms: 600_000,
                 actor: "order:order-1".into(),
+                holder: None,
             },
         )
         .await;

@@ -12,7 +12,7 @@ use crate::on_both_backends;
 
 on_both_backends!(checkout_pay_ship_deliver, racing_orders_never_oversell);
 
-async fn product(app: &TestApp, admin: &Session, sku: &str, amount: i64, stock: i64) {
+pub(crate) async fn product(app: &TestApp, admin: &Session, sku: &str, amount: i64, stock: i64) {
     let created = app
         .post_json_as(
             "/api/v1/admin/products",
@@ -33,7 +33,7 @@ async fn product(app: &TestApp, admin: &Session, sku: &str, amount: i64, stock: 
     }
 }
 
-async fn stock(app: &TestApp, admin: &Session, sku: &str) -> (i64, i64) {
+pub(crate) async fn stock(app: &TestApp, admin: &Session, sku: &str) -> (i64, i64) {
     let stock: Value = app
         .get_as(
             &format!("/api/v1/admin/inventory/{sku}"),
@@ -49,7 +49,7 @@ async fn stock(app: &TestApp, admin: &Session, sku: &str) -> (i64, i64) {
     )
 }
 
-async fn order(
+pub(crate) async fn order(
     app: &TestApp,
     user: &Session,
     items: Value,
@@ -67,13 +67,13 @@ async fn order(
 }
 
 /// Places an order that must be accepted; returns it.
-async fn place(app: &TestApp, user: &Session, items: Value) -> Value {
+pub(crate) async fn place(app: &TestApp, user: &Session, items: Value) -> Value {
     let response = order(app, user, items, None).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     response.json().await.unwrap()
 }
 
-async fn act(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn act(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
     app.post_json_as(path, token, &body).await
 }
 

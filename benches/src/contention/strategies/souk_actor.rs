@@ -134,6 +134,7 @@ impl Strategy for SoukActor {
                         quantity: QUANTITY,
                         ttl_ms: TTL_MS,
                         actor: "bench".to_owned(),
+                        holder: None,
                     },
                 )
                 .await,
