@@ -2,6 +2,7 @@
 //! the domains of `souk-actors`, the OpenAPI document, the problem and status mapping,
 //! and configuration, start-up, shutdown and the CLI. The `souk` binary is `main.rs`.
 
+pub mod account;
 pub mod auth;
 pub mod config;
 pub mod console;

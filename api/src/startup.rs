@@ -278,6 +278,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         inventory.clone(),
         Arc::new(TestDoublePaymentProvider),
         std::time::Duration::from_secs(config.orders.reservation_ttl_secs),
+        config.orders.purchase_limits(),
     );
     let (orders, order_host) = souk_actors::orders::local_service(logic, order_host_settings());
     root.own_orders(order_host.host().clone());
@@ -330,7 +331,8 @@ fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
     // Mail goes out where the email service runs; every node relays its own outbox (the
     // events of split services meet on NATS, which config requires for a split node).
     if state.services.contains(Service::Email) {
-        let settings = config.email_settings();
+        let settings =
+            config.email_settings(souk_actors::orders::OrderLinks::new(&jwt_secret(config)?));
         let transport = Transport::from_settings(&settings)?;
         tracing::info!(transport = %transport.describe(), workers = config.email.workers, "email workers starting");
         let processor = Arc::new(Processor::new(state.db.clone(), transport, &settings)?);
@@ -440,6 +442,7 @@ impl Application {
         )));
         let app_state = state.clone();
         let console = crate::console::Console::new(&state)?;
+        let account = crate::account::Account::new(&state)?;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
@@ -461,6 +464,7 @@ impl Application {
                 .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
                 .configure(|routes| crate::rest::configure(routes, &app_state.services))
                 .configure(|routes| crate::console::configure(routes, &console))
+                .configure(|routes| crate::account::configure(routes, &account))
                 .default_service(web::to(route_not_found))
         })
         .shutdown_timeout(config.http.shutdown_timeout_secs)

@@ -1,6 +1,7 @@
-//! Single-use, expiring tokens sent to a user (password reset, email verification).
-//! Only SHA-256 hashes are stored; each kind has a table of the same shape, and every
-//! query is written once here for both.
+//! Single-use, expiring tokens sent to a user (password reset, email verification,
+//! email change). Only SHA-256 hashes are stored; each kind has a table of the same
+//! shape, and every query is written once here for all; an email change's table also
+//! holds the address it moves the account to.
 
 use sqlx::{Any, Executor, FromRow};
 
@@ -11,6 +12,7 @@ use crate::DbError;
 pub enum TokenKind {
     PasswordReset,
     EmailVerification,
+    EmailChange,
 }
 
 impl TokenKind {
@@ -19,6 +21,7 @@ impl TokenKind {
         match self {
             TokenKind::PasswordReset => "password_resets",
             TokenKind::EmailVerification => "email_verifications",
+            TokenKind::EmailChange => "email_changes",
         }
     }
 }
@@ -100,4 +103,43 @@ where
         .execute(executor)
         .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// Stores an email-change token with the address it moves the account to.
+#[tracing::instrument(name = "one_time_tokens_insert_email_change", skip_all, fields(user_id = %token.user_id))]
+pub async fn insert_email_change<'e, E>(
+    executor: E,
+    token: &OneTimeToken,
+    new_email: &str,
+) -> Result<(), DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO email_changes (id, token_hash, user_id, new_email, created_at, expires_at, used_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&token.id)
+    .bind(&token.token_hash)
+    .bind(&token.user_id)
+    .bind(new_email)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .bind(token.used_at)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// The address an email-change token moves its account to.
+#[tracing::instrument(name = "one_time_tokens_email_change_target", skip(executor))]
+pub async fn email_change_target<'e, E>(executor: E, id: &str) -> Result<Option<String>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let row: Option<(String,)> = sqlx::query_as("SELECT new_email FROM email_changes WHERE id = ?")
+        .bind(id)
+        .fetch_optional(executor)
+        .await?;
+    Ok(row.map(|(new_email,)| new_email))
 }

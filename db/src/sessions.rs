@@ -134,6 +134,10 @@ pub async fn delete_user_tokens(
         .bind(user_id)
         .execute(&mut *connection)
         .await?;
+    sqlx::query("DELETE FROM email_changes WHERE user_id = ?")
+        .bind(user_id)
+        .execute(&mut *connection)
+        .await?;
     Ok(())
 }
 

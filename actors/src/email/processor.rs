@@ -8,17 +8,19 @@ use std::time::Duration;
 use anyhow::Context;
 use lettre::message::Mailbox;
 use rand::Rng;
-use souk_db::clock::{now_micros, to_datetime};
+use souk_db::clock::now_micros;
 use souk_db::email::{self as repo, DeadLetterRecord, SendRecord};
 use souk_db::one_time_tokens::{self, OneTimeToken, TokenKind};
 use souk_db::{orders, outbox, users, Db};
 
 use crate::email::templates::{
-    format_money, LowStock, Mail, MailLine, OrderCancelled, OrderConfirmation, OrderExpired,
-    OrderShipped, PasswordReset, PaymentReceived, VerifyReminder, Welcome,
+    format_money, mail_time, EmailChangeConfirm, EmailChangeNotice, LowStock, Mail, MailLine,
+    OrderCancelled, OrderConfirmation, OrderExpired, OrderShipped, PasswordReset, PaymentReceived,
+    VerifyReminder, Welcome,
 };
 use crate::email::transport::Transport;
 use crate::identity::secret_token;
+use crate::orders::OrderLinks;
 use crate::outbox::PublishedEvent;
 use crate::outbox::Topic;
 
@@ -57,6 +59,8 @@ pub struct EmailSettings {
     pub smtp_url: Option<String>,
     pub smtp_password_file: Option<std::path::PathBuf>,
     pub outbox_dir: std::path::PathBuf,
+    /// Signs the order mails' links to the order's status page.
+    pub order_links: OrderLinks,
 }
 
 pub struct Processor {
@@ -68,6 +72,7 @@ pub struct Processor {
     retry_base: Duration,
     retry_max: Duration,
     verification_ttl_secs: u64,
+    order_links: OrderLinks,
 }
 
 impl Processor {
@@ -84,6 +89,7 @@ impl Processor {
             retry_base: settings.retry_base,
             retry_max: settings.retry_max,
             verification_ttl_secs: settings.verification_ttl.as_secs(),
+            order_links: settings.order_links.clone(),
         })
     }
 
@@ -237,9 +243,28 @@ impl Processor {
             return Ok(Vec::new());
         };
         let template = match topic {
+            // An admin created by an operator (`souk admin create`) starts verified.
+            Topic::UserRegistered if event.payload["role"] == "admin" => return Ok(Vec::new()),
             Topic::UserRegistered => "welcome",
             Topic::UserVerificationReminder => "verify_reminder",
             Topic::PasswordResetRequested => "password_reset",
+            Topic::EmailChangeRequested => {
+                // The new address confirms; the current one is told, so its owner can
+                // act if the request was not theirs.
+                let name = text("name")?;
+                return Ok(vec![
+                    Target {
+                        template: "email_change_confirm",
+                        recipient: text("new_email")?,
+                        name: name.clone(),
+                    },
+                    Target {
+                        template: "email_change_notice",
+                        recipient: text("email")?,
+                        name,
+                    },
+                ]);
+            }
             Topic::OrderPlaced => "order_confirmation",
             Topic::OrderPaid => "payment_received",
             Topic::OrderShipped => "order_shipped",
@@ -291,7 +316,7 @@ impl Processor {
             "welcome" => {
                 let token = self.new_verification_token(&event.aggregate_id).await?;
                 Ok(Mail::Welcome(Welcome {
-                    verify_url: format!("{base_url}/api/v1/auth/verify-email?token={token}"),
+                    verify_url: format!("{base_url}/account/verify-email?token={token}"),
                     valid_hours: self.verification_ttl_secs.div_ceil(3600),
                     base_url,
                     name,
@@ -300,34 +325,64 @@ impl Processor {
             "verify_reminder" => {
                 let token = self.new_verification_token(&event.aggregate_id).await?;
                 Ok(Mail::VerifyReminder(VerifyReminder {
-                    verify_url: format!("{base_url}/api/v1/auth/verify-email?token={token}"),
+                    verify_url: format!("{base_url}/account/verify-email?token={token}"),
                     valid_hours: self.verification_ttl_secs.div_ceil(3600),
                     base_url,
                     name,
                 }))
             }
             "password_reset" => {
-                // The token is kept out of the published event; it is read here from
-                // the outbox row that the reset request wrote.
-                let row = outbox::find(self.db.pool(), &event.id)
-                    .await?
-                    .context("the reset event is not in the outbox")?;
-                let payload: serde_json::Value = serde_json::from_str(&row.payload)?;
+                let payload = self.stored_payload(event).await?;
                 let token = payload["token"]
                     .as_str()
                     .context("the reset event has no token")?;
+                let expires_at = payload["expires_at"]
+                    .as_str()
+                    .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                    .map(|at| mail_time(at.timestamp_micros()))
+                    .unwrap_or_else(|| "soon".to_owned());
                 Ok(Mail::PasswordReset(PasswordReset {
-                    reset_url: format!("{base_url}/reset-password?token={token}"),
-                    expires_at: payload["expires_at"].as_str().unwrap_or("soon").to_owned(),
+                    reset_url: format!("{base_url}/account/reset-password?token={token}"),
+                    expires_at,
                     base_url,
                     name,
+                }))
+            }
+            "email_change_confirm" | "email_change_notice" => {
+                let payload = self.stored_payload(event).await?;
+                let new_email = payload["new_email"]
+                    .as_str()
+                    .context("the email change event has no new_email")?
+                    .to_owned();
+                let expires_at = mail_time(payload["expires_at"].as_i64().unwrap_or_default());
+                if target.template == "email_change_notice" {
+                    return Ok(Mail::EmailChangeNotice(EmailChangeNotice {
+                        account_url: format!("{base_url}/account/forgot-password"),
+                        base_url,
+                        name,
+                        new_email,
+                        expires_at,
+                    }));
+                }
+                let token = payload["token"]
+                    .as_str()
+                    .context("the email change event has no token")?;
+                Ok(Mail::EmailChangeConfirm(EmailChangeConfirm {
+                    confirm_url: format!("{base_url}/account/confirm-email?token={token}"),
+                    base_url,
+                    name,
+                    new_email,
+                    expires_at,
                 }))
             }
             "low_stock" => Ok(Mail::LowStock(LowStock {
                 sku: event.payload["sku"].as_str().unwrap_or_default().to_owned(),
                 available: event.payload["available"].as_i64().unwrap_or_default(),
                 threshold: event.payload["threshold"].as_i64().unwrap_or_default(),
-                inventory_url: format!("{base_url}/api/v1/admin/inventory"),
+                inventory_url: format!(
+                    "{base_url}/admin/stock/{}",
+                    event.payload["sku"].as_str().unwrap_or_default()
+                ),
                 base_url,
             })),
             template => self.compose_order(event, template, base_url, name).await,
@@ -345,7 +400,7 @@ impl Processor {
         let order = orders::find(self.db.pool(), &order_id)
             .await?
             .with_context(|| format!("order {order_id} not found"))?;
-        let order_url = format!("{base_url}/orders/{order_id}");
+        let order_url = format!("{base_url}{}", self.order_links.path(&order_id));
         let total = format_money(order.total_amount, &order.currency);
         Ok(match template {
             "order_confirmation" => {
@@ -361,9 +416,7 @@ impl Processor {
                     })
                     .collect();
                 Mail::OrderConfirmation(OrderConfirmation {
-                    pay_before: to_datetime(order.expires_at)
-                        .format("%Y-%m-%d %H:%M UTC")
-                        .to_string(),
+                    pay_before: mail_time(order.expires_at),
                     base_url,
                     name,
                     order_id,
@@ -405,6 +458,15 @@ impl Processor {
                 order_url,
             }),
         })
+    }
+
+    /// An event's payload as the outbox row holds it: tokens are kept out of published
+    /// events, so a mail that carries one reads it here.
+    async fn stored_payload(&self, event: &PublishedEvent) -> anyhow::Result<serde_json::Value> {
+        let row = outbox::find(self.db.pool(), &event.id)
+            .await?
+            .with_context(|| format!("event {} is not in the outbox", event.id))?;
+        Ok(serde_json::from_str(&row.payload)?)
     }
 
     /// A fresh single-use token, stored hashed. A retried welcome mail gets a new one;

@@ -6,6 +6,7 @@ use souk_db::clock::{now_micros, to_datetime};
 use souk_db::email::{self as repo, DeadLetterRecord, SendRecord};
 use souk_db::one_time_tokens::{self, TokenKind};
 use souk_db::outbox::{self};
+use souk_db::users;
 use souk_db::{Db, DbError};
 use utoipa::ToSchema;
 
@@ -133,6 +134,55 @@ impl EmailService {
         transaction.commit().await.map_err(DbError::from)?;
         tracing::info!(user_id = %record.user_id, "email verified");
         Ok(record.user_id)
+    }
+
+    /// Spends an email-change token (single use, expiring) and moves the account to the
+    /// address it was mailed to, which is verified by that. Returns the user's id.
+    #[tracing::instrument(name = "confirm_email_change", skip_all)]
+    pub async fn confirm_email_change(&self, presented: &str) -> Result<String, Error> {
+        let invalid = || Error::from_code(ErrorCode::InvalidVerificationToken);
+        if !secret_token::looks_valid(presented) {
+            return Err(invalid());
+        }
+        let record = one_time_tokens::find(
+            self.db.pool(),
+            TokenKind::EmailChange,
+            &secret_token::hash(presented),
+        )
+        .await?
+        .ok_or_else(invalid)?;
+        let now = now_micros();
+        if record.used_at.is_some() || record.expires_at <= now {
+            return Err(invalid());
+        }
+        let mut transaction = self.db.begin().await?;
+        if !one_time_tokens::mark_used(&mut *transaction, TokenKind::EmailChange, &record.id, now)
+            .await?
+        {
+            return Err(invalid());
+        }
+        let new_email = one_time_tokens::email_change_target(&mut *transaction, &record.id)
+            .await?
+            .ok_or_else(invalid)?;
+        let mut user = users::find_by_id(&mut *transaction, &record.user_id)
+            .await?
+            .ok_or_else(invalid)?;
+        user.email = new_email;
+        user.email_verified_at = Some(now);
+        user.updated_at = now;
+        match users::update_profile(&mut *transaction, &user).await {
+            Ok(_) => {}
+            Err(DbError::UniqueViolation { .. }) => {
+                return Err(Error::new(
+                    ErrorCode::EmailTaken,
+                    "that email address was registered meanwhile",
+                ))
+            }
+            Err(error) => return Err(error.into()),
+        }
+        transaction.commit().await.map_err(DbError::from)?;
+        tracing::info!(user_id = %user.id, "email address changed");
+        Ok(user.id)
     }
 
     /// Queues one verification reminder (`user.verification_reminder`, in the same

@@ -33,6 +33,15 @@ pub fn format_money(amount: i64, currency: &str) -> String {
     )
 }
 
+/// A moment as a mail states it: weekday, date, time and zone, e.g. `Monday
+/// 30 November 2026 at 18:47 UTC`. Mails are written in UTC: accounts have no time
+/// zone of their own, and naming the zone keeps the time unambiguous.
+pub fn mail_time(at: souk_db::clock::Micros) -> String {
+    souk_db::clock::to_datetime(at)
+        .format("%A %-d %B %Y at %H:%M UTC")
+        .to_string()
+}
+
 /// Declares a mail's data and its HTML and text templates, which share the data.
 macro_rules! mail {
     ($data:ident, $html:ident, $text:ident, $html_path:tt, $text_path:tt, { $($field:ident : $type:ty),* $(,)? }) => {
@@ -75,6 +84,12 @@ mail!(VerifyReminder, VerifyReminderHtml, VerifyReminderText, "email/verify_remi
 mail!(PasswordReset, PasswordResetHtml, PasswordResetText, "email/password_reset.html", "email/password_reset.txt", {
     name: String, reset_url: String, expires_at: String,
 });
+mail!(EmailChangeConfirm, EmailChangeConfirmHtml, EmailChangeConfirmText, "email/email_change_confirm.html", "email/email_change_confirm.txt", {
+    name: String, new_email: String, confirm_url: String, expires_at: String,
+});
+mail!(EmailChangeNotice, EmailChangeNoticeHtml, EmailChangeNoticeText, "email/email_change_notice.html", "email/email_change_notice.txt", {
+    name: String, new_email: String, account_url: String, expires_at: String,
+});
 mail!(OrderConfirmation, OrderConfirmationHtml, OrderConfirmationText, "email/order_confirmation.html", "email/order_confirmation.txt", {
     name: String, order_id: String, order_url: String, pay_before: String, lines: Vec<MailLine>, total: String,
 });
@@ -110,6 +125,8 @@ pub enum Mail {
     Welcome(Welcome),
     VerifyReminder(VerifyReminder),
     PasswordReset(PasswordReset),
+    EmailChangeConfirm(EmailChangeConfirm),
+    EmailChangeNotice(EmailChangeNotice),
     OrderConfirmation(OrderConfirmation),
     PaymentReceived(PaymentReceived),
     OrderShipped(OrderShipped),
@@ -125,6 +142,8 @@ impl Mail {
             Mail::Welcome(_) => "welcome",
             Mail::VerifyReminder(_) => "verify_reminder",
             Mail::PasswordReset(_) => "password_reset",
+            Mail::EmailChangeConfirm(_) => "email_change_confirm",
+            Mail::EmailChangeNotice(_) => "email_change_notice",
             Mail::OrderConfirmation(_) => "order_confirmation",
             Mail::PaymentReceived(_) => "payment_received",
             Mail::OrderShipped(_) => "order_shipped",
@@ -139,7 +158,11 @@ impl Mail {
             Mail::Welcome(_) => "Welcome to Souk: please verify your email address".to_owned(),
             Mail::VerifyReminder(_) => "Reminder: please verify your email address".to_owned(),
             Mail::PasswordReset(_) => "Reset your Souk password".to_owned(),
-            Mail::OrderConfirmation(mail) => format!("Order {} confirmed", mail.order_id),
+            Mail::EmailChangeConfirm(_) => "Confirm your new email address".to_owned(),
+            Mail::EmailChangeNotice(_) => "Your Souk email address is about to change".to_owned(),
+            Mail::OrderConfirmation(mail) => {
+                format!("Order {} received: awaiting payment", mail.order_id)
+            }
             Mail::PaymentReceived(mail) => {
                 format!("Payment received for order {}", mail.order_id)
             }
@@ -155,6 +178,8 @@ impl Mail {
             Mail::Welcome(mail) => mail.parts(),
             Mail::VerifyReminder(mail) => mail.parts(),
             Mail::PasswordReset(mail) => mail.parts(),
+            Mail::EmailChangeConfirm(mail) => mail.parts(),
+            Mail::EmailChangeNotice(mail) => mail.parts(),
             Mail::OrderConfirmation(mail) => mail.parts(),
             Mail::PaymentReceived(mail) => mail.parts(),
             Mail::OrderShipped(mail) => mail.parts(),
@@ -180,32 +205,47 @@ mod tests {
         let base_url = BASE.to_owned();
         let name = "Ada <Lovelace> & Co".to_owned();
         let order_id = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".to_owned();
-        let order_url = format!("{BASE}/orders/{order_id}");
+        let order_url = format!("{BASE}/account/orders/{order_id}?sig=0a1b");
+        let expires_at = mail_time(1_796_064_420_000_000);
         vec![
             Mail::Welcome(Welcome {
                 base_url: base_url.clone(),
                 name: name.clone(),
-                verify_url: format!("{BASE}/api/v1/auth/verify-email?token=abc&x=1"),
+                verify_url: format!("{BASE}/account/verify-email?token=abc&x=1"),
                 valid_hours: 48,
             }),
             Mail::VerifyReminder(VerifyReminder {
                 base_url: base_url.clone(),
                 name: name.clone(),
-                verify_url: format!("{BASE}/api/v1/auth/verify-email?token=def"),
+                verify_url: format!("{BASE}/account/verify-email?token=def"),
                 valid_hours: 24,
             }),
             Mail::PasswordReset(PasswordReset {
                 base_url: base_url.clone(),
                 name: name.clone(),
-                reset_url: format!("{BASE}/reset-password?token=ghi"),
-                expires_at: "2026-11-24T08:00:00+00:00".to_owned(),
+                reset_url: format!("{BASE}/account/reset-password?token=ghi"),
+                expires_at: expires_at.clone(),
+            }),
+            Mail::EmailChangeConfirm(EmailChangeConfirm {
+                base_url: base_url.clone(),
+                name: name.clone(),
+                new_email: "ada@new.example".to_owned(),
+                confirm_url: format!("{BASE}/account/confirm-email?token=jkl"),
+                expires_at: expires_at.clone(),
+            }),
+            Mail::EmailChangeNotice(EmailChangeNotice {
+                base_url: base_url.clone(),
+                name: name.clone(),
+                new_email: "ada@new.example".to_owned(),
+                account_url: format!("{BASE}/account/forgot-password"),
+                expires_at: expires_at.clone(),
             }),
             Mail::OrderConfirmation(OrderConfirmation {
                 base_url: base_url.clone(),
                 name: name.clone(),
                 order_id: order_id.clone(),
                 order_url: order_url.clone(),
-                pay_before: "2026-11-24 08:15 UTC".to_owned(),
+                pay_before: expires_at.clone(),
                 lines: vec![
                     MailLine {
                         name: "<script>alert(1)</script>".to_owned(),
@@ -257,9 +297,17 @@ mod tests {
                 sku: "SKU-1".to_owned(),
                 available: 2,
                 threshold: 5,
-                inventory_url: format!("{BASE}/api/v1/admin/inventory"),
+                inventory_url: format!("{BASE}/admin/stock/SKU-1"),
             }),
         ]
+    }
+
+    #[test]
+    fn times_in_mails_name_the_day_and_the_zone() {
+        assert_eq!(
+            mail_time(1_796_064_420_000_000),
+            "Monday 30 November 2026 at 18:47 UTC"
+        );
     }
 
     /// Each template's rendering is compared with the file committed in

@@ -2,12 +2,13 @@
 
 use serde_json::json;
 use souk_db::clock::now_micros;
+use souk_db::one_time_tokens::{self, OneTimeToken};
 use souk_db::outbox::{self};
 use souk_db::users::{self, UserFilter, UserRecord};
 use souk_db::{sessions, Db, DbError};
 
-use crate::error::FieldErrors;
-use crate::error::{Error, ErrorCode};
+use crate::error::{Error, ErrorCode, FieldErrors};
+use crate::identity::secret_token;
 use crate::identity::PasswordHasher;
 use crate::identity::{Email, Password, PersonName, Role, UserStatus};
 use crate::outbox::Topic;
@@ -38,18 +39,46 @@ impl Registration {
     }
 }
 
+/// How long the link that confirms a new email address works.
+pub const EMAIL_CHANGE_TTL_SECS: i64 = 24 * 3600;
+
 #[derive(Debug, Default)]
 pub struct ProfileChanges {
-    pub email: Option<Email>,
+    pub email: Option<EmailChange>,
     pub name: Option<PersonName>,
 }
 
+/// A new address, asked for with the account's current password.
+#[derive(Debug)]
+pub struct EmailChange {
+    pub new_email: Email,
+    pub current_password: String,
+}
+
 impl ProfileChanges {
-    /// Validates the fields a user sent; absent ones stay as they are.
-    pub fn parse(email: Option<&str>, name: Option<&str>) -> Result<Self, Error> {
+    /// Validates the fields a user sent; absent ones stay as they are. A new email
+    /// address needs the current password with it.
+    pub fn parse(
+        email: Option<&str>,
+        name: Option<&str>,
+        current_password: Option<&str>,
+    ) -> Result<Self, Error> {
         let mut errors = FieldErrors::default();
+        let new_email = email.and_then(|email| errors.check("email", Email::parse(email)));
+        let current_password = current_password.filter(|password| !password.is_empty());
+        if email.is_some() && current_password.is_none() {
+            errors.push(
+                "current_password",
+                "is required to change the email address",
+            );
+        }
         let changes = Self {
-            email: email.and_then(|email| errors.check("email", Email::parse(email))),
+            email: new_email
+                .zip(current_password)
+                .map(|(new_email, password)| EmailChange {
+                    new_email,
+                    current_password: password.to_owned(),
+                }),
             name: name.and_then(|name| errors.check("name", PersonName::parse(name))),
         };
         errors.finish()?;
@@ -102,7 +131,9 @@ impl UserService {
             password_hash,
             role: role.as_str().to_owned(),
             status: UserStatus::Active.as_str().to_owned(),
-            email_verified_at: None,
+            // An admin is created by an operator, who vouches for the address; it gets
+            // no welcome mail asking to verify it.
+            email_verified_at: (role == Role::Admin).then_some(now),
             created_at: now,
             updated_at: now,
         };
@@ -147,7 +178,11 @@ impl UserService {
         Ok(Principal { id: user.id, role })
     }
 
-    /// Changing the email address makes it unverified again.
+    /// A new name applies at once. A new email address, checked against the current
+    /// password, does not: it takes effect when the link mailed to it is opened
+    /// (`EmailService::confirm_email_change`), and the current address is told of the
+    /// request (`user.email_change_requested`, in the same transaction). So a stolen
+    /// access token alone cannot move an account, and its password resets, elsewhere.
     #[tracing::instrument(name = "update_profile", skip(self, changes))]
     pub async fn update_profile(
         &self,
@@ -158,18 +193,61 @@ impl UserService {
         if let Some(name) = changes.name {
             user.name = name.as_str().to_owned();
         }
-        if let Some(email) = changes.email {
-            if email.as_str() != user.email {
-                user.email = email.as_str().to_owned();
-                user.email_verified_at = None;
+        let now = now_micros();
+        let mut email_change = None;
+        if let Some(change) = changes
+            .email
+            .filter(|change| change.new_email.as_str() != user.email)
+        {
+            if !self
+                .hasher
+                .verify(&change.current_password, &user.password_hash)
+                .await?
+            {
+                return Err(Error::from_code(ErrorCode::WrongPassword));
             }
+            let new_email = change.new_email.as_str().to_owned();
+            if users::find_by_email(self.db.pool(), &new_email)
+                .await?
+                .is_some()
+            {
+                return Err(email_taken(DbError::UniqueViolation { constraint: None }));
+            }
+            let token = secret_token::generate();
+            let record = OneTimeToken {
+                id: souk_db::ids::new_id(),
+                token_hash: secret_token::hash(&token),
+                user_id: user.id.clone(),
+                created_at: now,
+                expires_at: now + EMAIL_CHANGE_TTL_SECS * 1_000_000,
+                used_at: None,
+            };
+            // The mailer needs the token to build the link, as for a password reset.
+            let requested = Topic::EmailChangeRequested.event(
+                &user.id,
+                &json!({
+                    "user_id": user.id,
+                    "name": user.name,
+                    "email": user.email,
+                    "new_email": new_email,
+                    "token": token,
+                    "expires_at": record.expires_at,
+                }),
+            )?;
+            email_change = Some((record, new_email, requested));
         }
-        user.updated_at = now_micros();
-        let updated = users::update_profile(self.db.pool(), &user)
-            .await
-            .map_err(email_taken)?;
-        if !updated {
+        user.updated_at = now;
+        let mut transaction = self.db.begin().await?;
+        if !users::update_profile(&mut *transaction, &user).await? {
             return Err(Error::not_found("user"));
+        }
+        if let Some((record, new_email, requested)) = &email_change {
+            one_time_tokens::insert_email_change(&mut *transaction, record, new_email).await?;
+            outbox::append(&mut *transaction, requested).await?;
+        }
+        transaction.commit().await.map_err(DbError::from)?;
+        if email_change.is_some() {
+            tracing::info!(user_id = %user.id, "email change requested");
         }
         Ok(user)
     }

@@ -3,6 +3,8 @@
 //! command of one order, one at a time, under the entity host.
 
 pub mod actor;
+pub mod limits;
+pub mod links;
 pub mod logic;
 pub mod payments;
 pub mod service;
@@ -16,6 +18,8 @@ use actix::prelude::*;
 use crate::entity::{EntityHost, HostSettings, LocalRouter};
 
 pub use actor::{Order, OrderCommand, OrderEntity, OrderRouter};
+pub use limits::PurchaseLimits;
+pub use links::OrderLinks;
 pub use logic::OrderLogic;
 pub use service::OrderService;
 pub use views::{Caller, CreateOrderInput, OrderItemInput, OrderView};

@@ -13,6 +13,7 @@ pub enum Topic {
     UserDeleted,
     UserVerificationReminder,
     PasswordResetRequested,
+    EmailChangeRequested,
     OrderPlaced,
     OrderPaid,
     OrderShipped,
@@ -27,11 +28,12 @@ pub enum Topic {
 }
 
 impl Topic {
-    pub const ALL: [Topic; 15] = [
+    pub const ALL: [Topic; 16] = [
         Topic::UserRegistered,
         Topic::UserDeleted,
         Topic::UserVerificationReminder,
         Topic::PasswordResetRequested,
+        Topic::EmailChangeRequested,
         Topic::OrderPlaced,
         Topic::OrderPaid,
         Topic::OrderShipped,
@@ -51,6 +53,9 @@ impl Topic {
             Topic::UserDeleted => "user.deleted",
             Topic::UserVerificationReminder => "user.verification_reminder",
             Topic::PasswordResetRequested => "password.reset_requested",
+            // A user asked to move their account to a new address: the new one confirms,
+            // the old one is told.
+            Topic::EmailChangeRequested => "user.email_change_requested",
             Topic::OrderPlaced => "order.placed",
             Topic::OrderPaid => "order.paid",
             Topic::OrderShipped => "order.shipped",

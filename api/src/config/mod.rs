@@ -194,7 +194,10 @@ impl Config {
     }
 
     /// The email domain's part of the configuration.
-    pub fn email_settings(&self) -> souk_actors::email::EmailSettings {
+    pub fn email_settings(
+        &self,
+        order_links: souk_actors::orders::OrderLinks,
+    ) -> souk_actors::email::EmailSettings {
         use std::time::Duration;
         souk_actors::email::EmailSettings {
             from: self.email.from.clone(),
@@ -206,6 +209,7 @@ impl Config {
             smtp_url: self.smtp.url.clone(),
             smtp_password_file: self.smtp.password_file.clone(),
             outbox_dir: self.node.data_dir.join("outbox"),
+            order_links,
         }
     }
 

@@ -136,4 +136,17 @@ impl AuthService for AuthGrpc {
             .map_err(to_status)?;
         Ok(Response::new(pb::VerifyEmailResponse { user_id }))
     }
+
+    async fn confirm_email_change(
+        &self,
+        request: Request<pb::ConfirmEmailChangeRequest>,
+    ) -> Result<Response<pb::ConfirmEmailChangeResponse>, Status> {
+        let user_id = self
+            .state
+            .email
+            .confirm_email_change(&request.get_ref().token)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ConfirmEmailChangeResponse { user_id }))
+    }
 }

@@ -75,8 +75,12 @@ impl UserService for UserGrpc {
             .await
             .map_err(to_status)?;
         let body = request.into_inner();
-        let changes = ProfileChanges::parse(body.email.as_deref(), body.name.as_deref())
-            .map_err(to_status)?;
+        let changes = ProfileChanges::parse(
+            body.email.as_deref(),
+            body.name.as_deref(),
+            body.current_password.as_deref(),
+        )
+        .map_err(to_status)?;
         let record = self
             .state
             .users

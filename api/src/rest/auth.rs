@@ -200,3 +200,32 @@ pub async fn verify_email(
         user_id,
     }))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmEmailChangeRequest {
+    /// The token of the link mailed to the new address.
+    #[schema(min_length = 1, max_length = 128)]
+    pub token: String,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct EmailChanged {
+    pub status: &'static str,
+    pub user_id: String,
+}
+
+/// Spends the token mailed to a new address and moves the account to it (verified).
+#[utoipa::path(post, path = "/api/v1/auth/confirm-email-change", operation_id = "confirm_email_change", tag = "auth", request_body = ConfirmEmailChangeRequest,
+    responses((status = 200, body = EmailChanged), (status = 400, description = "invalid_verification_token", body = Problem),
+              (status = 409, description = "email_taken: the address was registered meanwhile", body = Problem)))]
+pub async fn confirm_email_change(
+    state: web::Data<AppState>,
+    body: Json<ConfirmEmailChangeRequest>,
+) -> ApiResult<HttpResponse> {
+    let user_id = state.email.confirm_email_change(&body.token).await?;
+    Ok(HttpResponse::Ok().json(EmailChanged {
+        status: "email_changed",
+        user_id,
+    }))
+}

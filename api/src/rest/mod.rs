@@ -43,7 +43,11 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                     web::resource("/password-reset/confirm")
                         .route(web::post().to(auth::confirm_password_reset)),
                 )
-                .service(web::resource("/verify-email").route(web::get().to(auth::verify_email))),
+                .service(web::resource("/verify-email").route(web::get().to(auth::verify_email)))
+                .service(
+                    web::resource("/confirm-email-change")
+                        .route(web::post().to(auth::confirm_email_change)),
+                ),
         );
     }
     if services.contains(Service::User) {

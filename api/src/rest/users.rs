@@ -18,9 +18,13 @@ pub struct UpdateProfileRequest {
     /// 1 to 100 characters, at least one visible.
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
-    /// A new address is unverified until confirmed again.
+    /// A new address takes effect only when confirmed from the link mailed to it; the
+    /// current address is told of the request. Needs `current_password`.
     #[schema(min_length = 1, max_length = 254)]
     pub email: Option<String>,
+    /// The account's password; required with `email`.
+    #[schema(min_length = 1, max_length = 1024)]
+    pub current_password: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/users/me", operation_id = "get_me", tag = "users", security(("bearer" = [])),
@@ -31,14 +35,19 @@ pub async fn get_me(state: web::Data<AppState>, user: AuthUser) -> ApiResult<Htt
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/me", operation_id = "update_me", tag = "users", security(("bearer" = [])), request_body = UpdateProfileRequest,
-    responses((status = 200, body = UserView),
+    responses((status = 200, description = "the profile as it is now: a new email address stays pending until confirmed", body = UserView),
+              (status = 403, description = "wrong_password", body = Problem),
               (status = 409, description = "email_taken", body = Problem), (status = 422, body = Problem)))]
 pub async fn update_me(
     state: web::Data<AppState>,
     user: AuthUser,
     body: Json<UpdateProfileRequest>,
 ) -> ApiResult<HttpResponse> {
-    let changes = ProfileChanges::parse(body.email.as_deref(), body.name.as_deref())?;
+    let changes = ProfileChanges::parse(
+        body.email.as_deref(),
+        body.name.as_deref(),
+        body.current_password.as_deref(),
+    )?;
     let record = state.users.update_profile(&user.id, changes).await?;
     Ok(HttpResponse::Ok().json(UserView::try_from(record)?))
 }

@@ -1,8 +1,10 @@
 //! The gRPC port at the edges of the protocol: bytes that are not a protobuf message,
-//! and access tokens whose session has ended.
+//! access tokens whose session has ended, and an email change that a token alone
+//! cannot make.
 
 use prost::bytes::{Buf, BufMut};
 use souk_proto::v1 as pb;
+use souk_proto::v1::auth_service_client::AuthServiceClient;
 use souk_proto::v1::user_service_client::UserServiceClient;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
@@ -134,4 +136,53 @@ async fn logout_revokes_the_access_token_over_grpc() {
     assert_eq!(logout.status(), 204);
     let status = users.get_me(me(&user.access_token)).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+}
+
+#[actix_web::test]
+async fn an_email_change_over_grpc_needs_the_password_and_the_new_address() {
+    let app = spawn_app().await;
+    let user = app.customer("grpc-move").await;
+    let mut users = UserServiceClient::new(channel(&app).await);
+    let update = |email: &str, password: Option<&str>| {
+        let mut request = Request::new(pb::UpdateMeRequest {
+            name: None,
+            email: Some(email.to_owned()),
+            current_password: password.map(str::to_owned),
+        });
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", user.access_token).parse().unwrap(),
+        );
+        request
+    };
+    let new_email = unique_email("grpc-moved");
+    let status = users.update_me(update(&new_email, None)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let status = users
+        .update_me(update(&new_email, Some("not the password")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let pending = users
+        .update_me(update(&new_email, Some(PASSWORD)))
+        .await
+        .unwrap();
+    assert_eq!(pending.get_ref().email, user.email, "not applied yet");
+
+    let requested = app.events("user.email_change_requested", &user.id).await;
+    let token = requested[0]["token"].as_str().unwrap().to_owned();
+    let mut auth = AuthServiceClient::new(channel(&app).await);
+    let confirmed = auth
+        .confirm_email_change(pb::ConfirmEmailChangeRequest {
+            token: token.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(confirmed.get_ref().user_id, user.id);
+    let status = auth
+        .confirm_email_change(pb::ConfirmEmailChangeRequest { token })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(app.login(&new_email, PASSWORD).await.status(), 200);
 }

@@ -5,6 +5,7 @@ mod helpers;
 mod grpc;
 mod grpc_edges;
 mod inventory;
+mod mail_links;
 
 mod admin;
 mod auth;
@@ -18,6 +19,7 @@ mod negative;
 mod openapi;
 mod ops;
 mod orders;
+mod purchase_limits;
 mod rate_limit;
 mod search;
 mod shutdown;

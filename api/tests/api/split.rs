@@ -265,7 +265,7 @@ async fn shopper_flow(gateway: &Gateway, admin_email: &str, sink: &SmtpSink) -> 
     assert_eq!(status, 201, "{registered}");
     // The welcome mail comes from the email service, told by the auth service over NATS.
     let welcome = sink.wait_for(&email, 1).await;
-    let link = "http://shop.test/api/v1/auth/verify-email?token=";
+    let link = "http://shop.test/account/verify-email?token=";
     let verification = token_in(welcome[0]["text"].as_str().unwrap(), link);
     let (status, verified) = shopper
         .send(

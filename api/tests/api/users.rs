@@ -26,9 +26,24 @@ async fn profile_updates(backend: TestBackend) {
     assert_eq!(renamed["name"], "Grace Hopper");
     assert_eq!(renamed["email"], user.email);
 
+    // A new address needs the account's password with it.
+    let unconfirmed = assert_problem(
+        patch(json!({"email": unique_email("nopassword")})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(unconfirmed["errors"][0]["field"], "current_password");
+    assert_problem(
+        patch(json!({"email": unique_email("wrong"), "current_password": "not the password"}))
+            .await,
+        403,
+        "wrong_password",
+    )
+    .await;
     // Someone else's address is taken; the failed change leaves the profile alone.
     assert_problem(
-        patch(json!({"email": other.email})).await,
+        patch(json!({"email": other.email, "current_password": PASSWORD})).await,
         409,
         "email_taken",
     )
@@ -45,15 +60,59 @@ async fn profile_updates(backend: TestBackend) {
     )
     .await;
 
+    // The new address takes effect only once the link mailed to it is used.
     let new_email = unique_email("moved");
-    let moved = patch(json!({"email": new_email.to_uppercase()})).await;
+    let moved =
+        patch(json!({"email": new_email.to_uppercase(), "current_password": PASSWORD})).await;
     assert_eq!(moved.status(), StatusCode::OK);
     let moved: Value = moved.json().await.unwrap();
-    assert_eq!(moved["email"], new_email);
-    assert_eq!(moved["email_verified"], false);
+    assert_eq!(moved["email"], user.email, "pending, not applied");
+    assert_eq!(
+        app.login(&new_email, PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let requested = app.events("user.email_change_requested", &user.id).await;
+    assert_eq!(requested.len(), 1, "{requested:?}");
+    assert_eq!(requested[0]["email"], user.email);
+    assert_eq!(requested[0]["new_email"], new_email);
+    let token = requested[0]["token"].as_str().unwrap().to_owned();
+    let confirm = |token: String| {
+        let request = app
+            .client
+            .post(app.url("/api/v1/auth/confirm-email-change"))
+            .json(&json!({"token": token}));
+        async move { request.send().await.unwrap() }
+    };
+    let confirmed = confirm(token.clone()).await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    assert_eq!(
+        confirmed.json::<Value>().await.unwrap()["user_id"],
+        user.id.as_str()
+    );
+    assert_problem(confirm(token).await, 400, "invalid_verification_token").await;
+    assert_problem(
+        confirm("x".repeat(43)).await,
+        400,
+        "invalid_verification_token",
+    )
+    .await;
+    for bad in [
+        json!({}),
+        json!({"token": 5}),
+        json!({"token": "t", "extra": 1}),
+    ] {
+        let refused = app
+            .post_json("/api/v1/auth/confirm-email-change", &bad)
+            .await;
+        assert_problem(refused, 400, "invalid_body").await;
+    }
     assert_eq!(
         app.login(&new_email, PASSWORD).await.status(),
         StatusCode::OK
+    );
+    assert_eq!(
+        app.login(&user.email, PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
     );
 
     let me: Value = app
@@ -64,6 +123,10 @@ async fn profile_updates(backend: TestBackend) {
         .unwrap();
     assert_eq!(me["name"], "Grace Hopper");
     assert_eq!(me["email"], new_email);
+    assert_eq!(
+        me["email_verified"], true,
+        "confirmed by the link mailed to it"
+    );
     let untouched: Value = app
         .get_as("/api/v1/users/me", &other.access_token)
         .await
