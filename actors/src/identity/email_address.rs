@@ -2,6 +2,11 @@ use std::fmt;
 
 /// A syntactically plausible email address, trimmed and lowercased. Deliverability is
 /// proved by the verification mail, not by a regex.
+///
+/// Look-alike addresses: the part before `@` must be printable ASCII, so a Cyrillic
+/// `а` cannot pass for a Latin `a` there; an internationalised domain is stored and
+/// shown in its ASCII form (`bücher.de` → `xn--bcher-kva.de`), so a look-alike domain
+/// reads differently from the one it imitates and can never equal it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -26,6 +31,16 @@ impl Email {
         if local.is_empty() || local.len() > 64 || local.contains('@') {
             return Err("has an invalid part before @".into());
         }
+        if !local.chars().all(|c| c.is_ascii_graphic()) {
+            return Err("must use only ASCII letters, digits and punctuation before @".into());
+        }
+        let Ok(domain) = idna::domain_to_ascii(domain) else {
+            return Err("has an invalid domain".into());
+        };
+        let candidate = format!("{local}@{domain}");
+        if candidate.len() > 254 {
+            return Err("must be at most 254 characters".into());
+        }
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|label| {
@@ -33,7 +48,7 @@ impl Email {
                     && label.len() <= 63
                     && !label.starts_with('-')
                     && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             });
         if !domain_ok {
             return Err("has an invalid domain".into());
@@ -62,6 +77,19 @@ mod tests {
         assert_eq!(
             Email::parse("  Ada@Example.COM ").unwrap().as_str(),
             "ada@example.com"
+        );
+    }
+
+    #[test]
+    fn look_alike_addresses_cannot_pass_for_the_real_one() {
+        // A Cyrillic "а" in the local part is refused; in the domain it shows as ACE.
+        assert!(Email::parse("\u{0430}da@example.com").is_err());
+        let imitation = Email::parse("ada@ex\u{0430}mple.com").unwrap();
+        assert!(imitation.as_str().starts_with("ada@xn--"), "{imitation}");
+        assert_ne!(imitation, Email::parse("ada@example.com").unwrap());
+        assert_eq!(
+            Email::parse("Ada@Bücher.DE").unwrap().as_str(),
+            "ada@xn--bcher-kva.de"
         );
     }
 

@@ -131,6 +131,22 @@ async fn hostile_strings_are_just_data() {
     assert_eq!(unicode.status(), StatusCode::CREATED);
     let body: serde_json::Value = unicode.json().await.unwrap();
     assert_eq!(body["name"], "Zoë 🛒 <script>");
+    // A look-alike domain is kept in its ASCII form; a look-alike local part is refused.
+    let imitation = app
+        .register(
+            &format!("{}@ex\u{0430}mple.com", uuid::Uuid::now_v7().simple()),
+            PASSWORD,
+        )
+        .await;
+    assert_eq!(imitation.status(), StatusCode::CREATED);
+    let imitation: serde_json::Value = imitation.json().await.unwrap();
+    assert!(
+        imitation["email"].as_str().unwrap().contains("@xn--"),
+        "{imitation}"
+    );
+    let cyrillic = app.register("\u{0430}da@example.com", PASSWORD).await;
+    let problem = assert_problem(cyrillic, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "email", "{problem}");
     // A name that shows as nothing, or as something else, is refused.
     for name in ["\u{200B}\u{200C}\u{200D}", "admin\u{202E}gnp.exe"] {
         let refused = app
