@@ -1,4 +1,5 @@
-//! Operations endpoints: liveness, readiness, Prometheus metrics.
+//! Operations endpoints: liveness and readiness (on the public port and the operations
+//! address), Prometheus metrics (on the operations address only).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -114,8 +115,8 @@ async fn remote_health(remote: &crate::remote::RemoteService) -> String {
     }
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+/// Prometheus text exposition; served on the operations address, not in the public
+/// API document.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     crate::metrics::record_pool(&state.db);
     HttpResponse::Ok()

@@ -21,6 +21,8 @@ pub(crate) fn souk(data_dir: &std::path::Path) -> Command {
     command
         .env("SOUK_DATA_DIR", data_dir.join("data"))
         .env("SOUK_BCRYPT_COST", "4")
+        // Many nodes run at once here: none may take the default operations port.
+        .env("SOUK_OPS_ADDR", "127.0.0.1:0")
         .env_remove("RUST_LOG");
     command
 }
