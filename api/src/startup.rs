@@ -301,6 +301,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         None => Publisher::Local(LocalBus::new()),
     };
     let email = EmailService::new(db.clone(), publisher);
+    let metrics = crate::metrics::install();
+    crate::metrics::register_alert_series(&services);
     Ok(web::Data::new(AppState {
         services,
         remotes,
@@ -315,7 +317,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         redis,
         nats,
         root: Arc::new(root),
-        metrics: crate::metrics::install(),
+        metrics,
     }))
 }
 

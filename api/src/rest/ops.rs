@@ -119,6 +119,11 @@ async fn remote_health(remote: &crate::remote::RemoteService) -> String {
 /// API document.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     crate::metrics::record_pool(&state.db);
+    crate::metrics::collect_process();
+    // The relay records the lag after each pass; a scrape sees it even before the first.
+    if let Ok(lag) = souk_actors::outbox::relay::outbox_lag(&state.db).await {
+        metrics::gauge!("souk_outbox_lag_seconds").set(lag);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())

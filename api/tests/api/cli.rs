@@ -359,9 +359,17 @@ pub(crate) fn start_server(dir: &std::path::Path) -> (std::process::Child, Strin
 }
 
 /// `souk serve` on free ports with `command`'s environment, once it listens.
-pub(crate) fn start_server_with(
+pub(crate) fn start_server_with(command: Command) -> (std::process::Child, String, OutputLines) {
+    let (child, entry, lines) = start_server_logging(command);
+    let address = entry["fields"]["address"].as_str().unwrap().to_owned();
+    (child, address, lines)
+}
+
+/// `souk serve` on free ports with `command`'s environment and JSON logs, once it
+/// listens; returns its `souk listening` entry (fields `address`, `grpc`, `ops`).
+pub(crate) fn start_server_logging(
     mut command: Command,
-) -> (std::process::Child, String, OutputLines) {
+) -> (std::process::Child, Value, OutputLines) {
     let mut child = command
         .args([
             "serve",
@@ -378,8 +386,7 @@ pub(crate) fn start_server_with(
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     if let Some(entry) = listening_entry(&mut lines) {
-        let address = entry["fields"]["address"].as_str().unwrap().to_owned();
-        return (child, address, lines);
+        return (child, entry, lines);
     }
     let _ = child.wait();
     panic!("souk exited without logging the address it listens on");
