@@ -47,6 +47,10 @@ struct GlobalFlags {
     /// Address the gRPC API listens on [env: SOUK_GRPC_ADDR] [default: 127.0.0.1:50051].
     #[arg(long, global = true, value_name = "ADDR")]
     grpc_addr: Option<String>,
+    /// Address /metrics, /healthz and /readyz listen on for Prometheus and probes
+    /// [env: SOUK_OPS_ADDR] [default: 127.0.0.1:9464].
+    #[arg(long, global = true, value_name = "ADDR")]
+    ops_addr: Option<String>,
     /// Services this node runs, comma-separated: user, auth, email, product, order,
     /// inventory; or all. Services it calls but does not run are reached at
     /// SOUK_<SERVICE>_GRPC_URL [env: SOUK_SERVICES] [default: all].
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
             LogFormatFlag::Json => LogFormat::Json,
         }),
         grpc_addr: cli.global.grpc_addr.clone(),
+        ops_addr: cli.global.ops_addr.clone(),
         services: cli.global.services.clone(),
     };
     let config = match Config::load(cli.global.config.as_deref(), &overrides) {

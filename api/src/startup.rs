@@ -44,9 +44,19 @@ use crate::topology::Service;
 pub struct Application {
     port: u16,
     grpc_port: u16,
+    ops_port: u16,
     server: Server,
     grpc: GrpcTask,
+    /// The operations address's server: stopped last, so probes and scrapes answer
+    /// while the node drains.
+    ops: OpsTask,
     state: web::Data<AppState>,
+}
+
+/// The operations server's task and its handle.
+struct OpsTask {
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// The gRPC server task and the signal that stops it.
@@ -292,6 +302,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         None => Publisher::Local(LocalBus::new()),
     };
     let email = EmailService::new(db.clone(), publisher);
+    let metrics = crate::metrics::install();
+    crate::metrics::register_alert_series(&services);
     Ok(web::Data::new(AppState {
         services,
         remotes,
@@ -306,7 +318,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         redis,
         nats,
         root: Arc::new(root),
-        metrics: crate::metrics::install(),
+        metrics,
     }))
 }
 
@@ -398,6 +410,28 @@ async fn route_not_found(request: HttpRequest) -> ApiResult<actix_web::HttpRespo
     ))
 }
 
+/// The operations address: probes and the Prometheus scrape, one worker, no per-request
+/// log lines or request metrics (a scrape every few seconds would drown the request
+/// log). It ignores signals: `run_until_stopped` stops it after the node has drained.
+fn serve_ops(listener: TcpListener, state: &web::Data<AppState>) -> anyhow::Result<OpsTask> {
+    let state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            .configure(crate::rest::configure_ops)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run();
+    Ok(OpsTask {
+        handle: server.handle(),
+        task: actix_rt::spawn(server),
+    })
+}
+
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.http.addr).with_context(|| {
@@ -414,18 +448,27 @@ impl Application {
                     config.grpc.addr
                 )
             })?;
+        let ops_listener = TcpListener::bind(config.http.ops_addr).with_context(|| {
+            format!(
+                "cannot listen on ops_addr (SOUK_OPS_ADDR) {}",
+                config.http.ops_addr
+            )
+        })?;
         let state = build_state(config).await?;
         start_tasks(&state)?;
-        Self::serve(listener, grpc_listener, state)
+        Self::serve(listener, grpc_listener, ops_listener, state)
     }
 
     fn serve(
         listener: TcpListener,
         grpc_listener: tokio::net::TcpListener,
+        ops_listener: TcpListener,
         state: web::Data<AppState>,
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let grpc_port = grpc_listener.local_addr()?.port();
+        let ops_port = ops_listener.local_addr()?.port();
+        let ops = serve_ops(ops_listener, &state)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = actix_rt::spawn(crate::grpc::serve(
             grpc_listener,
@@ -475,6 +518,7 @@ impl Application {
         tracing::info!(
             address = %format!("http://{}:{port}", config.http.addr.ip()),
             grpc = %format!("http://{}:{grpc_port}", config.grpc.addr.ip()),
+            ops = %format!("http://{}:{ops_port}", config.http.ops_addr.ip()),
             services = %state.services,
             database = state.db.backend().name(),
             redis = config.redis.url.is_some(),
@@ -484,8 +528,10 @@ impl Application {
         Ok(Self {
             port,
             grpc_port,
+            ops_port,
             server: server.run(),
             grpc: GrpcTask { stop, task },
+            ops,
             state,
         })
     }
@@ -496,6 +542,11 @@ impl Application {
 
     pub fn grpc_port(&self) -> u16 {
         self.grpc_port
+    }
+
+    /// The port of the operations address (`/metrics`, `/healthz`, `/readyz`).
+    pub fn ops_port(&self) -> u16 {
+        self.ops_port
     }
 
     pub fn state(&self) -> web::Data<AppState> {
@@ -522,6 +573,13 @@ impl Application {
         // commit), email workers, the relay (one last pass) and the sweeper.
         let grace = std::time::Duration::from_secs(self.state.config.http.shutdown_timeout_secs);
         self.state.root.shutdown(grace).await;
+        // Probes and scrapes answered while the node drained; now the ops address closes.
+        self.ops.handle.stop(true).await;
+        match self.ops.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the operations server stopped with an error"),
+            Err(error) => tracing::warn!(%error, "the operations server task failed"),
+        }
         tracing::info!("souk stopped; closing connections");
         self.state.db.close().await;
         result

@@ -110,6 +110,7 @@ async fn start_node(options: &Options, admin_email: String) -> anyhow::Result<No
     let mut config = Config::default();
     config.http.addr = "127.0.0.1:0".parse()?;
     config.grpc.addr = "127.0.0.1:0".parse()?;
+    config.http.ops_addr = "127.0.0.1:0".parse()?;
     config.node.data_dir = data_dir.0.clone();
     config.database.url = Some(format!(
         "{}/{}",

@@ -77,7 +77,7 @@ where
 
 const SEND_COLUMNS: &str = "id, event_id, template, recipient, subject, status, attempts, last_error, created_at, updated_at";
 
-#[tracing::instrument(name = "email_sends_find", skip(executor))]
+#[tracing::instrument(name = "email_sends_find", skip(executor, recipient))]
 pub async fn find_send<'e, E>(
     executor: E,
     event_id: &str,

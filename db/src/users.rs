@@ -168,7 +168,8 @@ where
 
 /// One page of users in creation order, `limit + 1` rows at most so the caller can tell
 /// whether another page follows.
-#[tracing::instrument(name = "users_list", skip(executor))]
+// The filter's email needle is personal data: only its shape is logged.
+#[tracing::instrument(name = "users_list", skip_all, fields(role = ?filter.role, searched = filter.email_contains.is_some(), limit = filter.limit))]
 pub async fn list<'e, E>(executor: E, filter: &UserFilter) -> Result<Vec<UserRecord>, DbError>
 where
     E: Executor<'e, Database = Any>,

@@ -2,6 +2,7 @@
 //! consumes domain events, and the service behind the admin endpoints.
 
 pub mod processor;
+pub mod redact;
 pub mod service;
 pub mod templates;
 pub mod transport;

@@ -121,7 +121,7 @@ impl Processor {
         if !dead {
             metrics::counter!("souk_emails_retried_total").increment(1);
             let delay = self.backoff(attempt);
-            tracing::warn!(%error, delay_ms = delay.as_millis() as u64, "email failed; will retry");
+            tracing::warn!(error = %super::redact::without_addresses(&error), delay_ms = delay.as_millis() as u64, "email failed; will retry");
             return Outcome::Retry(delay);
         }
         let letter = DeadLetterRecord {
@@ -141,7 +141,7 @@ impl Processor {
             return Outcome::Retry(self.retry_max);
         }
         metrics::counter!("souk_emails_dead_lettered_total").increment(1);
-        tracing::error!(%error, attempts = attempt, dead_letter_id = %letter.id, "email dead-lettered");
+        tracing::error!(error = %super::redact::without_addresses(&error), attempts = attempt, dead_letter_id = %letter.id, "email dead-lettered");
         Outcome::DeadLettered
     }
 

@@ -159,7 +159,8 @@ impl OrderLogic {
 
     /// Places an order. Returns it and whether it was created now (`false`: the same
     /// idempotency key and body were seen before, and this is that order).
-    #[tracing::instrument(name = "create_order", skip(self, input))]
+    // The idempotency key is the client's secret-ish handle on the order: never logged.
+    #[tracing::instrument(name = "create_order", skip(self, input, key), fields(idempotent = key.is_some()))]
     pub async fn create(
         &self,
         user_id: &str,

@@ -91,6 +91,8 @@ mod tests {
         }
         for (old, path) in [
             ("http_addr", "http.addr"),
+            ("ops_addr", "http.ops_addr"),
+            ("http_ops_addr", "http.ops_addr"),
             ("data_dir", "node.data_dir"),
             ("services", "node.services"),
             ("database_url", "database.url"),

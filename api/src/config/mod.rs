@@ -48,6 +48,7 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub log_format: Option<LogFormat>,
     pub grpc_addr: Option<String>,
+    pub ops_addr: Option<String>,
     pub services: Option<String>,
 }
 
@@ -67,6 +68,9 @@ impl Overrides {
         }
         if let Some(value) = &self.grpc_addr {
             figment = figment.merge(Serialized::default("grpc.addr", value));
+        }
+        if let Some(value) = &self.ops_addr {
+            figment = figment.merge(Serialized::default("http.ops_addr", value));
         }
         if let Some(value) = &self.services {
             figment = figment.merge(Serialized::default("node.services", value));

@@ -57,6 +57,10 @@ impl Default for LogSection {
 pub struct HttpSection {
     /// Where the REST API listens.
     pub addr: SocketAddr,
+    /// Where the operations endpoints listen (`/metrics`, `/healthz`, `/readyz`): what
+    /// Prometheus scrapes and Kubernetes probes. Loopback by default, so a node never
+    /// shows its metrics on the public port.
+    pub ops_addr: SocketAddr,
     /// HTTP worker threads; unset means one per core.
     pub workers: Option<usize>,
     pub max_body_bytes: usize,
@@ -75,6 +79,7 @@ impl Default for HttpSection {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            ops_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
             workers: None,
             max_body_bytes: 64 * 1024,
             body_read_timeout_secs: 10,

@@ -1,10 +1,12 @@
 //! The gRPC API (tonic): one service per domain on its own port, thin handlers over the
-//! same service layer as REST, with the standard health and reflection services.
+//! same service layer as REST, with the standard health and reflection services; every
+//! call is logged, counted and timed (`observe`).
 
 pub mod auth;
 pub mod caller;
 pub mod email;
 pub mod inventory;
+pub mod observe;
 pub mod orders;
 pub mod products;
 pub mod users;
@@ -76,6 +78,7 @@ pub async fn serve(
         .expect("the embedded descriptor sets are valid");
     let local = |service| services.contains(service).then_some(());
     Server::builder()
+        .layer(observe::ObserveLayer)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)

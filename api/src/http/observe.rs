@@ -45,7 +45,7 @@ pub async fn observe(
     let elapsed = started.elapsed();
     crate::metrics::record_request(&method, &route, status.as_u16(), elapsed);
     span.in_scope(|| {
-        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        let latency_ms = latency_ms(elapsed);
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), latency_ms, "request failed");
         } else {
@@ -74,9 +74,19 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
-/// Accepts a caller's id only if it is short and plain, so it can be logged verbatim.
+/// A duration in milliseconds for a log line, to the microsecond: `3.142`, never
+/// `3.1415926999`.
+pub(crate) fn latency_ms(elapsed: std::time::Duration) -> f64 {
+    elapsed.as_micros() as f64 / 1000.0
+}
+
 fn incoming_request_id(request: &ServiceRequest) -> Option<String> {
     let value = request.headers().get(REQUEST_ID_HEADER)?.to_str().ok()?;
+    sane_request_id(value)
+}
+
+/// Accepts a caller's id only if it is short and plain, so it can be logged verbatim.
+pub(crate) fn sane_request_id(value: &str) -> Option<String> {
     let plain = !value.is_empty()
         && value.len() <= 64
         && value
@@ -128,4 +138,32 @@ fn problem_for_bare_errors(response: ServiceResponse<BoxBody>) -> ServiceRespons
         response.headers_mut().insert(header::ALLOW, allow);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn latencies_are_logged_to_the_microsecond() {
+        assert_eq!(latency_ms(Duration::from_nanos(3_141_592_699)), 3141.592);
+        assert_eq!(
+            latency_ms(Duration::from_nanos(1_234_567)).to_string(),
+            "1.234"
+        );
+        assert_eq!(latency_ms(Duration::from_micros(100)).to_string(), "0.1");
+    }
+
+    #[test]
+    fn only_plain_request_ids_are_kept() {
+        assert_eq!(
+            sane_request_id("trace-abc.123").as_deref(),
+            Some("trace-abc.123")
+        );
+        assert_eq!(sane_request_id("evil\tinjected"), None);
+        assert_eq!(sane_request_id(""), None);
+        assert_eq!(sane_request_id(&"a".repeat(65)), None);
+    }
 }

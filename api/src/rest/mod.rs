@@ -172,9 +172,19 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
         );
     }
     api = api.service(web::resource("/admin/system/tree").route(web::get().to(admin_system::tree)));
+    // Probes stay on the public port too (load balancers use them); `/metrics` is only
+    // on the operations address.
     config
         .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
         .service(web::resource("/readyz").route(web::get().to(ops::readyz)))
-        .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
         .service(api);
+}
+
+/// The routes of the operations address (`http.ops_addr`): what Prometheus scrapes and
+/// Kubernetes probes.
+pub fn configure_ops(config: &mut web::ServiceConfig) {
+    config
+        .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(ops::readyz)))
+        .service(web::resource("/metrics").route(web::get().to(ops::metrics)));
 }

@@ -1,4 +1,5 @@
-//! Operations endpoints: liveness, readiness, Prometheus metrics.
+//! Operations endpoints: liveness and readiness (on the public port and the operations
+//! address), Prometheus metrics (on the operations address only).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -114,10 +115,15 @@ async fn remote_health(remote: &crate::remote::RemoteService) -> String {
     }
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+/// Prometheus text exposition; served on the operations address, not in the public
+/// API document.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     crate::metrics::record_pool(&state.db);
+    crate::metrics::collect_process();
+    // The relay records the lag after each pass; a scrape sees it even before the first.
+    if let Ok(lag) = souk_actors::outbox::relay::outbox_lag(&state.db).await {
+        metrics::gauge!("souk_outbox_lag_seconds").set(lag);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())

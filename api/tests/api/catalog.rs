@@ -258,7 +258,7 @@ async fn ok_json(response: Response) -> Value {
 /// The sum of `souk_cache_requests_total{cache="catalog",outcome=…}` in `/metrics`.
 /// The recorder is process-global, so callers compare deltas (other tests only add).
 async fn cache_requests(app: &TestApp, outcome: &str) -> f64 {
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.metrics().await;
     let outcome_label = format!("outcome=\"{outcome}\"");
     text.lines()
         .filter(|line| {

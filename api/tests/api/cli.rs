@@ -25,6 +25,8 @@ pub(crate) fn souk(data_dir: &std::path::Path) -> Command {
         // test.
         .env("SOUK_ORDERS_MAX_UNPAID_ORDERS", "0")
         .env("SOUK_ORDERS_MAX_UNITS_PER_SKU", "0")
+        // Many nodes run at once here: none may take the default operations port.
+        .env("SOUK_OPS_ADDR", "127.0.0.1:0")
         .env_remove("RUST_LOG");
     command
 }
@@ -361,9 +363,17 @@ pub(crate) fn start_server(dir: &std::path::Path) -> (std::process::Child, Strin
 }
 
 /// `souk serve` on free ports with `command`'s environment, once it listens.
-pub(crate) fn start_server_with(
+pub(crate) fn start_server_with(command: Command) -> (std::process::Child, String, OutputLines) {
+    let (child, entry, lines) = start_server_logging(command);
+    let address = entry["fields"]["address"].as_str().unwrap().to_owned();
+    (child, address, lines)
+}
+
+/// `souk serve` on free ports with `command`'s environment and JSON logs, once it
+/// listens; returns its `souk listening` entry (fields `address`, `grpc`, `ops`).
+pub(crate) fn start_server_logging(
     mut command: Command,
-) -> (std::process::Child, String, OutputLines) {
+) -> (std::process::Child, Value, OutputLines) {
     let mut child = command
         .args([
             "serve",
@@ -380,8 +390,7 @@ pub(crate) fn start_server_with(
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     if let Some(entry) = listening_entry(&mut lines) {
-        let address = entry["fields"]["address"].as_str().unwrap().to_owned();
-        return (child, address, lines);
+        return (child, entry, lines);
     }
     let _ = child.wait();
     panic!("souk exited without logging the address it listens on");

@@ -615,7 +615,7 @@ async fn a_refusing_smtp_server_gets_retries_until_it_accepts() {
     .await;
     settle().await;
     assert_eq!(sink.mails_to(&email).len(), 1, "sent once");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     for name in [
         "souk_emails_retried_total",
         "souk_emails_failed_total",
@@ -710,7 +710,7 @@ async fn dead_letters_can_be_replayed(backend: TestBackend) {
     assert_problem(twice, 409, "already_replayed").await;
     settle().await;
     assert_eq!(sink.mails_to(&email).len(), 1);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("souk_emails_dead_lettered_total"),
         "{metrics}"

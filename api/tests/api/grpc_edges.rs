@@ -51,7 +51,7 @@ impl Decoder for RawBytes {
     }
 }
 
-async fn channel(app: &TestApp) -> Channel {
+pub(crate) async fn channel(app: &TestApp) -> Channel {
     Channel::from_shared(app.grpc_address.clone())
         .unwrap()
         .connect()
@@ -59,15 +59,19 @@ async fn channel(app: &TestApp) -> Channel {
         .expect("connect to the gRPC port")
 }
 
-/// One unary call whose message is `body`, byte for byte.
-async fn call_raw(channel: &Channel, path: &'static str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
+/// One unary call to `path` whose message is `body`, byte for byte.
+pub(crate) async fn call_raw(
+    channel: &Channel,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready()
         .await
         .map_err(|error| Status::unavailable(error.to_string()))?;
     grpc.unary(
         Request::new(body),
-        tonic::codegen::http::uri::PathAndQuery::from_static(path),
+        tonic::codegen::http::uri::PathAndQuery::try_from(path).expect("a valid path"),
         RawBytes,
     )
     .await

@@ -30,6 +30,8 @@ pub struct TestApp {
     pub address: String,
     /// `http://127.0.0.1:<port>` of the node's gRPC API.
     pub grpc_address: String,
+    /// `http://127.0.0.1:<port>` of the node's operations address (`/metrics`, probes).
+    pub ops_address: String,
     pub client: reqwest::Client,
     pub database: TestDatabase,
     pub state: web::Data<AppState>,
@@ -65,6 +67,7 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
     let mut config = Config::default();
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     config.grpc.addr = "127.0.0.1:0".parse().unwrap();
+    config.http.ops_addr = "127.0.0.1:0".parse().unwrap();
     config.node.data_dir = data_dir.to_path_buf();
     config.database.url = Some(database.url.clone());
     config.jwt.secret = Some(Secret::new(TEST_JWT_SECRET));
@@ -101,6 +104,7 @@ pub async fn spawn_app_with(backend: TestBackend, tweak: impl FnOnce(&mut Config
         .expect("build the application");
     let address = format!("http://127.0.0.1:{}", application.port());
     let grpc_address = format!("http://127.0.0.1:{}", application.grpc_port());
+    let ops_address = format!("http://127.0.0.1:{}", application.ops_port());
     let state = application.state();
     let handle = application.handle();
     actix_web::rt::spawn(application.run_until_stopped());
@@ -114,6 +118,7 @@ pub async fn spawn_app_with(backend: TestBackend, tweak: impl FnOnce(&mut Config
     TestApp {
         address,
         grpc_address,
+        ops_address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -172,6 +177,22 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> Response {
         self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// A GET on the operations address (`/metrics`, `/healthz`, `/readyz`).
+    pub async fn ops_get(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.ops_address))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The Prometheus exposition of the node, from its operations address.
+    pub async fn metrics(&self) -> String {
+        let response = self.ops_get("/metrics").await;
+        assert_eq!(response.status(), StatusCode::OK, "GET /metrics");
+        response.text().await.unwrap()
     }
 
     pub async fn register(&self, email: &str, password: &str) -> Response {

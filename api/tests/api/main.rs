@@ -16,6 +16,7 @@ mod crash;
 mod deploy;
 mod email;
 mod negative;
+mod observability;
 mod openapi;
 mod ops;
 mod orders;

@@ -60,15 +60,49 @@ async fn readiness_names_the_dependency_that_is_down() {
     );
 }
 
+/// `/metrics` is served on the operations address only; the probes answer on both.
+#[actix_web::test]
+async fn metrics_are_on_the_operations_address_not_the_public_port() {
+    let app = spawn_app().await;
+    assert_problem(app.get("/metrics").await, 404, "route_not_found").await;
+    let scrape = app.ops_get("/metrics").await;
+    assert_eq!(scrape.status(), StatusCode::OK);
+    assert!(scrape.text().await.unwrap().contains("souk_"));
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(
+            app.get(path).await.status(),
+            StatusCode::OK,
+            "public {path}"
+        );
+        assert_eq!(
+            app.ops_get(path).await.status(),
+            StatusCode::OK,
+            "ops {path}"
+        );
+    }
+    assert_eq!(
+        app.ops_get("/api/v1/products").await.status(),
+        StatusCode::NOT_FOUND,
+        "the operations address serves nothing of the API"
+    );
+    assert_ne!(app.ops_address, app.address);
+}
+
+/// A node left at the defaults shows its metrics on loopback only.
+#[test]
+fn the_default_operations_address_is_loopback() {
+    let config = souk_api::config::Config::default();
+    assert!(config.http.ops_addr.ip().is_loopback());
+    assert_ne!(config.http.ops_addr.port(), config.http.addr.port());
+}
+
 #[actix_web::test]
 async fn metrics_count_requests_by_route_and_status() {
     let app = spawn_app().await;
     let user = app.customer("metrics").await;
     app.get_as("/api/v1/users/me", &user.access_token).await;
     app.login(&user.email, "wrong password!").await;
-    let response = app.get("/metrics").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let text = response.text().await.unwrap();
+    let text = app.metrics().await;
     let has = |needle: &str| {
         text.lines().any(|line| {
             line.starts_with("souk_") && needle.split('|').all(|part| line.contains(part))
@@ -104,7 +138,7 @@ async fn made_up_methods_and_paths_do_not_grow_the_metrics() {
             .unwrap();
         let _ = app.get(&format!("/made/up/{index}")).await;
     }
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.metrics().await;
     assert!(
         !text.contains("PROBE"),
         "a client's method became a label: {text}"
@@ -169,7 +203,6 @@ async fn openapi_documents_every_route_and_the_docs_page_works_offline() {
         ("/api/v1/admin/search", "get"),
         ("/api/v1/admin/search/reindex", "post"),
         ("/readyz", "get"),
-        ("/metrics", "get"),
         ("/api/v1/auth/register", "post"),
         ("/api/v1/auth/login", "post"),
         ("/api/v1/auth/refresh", "post"),

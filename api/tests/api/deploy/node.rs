@@ -26,6 +26,8 @@ const PATIENCE: Duration = Duration::from_secs(60);
 struct Node {
     child: Child,
     address: String,
+    /// The operations address (`/metrics`), as the node logged it.
+    ops: String,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -58,23 +60,25 @@ impl Node {
             for line in stdout.lines().map_while(Result::ok) {
                 if let Ok(entry) = serde_json::from_str::<Value>(&line) {
                     if entry["fields"]["message"] == "souk listening" {
-                        let _ = listening.send(
-                            entry["fields"]["address"]
+                        let field = |name: &str| {
+                            entry["fields"][name]
                                 .as_str()
                                 .unwrap_or_default()
-                                .to_owned(),
-                        );
+                                .to_owned()
+                        };
+                        let _ = listening.send((field("address"), field("ops")));
                     }
                 }
                 kept.lock().unwrap().push(line);
             }
         });
-        let address = address
+        let (address, ops) = address
             .recv_timeout(PATIENCE)
             .unwrap_or_else(|_| panic!("souk serve did not listen: {:?}", logs.lock().unwrap()));
         Self {
             child,
             address,
+            ops,
             logs,
         }
     }
@@ -129,7 +133,7 @@ impl Shop {
     async fn metrics(&self) -> String {
         let response = self
             .client
-            .get(self.node.url("/metrics"))
+            .get(format!("{}/metrics", self.node.ops))
             .send()
             .await
             .unwrap();

@@ -82,6 +82,7 @@ impl SoukHttp {
         let mut config = Config::default();
         config.http.addr = "127.0.0.1:0".parse()?;
         config.grpc.addr = "127.0.0.1:0".parse()?;
+        config.http.ops_addr = "127.0.0.1:0".parse()?;
         config.node.data_dir = data_dir.0.clone();
         config.database.url = Some(database_url.to_owned());
         config.database.max_connections = pool_size;
