@@ -19,6 +19,7 @@ mod openapi;
 mod ops;
 mod orders;
 mod rate_limit;
+mod readme;
 mod search;
 mod shutdown;
 mod slow_clients;
