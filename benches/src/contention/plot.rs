@@ -65,6 +65,7 @@ impl Rect {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn overlaps(&self, other: &Rect) -> bool {
         self.left <= other.right
             && other.left <= self.right
@@ -73,8 +74,9 @@ impl Rect {
     }
 }
 
-/// Where a panel put things: what the tests check.
+/// Where a panel put things: what the tests check (the harness itself only draws).
 #[derive(Debug)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct PanelLayout {
     /// The plotting area, where the data is drawn.
     pub plot: Rect,
