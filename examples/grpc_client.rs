@@ -7,7 +7,8 @@
 //!
 //! Arguments: gRPC URL, email, password, SKU, quantity (default 1). The order is
 //! created with an idempotency key, so running it twice with the same arguments within
-//! a second places one order.
+//! a second places one order. Any failure is printed as one line (the gRPC status code
+//! and its message, or the error and its causes) and exits with status 1.
 
 use souk_proto::v1 as pb;
 use souk_proto::v1::auth_service_client::AuthServiceClient;
@@ -29,33 +30,64 @@ fn money(value: Option<&pb::Money>) -> String {
         .unwrap_or_default()
 }
 
+/// An error as one readable line: a gRPC status as its code and message, anything
+/// else as its message followed by its causes.
+fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(status) = error.downcast_ref::<tonic::Status>() {
+        return format!("{:?}: {}", status.code(), status.message());
+    }
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [url, email, password, sku, rest @ ..] = args.as_slice() else {
         eprintln!("usage: grpc_client <grpc url> <email> <password> <sku> [quantity]");
         std::process::exit(2);
     };
+    if let Err(error) = run(url, email, password, sku, rest).await {
+        eprintln!("grpc_client: {}", one_line(error.as_ref()));
+        std::process::exit(1);
+    }
+}
+
+async fn run(
+    url: &str,
+    email: &str,
+    password: &str,
+    sku: &str,
+    rest: &[String],
+) -> Result<(), Box<dyn std::error::Error>> {
     let quantity: i64 = rest
         .first()
         .map(|raw| raw.parse())
         .transpose()?
         .unwrap_or(1);
-    let channel = tonic::transport::Channel::from_shared(url.clone())?
+    let channel = tonic::transport::Channel::from_shared(url.to_owned())?
         .connect()
         .await?;
 
     let tokens = AuthServiceClient::new(channel.clone())
         .login(pb::LoginRequest {
-            email: email.clone(),
-            password: password.clone(),
+            email: email.to_owned(),
+            password: password.to_owned(),
         })
         .await?
         .into_inner();
     println!("logged in as {email}");
 
     let product = ProductServiceClient::new(channel.clone())
-        .get_product_by_sku(pb::GetProductBySkuRequest { sku: sku.clone() })
+        .get_product_by_sku(pb::GetProductBySkuRequest {
+            sku: sku.to_owned(),
+        })
         .await?
         .into_inner();
     println!(
@@ -76,7 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create_order(with_token(
             pb::CreateOrderRequest {
                 items: vec![pb::OrderItem {
-                    sku: sku.clone(),
+                    sku: sku.to_owned(),
                     quantity,
                 }],
                 idempotency_key: key,
@@ -84,25 +116,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &tokens.access_token,
         )?)
         .await;
-    match order {
-        Ok(order) => {
-            let order = order.into_inner();
-            println!(
-                "order {} is {}: total {}, pay before {}",
-                order.id,
-                order.status,
-                money(order.total.as_ref()),
-                order.expires_at
-            );
-            Ok(())
-        }
-        Err(status) => {
-            eprintln!(
-                "the order was refused: {:?}: {}",
-                status.code(),
-                status.message()
-            );
-            std::process::exit(1);
-        }
-    }
+    let order = order?.into_inner();
+    println!(
+        "order {} is {}: total {}, pay before {}",
+        order.id,
+        order.status,
+        money(order.total.as_ref()),
+        order.expires_at
+    );
+    Ok(())
 }

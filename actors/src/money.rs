@@ -168,6 +168,11 @@ pub struct Currency {
 }
 
 impl Currency {
+    /// Every code [`Currency::parse`] accepts, upper case (the API document's `enum`).
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        CURRENCIES.iter().map(|(code, _)| *code)
+    }
+
     /// Accepts the three-letter code in either case; anything not in ISO 4217 is refused.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let upper = raw.trim().to_ascii_uppercase();

@@ -5,6 +5,49 @@ use utoipa::ToSchema;
 
 use crate::catalog::index::Status as IndexedStatus;
 
+/// Text as [`parse_text`] accepts it, as the API document's `pattern` (with the
+/// field's `maxLength`): no control character but tab and newline. `REQUIRED_TEXT_PATTERN`
+/// also asks for one character that is not white space.
+pub const TEXT_PATTERN: &str = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$";
+pub const REQUIRED_TEXT_PATTERN: &str =
+    "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$";
+/// An attribute's value as [`parse_attributes`] accepts it (1 to 100 characters): no
+/// control character at all, one that is not white space.
+pub const ATTRIBUTE_VALUE_PATTERN: &str =
+    "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$";
+/// The ASCII image URLs [`parse_images`] accepts (with `maxLength` 300): http(s), then
+/// printable characters but `"`.
+pub const IMAGE_URL_PATTERN: &str = "^https?://[!#-~]+$";
+
+/// Trimmed text of at most `max_chars` characters (empty only if `allow_empty`) without
+/// control characters but tab and newline: names and descriptions.
+pub fn parse_text(raw: &str, max_chars: usize, allow_empty: bool) -> Result<String, String> {
+    let text = raw.trim();
+    if !allow_empty && text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.chars().count() > max_chars {
+        return Err(format!("must be at most {max_chars} characters"));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err("must not contain control characters".into());
+    }
+    Ok(text.to_owned())
+}
+
+/// What [`parse_sku`] accepts, as the API document's `pattern` (input of either case).
+pub const SKU_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$";
+/// What [`parse_slug`] accepts, as the API document's `pattern`.
+pub const SLUG_PATTERN: &str = "^[A-Za-z0-9-]{1,100}$";
+/// The ASCII part of what [`parse_tags`] accepts per tag (it also takes Unicode letters
+/// and digits), as the API document's `pattern`.
+pub const TAG_PATTERN: &str = "^[A-Za-z0-9-]{1,50}$";
+/// What [`parse_attributes`] accepts as an attribute's name, as the document's `pattern`.
+pub const ATTRIBUTE_NAME_PATTERN: &str = "^[A-Za-z0-9_-]{1,50}$";
+
 /// Upper case letters, digits, `-`, `_`, `.`; 2..=64 characters; starts with a letter
 /// or digit. Lower case input is upper-cased, so `abc-1` and `ABC-1` are one SKU.
 pub fn parse_sku(raw: &str) -> Result<String, String> {
@@ -202,6 +245,64 @@ mod tests {
         assert_eq!(parse_sku(" abc-1.x ").unwrap(), "ABC-1.X");
         for bad in ["", "a", "-AB", "A B", "A%B", "A'B", &"A".repeat(65)] {
             assert!(parse_sku(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// What the API document allows, the validators accept.
+    mod documented_patterns {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn unanchored(pattern: &'static str) -> &'static str {
+            pattern.trim_start_matches('^').trim_end_matches('$')
+        }
+
+        proptest! {
+            #[test]
+            fn skus(raw in unanchored(SKU_PATTERN)) {
+                prop_assert!(parse_sku(&raw).is_ok(), "{raw:?}");
+            }
+
+            #[test]
+            fn slugs(raw in unanchored(SLUG_PATTERN)) {
+                prop_assert!(parse_slug(&raw).is_ok(), "{raw:?}");
+            }
+
+            #[test]
+            fn tags(raw in unanchored(TAG_PATTERN)) {
+                prop_assert!(parse_tags(std::slice::from_ref(&raw)).is_ok(), "{raw:?}");
+            }
+
+            #[test]
+            fn texts(raw in unanchored(TEXT_PATTERN)) {
+                prop_assume!(raw.chars().count() <= 5000);
+                prop_assert!(parse_text(&raw, 5000, true).is_ok(), "{raw:?}");
+            }
+
+            #[test]
+            fn required_texts(raw in unanchored(REQUIRED_TEXT_PATTERN)) {
+                prop_assume!(raw.chars().count() <= 200);
+                prop_assert!(parse_text(&raw, 200, false).is_ok(), "{raw:?}");
+            }
+
+            #[test]
+            fn attribute_values(raw in unanchored(ATTRIBUTE_VALUE_PATTERN)) {
+                prop_assume!(raw.chars().count() <= 100);
+                let name = "colour".to_owned();
+                prop_assert!(parse_attributes([(&name, &raw)]).is_ok(), "{raw:?}");
+            }
+
+            #[test]
+            fn image_urls(raw in unanchored(IMAGE_URL_PATTERN)) {
+                prop_assume!(raw.len() <= 300);
+                prop_assert!(parse_images(std::slice::from_ref(&raw)).is_ok(), "{raw:?}");
+            }
+
+            #[test]
+            fn attribute_names(raw in unanchored(ATTRIBUTE_NAME_PATTERN)) {
+                let value = "red".to_owned();
+                prop_assert!(parse_attributes([(&raw, &value)]).is_ok(), "{raw:?}");
+            }
         }
     }
 

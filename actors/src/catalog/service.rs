@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 use crate::catalog::cache::Cache;
 use crate::catalog::index::{Facets as IndexFacets, IndexedProduct, SearchRequest, Sort};
 use crate::catalog::model::{
-    parse_amount, parse_attributes, parse_images, parse_sku, parse_slug, parse_tags, slugify,
-    ProductStatus,
+    parse_amount, parse_attributes, parse_images, parse_sku, parse_slug, parse_tags, parse_text,
+    slugify, ProductStatus,
 };
 use crate::catalog::search::SearchEngine;
 use crate::error::{Error, ErrorCode, FieldError, FieldErrors};
@@ -302,23 +302,6 @@ struct ValidProduct {
     attributes: Vec<(String, String)>,
     images: Vec<String>,
     status: ProductStatus,
-}
-
-fn parse_text(raw: &str, max_chars: usize, allow_empty: bool) -> Result<String, String> {
-    let text = raw.trim();
-    if !allow_empty && text.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if text.chars().count() > max_chars {
-        return Err(format!("must be at most {max_chars} characters"));
-    }
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err("must not contain control characters".into());
-    }
-    Ok(text.to_owned())
 }
 
 fn parse_money(money: &MoneyInput) -> (Result<i64, String>, Result<&'static str, String>) {

@@ -16,6 +16,11 @@ pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// What [`looks_valid`] accepts, as the API document's `pattern` (with `minLength` and
+/// `maxLength` 43, which also keep out a trailing newline some regex engines let `$`
+/// match before).
+pub const TOKEN_PATTERN: &str = "^[A-Za-z0-9_-]{43}$";
+
 /// Tokens Souk issues are 43 URL-safe characters; anything else is refused before a
 /// database round trip.
 pub fn looks_valid(token: &str) -> bool {
@@ -28,6 +33,16 @@ pub fn looks_valid(token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// What the API document allows, the server's check accepts.
+        #[test]
+        fn the_documented_pattern_is_accepted(
+            raw in TOKEN_PATTERN.trim_start_matches('^').trim_end_matches('$')
+        ) {
+            proptest::prop_assert!(looks_valid(&raw), "{raw:?}");
+        }
+    }
 
     #[test]
     fn generated_tokens_are_unique_and_well_formed() {

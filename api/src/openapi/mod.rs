@@ -5,8 +5,10 @@ use utoipa::{Modify, OpenApi};
 
 use crate::rest;
 
+mod formats;
 mod problems;
 
+use formats::Formats;
 use problems::ProblemResponses;
 
 #[derive(OpenApi)]
@@ -65,7 +67,7 @@ use problems::ProblemResponses;
         rest::admin_search::reindex,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError, rest::products::SortOrder)),
-    modifiers(&BearerAuth, &ProblemResponses),
+    modifiers(&BearerAuth, &ProblemResponses, &Formats),
     tags(
         (name = "auth", description = "Registration, login, sessions and passwords"),
         (name = "users", description = "The caller's own account"),

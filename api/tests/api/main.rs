@@ -22,6 +22,7 @@ mod ops;
 mod orders;
 mod purchase_limits;
 mod rate_limit;
+mod readme;
 mod search;
 mod shutdown;
 mod slow_clients;

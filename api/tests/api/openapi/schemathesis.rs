@@ -105,10 +105,32 @@ fn path_parameter(name: &str, value: &str) -> String {
     format!("parameters = {{ \"path.{name}\" = \"{value}\" }}")
 }
 
+/// A dictionary of `values` named `name`, which a body field can draw from.
+fn dictionary(name: &str, values: &[&str]) -> String {
+    format!("\n[dictionaries.{name}]\nvalues = {values:?}\n")
+}
+
+/// Cases put a value from `dictionary` at `body_path` (`items[*].sku`) with
+/// `probability`: a field that must name an existing resource then reaches the rules
+/// behind it.
+fn body_from(body_path: &str, dictionary: &str, probability: f64) -> String {
+    format!(
+        "parameters = {{ \"body.{body_path}\" = {{ dictionary = \"{dictionary}\", probability = {probability:?} }} }}"
+    )
+}
+
 /// The shoppers' run: every operation outside `/api/v1/admin/`.
 fn shopper_config(fixtures: &Fixtures) -> String {
     let mut config = bearer(&fixtures.shopper.access_token);
     config.push('\n');
+    config += &dictionary("skus", &[SKU]);
+    config += &operations(
+        "^/api/v1/orders$",
+        &format!(
+            "include-method = 'POST'\n{}",
+            body_from("items[*].sku", "skus", 1.0)
+        ),
+    );
     config += &operations(
         "^/api/v1/users/me$",
         &format!(
@@ -132,6 +154,14 @@ fn shopper_config(fixtures: &Fixtures) -> String {
 fn admin_config(fixtures: &Fixtures) -> String {
     let mut config = bearer(&fixtures.admin.access_token);
     config.push('\n');
+    config += &dictionary("categories", &[&fixtures.category_id]);
+    config += &operations(
+        "^/api/v1/admin/products$",
+        &format!(
+            "include-method = 'POST'\n{}",
+            body_from("category_id", "categories", 0.5)
+        ),
+    );
     for (regex, name, value) in [
         (
             "^/api/v1/admin/products/\\{id\\}",
