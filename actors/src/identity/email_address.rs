@@ -41,8 +41,12 @@ impl Email {
         if !local.chars().all(|c| c.is_ascii_graphic()) {
             return Err("must use only ASCII letters, digits and punctuation before @".into());
         }
-        let Ok(domain) = idna::domain_to_ascii(domain) else {
-            return Err("has an invalid domain".into());
+        // Only an internationalised domain is converted: an ASCII one is checked as it
+        // is below.
+        let domain = if domain.is_ascii() {
+            domain.to_owned()
+        } else {
+            idna::domain_to_ascii(domain).map_err(|_| "has an invalid domain".to_owned())?
         };
         let candidate = format!("{local}@{domain}");
         if candidate.len() > 254 {

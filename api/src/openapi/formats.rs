@@ -53,7 +53,8 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
         ("CategoryChanges", "name", required_text),
         ("ProductInput", "description", text.clone()),
         ("ProductChanges", "description", text),
-        ("PasswordResetConfirmRequest", "token", token),
+        ("PasswordResetConfirmRequest", "token", token.clone()),
+        ("ConfirmEmailChangeRequest", "token", token),
         (
             "MoneyInput",
             "currency",
