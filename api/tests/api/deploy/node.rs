@@ -141,17 +141,26 @@ impl Shop {
         response.text().await.unwrap()
     }
 
-    /// Waits until /metrics has a sample named `name`.
+    /// Waits until /metrics has a non-zero sample named `name` (the series an alert
+    /// uses exist from the start, at zero: their presence says nothing happened yet).
     async fn wait_for_metric(&self, name: &str) {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let text = self.metrics().await;
-            if text.lines().any(|line| line.starts_with(name)) {
+            let counted = text.lines().any(|line| {
+                line.starts_with(name)
+                    && line
+                        .rsplit(' ')
+                        .next()
+                        .and_then(|value| value.parse::<f64>().ok())
+                        .is_some_and(|value| value > 0.0)
+            });
+            if counted {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "{name} never appeared in /metrics:\n{text}"
+                "{name} never counted anything in /metrics:\n{text}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
