@@ -1,6 +1,8 @@
 //! A JSON body extractor whose failures are problem+json with a clear code: 415 for a
 //! wrong content type, 413 past the size limit, 400 `malformed_json` for bytes that
-//! are not JSON, and 400 `invalid_body` naming the field for the wrong shape.
+//! are not JSON, and 400 `invalid_body` naming the field for the wrong shape. A number
+//! written with a zero fraction (`2.0`) is the integer it equals, as JSON Schema (and
+//! so the OpenAPI document) counts it.
 
 use crate::error::ApiError;
 use std::ops::Deref;
@@ -139,15 +141,34 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
             "the body is empty; send a JSON object",
         ));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let mut document: serde_json::Value =
+        serde_json::from_slice(body).map_err(|error| classify(".".to_owned(), error))?;
+    integers_as_integers(&mut document);
+    serde_path_to_error::deserialize(document).map_err(|error| {
         let path = error.path().to_string();
         classify(path, error.into_inner())
-    })?;
-    deserializer
-        .end()
-        .map_err(|error| classify(".".to_owned(), error))?;
-    Ok(value)
+    })
+}
+
+/// Rewrites every number with a zero fraction, exactly representable, as an integer;
+/// other numbers stay as they are (so `2.5` is still refused where an integer is due).
+fn integers_as_integers(value: &mut serde_json::Value) {
+    // Every integer below 2^53 is exact in a double; past it `2.0e16` may not be the
+    // integer the client wrote.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        serde_json::Value::Number(number) if number.is_f64() => {
+            let Some(float) = number.as_f64() else {
+                return;
+            };
+            if float.fract() == 0.0 && float.abs() < EXACT {
+                *value = serde_json::Value::from(float as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integers_as_integers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(integers_as_integers),
+        _ => {}
+    }
 }
 
 fn classify(path: String, error: serde_json::Error) -> Error {
@@ -207,6 +228,17 @@ mod tests {
         let error = parse::<Body>(br#"{"email": "a", "age": 1, "role": "admin"}"#).unwrap_err();
         assert_eq!(error.code(), ErrorCode::InvalidBody);
         assert!(error.detail().contains("role"), "{}", error.detail());
+    }
+
+    #[test]
+    fn whole_numbers_with_a_fraction_part_are_integers_and_others_are_not() {
+        let body = parse::<Body>(br#"{"email": "a", "age": 42.0}"#).unwrap();
+        assert_eq!(body.age, 42);
+        let error = parse::<Body>(br#"{"email": "a", "age": 42.5}"#).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidBody);
+        assert_eq!(error.field_errors()[0].field, "age");
+        let error = parse::<Body>(br#"{"email": "a", "age": 1e300}"#).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidBody);
     }
 
     #[test]

@@ -245,3 +245,26 @@ async fn every_json_endpoint_refuses_bad_bodies() {
         assert_problem(anonymous, 401, "missing_token").await;
     }
 }
+
+/// JSON Schema counts `3.0` as an integer, and so does the document: the server agrees,
+/// and still refuses `3.5` where an integer is due.
+#[actix_web::test]
+async fn whole_numbers_written_with_a_fraction_are_integers() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    crate::orders::product(&app, &admin, "WHOLE-1", 500, 0).await;
+    let adjust = |delta: serde_json::Value| {
+        let body = json!({"delta": delta, "reason": "delivery"});
+        let (app, token) = (&app, admin.access_token.clone());
+        async move {
+            app.post_json_as("/api/v1/admin/inventory/WHOLE-1/adjust", &token, &body)
+                .await
+        }
+    };
+    let adjusted = adjust(json!(3.0)).await;
+    assert_eq!(adjusted.status(), StatusCode::OK);
+    let adjusted: serde_json::Value = adjusted.json().await.unwrap();
+    assert_eq!(adjusted["on_hand"], 3, "{adjusted}");
+    let refused = assert_problem(adjust(json!(3.5)).await, 400, "invalid_body").await;
+    assert_eq!(refused["errors"][0]["field"], "delta", "{refused}");
+}
