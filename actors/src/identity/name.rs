@@ -1,3 +1,13 @@
+/// A name as [`PersonName::parse`] accepts it, as the API document's `pattern` (with
+/// `maxLength` 100): no control character, no bidirectional control, and one character
+/// that is neither white space nor invisible.
+pub const NAME_PATTERN: &str = concat!(
+    "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\u200e\\u200f\\u061c]*",
+    "[^\\s\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\u200e\\u200f\\u061c",
+    "\\u200b-\\u200d\\u2060-\\u2064\\ufeff\\u00ad\\u115f\\u1160\\u3164\\uffa0]",
+    "[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069\\u200e\\u200f\\u061c]*$",
+);
+
 /// A person's display name: trimmed, 1..=100 characters, no control characters, no
 /// bidirectional overrides or isolates (they make a name display as another), and at
 /// least one visible character (a name of zero-width characters shows as nothing).
@@ -49,7 +59,29 @@ fn is_invisible(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::PersonName;
+    use super::{PersonName, NAME_PATTERN};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every name the document's pattern allows is one the validator accepts.
+        #[test]
+        fn names_the_pattern_allows_are_accepted(
+            raw in NAME_PATTERN.trim_start_matches('^').trim_end_matches('$')
+        ) {
+            prop_assume!(raw.trim().chars().count() <= PersonName::MAX_CHARS);
+            prop_assert!(PersonName::parse(&raw).is_ok(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn the_pattern_refuses_what_the_validator_refuses() {
+        let pattern = regex::Regex::new(NAME_PATTERN).unwrap();
+        for refused in ["\u{200B}\u{200C}", "admin\u{202E}txt", "a\u{0}b", "   "] {
+            assert!(!pattern.is_match(refused), "{refused:?}");
+            assert!(PersonName::parse(refused).is_err(), "{refused:?}");
+        }
+        assert!(pattern.is_match("Zoë 🛒 <script>"));
+    }
 
     #[test]
     fn bounds() {

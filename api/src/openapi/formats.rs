@@ -1,6 +1,6 @@
 //! The formats the validators enforce, written into the document's schemas in one
 //! place: email addresses, SKUs, slugs, catalog names and descriptions, tags,
-//! attributes, image URLs, one-time tokens and currency codes. Each pattern is the validator's own constant (`souk_actors`), whose
+//! attributes, image URLs, person names, one-time tokens and currency codes. Each pattern is the validator's own constant (`souk_actors`), whose
 //! tests generate values from it and check that the validator accepts every one, so a
 //! request valid by the document is never refused for its format.
 
@@ -10,6 +10,7 @@ use souk_actors::catalog::model::{
     SKU_PATTERN, SLUG_PATTERN, TAG_PATTERN, TEXT_PATTERN,
 };
 use souk_actors::identity::email_address::EMAIL_PATTERN;
+use souk_actors::identity::name::NAME_PATTERN;
 use souk_actors::identity::secret_token::TOKEN_PATTERN;
 use souk_actors::money::Currency;
 use utoipa::openapi::OpenApi;
@@ -33,9 +34,12 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
     let required_text = json!({"pattern": REQUIRED_TEXT_PATTERN});
     let text = json!({"pattern": TEXT_PATTERN});
     let token = json!({"pattern": TOKEN_PATTERN, "minLength": 43, "maxLength": 43});
+    let name = json!({"pattern": NAME_PATTERN});
     let currencies: Vec<&str> = Currency::codes().collect();
     vec![
         ("RegisterRequest", "email", email.clone()),
+        ("RegisterRequest", "name", name.clone()),
+        ("UpdateProfileRequest", "name", name),
         ("UpdateProfileRequest", "email", email),
         ("ProductInput", "sku", sku.clone()),
         ("OrderItemInput", "sku", sku),
