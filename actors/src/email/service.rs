@@ -104,32 +104,12 @@ impl EmailService {
     /// Spends a verification token (single use, expiring) and marks the address verified.
     #[tracing::instrument(name = "verify_email", skip_all)]
     pub async fn verify_email(&self, presented: &str) -> Result<String, Error> {
-        let invalid = || Error::from_code(ErrorCode::InvalidVerificationToken);
-        if !secret_token::looks_valid(presented) {
-            return Err(invalid());
-        }
-        let record = one_time_tokens::find(
-            self.db.pool(),
-            TokenKind::EmailVerification,
-            &secret_token::hash(presented),
-        )
-        .await?
-        .ok_or_else(invalid)?;
+        const INVALID: ErrorCode = ErrorCode::InvalidVerificationToken;
+        let kind = TokenKind::EmailVerification;
         let now = now_micros();
-        if record.used_at.is_some() || record.expires_at <= now {
-            return Err(invalid());
-        }
+        let record = secret_token::find_live(&self.db, kind, presented, now, INVALID).await?;
         let mut transaction = self.db.begin().await?;
-        if !one_time_tokens::mark_used(
-            &mut *transaction,
-            TokenKind::EmailVerification,
-            &record.id,
-            now,
-        )
-        .await?
-        {
-            return Err(invalid());
-        }
+        secret_token::spend(&mut *transaction, kind, &record, now, INVALID).await?;
         repo::mark_user_verified(&mut *transaction, &record.user_id, now).await?;
         transaction.commit().await.map_err(DbError::from)?;
         tracing::info!(user_id = %record.user_id, "email verified");
@@ -140,27 +120,13 @@ impl EmailService {
     /// address it was mailed to, which is verified by that. Returns the user's id.
     #[tracing::instrument(name = "confirm_email_change", skip_all)]
     pub async fn confirm_email_change(&self, presented: &str) -> Result<String, Error> {
-        let invalid = || Error::from_code(ErrorCode::InvalidVerificationToken);
-        if !secret_token::looks_valid(presented) {
-            return Err(invalid());
-        }
-        let record = one_time_tokens::find(
-            self.db.pool(),
-            TokenKind::EmailChange,
-            &secret_token::hash(presented),
-        )
-        .await?
-        .ok_or_else(invalid)?;
+        const INVALID: ErrorCode = ErrorCode::InvalidVerificationToken;
+        let invalid = || Error::from_code(INVALID);
+        let kind = TokenKind::EmailChange;
         let now = now_micros();
-        if record.used_at.is_some() || record.expires_at <= now {
-            return Err(invalid());
-        }
+        let record = secret_token::find_live(&self.db, kind, presented, now, INVALID).await?;
         let mut transaction = self.db.begin().await?;
-        if !one_time_tokens::mark_used(&mut *transaction, TokenKind::EmailChange, &record.id, now)
-            .await?
-        {
-            return Err(invalid());
-        }
+        secret_token::spend(&mut *transaction, kind, &record, now, INVALID).await?;
         let new_email = one_time_tokens::email_change_target(&mut *transaction, &record.id)
             .await?
             .ok_or_else(invalid)?;

@@ -312,28 +312,14 @@ impl AuthService {
         presented: &str,
         new_password: &Password,
     ) -> Result<(), Error> {
-        let invalid = || Error::from_code(ErrorCode::InvalidResetToken);
-        if !secret_token::looks_valid(presented) {
-            return Err(invalid());
-        }
-        let reset = one_time_tokens::find(
-            self.db.pool(),
-            TokenKind::PasswordReset,
-            &secret_token::hash(presented),
-        )
-        .await?
-        .ok_or_else(invalid)?;
+        const INVALID: ErrorCode = ErrorCode::InvalidResetToken;
+        let invalid = || Error::from_code(INVALID);
+        let kind = TokenKind::PasswordReset;
         let now = now_micros();
-        if reset.used_at.is_some() || reset.expires_at <= now {
-            return Err(invalid());
-        }
+        let reset = secret_token::find_live(&self.db, kind, presented, now, INVALID).await?;
         let new_hash = self.hasher.hash(new_password).await?;
         let mut transaction = self.db.begin().await?;
-        if !one_time_tokens::mark_used(&mut *transaction, TokenKind::PasswordReset, &reset.id, now)
-            .await?
-        {
-            return Err(invalid());
-        }
+        secret_token::spend(&mut *transaction, kind, &reset, now, INVALID).await?;
         if !users::update_password(&mut *transaction, &reset.user_id, &new_hash, now).await? {
             return Err(invalid());
         }

@@ -2,7 +2,7 @@
 //! wrong content type, 413 past the size limit, 400 `malformed_json` for bytes that
 //! are not JSON, and 400 `invalid_body` naming the field for the wrong shape. A number
 //! written with a zero fraction (`2.0`) is the integer it equals, as JSON Schema (and
-//! so the OpenAPI document) counts it.
+//! so the OpenAPI document) counts it; a body is read once unless it needs that.
 
 use crate::error::ApiError;
 use std::ops::Deref;
@@ -141,33 +141,58 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
             "the body is empty; send a JSON object",
         ));
     }
-    let mut document: serde_json::Value =
-        serde_json::from_slice(body).map_err(|error| classify(".".to_owned(), error))?;
-    integers_as_integers(&mut document);
-    serde_path_to_error::deserialize(document).map_err(|error| {
-        let path = error.path().to_string();
-        classify(path, error.into_inner())
-    })
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| {
+            let path = error.path().to_string();
+            classify(path, error.into_inner())
+        })
+        .and_then(|value| {
+            deserializer
+                .end()
+                .map(|()| value)
+                .map_err(|error| classify(".".to_owned(), error))
+        });
+    match parsed {
+        Err(error) if error.code() == ErrorCode::InvalidBody => {
+            // The body is JSON but not the expected shape: perhaps only because a whole
+            // number came as `2.0`. Only then is it read a second time.
+            let mut document: serde_json::Value =
+                serde_json::from_slice(body).map_err(|error| classify(".".to_owned(), error))?;
+            if !integers_as_integers(&mut document) {
+                return Err(error);
+            }
+            serde_path_to_error::deserialize(document).map_err(|error| {
+                let path = error.path().to_string();
+                classify(path, error.into_inner())
+            })
+        }
+        other => other,
+    }
 }
 
 /// Rewrites every number with a zero fraction, exactly representable, as an integer;
 /// other numbers stay as they are (so `2.5` is still refused where an integer is due).
-fn integers_as_integers(value: &mut serde_json::Value) {
+/// Says whether it rewrote any.
+fn integers_as_integers(value: &mut serde_json::Value) -> bool {
     // Every integer below 2^53 is exact in a double; past it `2.0e16` may not be the
     // integer the client wrote.
     const EXACT: f64 = 9_007_199_254_740_992.0;
     match value {
-        serde_json::Value::Number(number) if number.is_f64() => {
-            let Some(float) = number.as_f64() else {
-                return;
-            };
-            if float.fract() == 0.0 && float.abs() < EXACT {
+        serde_json::Value::Number(number) => match number.as_f64() {
+            Some(float) if number.is_f64() && float.fract() == 0.0 && float.abs() < EXACT => {
                 *value = serde_json::Value::from(float as i64);
+                true
             }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(integers_as_integers),
-        serde_json::Value::Object(fields) => fields.values_mut().for_each(integers_as_integers),
-        _ => {}
+            _ => false,
+        },
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |rewrote, item| integers_as_integers(item) | rewrote),
+        serde_json::Value::Object(fields) => fields.values_mut().fold(false, |rewrote, field| {
+            integers_as_integers(field) | rewrote
+        }),
+        _ => false,
     }
 }
 
