@@ -1,6 +1,6 @@
 //! The inventory repository. Only a SKU's actor calls the writing functions, and every
 //! write of a batch goes through [`write_batch`], one transaction fenced on the version
-//! the actor loaded.
+//! the actor loaded and on its owner epoch (see [`crate::fence`]).
 
 use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
 
@@ -16,6 +16,9 @@ pub struct ItemRecord {
     pub low_stock_threshold: i64,
     pub version: i64,
     pub updated_at: Micros,
+    /// The epoch of the owner that claimed the row last (0 when never clustered). A
+    /// batch writes its actor's epoch here and requires the stored one to be no higher.
+    pub owner_epoch: i64,
 }
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -77,7 +80,7 @@ pub async fn load_item(
     sku: &str,
 ) -> Result<Option<ItemRecord>, DbError> {
     Ok(sqlx::query_as::<_, ItemRecord>(
-        "SELECT sku, on_hand, reserved, low_stock_threshold, version, updated_at FROM inventory_items WHERE sku = ?",
+        "SELECT sku, on_hand, reserved, low_stock_threshold, version, updated_at, owner_epoch FROM inventory_items WHERE sku = ?",
     )
     .bind(sku)
     .fetch_optional(&mut *connection)
@@ -115,24 +118,27 @@ pub async fn has_movement(
     Ok(count > 0)
 }
 
-/// Writes one batch: the item row conditional on `expected_version` (or its creation),
-/// reservations, ledger rows and outbox events, in one transaction.
+/// Writes one batch: the item row conditional on `expected_version` and on no later
+/// owner having claimed it (or its creation), reservations, ledger rows and outbox
+/// events, in one transaction.
 pub async fn write_batch(connection: &mut AnyConnection, batch: &Batch) -> Result<(), BatchError> {
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
     if let Some(item) = &batch.item {
         match batch.expected_version {
             Some(expected) => {
                 let result = sqlx::query(
-                    "UPDATE inventory_items SET on_hand = ?, reserved = ?, low_stock_threshold = ?, version = ?, updated_at = ? \
-                     WHERE sku = ? AND version = ?",
+                    "UPDATE inventory_items SET on_hand = ?, reserved = ?, low_stock_threshold = ?, version = ?, updated_at = ?, owner_epoch = ? \
+                     WHERE sku = ? AND version = ? AND owner_epoch <= ?",
                 )
                 .bind(item.on_hand)
                 .bind(item.reserved)
                 .bind(item.low_stock_threshold)
                 .bind(item.version)
                 .bind(item.updated_at)
+                .bind(item.owner_epoch)
                 .bind(&item.sku)
                 .bind(expected)
+                .bind(item.owner_epoch)
                 .execute(&mut *transaction)
                 .await?;
                 if result.rows_affected() != 1 {
@@ -141,8 +147,8 @@ pub async fn write_batch(connection: &mut AnyConnection, batch: &Batch) -> Resul
             }
             None => {
                 let inserted = sqlx::query(
-                    "INSERT INTO inventory_items (sku, on_hand, reserved, low_stock_threshold, version, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO inventory_items (sku, on_hand, reserved, low_stock_threshold, version, updated_at, owner_epoch) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(&item.sku)
                 .bind(item.on_hand)
@@ -150,6 +156,7 @@ pub async fn write_batch(connection: &mut AnyConnection, batch: &Batch) -> Resul
                 .bind(item.low_stock_threshold)
                 .bind(item.version)
                 .bind(item.updated_at)
+                .bind(item.owner_epoch)
                 .execute(&mut *transaction)
                 .await;
                 match inserted.map_err(DbError::from) {

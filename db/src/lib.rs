@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod clock;
 pub mod email;
 pub mod error;
+pub mod fence;
 pub mod ids;
 pub mod inventory;
 pub mod one_time_tokens;

@@ -1,10 +1,12 @@
 //! The orders repository: orders with their snapshotted lines and status history.
-//! Status changes are conditional on the version read (`transition`), so two
-//! concurrent transitions of one order cannot both apply.
+//! Status changes are conditional on the version read and on the owner epoch
+//! (`transition`, see [`crate::fence`]), so two concurrent transitions of one order
+//! cannot both apply, and a node that lost the order's shard cannot apply any.
 
 use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
 
 use crate::clock::Micros;
+use crate::fence::{self, FencedRow};
 use crate::outbox::{self, OutboxEvent};
 use crate::DbError;
 
@@ -26,6 +28,8 @@ pub struct OrderRecord {
     pub version: i64,
     pub created_at: Micros,
     pub updated_at: Micros,
+    /// The epoch of the owner that claimed the row last (0 when never clustered).
+    pub owner_epoch: i64,
 }
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -52,7 +56,7 @@ pub struct HistoryRecord {
 
 const ORDER_COLUMNS: &str =
     "id, user_id, status, was_paid, currency, total_amount, idempotency_key, request_hash, \
-     payment_reference, expires_at, stock_settled, version, created_at, updated_at";
+     payment_reference, expires_at, stock_settled, version, created_at, updated_at, owner_epoch";
 
 /// Inserts an order with its lines, first history entry and event, in one transaction.
 pub async fn insert(
@@ -64,7 +68,7 @@ pub async fn insert(
 ) -> Result<(), DbError> {
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
     sqlx::query(&format!(
-        "INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(&order.id)
     .bind(&order.user_id)
@@ -80,6 +84,7 @@ pub async fn insert(
     .bind(order.version)
     .bind(order.created_at)
     .bind(order.updated_at)
+    .bind(order.owner_epoch)
     .execute(&mut *transaction)
     .await?;
     let mut builder = QueryBuilder::<Any>::new(
@@ -121,19 +126,30 @@ async fn insert_history(
     Ok(())
 }
 
-/// Moves an order to `order.status` if it is still at `expected_version`; writes the
-/// history entry and event with it. `false` when another transition won.
+/// What a transition found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Applied,
+    /// Another transition of this owner's won (the version moved).
+    Conflict,
+    /// A later owner claimed the order: this one must stop serving it.
+    Fenced,
+}
+
+/// Moves an order to `order.status` if it is still at `expected_version` and no owner
+/// later than `order.owner_epoch` claimed it; writes the history entry and event with
+/// it.
 pub async fn transition(
     connection: &mut AnyConnection,
     order: &OrderRecord,
     expected_version: i64,
     history: &HistoryRecord,
     event: &OutboxEvent,
-) -> Result<bool, DbError> {
+) -> Result<Transition, DbError> {
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
     let result = sqlx::query(
-        "UPDATE orders SET status = ?, was_paid = ?, payment_reference = ?, stock_settled = ?, version = ?, updated_at = ? \
-         WHERE id = ? AND version = ?",
+        "UPDATE orders SET status = ?, was_paid = ?, payment_reference = ?, stock_settled = ?, version = ?, updated_at = ?, owner_epoch = ? \
+         WHERE id = ? AND version = ? AND owner_epoch <= ?",
     )
     .bind(&order.status)
     .bind(order.was_paid)
@@ -141,17 +157,23 @@ pub async fn transition(
     .bind(order.stock_settled)
     .bind(order.version)
     .bind(order.updated_at)
+    .bind(order.owner_epoch)
     .bind(&order.id)
     .bind(expected_version)
+    .bind(order.owner_epoch)
     .execute(&mut *transaction)
     .await?;
     if result.rows_affected() != 1 {
-        return Ok(false);
+        let stored = fence::owner_epoch(&mut transaction, FencedRow::Order, &order.id).await?;
+        return Ok(match stored {
+            Some(stored) if stored > order.owner_epoch => Transition::Fenced,
+            _ => Transition::Conflict,
+        });
     }
     insert_history(&mut transaction, history).await?;
     outbox::append(&mut *transaction, event).await?;
     transaction.commit().await?;
-    Ok(true)
+    Ok(Transition::Applied)
 }
 
 pub async fn find<'e, E>(executor: E, id: &str) -> Result<Option<OrderRecord>, DbError>

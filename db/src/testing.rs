@@ -60,7 +60,8 @@ pub fn mysql_server_url() -> String {
     std::env::var("SOUK_TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_TEST_MYSQL_URL.to_owned())
 }
 
-pub async fn fresh_mysql() -> TestDatabase {
+/// A new, empty database (no tables) on the test server: its URL.
+pub async fn empty_mysql() -> String {
     sqlx::any::install_default_drivers();
     let server_url = mysql_server_url();
     let database_name = format!("souk_t_{}", uuid::Uuid::now_v7().simple());
@@ -77,7 +78,11 @@ pub async fn fresh_mysql() -> TestDatabase {
         .await
         .expect("create test database");
     let _ = admin.close().await;
-    let url = format!("{}/{database_name}", server_url.trim_end_matches('/'));
+    format!("{}/{database_name}", server_url.trim_end_matches('/'))
+}
+
+pub async fn fresh_mysql() -> TestDatabase {
+    let url = empty_mysql().await;
     let db = Db::connect(&url, &PoolSettings::default())
         .await
         .expect("connect to mysql test database");
