@@ -79,11 +79,12 @@ error_codes! {
     CannotModifySelf => ("cannot_modify_self", 409, "conflict", "Admins cannot do this to their own account"),
     ServiceUnavailable => ("service_unavailable", 503, "system", "A dependency is unavailable"),
     DependencyUnavailable => ("dependency_unavailable", 503, "system", "A Souk service this one depends on is unreachable"),
+    StaleOwner => ("stale_owner", 503, "system", "Another node serves this entity now; retry"),
     Internal => ("internal", 500, "system", "Internal error"),
 }
 
 /// One invalid field of a request, named by its JSON path.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -216,6 +217,16 @@ impl Error {
         self.retry_after_secs
     }
 
+    /// This node no longer serves the entity (its shard moved, or a later owner claimed
+    /// the row): the router sends the request again to the current owner.
+    pub fn stale_owner() -> Self {
+        Self::unavailable_retry_after(
+            ErrorCode::StaleOwner,
+            "another node serves this entity now; retry",
+            1,
+        )
+    }
+
     /// A retryable refusal: the caller may send the same request again after a pause.
     pub fn unavailable_retry_after(
         code: ErrorCode,
@@ -225,6 +236,57 @@ impl Error {
         Self {
             retry_after_secs: Some(retry_after_secs.max(1)),
             ..Self::new(code, detail)
+        }
+    }
+}
+
+/// An [`Error`] as another node of the cluster receives it: the same code, detail,
+/// fields and pause.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct WireError {
+    pub code: String,
+    pub detail: String,
+    #[serde(default)]
+    pub field_errors: Vec<FieldError>,
+    #[serde(default)]
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ErrorCode {
+    /// The code whose [`ErrorCode::as_str`] is `code`.
+    pub fn parse(code: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|known| known.as_str() == code)
+    }
+}
+
+impl From<&Error> for WireError {
+    fn from(error: &Error) -> Self {
+        Self {
+            code: error.code.as_str().to_owned(),
+            detail: error.detail.clone(),
+            field_errors: error.field_errors.clone(),
+            retry_after_secs: error.retry_after_secs,
+        }
+    }
+}
+
+impl From<WireError> for Error {
+    /// A code this build does not know (a newer node) is an internal error.
+    fn from(wire: WireError) -> Self {
+        let Some(code) = ErrorCode::parse(&wire.code) else {
+            return Error::internal(format!(
+                "another node answered the unknown error code {:?}",
+                wire.code
+            ));
+        };
+        Self {
+            code,
+            detail: wire.detail,
+            field_errors: wire.field_errors,
+            retry_after_secs: wire.retry_after_secs,
         }
     }
 }
@@ -262,6 +324,9 @@ impl From<souk_db::DbError> for Error {
 
 impl From<crate::entity::HostError> for Error {
     fn from(error: crate::entity::HostError) -> Self {
+        if error == crate::entity::HostError::NotOwner {
+            return Error::stale_owner();
+        }
         let retry_after_secs = match error {
             crate::entity::HostError::Restarting { retry_after_ms } => {
                 retry_after_ms.div_ceil(1000)

@@ -25,4 +25,4 @@ pub mod paging;
 pub mod ports;
 pub mod redis_store;
 
-pub use error::{Error, ErrorCode, FieldError, FieldErrors};
+pub use error::{Error, ErrorCode, FieldError, FieldErrors, WireError};

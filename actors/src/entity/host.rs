@@ -5,18 +5,25 @@
 //! for the node's tree. At shutdown it refuses new requests, asks every entity to
 //! finish and stop, and answers once they all have.
 //!
+//! On a clustered node the host asks its [`Ownership`] before every request: an entity
+//! runs only while this node serves its shard, under the epoch of that tenure (an
+//! entity of an older tenure is passivated and a new one loads), and [`PassivateWhere`]
+//! stops the entities of a shard that moves away.
+//!
 //! actix's own `Supervisor` restarts an actor after `stop`, but not after a panic, which
 //! unwinds through the actor's task; here the entity's `stopped` (run while unwinding)
 //! or its `Drop` reports the crash.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
 use super::{
-    Entity, EntityKind, EntityLink, EntityStopped, HostError, Passivate, Request, StopReason,
+    Entity, EntityKind, EntityLink, EntityStopped, HostError, Ownership, Passivate, Request,
+    StopReason,
 };
 
 #[derive(Debug, Clone)]
@@ -117,9 +124,31 @@ pub struct Drain {
     pub timeout: Duration,
 }
 
+/// Asks the entities whose key matches to finish and stop (a shard handed to another
+/// node); answered once they have, or when `timeout` passed, with how many still run.
+pub struct PassivateWhere {
+    pub matches: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    pub timeout: Duration,
+}
+
+impl Message for PassivateWhere {
+    type Result = usize;
+}
+
+/// How many running entities match.
+struct CountWhere(Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl Message for CountWhere {
+    type Result = usize;
+}
+
+/// How often a [`PassivateWhere`] checks whether its entities have stopped.
+const PASSIVATION_POLL: Duration = Duration::from_millis(10);
+
 struct Running<E: Actor> {
     address: Addr<E>,
     instance: u64,
+    epoch: Option<u64>,
 }
 
 #[derive(Default)]
@@ -141,6 +170,7 @@ pub struct EntityHost<E: Entity> {
     last_failure: Option<FailureReport>,
     accepting: bool,
     drained: Vec<tokio::sync::oneshot::Sender<()>>,
+    ownership: Option<Arc<dyn Ownership>>,
 }
 
 impl<E: Entity> EntityHost<E> {
@@ -158,6 +188,24 @@ impl<E: Entity> EntityHost<E> {
             last_failure: None,
             accepting: true,
             drained: Vec::new(),
+            ownership: None,
+        }
+    }
+
+    /// Runs only the entities `ownership` says this node serves, fenced on its epochs.
+    pub fn with_ownership(mut self, ownership: Arc<dyn Ownership>) -> Self {
+        self.ownership = Some(ownership);
+        self
+    }
+
+    /// The epoch to run `key` under: `None` when this node owns every entity.
+    fn epoch_of(&self, key: &str) -> Result<Option<u64>, HostError> {
+        match &self.ownership {
+            None => Ok(None),
+            Some(ownership) => ownership
+                .epoch_of(key)
+                .map(Some)
+                .map_err(|_| HostError::NotOwner),
         }
     }
 
@@ -165,9 +213,16 @@ impl<E: Entity> EntityHost<E> {
         if !self.accepting {
             return Err(HostError::ShuttingDown);
         }
+        let epoch = self.epoch_of(key)?;
         if let Some(running) = self.running.get(key) {
-            if running.address.connected() {
+            if running.address.connected() && running.epoch == epoch {
                 return Ok(running.address.clone());
+            }
+            if running.epoch != epoch {
+                // A tenure of this node that ended: its actor finishes what it holds
+                // (its writes are fenced on the old epoch) while a new one loads.
+                running.address.do_send(Passivate);
+                self.running.remove(key);
             }
         }
         if let Some(blocked_until) = self
@@ -182,17 +237,20 @@ impl<E: Entity> EntityHost<E> {
                 });
             }
         }
-        Ok(self.start(key, context))
+        Ok(self.start(key, epoch, context))
     }
 
-    fn start(&mut self, key: &str, context: &mut Context<Self>) -> Addr<E> {
+    fn start(&mut self, key: &str, epoch: Option<u64>, context: &mut Context<Self>) -> Addr<E> {
         self.next_instance += 1;
-        let link = EntityLink::new(
+        let mut link = EntityLink::new(
             key.to_owned(),
             self.next_instance,
             context.address().recipient(),
             self.settings.idle_timeout,
         );
+        if let Some(epoch) = epoch {
+            link = link.with_epoch(epoch);
+        }
         let deps = self.deps.clone();
         let owned_key = key.to_owned();
         let address = if self.arbiters.is_empty() {
@@ -208,6 +266,7 @@ impl<E: Entity> EntityHost<E> {
             Running {
                 address: address.clone(),
                 instance: self.next_instance,
+                epoch,
             },
         );
         self.record_live();
@@ -319,8 +378,12 @@ impl<E: Entity> Handler<EntityStopped> for EntityHost<E> {
             if let Some(failures) = host.failures.get_mut(&key) {
                 failures.blocked_until = None;
             }
-            if host.accepting && !host.running.contains_key(&key) {
-                host.start(&key, context);
+            if !host.accepting || host.running.contains_key(&key) {
+                return;
+            }
+            // A shard that moved meanwhile is the new owner's to load.
+            if let Ok(epoch) = host.epoch_of(&key) {
+                host.start(&key, epoch, context);
             }
         });
     }
@@ -402,5 +465,42 @@ impl<E: Entity> Handler<Drain> for EntityHost<E> {
             let _ = tokio::time::timeout(drain.timeout, finished).await;
             host.send(LiveEntities).await.unwrap_or(0)
         })
+    }
+}
+
+impl<E: Entity> Handler<PassivateWhere> for EntityHost<E> {
+    type Result = ResponseFuture<usize>;
+
+    fn handle(&mut self, passivate: PassivateWhere, context: &mut Context<Self>) -> Self::Result {
+        for (key, running) in &self.running {
+            if (passivate.matches)(key) {
+                running.address.do_send(Passivate);
+            }
+        }
+        let host = context.address();
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + passivate.timeout;
+            loop {
+                let running = host
+                    .send(CountWhere(passivate.matches.clone()))
+                    .await
+                    .unwrap_or(0);
+                if running == 0 || tokio::time::Instant::now() >= deadline {
+                    return running;
+                }
+                tokio::time::sleep(PASSIVATION_POLL).await;
+            }
+        })
+    }
+}
+
+impl<E: Entity> Handler<CountWhere> for EntityHost<E> {
+    type Result = usize;
+
+    fn handle(&mut self, count: CountWhere, _: &mut Context<Self>) -> usize {
+        self.running
+            .iter()
+            .filter(|(key, running)| running.address.connected() && (count.0)(key))
+            .count()
     }
 }

@@ -5,16 +5,20 @@
 //! - [`host::EntityHost`] starts an entity on its first message, forgets it when it
 //!   passivates, restarts it from the database after an error or a panic with capped
 //!   backoff, and stops them all in order at shutdown.
-//! - [`router::EntityRouter`] is the door callers use: the local host today, another
-//!   node over NATS in a cluster, another service over gRPC when split.
+//! - [`router::EntityRouter`] is the door callers use: the local host, another node
+//!   over NATS in a cluster (`souk-cluster`), another service over gRPC when split.
+//! - [`Ownership`] tells a host which entities this node may run and the owner epoch
+//!   their writes are fenced with; without one, the node owns every entity.
 
 pub mod host;
 pub mod router;
+pub mod wire;
 
 use actix::prelude::*;
 
-pub use host::{EntityHost, HostReport, HostSettings};
+pub use host::{EntityHost, HostReport, HostSettings, PassivateWhere};
 pub use router::{EntityRouter, LocalRouter};
+pub use wire::{DecodeError, WireKind};
 
 /// A kind of entity and what its entities are told and answer.
 pub trait EntityKind: 'static {
@@ -24,7 +28,23 @@ pub trait EntityKind: 'static {
     type Reply: Send + 'static;
     /// The kind's own error; the host's refusals convert into it.
     type Error: From<HostError> + Send + 'static;
+
+    /// Whether the error says this node does not serve the entity (any more): a router
+    /// sends the request again to the current owner.
+    fn is_not_owner(error: &Self::Error) -> bool;
 }
+
+/// Which entities this node may run. Asked by the host before it starts an entity and
+/// on every request to a running one.
+pub trait Ownership: Send + Sync + 'static {
+    /// The owner epoch to fence the entity's writes with while this node serves it;
+    /// `Err(NotOwner)` when it does not serve it now.
+    fn epoch_of(&self, key: &str) -> Result<u64, NotOwner>;
+}
+
+/// This node does not serve the entity now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotOwner;
 
 /// A request for one entity, as its actor receives it.
 pub struct Request<K: EntityKind>(pub K::Request);
@@ -52,6 +72,8 @@ pub enum HostError {
     Stopped,
     #[error("this node is shutting down")]
     ShuttingDown,
+    #[error("this node does not serve the entity now")]
+    NotOwner,
 }
 
 /// How an entity's actor ended, as it tells its host.
@@ -93,14 +115,15 @@ pub struct EntityStopped {
 #[rtype(result = "()")]
 pub struct Passivate;
 
-/// What an entity knows of its host: whom to tell when it stops, and how long it may
-/// idle before it passivates.
+/// What an entity knows of its host: whom to tell when it stops, how long it may idle
+/// before it passivates, and the owner epoch it serves under.
 #[derive(Clone)]
 pub struct EntityLink {
     key: String,
     instance: u64,
     host: Recipient<EntityStopped>,
     idle_timeout: std::time::Duration,
+    epoch: Option<u64>,
 }
 
 impl EntityLink {
@@ -115,7 +138,20 @@ impl EntityLink {
             instance,
             host,
             idle_timeout,
+            epoch: None,
         }
+    }
+
+    /// The link of an entity that serves under a shard lease's owner epoch.
+    pub fn with_epoch(mut self, epoch: u64) -> Self {
+        self.epoch = Some(epoch);
+        self
+    }
+
+    /// The owner epoch the entity must claim its row with and fence its writes on;
+    /// `None` on a node that owns every entity (writes keep the stored epoch).
+    pub fn epoch(&self) -> Option<u64> {
+        self.epoch
     }
 
     pub fn key(&self) -> &str {

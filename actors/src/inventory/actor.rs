@@ -1,13 +1,16 @@
 //! The SKU actor: owns one SKU's [`Stock`], applies commands in arrival order, and
 //! group-commits them — while one batch is being written, the next accumulates; each
-//! batch is one transaction, fenced on the version the actor loaded, and every caller
-//! of the batch is answered only after it committed. It runs under the entity host,
-//! which starts it on first use and restarts it after a failure.
+//! batch is one transaction, fenced on the version the actor loaded and on its owner
+//! epoch, and every caller of the batch is answered only after it committed. It runs
+//! under the entity host, which starts it on first use and restarts it after a failure.
+//! On a clustered node it claims the SKU's row with its shard's epoch as it loads; a
+//! row a later owner claimed makes it answer `Fenced` and stop.
 
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use souk_db::clock::now_micros;
+use souk_db::fence::{self, Claim, FencedRow};
 use souk_db::inventory::{self, Batch, BatchError, ItemRecord};
 use souk_db::Db;
 use tokio::sync::oneshot;
@@ -76,9 +79,16 @@ pub struct SkuActor {
     last_activity: Instant,
     expiry_timer: Option<SpawnHandle>,
     stop_reason: Option<StopReason>,
+    /// The owner epoch every batch writes and is fenced on (claimed at load).
+    owner_epoch: i64,
+    /// A later owner claimed the row: every request is answered `Fenced` until it stops.
+    fenced: bool,
     #[cfg(feature = "fault-injection")]
     fail_next_batch: bool,
 }
+
+/// How long a fenced actor keeps answering `Fenced` to what queued before it stops.
+const FENCED_LINGER: Duration = Duration::from_millis(50);
 
 impl Entity for SkuActor {
     type Kind = Sku;
@@ -100,6 +110,8 @@ impl Entity for SkuActor {
             last_activity: Instant::now(),
             expiry_timer: None,
             stop_reason: None,
+            owner_epoch: 0,
+            fenced: false,
             #[cfg(feature = "fault-injection")]
             fail_next_batch: false,
         }
@@ -163,7 +175,8 @@ impl SkuActor {
         let fail = false;
         let started = Instant::now();
         let version_before = stock.version;
-        let write = async move { write(db, stock, commands, fail).await };
+        let owner_epoch = self.owner_epoch;
+        let write = async move { write(db, stock, commands, owner_epoch, fail).await };
         context.spawn(write.into_actor(self).map(move |outcome, actor, context| {
             actor.flushing = false;
             match outcome {
@@ -239,6 +252,7 @@ async fn write(
     db: Db,
     mut stock: Stock,
     commands: Vec<Command>,
+    owner_epoch: i64,
     fail: bool,
 ) -> Result<Written, BatchError> {
     if fail {
@@ -311,6 +325,7 @@ async fn write(
             low_stock_threshold: stock.low_stock_threshold,
             version,
             updated_at: now,
+            owner_epoch,
         }),
         expected_version,
         new_reservations: changes.new_reservations,
@@ -323,14 +338,35 @@ async fn write(
     Ok((stock, results, expired))
 }
 
-async fn load(db: Db, sku: String) -> Result<Stock, souk_db::DbError> {
-    let mut connection = db.pool().acquire().await?;
+/// Why an actor could not load its SKU.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error("a later owner (epoch {0}) claimed the sku")]
+    Fenced(i64),
+    #[error(transparent)]
+    Db(#[from] souk_db::DbError),
+}
+
+/// Claims the row with `epoch` (on a clustered node), then reads the stock and its
+/// reservations; answers the stock and the owner epoch its batches must carry.
+async fn load(db: Db, sku: String, epoch: Option<u64>) -> Result<(Stock, i64), LoadError> {
+    let mut connection = db.pool().acquire().await.map_err(souk_db::DbError::from)?;
+    if let Some(epoch) = epoch {
+        let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
+        if let Claim::Stale { owner_epoch } =
+            fence::claim(&mut connection, FencedRow::Item, &sku, epoch).await?
+        {
+            return Err(LoadError::Fenced(owner_epoch));
+        }
+    }
     let mut stock = Stock::empty(&sku);
+    let mut owner_epoch = epoch.map_or(0, |epoch| i64::try_from(epoch).unwrap_or(i64::MAX));
     if let Some(item) = inventory::load_item(&mut connection, &sku).await? {
         stock.on_hand = item.on_hand;
         stock.reserved = item.reserved;
         stock.low_stock_threshold = item.low_stock_threshold;
         stock.version = Some(item.version);
+        owner_epoch = item.owner_epoch;
     }
     for reservation in inventory::load_reservations(&mut connection, &sku).await? {
         stock.reservations.insert(
@@ -343,7 +379,7 @@ async fn load(db: Db, sku: String) -> Result<Stock, souk_db::DbError> {
             },
         );
     }
-    Ok(stock)
+    Ok((stock, owner_epoch))
 }
 
 impl Actor for SkuActor {
@@ -351,14 +387,24 @@ impl Actor for SkuActor {
 
     fn started(&mut self, context: &mut Context<Self>) {
         // Nothing is handled until the stock is loaded.
-        let loading = load(self.db.clone(), self.sku.clone());
+        let loading = load(self.db.clone(), self.sku.clone(), self.link.epoch());
         context.wait(
             loading
                 .into_actor(self)
                 .map(|loaded, actor, context| match loaded {
-                    Ok(stock) => {
+                    Ok((stock, owner_epoch)) => {
                         actor.stock = Some(stock);
+                        actor.owner_epoch = owner_epoch;
                         actor.schedule_expiry(context);
+                    }
+                    Err(LoadError::Fenced(owner_epoch)) => {
+                        tracing::warn!(sku = %actor.sku, owner_epoch, epoch = actor.link.epoch(),
+                            "a later owner claimed this sku; not serving it");
+                        metrics::counter!("souk_inventory_fenced_total").increment(1);
+                        actor.fenced = true;
+                        context.run_later(FENCED_LINGER, |actor, context| {
+                            actor.stop_with(context, StopReason::Fenced);
+                        });
                     }
                     Err(error) => {
                         tracing::error!(sku = %actor.sku, %error, "cannot load inventory");
@@ -406,9 +452,11 @@ impl Drop for SkuActor {
             self.link.report(StopReason::Crashed);
         }
         for (_, reply_to) in self.pending.drain(..) {
-            let _ = reply_to.send(Err(InventoryError::Unavailable(
-                "the sku actor stopped".into(),
-            )));
+            let _ = reply_to.send(Err(if self.fenced {
+                InventoryError::Fenced
+            } else {
+                InventoryError::Unavailable("the sku actor stopped".into())
+            }));
         }
     }
 }
@@ -416,6 +464,9 @@ impl Drop for SkuActor {
 impl SkuActor {
     fn execute(&mut self, command: Command, context: &mut Context<Self>) -> ResponseFuture<Reply> {
         self.last_activity = Instant::now();
+        if self.fenced {
+            return Box::pin(async { Err(InventoryError::Fenced) });
+        }
         let (reply_to, reply) = oneshot::channel();
         self.pending.push((command, reply_to));
         self.flush(context);
@@ -428,6 +479,9 @@ impl SkuActor {
 
     fn snapshot(&mut self) -> ResponseFuture<Result<Stock, InventoryError>> {
         self.last_activity = Instant::now();
+        if self.fenced {
+            return Box::pin(async { Err(InventoryError::Fenced) });
+        }
         if let Some(stock) = &self.stock {
             let stock = stock.clone();
             return Box::pin(async move { Ok(stock) });

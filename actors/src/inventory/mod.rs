@@ -29,13 +29,13 @@ pub type SkuRouter = std::sync::Arc<dyn crate::entity::EntityRouter<Sku>>;
 /// read of the committed stock.
 pub struct Sku;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum SkuRequest {
     Execute(Command),
     Snapshot,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum SkuReply {
     Done(Outcome),
     Stock(Stock),
@@ -46,6 +46,10 @@ impl EntityKind for Sku {
     type Request = SkuRequest;
     type Reply = SkuReply;
     type Error = InventoryError;
+
+    fn is_not_owner(error: &InventoryError) -> bool {
+        matches!(error, InventoryError::Fenced)
+    }
 }
 
 /// Starts the host of this node's SKU actors and gives the router to it.
@@ -69,16 +73,31 @@ pub fn start_host_with_feed(
         expiry_listener,
         feed,
     };
-    LocalRouter::new(EntityHost::<SkuActor>::new(deps, settings).start())
+    start_host_with_ownership(deps, settings, None)
+}
+
+/// The host of a clustered node: it runs the SKUs `ownership` says this node serves.
+pub fn start_host_with_ownership(
+    deps: SkuDeps,
+    settings: HostSettings,
+    ownership: Option<std::sync::Arc<dyn crate::entity::Ownership>>,
+) -> LocalInventory {
+    let mut host = EntityHost::<SkuActor>::new(deps, settings);
+    if let Some(ownership) = ownership {
+        host = host.with_ownership(ownership);
+    }
+    LocalRouter::new(host.start())
 }
 
 /// Why a command did not complete; `Fenced`, `Restarting` and `Unavailable` are
 /// retryable: nothing was acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum InventoryError {
     #[error(transparent)]
     Stock(#[from] StockError),
-    #[error("another owner wrote this sku; retry")]
+    /// Another node serves the SKU now (a later owner claimed or wrote its row, or
+    /// this node's shard moved): retry, and a router sends it to the current owner.
+    #[error("another owner serves this sku; retry")]
     Fenced,
     #[error("the sku's actor is restarting; retry in {retry_after_ms} ms")]
     Restarting { retry_after_ms: u64 },
@@ -106,6 +125,7 @@ impl From<HostError> for InventoryError {
             HostError::Restarting { retry_after_ms } => {
                 InventoryError::Restarting { retry_after_ms }
             }
+            HostError::NotOwner => InventoryError::Fenced,
             other => InventoryError::Unavailable(other.to_string()),
         }
     }

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use souk_db::clock::Micros;
 use souk_db::inventory::{MovementRecord, ReservationRecord};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
     pub quantity: i64,
     pub expires_at: Micros,
@@ -19,13 +20,13 @@ pub struct Held {
 /// Who asks for a reservation, and how many units of this SKU one customer may hold
 /// across all their unpaid orders (`None`: no cap). It stops one customer from holding
 /// a SKU's whole stock with orders they never pay ("denial of inventory").
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
     pub customer_id: String,
     pub max_units: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stock {
     pub sku: String,
     pub on_hand: i64,
@@ -37,7 +38,7 @@ pub struct Stock {
 }
 
 /// What a caller asks of a SKU. Every order-related command is idempotent by order id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Reserve {
         order_id: String,
@@ -76,7 +77,7 @@ pub enum Command {
     ExpireDue,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Reserved { available: i64 },
     AlreadyReserved,
@@ -91,7 +92,7 @@ pub enum Outcome {
     Expired { order_ids: Vec<String> },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum StockError {
     #[error("insufficient stock: {available} available")]
     Insufficient { available: i64 },

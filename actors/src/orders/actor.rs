@@ -19,7 +19,7 @@ use crate::entity::{Entity, EntityKind, EntityLink, EntityRouter, Passivate, Req
 use crate::error::Error;
 
 /// A command for one order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum OrderCommand {
     Pay {
         user_id: String,
@@ -46,6 +46,10 @@ impl EntityKind for Order {
     type Request = OrderCommand;
     type Reply = Option<OrderView>;
     type Error = Error;
+
+    fn is_not_owner(error: &Error) -> bool {
+        error.code() == crate::ErrorCode::StaleOwner
+    }
 }
 
 /// The door to order actors, wherever they run.
@@ -124,10 +128,11 @@ impl Handler<Request<Order>> for OrderEntity {
     fn handle(&mut self, request: Request<Order>, _: &mut Context<Self>) -> Self::Result {
         self.last_activity = Instant::now();
         let (logic, id, owned) = (self.logic.clone(), self.order_id.clone(), self.order.take());
+        let epoch = self.link.epoch();
         let work = async move {
             let order = match owned {
                 Some(order) => order,
-                None => logic.load_order(&id).await?,
+                None => logic.load_order(&id, epoch).await?,
             };
             match request.0 {
                 OrderCommand::Pay { user_id, method } => logic
@@ -146,13 +151,19 @@ impl Handler<Request<Order>> for OrderEntity {
             }
         };
         AtomicResponse::new(Box::pin(work.into_actor(self).map(
-            |outcome, entity, _| match outcome {
+            |outcome, entity, context| match outcome {
                 Ok((order, view)) => {
                     entity.order = Some(order);
                     Ok(view)
                 }
                 Err(error) => {
                     entity.order = None;
+                    // A later owner claimed the order: this node does not serve it.
+                    if Order::is_not_owner(&error) {
+                        tracing::warn!(order_id = %entity.order_id, epoch = entity.link.epoch(),
+                            "a later owner claimed this order; not serving it");
+                        entity.stop_with(context, StopReason::Fenced);
+                    }
                     Err(error)
                 }
             },

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use souk_db::clock::now_micros;
-use souk_db::orders::{self, HistoryRecord, LineRecord, OrderFilter, OrderRecord};
+use souk_db::fence::{self, Claim, FencedRow};
+use souk_db::orders::{self, HistoryRecord, LineRecord, OrderFilter, OrderRecord, Transition};
 use souk_db::{Db, DbError};
 
 use super::limits::{CheckoutLocks, PurchaseLimits};
@@ -101,16 +102,27 @@ impl OrderLogic {
     /// The order if the caller may see it: its owner, or an admin. Anyone else gets 404,
     /// as if it did not exist.
     async fn load(&self, id: &str, owner: Option<&str>) -> Result<OrderRecord, Error> {
-        let order = self.load_order(id).await?;
+        let order = self.load_order(id, None).await?;
         visible_to(order, owner)
     }
 
-    /// The stored order, for its actor to own while it is active.
-    pub async fn load_order(&self, id: &str) -> Result<OrderRecord, Error> {
+    /// The stored order, for its actor to own while it is active. On a clustered node
+    /// the actor claims the row with its shard's `epoch` first; `stale_owner` when a
+    /// later owner did.
+    pub async fn load_order(&self, id: &str, epoch: Option<u64>) -> Result<OrderRecord, Error> {
         if !souk_db::ids::is_well_formed(id) {
             return Err(Error::not_found("order"));
         }
-        orders::find(self.db.pool(), id)
+        let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
+        if let Some(epoch) = epoch {
+            let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
+            if let Claim::Stale { .. } =
+                fence::claim(&mut connection, FencedRow::Order, id, epoch).await?
+            {
+                return Err(Error::stale_owner());
+            }
+        }
+        orders::find(&mut *connection, id)
             .await?
             .ok_or_else(|| Error::not_found("order"))
     }
@@ -299,6 +311,8 @@ impl OrderLogic {
             version: 1,
             created_at: now,
             updated_at: now,
+            // Its owner claims it when its actor first loads it.
+            owner_epoch: 0,
         };
         let line_records: Vec<LineRecord> = lines
             .iter()
@@ -437,7 +451,7 @@ impl OrderLogic {
             &serde_json::json!({"order_id": order.id, "user_id": order.user_id, "from": from.as_str(), "to": to.as_str(), "reason": reason}),
         )?;
         let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
-        if !orders::transition(
+        match orders::transition(
             &mut connection,
             &order,
             expected_version,
@@ -446,10 +460,14 @@ impl OrderLogic {
         )
         .await?
         {
-            return Err(Error::new(
-                ErrorCode::IllegalTransition,
-                "the order changed meanwhile; reload it",
-            ));
+            Transition::Applied => {}
+            Transition::Conflict => {
+                return Err(Error::new(
+                    ErrorCode::IllegalTransition,
+                    "the order changed meanwhile; reload it",
+                ))
+            }
+            Transition::Fenced => return Err(Error::stale_owner()),
         }
         drop(connection);
         // The transition is committed, so it is the answer; if its stock effect cannot be

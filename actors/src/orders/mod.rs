@@ -30,7 +30,20 @@ pub use state::{
 
 /// Starts the host of this node's order actors and gives the router to it.
 pub fn start_host(logic: OrderLogic, settings: HostSettings) -> LocalRouter<OrderEntity> {
-    LocalRouter::new(EntityHost::<OrderEntity>::new(logic, settings).start())
+    start_host_with_ownership(logic, settings, None)
+}
+
+/// The host of a clustered node: it runs the orders `ownership` says this node serves.
+pub fn start_host_with_ownership(
+    logic: OrderLogic,
+    settings: HostSettings,
+    ownership: Option<Arc<dyn crate::entity::Ownership>>,
+) -> LocalRouter<OrderEntity> {
+    let mut host = EntityHost::<OrderEntity>::new(logic, settings);
+    if let Some(ownership) = ownership {
+        host = host.with_ownership(ownership);
+    }
+    LocalRouter::new(host.start())
 }
 
 /// The order service of a node whose order actors are all local.

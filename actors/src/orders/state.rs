@@ -66,7 +66,7 @@ pub enum Initiator {
     System,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     /// The payment provider captured the payment.
     Pay,

@@ -34,7 +34,7 @@ pub struct CreateOrderInput {
     pub items: Vec<OrderItemInput>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OrderLineView {
     pub sku: String,
     pub product_id: String,
@@ -44,7 +44,7 @@ pub struct OrderLineView {
     pub line_total: Money,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HistoryView {
     pub from: Option<String>,
     pub to: String,
@@ -55,7 +55,7 @@ pub struct HistoryView {
     pub at: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OrderView {
     pub id: String,
     pub user_id: String,
@@ -104,7 +104,7 @@ pub fn status_of(order: &OrderRecord) -> Result<OrderStatus, Error> {
 }
 
 /// Who acts, for the state machine and the history.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Caller {
     Shopper(String),
     Admin(String),
