@@ -9,9 +9,10 @@
 //! - [`node`] and [`table`]: membership + ring + leases combined into the shard table a
 //!   node publishes (what it serves, with epochs, and who holds the rest).
 //! - [`transport`]: the cross-node mailbox over NATS request/reply.
-//!
-//! Wiring into the entity host (the cluster router, handoff with actors) is not here yet.
+//! - [`entities`]: Souk's entities on all of it — the cluster router, the envelope
+//!   handler, the hosts' ownership and the handoff task.
 
+pub mod entities;
 pub mod error;
 pub mod kv;
 pub mod lease;
@@ -24,6 +25,7 @@ pub mod simulation;
 pub mod table;
 pub mod transport;
 
+pub use entities::{ClusterRouter, EntityHandler, TableOwnership};
 pub use error::ClusterError;
 pub use lease::{Acquire, Holder, Lease, LeaseError, LeaseStore};
 pub use membership::Membership;

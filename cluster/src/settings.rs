@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ClusterError;
 
@@ -23,9 +23,12 @@ pub const DEFAULT_SHARD_COUNT: u32 = 1024;
 /// forward and the offset between the servers of a NATS cluster when the stream's
 /// leader moves). A renewal that keeps failing therefore gets three tries before the
 /// holder stops serving. Membership works the same way with its own TTL.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterSettings {
+    /// Join a cluster over NATS: this node then serves only the shards it holds the
+    /// lease of and forwards the rest. Off: the node owns every entity.
+    pub enabled: bool,
     /// This node's id, unique in the cluster: letters, digits, `-` and `_`. Default: the
     /// host name (the pod name in a StatefulSet), cut at its first dot.
     pub node_id: String,
@@ -50,11 +53,15 @@ pub struct ClusterSettings {
     /// How long a shard that moves to another node may stay draining (the entity host
     /// flushing and passivating) before its lease is released anyway.
     pub handoff_timeout_ms: u64,
+    /// How long a call to an entity may take, retries against a moving owner included;
+    /// past it the caller gets a retryable `503`.
+    pub call_timeout_ms: u64,
 }
 
 impl Default for ClusterSettings {
     fn default() -> Self {
         Self {
+            enabled: false,
             node_id: default_node_id(),
             shards: DEFAULT_SHARD_COUNT,
             namespace: "souk".to_owned(),
@@ -65,6 +72,7 @@ impl Default for ClusterSettings {
             membership_renew_ms: 1_000,
             kv_replicas: 1,
             handoff_timeout_ms: 5_000,
+            call_timeout_ms: 10_000,
         }
     }
 }
@@ -99,6 +107,9 @@ impl ClusterSettings {
         }
         if !(1..=5).contains(&self.kv_replicas) {
             return Err(invalid("kv_replicas", "must be 1 to 5"));
+        }
+        if self.call_timeout_ms == 0 {
+            return Err(invalid("call_timeout_ms", "must be positive"));
         }
         if self.membership_renew_interval() >= self.membership_ttl() {
             return Err(invalid(
@@ -139,6 +150,10 @@ impl ClusterSettings {
 
     pub fn handoff_timeout(&self) -> Duration {
         Duration::from_millis(self.handoff_timeout_ms)
+    }
+
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
     }
 }
 

@@ -63,6 +63,7 @@ pub fn settings(node: &str, namespace: &str) -> ClusterSettings {
         membership_renew_ms: 300,
         kv_replicas: 1,
         handoff_timeout_ms: 500,
+        ..ClusterSettings::default()
     }
 }
 

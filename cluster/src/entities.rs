@@ -1,0 +1,299 @@
+//! Souk's entities on a cluster: the router callers use, the handler that answers
+//! other nodes' envelopes, the ownership the entity hosts ask, and the handoff task.
+//!
+//! - [`ClusterRouter`] sends an entity's request to this node's host when this node
+//!   serves the entity's shard, otherwise through the [`Mailbox`] to the owner; a
+//!   "not owner" answer from either is tried again, against a fresh table, until the
+//!   call's deadline.
+//! - [`EntityHandler`] answers envelopes with this node's hosts.
+//! - [`TableOwnership`] lets a host run an entity only while the shard table says this
+//!   node serves its shard, under that tenure's epoch.
+//! - [`run_handoffs`] passivates a draining shard's entities (open batches commit
+//!   first) and then tells the node it may release the shard's lease.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::dev::ToEnvelope;
+use actix::prelude::*;
+use bytes::Bytes;
+use souk_actors::entity::{
+    Entity, EntityKind, EntityRouter, LocalRouter, NotOwner, Ownership, PassivateWhere, Request,
+    WireKind,
+};
+use tokio::sync::watch;
+
+use crate::node::Handoffs;
+use crate::ring::{shard_of, ShardId};
+use crate::table::ShardTable;
+use crate::transport::{
+    BoxFuture, Envelope, EnvelopeHandler, HandlerError, Mailbox, RemoteError, SendError,
+};
+
+/// How long a local "not owner" waits for the table to change before trying again.
+const TABLE_CHANGE_WAIT: Duration = Duration::from_millis(50);
+
+/// The shard table as the entity hosts' [`Ownership`].
+pub struct TableOwnership {
+    table: watch::Receiver<Arc<ShardTable>>,
+}
+
+impl TableOwnership {
+    pub fn new(table: watch::Receiver<Arc<ShardTable>>) -> Self {
+        Self { table }
+    }
+}
+
+impl Ownership for TableOwnership {
+    fn epoch_of(&self, key: &str) -> Result<u64, NotOwner> {
+        let table = self.table.borrow();
+        table.serving_epoch(table.shard_of(key)).ok_or(NotOwner)
+    }
+}
+
+/// The door to the entities of one kind, wherever in the cluster they live.
+pub struct ClusterRouter<E: Entity> {
+    local: LocalRouter<E>,
+    mailbox: Mailbox,
+    table: watch::Receiver<Arc<ShardTable>>,
+    /// How long one call may take, retries included.
+    timeout: Duration,
+}
+
+impl<E: Entity> ClusterRouter<E> {
+    pub fn new(
+        local: LocalRouter<E>,
+        mailbox: Mailbox,
+        table: watch::Receiver<Arc<ShardTable>>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            local,
+            mailbox,
+            table,
+            timeout,
+        }
+    }
+}
+
+impl<E> EntityRouter<E::Kind> for ClusterRouter<E>
+where
+    E: Entity + Handler<Request<E::Kind>>,
+    E::Context: ToEnvelope<E, Request<E::Kind>>,
+    E::Kind: WireKind,
+{
+    fn send(
+        &self,
+        key: String,
+        request: <E::Kind as EntityKind>::Request,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<<E::Kind as EntityKind>::Reply, <E::Kind as EntityKind>::Error>,
+    > {
+        let local = self.local.clone();
+        let mailbox = self.mailbox.clone();
+        let mut table = self.table.clone();
+        let deadline = Instant::now() + self.timeout;
+        Box::pin(async move {
+            let kind = <E::Kind as EntityKind>::NAME;
+            loop {
+                let serving = {
+                    let snapshot = table.borrow_and_update();
+                    snapshot.serves(snapshot.shard_of(&key))
+                };
+                if serving {
+                    let result = local.send(key.clone(), request.clone()).await;
+                    let moved = result
+                        .as_ref()
+                        .is_err_and(<E::Kind as EntityKind>::is_not_owner);
+                    if !moved || Instant::now() >= deadline {
+                        return result;
+                    }
+                    drop(result);
+                    // The shard is moving (or a later owner claimed the row): wait for
+                    // the table to say where it went.
+                    let _ = tokio::time::timeout(TABLE_CHANGE_WAIT, table.changed()).await;
+                    continue;
+                }
+                let payload = Bytes::from(<E::Kind as WireKind>::encode_request(&request));
+                return match mailbox.send(kind, &key, payload, deadline).await {
+                    Ok(bytes) => {
+                        <E::Kind as WireKind>::decode_result(&bytes).unwrap_or_else(|error| {
+                            Err(<E::Kind as WireKind>::unavailable(error.to_string()))
+                        })
+                    }
+                    Err(SendError::DeadlineExceeded) => Err(<E::Kind as WireKind>::unavailable(
+                        format!("no node served {kind} {key} in time; retry"),
+                    )),
+                    Err(SendError::Remote(error)) => Err(<E::Kind as WireKind>::unavailable(
+                        format!("the node serving {kind} {key} failed: {}", error.message),
+                    )),
+                    Err(SendError::Transport(error)) => Err(<E::Kind as WireKind>::unavailable(
+                        format!("cannot reach the node serving {kind} {key}: {error}"),
+                    )),
+                };
+            }
+        })
+    }
+}
+
+/// Handles the envelopes of one entity kind with this node's host.
+trait KindHandler: Send + Sync + 'static {
+    fn handle(&self, envelope: Envelope) -> BoxFuture<Result<Bytes, HandlerError>>;
+}
+
+struct HostHandler<E: Entity> {
+    local: LocalRouter<E>,
+}
+
+impl<E> KindHandler for HostHandler<E>
+where
+    E: Entity + Handler<Request<E::Kind>>,
+    E::Context: ToEnvelope<E, Request<E::Kind>>,
+    E::Kind: WireKind,
+{
+    fn handle(&self, envelope: Envelope) -> BoxFuture<Result<Bytes, HandlerError>> {
+        let local = self.local.clone();
+        Box::pin(async move {
+            let kind = <E::Kind as EntityKind>::NAME;
+            let request =
+                <E::Kind as WireKind>::decode_request(&envelope.payload).map_err(|error| {
+                    HandlerError::Failed(RemoteError::new("undecodable", error.to_string(), false))
+                })?;
+            let remaining = envelope.deadline.saturating_duration_since(Instant::now());
+            let result = tokio::time::timeout(remaining, local.send(envelope.key, request))
+                .await
+                .map_err(|_| {
+                    HandlerError::Failed(RemoteError::new(
+                        "deadline_exceeded",
+                        format!("the {kind} did not answer in time"),
+                        true,
+                    ))
+                })?;
+            if let Err(error) = &result {
+                if <E::Kind as EntityKind>::is_not_owner(error) {
+                    return Err(HandlerError::NotOwner);
+                }
+            }
+            Ok(Bytes::from(<E::Kind as WireKind>::encode_result(&result)))
+        })
+    }
+}
+
+/// Answers other nodes' envelopes with this node's entity hosts, by kind.
+#[derive(Default)]
+pub struct EntityHandler {
+    kinds: HashMap<&'static str, Arc<dyn KindHandler>>,
+}
+
+impl EntityHandler {
+    /// Serves the kind of `local`'s entities.
+    pub fn with<E>(mut self, local: LocalRouter<E>) -> Self
+    where
+        E: Entity + Handler<Request<E::Kind>>,
+        E::Context: ToEnvelope<E, Request<E::Kind>>,
+        E::Kind: WireKind,
+    {
+        self.kinds.insert(
+            <E::Kind as EntityKind>::NAME,
+            Arc::new(HostHandler { local }),
+        );
+        self
+    }
+}
+
+impl EnvelopeHandler for EntityHandler {
+    fn handle(&self, envelope: Envelope) -> BoxFuture<Result<Bytes, HandlerError>> {
+        match self.kinds.get(envelope.kind.as_str()) {
+            Some(handler) => handler.handle(envelope),
+            None => {
+                let kind = envelope.kind;
+                Box::pin(async move {
+                    Err(HandlerError::Failed(RemoteError::new(
+                        "unknown_kind",
+                        format!("this node serves no entity of kind {kind:?}"),
+                        false,
+                    )))
+                })
+            }
+        }
+    }
+}
+
+/// Something whose entities can be passivated by a predicate on their keys: an entity
+/// host, type-erased so one handoff task serves every kind.
+pub trait PassivateHost: Send + Sync + 'static {
+    fn passivate_where(
+        &self,
+        matches: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+        timeout: Duration,
+    ) -> BoxFuture<usize>;
+}
+
+impl<E: Entity> PassivateHost for LocalRouter<E> {
+    fn passivate_where(
+        &self,
+        matches: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+        timeout: Duration,
+    ) -> BoxFuture<usize> {
+        let host = self.host().clone();
+        Box::pin(async move {
+            host.send(PassivateWhere { matches, timeout })
+                .await
+                .unwrap_or(0)
+        })
+    }
+}
+
+/// Until `stopping`: for every shard the table marks draining, passivates its entities
+/// on every host (their open batches commit first), then reports the handoff done so
+/// the node releases the lease. The node releases it anyway when `timeout` passes.
+pub async fn run_handoffs(
+    mut table: watch::Receiver<Arc<ShardTable>>,
+    hosts: Vec<Arc<dyn PassivateHost>>,
+    handoffs: Handoffs,
+    timeout: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut started: BTreeSet<ShardId> = BTreeSet::new();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        let (draining, shard_count): (BTreeSet<ShardId>, u32) = {
+            let snapshot = table.borrow_and_update();
+            (snapshot.draining().collect(), snapshot.shard_count())
+        };
+        // A shard no longer draining (released, or kept after all) may drain again later.
+        started.retain(|shard| draining.contains(shard));
+        for shard in draining {
+            if !started.insert(shard) {
+                continue;
+            }
+            let hosts = hosts.clone();
+            let handoffs = handoffs.clone();
+            running.spawn(async move {
+                let matches: Arc<dyn Fn(&str) -> bool + Send + Sync> =
+                    Arc::new(move |key: &str| shard_of(key, shard_count) == shard);
+                let mut still_running = 0;
+                for host in &hosts {
+                    still_running += host.passivate_where(matches.clone(), timeout).await;
+                }
+                if still_running > 0 {
+                    tracing::warn!(
+                        shard = shard.0,
+                        still_running,
+                        "handoff: entities still running at the timeout"
+                    );
+                }
+                handoffs.done(shard);
+            });
+        }
+        tokio::select! {
+            changed = table.changed() => if changed.is_err() { break },
+            _ = stopping.wait_for(|stopped| *stopped) => break,
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+    // Handoffs under way finish: a stopping node drains its shards through them.
+    while running.join_next().await.is_some() {}
+}
