@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod error;

@@ -20,12 +20,12 @@ use souk_actors::entity::{EntityRouter, HostSettings};
 use souk_actors::identity::rate_limit::RateLimiter;
 use souk_actors::identity::{AuthService, JwtKeys, PasswordHasher, UserService};
 use souk_actors::inventory::{
-    InventoryError, InventoryService, Sku, SkuReply, SkuRequest, SkuRouter,
+    InventoryError, InventoryService, Sku, SkuDeps, SkuReply, SkuRequest, SkuRouter,
 };
 use souk_actors::node::NodeRoot;
 use souk_actors::orders::actor::ExpiryListener;
 use souk_actors::orders::payments::TestDoublePaymentProvider;
-use souk_actors::orders::OrderLogic;
+use souk_actors::orders::{OrderLogic, OrderService};
 use souk_actors::outbox::bus::LocalBus;
 use souk_actors::outbox::relay::{Publisher, Relay};
 use souk_actors::outbox::Names;
@@ -33,6 +33,10 @@ use souk_actors::ports::ProductLookup;
 use souk_actors::redis_store::RedisStore;
 use souk_db::{Db, PoolSettings};
 
+use souk_cluster::entities::PassivateHost;
+use souk_cluster::EntityHandler;
+
+use crate::cluster::ClusterRuntime;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::http::body_deadline::BodyReadTimeout;
@@ -208,6 +212,15 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         None => None,
     };
     let services = config.service_set()?;
+    let cluster = match (&nats, config.cluster.enabled) {
+        (Some(client), true) => Some(Arc::new(
+            ClusterRuntime::join(client.clone(), config.cluster.clone())
+                .await
+                .context("cannot join the cluster")?,
+        )),
+        _ => None,
+    };
+    let ownership = cluster.as_ref().map(|cluster| cluster.ownership());
     let deadline = std::time::Duration::from_millis(config.grpc.deadline_ms);
     let service_jwt = jwt.clone();
     let remote = |service: Service| -> anyhow::Result<RemoteService> {
@@ -253,15 +266,24 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     let stock_feed = services
         .contains(Service::Inventory)
         .then(souk_actors::inventory::new_feed);
+    let mut local_skus = None;
     let sku_router: SkuRouter = if services.contains(Service::Inventory) {
-        let local = souk_actors::inventory::start_host_with_feed(
-            db.clone(),
+        let deps = SkuDeps {
+            db: db.clone(),
+            expiry_listener: Some(expiry_listener.recipient()),
+            feed: stock_feed.clone(),
+        };
+        let local = souk_actors::inventory::start_host_with_ownership(
+            deps,
             HostSettings::default(),
-            Some(expiry_listener.recipient()),
-            stock_feed.clone(),
+            ownership.clone(),
         );
         root.own_inventory(local.host().clone());
-        Arc::new(local)
+        local_skus = Some(local.clone());
+        match &cluster {
+            Some(cluster) => cluster.router(local),
+            None => Arc::new(local),
+        }
     } else if !services.remote_dependencies().contains(&Service::Inventory) {
         Arc::new(AbsentInventory)
     } else {
@@ -290,8 +312,31 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         std::time::Duration::from_secs(config.orders.reservation_ttl_secs),
         config.orders.purchase_limits(),
     );
-    let (orders, order_host) = souk_actors::orders::local_service(logic, order_host_settings());
+    let order_host = souk_actors::orders::start_host_with_ownership(
+        logic.clone(),
+        order_host_settings(),
+        ownership,
+    );
     root.own_orders(order_host.host().clone());
+    let orders = OrderService::new(
+        logic,
+        match &cluster {
+            Some(cluster) => cluster.router(order_host.clone()),
+            None => Arc::new(order_host.clone()),
+        },
+    );
+    if let Some(cluster) = &cluster {
+        let mut handler = EntityHandler::default().with(order_host.clone());
+        let mut hosts: Vec<Arc<dyn PassivateHost>> = vec![Arc::new(order_host)];
+        if let Some(local) = local_skus {
+            handler = handler.with(local.clone());
+            hosts.push(Arc::new(local));
+        }
+        cluster
+            .serve(handler, hosts)
+            .await
+            .context("cannot serve the cluster's envelopes")?;
+    }
     let _ = order_router_cell.set(orders.router().clone());
     let names = Names::new(&config.events.namespace);
     let publisher = match &nats {
@@ -318,6 +363,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         redis,
         nats,
         root: Arc::new(root),
+        cluster,
         metrics,
     }))
 }
@@ -568,6 +614,11 @@ impl Application {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "the gRPC server stopped with an error"),
             Err(error) => tracing::warn!(%error, "the gRPC server task failed"),
+        }
+        // A clustered node leaves the ring and hands its shards over while its actors
+        // still run (their open batches commit before the leases are released).
+        if let Some(cluster) = &self.state.cluster {
+            cluster.leave().await;
         }
         // Then the node's children, in order: order actors, SKU actors (open batches
         // commit), email workers, the relay (one last pass) and the sweeper.

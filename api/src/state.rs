@@ -36,5 +36,7 @@ pub struct AppState {
     pub nats: Option<async_nats::Client>,
     /// Owns the node's entity hosts and tasks; lists them and stops them in order.
     pub root: Arc<NodeRoot>,
+    /// This node's place in the cluster, when `[cluster] enabled`.
+    pub cluster: Option<Arc<crate::cluster::ClusterRuntime>>,
     pub metrics: PrometheusHandle,
 }

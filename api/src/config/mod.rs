@@ -1,6 +1,6 @@
 //! One typed configuration, in sections: `[node]`, `[log]`, `[http]`, `[grpc]`,
 //! `[database]`, `[redis]`, `[nats]`, `[jwt]`, `[auth]`, `[orders]`, `[email]`,
-//! `[smtp]`, `[outbox]`, `[events]`, `[search]`. Layers, later wins: built-in defaults < the
+//! `[smtp]`, `[outbox]`, `[events]`, `[search]`, `[cluster]`. Layers, later wins: built-in defaults < the
 //! optional TOML file (`--config souk.toml`) < `SOUK_*` environment variables (names
 //! derived from the sections, see [`env`]) < command-line flags. Secrets may come from
 //! files (`*_file`) so Kubernetes secrets or a Vault agent can supply them; they never
@@ -38,6 +38,8 @@ pub struct Config {
     pub outbox: OutboxSection,
     pub events: EventsSection,
     pub search: SearchSection,
+    /// Settings of `souk-cluster`, used as they are.
+    pub cluster: souk_cluster::ClusterSettings,
 }
 
 /// Flags that override every other layer; `None` leaves the lower layers alone.

@@ -50,6 +50,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_cluster()?;
         if let Some(url) = &self.nats.url {
             if !starts_with_any(url, &["nats://", "tls://"]) {
                 return Err(ConfigError::setting(
@@ -128,6 +129,34 @@ impl Config {
             ));
         }
         Ok(self)
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        if let Err(souk_cluster::ClusterError::InvalidSetting { setting, reason }) =
+            self.cluster.validate()
+        {
+            return Err(ConfigError::setting(&format!("cluster.{setting}"), reason));
+        }
+        if !self.cluster.enabled {
+            return Ok(());
+        }
+        if self.nats.url.is_none() {
+            return Err(ConfigError::setting(
+                "cluster.enabled",
+                "a cluster needs nats.url (SOUK_NATS_URL): its nodes meet on NATS",
+            ));
+        }
+        let url = self.effective_database_url();
+        if !matches!(
+            souk_db::Backend::from_url(&url),
+            Ok(souk_db::Backend::MySql)
+        ) {
+            return Err(ConfigError::setting(
+                "cluster.enabled",
+                "the nodes of a cluster share one MySQL/MariaDB database (database.url = mysql://…)",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_services(&self) -> Result<(), ConfigError> {

@@ -63,6 +63,7 @@ use problems::ProblemResponses;
         rest::admin_emails::dead_letters,
         rest::admin_emails::replay,
         rest::admin_system::tree,
+        rest::admin_system::cluster,
         rest::admin_search::status,
         rest::admin_search::reindex,
     ),

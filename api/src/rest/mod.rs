@@ -171,7 +171,9 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                 ),
         );
     }
-    api = api.service(web::resource("/admin/system/tree").route(web::get().to(admin_system::tree)));
+    api = api
+        .service(web::resource("/admin/system/tree").route(web::get().to(admin_system::tree)))
+        .service(web::resource("/admin/cluster").route(web::get().to(admin_system::cluster)));
     // Probes stay on the public port too (load balancers use them); `/metrics` is only
     // on the operations address.
     config

@@ -34,8 +34,9 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// Every configured dependency answers (the database always, Redis and NATS when set)
-/// and, where the catalog is served, the search index is built.
+/// Every configured dependency answers (the database always, Redis and NATS when set),
+/// where the catalog is served the search index is built, and a clustered node has
+/// joined, read the shard table and holds its shards (not while it leaves).
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "ops",
     responses((status = 200, body = Readiness), (status = 503, description = "a dependency is down or the search index is still being built; `checks` names it", body = Readiness)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
@@ -60,6 +61,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             Err(_) => format!("error: timed out ({:?})", nats.connection_state()),
         };
         checks.insert("nats", answer);
+    }
+    if let Some(cluster) = &state.cluster {
+        let answer = match cluster.ready() {
+            Ok(()) => "ok".to_owned(),
+            Err(reason) => reason,
+        };
+        checks.insert("cluster", answer);
     }
     // Searches wait for the search index's first build.
     if state.services.contains(crate::topology::Service::Product) {
