@@ -11,6 +11,7 @@ mod admin;
 mod auth;
 mod catalog;
 mod cli;
+mod cluster;
 mod console;
 mod crash;
 mod deploy;
