@@ -21,6 +21,10 @@ pub struct ItemRecord {
     pub owner_epoch: i64,
 }
 
+/// The columns of an [`ItemRecord`], in its order.
+const ITEM_COLUMNS: &str =
+    "sku, on_hand, reserved, low_stock_threshold, version, updated_at, owner_epoch";
+
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
 pub struct ReservationRecord {
     pub sku: String,
@@ -79,9 +83,9 @@ pub async fn load_item(
     connection: &mut AnyConnection,
     sku: &str,
 ) -> Result<Option<ItemRecord>, DbError> {
-    Ok(sqlx::query_as::<_, ItemRecord>(
-        "SELECT sku, on_hand, reserved, low_stock_threshold, version, updated_at, owner_epoch FROM inventory_items WHERE sku = ?",
-    )
+    Ok(sqlx::query_as::<_, ItemRecord>(&format!(
+        "SELECT {ITEM_COLUMNS} FROM inventory_items WHERE sku = ?"
+    ))
     .bind(sku)
     .fetch_optional(&mut *connection)
     .await?)
@@ -242,11 +246,11 @@ pub async fn list_items<'e, E>(
 where
     E: Executor<'e, Database = Any>,
 {
-    Ok(sqlx::query_as::<_, ItemRecord>(
-        "SELECT sku, on_hand, reserved, low_stock_threshold, version, updated_at FROM inventory_items \
+    Ok(sqlx::query_as::<_, ItemRecord>(&format!(
+        "SELECT {ITEM_COLUMNS} FROM inventory_items \
          WHERE (? = 0 OR (low_stock_threshold > 0 AND on_hand - reserved < low_stock_threshold)) \
-           AND (? IS NULL OR sku > ?) ORDER BY sku LIMIT ?",
-    )
+           AND (? IS NULL OR sku > ?) ORDER BY sku LIMIT ?"
+    ))
     .bind(i64::from(low_stock))
     .bind(after)
     .bind(after)
