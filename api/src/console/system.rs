@@ -1,7 +1,8 @@
 //! The system and cluster pages. The system page shows the node root's supervision
 //! tree (domains, entity hosts with their live entities and restarts, supervised
-//! tasks) and the services the node calls elsewhere. The cluster page says "single
-//! node" until nodes join a cluster.
+//! tasks) and the services the node calls elsewhere. The cluster page shows the members
+//! with their shards and the shards this node is handing over (as
+//! `GET /api/v1/admin/cluster` gives them), or says "single node".
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -95,6 +96,7 @@ struct ClusterPage {
     chrome: Chrome,
     node: String,
     services: String,
+    cluster: Option<crate::cluster::ClusterView>,
 }
 
 /// `GET /admin/cluster`
@@ -107,6 +109,7 @@ pub async fn cluster_page(
         chrome: Chrome::new("cluster", &admin),
         node: node_address(&request),
         services: state.services.to_string(),
+        cluster: state.cluster.as_ref().map(|cluster| cluster.view()),
     };
     Ok(page::render(StatusCode::OK, &template))
 }

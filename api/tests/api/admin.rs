@@ -307,3 +307,27 @@ async fn the_system_tree_lists_domains_hosts_and_tasks() {
     let anonymous = app.get("/api/v1/admin/system/tree").await;
     assert_problem(anonymous, 401, "missing_token").await;
 }
+
+/// A node that is not clustered says so, and owns everything; only admins may ask.
+#[actix_web::test]
+async fn the_cluster_view_of_a_single_node_is_admin_only() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("cluster").await;
+    let response = app
+        .get_as("/api/v1/admin/cluster", &admin.access_token)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let view: Value = response.json().await.unwrap();
+    assert_eq!(view["enabled"], false);
+    assert_eq!(view["ready"], true);
+    assert_eq!(view["members"], json!([]));
+    assert_eq!(view["handoffs"], json!([]));
+    assert!(!view["node_id"].as_str().unwrap().is_empty());
+    let customer = app
+        .get_as("/api/v1/admin/cluster", &shopper.access_token)
+        .await;
+    assert_problem(customer, 403, "forbidden").await;
+    let anonymous = app.get("/api/v1/admin/cluster").await;
+    assert_problem(anonymous, 401, "missing_token").await;
+}

@@ -200,6 +200,7 @@ async fn openapi_documents_every_route_and_the_docs_page_works_offline() {
     let expected = [
         ("/healthz", "get"),
         ("/api/v1/admin/system/tree", "get"),
+        ("/api/v1/admin/cluster", "get"),
         ("/api/v1/admin/search", "get"),
         ("/api/v1/admin/search/reindex", "post"),
         ("/readyz", "get"),

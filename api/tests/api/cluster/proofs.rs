@@ -55,6 +55,59 @@ async fn stock_on(client: &reqwest::Client, address: &str, admin: &str, sku: &st
     response.json().await.unwrap()
 }
 
+/// The value of cookie `name` set by `response`.
+fn cookie(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|line| line.strip_prefix(&format!("{name}=")))
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+/// The console's cluster page, signed in through the form as the admin.
+async fn console_cluster_page(address: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = client
+        .get(format!("{address}/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    let form_cookie = cookie(&form, "souk_console_signin");
+    let page = form.text().await.unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a csrf field") + marker.len();
+    let csrf = page[start..].split('"').next().unwrap().to_owned();
+    let signed_in = client
+        .post(format!("{address}/admin/login"))
+        .header("cookie", format!("souk_console_signin={form_cookie}"))
+        .form(&[
+            ("email", "boss@example.com"),
+            ("password", PASSWORD),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303, "console sign-in");
+    let session = cookie(&signed_in, "souk_console");
+    client
+        .get(format!("{address}/admin/cluster"))
+        .header("cookie", format!("souk_console={session}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn addresses(members: &[Member]) -> Vec<String> {
     members.iter().map(|member| member.http.clone()).collect()
 }
@@ -87,6 +140,16 @@ fn members_started_together_on_an_empty_database_all_serve_with_one_owner_per_sh
         }
         let view = cluster_view(&client, &members[1].http, &admin).await;
         assert_eq!(view["enabled"], true);
+        assert_eq!(view["ready"], true);
+        // The console's cluster page shows the same members.
+        let page = console_cluster_page(&members[1].http).await;
+        for id in ids {
+            assert!(
+                page.contains(id),
+                "{id} missing from the console page: {page}"
+            );
+        }
+        assert!(page.contains("Clustered."), "{page}");
         assert_eq!(view["node_id"], "node-b");
         assert_eq!(view["shard_count"], SHARDS);
 
