@@ -33,6 +33,13 @@ struct Servers {
         default_value = "redis://127.0.0.1:6379"
     )]
     redis_url: String,
+    /// NATS server (>= 2.11, JetStream) of the `souk-cluster` strategy.
+    #[arg(
+        long,
+        env = "SOUK_TEST_NATS_URL",
+        default_value = "nats://127.0.0.1:14222"
+    )]
+    nats_url: String,
 }
 
 #[derive(Subcommand)]
@@ -251,10 +258,12 @@ fn main() -> anyhow::Result<()> {
             println!("{markdown}");
         }
         Command::Contention {
-            servers: Servers {
-                mysql_url,
-                redis_url,
-            },
+            servers:
+                Servers {
+                    mysql_url,
+                    redis_url,
+                    nats_url,
+                },
             database,
             strategies,
             workloads,
@@ -270,13 +279,19 @@ fn main() -> anyhow::Result<()> {
             let options = if smoke {
                 contention::Options {
                     strategies,
-                    ..contention::Options::smoke(mysql_url, redis_url, format!("{database}_smoke"))
+                    ..contention::Options::smoke(
+                        mysql_url,
+                        redis_url,
+                        nats_url,
+                        format!("{database}_smoke"),
+                    )
                 }
             } else {
                 anyhow::ensure!(duration > 0.0, "--duration must be positive");
                 contention::Options {
                     mysql_server_url: mysql_url,
                     redis_url,
+                    nats_url,
                     database,
                     strategies,
                     workloads,

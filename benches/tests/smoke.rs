@@ -1,4 +1,4 @@
-//! The contention harness's smoke mode against the real MariaDB and Redis: every
+//! The contention harness's smoke mode against the real MariaDB, Redis and NATS: every
 //! strategy × every workload at small scale, with stock small enough to sell out. Fails
 //! on any oversell, lost acknowledged reservation or disagreeing counter — never on
 //! speed.
@@ -13,7 +13,9 @@ async fn smoke_run_never_oversells_and_records_every_acknowledged_reservation() 
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     // souk_t_* databases are the test suite's: scripts/test-services drops leftovers.
     let database = format!("souk_t_bench_{}", uuid::Uuid::now_v7().simple());
-    let options = contention::Options::smoke(mysql, redis, database);
+    let nats =
+        std::env::var("SOUK_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:14222".to_owned());
+    let options = contention::Options::smoke(mysql, redis, nats, database);
     let report = contention::run(&options, None)
         .await
         .expect("the smoke run completes");

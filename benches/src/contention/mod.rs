@@ -36,10 +36,11 @@ pub enum StrategyName {
     RedisLua,
     SoukHttp,
     SoukGrpc,
+    SoukCluster,
 }
 
 impl StrategyName {
-    pub const ALL: [StrategyName; 7] = [
+    pub const ALL: [StrategyName; 8] = [
         StrategyName::MysqlTx,
         StrategyName::MysqlForUpdate,
         StrategyName::MysqlAutocommit,
@@ -47,6 +48,7 @@ impl StrategyName {
         StrategyName::SoukActor,
         StrategyName::SoukHttp,
         StrategyName::SoukGrpc,
+        StrategyName::SoukCluster,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +60,7 @@ impl StrategyName {
             StrategyName::RedisLua => "redis-lua",
             StrategyName::SoukHttp => "souk-http",
             StrategyName::SoukGrpc => "souk-grpc",
+            StrategyName::SoukCluster => "souk-cluster",
         }
     }
 }
@@ -67,8 +70,10 @@ pub struct Options {
     /// MariaDB server URL without a database name.
     pub mysql_server_url: String,
     pub redis_url: String,
-    /// The bench database; `<database>_http` holds the souk-http node's. Both are
-    /// dropped and created afresh at the start of a run.
+    /// The NATS server (>= 2.11) the `souk-cluster` nodes meet on.
+    pub nats_url: String,
+    /// The bench database; `<database>_http`, `_grpc` and `_cluster` hold the Souk
+    /// nodes'. All are dropped and created afresh at the start of a run.
     pub database: String,
     pub strategies: Vec<StrategyName>,
     pub workloads: Vec<Workload>,
@@ -88,10 +93,16 @@ pub struct Options {
 impl Options {
     /// Every strategy × every workload at small scale, in well under a minute; stock is
     /// small so that hot SKUs sell out and the oversell check meets the boundary.
-    pub fn smoke(mysql_server_url: String, redis_url: String, database: String) -> Self {
+    pub fn smoke(
+        mysql_server_url: String,
+        redis_url: String,
+        nats_url: String,
+        database: String,
+    ) -> Self {
         Self {
             mysql_server_url,
             redis_url,
+            nats_url,
             database,
             strategies: StrategyName::ALL.to_vec(),
             workloads: Workload::ALL.to_vec(),
@@ -138,6 +149,9 @@ async fn drop_database(options: &Options, name: &str) -> anyhow::Result<()> {
     admin.close().await?;
     Ok(())
 }
+
+/// Nodes of the `souk-cluster` deployment.
+const CLUSTER_NODES: usize = 3;
 
 #[derive(Default)]
 struct Tally {
@@ -238,6 +252,7 @@ struct Strategies {
     souk_actor: Option<Arc<strategies::souk_actor::SoukActor>>,
     souk_http: Option<Arc<strategies::http::SoukHttp>>,
     souk_grpc: Option<Arc<strategies::http::SoukHttp>>,
+    souk_cluster: Option<Arc<strategies::http::SoukHttp>>,
 }
 
 /// Runs the whole sweep. `progress` advances by one per cell.
@@ -246,6 +261,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
     let started_at = chrono::Utc::now();
     let http_database = format!("{}_http", options.database);
     let grpc_database = format!("{}_grpc", options.database);
+    let cluster_database = format!("{}_cluster", options.database);
     recreate_database(options, &options.database).await?;
     let wanted = |name: StrategyName| options.strategies.contains(&name);
     if wanted(StrategyName::SoukHttp) {
@@ -253,6 +269,9 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
     }
     if wanted(StrategyName::SoukGrpc) {
         recreate_database(options, &grpc_database).await?;
+    }
+    if wanted(StrategyName::SoukCluster) {
+        recreate_database(options, &cluster_database).await?;
     }
     let pool = strategies::mysql::pool(&options.database_url(&options.database), options.pool_size)
         .await?;
@@ -320,7 +339,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
                     options.pool_size,
                     check,
                     options.stock_per_sku * non_hot_cells.max(1) as i64,
-                    false,
+                    strategies::http::Deployment::Rest,
                 )
                 .await?,
             ))
@@ -335,7 +354,26 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
                     options.pool_size,
                     check,
                     options.stock_per_sku * non_hot_cells.max(1) as i64,
-                    true,
+                    strategies::http::Deployment::Grpc,
+                )
+                .await?,
+            ))
+        } else {
+            None
+        },
+        souk_cluster: if wanted(StrategyName::SoukCluster) {
+            let check =
+                strategies::mysql::pool(&options.database_url(&cluster_database), 4).await?;
+            Some(Arc::new(
+                strategies::http::SoukHttp::new(
+                    &options.database_url(&cluster_database),
+                    options.pool_size,
+                    check,
+                    options.stock_per_sku * non_hot_cells.max(1) as i64,
+                    strategies::http::Deployment::Cluster {
+                        nodes: CLUSTER_NODES,
+                        nats_url: options.nats_url.clone(),
+                    },
                 )
                 .await?,
             ))
@@ -395,6 +433,9 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
                     StrategyName::SoukGrpc => {
                         run_cell(set.souk_grpc.as_ref().unwrap(), cell, duration).await
                     }
+                    StrategyName::SoukCluster => {
+                        run_cell(set.souk_cluster.as_ref().unwrap(), cell, duration).await
+                    }
                 }?;
                 if let Some(progress) = progress {
                     if result.violates() {
@@ -417,6 +458,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
         drop_database(options, &options.database).await?;
         drop_database(options, &http_database).await?;
         drop_database(options, &grpc_database).await?;
+        drop_database(options, &cluster_database).await?;
     }
     let unavailable: Vec<Unavailable> = Vec::new();
     Ok(Report::new(

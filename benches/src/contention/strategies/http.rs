@@ -1,14 +1,18 @@
-//! End to end against a real Souk node, over REST (`souk-http`) or gRPC (`souk-grpc`): a
-//! logged-in customer places orders (`POST /api/v1/orders`, or `OrderService.CreateOrder`;
-//! one line of one unit, with an idempotency key). Each order goes through
-//! authentication, validation, the catalog snapshot, the SKU actor's reservation and
-//! the order's own persistence, so this measures a whole checkout's reservation step,
-//! not the inventory alone.
+//! End to end against real Souk nodes, over REST (`souk-http`), gRPC (`souk-grpc`), or
+//! REST spread over a three-node cluster (`souk-cluster`): a logged-in customer places
+//! orders (`POST /api/v1/orders`, or `OrderService.CreateOrder`; one line of one unit,
+//! with an idempotency key). Each order goes through authentication, validation, the
+//! catalog snapshot, the SKU actor's reservation and the order's own persistence, so
+//! this measures a whole checkout's reservation step, not the inventory alone.
 //!
-//! The node runs in this process (`Application::build`, as the API tests do) on its own
-//! fresh database; the clients reach it over loopback sockets.
+//! The nodes run in this process (`Application::build`, as the API tests do, each on an
+//! actix system of its own) on their own fresh database; the clients reach them over
+//! loopback sockets. In the cluster the clients send to the nodes in turn, so two
+//! requests in three land on a node that does not own the SKU and are forwarded over
+//! NATS to its owner.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -26,16 +30,30 @@ use super::{Attempt, Cell, Strategy, Verification};
 use crate::contention::host::ActixHost;
 use crate::contention::workload::Workload;
 
-/// How the clients reach the node.
+/// Which nodes, reached how.
+#[derive(Debug, Clone)]
+pub enum Deployment {
+    /// One node over REST.
+    Rest,
+    /// One node over gRPC.
+    Grpc,
+    /// `nodes` clustered nodes over REST, meeting on the NATS server at `nats_url`.
+    Cluster { nodes: usize, nats_url: String },
+}
+
+/// How the clients reach the nodes.
 enum Transport {
     Rest,
     /// A few HTTP/2 connections, each multiplexing many clients' calls.
     Grpc(Vec<OrderServiceClient<Channel>>),
+    Cluster,
 }
 
 pub struct SoukHttp {
     transport: Transport,
-    base: String,
+    /// Every node's REST base; requests go to them in turn.
+    bases: Vec<String>,
+    next_base: AtomicUsize,
     client: reqwest::Client,
     token: String,
     catalog: souk_actors::catalog::CatalogService,
@@ -47,8 +65,9 @@ pub struct SoukHttp {
     shared_stock: i64,
     orders_before: AtomicI64,
     reservations_before: AtomicI64,
-    _data_dir: TempDir,
-    _host: ActixHost,
+    _data_dirs: Vec<TempDir>,
+    /// Dropped last: stops the nodes.
+    _hosts: Vec<ActixHost>,
 }
 
 struct TempDir(std::path::PathBuf);
@@ -67,51 +86,126 @@ fn shared_cell(template: &Cell) -> Cell {
     }
 }
 
+/// One node of a bench deployment: its REST and gRPC ports, its catalog service.
+struct StartedNode {
+    host: ActixHost,
+    data_dir: TempDir,
+    port: u16,
+    grpc_port: u16,
+    catalog: souk_actors::catalog::CatalogService,
+}
+
+/// What every node of one deployment shares.
+struct NodeSettings {
+    database_url: String,
+    pool_size: u32,
+    jwt_secret: String,
+    /// Node id, NATS URL and namespace of a clustered node.
+    cluster: Option<(String, String, String)>,
+}
+
+async fn start_node(settings: &NodeSettings) -> anyhow::Result<StartedNode> {
+    let data_dir =
+        TempDir(std::env::temp_dir().join(format!("souk-bench-{}", uuid::Uuid::now_v7().simple())));
+    std::fs::create_dir_all(&data_dir.0)?;
+    let mut config = Config::default();
+    config.http.addr = "127.0.0.1:0".parse()?;
+    config.grpc.addr = "127.0.0.1:0".parse()?;
+    config.http.ops_addr = "127.0.0.1:0".parse()?;
+    config.node.data_dir = data_dir.0.clone();
+    config.database.url = Some(settings.database_url.clone());
+    config.database.max_connections = settings.pool_size;
+    config.jwt.secret = Some(Secret::new(settings.jwt_secret.clone()));
+    // Only the bench customer logs in, once.
+    config.auth.bcrypt_cost = 4;
+    config.jwt.access_token_ttl_secs = 24 * 3600;
+    config.orders.reservation_ttl_secs = 3600;
+    // One bench customer places every order: the purchase limits would refuse it.
+    config.orders.max_unpaid_orders = 0;
+    config.orders.max_units_per_sku = 0;
+    config.http.shutdown_timeout_secs = 1;
+    if let Some((node_id, nats_url, namespace)) = &settings.cluster {
+        config.nats.url = Some(nats_url.clone());
+        config.events.namespace = namespace.clone();
+        config.cluster.enabled = true;
+        config.cluster.node_id = node_id.clone();
+        config.cluster.namespace = namespace.clone();
+    }
+    let (host, (port, grpc_port, catalog)) = ActixHost::start(move || async move {
+        let application = souk_api::Application::build(config).await?;
+        let port = application.port();
+        let grpc_port = application.grpc_port();
+        let catalog = application.state().catalog.clone();
+        actix_rt::spawn(application.run_until_stopped());
+        Ok((port, grpc_port, catalog))
+    })
+    .await?;
+    Ok(StartedNode {
+        host,
+        data_dir,
+        port,
+        grpc_port,
+        catalog,
+    })
+}
+
+/// Waits until the node at `base` answers `/readyz` (a clustered node: holds its shards).
+async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    for _ in 0..600 {
+        if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
+            if response.status() == StatusCode::OK {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the node at {base} did not become ready within a minute")
+}
+
 impl SoukHttp {
     pub async fn new(
         database_url: &str,
         pool_size: u32,
         check: MySqlPool,
         shared_stock: i64,
-        over_grpc: bool,
+        deployment: Deployment,
     ) -> anyhow::Result<Self> {
-        let data_dir = TempDir(
-            std::env::temp_dir().join(format!("souk-bench-{}", uuid::Uuid::now_v7().simple())),
-        );
-        std::fs::create_dir_all(&data_dir.0)?;
-        let mut config = Config::default();
-        config.http.addr = "127.0.0.1:0".parse()?;
-        config.grpc.addr = "127.0.0.1:0".parse()?;
-        config.http.ops_addr = "127.0.0.1:0".parse()?;
-        config.node.data_dir = data_dir.0.clone();
-        config.database.url = Some(database_url.to_owned());
-        config.database.max_connections = pool_size;
-        config.jwt.secret = Some(Secret::new(format!(
-            "{}{}",
-            uuid::Uuid::now_v7().simple(),
-            uuid::Uuid::now_v7().simple()
-        )));
-        // Only the bench customer logs in, once.
-        config.auth.bcrypt_cost = 4;
-        config.jwt.access_token_ttl_secs = 24 * 3600;
-        config.orders.reservation_ttl_secs = 3600;
-        // One bench customer places every order: the purchase limits would refuse it.
-        config.orders.max_unpaid_orders = 0;
-        config.orders.max_units_per_sku = 0;
-        config.http.shutdown_timeout_secs = 1;
-        let (host, (port, grpc_port, catalog)) = ActixHost::start(move || async move {
-            let application = souk_api::Application::build(config).await?;
-            let port = application.port();
-            let grpc_port = application.grpc_port();
-            let catalog = application.state().catalog.clone();
-            actix_rt::spawn(application.run_until_stopped());
-            Ok((port, grpc_port, catalog))
-        })
-        .await?;
-        let base = format!("http://127.0.0.1:{port}");
+        let namespace = format!("bench{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let node_count = match &deployment {
+            Deployment::Cluster { nodes, .. } => (*nodes).max(1),
+            _ => 1,
+        };
+        let mut nodes = Vec::new();
+        for index in 0..node_count {
+            let settings = NodeSettings {
+                database_url: database_url.to_owned(),
+                // The cluster gets as many database connections as one node, in all.
+                pool_size: pool_size.div_ceil(node_count as u32).max(2),
+                jwt_secret: namespace.repeat(4),
+                cluster: match &deployment {
+                    Deployment::Cluster { nats_url, .. } => Some((
+                        format!("bench-{index}"),
+                        nats_url.clone(),
+                        namespace.clone(),
+                    )),
+                    _ => None,
+                },
+            };
+            nodes.push(start_node(&settings).await?);
+        }
+        let bases: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("http://127.0.0.1:{}", node.port))
+            .collect();
+        let base = bases[0].clone();
+        let grpc_port = nodes[0].grpc_port;
+        let catalog = nodes[0].catalog.clone();
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(2048)
             .build()?;
+        for base in &bases {
+            wait_ready(&client, base).await?;
+        }
         let email = format!("bench-{}@example.com", uuid::Uuid::now_v7().simple());
         let password = "bench password 123";
         let registered = client
@@ -136,7 +230,7 @@ impl SoukHttp {
             .as_str()
             .ok_or_else(|| anyhow::anyhow!("login returned no access token"))?
             .to_owned();
-        let transport = if over_grpc {
+        let transport = if let Deployment::Grpc = deployment {
             let mut clients = Vec::new();
             for _ in 0..GRPC_CONNECTIONS {
                 let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc_port}"))?
@@ -145,12 +239,19 @@ impl SoukHttp {
                 clients.push(OrderServiceClient::new(channel));
             }
             Transport::Grpc(clients)
+        } else if let Deployment::Cluster { .. } = deployment {
+            Transport::Cluster
         } else {
             Transport::Rest
         };
+        let (hosts, data_dirs) = nodes
+            .into_iter()
+            .map(|node| (node.host, node.data_dir))
+            .unzip();
         Ok(Self {
             transport,
-            base,
+            bases,
+            next_base: AtomicUsize::new(0),
             client,
             token,
             catalog,
@@ -159,8 +260,8 @@ impl SoukHttp {
             shared_stock,
             orders_before: AtomicI64::new(0),
             reservations_before: AtomicI64::new(0),
-            _data_dir: data_dir,
-            _host: host,
+            _data_dirs: data_dirs,
+            _hosts: hosts,
         })
     }
 
@@ -267,6 +368,7 @@ impl Strategy for SoukHttp {
         match self.transport {
             Transport::Rest => "souk-http",
             Transport::Grpc(_) => "souk-grpc",
+            Transport::Cluster => "souk-cluster",
         }
     }
 
@@ -299,9 +401,10 @@ impl Strategy for SoukHttp {
                 .reserve_over_grpc(clients, self.sku(cell, sku), order_id)
                 .await;
         }
+        let base = &self.bases[self.next_base.fetch_add(1, Ordering::Relaxed) % self.bases.len()];
         let response = self
             .client
-            .post(format!("{}/api/v1/orders", self.base))
+            .post(format!("{base}/api/v1/orders"))
             .bearer_auth(&self.token)
             .header("Idempotency-Key", order_id)
             .json(&json!({"items": [{"sku": self.sku(cell, sku), "quantity": 1}]}))
