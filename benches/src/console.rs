@@ -11,10 +11,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde::Serialize;
 use serde_json::{json, Value};
-use souk_api::config::Secret;
-use souk_api::Config;
 
-use crate::contention::host::ActixHost;
+use crate::contention::host::{bench_node_config, ActixHost, NodeDir};
 use crate::stats::{summarise, Summary};
 
 pub const HOT_SKU: &str = "CONSOLE-HOT";
@@ -62,16 +60,8 @@ pub struct Report {
 
 struct Node {
     base: String,
-    _data_dir: TempDir,
+    _data_dir: NodeDir,
     _host: ActixHost,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 const ADMIN_PASSWORD: &str = "bench admin password";
@@ -102,36 +92,21 @@ async fn database_version(url: &str) -> String {
 
 /// A node with an admin, the hot product and its stock, made inside its actix system.
 async fn start_node(options: &Options, admin_email: String) -> anyhow::Result<Node> {
-    let data_dir = TempDir(std::env::temp_dir().join(format!(
-        "souk-bench-console-{}",
-        uuid::Uuid::now_v7().simple()
-    )));
-    std::fs::create_dir_all(&data_dir.0)?;
-    let mut config = Config::default();
-    config.http.addr = "127.0.0.1:0".parse()?;
-    config.grpc.addr = "127.0.0.1:0".parse()?;
-    config.http.ops_addr = "127.0.0.1:0".parse()?;
-    config.node.data_dir = data_dir.0.clone();
-    config.database.url = Some(format!(
-        "{}/{}",
-        options.mysql_server_url.trim_end_matches('/'),
-        options.database
-    ));
-    config.database.max_connections = options.pool_size;
-    config.jwt.secret = Some(Secret::new(format!(
-        "{}{}",
-        uuid::Uuid::now_v7().simple(),
-        uuid::Uuid::now_v7().simple()
-    )));
-    config.auth.bcrypt_cost = 4;
-    config.jwt.access_token_ttl_secs = 24 * 3600;
-    config.orders.reservation_ttl_secs = 3600;
-    // One bench customer places every order: the purchase limits would refuse it.
-    config.orders.max_unpaid_orders = 0;
-    config.orders.max_units_per_sku = 0;
+    let (mut config, data_dir) = bench_node_config(
+        format!(
+            "{}/{}",
+            options.mysql_server_url.trim_end_matches('/'),
+            options.database
+        ),
+        options.pool_size,
+        format!(
+            "{}{}",
+            uuid::Uuid::now_v7().simple(),
+            uuid::Uuid::now_v7().simple()
+        ),
+    )?;
     // The consoles' sign-ins and the customer's come from one address.
     config.auth.login_max_attempts_per_ip = 10_000;
-    config.http.shutdown_timeout_secs = 1;
     let (host, port) = ActixHost::start(move || async move {
         let application = souk_api::Application::build(config).await?;
         let state = application.state();

@@ -3,29 +3,15 @@
 //! neither a SKU batch nor an order transition — while unfenced writes (epoch kept as
 //! loaded) work as before.
 
+#[macro_use]
+mod support;
+
 use souk_db::clock::now_micros;
 use souk_db::fence::{self, Claim, FencedRow};
 use souk_db::inventory::{self, Batch, BatchError, ItemRecord};
 use souk_db::orders::{self, HistoryRecord, LineRecord, OrderRecord, Transition};
 use souk_db::outbox::OutboxEvent;
 use souk_db::testing::{fresh, TestBackend};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name(souk_db::testing::TestBackend::Sqlite).await
-                }
-                #[tokio::test]
-                async fn mysql() {
-                    super::$name(souk_db::testing::TestBackend::MySql).await
-                }
-            }
-        )*
-    };
-}
 
 on_both_backends!(
     a_later_owners_claim_fences_an_earlier_owners_sku_batch,

@@ -1,6 +1,9 @@
 //! The repositories of `souk-db` against both engines: every case below runs once on a
 //! fresh SQLite file and once on a fresh MariaDB database (`SOUK_TEST_MYSQL_URL`).
 
+#[macro_use]
+mod support;
+
 use souk_db::clock::{self, Micros};
 use souk_db::ids;
 use souk_db::one_time_tokens::{self, OneTimeToken, TokenKind};
@@ -9,24 +12,6 @@ use souk_db::sessions::{self, RefreshTokenRecord};
 use souk_db::testing::{fresh, TestBackend, TestDatabase};
 use souk_db::users::{self, UserFilter, UserRecord};
 use souk_db::{Backend, DbError};
-
-/// Two `#[tokio::test]`s per case, `case::sqlite` and `case::mysql`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn sqlite() {
-                    super::$name(souk_db::testing::TestBackend::Sqlite).await
-                }
-                #[tokio::test]
-                async fn mysql() {
-                    super::$name(souk_db::testing::TestBackend::MySql).await
-                }
-            }
-        )*
-    };
-}
 
 on_both_backends!(
     fresh_database_is_empty_and_on_the_right_engine,

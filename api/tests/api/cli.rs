@@ -2,7 +2,7 @@
 //! standard input, migrations, and serve with graceful shutdown.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -394,6 +394,23 @@ pub(crate) fn start_server_logging(
     }
     let _ = child.wait();
     panic!("souk exited without logging the address it listens on");
+}
+
+/// Waits until `child` (a `souk serve` spawned with piped stdout and stderr) logs that it
+/// listens and returns that entry; keeps draining both pipes afterwards, so the process
+/// never blocks on a full one. Panics with its stderr if it exits first.
+pub(crate) fn wait_listening(mut child: Child, what: &str) -> (Child, Value) {
+    let mut errors = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    if let Some(entry) = listening_entry(&mut lines) {
+        std::thread::spawn(move || lines.for_each(drop));
+        std::thread::spawn(move || std::io::copy(&mut errors, &mut std::io::sink()));
+        return (child, entry);
+    }
+    let status = child.wait();
+    let mut stderr = String::new();
+    let _ = std::io::Read::read_to_string(&mut errors, &mut stderr);
+    panic!("{what} exited without listening: {status:?}: {stderr}");
 }
 
 /// Reads a `souk serve` JSON log up to its `souk listening` entry; `None` if the

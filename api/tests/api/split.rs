@@ -4,14 +4,13 @@
 //! with the same Idempotency-Key once the inventory is back.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use souk_db::testing::TestDatabase;
 
-use crate::cli::{admin_create, listening_entry, souk};
+use crate::cli::{admin_create, souk, wait_listening};
 use crate::email::{token_in, SmtpSink};
 use crate::helpers::*;
 
@@ -108,20 +107,12 @@ impl Deployment {
         for (key, value) in extra {
             command.env(key, value);
         }
-        let mut child = command.spawn().unwrap();
-        let mut errors = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        if let Some(entry) = listening_entry(&mut lines) {
-            let http = entry["fields"]["address"].as_str().unwrap().to_owned();
-            // Keep draining its log so the process never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            std::thread::spawn(move || std::io::copy(&mut errors, &mut std::io::sink()));
-            return Node { child, http };
-        }
-        let status = child.wait();
-        let mut stderr = String::new();
-        let _ = std::io::Read::read_to_string(&mut errors, &mut stderr);
-        panic!("souk serve --services {services} exited without listening: {status:?}: {stderr}");
+        let (child, entry) = wait_listening(
+            command.spawn().unwrap(),
+            &format!("souk serve --services {services}"),
+        );
+        let http = entry["fields"]["address"].as_str().unwrap().to_owned();
+        Node { child, http }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Souk's actors need an actix `System`; the harness's clients run on a multi-threaded
 //! tokio runtime. The system lives on its own thread, as it would in a node, and the
-//! clients reach it through actor addresses and sockets.
+//! clients reach it through actor addresses and sockets. Also here: the configuration
+//! every in-process bench node starts from, and its data directory.
 
 use std::future::Future;
 
@@ -52,4 +53,43 @@ impl Drop for ActixHost {
             let _ = thread.join();
         }
     }
+}
+
+/// A bench node's data directory, removed when dropped.
+pub struct NodeDir(pub std::path::PathBuf);
+
+impl Drop for NodeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The configuration of an in-process bench node on MariaDB at `database_url`: ports
+/// picked by the system, a fresh data directory, one bench customer who may place every
+/// order (no purchase limits), cheap password hashing and long-lived tokens.
+pub fn bench_node_config(
+    database_url: String,
+    pool_size: u32,
+    jwt_secret: String,
+) -> anyhow::Result<(souk_api::Config, NodeDir)> {
+    let data_dir =
+        NodeDir(std::env::temp_dir().join(format!("souk-bench-{}", uuid::Uuid::now_v7().simple())));
+    std::fs::create_dir_all(&data_dir.0)?;
+    let mut config = souk_api::Config::default();
+    config.http.addr = "127.0.0.1:0".parse()?;
+    config.grpc.addr = "127.0.0.1:0".parse()?;
+    config.http.ops_addr = "127.0.0.1:0".parse()?;
+    config.node.data_dir = data_dir.0.clone();
+    config.database.url = Some(database_url);
+    config.database.max_connections = pool_size;
+    config.jwt.secret = Some(souk_api::config::Secret::new(jwt_secret));
+    // Only the bench customer (and admin) sign in, once.
+    config.auth.bcrypt_cost = 4;
+    config.jwt.access_token_ttl_secs = 24 * 3600;
+    config.orders.reservation_ttl_secs = 3600;
+    // One bench customer places every order: the purchase limits would refuse it.
+    config.orders.max_unpaid_orders = 0;
+    config.orders.max_units_per_sku = 0;
+    config.http.shutdown_timeout_secs = 1;
+    Ok((config, data_dir))
 }

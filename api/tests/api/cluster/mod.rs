@@ -7,7 +7,6 @@ mod fencing;
 mod proofs;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::cli::{admin_create, listening_entry, souk};
+use crate::cli::{admin_create, souk, wait_listening};
 use crate::crash::login;
 use crate::helpers::*;
 
@@ -165,26 +164,15 @@ impl Deployment {
     }
 }
 
-/// Reads a member's log until it listens; keeps draining it afterwards.
-fn listening(id: String, mut child: Child) -> Member {
-    let mut errors = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    if let Some(entry) = listening_entry(&mut lines) {
-        let http = entry["fields"]["address"].as_str().unwrap().to_owned();
-        let ops = entry["fields"]["ops"].as_str().unwrap().to_owned();
-        std::thread::spawn(move || lines.for_each(drop));
-        std::thread::spawn(move || std::io::copy(&mut errors, &mut std::io::sink()));
-        return Member {
-            id,
-            child,
-            http,
-            ops,
-        };
+/// The member once its log says it listens.
+fn listening(id: String, child: Child) -> Member {
+    let (child, entry) = wait_listening(child, &format!("souk serve ({id})"));
+    Member {
+        http: entry["fields"]["address"].as_str().unwrap().to_owned(),
+        ops: entry["fields"]["ops"].as_str().unwrap().to_owned(),
+        id,
+        child,
     }
-    let status = child.wait();
-    let mut stderr = String::new();
-    let _ = std::io::Read::read_to_string(&mut errors, &mut stderr);
-    panic!("souk serve ({id}) exited without listening: {status:?}: {stderr}");
 }
 
 /// Waits until the member's `/readyz` answers 200.
@@ -207,16 +195,26 @@ pub(crate) async fn admin_token(client: &reqwest::Client, address: &str) -> Stri
     login(client, address, ADMIN, PASSWORD).await
 }
 
-/// `GET /api/v1/admin/cluster` on one member.
-pub(crate) async fn cluster_view(client: &reqwest::Client, address: &str, admin: &str) -> Value {
+/// `GET {address}{path}` as the admin, which must answer 200 with JSON.
+pub(crate) async fn admin_get(
+    client: &reqwest::Client,
+    address: &str,
+    admin: &str,
+    path: &str,
+) -> Value {
     let response = client
-        .get(format!("{address}/api/v1/admin/cluster"))
+        .get(format!("{address}{path}"))
         .bearer_auth(admin)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status(), 200, "GET {path}");
     response.json().await.unwrap()
+}
+
+/// `GET /api/v1/admin/cluster` on one member.
+pub(crate) async fn cluster_view(client: &reqwest::Client, address: &str, admin: &str) -> Value {
+    admin_get(client, address, admin, "/api/v1/admin/cluster").await
 }
 
 /// Shard → holder, as a member's view lists them.

@@ -45,14 +45,13 @@ async fn stock_skus(client: &reqwest::Client, members: &[Member], admin: &str) -
 }
 
 async fn stock_on(client: &reqwest::Client, address: &str, admin: &str, sku: &str) -> Value {
-    let response = client
-        .get(format!("{address}/api/v1/admin/inventory/{sku}"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    admin_get(
+        client,
+        address,
+        admin,
+        &format!("/api/v1/admin/inventory/{sku}"),
+    )
+    .await
 }
 
 /// The value of cookie `name` set by `response`.
@@ -112,20 +111,60 @@ fn addresses(members: &[Member]) -> Vec<String> {
     members.iter().map(|member| member.http.clone()).collect()
 }
 
+/// Three members serving their settled shards under a checkout load.
+struct UnderLoad {
+    members: Vec<Member>,
+    client: reqwest::Client,
+    admin: String,
+    /// Shard → holder once the three had settled, before the load.
+    before: BTreeMap<u64, String>,
+    skus: Vec<String>,
+    load: Load,
+}
+
+const THREE: [&str; 3] = ["node-a", "node-b", "node-c"];
+
+impl UnderLoad {
+    /// Starts node-a, node-b and node-c, stocks the SKUs and runs the load until
+    /// `warm_up` checkouts are acknowledged.
+    async fn start(deployment: &Deployment, warm_up: usize) -> Self {
+        deployment.create_admin();
+        let members = deployment.start_all(&THREE);
+        let client = reqwest::Client::new();
+        for member in &members {
+            wait_ready(&client, member).await;
+        }
+        let admin = admin_token(&client, &members[0].http).await;
+        let before = settled(&client, &members[0].http, &admin, &THREE).await;
+        let skus = stock_skus(&client, &members, &admin).await;
+        let tokens = customers(&client, &members[0].http, 4).await;
+        let load = Load::start(addresses(&members), &tokens, &skus);
+        load.wait_for(warm_up).await;
+        Self {
+            members,
+            client,
+            admin,
+            before,
+            skus,
+            load,
+        }
+    }
+}
+
 #[test]
 fn members_started_together_on_an_empty_database_all_serve_with_one_owner_per_shard() {
     let runtime = runtime();
     runtime.block_on(async {
         let deployment = Deployment::new().await;
         // Three processes at once race for the migrations of an empty database.
-        let members = deployment.start_all(&["node-a", "node-b", "node-c"]);
+        let members = deployment.start_all(&THREE);
         let client = reqwest::Client::new();
         for member in &members {
             wait_ready(&client, member).await;
         }
         deployment.create_admin();
         let admin = admin_token(&client, &members[0].http).await;
-        let ids = ["node-a", "node-b", "node-c"];
+        let ids = THREE;
         let first = settled(&client, &members[0].http, &admin, &ids).await;
         for member in &members[1..] {
             // Every member sees the same single holder of every shard.
@@ -200,24 +239,14 @@ fn a_member_killed_under_load_loses_nothing_and_its_shards_are_served_again_in_s
     let runtime = runtime();
     runtime.block_on(async {
         let deployment = Deployment::new().await;
-        deployment.create_admin();
-        let mut members = deployment.start_all(&["node-a", "node-b", "node-c"]);
-        let client = reqwest::Client::new();
-        for member in &members {
-            wait_ready(&client, member).await;
-        }
-        let admin = admin_token(&client, &members[0].http).await;
-        let before = settled(
-            &client,
-            &members[0].http,
-            &admin,
-            &["node-a", "node-b", "node-c"],
-        )
-        .await;
-        let skus = stock_skus(&client, &members, &admin).await;
-        let tokens = customers(&client, &members[0].http, 4).await;
-        let load = Load::start(addresses(&members), &tokens, &skus);
-        load.wait_for(150).await;
+        let UnderLoad {
+            mut members,
+            client,
+            admin,
+            before,
+            load,
+            ..
+        } = UnderLoad::start(&deployment, 150).await;
 
         let victim = members.pop().unwrap();
         let orphaned: Vec<u64> = before
@@ -269,19 +298,14 @@ fn a_rolling_restart_under_load_loses_nothing() {
     let runtime = runtime();
     runtime.block_on(async {
         let deployment = Deployment::new().await;
-        deployment.create_admin();
-        let ids = ["node-a", "node-b", "node-c"];
-        let mut members = deployment.start_all(&ids);
-        let client = reqwest::Client::new();
-        for member in &members {
-            wait_ready(&client, member).await;
-        }
-        let admin = admin_token(&client, &members[0].http).await;
-        settled(&client, &members[0].http, &admin, &ids).await;
-        let skus = stock_skus(&client, &members, &admin).await;
-        let tokens = customers(&client, &members[0].http, 4).await;
-        let load = Load::start(addresses(&members), &tokens, &skus);
-        load.wait_for(100).await;
+        let UnderLoad {
+            mut members,
+            client,
+            admin,
+            load,
+            ..
+        } = UnderLoad::start(&deployment, 100).await;
+        let ids = THREE;
         for index in 0..members.len() {
             // Out of the load balancer first, then SIGTERM; back in once ready.
             let others: Vec<String> = members
@@ -321,25 +345,20 @@ fn a_frozen_member_loses_its_shards_and_serves_none_of_them_after_it_resumes() {
     let runtime = runtime();
     runtime.block_on(async {
         let deployment = Deployment::new().await;
-        deployment.create_admin();
-        let ids = ["node-a", "node-b", "node-c"];
-        let members = deployment.start_all(&ids);
-        let client = reqwest::Client::new();
-        for member in &members {
-            wait_ready(&client, member).await;
-        }
-        let admin = admin_token(&client, &members[0].http).await;
-        let before = settled(&client, &members[0].http, &admin, &ids).await;
-        let skus = stock_skus(&client, &members, &admin).await;
-        let tokens = customers(&client, &members[0].http, 4).await;
+        let UnderLoad {
+            members,
+            client,
+            admin,
+            before,
+            skus,
+            load,
+        } = UnderLoad::start(&deployment, 100).await;
         // The frozen member's own SKUs are loaded in its memory when it freezes.
         let frozen = &members[2];
         let its_skus: Vec<&String> = skus
             .iter()
             .filter(|sku| before[&u64::from(souk_cluster::shard_of(sku, SHARDS).0)] == frozen.id)
             .collect();
-        let load = Load::start(addresses(&members), &tokens, &skus);
-        load.wait_for(100).await;
 
         frozen.signal("STOP");
         let frozen_at = Instant::now();
@@ -402,24 +421,14 @@ fn scaling_out_moves_about_a_quarter_of_the_shards_and_loses_nothing() {
     let runtime = runtime();
     runtime.block_on(async {
         let deployment = Deployment::new().await;
-        deployment.create_admin();
-        let mut members = deployment.start_all(&["node-a", "node-b", "node-c"]);
-        let client = reqwest::Client::new();
-        for member in &members {
-            wait_ready(&client, member).await;
-        }
-        let admin = admin_token(&client, &members[0].http).await;
-        let before = settled(
-            &client,
-            &members[0].http,
-            &admin,
-            &["node-a", "node-b", "node-c"],
-        )
-        .await;
-        let skus = stock_skus(&client, &members, &admin).await;
-        let tokens = customers(&client, &members[0].http, 4).await;
-        let load = Load::start(addresses(&members), &tokens, &skus);
-        load.wait_for(100).await;
+        let UnderLoad {
+            mut members,
+            client,
+            admin,
+            before,
+            load,
+            ..
+        } = UnderLoad::start(&deployment, 100).await;
 
         let joined_at = Instant::now();
         let fourth = deployment.start("node-d");

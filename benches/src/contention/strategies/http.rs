@@ -16,8 +16,6 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use souk_api::config::Secret;
-use souk_api::Config;
 use souk_proto::v1 as pb;
 use souk_proto::v1::order_service_client::OrderServiceClient;
 use sqlx::mysql::MySqlPool;
@@ -27,7 +25,7 @@ use tonic_types::StatusExt;
 
 use super::souk_actor::{check_souk_items, seed_souk_items};
 use super::{Attempt, Cell, Strategy, Verification};
-use crate::contention::host::ActixHost;
+use crate::contention::host::{bench_node_config, ActixHost, NodeDir};
 use crate::contention::workload::Workload;
 
 /// Which nodes, reached how.
@@ -65,17 +63,9 @@ pub struct SoukHttp {
     shared_stock: i64,
     orders_before: AtomicI64,
     reservations_before: AtomicI64,
-    _data_dirs: Vec<TempDir>,
+    _data_dirs: Vec<NodeDir>,
     /// Dropped last: stops the nodes.
     _hosts: Vec<ActixHost>,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The shared catalogue's SKUs are those of a cell numbered 0, which no real cell uses.
@@ -89,7 +79,7 @@ fn shared_cell(template: &Cell) -> Cell {
 /// One node of a bench deployment: its REST and gRPC ports, its catalog service.
 struct StartedNode {
     host: ActixHost,
-    data_dir: TempDir,
+    data_dir: NodeDir,
     port: u16,
     grpc_port: u16,
     catalog: souk_actors::catalog::CatalogService,
@@ -105,25 +95,11 @@ struct NodeSettings {
 }
 
 async fn start_node(settings: &NodeSettings) -> anyhow::Result<StartedNode> {
-    let data_dir =
-        TempDir(std::env::temp_dir().join(format!("souk-bench-{}", uuid::Uuid::now_v7().simple())));
-    std::fs::create_dir_all(&data_dir.0)?;
-    let mut config = Config::default();
-    config.http.addr = "127.0.0.1:0".parse()?;
-    config.grpc.addr = "127.0.0.1:0".parse()?;
-    config.http.ops_addr = "127.0.0.1:0".parse()?;
-    config.node.data_dir = data_dir.0.clone();
-    config.database.url = Some(settings.database_url.clone());
-    config.database.max_connections = settings.pool_size;
-    config.jwt.secret = Some(Secret::new(settings.jwt_secret.clone()));
-    // Only the bench customer logs in, once.
-    config.auth.bcrypt_cost = 4;
-    config.jwt.access_token_ttl_secs = 24 * 3600;
-    config.orders.reservation_ttl_secs = 3600;
-    // One bench customer places every order: the purchase limits would refuse it.
-    config.orders.max_unpaid_orders = 0;
-    config.orders.max_units_per_sku = 0;
-    config.http.shutdown_timeout_secs = 1;
+    let (mut config, data_dir) = bench_node_config(
+        settings.database_url.clone(),
+        settings.pool_size,
+        settings.jwt_secret.clone(),
+    )?;
     if let Some((node_id, nats_url, namespace)) = &settings.cluster {
         config.nats.url = Some(nats_url.clone());
         config.events.namespace = namespace.clone();
