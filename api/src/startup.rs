@@ -82,6 +82,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     }
     let settings = PoolSettings {
         max_connections: config.database.max_connections,
+        stock_connections: config.database.stock_connections,
         ..PoolSettings::default()
     };
     let db = Db::connect(&config.effective_database_url(), &settings)

@@ -1,10 +1,12 @@
-//! The connection pool for either engine, chosen by the URL's scheme.
+//! The connection pools for either engine, chosen by the URL's scheme: the shared
+//! pool, and on MySQL/MariaDB a small lane of connections kept for stock batches.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection, Executor};
 
 use crate::DbError;
 
@@ -46,6 +48,10 @@ impl Backend {
 pub struct PoolSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// Connections beside `max_connections` that only stock batches use (MySQL and
+    /// MariaDB; 0: none). One SKU actor's batch holds every caller of that SKU, so it
+    /// must not queue for a connection behind the requests those callers made.
+    pub stock_connections: u32,
 }
 
 impl Default for PoolSettings {
@@ -53,6 +59,7 @@ impl Default for PoolSettings {
         Self {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
+            stock_connections: 0,
         }
     }
 }
@@ -73,6 +80,9 @@ fn migration_lock_name(database: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// Connections only stock batches use; `None` on SQLite (one writer at a time
+    /// whatever the pool) or when none are configured.
+    stock_lane: Option<AnyPool>,
     backend: Backend,
 }
 
@@ -88,8 +98,31 @@ impl Db {
             None => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
+        let pool = Self::pool_options(backend, settings.max_connections, settings)
+            .connect_with(options.clone())
+            .await?;
+        let stock_lane = match backend {
+            Backend::MySql if settings.stock_connections > 0 => Some(
+                Self::pool_options(backend, settings.stock_connections, settings)
+                    .min_connections(0)
+                    .connect_lazy_with(options),
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            pool,
+            stock_lane,
+            backend,
+        })
+    }
+
+    fn pool_options(
+        backend: Backend,
+        max_connections: u32,
+        settings: &PoolSettings,
+    ) -> AnyPoolOptions {
+        AnyPoolOptions::new()
+            .max_connections(max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .after_connect(move |connection, _meta| {
                 Box::pin(async move {
@@ -116,13 +149,26 @@ impl Db {
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await?;
-        Ok(Self { pool, backend })
     }
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A connection for a stock batch: from the stock lane when one is free, else from
+    /// whichever of the lane and the shared pool frees one first.
+    pub async fn acquire_for_stock(&self) -> Result<PoolConnection<Any>, DbError> {
+        let Some(lane) = &self.stock_lane else {
+            return Ok(self.pool.acquire().await?);
+        };
+        if let Some(connection) = lane.try_acquire() {
+            return Ok(connection);
+        }
+        Ok(tokio::select! {
+            biased;
+            connection = lane.acquire() => connection?,
+            connection = self.pool.acquire() => connection?,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -207,6 +253,9 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        if let Some(lane) = &self.stock_lane {
+            lane.close().await;
+        }
         self.pool.close().await;
     }
 }

@@ -260,7 +260,7 @@ async fn write(
             "injected failure".into(),
         )));
     }
-    let mut connection = db.pool().acquire().await.map_err(souk_db::DbError::from)?;
+    let mut connection = db.acquire_for_stock().await?;
     let now = now_micros();
     let available_before = stock.available();
     let mut changes = Changes::default();

@@ -130,6 +130,9 @@ pub struct DatabaseSection {
     /// A file holding the URL (a mounted secret, since the URL holds the password).
     pub url_file: Option<PathBuf>,
     pub max_connections: u32,
+    /// MySQL/MariaDB connections beside `max_connections` kept for the SKU actors'
+    /// batches, so a hot SKU's commit never queues behind ordinary requests (0: none).
+    pub stock_connections: u32,
 }
 
 impl Default for DatabaseSection {
@@ -138,6 +141,7 @@ impl Default for DatabaseSection {
             url: None,
             url_file: None,
             max_connections: 10,
+            stock_connections: 4,
         }
     }
 }

@@ -31,6 +31,8 @@ impl SoukActor {
                 &PoolSettings {
                     max_connections: pool_size,
                     acquire_timeout: std::time::Duration::from_secs(120),
+                    // Only the actors use this pool: nothing to keep a lane from.
+                    stock_connections: 0,
                 },
             )
             .await?;

@@ -1,0 +1,81 @@
+//! The stock lane: on MariaDB a stock batch gets a connection even while ordinary work
+//! holds every connection of the shared pool; on SQLite, and with no lane configured,
+//! it shares the pool and waits like everyone else.
+
+use std::time::Duration;
+
+use souk_db::testing::{empty_mysql, fresh_sqlite};
+use souk_db::{Db, PoolSettings};
+
+fn settings(stock_connections: u32) -> PoolSettings {
+    PoolSettings {
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(2),
+        stock_connections,
+    }
+}
+
+/// Holds every connection of the shared pool.
+async fn exhaust(db: &Db) -> Vec<sqlx::pool::PoolConnection<sqlx::Any>> {
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(db.pool().acquire().await.expect("a shared connection"));
+    }
+    assert!(
+        db.pool().try_acquire().is_none(),
+        "the shared pool is exhausted"
+    );
+    held
+}
+
+#[tokio::test]
+async fn a_stock_batch_gets_a_lane_connection_while_the_shared_pool_is_exhausted() {
+    let db = Db::connect(&empty_mysql().await, &settings(1))
+        .await
+        .expect("connect");
+    let held = exhaust(&db).await;
+    let mut connection = tokio::time::timeout(Duration::from_secs(1), db.acquire_for_stock())
+        .await
+        .expect("the lane answers at once")
+        .expect("a lane connection");
+    let (one,): (i64,) = sqlx::query_as("SELECT 1")
+        .fetch_one(&mut *connection)
+        .await
+        .expect("the lane connection works");
+    assert_eq!(one, 1);
+    // The lane's one connection is taken: the next batch waits for whichever frees
+    // first, here a shared one.
+    let waiting = tokio::spawn({
+        let db = db.clone();
+        async move { db.acquire_for_stock().await.map(drop) }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "no connection is free yet");
+    drop(held);
+    waiting
+        .await
+        .expect("the waiting batch did not panic")
+        .expect("a freed shared connection");
+    drop(connection);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn without_a_lane_a_stock_batch_waits_for_the_shared_pool() {
+    let sqlite = fresh_sqlite().await;
+    for db in [
+        Db::connect(&empty_mysql().await, &settings(0))
+            .await
+            .expect("connect"),
+        // SQLite has one writer whatever the pools: a lane setting is ignored there.
+        Db::connect(&sqlite.url, &settings(1))
+            .await
+            .expect("connect"),
+    ] {
+        let held = exhaust(&db).await;
+        let waited = tokio::time::timeout(Duration::from_millis(300), db.acquire_for_stock()).await;
+        assert!(waited.is_err(), "no connection beside the shared pool");
+        drop(held);
+        db.close().await;
+    }
+}
