@@ -125,6 +125,11 @@ enum Command {
         /// the server's max_connections (151 by default), which other clients share.
         #[arg(long, default_value_t = 24)]
         pool_size: u32,
+        /// Connections per souk-cluster node. Default: `--pool-size` split over the
+        /// three nodes, so the cluster holds as many as one node; `--pool-size` gives
+        /// each node as many as one node has, as a deployment of identical nodes would.
+        #[arg(long)]
+        cluster_node_pool: Option<u32>,
         /// Every strategy × every workload at 1 and 16 clients, under a second each,
         /// with stock small enough to sell out.
         #[arg(long)]
@@ -273,6 +278,7 @@ fn main() -> anyhow::Result<()> {
             hot_stock,
             stock_per_sku,
             pool_size,
+            cluster_node_pool,
             smoke,
             output,
         } => {
@@ -301,6 +307,7 @@ fn main() -> anyhow::Result<()> {
                     hot_stock,
                     stock_per_sku,
                     pool_size,
+                    cluster_node_pool,
                     drop_databases: false,
                 }
             };

@@ -23,6 +23,8 @@ pub struct Environment {
     /// Connections of the SQL baselines' pool, of the souk-actor database pool and of
     /// the souk-http node's pool.
     pub pool_size: u32,
+    /// Connections of each souk-cluster node's pool.
+    pub cluster_node_pool: u32,
 }
 
 async fn variable(pool: &MySqlPool, name: &str) -> String {
@@ -49,6 +51,7 @@ pub async fn probe(
     pool: &MySqlPool,
     redis_url: &str,
     pool_size: u32,
+    cluster_node_pool: u32,
 ) -> anyhow::Result<Environment> {
     let client = redis::Client::open(redis_url)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
@@ -86,6 +89,7 @@ pub async fn probe(
         redis_appendonly: redis_config(&mut connection, "appendonly").await,
         redis_save: redis_config(&mut connection, "save").await,
         pool_size,
+        cluster_node_pool,
     })
 }
 
@@ -94,7 +98,7 @@ impl Environment {
         format!(
             "{} cores ({}, {}); {} with innodb_flush_log_at_trx_commit={}, sync_binlog={}, log_bin={}, \
              innodb_doublewrite={}, buffer pool {} bytes, max_connections={}; Redis {} (appendonly={}, save=\"{}\"); \
-             pool size {} connections per pool",
+             pool size {} connections per pool ({} per souk-cluster node)",
             self.cores,
             self.cpu_model,
             self.os,
@@ -109,6 +113,7 @@ impl Environment {
             self.redis_appendonly,
             self.redis_save,
             self.pool_size,
+            self.cluster_node_pool,
         )
     }
 }

@@ -31,6 +31,7 @@ pub use workload::Workload;
 pub enum StrategyName {
     SoukActor,
     MysqlTx,
+    MysqlTxHttp,
     MysqlForUpdate,
     MysqlAutocommit,
     RedisLua,
@@ -40,8 +41,9 @@ pub enum StrategyName {
 }
 
 impl StrategyName {
-    pub const ALL: [StrategyName; 8] = [
+    pub const ALL: [StrategyName; 9] = [
         StrategyName::MysqlTx,
+        StrategyName::MysqlTxHttp,
         StrategyName::MysqlForUpdate,
         StrategyName::MysqlAutocommit,
         StrategyName::RedisLua,
@@ -55,6 +57,7 @@ impl StrategyName {
         match self {
             StrategyName::SoukActor => "souk-actor",
             StrategyName::MysqlTx => "mysql-tx",
+            StrategyName::MysqlTxHttp => "mysql-tx-http",
             StrategyName::MysqlForUpdate => "mysql-for-update",
             StrategyName::MysqlAutocommit => "mysql-autocommit",
             StrategyName::RedisLua => "redis-lua",
@@ -86,6 +89,8 @@ pub struct Options {
     /// Units per SKU of `skewed` and `uniform`.
     pub stock_per_sku: i64,
     pub pool_size: u32,
+    /// Connections per souk-cluster node; `None`: `pool_size` split over the nodes.
+    pub cluster_node_pool: Option<u32>,
     /// Drop the bench databases when done (the test suite's runs).
     pub drop_databases: bool,
 }
@@ -112,8 +117,14 @@ impl Options {
             hot_stock: 300,
             stock_per_sku: 3,
             pool_size: 16,
+            cluster_node_pool: None,
             drop_databases: true,
         }
+    }
+
+    fn cluster_node_pool(&self) -> u32 {
+        self.cluster_node_pool
+            .unwrap_or_else(|| self.pool_size.div_ceil(CLUSTER_NODES as u32).max(2))
     }
 
     fn database_url(&self, database: &str) -> String {
@@ -246,6 +257,7 @@ async fn run_cell<S: Strategy>(
 
 struct Strategies {
     mysql_tx: Option<Arc<strategies::mysql::MySqlStrategy>>,
+    mysql_tx_http: Option<Arc<strategies::mysql_http::MySqlTxHttp>>,
     mysql_for_update: Option<Arc<strategies::mysql::MySqlStrategy>>,
     mysql_autocommit: Option<Arc<strategies::mysql::MySqlStrategy>>,
     redis_lua: Option<Arc<strategies::redis_lua::RedisLua>>,
@@ -275,7 +287,13 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
     }
     let pool = strategies::mysql::pool(&options.database_url(&options.database), options.pool_size)
         .await?;
-    let environment = env::probe(&pool, &options.redis_url, options.pool_size).await?;
+    let environment = env::probe(
+        &pool,
+        &options.redis_url,
+        options.pool_size,
+        options.cluster_node_pool(),
+    )
+    .await?;
     let sql = |form| {
         let pool = pool.clone();
         async move {
@@ -294,6 +312,19 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
     let set = Strategies {
         mysql_tx: if wanted(StrategyName::MysqlTx) {
             sql(Form::Transaction).await?
+        } else {
+            None
+        },
+        mysql_tx_http: if wanted(StrategyName::MysqlTxHttp) {
+            // Its own pool, as a service of its own would have.
+            let peer_pool = strategies::mysql::pool(
+                &options.database_url(&options.database),
+                options.pool_size,
+            )
+            .await?;
+            Some(Arc::new(
+                strategies::mysql_http::MySqlTxHttp::new(peer_pool).await?,
+            ))
         } else {
             None
         },
@@ -367,7 +398,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
             Some(Arc::new(
                 strategies::http::SoukHttp::new(
                     &options.database_url(&cluster_database),
-                    options.pool_size,
+                    options.cluster_node_pool(),
                     check,
                     options.stock_per_sku * non_hot_cells.max(1) as i64,
                     strategies::http::Deployment::Cluster {
@@ -414,6 +445,9 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
                 let result = match name {
                     StrategyName::MysqlTx => {
                         run_cell(set.mysql_tx.as_ref().unwrap(), cell, duration).await
+                    }
+                    StrategyName::MysqlTxHttp => {
+                        run_cell(set.mysql_tx_http.as_ref().unwrap(), cell, duration).await
                     }
                     StrategyName::MysqlForUpdate => {
                         run_cell(set.mysql_for_update.as_ref().unwrap(), cell, duration).await

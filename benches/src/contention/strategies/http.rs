@@ -35,7 +35,8 @@ pub enum Deployment {
     Rest,
     /// One node over gRPC.
     Grpc,
-    /// `nodes` clustered nodes over REST, meeting on the NATS server at `nats_url`.
+    /// `nodes` clustered nodes over REST, meeting on the NATS server at `nats_url`; each
+    /// node has the `pool_size` given to [`SoukHttp::new`].
     Cluster { nodes: usize, nats_url: String },
 }
 
@@ -155,8 +156,7 @@ impl SoukHttp {
         for index in 0..node_count {
             let settings = NodeSettings {
                 database_url: database_url.to_owned(),
-                // The cluster gets as many database connections as one node, in all.
-                pool_size: pool_size.div_ceil(node_count as u32).max(2),
+                pool_size,
                 jwt_secret: namespace.repeat(4),
                 cluster: match &deployment {
                     Deployment::Cluster { nats_url, .. } => Some((

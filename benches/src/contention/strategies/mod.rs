@@ -10,6 +10,7 @@ use super::workload::Workload;
 
 pub mod http;
 pub mod mysql;
+pub mod mysql_http;
 pub mod redis_lua;
 pub mod souk_actor;
 
