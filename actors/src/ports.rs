@@ -20,13 +20,14 @@ pub use crate::orders::payments::PaymentProvider;
 /// Where the order service finds the products it snapshots: the catalog in this
 /// process, or the product service of another (split services).
 pub trait ProductLookup: Send + Sync {
-    /// The product if it is active; `not_found` otherwise.
+    /// The product if it is active (its `available` need not be read: the SKU actor decides
+    /// the stock); `not_found` otherwise.
     fn active_by_sku(&self, sku: String) -> BoxFuture<'static, Result<ProductView, Error>>;
 }
 
 impl ProductLookup for CatalogService {
     fn active_by_sku(&self, sku: String) -> BoxFuture<'static, Result<ProductView, Error>> {
         let catalog = self.clone();
-        Box::pin(async move { catalog.get_product_by_sku(&sku, false).await })
+        Box::pin(async move { catalog.product_by_sku_without_stock(&sku, false).await })
     }
 }

@@ -754,6 +754,19 @@ impl CatalogService {
         raw_sku: &str,
         admin: bool,
     ) -> Result<ProductView, Error> {
+        let mut product = self.product_by_sku_without_stock(raw_sku, admin).await?;
+        self.attach_availability(std::slice::from_mut(&mut product))
+            .await?;
+        Ok(product)
+    }
+
+    /// The product of `raw_sku` from the cache, with `available` left at 0: what a
+    /// checkout snapshots (the SKU's actor, not this read, decides the stock).
+    pub async fn product_by_sku_without_stock(
+        &self,
+        raw_sku: &str,
+        admin: bool,
+    ) -> Result<ProductView, Error> {
         let Ok(sku) = parse_sku(raw_sku) else {
             return Err(Error::not_found("product"));
         };
@@ -765,10 +778,7 @@ impl CatalogService {
                     .map(ProductView::from))
             })
             .await?;
-        let mut product = visible(product, admin)?;
-        self.attach_availability(std::slice::from_mut(&mut product))
-            .await?;
-        Ok(product)
+        visible(product, admin)
     }
 
     /// One page of products matching `params`, from the search index; `available` is

@@ -376,7 +376,8 @@ impl OrderLogic {
             }
         }
         tracing::info!(order_id = %order_id, total, "order placed");
-        Ok((self.view(order).await?, true))
+        // The answer is what was just written: nothing to read back.
+        Ok((build_view(order, line_records, vec![history])?, true))
     }
 
     async fn replay(
