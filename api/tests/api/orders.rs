@@ -100,6 +100,14 @@ async fn checkout_pay_ship_deliver(backend: TestBackend) {
     assert_eq!(placed["fulfilment_status"], "unfulfilled");
     assert_eq!(placed["total"], json!({"amount": 5500, "currency": "EUR"}));
     assert_eq!(placed["items"][0]["unit_price"]["amount"], 1500);
+    // The answer is built from what was written; it is what the database now holds.
+    let stored: Value = app
+        .get_as(&format!("/api/v1/orders/{id}"), &shopper.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(placed, stored);
     assert_eq!(stock(&app, &admin, "CUP-1").await, (5, 2));
     assert_eq!(app.events("order.placed", &id).await.len(), 1);
 
