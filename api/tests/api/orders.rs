@@ -77,6 +77,15 @@ pub(crate) async fn act(app: &TestApp, token: &str, path: &str, body: Value) -> 
     app.post_json_as(path, token, &body).await
 }
 
+/// `GET /api/v1/orders/{id}` as `user`, as JSON.
+async fn stored_order(app: &TestApp, user: &Session, id: &str) -> Value {
+    app.get_as(&format!("/api/v1/orders/{id}"), &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn checkout_pay_ship_deliver(backend: TestBackend) {
     let app = spawn_app_on(backend).await;
     let admin = app.admin().await;
@@ -101,12 +110,7 @@ async fn checkout_pay_ship_deliver(backend: TestBackend) {
     assert_eq!(placed["total"], json!({"amount": 5500, "currency": "EUR"}));
     assert_eq!(placed["items"][0]["unit_price"]["amount"], 1500);
     // The answer is built from what was written; it is what the database now holds.
-    let stored: Value = app
-        .get_as(&format!("/api/v1/orders/{id}"), &shopper.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = stored_order(&app, &shopper, &id).await;
     assert_eq!(placed, stored);
     assert_eq!(stock(&app, &admin, "CUP-1").await, (5, 2));
     assert_eq!(app.events("order.placed", &id).await.len(), 1);
@@ -427,12 +431,7 @@ async fn declined_and_late_payments_sell_nothing() {
     )
     .await;
     assert_problem(late, 409, "order_expired").await;
-    let expired: Value = app
-        .get_as(&format!("/api/v1/orders/{id}"), &shopper.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let expired: Value = stored_order(&app, &shopper, &id).await;
     assert_eq!(expired["status"], "expired");
     assert_eq!(
         stock(&app, &admin, "LATE").await,
@@ -459,12 +458,7 @@ async fn unpaid_orders_expire_on_their_own() {
     let mut status = String::new();
     let mut units = (0, 0);
     for _ in 0..100 {
-        let current: Value = app
-            .get_as(&format!("/api/v1/orders/{id}"), &shopper.access_token)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let current: Value = stored_order(&app, &shopper, &id).await;
         status = current["status"].as_str().unwrap().to_owned();
         units = stock(&app, &admin, "SWEEP").await;
         if status == "expired" && units == (10, 0) {
@@ -677,12 +671,7 @@ async fn racing_orders_never_oversell(backend: TestBackend) {
                     // An earlier attempt answered 503 after its transition committed: the
                     // order is already where this retry wanted it.
                     StatusCode::CONFLICT => {
-                        let current: Value = app
-                            .get_as(&format!("/api/v1/orders/{id}"), &shopper.access_token)
-                            .await
-                            .json()
-                            .await
-                            .unwrap();
+                        let current: Value = stored_order(&app, shopper, &id).await;
                         let wanted = if path.ends_with("/pay") {
                             "paid"
                         } else {

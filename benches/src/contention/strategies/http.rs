@@ -339,6 +339,36 @@ impl SoukHttp {
     }
 }
 
+/// Places an order of one unit of `sku` at `url` under `Idempotency-Key: order_id`:
+/// `201` is a reservation, `409 insufficient_stock` is out of stock, anything else an
+/// error.
+pub async fn post_order(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    order_id: String,
+    sku: &str,
+) -> anyhow::Result<Attempt> {
+    let response = client
+        .post(url)
+        .bearer_auth(token)
+        .header("Idempotency-Key", order_id)
+        .json(&json!({"items": [{"sku": sku, "quantity": 1}]}))
+        .send()
+        .await?;
+    match response.status() {
+        StatusCode::CREATED => Ok(Attempt::Reserved),
+        status => {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if status == StatusCode::CONFLICT && body["code"] == "insufficient_stock" {
+                Ok(Attempt::OutOfStock)
+            } else {
+                anyhow::bail!("order refused with {status}: {body}")
+            }
+        }
+    }
+}
+
 impl Strategy for SoukHttp {
     fn name(&self) -> &'static str {
         match self.transport {
@@ -378,25 +408,14 @@ impl Strategy for SoukHttp {
                 .await;
         }
         let base = &self.bases[self.next_base.fetch_add(1, Ordering::Relaxed) % self.bases.len()];
-        let response = self
-            .client
-            .post(format!("{base}/api/v1/orders"))
-            .bearer_auth(&self.token)
-            .header("Idempotency-Key", order_id)
-            .json(&json!({"items": [{"sku": self.sku(cell, sku), "quantity": 1}]}))
-            .send()
-            .await?;
-        match response.status() {
-            StatusCode::CREATED => Ok(Attempt::Reserved),
-            status => {
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                if status == StatusCode::CONFLICT && body["code"] == "insufficient_stock" {
-                    Ok(Attempt::OutOfStock)
-                } else {
-                    anyhow::bail!("order refused with {status}: {body}")
-                }
-            }
-        }
+        post_order(
+            &self.client,
+            &format!("{base}/api/v1/orders"),
+            &self.token,
+            order_id,
+            &self.sku(cell, sku),
+        )
+        .await
     }
 
     async fn verify(&self, cell: &Cell) -> anyhow::Result<Verification> {

@@ -70,6 +70,27 @@ pub async fn seed_rows(
     Ok(())
 }
 
+/// Units handed out beyond `initial` over all SKUs of `stock_table` (a counter
+/// `available` per `sku`), and the SKUs whose counter disagrees with the units that
+/// `units_by_sku` (a query of `sku, units`) recorded.
+pub async fn oversold_and_inconsistent(
+    pool: &MySqlPool,
+    stock_table: &str,
+    units_by_sku: &str,
+    initial: i64,
+) -> anyhow::Result<(i64, i64)> {
+    let query = format!(
+        "SELECT CAST(COALESCE(SUM(GREATEST(COALESCE(r.units, 0) - ?, 0) + GREATEST(-s.available, 0)), 0) AS SIGNED), \
+                CAST(COALESCE(SUM(s.available + COALESCE(r.units, 0) <> ?), 0) AS SIGNED) \
+         FROM {stock_table} s LEFT JOIN ({units_by_sku}) r ON r.sku = s.sku"
+    );
+    Ok(sqlx::query_as(&query)
+        .bind(initial)
+        .bind(initial)
+        .fetch_one(pool)
+        .await?)
+}
+
 impl Strategy for MySqlStrategy {
     fn name(&self) -> &'static str {
         match self.form {
@@ -186,15 +207,12 @@ impl Strategy for MySqlStrategy {
         let (recorded,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM bench_reservation")
             .fetch_one(&self.pool)
             .await?;
-        let (oversold, inconsistent): (i64, i64) = sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(GREATEST(COALESCE(r.units, 0) - ?, 0) + GREATEST(-s.available, 0)), 0) AS SIGNED), \
-                    CAST(COALESCE(SUM(s.available + COALESCE(r.units, 0) <> ?), 0) AS SIGNED) \
-             FROM bench_stock s LEFT JOIN (SELECT sku, SUM(qty) AS units FROM bench_reservation GROUP BY sku) r \
-             ON r.sku = s.sku",
+        let (oversold, inconsistent) = oversold_and_inconsistent(
+            &self.pool,
+            "bench_stock",
+            "SELECT sku, SUM(qty) AS units FROM bench_reservation GROUP BY sku",
+            initial,
         )
-        .bind(initial)
-        .bind(initial)
-        .fetch_one(&self.pool)
         .await?;
         Ok(Verification {
             recorded: recorded as u64,

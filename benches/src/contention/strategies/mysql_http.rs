@@ -7,13 +7,13 @@
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::mysql::MySqlPool;
 use sqlx::Executor;
 
-use super::mysql::seed_rows;
+use super::http::post_order;
+use super::mysql::{oversold_and_inconsistent, seed_rows};
 use super::{Attempt, Cell, Strategy, Verification};
 use crate::contention::host::ActixHost;
 
@@ -307,25 +307,14 @@ impl Strategy for MySqlTxHttp {
     }
 
     async fn reserve(&self, cell: &Cell, sku: usize, order_id: String) -> anyhow::Result<Attempt> {
-        let response = self
-            .client
-            .post(format!("{}/orders", self.base))
-            .bearer_auth(&self.token)
-            .header("Idempotency-Key", order_id)
-            .json(&json!({"items": [{"sku": cell.sku(sku), "quantity": 1}]}))
-            .send()
-            .await?;
-        match response.status() {
-            StatusCode::CREATED => Ok(Attempt::Reserved),
-            status => {
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                if status == StatusCode::CONFLICT && body["code"] == "insufficient_stock" {
-                    Ok(Attempt::OutOfStock)
-                } else {
-                    anyhow::bail!("order refused with {status}: {body}")
-                }
-            }
-        }
+        post_order(
+            &self.client,
+            &format!("{}/orders", self.base),
+            &self.token,
+            order_id,
+            &cell.sku(sku),
+        )
+        .await
     }
 
     async fn verify(&self, cell: &Cell) -> anyhow::Result<Verification> {
@@ -335,15 +324,12 @@ impl Strategy for MySqlTxHttp {
         )
         .fetch_one(&self.pool)
         .await?;
-        let (oversold, inconsistent): (i64, i64) = sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(GREATEST(COALESCE(l.units, 0) - ?, 0) + GREATEST(-p.available, 0)), 0) AS SIGNED), \
-                    CAST(COALESCE(SUM(p.available + COALESCE(l.units, 0) <> ?), 0) AS SIGNED) \
-             FROM peer_product p LEFT JOIN (SELECT sku, SUM(quantity) AS units FROM peer_order_line GROUP BY sku) l \
-             ON l.sku = p.sku",
+        let (oversold, inconsistent) = oversold_and_inconsistent(
+            &self.pool,
+            "peer_product",
+            "SELECT sku, SUM(quantity) AS units FROM peer_order_line GROUP BY sku",
+            initial,
         )
-        .bind(initial)
-        .bind(initial)
-        .fetch_one(&self.pool)
         .await?;
         Ok(Verification {
             recorded: recorded as u64,
