@@ -19,6 +19,7 @@ pub mod identity;
 pub mod inventory;
 pub mod money;
 pub mod node;
+pub mod node_cache;
 pub mod orders;
 pub mod outbox;
 pub mod paging;

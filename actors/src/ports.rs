@@ -28,6 +28,6 @@ pub trait ProductLookup: Send + Sync {
 impl ProductLookup for CatalogService {
     fn active_by_sku(&self, sku: String) -> BoxFuture<'static, Result<ProductView, Error>> {
         let catalog = self.clone();
-        Box::pin(async move { catalog.product_by_sku_without_stock(&sku, false).await })
+        Box::pin(async move { catalog.checkout_snapshot(&sku).await })
     }
 }

@@ -9,7 +9,9 @@ use souk_actors::catalog::cache::Cache;
 use souk_actors::catalog::{CatalogService, SearchEngine};
 use souk_actors::email::EmailService;
 use souk_actors::identity::users::Registration;
-use souk_actors::identity::{Email, Password, PasswordHasher, PersonName, UserService};
+use souk_actors::identity::{
+    AccessCache, Email, Password, PasswordHasher, PersonName, UserService,
+};
 use souk_actors::outbox::bus::LocalBus;
 use souk_actors::outbox::relay::Publisher;
 use souk_actors::outbox::Topic;
@@ -261,6 +263,8 @@ async fn create_admin(config: Config, raw_email: &str, raw_name: &str) -> anyhow
     let users = UserService::new(
         db.clone(),
         PasswordHasher::new(config.auth.bcrypt_cost, config.auth.hash_threads as usize),
+        // The running nodes forget the account through the change's event.
+        AccessCache::disabled(),
     );
     let (user, created) = users
         .create_or_promote_admin(Registration {

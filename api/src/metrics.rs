@@ -84,6 +84,11 @@ const CATALOGUE: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Times Redis could not be reached and Souk counted in process instead, by use.",
     ),
+    (
+        "souk_node_cache_requests_total",
+        Kind::Counter,
+        "Reads of a node's own caches on the hot path (sessions, product snapshots), by cache and outcome (hit, miss).",
+    ),
     // Catalog and search.
     (
         "souk_cache_requests_total",

@@ -12,13 +12,14 @@ use actix_web::{web, App, HttpRequest, HttpServer};
 use anyhow::Context;
 use futures_util::future::BoxFuture;
 use souk_actors::catalog::cache::Cache;
+use souk_actors::catalog::snapshots::Snapshots;
 use souk_actors::catalog::{CatalogService, SearchEngine};
 use souk_actors::email::processor::Processor;
 use souk_actors::email::transport::Transport;
 use souk_actors::email::{worker, EmailService};
 use souk_actors::entity::{EntityRouter, HostSettings};
 use souk_actors::identity::rate_limit::RateLimiter;
-use souk_actors::identity::{AuthService, JwtKeys, PasswordHasher, UserService};
+use souk_actors::identity::{AccessCache, AuthService, JwtKeys, PasswordHasher, UserService};
 use souk_actors::inventory::{
     InventoryError, InventoryService, Sku, SkuDeps, SkuReply, SkuRequest, SkuRouter,
 };
@@ -248,11 +249,24 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     let mut root = NodeRoot::new(services.domains());
     let mut remotes = Vec::new();
     let limiter = RateLimiter::new(redis.clone());
-    let users = UserService::new(db.clone(), hasher.clone());
-    let auth = AuthService::new(db.clone(), jwt, hasher, limiter, config.auth_settings());
+    let access = AccessCache::new(std::time::Duration::from_millis(
+        config.auth.access_cache_ttl_ms,
+    ));
+    let users = UserService::new(db.clone(), hasher.clone(), access.clone());
+    let auth = AuthService::new(
+        db.clone(),
+        jwt,
+        hasher,
+        limiter,
+        config.auth_settings(),
+        access,
+    );
     let search = SearchEngine::open(config.search.index_dir.as_deref())
         .map_err(|error| anyhow::anyhow!("cannot open the search index: {error}"))?;
-    let catalog = CatalogService::new(db.clone(), Cache::new(redis.clone()), search);
+    let catalog = CatalogService::new(db.clone(), Cache::new(redis.clone()), search)
+        .with_snapshots(Snapshots::new(std::time::Duration::from_millis(
+            config.orders.product_snapshot_ttl_ms,
+        )));
     // The inventory tells expired reservations to the orders' router, which exists only
     // once the order service (built on the inventory) does.
     let order_router_cell = Arc::new(std::sync::OnceLock::new());
@@ -382,7 +396,8 @@ pub fn redis_store(config: &Config) -> anyhow::Result<Option<Arc<RedisStore>>> {
 
 /// The node root's tasks: the outbox relay (when enabled), the email worker pool
 /// (consuming what the relay publishes: JetStream's shared durable consumer, or the
-/// in-process bus), the search index's build and feed, and the order expiry sweeper.
+/// in-process bus), the session cache's feed, the search index's build and feed, and
+/// the order expiry sweeper.
 fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
     let config = &state.config;
     let root = &state.root;
@@ -405,16 +420,21 @@ fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
             async move { relay.run(poll, stopping).await }
         });
     }
+    // Every node authenticates, so every node's cache of live sessions forgets what the
+    // access events of every node revoke.
+    let access = state.auth.access().clone();
+    let access_publisher = publisher.clone();
+    root.spawn_task("identity", "access-cache", move |stopping| {
+        access.clone().follow(access_publisher.clone(), stopping)
+    });
     // The search index is built where the catalog is served, then follows the catalog
     // events of every node.
     if state.services.contains(Service::Product) {
-        let engine = state.catalog.search_engine().clone();
-        let db = state.db.clone();
+        let catalog = state.catalog.clone();
         let publisher = publisher.clone();
         root.spawn_task("catalog", "search-index", move |stopping| {
             souk_actors::catalog::feeds::build_and_follow(
-                engine.clone(),
-                db.clone(),
+                catalog.clone(),
                 publisher.clone(),
                 stopping,
             )

@@ -117,10 +117,8 @@ impl ServiceSet {
     /// The domains (of `souk-actors`) behind the services this node runs, in the
     /// order the node's tree lists them; the relay of `outbox` runs on every node.
     pub fn domains(&self) -> Vec<&'static str> {
-        let mut domains = Vec::new();
-        if self.contains(Service::User) || self.contains(Service::Auth) {
-            domains.push("identity");
-        }
+        // Every node authenticates its callers, with its own cache of live sessions.
+        let mut domains = vec!["identity"];
         if self.contains(Service::Product) {
             domains.push("catalog");
         }

@@ -4,7 +4,8 @@
 //! generation, and every write bumps it after its commit. A read that starts after a
 //! write returned sees the new generation, so it can only hit entries stored by reads
 //! that themselves started after the bump — never a value older than that write. Stale
-//! entries are never read again and expire by TTL.
+//! entries are never read again and expire by TTL. An in-process cache is bumped for
+//! another node's write when that write's catalog event arrives (`catalog::feeds`).
 //!
 //! Redis failures never fail a read: the caller falls back to the database, with a
 //! warning and `souk_cache_requests_total{outcome="error"}`.
@@ -166,14 +167,7 @@ impl Cache {
     pub async fn invalidate(&self, namespace: &str) {
         match &self.backend {
             Backend::Disabled => {}
-            Backend::Local(local) => {
-                *local
-                    .generations
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(namespace.to_owned())
-                    .or_insert(0) += 1;
-            }
+            Backend::Local(local) => local.bump(namespace),
             Backend::Redis(redis) => {
                 let key = redis.key(&format!("gen:{namespace}"));
                 if let Err(error) = redis
@@ -191,6 +185,25 @@ impl Cache {
                 }
             }
         }
+    }
+
+    /// Makes every entry of the namespace unreachable if it is kept in this process:
+    /// for a write another node committed, which that node invalidated in Redis.
+    pub fn invalidate_local(&self, namespace: &str) {
+        if let Backend::Local(local) = &self.backend {
+            local.bump(namespace);
+        }
+    }
+}
+
+impl LocalCache {
+    fn bump(&self, namespace: &str) {
+        *self
+            .generations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(namespace.to_owned())
+            .or_insert(0) += 1;
     }
 }
 

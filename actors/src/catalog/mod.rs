@@ -11,6 +11,7 @@ pub mod query;
 pub mod search;
 pub mod seed;
 pub mod service;
+pub mod snapshots;
 
 pub use search::SearchEngine;
 pub use service::CatalogService;

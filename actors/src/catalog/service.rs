@@ -16,6 +16,7 @@ use crate::catalog::model::{
     slugify, ProductStatus,
 };
 use crate::catalog::search::SearchEngine;
+use crate::catalog::snapshots::Snapshots;
 use crate::error::{Error, ErrorCode, FieldError, FieldErrors};
 use crate::money::Currency;
 use crate::outbox::Topic;
@@ -316,6 +317,7 @@ pub struct CatalogService {
     db: Db,
     cache: Cache,
     search: SearchEngine,
+    snapshots: Snapshots,
 }
 
 fn sku_taken(error: DbError) -> Error {
@@ -338,12 +340,31 @@ fn slug_taken(error: DbError) -> Error {
 }
 
 impl CatalogService {
+    /// A catalog without checkout snapshots (see `with_snapshots`).
     pub fn new(db: Db, cache: Cache, search: SearchEngine) -> Self {
-        Self { db, cache, search }
+        Self {
+            db,
+            cache,
+            search,
+            snapshots: Snapshots::disabled(),
+        }
+    }
+
+    /// The same catalog, pricing checkouts from `snapshots`.
+    pub fn with_snapshots(self, snapshots: Snapshots) -> Self {
+        Self { snapshots, ..self }
     }
 
     pub fn search_engine(&self) -> &SearchEngine {
         &self.search
+    }
+
+    pub fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Makes this node's index show products this node just wrote. Other nodes learn
@@ -388,7 +409,16 @@ impl CatalogService {
         Ok(value)
     }
 
+    /// Catalog rows changed on some node (its event arrived here): this node's own
+    /// caches forget them — the in-process read cache wholesale, the checkout snapshots
+    /// of `products`. A Redis cache was invalidated by the writing node already.
+    pub fn forget_changed(&self, products: &[String]) {
+        self.cache.invalidate_local(NAMESPACE);
+        self.snapshots.forget_products(products);
+    }
+
     async fn invalidate(&self) {
+        self.snapshots.forget_all();
         self.cache.invalidate(NAMESPACE).await;
     }
 

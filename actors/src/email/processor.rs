@@ -282,6 +282,7 @@ impl Processor {
                     .collect());
             }
             Topic::UserDeleted
+            | Topic::AccessChanged
             | Topic::OrderDelivered
             | Topic::StockAvailability
             | Topic::ProductChanged

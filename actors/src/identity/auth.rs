@@ -15,7 +15,9 @@ use souk_db::users::{self, UserRecord};
 use souk_db::{Db, DbError};
 
 use crate::error::{Error, ErrorCode};
+use crate::identity::access::AccessCache;
 use crate::identity::rate_limit::RateLimiter;
+use crate::identity::users::{principal_of, Principal};
 use crate::identity::{secret_token, JwtKeys, PasswordHasher};
 use crate::identity::{Email, Password, UserStatus};
 use crate::outbox::Topic;
@@ -53,6 +55,7 @@ pub struct AuthService {
     limits: LoginLimits,
     refresh_ttl_micros: i64,
     reset_ttl_micros: i64,
+    access: AccessCache,
 }
 
 fn secs_to_micros(seconds: u64) -> i64 {
@@ -66,8 +69,10 @@ impl AuthService {
         hasher: PasswordHasher,
         limiter: RateLimiter,
         settings: AuthSettings,
+        access: AccessCache,
     ) -> Self {
         Self {
+            access,
             db,
             jwt,
             hasher,
@@ -80,6 +85,11 @@ impl AuthService {
 
     pub fn jwt(&self) -> &JwtKeys {
         &self.jwt
+    }
+
+    /// The node's cache of live sessions (its task follows the access events).
+    pub fn access(&self) -> &AccessCache {
+        &self.access
     }
 
     /// Counts a sign-up against the client address; refused with `rate_limited` (and
@@ -194,7 +204,9 @@ impl AuthService {
     ) -> Result<TokenPair, Error> {
         let revoked =
             sessions::revoke_family(&mut *transaction, &token.family_id, now_micros()).await?;
-        transaction.commit().await.map_err(DbError::from)?;
+        self.access
+            .commit_change(transaction, &token.user_id)
+            .await?;
         tracing::warn!(user_id = %token.user_id, session_id = %token.family_id, revoked, "refresh token reused; session revoked");
         metrics::counter!("souk_auth_refresh_reuse_total").increment(1);
         Err(Error::from_code(ErrorCode::RefreshTokenReused))
@@ -210,7 +222,11 @@ impl AuthService {
         let token = sessions::find_refresh_token(self.db.pool(), &secret_token::hash(presented))
             .await?
             .ok_or_else(invalid)?;
-        sessions::revoke_family(self.db.pool(), &token.family_id, now_micros()).await?;
+        let mut transaction = self.db.begin().await?;
+        sessions::revoke_family(&mut *transaction, &token.family_id, now_micros()).await?;
+        self.access
+            .commit_change(transaction, &token.user_id)
+            .await?;
         tracing::info!(user_id = %token.user_id, session_id = %token.family_id, "logout");
         Ok(())
     }
@@ -242,7 +258,7 @@ impl AuthService {
         let revoked =
             sessions::revoke_user_sessions(&mut *transaction, user_id, Some(session_id), now)
                 .await?;
-        transaction.commit().await.map_err(DbError::from)?;
+        self.access.commit_change(transaction, user_id).await?;
         tracing::info!(revoked_tokens = revoked, "password changed");
         Ok(())
     }
@@ -324,15 +340,40 @@ impl AuthService {
             return Err(invalid());
         }
         sessions::revoke_user_sessions(&mut *transaction, &reset.user_id, None, now).await?;
-        transaction.commit().await.map_err(DbError::from)?;
+        self.access
+            .commit_change(transaction, &reset.user_id)
+            .await?;
         tracing::info!(user_id = %reset.user_id, "password reset completed");
         Ok(())
     }
 
-    /// Whether the user's session is still live (not logged out, not revoked by a
-    /// password change or reset, not expired); the admin console checks it per request.
-    pub async fn session_live(&self, user_id: &str, session_id: &str) -> Result<bool, Error> {
-        Ok(sessions::family_live(self.db.pool(), user_id, session_id, now_micros()).await?)
+    /// The active account a live session belongs to: from the node's cache while its
+    /// entry is fresh, else read (account and session together) and kept. A token
+    /// outlives neither a disabled or deleted account nor a logout, password change or
+    /// reset (see `identity::access` for how soon every node knows).
+    pub async fn session_principal(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<Principal, Error> {
+        if let Some(principal) = self.access.get(user_id, session_id) {
+            return Ok(principal);
+        }
+        let ticket = self.access.ticket();
+        let pool = self.db.pool();
+        let (user, live) = tokio::try_join!(
+            users::find_by_id(pool, user_id),
+            sessions::family_live(pool, user_id, session_id, now_micros()),
+        )?;
+        let principal = principal_of(user)?;
+        if !live {
+            return Err(Error::new(
+                ErrorCode::InvalidToken,
+                "the token's session has ended (logged out or revoked)",
+            ));
+        }
+        self.access.put(ticket, &principal, session_id);
+        Ok(principal)
     }
 
     fn new_refresh_token(&self, user_id: &str, family_id: &str) -> (String, RefreshTokenRecord) {

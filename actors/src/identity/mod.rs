@@ -3,6 +3,7 @@
 //! threads, single-use secret tokens and login rate limits; and the validated values
 //! (email address, name, password, role) parsed once at the edge.
 
+pub mod access;
 pub mod auth;
 pub mod email_address;
 pub mod hasher;
@@ -15,6 +16,7 @@ pub mod secret_token;
 pub mod users;
 pub mod views;
 
+pub use access::AccessCache;
 pub use auth::{AuthService, AuthSettings, TokenPair};
 pub use email_address::Email;
 pub use hasher::PasswordHasher;

@@ -8,6 +8,7 @@ use souk_db::users::{self, UserFilter, UserRecord};
 use souk_db::{sessions, Db, DbError};
 
 use crate::error::{Error, ErrorCode, FieldErrors};
+use crate::identity::access::AccessCache;
 use crate::identity::secret_token;
 use crate::identity::PasswordHasher;
 use crate::identity::{Email, Password, PersonName, Role, UserStatus};
@@ -94,10 +95,28 @@ pub struct Principal {
     pub role: Role,
 }
 
+/// The principal of an account as read, or why a token of it no longer acts.
+pub(crate) fn principal_of(user: Option<UserRecord>) -> Result<Principal, Error> {
+    let user = user.ok_or_else(|| {
+        Error::new(
+            ErrorCode::InvalidToken,
+            "the token's account no longer exists",
+        )
+    })?;
+    if user.status != UserStatus::Active.as_str() {
+        return Err(Error::from_code(ErrorCode::AccountDisabled));
+    }
+    let role = Role::parse(&user.role).ok_or_else(|| {
+        Error::internal(format!("user {} has unknown role {}", user.id, user.role))
+    })?;
+    Ok(Principal { id: user.id, role })
+}
+
 #[derive(Clone)]
 pub struct UserService {
     db: Db,
     hasher: PasswordHasher,
+    access: AccessCache,
 }
 
 fn email_taken(error: DbError) -> Error {
@@ -111,8 +130,10 @@ fn email_taken(error: DbError) -> Error {
 }
 
 impl UserService {
-    pub fn new(db: Db, hasher: PasswordHasher) -> Self {
-        Self { db, hasher }
+    /// `access` is the node's cache of live sessions, which this service's changes of
+    /// access keep current.
+    pub fn new(db: Db, hasher: PasswordHasher, access: AccessCache) -> Self {
+        Self { db, hasher, access }
     }
 
     /// Creates a customer and, in the same transaction, its `user.registered` event.
@@ -161,21 +182,7 @@ impl UserService {
     }
 
     pub async fn principal(&self, id: &str) -> Result<Principal, Error> {
-        let user = users::find_by_id(self.db.pool(), id)
-            .await?
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::InvalidToken,
-                    "the token's account no longer exists",
-                )
-            })?;
-        if user.status != UserStatus::Active.as_str() {
-            return Err(Error::from_code(ErrorCode::AccountDisabled));
-        }
-        let role = Role::parse(&user.role).ok_or_else(|| {
-            Error::internal(format!("user {} has unknown role {}", user.id, user.role))
-        })?;
-        Ok(Principal { id: user.id, role })
+        principal_of(users::find_by_id(self.db.pool(), id).await?)
     }
 
     /// A new name applies at once. A new email address, checked against the current
@@ -263,6 +270,7 @@ impl UserService {
         }
         outbox::append(&mut *transaction, &deleted_event).await?;
         transaction.commit().await.map_err(DbError::from)?;
+        self.access.forget_account(id);
         tracing::info!(user_id = %id, "user deleted");
         Ok(())
     }
@@ -294,7 +302,7 @@ impl UserService {
         if status == UserStatus::Disabled {
             sessions::revoke_user_sessions(&mut *transaction, target_id, None, now).await?;
         }
-        transaction.commit().await.map_err(DbError::from)?;
+        self.access.commit_change(transaction, target_id).await?;
         tracing::info!(admin_id, user_id = %target_id, status = status.as_str(), "user status changed");
         user.status = status.as_str().to_owned();
         user.updated_at = now;
@@ -312,7 +320,9 @@ impl UserService {
             users::find_by_email(self.db.pool(), registration.email.as_str()).await?
         {
             let now = now_micros();
-            users::set_role(self.db.pool(), &existing.id, Role::Admin.as_str(), now).await?;
+            let mut transaction = self.db.begin().await?;
+            users::set_role(&mut *transaction, &existing.id, Role::Admin.as_str(), now).await?;
+            self.access.commit_change(transaction, &existing.id).await?;
             existing.role = Role::Admin.as_str().to_owned();
             existing.updated_at = now;
             return Ok((existing, false));

@@ -3,6 +3,7 @@
 //! such as the email workers read them at least once and de-duplicate by event id.
 
 pub mod bus;
+pub mod follow;
 pub mod relay;
 pub mod topic;
 

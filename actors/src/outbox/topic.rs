@@ -11,6 +11,7 @@ use crate::orders::OrderStatus;
 pub enum Topic {
     UserRegistered,
     UserDeleted,
+    AccessChanged,
     UserVerificationReminder,
     PasswordResetRequested,
     EmailChangeRequested,
@@ -28,9 +29,10 @@ pub enum Topic {
 }
 
 impl Topic {
-    pub const ALL: [Topic; 16] = [
+    pub const ALL: [Topic; 17] = [
         Topic::UserRegistered,
         Topic::UserDeleted,
+        Topic::AccessChanged,
         Topic::UserVerificationReminder,
         Topic::PasswordResetRequested,
         Topic::EmailChangeRequested,
@@ -51,6 +53,9 @@ impl Topic {
         match self {
             Topic::UserRegistered => "user.registered",
             Topic::UserDeleted => "user.deleted",
+            // An account's sessions or role changed (logout, revocation, password change
+            // or reset, disabled, promoted): every node forgets what it cached of them.
+            Topic::AccessChanged => "user.access_changed",
             Topic::UserVerificationReminder => "user.verification_reminder",
             Topic::PasswordResetRequested => "password.reset_requested",
             // A user asked to move their account to a new address: the new one confirms,

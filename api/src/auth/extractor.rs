@@ -63,18 +63,10 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Err
             "service tokens do not act as users",
         ));
     }
-    // The account and the session are read together: a token outlives neither a
-    // disabled or deleted account nor a logout, password change or reset.
-    let (principal, session_live) = tokio::try_join!(
-        state.users.principal(&claims.sub),
-        state.auth.session_live(&claims.sub, &claims.sid),
-    )?;
-    if !session_live {
-        return Err(Error::new(
-            ErrorCode::InvalidToken,
-            "the token's session has ended (logged out or revoked)",
-        ));
-    }
+    let principal = state
+        .auth
+        .session_principal(&claims.sub, &claims.sid)
+        .await?;
     Ok(AuthUser {
         id: principal.id,
         role: principal.role,

@@ -211,6 +211,9 @@ pub struct AuthSection {
     pub register_max_per_ip: u32,
     /// bcrypt operations running at once; 0 means half the cores (at least one).
     pub hash_threads: u32,
+    /// How long a node serves a live session from its cache at most; 0 reads the
+    /// account and session for every request.
+    pub access_cache_ttl_ms: u64,
 }
 
 impl Default for AuthSection {
@@ -224,6 +227,7 @@ impl Default for AuthSection {
             login_window_secs: 15 * 60,
             register_max_per_ip: 20,
             hash_threads: 0,
+            access_cache_ttl_ms: 5_000,
         }
     }
 }
@@ -238,6 +242,9 @@ pub struct OrdersSection {
     /// How many units of one SKU one customer may hold across unpaid orders; 0 lifts
     /// the cap.
     pub max_units_per_sku: u32,
+    /// How long a node's checkouts may price a product from a snapshot read earlier;
+    /// 0 reads the catalog for every checkout.
+    pub product_snapshot_ttl_ms: u64,
 }
 
 impl Default for OrdersSection {
@@ -246,6 +253,7 @@ impl Default for OrdersSection {
             reservation_ttl_secs: 15 * 60,
             max_unpaid_orders: 5,
             max_units_per_sku: 20,
+            product_snapshot_ttl_ms: 5_000,
         }
     }
 }

@@ -143,7 +143,11 @@ pub async fn authenticate(
     let Some(sealed) = read(console, request) else {
         return Err(ConsoleError::SignIn);
     };
-    let principal = match state.users.principal(&sealed.user_id).await {
+    let principal = match state
+        .auth
+        .session_principal(&sealed.user_id, &sealed.session_id)
+        .await
+    {
         Ok(principal) => principal,
         Err(error) if crate::error::http_status(error.code()).is_server_error() => {
             return Err(error.into())
@@ -151,13 +155,6 @@ pub async fn authenticate(
         Err(_) => return Err(ConsoleError::SignIn),
     };
     if principal.role != Role::Admin {
-        return Err(ConsoleError::SignIn);
-    }
-    if !state
-        .auth
-        .session_live(&sealed.user_id, &sealed.session_id)
-        .await?
-    {
         return Err(ConsoleError::SignIn);
     }
     Ok(AdminSession {

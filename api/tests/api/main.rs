@@ -6,6 +6,7 @@ mod grpc;
 mod grpc_edges;
 mod inventory;
 mod mail_links;
+mod node_caches;
 
 mod admin;
 mod auth;
