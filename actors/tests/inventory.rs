@@ -113,24 +113,8 @@ async fn assert_ledger_balances(db: &Db, sku: &str) {
     assert_eq!(reserved, rows, "reservation rows");
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[actix_rt::test]
-                async fn sqlite() {
-                    super::$name(souk_db::testing::TestBackend::Sqlite).await
-                }
-                #[actix_rt::test]
-                async fn mysql() {
-                    super::$name(souk_db::testing::TestBackend::MySql).await
-                }
-            }
-        )*
-    };
-}
-
-on_both_backends!(
+souk_db::on_both_backends!(
+    #[actix_rt::test]
     no_oversell_and_replies_only_after_commit,
     fencing_stops_the_second_owner,
     restart_keeps_every_acknowledged_reservation

@@ -117,6 +117,11 @@ const CATALOGUE: &[(&str, Kind, &str)] = &[
     ),
     // Inventory and orders.
     (
+        "souk_order_batch_size",
+        Kind::Histogram,
+        "Orders committed together by the node's order writer in one transaction.",
+    ),
+    (
         "souk_inventory_batch_size",
         Kind::Histogram,
         "Stock commands committed together in one SKU actor batch.",

@@ -1,6 +1,6 @@
 //! Souk's database layer: one pool type for SQLite (the embedded default) and
-//! MySQL/MariaDB (production), the migrations of both, and one repository module per
-//! domain.
+//! MySQL/MariaDB (production), the migrations of both, one repository module per
+//! domain, and the node's group-commit writer of new orders (`order_writer`).
 //!
 //! Every repository query is written once, in the SQL subset both engines share, and
 //! runs through sqlx's `Any` driver; only the DDL differs per engine (see
@@ -20,6 +20,7 @@ pub mod fence;
 pub mod ids;
 pub mod inventory;
 pub mod one_time_tokens;
+pub mod order_writer;
 pub mod orders;
 pub mod outbox;
 pub mod pool;

@@ -58,51 +58,79 @@ const ORDER_COLUMNS: &str =
     "id, user_id, status, was_paid, currency, total_amount, idempotency_key, request_hash, \
      payment_reference, expires_at, stock_settled, version, created_at, updated_at, owner_epoch";
 
-/// Inserts an order with its lines, first history entry and event, in one transaction.
-pub async fn insert(
-    connection: &mut AnyConnection,
-    order: &OrderRecord,
-    lines: &[LineRecord],
-    history: &HistoryRecord,
-    event: &OutboxEvent,
-) -> Result<(), DbError> {
+/// An order as placed: the row, its lines, its first history entry and its
+/// `order.placed` event.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub order: OrderRecord,
+    pub lines: Vec<LineRecord>,
+    pub history: HistoryRecord,
+    pub event: OutboxEvent,
+}
+
+/// Inserts orders with their lines, first history entries and events in one
+/// transaction, one statement per table: all of them or none (a duplicate id or
+/// idempotency key fails them all, as `UniqueViolation`).
+pub async fn insert(connection: &mut AnyConnection, placed: &[NewOrder]) -> Result<(), DbError> {
+    if placed.is_empty() {
+        return Ok(());
+    }
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
-    sqlx::query(&format!(
-        "INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(&order.id)
-    .bind(&order.user_id)
-    .bind(&order.status)
-    .bind(order.was_paid)
-    .bind(&order.currency)
-    .bind(order.total_amount)
-    .bind(&order.idempotency_key)
-    .bind(&order.request_hash)
-    .bind(&order.payment_reference)
-    .bind(order.expires_at)
-    .bind(order.stock_settled)
-    .bind(order.version)
-    .bind(order.created_at)
-    .bind(order.updated_at)
-    .bind(order.owner_epoch)
-    .execute(&mut *transaction)
-    .await?;
+    let mut builder = QueryBuilder::<Any>::new(format!("INSERT INTO orders ({ORDER_COLUMNS}) "));
+    builder.push_values(placed, |mut values, new| {
+        let order = &new.order;
+        values
+            .push_bind(order.id.clone())
+            .push_bind(order.user_id.clone())
+            .push_bind(order.status.clone())
+            .push_bind(order.was_paid)
+            .push_bind(order.currency.clone())
+            .push_bind(order.total_amount)
+            .push_bind(order.idempotency_key.clone())
+            .push_bind(order.request_hash.clone())
+            .push_bind(order.payment_reference.clone())
+            .push_bind(order.expires_at)
+            .push_bind(order.stock_settled)
+            .push_bind(order.version)
+            .push_bind(order.created_at)
+            .push_bind(order.updated_at)
+            .push_bind(order.owner_epoch);
+    });
+    builder.build().execute(&mut *transaction).await?;
     let mut builder = QueryBuilder::<Any>::new(
         "INSERT INTO order_lines (order_id, line_no, sku, product_id, name, unit_amount, quantity) ",
     );
-    builder.push_values(lines, |mut values, line| {
+    builder.push_values(
+        placed.iter().flat_map(|new| &new.lines),
+        |mut values, line| {
+            values
+                .push_bind(line.order_id.clone())
+                .push_bind(line.line_no)
+                .push_bind(line.sku.clone())
+                .push_bind(line.product_id.clone())
+                .push_bind(line.name.clone())
+                .push_bind(line.unit_amount)
+                .push_bind(line.quantity);
+        },
+    );
+    builder.build().execute(&mut *transaction).await?;
+    let mut builder = QueryBuilder::<Any>::new(
+        "INSERT INTO order_history (id, order_id, from_status, to_status, actor, reason, created_at) ",
+    );
+    builder.push_values(placed, |mut values, new| {
+        let history = &new.history;
         values
-            .push_bind(line.order_id.clone())
-            .push_bind(line.line_no)
-            .push_bind(line.sku.clone())
-            .push_bind(line.product_id.clone())
-            .push_bind(line.name.clone())
-            .push_bind(line.unit_amount)
-            .push_bind(line.quantity);
+            .push_bind(history.id.clone())
+            .push_bind(history.order_id.clone())
+            .push_bind(history.from_status.clone())
+            .push_bind(history.to_status.clone())
+            .push_bind(history.actor.clone())
+            .push_bind(history.reason.clone())
+            .push_bind(history.created_at);
     });
     builder.build().execute(&mut *transaction).await?;
-    insert_history(&mut transaction, history).await?;
-    outbox::append(&mut *transaction, event).await?;
+    let events: Vec<&OutboxEvent> = placed.iter().map(|new| &new.event).collect();
+    outbox::append_all(&mut *transaction, &events).await?;
     transaction.commit().await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! later (the email issue adds it); until then they wait here, unpublished.
 
 use serde::Serialize;
-use sqlx::{Any, Executor, FromRow};
+use sqlx::{Any, Executor, FromRow, QueryBuilder};
 
 use crate::clock::{now_micros, Micros};
 use crate::ids::new_id;
@@ -46,24 +46,39 @@ pub async fn append<'e, E>(executor: E, event: &OutboxEvent) -> Result<(), DbErr
 where
     E: Executor<'e, Database = Any>,
 {
-    if event.payload.chars().count() > MAX_PAYLOAD_CHARS {
+    append_all(executor, &[event]).await
+}
+
+/// Appends events in one statement (in the caller's transaction).
+pub async fn append_all<'e, E>(executor: E, events: &[&OutboxEvent]) -> Result<(), DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    if let Some(event) = events
+        .iter()
+        .find(|event| event.payload.chars().count() > MAX_PAYLOAD_CHARS)
+    {
         return Err(DbError::Invalid(format!(
             "event {} payload exceeds {MAX_PAYLOAD_CHARS} characters",
             event.topic
         )));
     }
-    sqlx::query(
-        "INSERT INTO outbox_events (id, topic, aggregate_id, payload, created_at, published_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&event.id)
-    .bind(&event.topic)
-    .bind(&event.aggregate_id)
-    .bind(&event.payload)
-    .bind(event.created_at)
-    .bind(event.published_at)
-    .execute(executor)
-    .await?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut builder = QueryBuilder::<Any>::new(
+        "INSERT INTO outbox_events (id, topic, aggregate_id, payload, created_at, published_at) ",
+    );
+    builder.push_values(events, |mut values, event| {
+        values
+            .push_bind(event.id.clone())
+            .push_bind(event.topic.clone())
+            .push_bind(event.aggregate_id.clone())
+            .push_bind(event.payload.clone())
+            .push_bind(event.created_at)
+            .push_bind(event.published_at);
+    });
+    builder.build().execute(executor).await?;
     Ok(())
 }
 

@@ -93,3 +93,26 @@ pub async fn fresh_mysql() -> TestDatabase {
         sqlite_dir: None,
     }
 }
+
+/// Two tests per case, `case::sqlite` and `case::mysql`, each run by the test attribute
+/// given first: the case (`async fn case(backend: TestBackend)`) runs once on a fresh
+/// SQLite file and once on a fresh MariaDB database.
+///
+/// `souk_db::on_both_backends!(#[tokio::test] first_case, second_case);`
+#[macro_export]
+macro_rules! on_both_backends {
+    (#[$test:meta] $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[$test]
+                async fn sqlite() {
+                    super::$name($crate::testing::TestBackend::Sqlite).await
+                }
+                #[$test]
+                async fn mysql() {
+                    super::$name($crate::testing::TestBackend::MySql).await
+                }
+            }
+        )*
+    };
+}

@@ -3,9 +3,6 @@
 //! neither a SKU batch nor an order transition — while unfenced writes (epoch kept as
 //! loaded) work as before.
 
-#[macro_use]
-mod support;
-
 use souk_db::clock::now_micros;
 use souk_db::fence::{self, Claim, FencedRow};
 use souk_db::inventory::{self, Batch, BatchError, ItemRecord};
@@ -13,7 +10,8 @@ use souk_db::orders::{self, HistoryRecord, LineRecord, OrderRecord, Transition};
 use souk_db::outbox::OutboxEvent;
 use souk_db::testing::{fresh, TestBackend};
 
-on_both_backends!(
+souk_db::on_both_backends!(
+    #[tokio::test]
     a_later_owners_claim_fences_an_earlier_owners_sku_batch,
     a_later_owners_claim_fences_an_earlier_owners_order_transition,
 );
@@ -145,15 +143,13 @@ async fn a_later_owners_claim_fences_an_earlier_owners_order_transition(backend:
         quantity: 1,
     };
     let placed = history(&id, "pending_payment");
-    orders::insert(
-        &mut connection,
-        &order(&id, 1, 0),
-        &[line],
-        &placed,
-        &event(&id),
-    )
-    .await
-    .unwrap();
+    let new = orders::NewOrder {
+        order: order(&id, 1, 0),
+        lines: vec![line],
+        history: placed,
+        event: event(&id),
+    };
+    orders::insert(&mut connection, &[new]).await.unwrap();
     // Two owners believe they own the order: 3 claims first, then 4.
     assert_eq!(
         fence::claim(&mut connection, FencedRow::Order, &id, 3)

@@ -1,9 +1,6 @@
 //! The repositories of `souk-db` against both engines: every case below runs once on a
 //! fresh SQLite file and once on a fresh MariaDB database (`SOUK_TEST_MYSQL_URL`).
 
-#[macro_use]
-mod support;
-
 use souk_db::clock::{self, Micros};
 use souk_db::ids;
 use souk_db::one_time_tokens::{self, OneTimeToken, TokenKind};
@@ -13,7 +10,8 @@ use souk_db::testing::{fresh, TestBackend, TestDatabase};
 use souk_db::users::{self, UserFilter, UserRecord};
 use souk_db::{Backend, DbError};
 
-on_both_backends!(
+souk_db::on_both_backends!(
+    #[tokio::test]
     fresh_database_is_empty_and_on_the_right_engine,
     users_round_trip,
     users_duplicate_email_or_id_is_unique_violation,

@@ -11,7 +11,10 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use souk_db::clock::now_micros;
 use souk_db::fence::{self, Claim, FencedRow};
-use souk_db::orders::{self, HistoryRecord, LineRecord, OrderFilter, OrderRecord, Transition};
+use souk_db::order_writer::OrderWriter;
+use souk_db::orders::{
+    self, HistoryRecord, LineRecord, NewOrder, OrderFilter, OrderRecord, Transition,
+};
 use souk_db::{Db, DbError};
 
 use super::limits::{CheckoutLocks, PurchaseLimits};
@@ -44,6 +47,7 @@ pub struct OrderLogic {
     reservation_ttl: Duration,
     limits: PurchaseLimits,
     checkout_locks: Arc<CheckoutLocks>,
+    writer: OrderWriter,
 }
 
 fn transition_error(error: TransitionError) -> Error {
@@ -82,6 +86,7 @@ impl OrderLogic {
         reservation_ttl: Duration,
         limits: PurchaseLimits,
     ) -> Self {
+        let writer = OrderWriter::new(db.clone());
         Self {
             db,
             products,
@@ -90,6 +95,7 @@ impl OrderLogic {
             reservation_ttl,
             limits,
             checkout_locks: Arc::default(),
+            writer,
         }
     }
 
@@ -348,14 +354,14 @@ impl OrderLogic {
                 })).collect::<Vec<_>>(),
             }),
         )?;
-        // The connection goes back to the pool before anything else awaits one: a request
-        // holding it while asking for another deadlocks the pool once as many requests
-        // run as it has connections.
-        let inserted = {
-            let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
-            orders::insert(&mut connection, &order, &line_records, &history, &placed).await
+        // Written with the other checkouts of this moment, in one commit.
+        let new = NewOrder {
+            order: order.clone(),
+            lines: line_records.clone(),
+            history: history.clone(),
+            event: placed,
         };
-        match inserted {
+        match self.writer.insert(new).await {
             Ok(()) => {}
             Err(DbError::UniqueViolation { .. }) if key.is_some() => {
                 // A concurrent request with the same key won the insert.

@@ -293,22 +293,11 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
     body
 }
 
-/// Generates one test per backend from `async fn name(backend: TestBackend)`.
+/// One test per backend from `async fn name(backend: TestBackend)`, on actix's runtime.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[actix_web::test]
-                async fn sqlite() {
-                    super::$name(souk_db::testing::TestBackend::Sqlite).await
-                }
-                #[actix_web::test]
-                async fn mysql() {
-                    super::$name(souk_db::testing::TestBackend::MySql).await
-                }
-            }
-        )*
+        souk_db::on_both_backends!(#[actix_web::test] $($name),*);
     };
 }
 
