@@ -58,6 +58,7 @@ error_codes! {
     AccountDisabled => ("account_disabled", 403, "auth", "The account is disabled"),
     Forbidden => ("forbidden", 403, "auth", "Not allowed"),
     WrongPassword => ("wrong_password", 403, "auth", "The current password is wrong"),
+    AlreadyVerified => ("already_verified", 409, "auth", "The email address is already verified"),
     InvalidVerificationToken => ("invalid_verification_token", 400, "auth", "The email-verification token is invalid, used or expired"),
     AlreadyReplayed => ("already_replayed", 409, "conflict", "The dead letter was already replayed"),
     InvalidResetToken => ("invalid_reset_token", 400, "auth", "The password-reset token is invalid, used or expired"),

@@ -35,6 +35,8 @@ pub struct LoginLimits {
     pub max_attempts_per_ip: u32,
     /// Sign-ups per client address per window (each costs a bcrypt hash).
     pub max_registrations_per_ip: u32,
+    /// Verification mails one account may ask for per window.
+    pub max_verification_resends: u32,
     pub window: Duration,
 }
 
@@ -318,6 +320,37 @@ impl AuthService {
         outbox::append(&mut *transaction, &requested).await?;
         transaction.commit().await.map_err(DbError::from)?;
         tracing::info!(user_id = %user.id, "password reset requested");
+        Ok(())
+    }
+
+    /// Mails the account a new verification link (`user.verification_reminder`), at
+    /// most `max_verification_resends` times per window; refused once the address is
+    /// verified.
+    #[tracing::instrument(name = "resend_verification", skip(self))]
+    pub async fn resend_verification(&self, user_id: &str) -> Result<(), Error> {
+        let user = users::find_by_id(self.db.pool(), user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("user"))?;
+        if user.email_verified_at.is_some() {
+            return Err(Error::new(
+                ErrorCode::AlreadyVerified,
+                "the email address is already verified",
+            ));
+        }
+        self.limiter
+            .hit(
+                &format!("verify-resend:account:{user_id}"),
+                self.limits.max_verification_resends,
+                self.limits.window,
+            )
+            .await
+            .map_err(|limited| Error::rate_limited(limited.retry_after.as_secs()))?;
+        let event = Topic::UserVerificationReminder.event(
+            &user.id,
+            &json!({"user_id": user.id, "email": user.email, "name": user.name}),
+        )?;
+        outbox::append(self.db.pool(), &event).await?;
+        tracing::info!(user_id, "verification mail requested");
         Ok(())
     }
 

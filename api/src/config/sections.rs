@@ -209,6 +209,8 @@ pub struct AuthSection {
     pub login_window_secs: u64,
     /// Sign-ups per client address per `login_window_secs`.
     pub register_max_per_ip: u32,
+    /// Verification mails one account may ask for per `login_window_secs`.
+    pub verification_resend_max: u32,
     /// bcrypt operations running at once; 0 means half the cores (at least one).
     pub hash_threads: u32,
     /// How long a node serves a live session from its cache at most; 0 reads the
@@ -226,6 +228,7 @@ impl Default for AuthSection {
             login_max_attempts_per_ip: 50,
             login_window_secs: 15 * 60,
             register_max_per_ip: 20,
+            verification_resend_max: 3,
             hash_threads: 0,
             access_cache_ttl_ms: 5_000,
         }

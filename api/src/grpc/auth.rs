@@ -137,6 +137,21 @@ impl AuthService for AuthGrpc {
         Ok(Response::new(pb::VerifyEmailResponse { user_id }))
     }
 
+    async fn resend_verification_email(
+        &self,
+        request: Request<pb::ResendVerificationEmailRequest>,
+    ) -> Result<Response<pb::ResendVerificationEmailResponse>, Status> {
+        let user = caller::user(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
+        self.state
+            .auth
+            .resend_verification(&user.id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ResendVerificationEmailResponse {}))
+    }
+
     async fn confirm_email_change(
         &self,
         request: Request<pb::ConfirmEmailChangeRequest>,

@@ -25,6 +25,7 @@ use problems::ProblemResponses;
         rest::auth::request_password_reset,
         rest::auth::confirm_password_reset,
         rest::auth::verify_email,
+        rest::auth::resend_verification_email,
         rest::auth::confirm_email_change,
         rest::users::get_me,
         rest::users::update_me,

@@ -187,6 +187,18 @@ pub struct EmailVerified {
     pub user_id: String,
 }
 
+/// Mails the caller a new verification link (the first one came with the welcome mail).
+#[utoipa::path(post, path = "/api/v1/auth/verify-email/resend", operation_id = "resend_verification_email", tag = "auth", security(("bearer" = [])),
+    responses((status = 202, description = "a new verification link is on its way"), (status = 409, description = "already_verified", body = Problem),
+              (status = 429, description = "rate_limited; see Retry-After", body = Problem)))]
+pub async fn resend_verification_email(
+    state: web::Data<AppState>,
+    user: AuthUser,
+) -> ApiResult<HttpResponse> {
+    state.auth.resend_verification(&user.id).await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
 /// The link of the welcome mail: single use, expiring.
 #[utoipa::path(get, path = "/api/v1/auth/verify-email", operation_id = "verify_email", tag = "auth", params(VerifyEmailQuery),
     responses((status = 200, body = EmailVerified), (status = 400, description = "invalid_verification_token or invalid_query", body = Problem)))]

@@ -45,6 +45,10 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                 )
                 .service(web::resource("/verify-email").route(web::get().to(auth::verify_email)))
                 .service(
+                    web::resource("/verify-email/resend")
+                        .route(web::post().to(auth::resend_verification_email)),
+                )
+                .service(
                     web::resource("/confirm-email-change")
                         .route(web::post().to(auth::confirm_email_change)),
                 ),

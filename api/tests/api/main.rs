@@ -31,3 +31,4 @@ mod slow_clients;
 mod split;
 mod tokens;
 mod users;
+mod verification;
