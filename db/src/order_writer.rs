@@ -128,7 +128,8 @@ impl OrderWriter {
         let mut replies: Vec<Option<Reply>> = replies.into_iter().map(Some).collect();
         // Which order failed a batch is not known: its halves are written apart until
         // the failing order is alone, so only it fails, in a few more commits.
-        let mut parts = vec![0..orders.len()];
+        let mut parts = Vec::new();
+        parts.push(0..orders.len());
         while let Some(part) = parts.pop() {
             let written = self.insert_now(&orders[part.clone()]).await;
             match written {

@@ -124,6 +124,14 @@ impl Db {
         AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // No idle reaping or lifetime recycling, so sqlx starts no maintenance task:
+            // in sqlx 0.8.6 that task can spin at 100 % of a core forever (and hang the
+            // process's exit) once a connection returned while another is taken drives
+            // its idle count below zero (sqlx issue 3645). Stale connections are still
+            // caught: each is pinged before it is handed out.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(true)
             .after_connect(move |connection, _meta| {
                 Box::pin(async move {
                     match backend {

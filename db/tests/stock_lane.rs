@@ -79,3 +79,19 @@ async fn without_a_lane_a_stock_batch_waits_for_the_shared_pool() {
         db.close().await;
     }
 }
+
+/// Neither pool runs sqlx's maintenance task (idle reaping, lifetime recycling), which
+/// in sqlx 0.8.6 can spin forever once connections are taken and returned at once
+/// (sqlx issue 3645): the pools are configured without the timeouts that start it.
+#[tokio::test]
+async fn no_pool_runs_the_maintenance_task() {
+    let url = empty_mysql().await;
+    let db = Db::connect(&url, &settings(1)).await.unwrap();
+    let sqlite = fresh_sqlite().await;
+    for pool in [db.pool(), sqlite.db.pool()] {
+        let options = pool.options();
+        assert_eq!(options.get_idle_timeout(), None);
+        assert_eq!(options.get_max_lifetime(), None);
+        assert_eq!(options.get_min_connections(), 0);
+    }
+}

@@ -27,7 +27,12 @@ async fn a_new_verification_link_is_mailed_on_request_and_rate_limited() {
     let user = app.customer("resend").await;
     sink.wait_for(&user.email, 1).await;
 
-    assert_problem(app.post_json(RESEND, &json!({})).await, 401, "missing_token").await;
+    assert_problem(
+        app.post_json(RESEND, &json!({})).await,
+        401,
+        "missing_token",
+    )
+    .await;
     assert_problem(
         app.post_json_as(RESEND, "not-a-token", &json!({})).await,
         401,
@@ -35,7 +40,9 @@ async fn a_new_verification_link_is_mailed_on_request_and_rate_limited() {
     )
     .await;
 
-    let asked = app.post_json_as(RESEND, &user.access_token, &json!({})).await;
+    let asked = app
+        .post_json_as(RESEND, &user.access_token, &json!({}))
+        .await;
     assert_eq!(asked.status(), StatusCode::ACCEPTED);
     let mails = sink.wait_for(&user.email, 2).await;
     let resent = mails
@@ -45,9 +52,13 @@ async fn a_new_verification_link_is_mailed_on_request_and_rate_limited() {
     let token = token_in(resent["text"].as_str().unwrap(), LINK);
 
     // The second request of the window is accepted, the third is refused.
-    let again = app.post_json_as(RESEND, &user.access_token, &json!({})).await;
+    let again = app
+        .post_json_as(RESEND, &user.access_token, &json!({}))
+        .await;
     assert_eq!(again.status(), StatusCode::ACCEPTED);
-    let limited = app.post_json_as(RESEND, &user.access_token, &json!({})).await;
+    let limited = app
+        .post_json_as(RESEND, &user.access_token, &json!({}))
+        .await;
     let retry_after: u64 = limited.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -69,7 +80,8 @@ async fn a_new_verification_link_is_mailed_on_request_and_rate_limited() {
         .unwrap();
     assert_eq!(me["email_verified"], true, "{me}");
     assert_problem(
-        app.post_json_as(RESEND, &user.access_token, &json!({})).await,
+        app.post_json_as(RESEND, &user.access_token, &json!({}))
+            .await,
         409,
         "already_verified",
     )
