@@ -212,6 +212,7 @@ async fn openapi_documents_every_route_and_the_docs_page_works_offline() {
         ("/api/v1/auth/password-reset", "post"),
         ("/api/v1/auth/password-reset/confirm", "post"),
         ("/api/v1/auth/verify-email", "get"),
+        ("/api/v1/auth/verify-email/resend", "post"),
         ("/api/v1/auth/confirm-email-change", "post"),
         ("/api/v1/admin/emails", "get"),
         ("/api/v1/admin/emails/dead-letters", "get"),
