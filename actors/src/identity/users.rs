@@ -87,8 +87,9 @@ impl ProfileChanges {
     }
 }
 
-/// Who a valid access token belongs to, as the database says now (so a disabled or
-/// demoted account loses its powers at once, not when its token expires).
+/// Who a valid access token belongs to, as the database says (read per request, or
+/// kept by the node's session cache within its bound: see `identity::access`), so a
+/// disabled or demoted account loses its powers long before its token expires.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub id: String,
