@@ -1,9 +1,9 @@
-//! The node's group-commit writer of new orders: checkouts that reach their insert at about the same time
-//! are written together — one transaction, one multi-row statement per table (orders,
-//! lines, history, events) — so the node commits once for many orders. Each checkout
-//! is answered only after the commit that holds its order. A batch that fails is
-//! written again in halves until the failing order is alone, so one order's failure
-//! (a duplicate idempotency key, say) stays that order's.
+//! The node's group-commit writer of new orders: checkouts that reach their insert at
+//! about the same time are written together — one transaction, one multi-row statement
+//! per table (orders, lines, history, events) — so the node commits once for many
+//! orders. Each checkout is answered only after the commit that holds its order. A
+//! batch that fails is written again in halves until the failing order is alone, so
+//! one order's failure (a duplicate idempotency key, say) stays that order's.
 //!
 //! No task waits for work: the checkout that finds a writer slot free starts a task
 //! that writes what is queued (that checkout's order among it), then batch after batch
