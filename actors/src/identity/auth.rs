@@ -94,17 +94,23 @@ impl AuthService {
         &self.access
     }
 
+    /// Counts one attempt against `key`: refused with `rate_limited` (and when to
+    /// retry) past `max` in the window.
+    async fn admit(&self, key: &str, max: u32) -> Result<(), Error> {
+        self.limiter
+            .hit(key, max, self.limits.window)
+            .await
+            .map_err(|limited| Error::rate_limited(limited.retry_after.as_secs()))
+    }
+
     /// Counts a sign-up against the client address; refused with `rate_limited` (and
     /// when to retry) past the limit, before any password is hashed.
     pub async fn admit_registration(&self, client_ip: &str) -> Result<(), Error> {
-        self.limiter
-            .hit(
-                &format!("register:ip:{client_ip}"),
-                self.limits.max_registrations_per_ip,
-                self.limits.window,
-            )
-            .await
-            .map_err(|limited| Error::rate_limited(limited.retry_after.as_secs()))
+        self.admit(
+            &format!("register:ip:{client_ip}"),
+            self.limits.max_registrations_per_ip,
+        )
+        .await
     }
 
     /// Every attempt counts against the client address; failures count against the
@@ -118,10 +124,7 @@ impl AuthService {
     ) -> Result<TokenPair, Error> {
         tracing::Span::current().record("client_ip", client_ip);
         let ip_key = format!("login:ip:{client_ip}");
-        self.limiter
-            .hit(&ip_key, self.limits.max_attempts_per_ip, self.limits.window)
-            .await
-            .map_err(|limited| Error::rate_limited(limited.retry_after.as_secs()))?;
+        self.admit(&ip_key, self.limits.max_attempts_per_ip).await?;
         let email =
             Email::parse(raw_email).map_err(|_| Error::from_code(ErrorCode::InvalidCredentials))?;
         let account_key = format!("login:account:{}", email.as_str());
@@ -275,14 +278,11 @@ impl AuthService {
         client_ip: &str,
     ) -> Result<(), Error> {
         tracing::Span::current().record("client_ip", client_ip);
-        self.limiter
-            .hit(
-                &format!("reset:ip:{client_ip}"),
-                self.limits.max_attempts_per_ip,
-                self.limits.window,
-            )
-            .await
-            .map_err(|limited| Error::rate_limited(limited.retry_after.as_secs()))?;
+        self.admit(
+            &format!("reset:ip:{client_ip}"),
+            self.limits.max_attempts_per_ip,
+        )
+        .await?;
         let Ok(email) = Email::parse(raw_email) else {
             return Ok(());
         };
@@ -337,14 +337,11 @@ impl AuthService {
                 "the email address is already verified",
             ));
         }
-        self.limiter
-            .hit(
-                &format!("verify-resend:account:{user_id}"),
-                self.limits.max_verification_resends,
-                self.limits.window,
-            )
-            .await
-            .map_err(|limited| Error::rate_limited(limited.retry_after.as_secs()))?;
+        self.admit(
+            &format!("verify-resend:account:{user_id}"),
+            self.limits.max_verification_resends,
+        )
+        .await?;
         let event = Topic::UserVerificationReminder.event(
             &user.id,
             &json!({"user_id": user.id, "email": user.email, "name": user.name}),

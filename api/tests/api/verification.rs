@@ -16,6 +16,15 @@ const RESEND: &str = "/api/v1/auth/verify-email/resend";
 const LINK: &str = "http://shop.test/account/verify-email?token=";
 const SUBJECT: &str = "Reminder: please verify your email address";
 
+/// The token of the verification mail asked for, among a user's mails.
+fn resent_token(mails: &[serde_json::Value]) -> String {
+    let resent = mails
+        .iter()
+        .find(|mail| mail["subject"] == SUBJECT)
+        .expect("the verification mail asked for");
+    token_in(resent["text"].as_str().unwrap(), LINK)
+}
+
 #[actix_web::test]
 async fn a_new_verification_link_is_mailed_on_request_and_rate_limited() {
     let sink = SmtpSink::start();
@@ -45,11 +54,7 @@ async fn a_new_verification_link_is_mailed_on_request_and_rate_limited() {
         .await;
     assert_eq!(asked.status(), StatusCode::ACCEPTED);
     let mails = sink.wait_for(&user.email, 2).await;
-    let resent = mails
-        .iter()
-        .find(|mail| mail["subject"] == SUBJECT)
-        .expect("the verification mail asked for");
-    let token = token_in(resent["text"].as_str().unwrap(), LINK);
+    let token = resent_token(&mails);
 
     // The second request of the window is accepted, the third is refused.
     let again = app
@@ -110,11 +115,7 @@ async fn a_verification_mail_is_asked_for_over_grpc() {
         .await
         .unwrap();
     let mails = sink.wait_for(&user.email, 2).await;
-    let resent = mails
-        .iter()
-        .find(|mail| mail["subject"] == SUBJECT)
-        .expect("the verification mail asked for");
-    let token = token_in(resent["text"].as_str().unwrap(), LINK);
+    let token = resent_token(&mails);
     auth.verify_email(pb::VerifyEmailRequest { token })
         .await
         .unwrap();
