@@ -72,6 +72,8 @@ error_codes! {
     IllegalTransition => ("illegal_transition", 409, "conflict", "The order cannot make this transition now"),
     OrderExpired => ("order_expired", 409, "conflict", "The order expired before it was paid"),
     PaymentDeclined => ("payment_declined", 402, "conflict", "The payment was declined"),
+    InvalidSignature => ("invalid_signature", 401, "auth", "The webhook signature is missing, wrong or outside the time tolerance"),
+    EventInProgress => ("event_in_progress", 409, "conflict", "The event is being processed; retry it later"),
     IdempotencyKeyReused => ("idempotency_key_reused", 422, "invalid_request", "The Idempotency-Key was used with a different request"),
     InsufficientStock => ("insufficient_stock", 409, "conflict", "Not enough stock available"),
     PurchaseLimit => ("purchase_limit", 409, "conflict", "The customer already holds the most units of this SKU allowed in unpaid orders"),

@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod payments;
 pub mod remote;
 pub mod rest;
 pub mod startup;

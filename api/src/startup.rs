@@ -25,8 +25,7 @@ use souk_actors::inventory::{
 };
 use souk_actors::node::NodeRoot;
 use souk_actors::orders::actor::ExpiryListener;
-use souk_actors::orders::payments::TestDoublePaymentProvider;
-use souk_actors::orders::{OrderLogic, OrderService};
+use souk_actors::orders::{OrderLogic, OrderService, PaymentWebhooks};
 use souk_actors::outbox::bus::LocalBus;
 use souk_actors::outbox::relay::{Publisher, Relay};
 use souk_actors::outbox::Names;
@@ -319,11 +318,12 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         remotes.push(client.clone());
         Arc::new(RemoteProducts::new(client))
     };
+    let webhook_signer = crate::payments::webhook_signer(&config)?;
     let logic = OrderLogic::new(
         db.clone(),
         products,
         inventory.clone(),
-        Arc::new(TestDoublePaymentProvider),
+        Arc::new(crate::payments::test_double(&config, &webhook_signer)),
         std::time::Duration::from_secs(config.orders.reservation_ttl_secs),
         config.orders.purchase_limits(),
     );
@@ -353,6 +353,12 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
             .context("cannot serve the cluster's envelopes")?;
     }
     let _ = order_router_cell.set(orders.router().clone());
+    let payments = PaymentWebhooks::new(
+        db.clone(),
+        orders.router().clone(),
+        webhook_signer,
+        config.payments.webhook_tolerance_secs,
+    );
     let names = Names::new(&config.events.namespace);
     let publisher = match &nats {
         Some(client) => Publisher::JetStream {
@@ -374,6 +380,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         catalog,
         inventory,
         orders,
+        payments,
         email,
         redis,
         nats,
@@ -521,6 +528,16 @@ impl Application {
                 config.http.ops_addr
             )
         })?;
+        let mut config = config;
+        if config.payments.test_double_webhook_url.is_none() {
+            // The test double posts its events to this node's own webhook.
+            let mut own = listener.local_addr()?;
+            if own.ip().is_unspecified() {
+                own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            config.payments.test_double_webhook_url =
+                Some(format!("http://{own}/api/v1/payments/webhook"));
+        }
         let state = build_state(config).await?;
         start_tasks(&state)?;
         Self::serve(listener, grpc_listener, ops_listener, state)

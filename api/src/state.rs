@@ -9,7 +9,7 @@ use souk_actors::email::EmailService;
 use souk_actors::identity::{AuthService, UserService};
 use souk_actors::inventory::InventoryService;
 use souk_actors::node::NodeRoot;
-use souk_actors::orders::OrderService;
+use souk_actors::orders::{OrderService, PaymentWebhooks};
 use souk_actors::redis_store::RedisStore;
 use souk_db::Db;
 
@@ -30,6 +30,8 @@ pub struct AppState {
     pub inventory: InventoryService,
     /// Checkout and reads; every command of an existing order goes to its actor.
     pub orders: OrderService,
+    /// The payment provider's webhook: signed events, each processed once.
+    pub payments: PaymentWebhooks,
     /// Email verification, the send log and dead letters; owns the event publisher.
     pub email: EmailService,
     pub redis: Option<Arc<RedisStore>>,

@@ -23,6 +23,7 @@ pub mod one_time_tokens;
 pub mod order_writer;
 pub mod orders;
 pub mod outbox;
+pub mod payment_events;
 pub mod pool;
 pub mod sessions;
 pub mod users;

@@ -1,6 +1,6 @@
 //! One actor per order, under the entity host: every command for an order (pay,
-//! cancel, ship, deliver, expire) goes to that order's actor, which runs them one at a
-//! time, so two requests for one order never race. The actor owns its loaded order
+//! cancel, ship, deliver, expire, a payment provider's event) goes to that order's
+//! actor, which runs them one at a time, so two requests for one order never race. The actor owns its loaded order
 //! while it is active: it loads the row on its first command and keeps the state each
 //! command leaves; after a failed command it drops it and loads again (the version
 //! fence on the row stays the guard across nodes). Actors start on first use, stop
@@ -15,6 +15,7 @@ use souk_db::orders::OrderRecord;
 use super::logic::OrderLogic;
 use super::state::Event;
 use super::views::{Caller, OrderView};
+use super::webhooks::CheckedPaymentEvent;
 use crate::entity::{Entity, EntityKind, EntityLink, EntityRouter, Passivate, Request, StopReason};
 use crate::error::Error;
 
@@ -35,6 +36,8 @@ pub enum OrderCommand {
     },
     /// Sent by the inventory when the order's reservation ran out, and by the sweeper.
     Expire,
+    /// An event of the payment provider, from its webhook.
+    PaymentEvent(CheckedPaymentEvent),
 }
 
 /// The kind of the order entities: a command, answered with the order it left (none
@@ -148,6 +151,10 @@ impl Handler<Request<Order>> for OrderEntity {
                     .await
                     .map(|(order, view)| (order, Some(view))),
                 OrderCommand::Expire => logic.expire(order).await.map(|order| (order, None)),
+                OrderCommand::PaymentEvent(event) => logic
+                    .on_payment_event(order, &event)
+                    .await
+                    .map(|order| (order, None)),
             }
         };
         AtomicResponse::new(Box::pin(work.into_actor(self).map(

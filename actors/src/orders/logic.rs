@@ -15,10 +15,11 @@ use souk_db::order_writer::OrderWriter;
 use souk_db::orders::{
     self, HistoryRecord, LineRecord, NewOrder, OrderFilter, OrderRecord, Transition,
 };
+use souk_db::payment_events::{self, RefundRecord};
 use souk_db::{Db, DbError};
 
 use super::limits::{CheckoutLocks, PurchaseLimits};
-use super::payments::{PaymentError, PaymentProvider};
+use super::payments::{Capture, PaymentError, PaymentProvider};
 use super::state::{transition, Event, Initiator, OrderStatus, StockEffect, TransitionError};
 use super::views::{build_view, status_of, validate_items, Caller, CreateOrderInput, OrderView};
 use crate::error::{Error, ErrorCode, FieldError};
@@ -99,10 +100,20 @@ impl OrderLogic {
         }
     }
 
+    pub(super) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub(super) fn payments(&self) -> &dyn PaymentProvider {
+        self.payments.as_ref()
+    }
+
     async fn view(&self, order: OrderRecord) -> Result<OrderView, Error> {
         let lines = orders::lines(self.db.pool(), &order.id).await?;
         let history = orders::history(self.db.pool(), &order.id).await?;
-        build_view(order, lines, history)
+        let refunds =
+            payment_events::refunds_of(self.db.pool(), std::slice::from_ref(&order.id)).await?;
+        build_view(order, lines, history, refunds)
     }
 
     /// The order if the caller may see it: its owner, or an admin. Anyone else gets 404,
@@ -151,7 +162,7 @@ impl OrderLogic {
         } else {
             None
         };
-        // Two queries for the whole page, not two per order.
+        // Three queries for the whole page, not three per order.
         let ids: Vec<String> = rows.iter().map(|order| order.id.clone()).collect();
         let mut lines: HashMap<String, Vec<LineRecord>> = HashMap::new();
         for line in orders::lines_of(self.db.pool(), &ids).await? {
@@ -164,12 +175,20 @@ impl OrderLogic {
                 .or_default()
                 .push(entry);
         }
+        let mut refunds: HashMap<String, Vec<RefundRecord>> = HashMap::new();
+        for refund in payment_events::refunds_of(self.db.pool(), &ids).await? {
+            refunds
+                .entry(refund.order_id.clone())
+                .or_default()
+                .push(refund);
+        }
         let views = rows
             .into_iter()
             .map(|order| {
                 let order_lines = lines.remove(&order.id).unwrap_or_default();
                 let order_history = history.remove(&order.id).unwrap_or_default();
-                build_view(order, order_lines, order_history)
+                let order_refunds = refunds.remove(&order.id).unwrap_or_default();
+                build_view(order, order_lines, order_history, order_refunds)
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok((views, next))
@@ -383,7 +402,10 @@ impl OrderLogic {
         }
         tracing::info!(order_id = %order_id, total, "order placed");
         // The answer is what was just written: nothing to read back.
-        Ok((build_view(order, line_records, vec![history])?, true))
+        Ok((
+            build_view(order, line_records, vec![history], Vec::new())?,
+            true,
+        ))
     }
 
     async fn replay(
@@ -421,7 +443,7 @@ impl OrderLogic {
     }
 
     /// Moves the order along `event`, applying the stock effect the state machine asks for.
-    async fn apply(
+    pub(super) async fn apply(
         &self,
         mut order: OrderRecord,
         event: Event,
@@ -564,7 +586,7 @@ impl OrderLogic {
                 "the order expired before it was paid; place it again",
             ));
         }
-        let reference = self
+        let capture = self
             .payments
             .capture(&order.id, order.total_amount, &order.currency, method)
             .await
@@ -572,6 +594,14 @@ impl OrderLogic {
                 PaymentError::Declined(why) => Error::new(ErrorCode::PaymentDeclined, why),
                 PaymentError::Unavailable(why) => Error::new(ErrorCode::ServiceUnavailable, why),
             })?;
+        let reference = match capture {
+            Capture::Captured(reference) => reference,
+            // The provider's webhook event pays the order (`on_payment_event`).
+            Capture::Pending => {
+                let view = self.view(order.clone()).await?;
+                return Ok((order, view));
+            }
+        };
         order.payment_reference = Some(reference.clone());
         let paid = self
             .apply(

@@ -6,10 +6,13 @@ pub mod actor;
 pub mod limits;
 pub mod links;
 pub mod logic;
+pub mod payment_events;
 pub mod payments;
 pub mod service;
 pub mod state;
 pub mod views;
+pub mod webhook_signature;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -22,7 +25,8 @@ pub use limits::PurchaseLimits;
 pub use links::OrderLinks;
 pub use logic::OrderLogic;
 pub use service::OrderService;
-pub use views::{Caller, CreateOrderInput, OrderItemInput, OrderView};
+pub use views::{Caller, CreateOrderInput, OrderItemInput, OrderView, RefundView};
+pub use webhooks::{PaymentEvent, PaymentWebhooks, WebhookReceipt};
 
 pub use state::{
     transition, Event, Fulfilment, Initiator, OrderStatus, Payment, StockEffect, TransitionError,

@@ -1,7 +1,15 @@
 //! Payment providers. Souk captures a payment when an order is paid and refunds it when
-//! a paid order is cancelled; the provider behind the trait does the money part.
+//! a paid order is cancelled; the provider behind the trait does the money part. A
+//! provider may also finish a capture later and say so through its webhook (see
+//! [`super::webhooks`]).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+
+use super::webhook_signature::WebhookSigner;
+use super::webhooks::{PaymentEvent, PaymentEventKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PaymentError {
@@ -11,15 +19,24 @@ pub enum PaymentError {
     Unavailable(String),
 }
 
+/// What a capture did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Capture {
+    /// Captured now; the provider's reference of the payment.
+    Captured(String),
+    /// Accepted, not yet captured: the provider tells the outcome through its webhook.
+    Pending,
+}
+
 pub trait PaymentProvider: Send + Sync {
-    /// Captures `amount` minor units; returns the provider's reference.
+    /// Captures `amount` minor units.
     fn capture(
         &self,
         order_id: &str,
         amount: i64,
         currency: &str,
         method: &str,
-    ) -> BoxFuture<'static, Result<String, PaymentError>>;
+    ) -> BoxFuture<'static, Result<Capture, PaymentError>>;
     fn refund(
         &self,
         reference: &str,
@@ -28,34 +45,111 @@ pub trait PaymentProvider: Send + Sync {
     ) -> BoxFuture<'static, Result<(), PaymentError>>;
 }
 
-/// A TEST DOUBLE, not a payment provider: it moves no money. It approves every payment
-/// method except `test-card-declined`, so tests and demos can exercise both outcomes.
-pub struct TestDoublePaymentProvider;
+/// Where the test double posts its webhook calls: the body and its signature header.
+pub trait WebhookSender: Send + Sync {
+    fn send(&self, body: Vec<u8>, signature: String) -> BoxFuture<'static, Result<(), String>>;
+}
+
+/// A TEST DOUBLE, not a payment provider: it moves no money. It declines the payment
+/// method `test-card-declined`; for `test-card-async` it answers "pending" and then
+/// posts a signed `payment.captured` event to the webhook, as a provider that
+/// confirms asynchronously does; every other method is captured at once. Each refund
+/// is confirmed by a signed `payment.refunded` event. Without a webhook sender it
+/// posts nothing and declines `test-card-async`.
+#[derive(Clone, Default)]
+pub struct TestDoublePaymentProvider {
+    webhook: Option<(WebhookSigner, Arc<dyn WebhookSender>)>,
+}
+
+/// The test double's reference of an order's payment.
+fn test_double_reference(order_id: &str) -> String {
+    format!("test-double-{order_id}")
+}
+
+impl TestDoublePaymentProvider {
+    /// The double that posts its events, signed by `signer`, through `sender`.
+    pub fn with_webhook(signer: WebhookSigner, sender: Arc<dyn WebhookSender>) -> Self {
+        Self {
+            webhook: Some((signer, sender)),
+        }
+    }
+
+    /// Posts `event` in the background, retrying a few times as a provider does.
+    fn post(&self, event: PaymentEvent) {
+        let Some((signer, sender)) = self.webhook.clone() else {
+            return;
+        };
+        let body = serde_json::to_vec(&event).expect("an event serializes");
+        tokio::spawn(async move {
+            for attempt in 0..5u32 {
+                tokio::time::sleep(Duration::from_millis(20 << (2 * attempt))).await;
+                let signature = signer.header(chrono::Utc::now().timestamp(), &body);
+                match sender.send(body.clone(), signature).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::warn!(event_id = %event.id, attempt, %error, "the test double's webhook call failed")
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn test_double_event_id() -> String {
+    format!("evt_test_{}", souk_db::ids::new_id())
+}
 
 impl PaymentProvider for TestDoublePaymentProvider {
     fn capture(
         &self,
         order_id: &str,
-        _amount: i64,
-        _currency: &str,
+        amount: i64,
+        currency: &str,
         method: &str,
-    ) -> BoxFuture<'static, Result<String, PaymentError>> {
-        let outcome = if method == "test-card-declined" {
-            Err(PaymentError::Declined(
+    ) -> BoxFuture<'static, Result<Capture, PaymentError>> {
+        let outcome = match method {
+            "test-card-declined" => Err(PaymentError::Declined(
                 "test-card-declined always declines".into(),
-            ))
-        } else {
-            Ok(format!("test-double-{order_id}"))
+            )),
+            "test-card-async" if self.webhook.is_none() => Err(PaymentError::Declined(
+                "test-card-async needs the payment webhook, which this node does not serve".into(),
+            )),
+            "test-card-async" => {
+                self.post(PaymentEvent {
+                    id: test_double_event_id(),
+                    kind: PaymentEventKind::Captured.as_str().to_owned(),
+                    order_id: order_id.to_owned(),
+                    payment_reference: test_double_reference(order_id),
+                    amount: Some(amount),
+                    currency: Some(currency.to_owned()),
+                    refund_id: None,
+                    reason: None,
+                });
+                Ok(Capture::Pending)
+            }
+            _ => Ok(Capture::Captured(test_double_reference(order_id))),
         };
         Box::pin(async move { outcome })
     }
 
     fn refund(
         &self,
-        _reference: &str,
-        _amount: i64,
-        _currency: &str,
+        reference: &str,
+        amount: i64,
+        currency: &str,
     ) -> BoxFuture<'static, Result<(), PaymentError>> {
+        if let Some(order_id) = reference.strip_prefix("test-double-") {
+            self.post(PaymentEvent {
+                id: test_double_event_id(),
+                kind: PaymentEventKind::Refunded.as_str().to_owned(),
+                order_id: order_id.to_owned(),
+                payment_reference: reference.to_owned(),
+                amount: Some(amount),
+                currency: Some(currency.to_owned()),
+                refund_id: Some(format!("re_test_{}", souk_db::ids::new_id())),
+                reason: Some("refunded by souk".to_owned()),
+            });
+        }
         Box::pin(async { Ok(()) })
     }
 }

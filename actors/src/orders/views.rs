@@ -1,4 +1,4 @@
-//! What the order domain shows and takes: the order, its lines and history as the API
+//! What the order domain shows and takes: the order, its lines, history and refunds as the API
 //! renders them, checkout input and its validation, and who acts on an order.
 
 use std::collections::BTreeMap;
@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use souk_db::clock::to_datetime;
 use souk_db::orders::{HistoryRecord, LineRecord, OrderRecord};
+use souk_db::payment_events::RefundRecord;
 use utoipa::ToSchema;
 
 use super::state::{derived_statuses, Fulfilment, Initiator, OrderStatus, Payment};
@@ -44,6 +45,17 @@ pub struct OrderLineView {
     pub line_total: Money,
 }
 
+/// Money given back on the order, as the payment provider reported it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RefundView {
+    /// The provider's id of the refund.
+    pub id: String,
+    pub amount: Money,
+    pub reason: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HistoryView {
     pub from: Option<String>,
@@ -72,6 +84,8 @@ pub struct OrderView {
     pub created_at: String,
     pub updated_at: String,
     pub history: Vec<HistoryView>,
+    /// Refunds, oldest first; their sum never exceeds the total.
+    pub refunds: Vec<RefundView>,
 }
 
 fn payment_name(payment: Payment) -> &'static str {
@@ -170,6 +184,7 @@ pub(crate) fn build_view(
     order: OrderRecord,
     lines: Vec<LineRecord>,
     history: Vec<HistoryRecord>,
+    refunds: Vec<RefundRecord>,
 ) -> Result<OrderView, Error> {
     let status = status_of(&order)?;
     let (payment, fulfilment) = derived_statuses(status, order.was_paid == 1);
@@ -203,6 +218,18 @@ pub(crate) fn build_view(
                 actor: entry.actor,
                 reason: entry.reason,
                 at: to_datetime(entry.created_at).to_rfc3339(),
+            })
+            .collect(),
+        refunds: refunds
+            .into_iter()
+            .map(|refund| RefundView {
+                amount: Money {
+                    amount: refund.amount,
+                    currency: refund.currency,
+                },
+                id: refund.id,
+                reason: refund.reason,
+                at: to_datetime(refund.created_at).to_rfc3339(),
             })
             .collect(),
         id: order.id,

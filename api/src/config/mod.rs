@@ -1,8 +1,9 @@
 //! One typed configuration, in sections: `[node]`, `[log]`, `[http]`, `[grpc]`,
-//! `[database]`, `[redis]`, `[nats]`, `[jwt]`, `[auth]`, `[orders]`, `[email]`,
-//! `[smtp]`, `[outbox]`, `[events]`, `[search]`, `[cluster]`. Layers, later wins: built-in defaults < the
-//! optional TOML file (`--config souk.toml`) < `SOUK_*` environment variables (names
-//! derived from the sections, see [`env`]) < command-line flags. Secrets may come from
+//! `[database]`, `[redis]`, `[nats]`, `[jwt]`, `[auth]`, `[orders]`, `[payments]`,
+//! `[email]`, `[smtp]`, `[outbox]`, `[events]`, `[search]`, `[cluster]`. Layers, later
+//! wins: built-in defaults < the optional TOML file (`--config souk.toml`) < `SOUK_*`
+//! environment variables (names derived from the sections, see [`env`]) < command-line
+//! flags. Secrets may come from
 //! files (`*_file`) so Kubernetes secrets or a Vault agent can supply them; they never
 //! reach logs or `souk config`. An unknown key in the file stops the start.
 
@@ -33,6 +34,7 @@ pub struct Config {
     pub jwt: JwtSection,
     pub auth: AuthSection,
     pub orders: OrdersSection,
+    pub payments: PaymentsSection,
     pub email: EmailSection,
     pub smtp: SmtpSection,
     pub outbox: OutboxSection,
@@ -138,6 +140,7 @@ impl Config {
             &mut self.grpc.order_url,
             &mut self.grpc.inventory_url,
             &mut self.smtp.url,
+            &mut self.payments.test_double_webhook_url,
         ] {
             if value.as_deref().is_some_and(|text| text.trim().is_empty()) {
                 *value = None;
@@ -150,6 +153,14 @@ impl Config {
             .is_some_and(|secret| secret.expose().is_empty())
         {
             self.jwt.secret = None;
+        }
+        if self
+            .payments
+            .webhook_secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose().is_empty())
+        {
+            self.payments.webhook_secret = None;
         }
         self
     }

@@ -273,6 +273,31 @@ impl OrdersSection {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct PaymentsSection {
+    /// The secret shared with the payment provider, which signs its webhook calls.
+    /// Unset: a key derived from the JWT secret, which the built-in test double uses.
+    pub webhook_secret: Option<Secret>,
+    pub webhook_secret_file: Option<PathBuf>,
+    /// How far a webhook call's signed timestamp may be from this node's clock.
+    pub webhook_tolerance_secs: u64,
+    /// Where the built-in test double posts its webhook calls. Unset: this node's own
+    /// HTTP address.
+    pub test_double_webhook_url: Option<String>,
+}
+
+impl Default for PaymentsSection {
+    fn default() -> Self {
+        Self {
+            webhook_secret: None,
+            webhook_secret_file: None,
+            webhook_tolerance_secs: 300,
+            test_double_webhook_url: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EmailSection {
     /// The sender of every email, e.g. `Souk <no-reply@example.com>`.
     pub from: String,

@@ -59,6 +59,24 @@ impl Config {
                 ));
             }
         }
+        if self.payments.webhook_secret.is_some() && self.payments.webhook_secret_file.is_some() {
+            return Err(ConfigError::setting(
+                "payments.webhook_secret",
+                "set webhook_secret or webhook_secret_file, not both",
+            ));
+        }
+        positive(
+            "payments.webhook_tolerance_secs",
+            self.payments.webhook_tolerance_secs,
+        )?;
+        if let Some(url) = &self.payments.test_double_webhook_url {
+            if !starts_with_any(url, &["http://", "https://"]) {
+                return Err(ConfigError::setting(
+                    "payments.test_double_webhook_url",
+                    "must start with http:// or https://",
+                ));
+            }
+        }
         if self.jwt.secret.is_some() && self.jwt.secret_file.is_some() {
             return Err(ConfigError::setting(
                 "jwt.secret",

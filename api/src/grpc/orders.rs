@@ -64,6 +64,16 @@ pub fn order_message(view: OrderView) -> pb::Order {
                 at: entry.at,
             })
             .collect(),
+        refunds: view
+            .refunds
+            .into_iter()
+            .map(|refund| pb::Refund {
+                id: refund.id,
+                amount: money(refund.amount),
+                reason: refund.reason,
+                at: refund.at,
+            })
+            .collect(),
     }
 }
 

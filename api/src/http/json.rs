@@ -46,6 +46,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = JsonBytes::from_request(request, payload);
+        Box::pin(async move { Ok(parse(&body.await?.0).map(Json)?) })
+    }
+}
+
+/// The bytes of a JSON body, checked for content type and size as [`Json`] checks
+/// them but not parsed: for a handler that must see the body exactly as sent (to
+/// verify its signature) before parsing it with [`parse`].
+pub struct JsonBytes(pub web::Bytes);
+
+impl FromRequest for JsonBytes {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = request
             .app_data::<web::Data<BodyLimit>>()
             .map(|limit| limit.0)
@@ -78,7 +93,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(parse(&body).map(Json)?)
+            Ok(JsonBytes(body.freeze()))
         })
     }
 }

@@ -52,6 +52,7 @@ use problems::ProblemResponses;
         rest::orders::ship,
         rest::orders::deliver,
         rest::orders::admin_cancel,
+        rest::payments::webhook,
         rest::admin_inventory::list,
         rest::admin_inventory::get,
         rest::admin_inventory::adjust,
@@ -75,6 +76,7 @@ use problems::ProblemResponses;
         (name = "users", description = "The caller's own account"),
         (name = "catalog", description = "Products and categories, as shoppers see them"),
         (name = "orders", description = "The caller's orders: checkout, payment, cancellation"),
+        (name = "payments", description = "The payment provider's webhook (signed, not a bearer token)"),
         (name = "admin", description = "Administration (admins only)"),
         (name = "ops", description = "Health and readiness (metrics are on the operations address, SOUK_OPS_ADDR)"),
     )

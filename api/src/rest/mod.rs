@@ -13,6 +13,7 @@ pub mod auth;
 pub mod docs;
 pub mod ops;
 pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod users;
 pub mod views;
@@ -146,7 +147,8 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                     .service(
                         web::resource("/{id}/cancel").route(web::post().to(orders::admin_cancel)),
                     ),
-            );
+            )
+            .service(web::resource("/payments/webhook").route(web::post().to(payments::webhook)));
     }
     if services.contains(Service::Inventory) {
         api = api.service(

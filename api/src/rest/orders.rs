@@ -26,8 +26,9 @@ pub struct OrderPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayRequest {
-    /// 1 to 100 characters. With the built-in test double: anything but
-    /// `test-card-declined` is approved.
+    /// 1 to 100 characters. With the built-in test double: `test-card-declined` is
+    /// declined, `test-card-async` is confirmed later by a webhook event (202), anything
+    /// else is captured at once.
     #[schema(min_length = 1, max_length = 100)]
     pub payment_method: String,
 }
@@ -149,7 +150,9 @@ pub async fn get_own(
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/pay", operation_id = "pay_order", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = PayRequest,
-    responses((status = 200, body = OrderView), (status = 402, description = "payment_declined", body = Problem),
+    responses((status = 200, description = "paid", body = OrderView),
+              (status = 202, description = "the provider confirms the payment later through its webhook; the order is still pending_payment", body = OrderView),
+              (status = 402, description = "payment_declined", body = Problem),
               (status = 409, description = "illegal_transition or order_expired", body = Problem), (status = 422, description = "validation_failed: payment_method", body = Problem)))]
 pub async fn pay(
     state: web::Data<AppState>,
@@ -158,7 +161,11 @@ pub async fn pay(
     body: Json<PayRequest>,
 ) -> ApiResult<HttpResponse> {
     let method = checked_payment_method(&body.payment_method)?;
-    Ok(HttpResponse::Ok().json(state.orders.pay(&user.id, &id, &method).await?))
+    let order = state.orders.pay(&user.id, &id, &method).await?;
+    if order.status == OrderStatus::PendingPayment.as_str() {
+        return Ok(HttpResponse::Accepted().json(order));
+    }
+    Ok(HttpResponse::Ok().json(order))
 }
 
 fn reason_of(body: OptionalJson<CancelRequest>, default: &str) -> String {

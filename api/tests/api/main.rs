@@ -22,6 +22,7 @@ mod observability;
 mod openapi;
 mod ops;
 mod orders;
+mod payment_webhooks;
 mod purchase_limits;
 mod rate_limit;
 mod readme;

@@ -1,0 +1,138 @@
+//! What a payment provider's event does to its order, run by the order's actor:
+//! a capture pays an unpaid order (or gives the money back when the order can no
+//! longer be paid, or the amount is not the order's), a failure is recorded and
+//! leaves the order payable, a refund is recorded on the order as long as the
+//! refunds stay within what was captured. The outcome is written on the event's row.
+
+use souk_db::clock::now_micros;
+use souk_db::orders::OrderRecord;
+use souk_db::payment_events::{self, RefundRecord};
+
+use super::logic::OrderLogic;
+use super::payments::PaymentError;
+use super::state::{Event, OrderStatus};
+use super::views::{status_of, Caller};
+use super::webhooks::{CheckedKind, CheckedPaymentEvent, PaymentOutcome};
+use crate::error::{Error, ErrorCode};
+
+impl OrderLogic {
+    /// Applies `event` to `order` and records the outcome; returns the order after it.
+    #[tracing::instrument(name = "order_payment_event", skip(self, order, event), fields(order_id = %order.id, event_id = %event.id))]
+    pub async fn on_payment_event(
+        &self,
+        order: OrderRecord,
+        event: &CheckedPaymentEvent,
+    ) -> Result<OrderRecord, Error> {
+        let (order, outcome) = match &event.kind {
+            CheckedKind::Captured { amount, currency } => {
+                self.on_captured(order, event, *amount, currency).await?
+            }
+            CheckedKind::Failed => (order, PaymentOutcome::FailureRecorded),
+            CheckedKind::Refunded {
+                amount,
+                currency,
+                refund_id,
+            } => {
+                let outcome = self
+                    .on_refunded(&order, event, *amount, currency, refund_id)
+                    .await?;
+                (order, outcome)
+            }
+        };
+        tracing::info!(outcome = outcome.as_str(), "payment event applied");
+        payment_events::finish(self.db().pool(), &event.id, outcome.as_str(), now_micros()).await?;
+        Ok(order)
+    }
+
+    async fn on_captured(
+        &self,
+        mut order: OrderRecord,
+        event: &CheckedPaymentEvent,
+        amount: i64,
+        currency: &str,
+    ) -> Result<(OrderRecord, PaymentOutcome), Error> {
+        let status = status_of(&order)?;
+        let paid_by_this = order.payment_reference.as_deref() == Some(&event.payment_reference);
+        if status != OrderStatus::PendingPayment {
+            if order.was_paid == 1 && paid_by_this {
+                return Ok((order, PaymentOutcome::AlreadyPaid));
+            }
+            self.give_back(event, amount, currency).await?;
+            return Ok((order, PaymentOutcome::RefundedNotPayable));
+        }
+        if order.expires_at <= now_micros() {
+            let order = self.expire(order).await?;
+            self.give_back(event, amount, currency).await?;
+            return Ok((order, PaymentOutcome::RefundedNotPayable));
+        }
+        if amount != order.total_amount || currency != order.currency {
+            self.give_back(event, amount, currency).await?;
+            return Ok((order, PaymentOutcome::RefundedAmountMismatch));
+        }
+        order.payment_reference = Some(event.payment_reference.clone());
+        // The shopper paid; the provider's event is how Souk learns it.
+        let caller = Caller::Shopper(order.user_id.clone());
+        let reason = format!("payment captured (provider event {})", event.id);
+        let order = self.apply(order, Event::Pay, &caller, &reason).await?;
+        Ok((order, PaymentOutcome::OrderPaid))
+    }
+
+    /// Refunds a capture the order cannot keep; a provider that cannot refund now
+    /// leaves the event unprocessed, for its retry.
+    async fn give_back(
+        &self,
+        event: &CheckedPaymentEvent,
+        amount: i64,
+        currency: &str,
+    ) -> Result<(), Error> {
+        self.payments()
+            .refund(&event.payment_reference, amount, currency)
+            .await
+            .map_err(|error| match error {
+                PaymentError::Declined(why) | PaymentError::Unavailable(why) => Error::new(
+                    ErrorCode::ServiceUnavailable,
+                    format!("cannot refund a capture the order cannot keep: {why}"),
+                ),
+            })
+    }
+
+    async fn on_refunded(
+        &self,
+        order: &OrderRecord,
+        event: &CheckedPaymentEvent,
+        amount: i64,
+        currency: &str,
+        refund_id: &str,
+    ) -> Result<PaymentOutcome, Error> {
+        let paid_by_this = order.payment_reference.as_deref() == Some(&event.payment_reference);
+        if order.was_paid != 1 || !paid_by_this || currency != order.currency {
+            return Ok(PaymentOutcome::IgnoredUnknownPayment);
+        }
+        let recorded =
+            payment_events::refunds_of(self.db().pool(), std::slice::from_ref(&order.id)).await?;
+        if recorded.iter().any(|refund| refund.id == refund_id) {
+            return Ok(PaymentOutcome::RefundAlreadyRecorded);
+        }
+        let refunded: i64 = recorded.iter().map(|refund| refund.amount).sum();
+        if refunded.saturating_add(amount) > order.total_amount {
+            return Ok(PaymentOutcome::IgnoredRefundExceedsCaptured);
+        }
+        let refund = RefundRecord {
+            id: refund_id.to_owned(),
+            order_id: order.id.clone(),
+            amount,
+            currency: currency.to_owned(),
+            reason: if event.reason.is_empty() {
+                "refunded at the payment provider".to_owned()
+            } else {
+                event.reason.clone()
+            },
+            created_at: now_micros(),
+        };
+        if payment_events::insert_refund(self.db().pool(), &refund).await? {
+            Ok(PaymentOutcome::RefundRecorded)
+        } else {
+            Ok(PaymentOutcome::RefundAlreadyRecorded)
+        }
+    }
+}
