@@ -38,3 +38,29 @@ pub type Transaction = sqlx::Transaction<'static, sqlx::Any>;
 
 #[cfg(feature = "test-support")]
 pub mod testing;
+
+/// The rows `select` (a `SELECT … FROM … WHERE <column> IN (` prefix) finds for `ids`,
+/// then ordered by `order_by`: one query for a page of parents' children, written once
+/// for every repository.
+pub(crate) async fn rows_for_ids<'e, E, T>(
+    executor: E,
+    select: &str,
+    ids: &[String],
+    order_by: &str,
+) -> Result<Vec<T>, DbError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut builder = sqlx::QueryBuilder::<sqlx::Any>::new(select);
+    let mut separated = builder.separated(", ");
+    for id in ids {
+        separated.push_bind(id.clone());
+    }
+    builder.push(") ORDER BY ");
+    builder.push(order_by);
+    Ok(builder.build_query_as::<T>().fetch_all(executor).await?)
+}

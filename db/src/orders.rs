@@ -371,21 +371,13 @@ pub async fn lines_of<'e, E>(executor: E, order_ids: &[String]) -> Result<Vec<Li
 where
     E: Executor<'e, Database = Any>,
 {
-    if order_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut builder = QueryBuilder::<Any>::new(
+    crate::rows_for_ids(
+        executor,
         "SELECT order_id, line_no, sku, product_id, name, unit_amount, quantity FROM order_lines WHERE order_id IN (",
-    );
-    let mut separated = builder.separated(", ");
-    for id in order_ids {
-        separated.push_bind(id.clone());
-    }
-    builder.push(") ORDER BY order_id, line_no");
-    Ok(builder
-        .build_query_as::<LineRecord>()
-        .fetch_all(executor)
-        .await?)
+        order_ids,
+        "order_id, line_no",
+    )
+    .await
 }
 
 /// The history of several orders, by order, oldest first.
@@ -396,19 +388,11 @@ pub async fn history_of<'e, E>(
 where
     E: Executor<'e, Database = Any>,
 {
-    if order_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut builder = QueryBuilder::<Any>::new(
+    crate::rows_for_ids(
+        executor,
         "SELECT id, order_id, from_status, to_status, actor, reason, created_at FROM order_history WHERE order_id IN (",
-    );
-    let mut separated = builder.separated(", ");
-    for id in order_ids {
-        separated.push_bind(id.clone());
-    }
-    builder.push(") ORDER BY order_id, id");
-    Ok(builder
-        .build_query_as::<HistoryRecord>()
-        .fetch_all(executor)
-        .await?)
+        order_ids,
+        "order_id, id",
+    )
+    .await
 }

@@ -3,7 +3,7 @@
 //! from its row; a claim left unfinished (the node died mid-way) can be taken over
 //! once it is older than the caller's bound.
 
-use sqlx::{Any, Executor, FromRow, QueryBuilder};
+use sqlx::{Any, Executor, FromRow};
 
 use crate::clock::Micros;
 use crate::DbError;
@@ -173,19 +173,11 @@ pub async fn refunds_of<'e, E>(
 where
     E: Executor<'e, Database = Any>,
 {
-    if order_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut builder = QueryBuilder::<Any>::new(
+    crate::rows_for_ids(
+        executor,
         "SELECT id, order_id, amount, currency, reason, created_at FROM order_refunds WHERE order_id IN (",
-    );
-    let mut separated = builder.separated(", ");
-    for id in order_ids {
-        separated.push_bind(id.clone());
-    }
-    builder.push(") ORDER BY order_id, created_at, id");
-    Ok(builder
-        .build_query_as::<RefundRecord>()
-        .fetch_all(executor)
-        .await?)
+        order_ids,
+        "order_id, created_at, id",
+    )
+    .await
 }

@@ -57,11 +57,14 @@ pub enum Command {
         order_id: String,
         actor: String,
     },
-    /// A sold order's units come back (cancelled after payment); once per order.
+    /// Sold units come back: a paid order cancelled, or a shopper's return received
+    /// (`order_id` is then the return's id); once per id.
     Return {
         order_id: String,
         quantity: i64,
         actor: String,
+        /// Why, for the movement; empty means an order cancelled after payment.
+        reason: String,
     },
     /// Restock (+), shrinkage or correction (−).
     Adjust {
@@ -315,6 +318,7 @@ impl Stock {
                 order_id,
                 quantity,
                 actor,
+                reason,
             } => {
                 if *quantity <= 0 {
                     return Err(StockError::InvalidQuantity);
@@ -332,7 +336,11 @@ impl Stock {
                     (*quantity, 0),
                     Some(order_id),
                     actor,
-                    "returned: order cancelled after payment",
+                    if reason.is_empty() {
+                        "returned: order cancelled after payment"
+                    } else {
+                        reason
+                    },
                     now,
                 ));
                 Ok(Outcome::Returned)
@@ -436,7 +444,8 @@ mod tests {
             (0..8u8, 1i64..4).prop_map(|(n, quantity)| Command::Return {
                 order_id: format!("order-{n}"),
                 quantity,
-                actor: "t".into()
+                actor: "t".into(),
+                reason: String::new(),
             }),
             Just(Command::ExpireDue),
         ]

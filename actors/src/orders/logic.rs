@@ -534,6 +534,7 @@ impl OrderLogic {
                     order_id: order.id.clone(),
                     quantity: line.quantity,
                     actor: actor.clone(),
+                    reason: String::new(),
                 },
                 OrderStatus::Cancelled | OrderStatus::Expired => Command::Release {
                     order_id: order.id.clone(),
@@ -555,17 +556,43 @@ impl OrderLogic {
         }
         if status == OrderStatus::Cancelled && order.was_paid == 1 {
             if let Some(reference) = &order.payment_reference {
-                if let Err(error) = self
-                    .payments
-                    .refund(reference, order.total_amount, &order.currency)
-                    .await
-                {
-                    tracing::error!(order_id = %order.id, %error, "refund failed; needs attention");
-                }
+                self.refund_whole(order, reference).await;
             }
         }
         orders::mark_settled(self.db.pool(), &order.id, order.version).await?;
         Ok(())
+    }
+
+    /// Refunds what is left of a cancelled order's payment and records the refund under
+    /// the provider's id (its `payment.refunded` event then finds it recorded).
+    async fn refund_whole(&self, order: &OrderRecord, reference: &str) {
+        let refunded: i64 =
+            payment_events::refunds_of(self.db.pool(), std::slice::from_ref(&order.id))
+                .await
+                .map(|refunds| refunds.iter().map(|refund| refund.amount).sum())
+                .unwrap_or(0);
+        let amount = order.total_amount - refunded;
+        if amount <= 0 {
+            return;
+        }
+        match self.payments.refund(reference, amount, &order.currency).await {
+            Ok(refund_id) => {
+                let refund = RefundRecord {
+                    id: refund_id,
+                    order_id: order.id.clone(),
+                    amount,
+                    currency: order.currency.clone(),
+                    reason: "order cancelled after payment".to_owned(),
+                    created_at: now_micros(),
+                };
+                if let Err(error) = payment_events::insert_refund(self.db.pool(), &refund).await {
+                    tracing::error!(order_id = %order.id, %error, "the refund was made but not recorded");
+                }
+            }
+            Err(error) => {
+                tracing::error!(order_id = %order.id, %error, "refund failed; needs attention")
+            }
+        }
     }
 
     /// Captures the payment, marks the order paid, then sells the reserved stock.

@@ -88,6 +88,7 @@ impl OrderLogic {
         self.payments()
             .refund(&event.payment_reference, amount, currency)
             .await
+            .map(|_refund_id| ())
             .map_err(|error| match error {
                 PaymentError::Declined(why) | PaymentError::Unavailable(why) => Error::new(
                     ErrorCode::ServiceUnavailable,

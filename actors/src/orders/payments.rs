@@ -37,12 +37,14 @@ pub trait PaymentProvider: Send + Sync {
         currency: &str,
         method: &str,
     ) -> BoxFuture<'static, Result<Capture, PaymentError>>;
+    /// Refunds `amount` minor units of the payment `reference`; returns the provider's
+    /// id of the refund (which its `payment.refunded` event carries too).
     fn refund(
         &self,
         reference: &str,
         amount: i64,
         currency: &str,
-    ) -> BoxFuture<'static, Result<(), PaymentError>>;
+    ) -> BoxFuture<'static, Result<String, PaymentError>>;
 }
 
 /// Where the test double posts its webhook calls: the body and its signature header.
@@ -54,7 +56,8 @@ pub trait WebhookSender: Send + Sync {
 /// method `test-card-declined`; for `test-card-async` it answers "pending" and then
 /// posts a signed `payment.captured` event to the webhook, as a provider that
 /// confirms asynchronously does; every other method is captured at once. Each refund
-/// is confirmed by a signed `payment.refunded` event. Without a webhook sender it
+/// of its own payments is confirmed by a signed `payment.refunded` event with the
+/// refund's id. Without a webhook sender it
 /// posts nothing and declines `test-card-async`.
 #[derive(Clone, Default)]
 pub struct TestDoublePaymentProvider {
@@ -137,7 +140,8 @@ impl PaymentProvider for TestDoublePaymentProvider {
         reference: &str,
         amount: i64,
         currency: &str,
-    ) -> BoxFuture<'static, Result<(), PaymentError>> {
+    ) -> BoxFuture<'static, Result<String, PaymentError>> {
+        let refund_id = format!("re_test_{}", souk_db::ids::new_id());
         if let Some(order_id) = reference.strip_prefix("test-double-") {
             self.post(PaymentEvent {
                 id: test_double_event_id(),
@@ -146,10 +150,10 @@ impl PaymentProvider for TestDoublePaymentProvider {
                 payment_reference: reference.to_owned(),
                 amount: Some(amount),
                 currency: Some(currency.to_owned()),
-                refund_id: Some(format!("re_test_{}", souk_db::ids::new_id())),
+                refund_id: Some(refund_id.clone()),
                 reason: Some("refunded by souk".to_owned()),
             });
         }
-        Box::pin(async { Ok(()) })
+        Box::pin(async move { Ok(refund_id) })
     }
 }

@@ -75,9 +75,14 @@ pub fn command_to_wire(sku: &str, command: &Command) -> Option<pb::ExecuteReques
             order_id,
             quantity,
             actor,
+            reason,
         } => (
             actor,
-            WireCommand::Return(wire::Return { order_id, quantity }),
+            WireCommand::Return(wire::Return {
+                order_id,
+                quantity,
+                reason,
+            }),
         ),
         Command::Adjust { .. } | Command::SetThreshold { .. } | Command::ExpireDue => return None,
     };
@@ -115,6 +120,7 @@ pub fn command_from_wire(request: pb::ExecuteRequest) -> Result<(String, Command
             order_id: returned.order_id,
             quantity: returned.quantity,
             actor,
+            reason: returned.reason,
         },
         None => {
             return Err(Error::validation(vec![FieldError::new(
