@@ -25,6 +25,8 @@ fn item(sku: &str, on_hand: i64, version: i64, owner_epoch: i64) -> ItemRecord {
         version,
         updated_at: now_micros(),
         owner_epoch,
+        shipping_address: None,
+        billing_address: None,
     }
 }
 
