@@ -1,5 +1,6 @@
 //! What the order domain shows and takes: the order, its lines and history as the API
-//! renders them, checkout input and its validation, and who acts on an order.
+//! renders them (with the address snapshots it keeps), checkout input and its
+//! validation, and who acts on an order.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use super::state::{derived_statuses, Fulfilment, Initiator, OrderStatus, Payment
 use crate::catalog::model::parse_sku;
 use crate::catalog::service::Money;
 use crate::error::{Error, FieldError};
+use crate::identity::PostalAddress;
 
 pub const MAX_LINES: usize = 50;
 pub const MAX_QUANTITY: i64 = 100;
@@ -32,6 +34,13 @@ pub struct CreateOrderInput {
     /// 1 to 50 lines.
     #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<OrderItemInput>,
+    /// The id of one of the caller's saved addresses (`/api/v1/users/me/addresses`);
+    /// the order keeps a copy of it as it is now.
+    #[serde(default)]
+    pub shipping_address_id: Option<String>,
+    /// As `shipping_address_id`; when absent, the shipping address bills too.
+    #[serde(default)]
+    pub billing_address_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -72,6 +81,12 @@ pub struct OrderView {
     pub created_at: String,
     pub updated_at: String,
     pub history: Vec<HistoryView>,
+    /// The shipping address as it was at checkout; `null` when none was given.
+    #[serde(default)]
+    pub shipping_address: Option<PostalAddress>,
+    /// The billing address as it was at checkout; `null` when none was given.
+    #[serde(default)]
+    pub billing_address: Option<PostalAddress>,
 }
 
 fn payment_name(payment: Payment) -> &'static str {
@@ -173,6 +188,8 @@ pub(crate) fn build_view(
 ) -> Result<OrderView, Error> {
     let status = status_of(&order)?;
     let (payment, fulfilment) = derived_statuses(status, order.was_paid == 1);
+    let shipping_address = stored_address(&order, "shipping", order.shipping_address.as_deref())?;
+    let billing_address = stored_address(&order, "billing", order.billing_address.as_deref())?;
     let money = |amount: i64| Money {
         amount,
         currency: order.currency.clone(),
@@ -205,10 +222,30 @@ pub(crate) fn build_view(
                 at: to_datetime(entry.created_at).to_rfc3339(),
             })
             .collect(),
+        shipping_address,
+        billing_address,
         id: order.id,
         user_id: order.user_id,
         status: order.status,
     })
+}
+
+/// An address snapshot as stored with the order (JSON); one that does not parse is an
+/// error, never dropped.
+fn stored_address(
+    order: &OrderRecord,
+    which: &str,
+    json: Option<&str>,
+) -> Result<Option<PostalAddress>, Error> {
+    json.map(|json| {
+        serde_json::from_str(json).map_err(|error| {
+            Error::internal(format!(
+                "order {} has an unreadable {which} address: {error}",
+                order.id
+            ))
+        })
+    })
+    .transpose()
 }
 
 /// The cursor of an order list (newest first): the last order's creation time and id.

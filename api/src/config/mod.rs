@@ -1,5 +1,5 @@
 //! One typed configuration, in sections: `[node]`, `[log]`, `[http]`, `[grpc]`,
-//! `[database]`, `[redis]`, `[nats]`, `[jwt]`, `[auth]`, `[orders]`, `[email]`,
+//! `[database]`, `[redis]`, `[nats]`, `[jwt]`, `[auth]`, `[users]`, `[orders]`, `[email]`,
 //! `[smtp]`, `[outbox]`, `[events]`, `[search]`, `[cluster]`. Layers, later wins: built-in defaults < the
 //! optional TOML file (`--config souk.toml`) < `SOUK_*` environment variables (names
 //! derived from the sections, see [`env`]) < command-line flags. Secrets may come from
@@ -32,6 +32,7 @@ pub struct Config {
     pub nats: NatsSection,
     pub jwt: JwtSection,
     pub auth: AuthSection,
+    pub users: UsersSection,
     pub orders: OrdersSection,
     pub email: EmailSection,
     pub smtp: SmtpSection,
