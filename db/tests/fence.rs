@@ -25,8 +25,6 @@ fn item(sku: &str, on_hand: i64, version: i64, owner_epoch: i64) -> ItemRecord {
         version,
         updated_at: now_micros(),
         owner_epoch,
-        shipping_address: None,
-        billing_address: None,
     }
 }
 
@@ -107,6 +105,8 @@ fn order(id: &str, version: i64, owner_epoch: i64) -> OrderRecord {
         created_at: now,
         updated_at: now,
         owner_epoch,
+        shipping_address: None,
+        billing_address: None,
     }
 }
 
