@@ -295,7 +295,23 @@ async fn the_address_book_over_rest(backend: TestBackend) {
     )
     .await;
     create(&app, &ada, &us_with_zip("Denver")).await;
+
+    // Deleting the account deletes its address book.
+    let deleted = send(
+        &app,
+        Method::DELETE,
+        "/api/v1/users/me",
+        &eve.access_token,
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let left = souk_db::addresses::list(app.database.db.pool(), &eve.id, None, 10)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }
+
 pub(crate) fn us_with_zip(city: &str) -> Value {
     json!({"name": "Bob", "line1": "1 Main St", "city": city, "postal_code": "60601", "country": "US"})
 }
