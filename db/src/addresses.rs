@@ -26,7 +26,8 @@ pub struct AddressRecord {
     pub updated_at: Micros,
 }
 
-const COLUMNS: &str = "id, user_id, name, line1, line2, city, region, postal_code, country, phone, \
+const COLUMNS: &str =
+    "id, user_id, name, line1, line2, city, region, postal_code, country, phone, \
      version, created_at, updated_at";
 
 /// What an insert found.
