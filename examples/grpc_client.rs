@@ -112,6 +112,7 @@ async fn run(
                     quantity,
                 }],
                 idempotency_key: key,
+                ..Default::default()
             },
             &tokens.access_token,
         )?)

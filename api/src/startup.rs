@@ -19,7 +19,9 @@ use souk_actors::email::transport::Transport;
 use souk_actors::email::{worker, EmailService};
 use souk_actors::entity::{EntityRouter, HostSettings};
 use souk_actors::identity::rate_limit::RateLimiter;
-use souk_actors::identity::{AccessCache, AuthService, JwtKeys, PasswordHasher, UserService};
+use souk_actors::identity::{
+    AccessCache, AddressBook, AuthService, JwtKeys, PasswordHasher, UserService,
+};
 use souk_actors::inventory::{
     InventoryError, InventoryService, Sku, SkuDeps, SkuReply, SkuRequest, SkuRouter,
 };
@@ -252,6 +254,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         config.auth.access_cache_ttl_ms,
     ));
     let users = UserService::new(db.clone(), hasher.clone(), access.clone());
+    let addresses = AddressBook::new(db.clone(), config.users.max_addresses);
     let auth = AuthService::new(
         db.clone(),
         jwt,
@@ -326,6 +329,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         Arc::new(crate::payments::test_double(&config, &webhook_signer)),
         std::time::Duration::from_secs(config.orders.reservation_ttl_secs),
         config.orders.purchase_limits(),
+        addresses.clone(),
     );
     let order_host = souk_actors::orders::start_host_with_ownership(
         logic.clone(),
@@ -377,6 +381,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         db,
         users,
         auth,
+        addresses,
         catalog,
         inventory,
         orders,

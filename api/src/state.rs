@@ -6,7 +6,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use souk_actors::catalog::CatalogService;
 use souk_actors::email::EmailService;
-use souk_actors::identity::{AuthService, UserService};
+use souk_actors::identity::{AddressBook, AuthService, UserService};
 use souk_actors::inventory::InventoryService;
 use souk_actors::node::NodeRoot;
 use souk_actors::orders::{OrderService, PaymentWebhooks};
@@ -26,6 +26,8 @@ pub struct AppState {
     pub db: Db,
     pub users: UserService,
     pub auth: AuthService,
+    /// Each user's saved addresses.
+    pub addresses: AddressBook,
     pub catalog: CatalogService,
     pub inventory: InventoryService,
     /// Checkout and reads; every command of an existing order goes to its actor.

@@ -12,6 +12,7 @@
 //! - money is `BIGINT` minor units next to a `CHAR(3)` ISO 4217 code;
 //! - flags and enums are strings or integers, never engine-specific boolean types.
 
+pub mod addresses;
 pub mod catalog;
 pub mod clock;
 pub mod email;

@@ -19,9 +19,11 @@ use tokio::sync::oneshot;
 
 /// Batches written at once.
 pub const WRITERS: usize = 2;
-/// Lines in one batch at most (each is seven parameters of one statement; SQLite
-/// allows 32 766 per statement).
-const MAX_LINES: usize = 2_000;
+/// Lines in one batch at most, so also orders (each has one line at least). A line is
+/// seven parameters of one statement, an order `orders::ORDER_PARAMETERS`; SQLite
+/// allows 32 766 per statement.
+const MAX_LINES: usize = 1_800;
+const _: () = assert!(MAX_LINES * orders::ORDER_PARAMETERS <= 32_766);
 
 type Reply = oneshot::Sender<Result<(), DbError>>;
 

@@ -30,6 +30,10 @@ pub struct OrderRecord {
     pub updated_at: Micros,
     /// The epoch of the owner that claimed the row last (0 when never clustered).
     pub owner_epoch: i64,
+    /// The shipping address as it was at checkout (JSON), if one was given.
+    pub shipping_address: Option<String>,
+    /// The billing address as it was at checkout (JSON), if one was given.
+    pub billing_address: Option<String>,
 }
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -56,7 +60,12 @@ pub struct HistoryRecord {
 
 const ORDER_COLUMNS: &str =
     "id, user_id, status, was_paid, currency, total_amount, idempotency_key, request_hash, \
-     payment_reference, expires_at, stock_settled, version, created_at, updated_at, owner_epoch";
+     payment_reference, expires_at, stock_settled, version, created_at, updated_at, owner_epoch, \
+     shipping_address, billing_address";
+
+/// Bound parameters of one order's row in the multi-row insert: one per column of
+/// `ORDER_COLUMNS`.
+pub const ORDER_PARAMETERS: usize = 17;
 
 /// An order as placed: the row, its lines, its first history entry and its
 /// `order.placed` event.
@@ -94,7 +103,9 @@ pub async fn insert(connection: &mut AnyConnection, placed: &[NewOrder]) -> Resu
             .push_bind(order.version)
             .push_bind(order.created_at)
             .push_bind(order.updated_at)
-            .push_bind(order.owner_epoch);
+            .push_bind(order.owner_epoch)
+            .push_bind(order.shipping_address.clone())
+            .push_bind(order.billing_address.clone());
     });
     builder.build().execute(&mut *transaction).await?;
     let mut builder = QueryBuilder::<Any>::new(
@@ -395,4 +406,14 @@ where
         "order_id, id",
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ORDER_COLUMNS, ORDER_PARAMETERS};
+
+    #[test]
+    fn the_parameter_count_is_the_column_count() {
+        assert_eq!(ORDER_COLUMNS.split(',').count(), ORDER_PARAMETERS);
+    }
 }

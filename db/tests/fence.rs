@@ -105,6 +105,8 @@ fn order(id: &str, version: i64, owner_epoch: i64) -> OrderRecord {
         created_at: now,
         updated_at: now,
         owner_epoch,
+        shipping_address: None,
+        billing_address: None,
     }
 }
 

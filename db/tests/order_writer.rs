@@ -28,6 +28,8 @@ fn new_order(id: &str, user_id: &str, key: Option<&str>, lines: i64) -> NewOrder
             created_at: now,
             updated_at: now,
             owner_epoch: 0,
+            shipping_address: None,
+            billing_address: None,
         },
         lines: (1..=lines)
             .map(|line_no| LineRecord {

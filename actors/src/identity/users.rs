@@ -5,7 +5,7 @@ use souk_db::clock::now_micros;
 use souk_db::one_time_tokens::{self, OneTimeToken};
 use souk_db::outbox::{self};
 use souk_db::users::{self, UserFilter, UserRecord};
-use souk_db::{sessions, Db, DbError};
+use souk_db::{addresses, sessions, Db, DbError};
 
 use crate::error::{Error, ErrorCode, FieldErrors};
 use crate::identity::access::AccessCache;
@@ -260,12 +260,14 @@ impl UserService {
         Ok(user)
     }
 
-    /// Deletes the account and its sessions; `user.deleted` lets other domains forget it.
+    /// Deletes the account, its sessions and its address book; `user.deleted` lets
+    /// other domains forget it. Its orders keep their address snapshots.
     #[tracing::instrument(name = "delete_user", skip(self))]
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
         let deleted_event = Topic::UserDeleted.event(id, &json!({"user_id": id}))?;
         let mut transaction = self.db.begin().await?;
         sessions::delete_user_tokens(&mut transaction, id).await?;
+        addresses::delete_for_user(&mut *transaction, id).await?;
         if !users::delete(&mut *transaction, id).await? {
             return Err(Error::not_found("user"));
         }

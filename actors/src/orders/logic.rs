@@ -1,31 +1,27 @@
-//! The rules of orders, run by the order actors and the checkout: creation
-//! (all-or-nothing reservations, price snapshots, idempotency keys), payment,
-//! cancellation, fulfilment and expiry, driven by the order state machine; stock
-//! effects go through the SKU actors and are idempotent by order id. Transitions of one
-//! order are also fenced on the row's version, the guard across nodes.
+//! The rules of orders, run by the order actors and the checkout (`checkout.rs`):
+//! payment, cancellation, fulfilment and expiry, driven by the order state machine;
+//! stock effects go through the SKU actors and are idempotent by order id. Transitions
+//! of one order are also fenced on the row's version, the guard across nodes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use souk_db::clock::now_micros;
 use souk_db::fence::{self, Claim, FencedRow};
 use souk_db::order_writer::OrderWriter;
-use souk_db::orders::{
-    self, HistoryRecord, LineRecord, NewOrder, OrderFilter, OrderRecord, Transition,
-};
+use souk_db::orders::{self, HistoryRecord, LineRecord, OrderFilter, OrderRecord, Transition};
 use souk_db::payment_events::{self, RefundRecord};
 use souk_db::{Db, DbError};
 
 use super::limits::{CheckoutLocks, PurchaseLimits};
 use super::payments::{Capture, PaymentError, PaymentProvider};
 use super::state::{transition, Event, Initiator, OrderStatus, StockEffect, TransitionError};
-use super::views::{build_view, status_of, validate_items, Caller, CreateOrderInput, OrderView};
-use crate::error::{Error, ErrorCode, FieldError};
+use super::views::{build_view, status_of, Caller, OrderView};
+use crate::error::{Error, ErrorCode};
+use crate::identity::AddressBook;
 use crate::inventory::service::{api_error, InventoryService};
-use crate::inventory::stock::Holder;
-use crate::inventory::{Command, InventoryError, InventoryRouter, StockError};
+use crate::inventory::{Command, InventoryError, InventoryRouter};
 use crate::outbox::Topic;
 use crate::ports::ProductLookup;
 
@@ -41,14 +37,16 @@ fn visible_to(order: OrderRecord, owner: Option<&str>) -> Result<OrderRecord, Er
 
 #[derive(Clone)]
 pub struct OrderLogic {
-    db: Db,
-    products: Arc<dyn ProductLookup>,
-    inventory: InventoryService,
+    pub(super) db: Db,
+    pub(super) products: Arc<dyn ProductLookup>,
+    pub(super) inventory: InventoryService,
     payments: Arc<dyn PaymentProvider>,
-    reservation_ttl: Duration,
-    limits: PurchaseLimits,
-    checkout_locks: Arc<CheckoutLocks>,
-    writer: OrderWriter,
+    pub(super) reservation_ttl: Duration,
+    pub(super) limits: PurchaseLimits,
+    pub(super) checkout_locks: Arc<CheckoutLocks>,
+    pub(super) writer: OrderWriter,
+    /// The caller's saved addresses, which checkout snapshots into the order.
+    pub(super) addresses: AddressBook,
 }
 
 fn transition_error(error: TransitionError) -> Error {
@@ -61,7 +59,7 @@ fn transition_error(error: TransitionError) -> Error {
 }
 
 /// Retries a stock command while its SKU actor is restarting or was fenced.
-async fn with_retries<F, Fut, T>(mut operation: F) -> Result<T, InventoryError>
+pub(super) async fn with_retries<F, Fut, T>(mut operation: F) -> Result<T, InventoryError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, InventoryError>>,
@@ -86,6 +84,7 @@ impl OrderLogic {
         payments: Arc<dyn PaymentProvider>,
         reservation_ttl: Duration,
         limits: PurchaseLimits,
+        addresses: AddressBook,
     ) -> Self {
         let writer = OrderWriter::new(db.clone());
         Self {
@@ -97,6 +96,7 @@ impl OrderLogic {
             limits,
             checkout_locks: Arc::default(),
             writer,
+            addresses,
         }
     }
 
@@ -108,7 +108,7 @@ impl OrderLogic {
         self.payments.as_ref()
     }
 
-    async fn view(&self, order: OrderRecord) -> Result<OrderView, Error> {
+    pub(super) async fn view(&self, order: OrderRecord) -> Result<OrderView, Error> {
         let lines = orders::lines(self.db.pool(), &order.id).await?;
         let history = orders::history(self.db.pool(), &order.id).await?;
         let refunds =
@@ -194,235 +194,7 @@ impl OrderLogic {
         Ok((views, next))
     }
 
-    /// Places an order. Returns it and whether it was created now (`false`: the same
-    /// idempotency key and body were seen before, and this is that order).
-    // The idempotency key is the client's secret-ish handle on the order: never logged.
-    #[tracing::instrument(name = "create_order", skip(self, input, key), fields(idempotent = key.is_some()))]
-    pub async fn create(
-        &self,
-        user_id: &str,
-        input: CreateOrderInput,
-        key: Option<String>,
-    ) -> Result<(OrderView, bool), Error> {
-        let items = validate_items(&input.items)?;
-        let request_hash = hex::encode(Sha256::digest(
-            serde_json::to_vec(&items).map_err(Error::internal)?,
-        ));
-        if let Some(key) = &key {
-            if let Some(existing) = orders::find_by_key(self.db.pool(), user_id, key).await? {
-                return self.replay(existing, &request_hash).await;
-            }
-        }
-        // Held until the order is stored, so this customer's concurrent checkouts count
-        // each other's orders.
-        let _checkout = match self.limits.max_unpaid_orders {
-            Some(limit) => {
-                let guard = self.checkout_locks.lock(user_id).await;
-                let unpaid = orders::count_unpaid(self.db.pool(), user_id).await?;
-                if unpaid >= i64::from(limit) {
-                    return Err(Error::new(
-                        ErrorCode::UnpaidOrderLimit,
-                        format!("a customer may have at most {limit} unpaid orders; pay or cancel one first"),
-                    ));
-                }
-                Some(guard)
-            }
-            None => None,
-        };
-        // Snapshot every line from the catalog; prices sent by the client play no part.
-        let mut lines = Vec::with_capacity(items.len());
-        let mut errors = Vec::new();
-        for (index, (sku, quantity)) in items.iter().enumerate() {
-            match self.products.active_by_sku(sku.clone()).await {
-                Ok(product) => lines.push((product, *quantity)),
-                Err(error) if error.code() == ErrorCode::NotFound => errors.push(FieldError::new(
-                    format!("items[{index}].sku"),
-                    format!("{sku} is not an active product"),
-                )),
-                // The catalog could not answer: that is not the shopper's mistake.
-                Err(error) => return Err(error),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(Error::validation(errors));
-        }
-        let currency = lines[0].0.price.currency.clone();
-        if lines
-            .iter()
-            .any(|(product, _)| product.price.currency != currency)
-        {
-            return Err(Error::validation(vec![FieldError::new(
-                "items",
-                "every item must be priced in the same currency",
-            )]));
-        }
-        // With a key, the id follows from (user, key, body): concurrent retries reserve
-        // under one order id (reservations are idempotent by it) and only one insert wins.
-        let order_id = match &key {
-            Some(key) => derived_id(user_id, key, &request_hash),
-            None => souk_db::ids::new_id(),
-        };
-        let now = now_micros();
-        let ttl_micros = i64::try_from(self.reservation_ttl.as_micros()).unwrap_or(i64::MAX / 4);
-        // The stock reservations outlive the order's own deadline by a grace period, so
-        // a payment accepted just before the deadline still finds them to commit.
-        let reservation_ttl_ms = ttl_micros / 1000 + 60_000;
-        let mut reserved: Vec<&str> = Vec::new();
-        for (product, quantity) in &lines {
-            let outcome = with_retries(|| {
-                self.inventory.router().execute(
-                    product.sku.clone(),
-                    Command::Reserve {
-                        order_id: order_id.clone(),
-                        quantity: *quantity,
-                        ttl_ms: reservation_ttl_ms,
-                        actor: format!("order:{order_id}"),
-                        holder: Some(Holder {
-                            customer_id: user_id.to_owned(),
-                            max_units: self.limits.max_units_per_sku,
-                        }),
-                    },
-                )
-            })
-            .await;
-            if let Err(error) = outcome {
-                self.release_lines(
-                    &order_id,
-                    &reserved,
-                    "order not placed: another line failed",
-                )
-                .await;
-                return Err(match error {
-                    InventoryError::Stock(StockError::Insufficient { available }) => Error::new(
-                        ErrorCode::InsufficientStock,
-                        format!("{} has only {available} available", product.sku),
-                    )
-                    .with_fields(vec![FieldError::new(
-                        product.sku.clone(),
-                        format!("only {available} available"),
-                    )]),
-                    InventoryError::Stock(StockError::CustomerLimit { limit, allowed }) => {
-                        Error::new(
-                            ErrorCode::PurchaseLimit,
-                            format!("{} is limited to {limit} units per customer in unpaid orders; {allowed} more allowed", product.sku),
-                        )
-                        .with_fields(vec![FieldError::new(
-                            product.sku.clone(),
-                            format!("at most {allowed} more allowed"),
-                        )])
-                    }
-                    other => api_error(other),
-                });
-            }
-            reserved.push(&product.sku);
-        }
-        let total: i64 = lines
-            .iter()
-            .map(|(product, quantity)| product.price.amount * quantity)
-            .sum();
-        let order = OrderRecord {
-            id: order_id.clone(),
-            user_id: user_id.to_owned(),
-            status: OrderStatus::PendingPayment.as_str().to_owned(),
-            was_paid: 0,
-            currency: currency.clone(),
-            total_amount: total,
-            idempotency_key: key.clone(),
-            request_hash: request_hash.clone(),
-            payment_reference: None,
-            expires_at: now + ttl_micros,
-            // The reservations were made before the insert: placing is settled.
-            stock_settled: 1,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            // Its owner claims it when its actor first loads it.
-            owner_epoch: 0,
-        };
-        let line_records: Vec<LineRecord> = lines
-            .iter()
-            .enumerate()
-            .map(|(index, (product, quantity))| LineRecord {
-                order_id: order_id.clone(),
-                line_no: index as i64 + 1,
-                sku: product.sku.clone(),
-                product_id: product.id.clone(),
-                name: product.name.clone(),
-                unit_amount: product.price.amount,
-                quantity: *quantity,
-            })
-            .collect();
-        let history = HistoryRecord {
-            id: souk_db::ids::new_id(),
-            order_id: order_id.clone(),
-            from_status: None,
-            to_status: order.status.clone(),
-            actor: format!("user:{user_id}"),
-            reason: "placed".to_owned(),
-            created_at: now,
-        };
-        let placed = Topic::OrderPlaced.event(
-            &order_id,
-            &serde_json::json!({
-                "order_id": order_id,
-                "user_id": user_id,
-                "total": {"amount": total, "currency": currency},
-                "lines": line_records.iter().map(|line| serde_json::json!({
-                    "sku": line.sku, "name": line.name, "quantity": line.quantity,
-                    "unit_price": {"amount": line.unit_amount, "currency": currency},
-                })).collect::<Vec<_>>(),
-            }),
-        )?;
-        // Written with the other checkouts of this moment, in one commit.
-        let new = NewOrder {
-            order: order.clone(),
-            lines: line_records.clone(),
-            history: history.clone(),
-            event: placed,
-        };
-        match self.writer.insert(new).await {
-            Ok(()) => {}
-            Err(DbError::UniqueViolation { .. }) if key.is_some() => {
-                // A concurrent request with the same key won the insert.
-                let key = key.unwrap_or_default();
-                let existing = orders::find_by_key(self.db.pool(), user_id, &key)
-                    .await?
-                    .ok_or_else(|| Error::internal("idempotent order vanished"))?;
-                if existing.id != order_id {
-                    self.release_lines(&order_id, &reserved, "duplicate request")
-                        .await;
-                }
-                return self.replay(existing, &request_hash).await;
-            }
-            Err(error) => {
-                self.release_lines(&order_id, &reserved, "order not placed: storage failed")
-                    .await;
-                return Err(error.into());
-            }
-        }
-        tracing::info!(order_id = %order_id, total, "order placed");
-        // The answer is what was just written: nothing to read back.
-        Ok((
-            build_view(order, line_records, vec![history], Vec::new())?,
-            true,
-        ))
-    }
-
-    async fn replay(
-        &self,
-        existing: OrderRecord,
-        request_hash: &str,
-    ) -> Result<(OrderView, bool), Error> {
-        if existing.request_hash != request_hash {
-            return Err(Error::new(
-                ErrorCode::IdempotencyKeyReused,
-                "this Idempotency-Key was used with a different request",
-            ));
-        }
-        Ok((self.view(existing).await?, false))
-    }
-
-    async fn release_lines(&self, order_id: &str, skus: &[&str], reason: &str) {
+    pub(super) async fn release_lines(&self, order_id: &str, skus: &[&str], reason: &str) {
         for sku in skus {
             let released = with_retries(|| {
                 self.inventory.router().execute(
@@ -723,15 +495,4 @@ impl OrderLogic {
     pub async fn due_for_expiry(&self) -> Result<Vec<String>, Error> {
         Ok(orders::due_for_expiry(self.db.pool(), now_micros(), 100).await?)
     }
-}
-
-/// A stable UUID-shaped id from (user, key, body).
-fn derived_id(user_id: &str, key: &str, request_hash: &str) -> String {
-    let digest = Sha256::digest(format!("{user_id}\n{key}\n{request_hash}").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes)
-        .into_uuid()
-        .hyphenated()
-        .to_string()
 }

@@ -3,6 +3,7 @@
 //! command of one order, one at a time, under the entity host.
 
 pub mod actor;
+pub mod checkout;
 pub mod limits;
 pub mod links;
 pub mod logic;

@@ -1,5 +1,6 @@
-//! What the order domain shows and takes: the order, its lines, history and refunds as the API
-//! renders them, checkout input and its validation, and who acts on an order.
+//! What the order domain shows and takes: the order, its lines, history and refunds as
+//! the API renders them (with the address snapshots it keeps), checkout input and its
+//! validation, and who acts on an order.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use super::state::{derived_statuses, Fulfilment, Initiator, OrderStatus, Payment
 use crate::catalog::model::parse_sku;
 use crate::catalog::service::Money;
 use crate::error::{Error, FieldError};
+use crate::identity::PostalAddress;
 
 pub const MAX_LINES: usize = 50;
 pub const MAX_QUANTITY: i64 = 100;
@@ -33,6 +35,13 @@ pub struct CreateOrderInput {
     /// 1 to 50 lines.
     #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<OrderItemInput>,
+    /// The id of one of the caller's saved addresses (`/api/v1/users/me/addresses`);
+    /// the order keeps a copy of it as it is now.
+    #[serde(default)]
+    pub shipping_address_id: Option<String>,
+    /// As `shipping_address_id`; when absent, the shipping address bills too.
+    #[serde(default)]
+    pub billing_address_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -86,6 +95,12 @@ pub struct OrderView {
     pub history: Vec<HistoryView>,
     /// Refunds, oldest first; their sum never exceeds the total.
     pub refunds: Vec<RefundView>,
+    /// The shipping address as it was at checkout; `null` when none was given.
+    #[serde(default)]
+    pub shipping_address: Option<PostalAddress>,
+    /// The billing address as it was at checkout; `null` when none was given.
+    #[serde(default)]
+    pub billing_address: Option<PostalAddress>,
 }
 
 fn payment_name(payment: Payment) -> &'static str {
@@ -188,6 +203,8 @@ pub(crate) fn build_view(
 ) -> Result<OrderView, Error> {
     let status = status_of(&order)?;
     let (payment, fulfilment) = derived_statuses(status, order.was_paid == 1);
+    let shipping_address = stored_address(&order, "shipping", order.shipping_address.as_deref())?;
+    let billing_address = stored_address(&order, "billing", order.billing_address.as_deref())?;
     let money = |amount: i64| Money {
         amount,
         currency: order.currency.clone(),
@@ -232,10 +249,30 @@ pub(crate) fn build_view(
                 at: to_datetime(refund.created_at).to_rfc3339(),
             })
             .collect(),
+        shipping_address,
+        billing_address,
         id: order.id,
         user_id: order.user_id,
         status: order.status,
     })
+}
+
+/// An address snapshot as stored with the order (JSON); one that does not parse is an
+/// error, never dropped.
+fn stored_address(
+    order: &OrderRecord,
+    which: &str,
+    json: Option<&str>,
+) -> Result<Option<PostalAddress>, Error> {
+    json.map(|json| {
+        serde_json::from_str(json).map_err(|error| {
+            Error::internal(format!(
+                "order {} has an unreadable {which} address: {error}",
+                order.id
+            ))
+        })
+    })
+    .transpose()
 }
 
 /// The cursor of an order list (newest first): the last order's creation time and id.

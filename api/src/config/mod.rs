@@ -1,11 +1,10 @@
 //! One typed configuration, in sections: `[node]`, `[log]`, `[http]`, `[grpc]`,
-//! `[database]`, `[redis]`, `[nats]`, `[jwt]`, `[auth]`, `[orders]`, `[payments]`,
-//! `[email]`, `[smtp]`, `[outbox]`, `[events]`, `[search]`, `[cluster]`. Layers, later
-//! wins: built-in defaults < the optional TOML file (`--config souk.toml`) < `SOUK_*`
-//! environment variables (names derived from the sections, see [`env`]) < command-line
-//! flags. Secrets may come from
-//! files (`*_file`) so Kubernetes secrets or a Vault agent can supply them; they never
-//! reach logs or `souk config`. An unknown key in the file stops the start.
+//! `[database]`, `[redis]`, `[nats]`, `[jwt]`, `[auth]`, `[users]`, `[orders]`,
+//! `[payments]`, `[email]`, `[smtp]`, `[outbox]`, `[events]`, `[search]`, `[cluster]`.
+//! Layers, later wins: built-in defaults < the optional TOML file (`--config
+//! souk.toml`) < `SOUK_*` environment variables (names derived from the sections, see
+//! [`env`]) < command-line flags. Secrets may come from files (`*_file`) so Kubernetes
+//! secrets or a Vault agent can supply them; they never reach logs or `souk config`. An unknown key in the file stops the start.
 
 pub mod env;
 mod secret;
@@ -33,6 +32,7 @@ pub struct Config {
     pub nats: NatsSection,
     pub jwt: JwtSection,
     pub auth: AuthSection,
+    pub users: UsersSection,
     pub orders: OrdersSection,
     pub payments: PaymentsSection,
     pub email: EmailSection,

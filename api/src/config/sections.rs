@@ -235,6 +235,20 @@ impl Default for AuthSection {
     }
 }
 
+/// What a user may keep in their account.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsersSection {
+    /// Addresses one user's address book may hold (1 to 1000).
+    pub max_addresses: u32,
+}
+
+impl Default for UsersSection {
+    fn default() -> Self {
+        Self { max_addresses: 20 }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrdersSection {

@@ -118,6 +118,12 @@ impl Config {
             "orders.reservation_ttl_secs",
             self.orders.reservation_ttl_secs,
         )?;
+        if !(1..=1000).contains(&self.users.max_addresses) {
+            return Err(ConfigError::setting(
+                "users.max_addresses",
+                "must be between 1 and 1000",
+            ));
+        }
         positive(
             "database.max_connections",
             u64::from(self.database.max_connections),

@@ -2,6 +2,7 @@
 //! same service layer as REST, with the standard health and reflection services; every
 //! call is logged, counted and timed (`observe`).
 
+pub mod addresses;
 pub mod auth;
 pub mod caller;
 pub mod email;

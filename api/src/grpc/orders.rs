@@ -9,6 +9,7 @@ use souk_proto::v1 as pb;
 use souk_proto::v1::order_service_server::OrderService;
 use tonic::{Request, Response, Status};
 
+use crate::grpc::addresses::postal_address_message;
 use crate::grpc::{caller, given, given_limit};
 use crate::state::AppState;
 use souk_actors::catalog::service::Money;
@@ -74,6 +75,8 @@ pub fn order_message(view: OrderView) -> pb::Order {
                 at: refund.at,
             })
             .collect(),
+        shipping_address: view.shipping_address.map(postal_address_message),
+        billing_address: view.billing_address.map(postal_address_message),
     }
 }
 
@@ -121,6 +124,8 @@ impl OrderService for OrderGrpc {
                     quantity: item.quantity,
                 })
                 .collect(),
+            shipping_address_id: given(&body.shipping_address_id).map(str::to_owned),
+            billing_address_id: given(&body.billing_address_id).map(str::to_owned),
         };
         let (order, _created) = self
             .state

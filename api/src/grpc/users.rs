@@ -1,4 +1,5 @@
-//! `souk.v1.UserService`: the REST `/users` resources over gRPC, on the same service.
+//! `souk.v1.UserService`: the REST `/users` resources over gRPC, on the same service;
+//! the address book's methods are in `grpc::addresses`.
 
 use crate::wire::status::to_status;
 use actix_web::web;
@@ -6,7 +7,7 @@ use souk_proto::v1 as pb;
 use souk_proto::v1::user_service_server::UserService;
 use tonic::{Request, Response, Status};
 
-use crate::grpc::caller;
+use crate::grpc::{addresses, caller};
 use crate::state::AppState;
 use souk_actors::identity::users::{ProfileChanges, Registration};
 use souk_actors::identity::views::UserView;
@@ -101,6 +102,41 @@ impl UserService for UserGrpc {
             .map_err(to_status)?;
         self.state.users.delete(&user.id).await.map_err(to_status)?;
         Ok(Response::new(pb::DeleteMeResponse {}))
+    }
+
+    async fn list_addresses(
+        &self,
+        request: Request<pb::ListAddressesRequest>,
+    ) -> Result<Response<pb::ListAddressesResponse>, Status> {
+        addresses::list(&self.state, request).await
+    }
+
+    async fn create_address(
+        &self,
+        request: Request<pb::CreateAddressRequest>,
+    ) -> Result<Response<pb::Address>, Status> {
+        addresses::create(&self.state, request).await
+    }
+
+    async fn get_address(
+        &self,
+        request: Request<pb::GetAddressRequest>,
+    ) -> Result<Response<pb::Address>, Status> {
+        addresses::get(&self.state, request).await
+    }
+
+    async fn update_address(
+        &self,
+        request: Request<pb::UpdateAddressRequest>,
+    ) -> Result<Response<pb::Address>, Status> {
+        addresses::update(&self.state, request).await
+    }
+
+    async fn delete_address(
+        &self,
+        request: Request<pb::DeleteAddressRequest>,
+    ) -> Result<Response<pb::DeleteAddressResponse>, Status> {
+        addresses::delete(&self.state, request).await
     }
 
     async fn get_user(

@@ -1,6 +1,7 @@
 //! The formats the validators enforce, written into the document's schemas in one
 //! place: email addresses, SKUs, slugs, catalog names and descriptions, tags,
-//! attributes, image URLs, person names, one-time tokens and currency codes. Each pattern is the validator's own constant (`souk_actors`), whose
+//! attributes, image URLs, person names, one-time tokens, currency and country codes
+//! and postal codes. Each pattern is the validator's own constant (`souk_actors`), whose
 //! tests generate values from it and check that the validator accepts every one, so a
 //! request valid by the document is never refused for its format.
 
@@ -9,6 +10,7 @@ use souk_actors::catalog::model::{
     ATTRIBUTE_NAME_PATTERN, ATTRIBUTE_VALUE_PATTERN, IMAGE_URL_PATTERN, REQUIRED_TEXT_PATTERN,
     SKU_PATTERN, SLUG_PATTERN, TAG_PATTERN, TEXT_PATTERN,
 };
+use souk_actors::identity::address::{country_codes, POSTAL_CODE_PATTERN};
 use souk_actors::identity::email_address::EMAIL_PATTERN;
 use souk_actors::identity::name::NAME_PATTERN;
 use souk_actors::identity::secret_token::TOKEN_PATTERN;
@@ -36,7 +38,18 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
     let token = json!({"pattern": TOKEN_PATTERN, "minLength": 43, "maxLength": 43});
     let name = json!({"pattern": NAME_PATTERN});
     let currencies: Vec<&str> = Currency::codes().collect();
+    let country = json!({
+        "enum": country_codes().collect::<Vec<_>>(),
+        "description": "ISO 3166-1 alpha-2 code (lower case is accepted too).",
+    });
+    let postal_code = json!({"pattern": POSTAL_CODE_PATTERN});
     vec![
+        ("AddressInput", "name", name.clone()),
+        ("AddressChanges", "name", name.clone()),
+        ("AddressInput", "country", country.clone()),
+        ("AddressChanges", "country", country),
+        ("AddressInput", "postal_code", postal_code.clone()),
+        ("AddressChanges", "postal_code", postal_code),
         ("RegisterRequest", "email", email.clone()),
         ("RegisterRequest", "name", name.clone()),
         ("UpdateProfileRequest", "name", name),

@@ -3,6 +3,7 @@
 //! Every path is a `web::resource`, so a wrong method on a known path answers 405
 //! (`method_not_allowed`) rather than falling through to 404.
 
+pub mod addresses;
 pub mod admin_catalog;
 pub mod admin_emails;
 pub mod admin_inventory;
@@ -62,6 +63,17 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                     .route(web::get().to(users::get_me))
                     .route(web::patch().to(users::update_me))
                     .route(web::delete().to(users::delete_me)),
+            )
+            .service(
+                web::resource("/users/me/addresses")
+                    .route(web::get().to(addresses::list))
+                    .route(web::post().to(addresses::create)),
+            )
+            .service(
+                web::resource("/users/me/addresses/{id}")
+                    .route(web::get().to(addresses::get))
+                    .route(web::patch().to(addresses::update))
+                    .route(web::delete().to(addresses::delete)),
             )
             .service(
                 web::scope("/admin/users")

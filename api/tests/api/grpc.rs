@@ -44,6 +44,7 @@ fn order_request(
                 quantity,
             }],
             idempotency_key: idempotency_key.to_owned(),
+            ..Default::default()
         },
         token,
     )

@@ -8,6 +8,7 @@ mod inventory;
 mod mail_links;
 mod node_caches;
 
+mod addresses;
 mod admin;
 mod auth;
 mod catalog;

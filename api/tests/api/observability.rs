@@ -341,6 +341,7 @@ async fn logs_carry_no_email_address_name_or_idempotency_key() {
             quantity: 1,
         }],
         idempotency_key: grpc_key.clone(),
+        ..Default::default()
     });
     request.metadata_mut().insert(
         "authorization",

@@ -163,6 +163,7 @@ async fn the_schemas_carry_the_limits_the_server_enforces() {
     let paths = &document["paths"];
     for (path, method) in [
         ("/api/v1/orders", "get"),
+        ("/api/v1/users/me/addresses", "get"),
         ("/api/v1/products", "get"),
         ("/api/v1/admin/orders", "get"),
         ("/api/v1/admin/users", "get"),
@@ -214,6 +215,20 @@ async fn the_schemas_carry_the_limits_the_server_enforces() {
         (&json!(2), &json!(64))
     );
 
+    let address = schema(&document, "AddressInput");
+    assert_eq!(
+        address["required"],
+        json!(["name", "line1", "city", "country"])
+    );
+    let fields = &address["properties"];
+    assert_eq!(fields["line1"]["maxLength"], 200);
+    assert_eq!(fields["postal_code"]["maxLength"], 12);
+    assert_eq!(fields["country"]["enum"].as_array().unwrap().len(), 249);
+    assert!(
+        schema(&document, "OrderView")["properties"]["shipping_address"]
+            .to_string()
+            .contains("PostalAddress")
+    );
     let register = &schema(&document, "RegisterRequest")["properties"];
     assert_eq!(register["password"]["minLength"], 8);
     assert_eq!(register["password"]["maxLength"], 72);

@@ -33,6 +33,7 @@ struct Fixtures {
     product_id: String,
     shopper_order: String,
     bystander_order: String,
+    shopper_address: String,
 }
 
 async fn created_id(response: reqwest::Response) -> String {
@@ -80,7 +81,18 @@ async fn fixtures(app: &TestApp) -> Fixtures {
     assert_eq!(adjusted.status(), StatusCode::OK);
     let shopper = app.customer("schemathesis").await;
     let bystander = app.customer("schemathesis-bystander").await;
+    let address = json!({"name": "Fuzz", "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE"});
+    let shopper_address = created_id(
+        app.post_json_as(
+            "/api/v1/users/me/addresses",
+            &shopper.access_token,
+            &address,
+        )
+        .await,
+    )
+    .await;
     Fixtures {
+        shopper_address,
         shopper_order: order(app, &shopper).await,
         bystander_order: order(app, &bystander).await,
         doomed: app.customer("schemathesis-doomed").await,
@@ -141,6 +153,10 @@ fn shopper_config(fixtures: &Fixtures) -> String {
     config += &operations(
         "^/api/v1/orders/\\{id\\}",
         &path_parameter("id", &fixtures.shopper_order),
+    );
+    config += &operations(
+        "^/api/v1/users/me/addresses/\\{id\\}$",
+        &path_parameter("id", &fixtures.shopper_address),
     );
     config += &operations(
         "^/api/v1/products/\\{id\\}$",

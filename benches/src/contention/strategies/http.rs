@@ -314,6 +314,7 @@ impl SoukHttp {
         let mut request = tonic::Request::new(pb::CreateOrderRequest {
             items: vec![pb::OrderItem { sku, quantity: 1 }],
             idempotency_key: order_id,
+            ..Default::default()
         });
         request
             .metadata_mut()
