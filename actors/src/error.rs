@@ -73,6 +73,7 @@ error_codes! {
     OrderExpired => ("order_expired", 409, "conflict", "The order expired before it was paid"),
     PaymentDeclined => ("payment_declined", 402, "conflict", "The payment was declined"),
     InvalidSignature => ("invalid_signature", 401, "auth", "The webhook signature is missing, wrong or outside the time tolerance"),
+    ReturnWindowClosed => ("return_window_closed", 409, "conflict", "The order was delivered too long ago to be returned"),
     EventInProgress => ("event_in_progress", 409, "conflict", "The event is being processed; retry it later"),
     IdempotencyKeyReused => ("idempotency_key_reused", 422, "invalid_request", "The Idempotency-Key was used with a different request"),
     InsufficientStock => ("insufficient_stock", 409, "conflict", "Not enough stock available"),

@@ -330,7 +330,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         std::time::Duration::from_secs(config.orders.reservation_ttl_secs),
         config.orders.purchase_limits(),
         addresses.clone(),
-    );
+    )
+    .with_return_window(std::time::Duration::from_secs(
+        config.orders.return_window_secs,
+    ));
     let order_host = souk_actors::orders::start_host_with_ownership(
         logic.clone(),
         order_host_settings(),

@@ -26,6 +26,7 @@ pub mod orders;
 pub mod outbox;
 pub mod payment_events;
 pub mod pool;
+pub mod returns;
 pub mod sessions;
 pub mod users;
 

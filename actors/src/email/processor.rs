@@ -16,7 +16,7 @@ use souk_db::{orders, outbox, users, Db};
 use crate::email::templates::{
     format_money, mail_time, EmailChangeConfirm, EmailChangeNotice, LowStock, Mail, MailLine,
     OrderCancelled, OrderConfirmation, OrderExpired, OrderShipped, PasswordReset, PaymentReceived,
-    VerifyReminder, Welcome,
+    ReturnUpdate, VerifyReminder, Welcome,
 };
 use crate::email::transport::Transport;
 use crate::identity::secret_token;
@@ -270,6 +270,7 @@ impl Processor {
             Topic::OrderShipped => "order_shipped",
             Topic::OrderCancelled => "order_cancelled",
             Topic::OrderExpired => "order_expired",
+            Topic::ReturnUpdated => "return_update",
             Topic::StockLow => {
                 let admins = repo::admin_emails(self.db.pool()).await?;
                 return Ok(admins
@@ -452,6 +453,22 @@ impl Processor {
                 order_url,
                 total,
             }),
+            "return_update" => {
+                let field = |name: &str| event.payload[name].as_str().unwrap_or("").to_owned();
+                Mail::ReturnUpdate(ReturnUpdate {
+                    return_id: field("return_id"),
+                    status: field("status"),
+                    decision: field("decision"),
+                    refund: event.payload["refund_amount"]
+                        .as_i64()
+                        .map(|amount| format_money(amount, &order.currency))
+                        .unwrap_or_default(),
+                    base_url,
+                    name,
+                    order_id,
+                    order_url,
+                })
+            }
             _ => Mail::OrderExpired(OrderExpired {
                 base_url,
                 name,

@@ -105,6 +105,9 @@ mail!(OrderCancelled, OrderCancelledHtml, OrderCancelledText, "email/order_cance
 mail!(OrderExpired, OrderExpiredHtml, OrderExpiredText, "email/order_expired.html", "email/order_expired.txt", {
     name: String, order_id: String, order_url: String,
 });
+mail!(ReturnUpdate, ReturnUpdateHtml, ReturnUpdateText, "email/return_update.html", "email/return_update.txt", {
+    name: String, order_id: String, order_url: String, return_id: String, status: String, decision: String, refund: String,
+});
 mail!(LowStock, LowStockHtml, LowStockText, "email/low_stock.html", "email/low_stock.txt", {
     sku: String, available: i64, threshold: i64, inventory_url: String,
 });
@@ -132,6 +135,7 @@ pub enum Mail {
     OrderShipped(OrderShipped),
     OrderCancelled(OrderCancelled),
     OrderExpired(OrderExpired),
+    ReturnUpdate(ReturnUpdate),
     LowStock(LowStock),
 }
 
@@ -149,6 +153,7 @@ impl Mail {
             Mail::OrderShipped(_) => "order_shipped",
             Mail::OrderCancelled(_) => "order_cancelled",
             Mail::OrderExpired(_) => "order_expired",
+            Mail::ReturnUpdate(_) => "return_update",
             Mail::LowStock(_) => "low_stock",
         }
     }
@@ -169,6 +174,9 @@ impl Mail {
             Mail::OrderShipped(mail) => format!("Order {} shipped", mail.order_id),
             Mail::OrderCancelled(mail) => format!("Order {} cancelled", mail.order_id),
             Mail::OrderExpired(mail) => format!("Order {} expired", mail.order_id),
+            Mail::ReturnUpdate(mail) => {
+                format!("Your return for order {}: {}", mail.order_id, mail.status)
+            }
             Mail::LowStock(mail) => format!("Low stock: {}", mail.sku),
         }
     }
@@ -185,6 +193,7 @@ impl Mail {
             Mail::OrderShipped(mail) => mail.parts(),
             Mail::OrderCancelled(mail) => mail.parts(),
             Mail::OrderExpired(mail) => mail.parts(),
+            Mail::ReturnUpdate(mail) => mail.parts(),
             Mail::LowStock(mail) => mail.parts(),
         }?;
         Ok(Rendered {
@@ -288,9 +297,19 @@ mod tests {
             }),
             Mail::OrderExpired(OrderExpired {
                 base_url: base_url.clone(),
+                name: name.clone(),
+                order_id: order_id.clone(),
+                order_url: order_url.clone(),
+            }),
+            Mail::ReturnUpdate(ReturnUpdate {
+                base_url: base_url.clone(),
                 name,
                 order_id,
                 order_url,
+                return_id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a60".to_owned(),
+                status: "rejected".to_owned(),
+                decision: "worn <clearly>".to_owned(),
+                refund: String::new(),
             }),
             Mail::LowStock(LowStock {
                 base_url,

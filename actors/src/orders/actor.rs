@@ -1,10 +1,11 @@
 //! One actor per order, under the entity host: every command for an order (pay,
-//! cancel, ship, deliver, expire, a payment provider's event) goes to that order's
-//! actor, which runs them one at a time, so two requests for one order never race. The actor owns its loaded order
-//! while it is active: it loads the row on its first command and keeps the state each
-//! command leaves; after a failed command it drops it and loads again (the version
-//! fence on the row stays the guard across nodes). Actors start on first use, stop
-//! when idle and restart after a failure like every entity.
+//! cancel, ship, deliver, expire, a return's step, a payment provider's event) goes to
+//! that order's actor, which runs them one at a time, so two requests for one order
+//! never race. The actor owns its loaded order while it is active: it loads the row on
+//! its first command and keeps the state each command leaves; after a failed command
+//! it drops it and loads again (the version fence on the row stays the guard across
+//! nodes). Actors start on first use, stop when idle and restart after a failure like
+//! every entity.
 
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use actix::prelude::*;
 use souk_db::orders::OrderRecord;
 
 use super::logic::OrderLogic;
+use super::returns::ReturnCommand;
 use super::state::Event;
 use super::views::{Caller, OrderView};
 use super::webhooks::CheckedPaymentEvent;
@@ -38,6 +40,8 @@ pub enum OrderCommand {
     Expire,
     /// An event of the payment provider, from its webhook.
     PaymentEvent(CheckedPaymentEvent),
+    /// A step of one of the order's returns.
+    Return(ReturnCommand),
 }
 
 /// The kind of the order entities: a command, answered with the order it left (none
@@ -151,6 +155,11 @@ impl Handler<Request<Order>> for OrderEntity {
                     .await
                     .map(|(order, view)| (order, Some(view))),
                 OrderCommand::Expire => logic.expire(order).await.map(|order| (order, None)),
+                OrderCommand::Return(command) => {
+                    let order = logic.on_return(order, command).await?;
+                    let view = logic.view(order.clone()).await?;
+                    Ok((order, Some(view)))
+                }
                 OrderCommand::PaymentEvent(event) => logic
                     .on_payment_event(order, &event)
                     .await

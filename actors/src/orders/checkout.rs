@@ -11,7 +11,7 @@ use souk_db::DbError;
 
 use super::logic::{with_retries, OrderLogic};
 use super::state::OrderStatus;
-use super::views::{build_view, validate_items, CreateOrderInput, OrderView};
+use super::views::{build_view, validate_items, CreateOrderInput, OrderParts, OrderView};
 use crate::error::{Error, ErrorCode, FieldError, FieldErrors};
 use crate::inventory::service::api_error;
 use crate::inventory::stock::Holder;
@@ -234,7 +234,12 @@ impl OrderLogic {
         }
         tracing::info!(order_id = %order_id, total, "order placed");
         // The answer is what was just written: nothing to read back.
-        Ok((build_view(order, line_records, vec![history], Vec::new())?, true))
+        let parts = OrderParts {
+            lines: line_records,
+            history: vec![history],
+            ..OrderParts::default()
+        };
+        Ok((build_view(order, parts)?, true))
     }
 
     async fn replay(

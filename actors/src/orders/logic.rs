@@ -10,14 +10,15 @@ use std::time::Duration;
 use souk_db::clock::now_micros;
 use souk_db::fence::{self, Claim, FencedRow};
 use souk_db::order_writer::OrderWriter;
-use souk_db::orders::{self, HistoryRecord, LineRecord, OrderFilter, OrderRecord, Transition};
+use souk_db::orders::{self, HistoryRecord, OrderFilter, OrderRecord, Transition};
 use souk_db::payment_events::{self, RefundRecord};
+use souk_db::returns::{self, ReturnLineRecord};
 use souk_db::{Db, DbError};
 
 use super::limits::{CheckoutLocks, PurchaseLimits};
 use super::payments::{Capture, PaymentError, PaymentProvider};
 use super::state::{transition, Event, Initiator, OrderStatus, StockEffect, TransitionError};
-use super::views::{build_view, status_of, Caller, OrderView};
+use super::views::{build_view, status_of, Caller, OrderParts, OrderView};
 use crate::error::{Error, ErrorCode};
 use crate::identity::AddressBook;
 use crate::inventory::service::{api_error, InventoryService};
@@ -28,7 +29,7 @@ use crate::ports::ProductLookup;
 /// The order if `owner` (a shopper) owns it, or for anyone when `owner` is `None`
 /// (admins, the system); a shopper asking for another's order gets 404, as if it did
 /// not exist.
-fn visible_to(order: OrderRecord, owner: Option<&str>) -> Result<OrderRecord, Error> {
+pub(super) fn visible_to(order: OrderRecord, owner: Option<&str>) -> Result<OrderRecord, Error> {
     if owner.is_some_and(|owner| owner != order.user_id) {
         return Err(Error::not_found("order"));
     }
@@ -40,14 +41,19 @@ pub struct OrderLogic {
     pub(super) db: Db,
     pub(super) products: Arc<dyn ProductLookup>,
     pub(super) inventory: InventoryService,
-    payments: Arc<dyn PaymentProvider>,
+    pub(super) payments: Arc<dyn PaymentProvider>,
     pub(super) reservation_ttl: Duration,
     pub(super) limits: PurchaseLimits,
     pub(super) checkout_locks: Arc<CheckoutLocks>,
     pub(super) writer: OrderWriter,
     /// The caller's saved addresses, which checkout snapshots into the order.
     pub(super) addresses: AddressBook,
+    /// How long after delivery a shopper may ask for a return.
+    pub(super) return_window: Duration,
 }
+
+/// Returns are accepted for 30 days after delivery unless configured otherwise.
+pub const DEFAULT_RETURN_WINDOW: Duration = Duration::from_secs(30 * 86_400);
 
 fn transition_error(error: TransitionError) -> Error {
     match error {
@@ -97,23 +103,66 @@ impl OrderLogic {
             checkout_locks: Arc::default(),
             writer,
             addresses,
+            return_window: DEFAULT_RETURN_WINDOW,
         }
     }
 
-    pub(super) fn db(&self) -> &Db {
-        &self.db
-    }
-
-    pub(super) fn payments(&self) -> &dyn PaymentProvider {
-        self.payments.as_ref()
+    /// The same rules with returns accepted for `window` after delivery.
+    pub fn with_return_window(mut self, window: Duration) -> Self {
+        self.return_window = window;
+        self
     }
 
     pub(super) async fn view(&self, order: OrderRecord) -> Result<OrderView, Error> {
-        let lines = orders::lines(self.db.pool(), &order.id).await?;
-        let history = orders::history(self.db.pool(), &order.id).await?;
-        let refunds =
-            payment_events::refunds_of(self.db.pool(), std::slice::from_ref(&order.id)).await?;
-        build_view(order, lines, history, refunds)
+        let mut parts = self.parts_of(std::slice::from_ref(&order.id)).await?;
+        let order_parts = parts.remove(&order.id).unwrap_or_default();
+        build_view(order, order_parts)
+    }
+
+    /// The lines, history, refunds and returns of several orders: the same five
+    /// queries for one order or a page of them.
+    async fn parts_of(&self, ids: &[String]) -> Result<HashMap<String, OrderParts>, Error> {
+        let pool = self.db.pool();
+        let mut parts: HashMap<String, OrderParts> = HashMap::new();
+        for line in orders::lines_of(pool, ids).await? {
+            parts
+                .entry(line.order_id.clone())
+                .or_default()
+                .lines
+                .push(line);
+        }
+        for entry in orders::history_of(pool, ids).await? {
+            parts
+                .entry(entry.order_id.clone())
+                .or_default()
+                .history
+                .push(entry);
+        }
+        for refund in payment_events::refunds_of(pool, ids).await? {
+            parts
+                .entry(refund.order_id.clone())
+                .or_default()
+                .refunds
+                .push(refund);
+        }
+        let records = returns::returns_of(pool, ids).await?;
+        let return_ids: Vec<String> = records.iter().map(|record| record.id.clone()).collect();
+        let mut return_lines: HashMap<String, Vec<ReturnLineRecord>> = HashMap::new();
+        for line in returns::lines_of(pool, &return_ids).await? {
+            return_lines
+                .entry(line.return_id.clone())
+                .or_default()
+                .push(line);
+        }
+        for record in records {
+            let lines = return_lines.remove(&record.id).unwrap_or_default();
+            parts
+                .entry(record.order_id.clone())
+                .or_default()
+                .returns
+                .push((record, lines));
+        }
+        Ok(parts)
     }
 
     /// The order if the caller may see it: its owner, or an admin. Anyone else gets 404,
@@ -162,33 +211,13 @@ impl OrderLogic {
         } else {
             None
         };
-        // Three queries for the whole page, not three per order.
         let ids: Vec<String> = rows.iter().map(|order| order.id.clone()).collect();
-        let mut lines: HashMap<String, Vec<LineRecord>> = HashMap::new();
-        for line in orders::lines_of(self.db.pool(), &ids).await? {
-            lines.entry(line.order_id.clone()).or_default().push(line);
-        }
-        let mut history: HashMap<String, Vec<HistoryRecord>> = HashMap::new();
-        for entry in orders::history_of(self.db.pool(), &ids).await? {
-            history
-                .entry(entry.order_id.clone())
-                .or_default()
-                .push(entry);
-        }
-        let mut refunds: HashMap<String, Vec<RefundRecord>> = HashMap::new();
-        for refund in payment_events::refunds_of(self.db.pool(), &ids).await? {
-            refunds
-                .entry(refund.order_id.clone())
-                .or_default()
-                .push(refund);
-        }
+        let mut parts = self.parts_of(&ids).await?;
         let views = rows
             .into_iter()
             .map(|order| {
-                let order_lines = lines.remove(&order.id).unwrap_or_default();
-                let order_history = history.remove(&order.id).unwrap_or_default();
-                let order_refunds = refunds.remove(&order.id).unwrap_or_default();
-                build_view(order, order_lines, order_history, order_refunds)
+                let order_parts = parts.remove(&order.id).unwrap_or_default();
+                build_view(order, order_parts)
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok((views, next))
@@ -347,7 +376,11 @@ impl OrderLogic {
         if amount <= 0 {
             return;
         }
-        match self.payments.refund(reference, amount, &order.currency).await {
+        match self
+            .payments
+            .refund(reference, amount, &order.currency)
+            .await
+        {
             Ok(refund_id) => {
                 let refund = RefundRecord {
                     id: refund_id,

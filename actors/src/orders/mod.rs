@@ -9,6 +9,7 @@ pub mod links;
 pub mod logic;
 pub mod payment_events;
 pub mod payments;
+pub mod returns;
 pub mod service;
 pub mod state;
 pub mod views;
@@ -25,8 +26,9 @@ pub use actor::{Order, OrderCommand, OrderEntity, OrderRouter};
 pub use limits::PurchaseLimits;
 pub use links::OrderLinks;
 pub use logic::OrderLogic;
+pub use returns::{ReturnCommand, ReturnStatus};
 pub use service::OrderService;
-pub use views::{Caller, CreateOrderInput, OrderItemInput, OrderView, RefundView};
+pub use views::{Caller, CreateOrderInput, OrderItemInput, OrderView, RefundView, ReturnView};
 pub use webhooks::{PaymentEvent, PaymentWebhooks, WebhookReceipt};
 
 pub use state::{

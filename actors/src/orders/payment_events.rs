@@ -40,7 +40,7 @@ impl OrderLogic {
             }
         };
         tracing::info!(outcome = outcome.as_str(), "payment event applied");
-        payment_events::finish(self.db().pool(), &event.id, outcome.as_str(), now_micros()).await?;
+        payment_events::finish(self.db.pool(), &event.id, outcome.as_str(), now_micros()).await?;
         Ok(order)
     }
 
@@ -85,7 +85,7 @@ impl OrderLogic {
         amount: i64,
         currency: &str,
     ) -> Result<(), Error> {
-        self.payments()
+        self.payments
             .refund(&event.payment_reference, amount, currency)
             .await
             .map(|_refund_id| ())
@@ -110,7 +110,7 @@ impl OrderLogic {
             return Ok(PaymentOutcome::IgnoredUnknownPayment);
         }
         let recorded =
-            payment_events::refunds_of(self.db().pool(), std::slice::from_ref(&order.id)).await?;
+            payment_events::refunds_of(self.db.pool(), std::slice::from_ref(&order.id)).await?;
         if recorded.iter().any(|refund| refund.id == refund_id) {
             return Ok(PaymentOutcome::RefundAlreadyRecorded);
         }
@@ -130,7 +130,7 @@ impl OrderLogic {
             },
             created_at: now_micros(),
         };
-        if payment_events::insert_refund(self.db().pool(), &refund).await? {
+        if payment_events::insert_refund(self.db.pool(), &refund).await? {
             Ok(PaymentOutcome::RefundRecorded)
         } else {
             Ok(PaymentOutcome::RefundAlreadyRecorded)

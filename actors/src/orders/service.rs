@@ -1,14 +1,15 @@
 //! The order service: the one door to orders. Checkout creates an order through the
-//! rules; every command for an existing order (pay, cancel, ship, deliver, expire)
-//! goes through the order router to that order's actor, so commands of one order run
-//! one at a time wherever it lives; reads come from the order tables.
+//! rules; every command for an existing order (pay, cancel, ship, deliver, expire, a
+//! return's step) goes through the order router to that order's actor, so commands of
+//! one order run one at a time wherever it lives; reads come from the order tables.
 
 use souk_db::orders::OrderFilter;
 
 use super::actor::{OrderCommand, OrderRouter};
 use super::logic::OrderLogic;
+use super::returns::ReturnCommand;
 use super::state::Event;
-use super::views::{Caller, CreateOrderInput, OrderView};
+use super::views::{Caller, CreateOrderInput, OrderItemInput, OrderView, ReturnView};
 use crate::error::Error;
 
 #[derive(Clone)]
@@ -81,6 +82,44 @@ impl OrderService {
             event,
         };
         self.command(id, command).await
+    }
+
+    /// The shopper asks to return `items` of their delivered order; the new return.
+    pub async fn request_return(
+        &self,
+        user_id: &str,
+        order_id: &str,
+        items: Vec<OrderItemInput>,
+        reason: &str,
+    ) -> Result<ReturnView, Error> {
+        let return_id = souk_db::ids::new_id();
+        let command = ReturnCommand::Request {
+            return_id: return_id.clone(),
+            user_id: user_id.to_owned(),
+            items,
+            reason: reason.to_owned(),
+        };
+        self.return_step(order_id, &return_id, command).await
+    }
+
+    /// An admin's step of a return (approve, reject, receive, refund); the return after it.
+    pub async fn return_step(
+        &self,
+        order_id: &str,
+        return_id: &str,
+        command: ReturnCommand,
+    ) -> Result<ReturnView, Error> {
+        if !souk_db::ids::is_well_formed(return_id) {
+            return Err(Error::not_found("return"));
+        }
+        let order = self
+            .command(order_id, OrderCommand::Return(command))
+            .await?;
+        order
+            .returns
+            .into_iter()
+            .find(|returned| returned.id == return_id)
+            .ok_or_else(|| Error::not_found("return"))
     }
 
     /// Expires the order if it is unpaid past its deadline (otherwise nothing happens).

@@ -1,5 +1,5 @@
-//! What the order domain shows and takes: the order, its lines, history and refunds as
-//! the API renders them (with the address snapshots it keeps), checkout input and its
+//! What the order domain shows and takes: the order, its lines, history, refunds and
+//! returns as the API renders them (with the address snapshots it keeps), checkout input and its
 //! validation, and who acts on an order.
 
 use std::collections::BTreeMap;
@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use souk_db::clock::to_datetime;
 use souk_db::orders::{HistoryRecord, LineRecord, OrderRecord};
 use souk_db::payment_events::RefundRecord;
+use souk_db::returns::{ReturnLineRecord, ReturnRecord};
 use utoipa::ToSchema;
 
+use super::returns::ReturnStatus;
 use super::state::{derived_statuses, Fulfilment, Initiator, OrderStatus, Payment};
 use crate::catalog::model::parse_sku;
 use crate::catalog::service::Money;
@@ -19,7 +21,7 @@ use crate::identity::PostalAddress;
 pub const MAX_LINES: usize = 50;
 pub const MAX_QUANTITY: i64 = 100;
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OrderItemInput {
     /// A SKU: letters, digits, `-`, `_`, `.`; 2 to 64 characters.
     #[schema(min_length = 2, max_length = 64)]
@@ -52,6 +54,32 @@ pub struct OrderLineView {
     pub unit_price: Money,
     pub quantity: i64,
     pub line_total: Money,
+}
+
+/// A return of some of a delivered order's units.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReturnView {
+    pub id: String,
+    #[schema(value_type = ReturnStatus)]
+    pub status: String,
+    /// The shopper's reason.
+    pub reason: String,
+    /// Why an admin rejected it; empty otherwise.
+    pub decision: String,
+    pub items: Vec<ReturnLineView>,
+    /// What was refunded for it, once refunded.
+    pub refund: Option<Money>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReturnLineView {
+    pub sku: String,
+    pub quantity: i64,
+    /// What the order paid for one unit.
+    pub unit_price: Money,
 }
 
 /// Money given back on the order, as the payment provider reported it.
@@ -95,6 +123,8 @@ pub struct OrderView {
     pub history: Vec<HistoryView>,
     /// Refunds, oldest first; their sum never exceeds the total.
     pub refunds: Vec<RefundView>,
+    /// Returns asked for after delivery, oldest first.
+    pub returns: Vec<ReturnView>,
     /// The shipping address as it was at checkout; `null` when none was given.
     #[serde(default)]
     pub shipping_address: Option<PostalAddress>,
@@ -194,13 +224,23 @@ pub(crate) fn validate_items(items: &[OrderItemInput]) -> Result<Vec<(String, i6
     Ok(merged.into_iter().collect())
 }
 
-/// An order as the API shows it, from its row, lines and history.
-pub(crate) fn build_view(
-    order: OrderRecord,
-    lines: Vec<LineRecord>,
-    history: Vec<HistoryRecord>,
-    refunds: Vec<RefundRecord>,
-) -> Result<OrderView, Error> {
+/// What an order's view is built from besides its row.
+#[derive(Debug, Default)]
+pub(crate) struct OrderParts {
+    pub lines: Vec<LineRecord>,
+    pub history: Vec<HistoryRecord>,
+    pub refunds: Vec<RefundRecord>,
+    pub returns: Vec<(ReturnRecord, Vec<ReturnLineRecord>)>,
+}
+
+/// An order as the API shows it, from its row and parts.
+pub(crate) fn build_view(order: OrderRecord, parts: OrderParts) -> Result<OrderView, Error> {
+    let OrderParts {
+        lines,
+        history,
+        refunds,
+        returns,
+    } = parts;
     let status = status_of(&order)?;
     let (payment, fulfilment) = derived_statuses(status, order.was_paid == 1);
     let shipping_address = stored_address(&order, "shipping", order.shipping_address.as_deref())?;
@@ -235,6 +275,26 @@ pub(crate) fn build_view(
                 actor: entry.actor,
                 reason: entry.reason,
                 at: to_datetime(entry.created_at).to_rfc3339(),
+            })
+            .collect(),
+        returns: returns
+            .into_iter()
+            .map(|(record, lines)| ReturnView {
+                id: record.id,
+                status: record.status,
+                reason: record.reason,
+                decision: record.decision,
+                items: lines
+                    .into_iter()
+                    .map(|line| ReturnLineView {
+                        sku: line.sku,
+                        quantity: line.quantity,
+                        unit_price: money(line.unit_amount),
+                    })
+                    .collect(),
+                refund: record.refund_amount.map(money),
+                created_at: to_datetime(record.created_at).to_rfc3339(),
+                updated_at: to_datetime(record.updated_at).to_rfc3339(),
             })
             .collect(),
         refunds: refunds

@@ -21,6 +21,7 @@ pub enum Topic {
     OrderDelivered,
     OrderCancelled,
     OrderExpired,
+    ReturnUpdated,
     StockLow,
     StockAvailability,
     ProductChanged,
@@ -29,7 +30,7 @@ pub enum Topic {
 }
 
 impl Topic {
-    pub const ALL: [Topic; 17] = [
+    pub const ALL: [Topic; 18] = [
         Topic::UserRegistered,
         Topic::UserDeleted,
         Topic::AccessChanged,
@@ -42,6 +43,7 @@ impl Topic {
         Topic::OrderDelivered,
         Topic::OrderCancelled,
         Topic::OrderExpired,
+        Topic::ReturnUpdated,
         Topic::StockLow,
         Topic::StockAvailability,
         Topic::ProductChanged,
@@ -65,6 +67,9 @@ impl Topic {
             Topic::OrderPaid => "order.paid",
             Topic::OrderShipped => "order.shipped",
             Topic::OrderDelivered => "order.delivered",
+            // A return of the order was requested, approved, rejected, received or
+            // refunded.
+            Topic::ReturnUpdated => "order.return_updated",
             Topic::OrderCancelled => "order.cancelled",
             Topic::OrderExpired => "order.expired",
             Topic::StockLow => "stock.low",

@@ -262,6 +262,8 @@ pub struct OrdersSection {
     /// How long a node's checkouts may price a product from a snapshot read earlier;
     /// 0 reads the catalog for every checkout.
     pub product_snapshot_ttl_ms: u64,
+    /// How long after delivery a shopper may ask for a return.
+    pub return_window_secs: u64,
 }
 
 impl Default for OrdersSection {
@@ -271,6 +273,7 @@ impl Default for OrdersSection {
             max_unpaid_orders: 5,
             max_units_per_sku: 20,
             product_snapshot_ttl_ms: 5_000,
+            return_window_secs: 30 * 86_400,
         }
     }
 }

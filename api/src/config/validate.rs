@@ -118,6 +118,7 @@ impl Config {
             "orders.reservation_ttl_secs",
             self.orders.reservation_ttl_secs,
         )?;
+        positive("orders.return_window_secs", self.orders.return_window_secs)?;
         if !(1..=1000).contains(&self.users.max_addresses) {
             return Err(ConfigError::setting(
                 "users.max_addresses",

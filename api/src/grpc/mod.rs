@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod observe;
 pub mod orders;
 pub mod products;
+pub mod returns;
 pub mod users;
 
 use std::future::Future;

@@ -10,21 +10,21 @@ use souk_proto::v1::order_service_server::OrderService;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::addresses::postal_address_message;
-use crate::grpc::{caller, given, given_limit};
+use crate::grpc::{caller, given, given_limit, returns};
 use crate::state::AppState;
 use souk_actors::catalog::service::Money;
 use souk_actors::orders::views::{
     checked_idempotency_key, checked_payment_method, checked_reason, decode_order_cursor,
     encode_order_cursor,
 };
-use souk_actors::orders::{Caller, CreateOrderInput, OrderItemInput, OrderView};
+use souk_actors::orders::{Caller, CreateOrderInput, OrderItemInput, OrderView, ReturnCommand};
 use souk_actors::paging::checked_limit;
 
 pub struct OrderGrpc {
     pub state: web::Data<AppState>,
 }
 
-fn money(value: Money) -> Option<pb::Money> {
+pub(crate) fn money(value: Money) -> Option<pb::Money> {
     Some(pb::Money {
         amount: value.amount,
         currency: value.currency,
@@ -64,6 +64,11 @@ pub fn order_message(view: OrderView) -> pb::Order {
                 reason: entry.reason,
                 at: entry.at,
             })
+            .collect(),
+        returns: view
+            .returns
+            .into_iter()
+            .map(returns::return_message)
             .collect(),
         refunds: view
             .refunds
@@ -226,5 +231,86 @@ impl OrderService for OrderGrpc {
     ) -> Result<Response<pb::Order>, Status> {
         let id = request.get_ref().id.clone();
         self.fulfil(request.metadata(), &id, Event::Deliver).await
+    }
+
+    async fn request_return(
+        &self,
+        request: Request<pb::RequestReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        returns::request(&self.state, request).await
+    }
+
+    async fn approve_return(
+        &self,
+        request: Request<pb::ReturnStepRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let body = request.get_ref().clone();
+        returns::step(
+            &self.state,
+            request.metadata(),
+            &body.order_id,
+            &body.return_id,
+            |admin_id| ReturnCommand::Approve {
+                return_id: body.return_id.clone(),
+                admin_id,
+            },
+        )
+        .await
+    }
+
+    async fn reject_return(
+        &self,
+        request: Request<pb::RejectReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let body = request.get_ref().clone();
+        returns::step(
+            &self.state,
+            request.metadata(),
+            &body.order_id,
+            &body.return_id,
+            |admin_id| ReturnCommand::Reject {
+                return_id: body.return_id.clone(),
+                admin_id,
+                reason: checked_reason(Some(body.reason.clone()), "not given"),
+            },
+        )
+        .await
+    }
+
+    async fn receive_return(
+        &self,
+        request: Request<pb::ReturnStepRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let body = request.get_ref().clone();
+        returns::step(
+            &self.state,
+            request.metadata(),
+            &body.order_id,
+            &body.return_id,
+            |admin_id| ReturnCommand::Receive {
+                return_id: body.return_id.clone(),
+                admin_id,
+            },
+        )
+        .await
+    }
+
+    async fn refund_return(
+        &self,
+        request: Request<pb::RefundReturnRequest>,
+    ) -> Result<Response<pb::Return>, Status> {
+        let body = request.get_ref().clone();
+        returns::step(
+            &self.state,
+            request.metadata(),
+            &body.order_id,
+            &body.return_id,
+            |admin_id| ReturnCommand::Refund {
+                return_id: body.return_id.clone(),
+                admin_id,
+                amount: body.amount,
+            },
+        )
+        .await
     }
 }

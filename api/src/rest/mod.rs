@@ -16,6 +16,7 @@ pub mod ops;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod returns;
 pub mod users;
 pub mod views;
 
@@ -148,6 +149,9 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                     .service(web::resource("/{id}/pay").route(web::post().to(orders::pay)))
                     .service(
                         web::resource("/{id}/cancel").route(web::post().to(orders::cancel_own)),
+                    )
+                    .service(
+                        web::resource("/{id}/returns").route(web::post().to(returns::request)),
                     ),
             )
             .service(
@@ -158,6 +162,21 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                     .service(web::resource("/{id}/deliver").route(web::post().to(orders::deliver)))
                     .service(
                         web::resource("/{id}/cancel").route(web::post().to(orders::admin_cancel)),
+                    )
+                    .service(
+                        web::scope("/{id}/returns/{return_id}")
+                            .service(
+                                web::resource("/approve").route(web::post().to(returns::approve)),
+                            )
+                            .service(
+                                web::resource("/reject").route(web::post().to(returns::reject)),
+                            )
+                            .service(
+                                web::resource("/receive").route(web::post().to(returns::receive)),
+                            )
+                            .service(
+                                web::resource("/refund").route(web::post().to(returns::refund)),
+                            ),
                     ),
             )
             .service(web::resource("/payments/webhook").route(web::post().to(payments::webhook)));

@@ -27,6 +27,7 @@ mod payment_webhooks;
 mod purchase_limits;
 mod rate_limit;
 mod readme;
+mod returns;
 mod search;
 mod shutdown;
 mod slow_clients;

@@ -260,6 +260,23 @@ async fn openapi_documents_every_route_and_the_docs_page_works_offline() {
         ("/api/v1/admin/orders/{id}/deliver", "post"),
         ("/api/v1/admin/orders/{id}/cancel", "post"),
         ("/api/v1/payments/webhook", "post"),
+        ("/api/v1/orders/{id}/returns", "post"),
+        (
+            "/api/v1/admin/orders/{id}/returns/{return_id}/approve",
+            "post",
+        ),
+        (
+            "/api/v1/admin/orders/{id}/returns/{return_id}/reject",
+            "post",
+        ),
+        (
+            "/api/v1/admin/orders/{id}/returns/{return_id}/receive",
+            "post",
+        ),
+        (
+            "/api/v1/admin/orders/{id}/returns/{return_id}/refund",
+            "post",
+        ),
     ];
     let mut documented = Vec::new();
     for (path, item) in document["paths"].as_object().unwrap() {

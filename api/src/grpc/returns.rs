@@ -1,0 +1,76 @@
+//! The return RPCs of `souk.v1.OrderService`: a shopper's request and an admin's
+//! steps, through the order's actor exactly as REST's are.
+
+use actix_web::web;
+use souk_actors::orders::views::checked_reason;
+use souk_actors::orders::{OrderItemInput, ReturnCommand, ReturnView};
+use souk_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::grpc::caller;
+use crate::grpc::orders::money;
+use crate::state::AppState;
+use crate::wire::status::to_status;
+
+pub fn return_message(returned: ReturnView) -> pb::Return {
+    pb::Return {
+        id: returned.id,
+        status: returned.status,
+        reason: returned.reason,
+        decision: returned.decision,
+        items: returned
+            .items
+            .into_iter()
+            .map(|line| pb::ReturnLine {
+                sku: line.sku,
+                quantity: line.quantity,
+                unit_price: money(line.unit_price),
+            })
+            .collect(),
+        refund: returned.refund.and_then(money),
+        created_at: returned.created_at,
+        updated_at: returned.updated_at,
+    }
+}
+
+pub async fn request(
+    state: &web::Data<AppState>,
+    request: Request<pb::RequestReturnRequest>,
+) -> Result<Response<pb::Return>, Status> {
+    let user = caller::user(state, request.metadata())
+        .await
+        .map_err(to_status)?;
+    let body = request.into_inner();
+    let items = body
+        .items
+        .into_iter()
+        .map(|item| OrderItemInput {
+            sku: item.sku,
+            quantity: item.quantity,
+        })
+        .collect();
+    let reason = checked_reason(Some(body.reason), "not given");
+    let returned = state
+        .orders
+        .request_return(&user.id, &body.order_id, items, &reason)
+        .await
+        .map_err(to_status)?;
+    Ok(Response::new(return_message(returned)))
+}
+
+/// One admin step: `command` is built from the admin's id.
+pub async fn step(
+    state: &web::Data<AppState>,
+    metadata: &tonic::metadata::MetadataMap,
+    order_id: &str,
+    return_id: &str,
+    command: impl FnOnce(String) -> ReturnCommand,
+) -> Result<Response<pb::Return>, Status> {
+    let admin = caller::admin(state, metadata).await.map_err(to_status)?;
+    let returned = state
+        .orders
+        .return_step(order_id, return_id, command(admin.id))
+        .await
+        .map_err(to_status)?;
+    Ok(Response::new(return_message(returned)))
+}

@@ -1,0 +1,154 @@
+//! `/api/v1/orders/{id}/returns` (the shopper asks) and
+//! `/api/v1/admin/orders/{id}/returns/{return_id}/…` (an admin approves, rejects,
+//! receives and refunds).
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use souk_actors::orders::views::checked_reason;
+use souk_actors::orders::{OrderItemInput, ReturnCommand, ReturnView};
+use utoipa::ToSchema;
+
+use crate::auth::{AdminUser, AuthUser};
+use crate::error::{ApiResult, Problem};
+use crate::http::json::{Json, OptionalJson};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    /// 1 to 50 lines of the order, each at most what is left to return of its SKU.
+    #[schema(min_items = 1, max_items = 50)]
+    pub items: Vec<OrderItemInput>,
+    /// Why, cut to 200 characters.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectReturnRequest {
+    /// Why, for the shopper's mail; cut to 200 characters.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundReturnRequest {
+    /// Minor units; default: the returned units' value (within what is left of the
+    /// payment).
+    #[schema(minimum = 1)]
+    pub amount: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/orders/{id}/returns", operation_id = "request_return", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = ReturnRequest,
+    responses((status = 201, body = ReturnView),
+              (status = 409, description = "illegal_transition (the order is not delivered) or return_window_closed", body = Problem),
+              (status = 422, description = "validation_failed: a SKU not in the order, or more units than are left to return", body = Problem)))]
+pub async fn request(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<String>,
+    body: Json<ReturnRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let reason = checked_reason(body.reason, "not given");
+    let returned = state
+        .orders
+        .request_return(&user.id, &id, body.items, &reason)
+        .await?;
+    Ok(HttpResponse::Created().json(returned))
+}
+
+type ReturnPath = web::Path<(String, String)>;
+
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/returns/{return_id}/approve", operation_id = "approve_return", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path), ("return_id" = String, Path)),
+    responses((status = 200, body = ReturnView), (status = 409, description = "illegal_transition: the return is not requested", body = Problem)))]
+pub async fn approve(
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    path: ReturnPath,
+) -> ApiResult<HttpResponse> {
+    let (order_id, return_id) = path.into_inner();
+    let command = ReturnCommand::Approve {
+        return_id: return_id.clone(),
+        admin_id: admin.0.id,
+    };
+    Ok(HttpResponse::Ok().json(
+        state
+            .orders
+            .return_step(&order_id, &return_id, command)
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/returns/{return_id}/reject", operation_id = "reject_return", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path), ("return_id" = String, Path)), request_body = RejectReturnRequest,
+    responses((status = 200, body = ReturnView), (status = 409, description = "illegal_transition: the return is not requested", body = Problem)))]
+pub async fn reject(
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    path: ReturnPath,
+    body: OptionalJson<RejectReturnRequest>,
+) -> ApiResult<HttpResponse> {
+    let (order_id, return_id) = path.into_inner();
+    let command = ReturnCommand::Reject {
+        return_id: return_id.clone(),
+        admin_id: admin.0.id,
+        reason: checked_reason(body.0.and_then(|body| body.reason), "not given"),
+    };
+    Ok(HttpResponse::Ok().json(
+        state
+            .orders
+            .return_step(&order_id, &return_id, command)
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/returns/{return_id}/receive", operation_id = "receive_return", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path), ("return_id" = String, Path)),
+    responses((status = 200, description = "the units are back in stock", body = ReturnView),
+              (status = 409, description = "illegal_transition: the return is not approved", body = Problem)))]
+pub async fn receive(
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    path: ReturnPath,
+) -> ApiResult<HttpResponse> {
+    let (order_id, return_id) = path.into_inner();
+    let command = ReturnCommand::Receive {
+        return_id: return_id.clone(),
+        admin_id: admin.0.id,
+    };
+    Ok(HttpResponse::Ok().json(
+        state
+            .orders
+            .return_step(&order_id, &return_id, command)
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/returns/{return_id}/refund", operation_id = "refund_return", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path), ("return_id" = String, Path)), request_body = RefundReturnRequest,
+    responses((status = 200, description = "refunded through the payment provider; the order shows the refund", body = ReturnView),
+              (status = 402, description = "payment_declined: the provider refused the refund", body = Problem),
+              (status = 409, description = "illegal_transition: the return is not received", body = Problem),
+              (status = 422, description = "validation_failed: amount", body = Problem)))]
+pub async fn refund(
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    path: ReturnPath,
+    body: OptionalJson<RefundReturnRequest>,
+) -> ApiResult<HttpResponse> {
+    let (order_id, return_id) = path.into_inner();
+    let command = ReturnCommand::Refund {
+        return_id: return_id.clone(),
+        admin_id: admin.0.id,
+        amount: body.0.and_then(|body| body.amount),
+    };
+    Ok(HttpResponse::Ok().json(
+        state
+            .orders
+            .return_step(&order_id, &return_id, command)
+            .await?,
+    ))
+}
