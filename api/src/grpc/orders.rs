@@ -244,17 +244,12 @@ impl OrderService for OrderGrpc {
         &self,
         request: Request<pb::ReturnStepRequest>,
     ) -> Result<Response<pb::Return>, Status> {
-        let body = request.get_ref().clone();
-        returns::step(
-            &self.state,
-            request.metadata(),
-            &body.order_id,
-            &body.return_id,
-            |admin_id| ReturnCommand::Approve {
-                return_id: body.return_id.clone(),
+        returns::step(&self.state, request, |_, return_id, admin_id| {
+            ReturnCommand::Approve {
+                return_id,
                 admin_id,
-            },
-        )
+            }
+        })
         .await
     }
 
@@ -262,18 +257,13 @@ impl OrderService for OrderGrpc {
         &self,
         request: Request<pb::RejectReturnRequest>,
     ) -> Result<Response<pb::Return>, Status> {
-        let body = request.get_ref().clone();
-        returns::step(
-            &self.state,
-            request.metadata(),
-            &body.order_id,
-            &body.return_id,
-            |admin_id| ReturnCommand::Reject {
-                return_id: body.return_id.clone(),
+        returns::step(&self.state, request, |body, return_id, admin_id| {
+            ReturnCommand::Reject {
+                return_id,
                 admin_id,
-                reason: checked_reason(Some(body.reason.clone()), "not given"),
-            },
-        )
+                reason: checked_reason(Some(body.reason), "not given"),
+            }
+        })
         .await
     }
 
@@ -281,17 +271,12 @@ impl OrderService for OrderGrpc {
         &self,
         request: Request<pb::ReturnStepRequest>,
     ) -> Result<Response<pb::Return>, Status> {
-        let body = request.get_ref().clone();
-        returns::step(
-            &self.state,
-            request.metadata(),
-            &body.order_id,
-            &body.return_id,
-            |admin_id| ReturnCommand::Receive {
-                return_id: body.return_id.clone(),
+        returns::step(&self.state, request, |_, return_id, admin_id| {
+            ReturnCommand::Receive {
+                return_id,
                 admin_id,
-            },
-        )
+            }
+        })
         .await
     }
 
@@ -299,18 +284,13 @@ impl OrderService for OrderGrpc {
         &self,
         request: Request<pb::RefundReturnRequest>,
     ) -> Result<Response<pb::Return>, Status> {
-        let body = request.get_ref().clone();
-        returns::step(
-            &self.state,
-            request.metadata(),
-            &body.order_id,
-            &body.return_id,
-            |admin_id| ReturnCommand::Refund {
-                return_id: body.return_id.clone(),
+        returns::step(&self.state, request, |body, return_id, admin_id| {
+            ReturnCommand::Refund {
+                return_id,
                 admin_id,
                 amount: body.amount,
-            },
-        )
+            }
+        })
         .await
     }
 }

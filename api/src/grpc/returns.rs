@@ -58,18 +58,43 @@ pub async fn request(
     Ok(Response::new(return_message(returned)))
 }
 
-/// One admin step: `command` is built from the admin's id.
-pub async fn step(
+/// The order and return an admin step names.
+pub trait ReturnTarget {
+    fn ids(&self) -> (String, String);
+}
+
+macro_rules! return_target {
+    ($($message:ty),*) => {
+        $(impl ReturnTarget for $message {
+            fn ids(&self) -> (String, String) {
+                (self.order_id.clone(), self.return_id.clone())
+            }
+        })*
+    };
+}
+
+return_target!(
+    pb::ReturnStepRequest,
+    pb::RejectReturnRequest,
+    pb::RefundReturnRequest
+);
+
+/// One admin step: `command` is built from the request, the return's id and the
+/// admin's id.
+pub async fn step<T: ReturnTarget>(
     state: &web::Data<AppState>,
-    metadata: &tonic::metadata::MetadataMap,
-    order_id: &str,
-    return_id: &str,
-    command: impl FnOnce(String) -> ReturnCommand,
+    request: Request<T>,
+    command: impl FnOnce(T, String, String) -> ReturnCommand,
 ) -> Result<Response<pb::Return>, Status> {
-    let admin = caller::admin(state, metadata).await.map_err(to_status)?;
+    let admin = caller::admin(state, request.metadata())
+        .await
+        .map_err(to_status)?;
+    let body = request.into_inner();
+    let (order_id, return_id) = body.ids();
+    let command = command(body, return_id.clone(), admin.id);
     let returned = state
         .orders
-        .return_step(order_id, return_id, command(admin.id))
+        .return_step(&order_id, &return_id, command)
         .await
         .map_err(to_status)?;
     Ok(Response::new(return_message(returned)))

@@ -61,6 +61,23 @@ pub async fn request(
 
 type ReturnPath = web::Path<(String, String)>;
 
+/// One admin step on the return the path names: `command` is built from the return's
+/// id and the admin's id.
+async fn step(
+    state: web::Data<AppState>,
+    admin: AdminUser,
+    path: ReturnPath,
+    command: impl FnOnce(String, String) -> ReturnCommand,
+) -> ApiResult<HttpResponse> {
+    let (order_id, return_id) = path.into_inner();
+    let command = command(return_id.clone(), admin.0.id);
+    let returned = state
+        .orders
+        .return_step(&order_id, &return_id, command)
+        .await?;
+    Ok(HttpResponse::Ok().json(returned))
+}
+
 #[utoipa::path(post, path = "/api/v1/admin/orders/{id}/returns/{return_id}/approve", operation_id = "approve_return", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path), ("return_id" = String, Path)),
     responses((status = 200, body = ReturnView), (status = 409, description = "illegal_transition: the return is not requested", body = Problem)))]
@@ -69,17 +86,13 @@ pub async fn approve(
     admin: AdminUser,
     path: ReturnPath,
 ) -> ApiResult<HttpResponse> {
-    let (order_id, return_id) = path.into_inner();
-    let command = ReturnCommand::Approve {
-        return_id: return_id.clone(),
-        admin_id: admin.0.id,
-    };
-    Ok(HttpResponse::Ok().json(
-        state
-            .orders
-            .return_step(&order_id, &return_id, command)
-            .await?,
-    ))
+    step(state, admin, path, |return_id, admin_id| {
+        ReturnCommand::Approve {
+            return_id,
+            admin_id,
+        }
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/orders/{id}/returns/{return_id}/reject", operation_id = "reject_return", tag = "admin", security(("bearer" = [])),
@@ -91,18 +104,15 @@ pub async fn reject(
     path: ReturnPath,
     body: OptionalJson<RejectReturnRequest>,
 ) -> ApiResult<HttpResponse> {
-    let (order_id, return_id) = path.into_inner();
-    let command = ReturnCommand::Reject {
-        return_id: return_id.clone(),
-        admin_id: admin.0.id,
-        reason: checked_reason(body.0.and_then(|body| body.reason), "not given"),
-    };
-    Ok(HttpResponse::Ok().json(
-        state
-            .orders
-            .return_step(&order_id, &return_id, command)
-            .await?,
-    ))
+    let reason = checked_reason(body.0.and_then(|body| body.reason), "not given");
+    step(state, admin, path, |return_id, admin_id| {
+        ReturnCommand::Reject {
+            return_id,
+            admin_id,
+            reason,
+        }
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/orders/{id}/returns/{return_id}/receive", operation_id = "receive_return", tag = "admin", security(("bearer" = [])),
@@ -114,17 +124,13 @@ pub async fn receive(
     admin: AdminUser,
     path: ReturnPath,
 ) -> ApiResult<HttpResponse> {
-    let (order_id, return_id) = path.into_inner();
-    let command = ReturnCommand::Receive {
-        return_id: return_id.clone(),
-        admin_id: admin.0.id,
-    };
-    Ok(HttpResponse::Ok().json(
-        state
-            .orders
-            .return_step(&order_id, &return_id, command)
-            .await?,
-    ))
+    step(state, admin, path, |return_id, admin_id| {
+        ReturnCommand::Receive {
+            return_id,
+            admin_id,
+        }
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/orders/{id}/returns/{return_id}/refund", operation_id = "refund_return", tag = "admin", security(("bearer" = [])),
@@ -139,16 +145,13 @@ pub async fn refund(
     path: ReturnPath,
     body: OptionalJson<RefundReturnRequest>,
 ) -> ApiResult<HttpResponse> {
-    let (order_id, return_id) = path.into_inner();
-    let command = ReturnCommand::Refund {
-        return_id: return_id.clone(),
-        admin_id: admin.0.id,
-        amount: body.0.and_then(|body| body.amount),
-    };
-    Ok(HttpResponse::Ok().json(
-        state
-            .orders
-            .return_step(&order_id, &return_id, command)
-            .await?,
-    ))
+    let amount = body.0.and_then(|body| body.amount);
+    step(state, admin, path, |return_id, admin_id| {
+        ReturnCommand::Refund {
+            return_id,
+            admin_id,
+            amount,
+        }
+    })
+    .await
 }

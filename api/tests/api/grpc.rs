@@ -8,27 +8,11 @@ use souk_proto::v1::inventory_service_client::InventoryServiceClient;
 use souk_proto::v1::order_service_client::OrderServiceClient;
 use souk_proto::v1::product_service_client::ProductServiceClient;
 use souk_proto::v1::user_service_client::UserServiceClient;
-use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
+use crate::grpc_edges::channel;
 use crate::helpers::*;
-
-async fn channel(app: &TestApp) -> Channel {
-    Channel::from_shared(app.grpc_address.clone())
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect to the gRPC port")
-}
-
-fn authorized<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
 
 /// `CreateOrder` for one line, as `token`'s owner; an empty key means none.
 fn order_request(

@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 use souk_db::testing::TestBackend;
 use souk_proto::v1 as pb;
 use souk_proto::v1::order_service_client::OrderServiceClient;
-use tonic::transport::Channel;
-use tonic::{Code, Request};
+use tonic::Code;
 
+use crate::grpc_edges::channel;
 use crate::helpers::*;
 use crate::on_both_backends;
 use crate::orders::{act, place, product, stock};
@@ -457,22 +457,6 @@ async fn racing_requests_and_steps_end_consistent() {
         "rejected"
     };
     assert_eq!(status, expected);
-}
-
-async fn channel(app: &TestApp) -> Channel {
-    Channel::from_shared(app.grpc_address.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-fn authorized<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 #[actix_web::test]

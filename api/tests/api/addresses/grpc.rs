@@ -9,14 +9,6 @@ use crate::grpc_edges::channel;
 use crate::helpers::*;
 use crate::orders::product;
 
-fn authorized<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
 #[actix_web::test]
 async fn the_address_book_over_grpc() {
     let app = spawn_app().await;
