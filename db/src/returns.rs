@@ -15,6 +15,7 @@ pub struct ReturnRecord {
     pub status: String,
     pub reason: String,
     pub decision: String,
+    pub currency: String,
     pub refund_amount: Option<i64>,
     pub created_at: Micros,
     pub updated_at: Micros,
@@ -29,7 +30,7 @@ pub struct ReturnLineRecord {
 }
 
 const RETURN_COLUMNS: &str =
-    "id, order_id, status, reason, decision, refund_amount, created_at, updated_at";
+    "id, order_id, status, reason, decision, currency, refund_amount, created_at, updated_at";
 
 /// Stores a new return with its lines and its event, all or nothing.
 #[tracing::instrument(name = "returns_insert", skip_all, fields(return_id = %record.id))]
@@ -41,13 +42,14 @@ pub async fn insert(
 ) -> Result<(), DbError> {
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
     sqlx::query(&format!(
-        "INSERT INTO order_returns ({RETURN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO order_returns ({RETURN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(&record.id)
     .bind(&record.order_id)
     .bind(&record.status)
     .bind(&record.reason)
     .bind(&record.decision)
+    .bind(&record.currency)
     .bind(record.refund_amount)
     .bind(record.created_at)
     .bind(record.updated_at)
@@ -126,4 +128,32 @@ where
         "return_id, sku",
     )
     .await
+}
+
+/// Returns in `status` (all when `None`), oldest first, after `after` (the created_at
+/// and id of the previous page's last); `limit + 1` rows at most.
+pub async fn list<'e, E>(
+    executor: E,
+    status: Option<&str>,
+    after: Option<(Micros, String)>,
+    limit: u32,
+) -> Result<Vec<ReturnRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let (after_at, after_id) = after.unzip();
+    Ok(sqlx::query_as::<_, ReturnRecord>(&format!(
+        "SELECT {RETURN_COLUMNS} FROM order_returns WHERE (? IS NULL OR status = ?) \
+         AND (? IS NULL OR created_at > ? OR (created_at = ? AND id > ?)) \
+         ORDER BY created_at, id LIMIT ?"
+    ))
+    .bind(status)
+    .bind(status)
+    .bind(after_at)
+    .bind(after_at)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(executor)
+    .await?)
 }

@@ -17,7 +17,7 @@ use souk_db::DbError;
 use super::logic::{visible_to, with_retries, OrderLogic};
 use super::payments::PaymentError;
 use super::state::OrderStatus;
-use super::views::{status_of, validate_items, OrderItemInput};
+use super::views::{return_view, status_of, validate_items, OrderItemInput, ReturnView};
 use crate::error::{Error, ErrorCode, FieldError};
 use crate::inventory::service::api_error;
 use crate::inventory::{Command, InventoryRouter};
@@ -35,6 +35,20 @@ pub enum ReturnStatus {
 }
 
 impl ReturnStatus {
+    pub const ALL: [ReturnStatus; 5] = [
+        ReturnStatus::Requested,
+        ReturnStatus::Approved,
+        ReturnStatus::Rejected,
+        ReturnStatus::Received,
+        ReturnStatus::Refunded,
+    ];
+
+    pub fn parse(status: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|candidate| candidate.as_str() == status)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReturnStatus::Requested => "requested",
@@ -161,6 +175,38 @@ impl OrderLogic {
         }
     }
 
+    /// Returns in `status` (all when `None`), oldest first: an admin's work queue. The
+    /// next page starts after the position returned.
+    pub async fn list_returns(
+        &self,
+        status: Option<ReturnStatus>,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> Result<(Vec<ReturnView>, Option<(i64, String)>), Error> {
+        let pool = self.db.pool();
+        let mut records =
+            returns::list(pool, status.map(ReturnStatus::as_str), after, limit).await?;
+        let has_more = records.len() > limit as usize;
+        records.truncate(limit as usize);
+        let next = records
+            .last()
+            .filter(|_| has_more)
+            .map(|record| (record.created_at, record.id.clone()));
+        let ids: Vec<String> = records.iter().map(|record| record.id.clone()).collect();
+        let mut lines: HashMap<String, Vec<ReturnLineRecord>> = HashMap::new();
+        for line in returns::lines_of(pool, &ids).await? {
+            lines.entry(line.return_id.clone()).or_default().push(line);
+        }
+        let views = records
+            .into_iter()
+            .map(|record| {
+                let record_lines = lines.remove(&record.id).unwrap_or_default();
+                return_view(record, record_lines)
+            })
+            .collect();
+        Ok((views, next))
+    }
+
     async fn find_return(
         &self,
         order: &OrderRecord,
@@ -238,6 +284,7 @@ impl OrderLogic {
             status: ReturnStatus::Requested.as_str().to_owned(),
             reason: reason.to_owned(),
             decision: String::new(),
+            currency: order.currency.clone(),
             refund_amount: None,
             created_at: now,
             updated_at: now,

@@ -7,7 +7,7 @@ use souk_db::orders::OrderFilter;
 
 use super::actor::{OrderCommand, OrderRouter};
 use super::logic::OrderLogic;
-use super::returns::ReturnCommand;
+use super::returns::{ReturnCommand, ReturnStatus};
 use super::state::Event;
 use super::views::{Caller, CreateOrderInput, OrderItemInput, OrderView, ReturnView};
 use crate::error::Error;
@@ -100,6 +100,16 @@ impl OrderService {
             reason: reason.to_owned(),
         };
         self.return_step(order_id, &return_id, command).await
+    }
+
+    /// Returns in `status` (all when `None`), oldest first, and the next page's start.
+    pub async fn list_returns(
+        &self,
+        status: Option<ReturnStatus>,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> Result<(Vec<ReturnView>, Option<(i64, String)>), Error> {
+        self.logic.list_returns(status, after, limit).await
     }
 
     /// An admin's step of a return (approve, reject, receive, refund); the return after it.

@@ -60,6 +60,7 @@ pub struct OrderLineView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReturnView {
     pub id: String,
+    pub order_id: String,
     #[schema(value_type = ReturnStatus)]
     pub status: String,
     /// The shopper's reason.
@@ -224,6 +225,32 @@ pub(crate) fn validate_items(items: &[OrderItemInput]) -> Result<Vec<(String, i6
     Ok(merged.into_iter().collect())
 }
 
+/// A return as the API shows it, from its row and lines.
+pub(crate) fn return_view(record: ReturnRecord, lines: Vec<ReturnLineRecord>) -> ReturnView {
+    let money = |amount: i64| Money {
+        amount,
+        currency: record.currency.clone(),
+    };
+    ReturnView {
+        items: lines
+            .into_iter()
+            .map(|line| ReturnLineView {
+                unit_price: money(line.unit_amount),
+                sku: line.sku,
+                quantity: line.quantity,
+            })
+            .collect(),
+        refund: record.refund_amount.map(money),
+        created_at: to_datetime(record.created_at).to_rfc3339(),
+        updated_at: to_datetime(record.updated_at).to_rfc3339(),
+        id: record.id,
+        order_id: record.order_id,
+        status: record.status,
+        reason: record.reason,
+        decision: record.decision,
+    }
+}
+
 /// What an order's view is built from besides its row.
 #[derive(Debug, Default)]
 pub(crate) struct OrderParts {
@@ -279,23 +306,7 @@ pub(crate) fn build_view(order: OrderRecord, parts: OrderParts) -> Result<OrderV
             .collect(),
         returns: returns
             .into_iter()
-            .map(|(record, lines)| ReturnView {
-                id: record.id,
-                status: record.status,
-                reason: record.reason,
-                decision: record.decision,
-                items: lines
-                    .into_iter()
-                    .map(|line| ReturnLineView {
-                        sku: line.sku,
-                        quantity: line.quantity,
-                        unit_price: money(line.unit_amount),
-                    })
-                    .collect(),
-                refund: record.refund_amount.map(money),
-                created_at: to_datetime(record.created_at).to_rfc3339(),
-                updated_at: to_datetime(record.updated_at).to_rfc3339(),
-            })
+            .map(|(record, lines)| return_view(record, lines))
             .collect(),
         refunds: refunds
             .into_iter()
@@ -340,8 +351,22 @@ pub fn encode_order_cursor(position: Option<(i64, String)>) -> Option<String> {
     position.map(|position| crate::paging::encode_position("o1", &position))
 }
 
+/// The cursor of a return list (oldest first): the last return's creation time and id.
+pub fn encode_return_cursor(position: Option<(i64, String)>) -> Option<String> {
+    position.map(|position| crate::paging::encode_position("r1", &position))
+}
+
+pub fn decode_return_cursor(raw: Option<&str>) -> Result<Option<(i64, String)>, Error> {
+    decode_time_and_id("r1", raw)
+}
+
 pub fn decode_order_cursor(raw: Option<&str>) -> Result<Option<(i64, String)>, Error> {
-    let position: Option<(i64, String)> = crate::paging::decode_optional("o1", raw)?;
+    decode_time_and_id("o1", raw)
+}
+
+/// A (creation time, id) cursor of the list `tag`; its id must be one Souk issues.
+fn decode_time_and_id(tag: &str, raw: Option<&str>) -> Result<Option<(i64, String)>, Error> {
+    let position: Option<(i64, String)> = crate::paging::decode_optional(tag, raw)?;
     match position {
         Some((_, id)) if !souk_db::ids::is_well_formed(&id) => Err(Error::new(
             crate::error::ErrorCode::InvalidCursor,

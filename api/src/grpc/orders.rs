@@ -233,6 +233,13 @@ impl OrderService for OrderGrpc {
         self.fulfil(request.metadata(), &id, Event::Deliver).await
     }
 
+    async fn list_returns(
+        &self,
+        request: Request<pb::ListReturnsRequest>,
+    ) -> Result<Response<pb::ListReturnsResponse>, Status> {
+        returns::list(&self.state, request).await
+    }
+
     async fn request_return(
         &self,
         request: Request<pb::RequestReturnRequest>,

@@ -1,20 +1,23 @@
 //! The return RPCs of `souk.v1.OrderService`: a shopper's request and an admin's
-//! steps, through the order's actor exactly as REST's are.
+//! steps, through the order's actor exactly as REST's are, and the admins' list.
 
 use actix_web::web;
-use souk_actors::orders::views::checked_reason;
-use souk_actors::orders::{OrderItemInput, ReturnCommand, ReturnView};
+use souk_actors::orders::views::{checked_reason, decode_return_cursor, encode_return_cursor};
+use souk_actors::orders::{OrderItemInput, ReturnCommand, ReturnStatus, ReturnView};
+use souk_actors::paging::checked_limit;
+use souk_actors::{Error, FieldError};
 use souk_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::grpc::caller;
 use crate::grpc::orders::money;
+use crate::grpc::{caller, given, given_limit};
 use crate::state::AppState;
 use crate::wire::status::to_status;
 
 pub fn return_message(returned: ReturnView) -> pb::Return {
     pb::Return {
         id: returned.id,
+        order_id: returned.order_id,
         status: returned.status,
         reason: returned.reason,
         decision: returned.decision,
@@ -98,4 +101,36 @@ pub async fn step<T: ReturnTarget>(
         .await
         .map_err(to_status)?;
     Ok(Response::new(return_message(returned)))
+}
+
+pub async fn list(
+    state: &web::Data<AppState>,
+    request: Request<pb::ListReturnsRequest>,
+) -> Result<Response<pb::ListReturnsResponse>, Status> {
+    caller::admin(state, request.metadata())
+        .await
+        .map_err(to_status)?;
+    let body = request.into_inner();
+    let status = given(&body.status)
+        .map(|raw| {
+            ReturnStatus::parse(raw).ok_or_else(|| {
+                Error::validation(vec![FieldError::new(
+                    "status",
+                    "must be requested, approved, rejected, received or refunded",
+                )])
+            })
+        })
+        .transpose()
+        .map_err(to_status)?;
+    let after = decode_return_cursor(given(&body.cursor)).map_err(to_status)?;
+    let limit = checked_limit(given_limit(body.limit)).map_err(to_status)?;
+    let (items, next) = state
+        .orders
+        .list_returns(status, after, limit)
+        .await
+        .map_err(to_status)?;
+    Ok(Response::new(pb::ListReturnsResponse {
+        items: items.into_iter().map(return_message).collect(),
+        next_cursor: encode_return_cursor(next).unwrap_or_default(),
+    }))
 }

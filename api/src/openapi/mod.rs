@@ -59,6 +59,7 @@ use problems::ProblemResponses;
         rest::orders::admin_cancel,
         rest::payments::webhook,
         rest::returns::request,
+        rest::returns::admin_list,
         rest::returns::approve,
         rest::returns::reject,
         rest::returns::receive,

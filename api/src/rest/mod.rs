@@ -179,7 +179,8 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                             ),
                     ),
             )
-            .service(web::resource("/payments/webhook").route(web::post().to(payments::webhook)));
+            .service(web::resource("/payments/webhook").route(web::post().to(payments::webhook)))
+            .service(web::resource("/admin/returns").route(web::get().to(returns::admin_list)));
     }
     if services.contains(Service::Inventory) {
         api = api.service(

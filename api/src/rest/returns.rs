@@ -1,15 +1,16 @@
-//! `/api/v1/orders/{id}/returns` (the shopper asks) and
+//! `/api/v1/orders/{id}/returns` (the shopper asks),
 //! `/api/v1/admin/orders/{id}/returns/{return_id}/…` (an admin approves, rejects,
-//! receives and refunds).
+//! receives and refunds) and `/api/v1/admin/returns` (the admins' work queue).
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use souk_actors::orders::views::checked_reason;
-use souk_actors::orders::{OrderItemInput, ReturnCommand, ReturnView};
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use souk_actors::orders::views::{checked_reason, decode_return_cursor, encode_return_cursor};
+use souk_actors::orders::{OrderItemInput, ReturnCommand, ReturnStatus, ReturnView};
+use souk_actors::paging::checked_limit;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AdminUser, AuthUser};
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiResult, Error, ErrorCode, Problem};
 use crate::http::json::{Json, OptionalJson};
 use crate::state::AppState;
 
@@ -57,6 +58,53 @@ pub async fn request(
         .request_return(&user.id, &id, body.items, &reason)
         .await?;
     Ok(HttpResponse::Created().json(returned))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReturnsQuery {
+    /// Only returns in this status (e.g. `requested`: the ones waiting for a decision).
+    #[param(value_type = Option<ReturnStatus>)]
+    pub status: Option<String>,
+    /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReturnPage {
+    pub items: Vec<ReturnView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Every order's returns, oldest first: the admins' work queue.
+#[utoipa::path(get, path = "/api/v1/admin/returns", operation_id = "admin_list_returns", tag = "admin", security(("bearer" = [])), params(ReturnsQuery),
+    responses((status = 200, body = ReturnPage)))]
+pub async fn admin_list(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    query: web::Query<ReturnsQuery>,
+) -> ApiResult<HttpResponse> {
+    let status = query
+        .status
+        .as_deref()
+        .map(|raw| {
+            ReturnStatus::parse(raw).ok_or_else(|| {
+                Error::new(ErrorCode::InvalidQuery, format!("unknown status {raw:?}"))
+            })
+        })
+        .transpose()?;
+    let after = decode_return_cursor(query.cursor.as_deref())?;
+    let limit = checked_limit(query.limit)?;
+    let (items, next) = state.orders.list_returns(status, after, limit).await?;
+    Ok(HttpResponse::Ok().json(ReturnPage {
+        items,
+        next_cursor: encode_return_cursor(next),
+    }))
 }
 
 type ReturnPath = web::Path<(String, String)>;

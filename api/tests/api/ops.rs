@@ -261,6 +261,7 @@ async fn openapi_documents_every_route_and_the_docs_page_works_offline() {
         ("/api/v1/admin/orders/{id}/cancel", "post"),
         ("/api/v1/payments/webhook", "post"),
         ("/api/v1/orders/{id}/returns", "post"),
+        ("/api/v1/admin/returns", "get"),
         (
             "/api/v1/admin/orders/{id}/returns/{return_id}/approve",
             "post",

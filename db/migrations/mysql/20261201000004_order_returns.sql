@@ -7,6 +7,8 @@ CREATE TABLE order_returns (
     reason         VARCHAR(200) NOT NULL,
     -- Why an admin rejected it, or empty.
     decision       VARCHAR(200) NOT NULL,
+    -- The order's currency, for the amounts of the return.
+    currency       VARCHAR(3)   NOT NULL,
     refund_amount  BIGINT       NULL,
     created_at     BIGINT       NOT NULL,
     updated_at     BIGINT       NOT NULL
