@@ -234,7 +234,23 @@ impl OrderLogic {
         }
         tracing::info!(order_id = %order_id, total, "order placed");
         // The answer is what was just written: nothing to read back.
-        Ok((build_view(order, line_records, vec![history], Vec::new())?, true))
+        Ok((
+            build_view(order, line_records, vec![history], Vec::new())?,
+            true,
+        ))
+    }
+
+    /// The order `key` placed for this user, if any: a retried cart checkout's answer.
+    #[tracing::instrument(name = "find_order_by_key", skip(self, key))]
+    pub async fn find_by_idempotency_key(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> Result<Option<OrderView>, Error> {
+        match orders::find_by_key(self.db.pool(), user_id, key).await? {
+            Some(existing) => Ok(Some(self.view(existing).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn replay(

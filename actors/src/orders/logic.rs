@@ -347,7 +347,11 @@ impl OrderLogic {
         if amount <= 0 {
             return;
         }
-        match self.payments.refund(reference, amount, &order.currency).await {
+        match self
+            .payments
+            .refund(reference, amount, &order.currency)
+            .await
+        {
             Ok(refund_id) => {
                 let refund = RefundRecord {
                     id: refund_id,
