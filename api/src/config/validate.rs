@@ -118,6 +118,12 @@ impl Config {
             "orders.reservation_ttl_secs",
             self.orders.reservation_ttl_secs,
         )?;
+        if !(1..=90 * 24 * 3600).contains(&self.cart.guest_ttl_secs) {
+            return Err(ConfigError::setting(
+                "cart.guest_ttl_secs",
+                "must be between 1 and 7776000 (90 days)",
+            ));
+        }
         if !(1..=1000).contains(&self.users.max_addresses) {
             return Err(ConfigError::setting(
                 "users.max_addresses",

@@ -5,6 +5,7 @@
 pub mod addresses;
 pub mod auth;
 pub mod caller;
+pub mod cart;
 pub mod email;
 pub mod inventory;
 pub mod observe;
@@ -16,6 +17,7 @@ use std::future::Future;
 
 use actix_web::web;
 use souk_proto::v1::auth_service_server::AuthServiceServer;
+use souk_proto::v1::cart_service_server::CartServiceServer;
 use souk_proto::v1::email_service_server::EmailServiceServer;
 use souk_proto::v1::inventory_service_server::InventoryServiceServer;
 use souk_proto::v1::order_service_server::OrderServiceServer;
@@ -105,6 +107,12 @@ pub async fn serve(
         }))
         .add_optional_service(local(Service::Order).map(|()| {
             OrderServiceServer::new(orders::OrderGrpc {
+                state: state.clone(),
+            })
+        }))
+        // Carts belong with the orders they become.
+        .add_optional_service(local(Service::Order).map(|()| {
+            CartServiceServer::new(cart::CartGrpc {
                 state: state.clone(),
             })
         }))
