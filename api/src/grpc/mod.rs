@@ -66,6 +66,12 @@ pub async fn serve(
             ServingStatus::NotServing
         };
         health.set_service_status(service.grpc_name(), status).await;
+        // Carts are served with the orders they become.
+        if service == Service::Order {
+            health
+                .set_service_status("souk.v1.CartService", status)
+                .await;
+        }
     }
     // Reflection in both versions: v1, and v1alpha for older grpcurl and Python clients.
     let reflection_builder = || {
