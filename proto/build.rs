@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "proto/souk/v1/product.proto",
     "proto/souk/v1/inventory.proto",
     "proto/souk/v1/order.proto",
+    "proto/souk/v1/cart.proto",
     "proto/souk/v1/email.proto",
     "proto/souk/v1/cluster.proto",
 ];

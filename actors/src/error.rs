@@ -80,6 +80,8 @@ error_codes! {
     PurchaseLimit => ("purchase_limit", 409, "conflict", "The customer already holds the most units of this SKU allowed in unpaid orders"),
     UnpaidOrderLimit => ("unpaid_order_limit", 409, "conflict", "The customer already has the most unpaid orders allowed"),
     AddressLimit => ("address_limit", 409, "conflict", "The address book already holds the most addresses allowed"),
+    CartLimit => ("cart_limit", 409, "conflict", "The cart already holds the most lines allowed"),
+    CartEmpty => ("cart_empty", 409, "conflict", "The cart is empty; there is nothing to check out"),
     BelowReserved => ("below_reserved", 409, "conflict", "On-hand stock cannot go below what is reserved"),
     CannotModifySelf => ("cannot_modify_self", 409, "conflict", "Admins cannot do this to their own account"),
     ServiceUnavailable => ("service_unavailable", 503, "system", "A dependency is unavailable"),

@@ -5,12 +5,14 @@
 //! - [`catalog`]: categories, products, search, the read cache and the demo seed.
 //! - [`inventory`]: one actor per SKU owns its stock, group-commits and fences writes.
 //! - [`orders`]: one actor per order runs the order state machine; checkout.
+//! - [`cart`]: carts of users and guests, in Redis or the database; checkout from them.
 //! - [`email`]: templates, transports and the supervised worker pool.
 //! - [`outbox`]: domain events from the transactional outbox to the bus.
 //! - [`entity`]: the generic host and router that SKU and order actors run under.
 //! - [`node`]: the root that owns every domain's subtree, lists it and stops it in order.
 //! - [`ports`]: what a domain reaches that may live elsewhere, as traits.
 
+pub mod cart;
 pub mod catalog;
 pub mod email;
 pub mod entity;

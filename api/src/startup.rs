@@ -11,6 +11,7 @@ use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use anyhow::Context;
 use futures_util::future::BoxFuture;
+use souk_actors::cart::{CartService, CartStore, DbCartStore, RedisCartStore};
 use souk_actors::catalog::cache::Cache;
 use souk_actors::catalog::snapshots::Snapshots;
 use souk_actors::catalog::{CatalogService, SearchEngine};
@@ -324,7 +325,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     let webhook_signer = crate::payments::webhook_signer(&config)?;
     let logic = OrderLogic::new(
         db.clone(),
-        products,
+        products.clone(),
         inventory.clone(),
         Arc::new(crate::payments::test_double(&config, &webhook_signer)),
         std::time::Duration::from_secs(config.orders.reservation_ttl_secs),
@@ -360,6 +361,19 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
             .context("cannot serve the cluster's envelopes")?;
     }
     let _ = order_router_cell.set(orders.router().clone());
+    // Carts live in Redis when it is configured (shared by every node, guest carts
+    // expiring there), else in the database.
+    let cart_store: Arc<dyn CartStore> = match &redis {
+        Some(redis) => Arc::new(RedisCartStore::new(redis.clone())),
+        None => Arc::new(DbCartStore::new(db.clone())),
+    };
+    let carts = CartService::new(
+        cart_store,
+        products,
+        inventory.clone(),
+        orders.clone(),
+        std::time::Duration::from_secs(config.cart.guest_ttl_secs),
+    );
     let payments = PaymentWebhooks::new(
         db.clone(),
         orders.router().clone(),
@@ -388,6 +402,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         catalog,
         inventory,
         orders,
+        carts,
         payments,
         email,
         redis,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use souk_actors::cart::CartService;
 use souk_actors::catalog::CatalogService;
 use souk_actors::email::EmailService;
 use souk_actors::identity::{AddressBook, AuthService, UserService};
@@ -32,6 +33,9 @@ pub struct AppState {
     pub inventory: InventoryService,
     /// Checkout and reads; every command of an existing order goes to its actor.
     pub orders: OrderService,
+    /// Users' and guests' carts (Redis when configured, else the database); checkout
+    /// from a cart goes through `orders`.
+    pub carts: CartService,
     /// The payment provider's webhook: signed events, each processed once.
     pub payments: PaymentWebhooks,
     /// Email verification, the send log and dead letters; owns the event publisher.

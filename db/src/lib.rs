@@ -13,6 +13,7 @@
 //! - flags and enums are strings or integers, never engine-specific boolean types.
 
 pub mod addresses;
+pub mod carts;
 pub mod catalog;
 pub mod clock;
 pub mod email;

@@ -260,7 +260,8 @@ impl UserService {
         Ok(user)
     }
 
-    /// Deletes the account, its sessions and its address book; `user.deleted` lets
+    /// Deletes the account, its sessions, its address book and its cart (in the
+    /// database; a cart in Redis is left unreachable); `user.deleted` lets
     /// other domains forget it. Its orders keep their address snapshots.
     #[tracing::instrument(name = "delete_user", skip(self))]
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
@@ -268,6 +269,7 @@ impl UserService {
         let mut transaction = self.db.begin().await?;
         sessions::delete_user_tokens(&mut transaction, id).await?;
         addresses::delete_for_user(&mut *transaction, id).await?;
+        souk_db::carts::delete(&mut *transaction, &crate::cart::user_key(id), None).await?;
         if !users::delete(&mut *transaction, id).await? {
             return Err(Error::not_found("user"));
         }

@@ -242,6 +242,19 @@ impl OrderLogic {
         Ok((build_view(order, parts)?, true))
     }
 
+    /// The order `key` placed for this user, if any: a retried cart checkout's answer.
+    #[tracing::instrument(name = "find_order_by_key", skip(self, key))]
+    pub async fn find_by_idempotency_key(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> Result<Option<OrderView>, Error> {
+        match orders::find_by_key(self.db.pool(), user_id, key).await? {
+            Some(existing) => Ok(Some(self.view(existing).await?)),
+            None => Ok(None),
+        }
+    }
+
     async fn replay(
         &self,
         existing: OrderRecord,

@@ -38,6 +38,15 @@ impl OrderService {
         self.logic.create(user_id, input, key).await
     }
 
+    /// The order an idempotency key placed for this user, if any.
+    pub async fn find_by_idempotency_key(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> Result<Option<OrderView>, Error> {
+        self.logic.find_by_idempotency_key(user_id, key).await
+    }
+
     /// The order if the caller may see it: its owner (`owner`), or an admin (`None`).
     pub async fn get(&self, id: &str, owner: Option<&str>) -> Result<OrderView, Error> {
         self.logic.get(id, owner).await

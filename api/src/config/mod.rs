@@ -1,6 +1,6 @@
 //! One typed configuration, in sections: `[node]`, `[log]`, `[http]`, `[grpc]`,
 //! `[database]`, `[redis]`, `[nats]`, `[jwt]`, `[auth]`, `[users]`, `[orders]`,
-//! `[payments]`, `[email]`, `[smtp]`, `[outbox]`, `[events]`, `[search]`, `[cluster]`.
+//! `[cart]`, `[payments]`, `[email]`, `[smtp]`, `[outbox]`, `[events]`, `[search]`, `[cluster]`.
 //! Layers, later wins: built-in defaults < the optional TOML file (`--config
 //! souk.toml`) < `SOUK_*` environment variables (names derived from the sections, see
 //! [`env`]) < command-line flags. Secrets may come from files (`*_file`) so Kubernetes
@@ -34,6 +34,7 @@ pub struct Config {
     pub auth: AuthSection,
     pub users: UsersSection,
     pub orders: OrdersSection,
+    pub cart: CartSection,
     pub payments: PaymentsSection,
     pub email: EmailSection,
     pub smtp: SmtpSection,

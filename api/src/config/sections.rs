@@ -249,6 +249,22 @@ impl Default for UsersSection {
     }
 }
 
+/// Shopping carts. Signed-in users' carts do not expire; guest carts do.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CartSection {
+    /// How long a guest cart lives after its last change (1 s to 90 days).
+    pub guest_ttl_secs: u64,
+}
+
+impl Default for CartSection {
+    fn default() -> Self {
+        Self {
+            guest_ttl_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrdersSection {

@@ -119,6 +119,12 @@ impl Config {
             self.orders.reservation_ttl_secs,
         )?;
         positive("orders.return_window_secs", self.orders.return_window_secs)?;
+        if !(1..=90 * 24 * 3600).contains(&self.cart.guest_ttl_secs) {
+            return Err(ConfigError::setting(
+                "cart.guest_ttl_secs",
+                "must be between 1 and 7776000 (90 days)",
+            ));
+        }
         if !(1..=1000).contains(&self.users.max_addresses) {
             return Err(ConfigError::setting(
                 "users.max_addresses",

@@ -5,6 +5,7 @@
 pub mod addresses;
 pub mod auth;
 pub mod caller;
+pub mod cart;
 pub mod email;
 pub mod inventory;
 pub mod observe;
@@ -17,6 +18,7 @@ use std::future::Future;
 
 use actix_web::web;
 use souk_proto::v1::auth_service_server::AuthServiceServer;
+use souk_proto::v1::cart_service_server::CartServiceServer;
 use souk_proto::v1::email_service_server::EmailServiceServer;
 use souk_proto::v1::inventory_service_server::InventoryServiceServer;
 use souk_proto::v1::order_service_server::OrderServiceServer;
@@ -65,6 +67,12 @@ pub async fn serve(
             ServingStatus::NotServing
         };
         health.set_service_status(service.grpc_name(), status).await;
+        // Carts are served with the orders they become.
+        if service == Service::Order {
+            health
+                .set_service_status("souk.v1.CartService", status)
+                .await;
+        }
     }
     // Reflection in both versions: v1, and v1alpha for older grpcurl and Python clients.
     let reflection_builder = || {
@@ -106,6 +114,12 @@ pub async fn serve(
         }))
         .add_optional_service(local(Service::Order).map(|()| {
             OrderServiceServer::new(orders::OrderGrpc {
+                state: state.clone(),
+            })
+        }))
+        // Carts belong with the orders they become.
+        .add_optional_service(local(Service::Order).map(|()| {
+            CartServiceServer::new(cart::CartGrpc {
                 state: state.clone(),
             })
         }))

@@ -24,7 +24,7 @@ pub struct OrderGrpc {
     pub state: web::Data<AppState>,
 }
 
-pub(crate) fn money(value: Money) -> Option<pb::Money> {
+pub fn money(value: Money) -> Option<pb::Money> {
     Some(pb::Money {
         amount: value.amount,
         currency: value.currency,

@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::rest;
@@ -64,6 +64,13 @@ use problems::ProblemResponses;
         rest::returns::reject,
         rest::returns::receive,
         rest::returns::refund,
+        rest::cart::create_guest,
+        rest::cart::get,
+        rest::cart::set_item,
+        rest::cart::remove_item,
+        rest::cart::clear,
+        rest::cart::merge,
+        rest::cart::checkout,
         rest::admin_inventory::list,
         rest::admin_inventory::get,
         rest::admin_inventory::adjust,
@@ -87,6 +94,7 @@ use problems::ProblemResponses;
         (name = "users", description = "The caller's own account and address book"),
         (name = "catalog", description = "Products and categories, as shoppers see them"),
         (name = "orders", description = "The caller's orders: checkout, payment, cancellation"),
+        (name = "cart", description = "The caller's cart (signed in, or a guest's by its Souk-Cart-Token) and checkout from it"),
         (name = "payments", description = "The payment provider's webhook (signed, not a bearer token)"),
         (name = "admin", description = "Administration (admins only)"),
         (name = "ops", description = "Health and readiness (metrics are on the operations address, SOUK_OPS_ADDR)"),
@@ -107,6 +115,13 @@ impl Modify for BearerAuth {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "cart_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Souk-Cart-Token",
+                "a guest cart's token, from POST /api/v1/carts/guest",
+            ))),
         );
     }
 }

@@ -11,6 +11,7 @@ pub mod admin_search;
 pub mod admin_system;
 pub mod admin_users;
 pub mod auth;
+pub mod cart;
 pub mod docs;
 pub mod ops;
 pub mod orders;
@@ -180,7 +181,21 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                     ),
             )
             .service(web::resource("/payments/webhook").route(web::post().to(payments::webhook)))
-            .service(web::resource("/admin/returns").route(web::get().to(returns::admin_list)));
+            .service(web::resource("/admin/returns").route(web::get().to(returns::admin_list)))
+            // Carts belong with the orders they become.
+            .service(web::resource("/carts/guest").route(web::post().to(cart::create_guest)))
+            .service(
+                web::resource("/cart")
+                    .route(web::get().to(cart::get))
+                    .route(web::delete().to(cart::clear)),
+            )
+            .service(
+                web::resource("/cart/items/{sku}")
+                    .route(web::put().to(cart::set_item))
+                    .route(web::delete().to(cart::remove_item)),
+            )
+            .service(web::resource("/cart/merge").route(web::post().to(cart::merge)))
+            .service(web::resource("/cart/checkout").route(web::post().to(cart::checkout)));
     }
     if services.contains(Service::Inventory) {
         api = api.service(

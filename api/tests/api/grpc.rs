@@ -487,6 +487,7 @@ async fn health_and_reflection_describe_the_services() {
         "souk.v1.AuthService",
         "souk.v1.ProductService",
         "souk.v1.OrderService",
+        "souk.v1.CartService",
         "souk.v1.InventoryService",
         "souk.v1.EmailService",
     ] {
@@ -531,6 +532,7 @@ async fn health_and_reflection_describe_the_services() {
         .collect();
     for expected in [
         "souk.v1.OrderService",
+        "souk.v1.CartService",
         "souk.v1.InventoryService",
         "grpc.health.v1.Health",
     ] {

@@ -11,6 +11,7 @@ mod node_caches;
 mod addresses;
 mod admin;
 mod auth;
+mod cart;
 mod catalog;
 mod cli;
 mod cluster;

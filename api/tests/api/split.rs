@@ -142,7 +142,10 @@ impl Gateway {
             || path.starts_with("/api/v1/admin/categories")
         {
             "product"
-        } else if path.starts_with("/api/v1/orders") || path.starts_with("/api/v1/admin/orders") {
+        } else if path.starts_with("/api/v1/orders")
+            || path.starts_with("/api/v1/admin/orders")
+            || path.starts_with("/api/v1/cart")
+        {
             "order"
         } else if path.starts_with("/api/v1/admin/inventory") {
             "inventory"
@@ -318,6 +321,29 @@ async fn shopper_flow(gateway: &Gateway, admin_email: &str, sink: &SmtpSink) -> 
         )
         .await;
     assert_eq!(status, 200, "{paid}");
+    // The cart is the order service's: its lines are priced by the product service
+    // and checked against the inventory service's actors, over gRPC.
+    let (status, cart) = shopper
+        .send(
+            gateway,
+            Method::PUT,
+            "/api/v1/cart/items/SPLIT-1",
+            Some(&token),
+            Some(json!({"quantity": 2})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{cart}");
+    let (cleared, _) = shopper
+        .send(
+            gateway,
+            Method::DELETE,
+            "/api/v1/cart",
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
     let (_, stock) = shopper
         .send(
             gateway,
@@ -377,6 +403,9 @@ async fn shopper_flow(gateway: &Gateway, admin_email: &str, sink: &SmtpSink) -> 
         "paid": {"status": paid["status"], "payment_status": paid["payment_status"]},
         "stock": {"on_hand": stock["on_hand"], "reserved": stock["reserved"], "available": stock["available"]},
         "product_available": product["available"],
+        "cart_line": {"unit_price": cart["items"][0]["unit_price"],
+            "available": cart["items"][0]["available"], "status": cart["items"][0]["status"]},
+        "cart_cleared": cleared,
         "orders_listed": orders["items"].as_array().map(Vec::len),
     })
 }

@@ -163,6 +163,7 @@ fn shopper_config(fixtures: &Fixtures) -> String {
         &path_parameter("id", &fixtures.product_id),
     );
     config += &operations("^/api/v1/products/sku/", &path_parameter("sku", SKU));
+    config += &operations("^/api/v1/cart/items/", &path_parameter("sku", SKU));
     config
 }
 
