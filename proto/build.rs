@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "proto/souk/v1/inventory.proto",
     "proto/souk/v1/order.proto",
     "proto/souk/v1/email.proto",
+    "proto/souk/v1/shipping.proto",
     "proto/souk/v1/cluster.proto",
 ];
 

@@ -79,6 +79,7 @@ error_codes! {
     InsufficientStock => ("insufficient_stock", 409, "conflict", "Not enough stock available"),
     PurchaseLimit => ("purchase_limit", 409, "conflict", "The customer already holds the most units of this SKU allowed in unpaid orders"),
     UnpaidOrderLimit => ("unpaid_order_limit", 409, "conflict", "The customer already has the most unpaid orders allowed"),
+    ShippingMethodTaken => ("shipping_method_taken", 409, "conflict", "The code is already used by another shipping method"),
     AddressLimit => ("address_limit", 409, "conflict", "The address book already holds the most addresses allowed"),
     BelowReserved => ("below_reserved", 409, "conflict", "On-hand stock cannot go below what is reserved"),
     CannotModifySelf => ("cannot_modify_self", 409, "conflict", "Admins cannot do this to their own account"),

@@ -5,6 +5,7 @@
 //! - [`catalog`]: categories, products, search, the read cache and the demo seed.
 //! - [`inventory`]: one actor per SKU owns its stock, group-commits and fences writes.
 //! - [`orders`]: one actor per order runs the order state machine; checkout.
+//! - [`shipping`]: shipping methods and tax rates, and the totals checkout charges.
 //! - [`email`]: templates, transports and the supervised worker pool.
 //! - [`outbox`]: domain events from the transactional outbox to the bus.
 //! - [`entity`]: the generic host and router that SKU and order actors run under.
@@ -25,5 +26,6 @@ pub mod outbox;
 pub mod paging;
 pub mod ports;
 pub mod redis_store;
+pub mod shipping;
 
 pub use error::{Error, ErrorCode, FieldError, FieldErrors, WireError};

@@ -11,6 +11,7 @@ use souk_actors::inventory::InventoryService;
 use souk_actors::node::NodeRoot;
 use souk_actors::orders::{OrderService, PaymentWebhooks};
 use souk_actors::redis_store::RedisStore;
+use souk_actors::shipping::Shipping;
 use souk_db::Db;
 
 use crate::config::Config;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub inventory: InventoryService,
     /// Checkout and reads; every command of an existing order goes to its actor.
     pub orders: OrderService,
+    /// Shipping methods and tax rates (checkout reads them through `orders`).
+    pub shipping: Shipping,
     /// The payment provider's webhook: signed events, each processed once.
     pub payments: PaymentWebhooks,
     /// Email verification, the send log and dead letters; owns the event publisher.

@@ -11,6 +11,7 @@ pub mod observe;
 pub mod orders;
 pub mod products;
 pub mod returns;
+pub mod shipping;
 pub mod users;
 
 use std::future::Future;
@@ -21,6 +22,7 @@ use souk_proto::v1::email_service_server::EmailServiceServer;
 use souk_proto::v1::inventory_service_server::InventoryServiceServer;
 use souk_proto::v1::order_service_server::OrderServiceServer;
 use souk_proto::v1::product_service_server::ProductServiceServer;
+use souk_proto::v1::shipping_service_server::ShippingServiceServer;
 use souk_proto::v1::user_service_server::UserServiceServer;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
@@ -106,6 +108,12 @@ pub async fn serve(
         }))
         .add_optional_service(local(Service::Order).map(|()| {
             OrderServiceServer::new(orders::OrderGrpc {
+                state: state.clone(),
+            })
+        }))
+        // Shipping methods and tax rates price checkouts: served where orders are.
+        .add_optional_service(local(Service::Order).map(|()| {
+            ShippingServiceServer::new(shipping::ShippingGrpc {
                 state: state.clone(),
             })
         }))

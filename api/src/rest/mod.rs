@@ -17,6 +17,7 @@ pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod returns;
+pub mod shipping;
 pub mod users;
 pub mod views;
 
@@ -179,7 +180,30 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                             ),
                     ),
             )
-            .service(web::resource("/payments/webhook").route(web::post().to(payments::webhook)));
+            .service(web::resource("/payments/webhook").route(web::post().to(payments::webhook)))
+            .service(web::resource("/shipping-methods").route(web::get().to(shipping::available)))
+            .service(
+                web::scope("/admin/shipping-methods")
+                    .service(
+                        web::resource("")
+                            .route(web::get().to(shipping::admin_list))
+                            .route(web::post().to(shipping::create)),
+                    )
+                    .service(
+                        web::resource("/{code}")
+                            .route(web::patch().to(shipping::update))
+                            .route(web::delete().to(shipping::delete)),
+                    ),
+            )
+            .service(
+                web::scope("/admin/tax-rates")
+                    .service(web::resource("").route(web::get().to(shipping::tax_rates)))
+                    .service(
+                        web::resource("/{country}")
+                            .route(web::put().to(shipping::put_tax_rate))
+                            .route(web::delete().to(shipping::delete_tax_rate)),
+                    ),
+            );
     }
     if services.contains(Service::Inventory) {
         api = api.service(
