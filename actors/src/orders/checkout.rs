@@ -433,3 +433,37 @@ fn derived_id(user_id: &str, key: &str, request_hash: &str) -> String {
         .hyphenated()
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(body: &[u8]) -> String {
+        hex::encode(Sha256::digest(body))
+    }
+
+    /// Keys stored before addresses and methods existed still replay: an order without
+    /// them hashes its items alone, and one with addresses but no method as it did
+    /// before methods existed.
+    #[test]
+    fn the_hash_covers_the_method_only_when_one_is_named() {
+        let items = vec![("SKU-1".to_owned(), 2)];
+        assert_eq!(
+            request_hash(&items, None, None, None).unwrap(),
+            sha(br#"[["SKU-1",2]]"#)
+        );
+        assert_eq!(
+            request_hash(&items, Some("a"), Some("a"), None).unwrap(),
+            sha(br#"{"billing_address_id":"a","items":[["SKU-1",2]],"shipping_address_id":"a"}"#)
+        );
+        let with_method = request_hash(&items, Some("a"), Some("a"), Some("express")).unwrap();
+        assert_ne!(
+            with_method,
+            request_hash(&items, Some("a"), Some("a"), None).unwrap()
+        );
+        assert_ne!(
+            with_method,
+            request_hash(&items, Some("a"), Some("a"), Some("standard")).unwrap()
+        );
+    }
+}
