@@ -67,6 +67,12 @@ pub async fn serve(
             ServingStatus::NotServing
         };
         health.set_service_status(service.grpc_name(), status).await;
+        // Shipping methods and tax rates are served where orders are.
+        if service == Service::Order {
+            health
+                .set_service_status("souk.v1.ShippingService", status)
+                .await;
+        }
     }
     // Reflection in both versions: v1, and v1alpha for older grpcurl and Python clients.
     let reflection_builder = || {

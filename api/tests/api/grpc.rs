@@ -505,6 +505,7 @@ async fn health_and_reflection_describe_the_services() {
         "souk.v1.OrderService",
         "souk.v1.InventoryService",
         "souk.v1.EmailService",
+        "souk.v1.ShippingService",
     ] {
         let answer = health
             .check(HealthCheckRequest {
@@ -548,6 +549,7 @@ async fn health_and_reflection_describe_the_services() {
     for expected in [
         "souk.v1.OrderService",
         "souk.v1.InventoryService",
+        "souk.v1.ShippingService",
         "grpc.health.v1.Health",
     ] {
         assert!(names.contains(&expected.to_owned()), "{names:?}");
