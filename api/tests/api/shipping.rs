@@ -101,6 +101,20 @@ async fn admins_manage_shipping_methods(backend: TestBackend) {
     )
     .await;
 
+    assert_problem(
+        send(
+            &app,
+            Method::PATCH,
+            &format!("{METHODS}/standard"),
+            &ada.access_token,
+            Some(&json!({"active": false})),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+
     // Created normalised: code lower case, name trimmed, countries upper case, sorted, once.
     let created = create_method(&app, &admin, &standard()).await;
     assert_eq!(created["code"], "standard");
