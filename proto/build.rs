@@ -16,6 +16,7 @@ const PROTOS: &[&str] = &[
     "proto/souk/v1/order.proto",
     "proto/souk/v1/cart.proto",
     "proto/souk/v1/email.proto",
+    "proto/souk/v1/shipping.proto",
     "proto/souk/v1/cluster.proto",
 ];
 

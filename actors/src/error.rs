@@ -79,6 +79,7 @@ error_codes! {
     InsufficientStock => ("insufficient_stock", 409, "conflict", "Not enough stock available"),
     PurchaseLimit => ("purchase_limit", 409, "conflict", "The customer already holds the most units of this SKU allowed in unpaid orders"),
     UnpaidOrderLimit => ("unpaid_order_limit", 409, "conflict", "The customer already has the most unpaid orders allowed"),
+    ShippingMethodTaken => ("shipping_method_taken", 409, "conflict", "The code is already used by another shipping method"),
     AddressLimit => ("address_limit", 409, "conflict", "The address book already holds the most addresses allowed"),
     CartLimit => ("cart_limit", 409, "conflict", "The cart already holds the most lines allowed"),
     CartEmpty => ("cart_empty", 409, "conflict", "The cart is empty; there is nothing to check out"),

@@ -6,6 +6,7 @@
 //! - [`inventory`]: one actor per SKU owns its stock, group-commits and fences writes.
 //! - [`orders`]: one actor per order runs the order state machine; checkout.
 //! - [`cart`]: carts of users and guests, in Redis or the database; checkout from them.
+//! - [`shipping`]: shipping methods and tax rates, and the totals checkout charges.
 //! - [`email`]: templates, transports and the supervised worker pool.
 //! - [`outbox`]: domain events from the transactional outbox to the bus.
 //! - [`entity`]: the generic host and router that SKU and order actors run under.
@@ -27,5 +28,6 @@ pub mod outbox;
 pub mod paging;
 pub mod ports;
 pub mod redis_store;
+pub mod shipping;
 
 pub use error::{Error, ErrorCode, FieldError, FieldErrors, WireError};

@@ -34,6 +34,7 @@ use souk_actors::outbox::relay::{Publisher, Relay};
 use souk_actors::outbox::Names;
 use souk_actors::ports::ProductLookup;
 use souk_actors::redis_store::RedisStore;
+use souk_actors::shipping::Shipping;
 use souk_db::{Db, PoolSettings};
 
 use souk_cluster::entities::PassivateHost;
@@ -334,7 +335,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     )
     .with_return_window(std::time::Duration::from_secs(
         config.orders.return_window_secs,
-    ));
+    ))
+    .with_prices_include_tax(config.orders.prices_include_tax);
+    let shipping = Shipping::new(db.clone());
     let order_host = souk_actors::orders::start_host_with_ownership(
         logic.clone(),
         order_host_settings(),
@@ -403,6 +406,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         inventory,
         orders,
         carts,
+        shipping,
         payments,
         email,
         redis,

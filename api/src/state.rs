@@ -12,6 +12,7 @@ use souk_actors::inventory::InventoryService;
 use souk_actors::node::NodeRoot;
 use souk_actors::orders::{OrderService, PaymentWebhooks};
 use souk_actors::redis_store::RedisStore;
+use souk_actors::shipping::Shipping;
 use souk_db::Db;
 
 use crate::config::Config;
@@ -36,6 +37,8 @@ pub struct AppState {
     /// Users' and guests' carts (Redis when configured, else the database); checkout
     /// from a cart goes through `orders`.
     pub carts: CartService,
+    /// Shipping methods and tax rates (checkout reads them through `orders`).
+    pub shipping: Shipping,
     /// The payment provider's webhook: signed events, each processed once.
     pub payments: PaymentWebhooks,
     /// Email verification, the send log and dead letters; owns the event publisher.

@@ -2,7 +2,9 @@
 //! worker pays per send: a welcome mail and an order confirmation of 1 and 20 lines.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use souk_actors::email::templates::{format_money, Mail, MailLine, OrderConfirmation, Welcome};
+use souk_actors::email::templates::{
+    format_money, tax_label, Mail, MailLine, OrderConfirmation, Welcome,
+};
 
 fn confirmation(lines: usize) -> Mail {
     Mail::OrderConfirmation(OrderConfirmation {
@@ -20,7 +22,12 @@ fn confirmation(lines: usize) -> Mail {
                 amount: format_money(3998, "EUR"),
             })
             .collect(),
-        total: format_money(3998 * lines as i64, "EUR"),
+        subtotal: format_money(3998 * lines as i64, "EUR"),
+        shipping: format_money(490, "EUR"),
+        shipping_method: "Standard post".to_owned(),
+        tax: format_money(0, "EUR"),
+        tax_label: tax_label(0, true),
+        total: format_money(3998 * lines as i64 + 490, "EUR"),
     })
 }
 

@@ -29,6 +29,7 @@ pub mod payment_events;
 pub mod pool;
 pub mod returns;
 pub mod sessions;
+pub mod shipping;
 pub mod users;
 
 pub use error::DbError;

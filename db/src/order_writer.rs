@@ -19,11 +19,16 @@ use tokio::sync::oneshot;
 
 /// Batches written at once.
 pub const WRITERS: usize = 2;
-/// Lines in one batch at most, so also orders (each has one line at least). A line is
-/// seven parameters of one statement, an order `orders::ORDER_PARAMETERS`; SQLite
-/// allows 32 766 per statement.
+/// SQLite allows 32 766 bound parameters per statement.
+const MAX_PARAMETERS: usize = 32_766;
+/// Lines in one batch at most: a line is seven parameters of one statement.
 const MAX_LINES: usize = 1_800;
-const _: () = assert!(MAX_LINES * orders::ORDER_PARAMETERS <= 32_766);
+const _: () = assert!(MAX_LINES * 7 <= MAX_PARAMETERS);
+/// Orders in one batch at most: an order is `orders::ORDER_PARAMETERS` parameters of
+/// one statement (each order also has one line at least, so this bounds the history
+/// and outbox statements too).
+const MAX_ORDERS: usize = MAX_PARAMETERS / orders::ORDER_PARAMETERS;
+const _: () = assert!(MAX_ORDERS * orders::ORDER_PARAMETERS <= MAX_PARAMETERS);
 
 type Reply = oneshot::Sender<Result<(), DbError>>;
 
@@ -58,12 +63,15 @@ impl State {
         false
     }
 
-    /// The oldest queued orders, at least one, up to `MAX_LINES` lines.
+    /// The oldest queued orders, at least one, up to `MAX_LINES` lines and `MAX_ORDERS`
+    /// orders.
     fn take_batch(&mut self) -> Vec<(NewOrder, Reply)> {
         let mut batch = Vec::new();
         let mut lines = 0;
         while let Some((next, _)) = self.queue.front() {
-            if !batch.is_empty() && lines + next.lines.len() > MAX_LINES {
+            if !batch.is_empty()
+                && (lines + next.lines.len() > MAX_LINES || batch.len() >= MAX_ORDERS)
+            {
                 break;
             }
             lines += next.lines.len();

@@ -34,6 +34,19 @@ pub struct OrderRecord {
     pub shipping_address: Option<String>,
     /// The billing address as it was at checkout (JSON), if one was given.
     pub billing_address: Option<String>,
+    /// The sum of the lines.
+    pub subtotal_amount: i64,
+    /// What shipping cost (0 without a method, or free above its threshold).
+    pub shipping_amount: i64,
+    /// The tax in the total: included in it, or added to it (`prices_include_tax`).
+    pub tax_amount: i64,
+    /// The shipping country's rate at checkout, in basis points (0: none).
+    pub tax_rate_bps: i64,
+    /// 1 when catalog prices (and shipping rates) included tax at checkout.
+    pub prices_include_tax: i64,
+    /// The shipping method's code and name at checkout, if one was chosen.
+    pub shipping_method: Option<String>,
+    pub shipping_method_name: Option<String>,
 }
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -61,11 +74,12 @@ pub struct HistoryRecord {
 const ORDER_COLUMNS: &str =
     "id, user_id, status, was_paid, currency, total_amount, idempotency_key, request_hash, \
      payment_reference, expires_at, stock_settled, version, created_at, updated_at, owner_epoch, \
-     shipping_address, billing_address";
+     shipping_address, billing_address, subtotal_amount, shipping_amount, tax_amount, \
+     tax_rate_bps, prices_include_tax, shipping_method, shipping_method_name";
 
 /// Bound parameters of one order's row in the multi-row insert: one per column of
 /// `ORDER_COLUMNS`.
-pub const ORDER_PARAMETERS: usize = 17;
+pub const ORDER_PARAMETERS: usize = 24;
 
 /// An order as placed: the row, its lines, its first history entry and its
 /// `order.placed` event.
@@ -105,7 +119,14 @@ pub async fn insert(connection: &mut AnyConnection, placed: &[NewOrder]) -> Resu
             .push_bind(order.updated_at)
             .push_bind(order.owner_epoch)
             .push_bind(order.shipping_address.clone())
-            .push_bind(order.billing_address.clone());
+            .push_bind(order.billing_address.clone())
+            .push_bind(order.subtotal_amount)
+            .push_bind(order.shipping_amount)
+            .push_bind(order.tax_amount)
+            .push_bind(order.tax_rate_bps)
+            .push_bind(order.prices_include_tax)
+            .push_bind(order.shipping_method.clone())
+            .push_bind(order.shipping_method_name.clone());
     });
     builder.build().execute(&mut *transaction).await?;
     let mut builder = QueryBuilder::<Any>::new(

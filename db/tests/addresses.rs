@@ -188,6 +188,13 @@ async fn order_snapshots_round_trip(backend: TestBackend) {
                 owner_epoch: 0,
                 billing_address: shipping.as_ref().map(|_| snapshot("Paris")),
                 shipping_address: shipping,
+                subtotal_amount: 100,
+                shipping_amount: 0,
+                tax_amount: 0,
+                tax_rate_bps: 0,
+                prices_include_tax: 1,
+                shipping_method: None,
+                shipping_method_name: None,
             },
             lines: vec![orders::LineRecord {
                 order_id: id.clone(),

@@ -107,6 +107,13 @@ fn order(id: &str, version: i64, owner_epoch: i64) -> OrderRecord {
         owner_epoch,
         shipping_address: None,
         billing_address: None,
+        subtotal_amount: 500,
+        shipping_amount: 0,
+        tax_amount: 0,
+        tax_rate_bps: 0,
+        prices_include_tax: 1,
+        shipping_method: None,
+        shipping_method_name: None,
     }
 }
 

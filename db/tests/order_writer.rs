@@ -30,6 +30,13 @@ fn new_order(id: &str, user_id: &str, key: Option<&str>, lines: i64) -> NewOrder
             owner_epoch: 0,
             shipping_address: None,
             billing_address: None,
+            subtotal_amount: 700 * lines,
+            shipping_amount: 0,
+            tax_amount: 0,
+            tax_rate_bps: 0,
+            prices_include_tax: 1,
+            shipping_method: None,
+            shipping_method_name: None,
         },
         lines: (1..=lines)
             .map(|line_no| LineRecord {

@@ -64,6 +64,8 @@ pub struct GuestCart {
 pub struct CartCheckout {
     pub shipping_address_id: Option<String>,
     pub billing_address_id: Option<String>,
+    /// The code of a shipping method serving the shipping address's country.
+    pub shipping_method: Option<String>,
 }
 
 #[derive(Clone)]
@@ -347,6 +349,7 @@ impl CartService {
                 .collect(),
             shipping_address_id: choices.shipping_address_id,
             billing_address_id: choices.billing_address_id,
+            shipping_method: choices.shipping_method,
         };
         let (order, created) = self.orders.create(user_id, input, order_key).await?;
         self.take_out(user_id, &order).await;

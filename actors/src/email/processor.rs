@@ -14,9 +14,9 @@ use souk_db::one_time_tokens::{self, OneTimeToken, TokenKind};
 use souk_db::{orders, outbox, users, Db};
 
 use crate::email::templates::{
-    format_money, mail_time, EmailChangeConfirm, EmailChangeNotice, LowStock, Mail, MailLine,
-    OrderCancelled, OrderConfirmation, OrderExpired, OrderShipped, PasswordReset, PaymentReceived,
-    ReturnUpdate, VerifyReminder, Welcome,
+    format_money, mail_time, tax_label, EmailChangeConfirm, EmailChangeNotice, LowStock, Mail,
+    MailLine, OrderCancelled, OrderConfirmation, OrderExpired, OrderShipped, PasswordReset,
+    PaymentReceived, ReturnUpdate, VerifyReminder, Welcome,
 };
 use crate::email::transport::Transport;
 use crate::identity::secret_token;
@@ -424,6 +424,11 @@ impl Processor {
                     order_id,
                     order_url,
                     lines,
+                    subtotal: format_money(order.subtotal_amount, &order.currency),
+                    shipping: format_money(order.shipping_amount, &order.currency),
+                    shipping_method: order.shipping_method_name.clone().unwrap_or_default(),
+                    tax: format_money(order.tax_amount, &order.currency),
+                    tax_label: tax_label(order.tax_rate_bps, order.prices_include_tax == 1),
                     total,
                 })
             }

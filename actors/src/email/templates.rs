@@ -33,6 +33,23 @@ pub fn format_money(amount: i64, currency: &str) -> String {
     )
 }
 
+/// How a mail names an order's tax: its rate (basis points, `1900` → `19%`, `750` →
+/// `7.5%`) and whether prices included it.
+pub fn tax_label(rate_bps: i64, included: bool) -> String {
+    let whole = rate_bps / 100;
+    let rest = rate_bps % 100;
+    let rate = match rest {
+        0 => format!("{whole}%"),
+        rest if rest % 10 == 0 => format!("{whole}.{}%", rest / 10),
+        rest => format!("{whole}.{rest:02}%"),
+    };
+    if included {
+        format!("Tax ({rate}, included)")
+    } else {
+        format!("Tax ({rate})")
+    }
+}
+
 /// A moment as a mail states it: weekday, date, time and zone, e.g. `Monday
 /// 30 November 2026 at 18:47 UTC`. Mails are written in UTC: accounts have no time
 /// zone of their own, and naming the zone keeps the time unambiguous.
@@ -91,7 +108,8 @@ mail!(EmailChangeNotice, EmailChangeNoticeHtml, EmailChangeNoticeText, "email/em
     name: String, new_email: String, account_url: String, expires_at: String,
 });
 mail!(OrderConfirmation, OrderConfirmationHtml, OrderConfirmationText, "email/order_confirmation.html", "email/order_confirmation.txt", {
-    name: String, order_id: String, order_url: String, pay_before: String, lines: Vec<MailLine>, total: String,
+    name: String, order_id: String, order_url: String, pay_before: String, lines: Vec<MailLine>,
+    subtotal: String, shipping: String, shipping_method: String, tax: String, tax_label: String, total: String,
 });
 mail!(PaymentReceived, PaymentReceivedHtml, PaymentReceivedText, "email/payment_received.html", "email/payment_received.txt", {
     name: String, order_id: String, order_url: String, total: String,
@@ -208,6 +226,14 @@ impl Mail {
 mod tests {
     use super::*;
 
+    #[test]
+    fn tax_rates_read_as_percentages() {
+        assert_eq!(tax_label(1900, true), "Tax (19%, included)");
+        assert_eq!(tax_label(750, false), "Tax (7.5%)");
+        assert_eq!(tax_label(1, false), "Tax (0.01%)");
+        assert_eq!(tax_label(0, true), "Tax (0%, included)");
+    }
+
     const BASE: &str = "https://shop.example";
 
     fn samples() -> Vec<Mail> {
@@ -271,7 +297,12 @@ mod tests {
                         amount: format_money(250, "EUR"),
                     },
                 ],
-                total: format_money(4248, "EUR"),
+                subtotal: format_money(4248, "EUR"),
+                shipping: format_money(490, "EUR"),
+                shipping_method: "Standard & tracked".to_owned(),
+                tax: format_money(756, "EUR"),
+                tax_label: tax_label(1900, true),
+                total: format_money(4738, "EUR"),
             }),
             Mail::PaymentReceived(PaymentReceived {
                 base_url: base_url.clone(),
@@ -389,7 +420,14 @@ mod tests {
         assert!(confirmation
             .text
             .contains("2 x <script>alert(1)</script> (SKU-1) at EUR 19.99 = EUR 39.98"));
-        assert!(confirmation.text.contains("Total: EUR 42.48"));
+        for total in [
+            "Subtotal: EUR 42.48",
+            "Shipping (Standard & tracked): EUR 4.90",
+            "Tax (19%, included): EUR 7.56",
+            "Total: EUR 47.38",
+        ] {
+            assert!(confirmation.text.contains(total), "{}", confirmation.text);
+        }
     }
 
     #[test]

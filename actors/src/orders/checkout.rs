@@ -1,22 +1,28 @@
 //! Checkout: placing an order. Every line is reserved in its SKU's actor or none is;
 //! prices are snapshotted from the catalog, and the shipping and billing addresses
-//! named from the caller's address book (read only when named); the order is written
-//! by the node's group-commit writer. An `Idempotency-Key` makes retries return the
-//! same order, and the same key with another body (items or addresses) is refused.
+//! named from the caller's address book (read only when named); the shipping method
+//! named (read only when named; it must serve the shipping address's country) prices
+//! shipping, and the shipping country's tax rate (read only with a shipping address)
+//! the tax; the order keeps subtotal, shipping, tax and total. It is written by the
+//! node's group-commit writer. An `Idempotency-Key` makes retries return the same
+//! order, and the same key with another body (items, addresses or method) is refused.
 
 use sha2::{Digest, Sha256};
 use souk_db::clock::now_micros;
 use souk_db::orders::{self, HistoryRecord, LineRecord, NewOrder, OrderRecord};
+use souk_db::shipping::ShippingMethodRecord;
 use souk_db::DbError;
 
 use super::logic::{with_retries, OrderLogic};
 use super::state::OrderStatus;
 use super::views::{build_view, validate_items, CreateOrderInput, OrderParts, OrderView};
 use crate::error::{Error, ErrorCode, FieldError, FieldErrors};
+use crate::identity::PostalAddress;
 use crate::inventory::service::api_error;
 use crate::inventory::stock::Holder;
 use crate::inventory::{Command, InventoryError, InventoryRouter, StockError};
 use crate::outbox::Topic;
+use crate::shipping::{self, Totals};
 
 impl OrderLogic {
     /// Places an order. Returns it and whether it was created now (`false`: the same
@@ -33,7 +39,13 @@ impl OrderLogic {
         // Billing defaults to shipping; the hash covers the addresses as they apply.
         let shipping_id = input.shipping_address_id;
         let billing_id = input.billing_address_id.or_else(|| shipping_id.clone());
-        let request_hash = request_hash(&items, shipping_id.as_deref(), billing_id.as_deref())?;
+        let method_code = input.shipping_method;
+        let request_hash = request_hash(
+            &items,
+            shipping_id.as_deref(),
+            billing_id.as_deref(),
+            method_code.as_deref(),
+        )?;
         if let Some(key) = &key {
             if let Some(existing) = orders::find_by_key(self.db.pool(), user_id, key).await? {
                 return self.replay(existing, &request_hash).await;
@@ -58,6 +70,10 @@ impl OrderLogic {
         // Read only when named: a checkout without addresses costs no round trip.
         let (shipping_address, billing_address) = self
             .address_snapshots(user_id, shipping_id.as_deref(), billing_id.as_deref())
+            .await?;
+        // Read only when named (the method) or needed (the rate of a shipping country).
+        let (method, tax_rate_bps) = self
+            .pricing(method_code.as_deref(), shipping_address.as_ref())
             .await?;
         // Snapshot every line from the catalog; prices sent by the client play no part.
         let mut lines = Vec::with_capacity(items.len());
@@ -86,6 +102,28 @@ impl OrderLogic {
                 "every item must be priced in the same currency",
             )]));
         }
+        if let Some(method) = method.as_ref().filter(|method| method.currency != currency) {
+            return Err(Error::validation(vec![FieldError::new(
+                "shipping_method",
+                format!(
+                    "is priced in {}; the items are in {currency}",
+                    method.currency
+                ),
+            )]));
+        }
+        let subtotal: i64 = lines
+            .iter()
+            .map(|(product, quantity)| product.price.amount * quantity)
+            .sum();
+        let shipping_amount = method.as_ref().map_or(0, |method| {
+            shipping::shipping_cost(subtotal, method.rate_amount, method.free_above_amount)
+        });
+        let Totals { tax, total, .. } = shipping::totals(
+            subtotal,
+            shipping_amount,
+            tax_rate_bps,
+            self.prices_include_tax,
+        );
         // With a key, the id follows from (user, key, body): concurrent retries reserve
         // under one order id (reservations are idempotent by it) and only one insert wins.
         let order_id = match &key {
@@ -146,10 +184,14 @@ impl OrderLogic {
             }
             reserved.push(&product.sku);
         }
-        let total: i64 = lines
-            .iter()
-            .map(|(product, quantity)| product.price.amount * quantity)
-            .sum();
+        let shipping_address = shipping_address
+            .map(|address| serde_json::to_string(&address))
+            .transpose()
+            .map_err(Error::internal)?;
+        let billing_address = billing_address
+            .map(|address| serde_json::to_string(&address))
+            .transpose()
+            .map_err(Error::internal)?;
         let order = OrderRecord {
             id: order_id.clone(),
             user_id: user_id.to_owned(),
@@ -170,6 +212,13 @@ impl OrderLogic {
             owner_epoch: 0,
             shipping_address,
             billing_address,
+            subtotal_amount: subtotal,
+            shipping_amount,
+            tax_amount: tax,
+            tax_rate_bps,
+            prices_include_tax: i64::from(self.prices_include_tax),
+            shipping_method: method.as_ref().map(|method| method.code.clone()),
+            shipping_method_name: method.as_ref().map(|method| method.name.clone()),
         };
         let line_records: Vec<LineRecord> = lines
             .iter()
@@ -198,6 +247,11 @@ impl OrderLogic {
             &serde_json::json!({
                 "order_id": order_id,
                 "user_id": user_id,
+                "subtotal": {"amount": subtotal, "currency": currency},
+                "shipping": {"amount": shipping_amount, "currency": currency},
+                "tax": {"amount": tax, "currency": currency},
+                "prices_include_tax": self.prices_include_tax,
+                "shipping_method": method.as_ref().map(|method| &method.name),
                 "total": {"amount": total, "currency": currency},
                 "lines": line_records.iter().map(|line| serde_json::json!({
                     "sku": line.sku, "name": line.name, "quantity": line.quantity,
@@ -232,7 +286,7 @@ impl OrderLogic {
                 return Err(error.into());
             }
         }
-        tracing::info!(order_id = %order_id, total, "order placed");
+        tracing::info!(order_id = %order_id, total, shipping_amount, tax, "order placed");
         // The answer is what was just written: nothing to read back.
         let parts = OrderParts {
             lines: line_records,
@@ -269,15 +323,15 @@ impl OrderLogic {
         Ok((self.view(existing).await?, false))
     }
 
-    /// The snapshots (JSON) of the addresses named, each read only when its id is
-    /// given, once when both name the same; an id that is not one of the caller's
-    /// addresses is `validation_failed` naming its field.
+    /// The snapshots of the addresses named, each read only when its id is given, once
+    /// when both name the same; an id that is not one of the caller's addresses is
+    /// `validation_failed` naming its field.
     async fn address_snapshots(
         &self,
         user_id: &str,
         shipping_id: Option<&str>,
         billing_id: Option<&str>,
-    ) -> Result<(Option<String>, Option<String>), Error> {
+    ) -> Result<(Option<PostalAddress>, Option<PostalAddress>), Error> {
         let mut errors = FieldErrors::default();
         let shipping = match shipping_id {
             Some(id) => {
@@ -304,11 +358,9 @@ impl OrderLogic {
         field: &str,
         id: &str,
         errors: &mut FieldErrors,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Option<PostalAddress>, Error> {
         match self.addresses.snapshot(user_id, id).await? {
-            Some(address) => Ok(Some(
-                serde_json::to_string(&address).map_err(Error::internal)?,
-            )),
+            Some(address) => Ok(Some(address)),
             None => {
                 errors.push(field, "is not one of your saved addresses");
                 Ok(None)
@@ -318,22 +370,70 @@ impl OrderLogic {
 }
 
 /// What an `Idempotency-Key` is bound to: the merged items and, when any is named, the
-/// address ids (an order without addresses hashes as it did before they existed).
+/// address ids and the shipping method (an order without addresses hashes as it did
+/// before they existed, and one without a method as it did before methods existed).
 fn request_hash(
     items: &[(String, i64)],
     shipping_id: Option<&str>,
     billing_id: Option<&str>,
+    shipping_method: Option<&str>,
 ) -> Result<String, Error> {
-    let body = match (shipping_id, billing_id) {
-        (None, None) => serde_json::to_vec(items),
-        _ => serde_json::to_vec(&serde_json::json!({
+    let body = match (shipping_id, billing_id, shipping_method) {
+        (None, None, None) => serde_json::to_vec(items),
+        (_, _, None) => serde_json::to_vec(&serde_json::json!({
             "items": items,
             "shipping_address_id": shipping_id,
             "billing_address_id": billing_id,
         })),
+        (_, _, Some(method)) => serde_json::to_vec(&serde_json::json!({
+            "items": items,
+            "shipping_address_id": shipping_id,
+            "billing_address_id": billing_id,
+            "shipping_method": method,
+        })),
     }
     .map_err(Error::internal)?;
     Ok(hex::encode(Sha256::digest(body)))
+}
+
+impl OrderLogic {
+    /// The shipping method named (it needs a shipping address, in a country it serves)
+    /// and the shipping country's tax rate in basis points; each read only when needed.
+    async fn pricing(
+        &self,
+        method_code: Option<&str>,
+        shipping_address: Option<&PostalAddress>,
+    ) -> Result<(Option<ShippingMethodRecord>, i64), Error> {
+        let method = match (method_code, shipping_address) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(Error::validation(vec![FieldError::new(
+                    "shipping_address_id",
+                    "is required when a shipping method is chosen",
+                )]))
+            }
+            (Some(code), Some(address)) => {
+                let Some(method) = self.shipping.active_method(code).await? else {
+                    return Err(Error::validation(vec![FieldError::new(
+                        "shipping_method",
+                        format!("{code:?} is not an active shipping method"),
+                    )]));
+                };
+                if !method.serves(&address.country) {
+                    return Err(Error::validation(vec![FieldError::new(
+                        "shipping_method",
+                        format!("{} does not ship to {}", method.code, address.country),
+                    )]));
+                }
+                Some(method)
+            }
+        };
+        let tax_rate_bps = match shipping_address {
+            Some(address) => self.shipping.tax_rate_bps(&address.country).await?,
+            None => 0,
+        };
+        Ok((method, tax_rate_bps))
+    }
 }
 
 /// A stable UUID-shaped id from (user, key, body).
@@ -345,4 +445,38 @@ fn derived_id(user_id: &str, key: &str, request_hash: &str) -> String {
         .into_uuid()
         .hyphenated()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(body: &[u8]) -> String {
+        hex::encode(Sha256::digest(body))
+    }
+
+    /// Keys stored before addresses and methods existed still replay: an order without
+    /// them hashes its items alone, and one with addresses but no method as it did
+    /// before methods existed.
+    #[test]
+    fn the_hash_covers_the_method_only_when_one_is_named() {
+        let items = vec![("SKU-1".to_owned(), 2)];
+        assert_eq!(
+            request_hash(&items, None, None, None).unwrap(),
+            sha(br#"[["SKU-1",2]]"#)
+        );
+        assert_eq!(
+            request_hash(&items, Some("a"), Some("a"), None).unwrap(),
+            sha(br#"{"billing_address_id":"a","items":[["SKU-1",2]],"shipping_address_id":"a"}"#)
+        );
+        let with_method = request_hash(&items, Some("a"), Some("a"), Some("express")).unwrap();
+        assert_ne!(
+            with_method,
+            request_hash(&items, Some("a"), Some("a"), None).unwrap()
+        );
+        assert_ne!(
+            with_method,
+            request_hash(&items, Some("a"), Some("a"), Some("standard")).unwrap()
+        );
+    }
 }

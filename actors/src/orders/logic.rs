@@ -25,6 +25,7 @@ use crate::inventory::service::{api_error, InventoryService};
 use crate::inventory::{Command, InventoryError, InventoryRouter};
 use crate::outbox::Topic;
 use crate::ports::ProductLookup;
+use crate::shipping::Shipping;
 
 /// The order if `owner` (a shopper) owns it, or for anyone when `owner` is `None`
 /// (admins, the system); a shopper asking for another's order gets 404, as if it did
@@ -50,6 +51,10 @@ pub struct OrderLogic {
     pub(super) addresses: AddressBook,
     /// How long after delivery a shopper may ask for a return.
     pub(super) return_window: Duration,
+    /// The shipping methods and tax rates checkout prices orders with.
+    pub(super) shipping: Shipping,
+    /// Whether catalog prices and shipping rates include tax (VAT-style).
+    pub(super) prices_include_tax: bool,
 }
 
 /// Returns are accepted for 30 days after delivery unless configured otherwise.
@@ -94,7 +99,7 @@ impl OrderLogic {
     ) -> Self {
         let writer = OrderWriter::new(db.clone());
         Self {
-            db,
+            db: db.clone(),
             products,
             inventory,
             payments,
@@ -102,9 +107,17 @@ impl OrderLogic {
             limits,
             checkout_locks: Arc::default(),
             writer,
+            shipping: Shipping::new(db.clone()),
             addresses,
             return_window: DEFAULT_RETURN_WINDOW,
+            prices_include_tax: true,
         }
+    }
+
+    /// The same rules with catalog prices including tax (`true`, VAT-style) or not.
+    pub fn with_prices_include_tax(mut self, prices_include_tax: bool) -> Self {
+        self.prices_include_tax = prices_include_tax;
+        self
     }
 
     /// The same rules with returns accepted for `window` after delivery.

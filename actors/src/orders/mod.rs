@@ -28,7 +28,10 @@ pub use links::OrderLinks;
 pub use logic::OrderLogic;
 pub use returns::{ReturnCommand, ReturnStatus};
 pub use service::OrderService;
-pub use views::{Caller, CreateOrderInput, OrderItemInput, OrderView, RefundView, ReturnView};
+pub use views::{
+    Caller, CreateOrderInput, OrderItemInput, OrderShippingMethod, OrderView, RefundView,
+    ReturnView,
+};
 pub use webhooks::{PaymentEvent, PaymentWebhooks, WebhookReceipt};
 
 pub use state::{

@@ -1,5 +1,6 @@
 //! What the order domain shows and takes: the order, its lines, history, refunds and
-//! returns as the API renders them (with the address snapshots it keeps), checkout input and its
+//! returns as the API renders them (with the address snapshots, shipping method and
+//! totals it keeps), checkout input and its
 //! validation, and who acts on an order.
 
 use std::collections::BTreeMap;
@@ -44,6 +45,19 @@ pub struct CreateOrderInput {
     /// As `shipping_address_id`; when absent, the shipping address bills too.
     #[serde(default)]
     pub billing_address_id: Option<String>,
+    /// The code of an active shipping method (`/api/v1/shipping-methods`) serving the
+    /// shipping address's country; needs `shipping_address_id`. Absent: no shipping
+    /// is charged.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
+    pub shipping_method: Option<String>,
+}
+
+/// The shipping method an order was placed with, as it was then.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrderShippingMethod {
+    pub code: String,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -116,7 +130,22 @@ pub struct OrderView {
     #[schema(value_type = Fulfilment)]
     pub fulfilment_status: String,
     pub items: Vec<OrderLineView>,
+    /// The sum of the lines.
+    pub subtotal: Money,
+    /// What shipping cost (0 without a method, or above its free threshold).
+    pub shipping: Money,
+    /// The tax of the shipping country on subtotal + shipping (0 when it has no rate
+    /// or the order no shipping address): part of the total when
+    /// `prices_include_tax`, added to it otherwise.
+    pub tax: Money,
+    /// The rate applied, in basis points (1900 is 19 %).
+    pub tax_rate_bps: i64,
+    /// Whether catalog prices and shipping rates included tax when it was placed.
+    pub prices_include_tax: bool,
+    /// What is paid: subtotal + shipping, plus tax unless prices included it.
     pub total: Money,
+    /// The shipping method chosen at checkout; `null` when none was.
+    pub shipping_method: Option<OrderShippingMethod>,
     /// When an unpaid order expires (RFC 3339, UTC).
     pub expires_at: String,
     pub created_at: String,
@@ -288,7 +317,19 @@ pub(crate) fn build_view(order: OrderRecord, parts: OrderParts) -> Result<OrderV
                 quantity: line.quantity,
             })
             .collect(),
+        subtotal: money(order.subtotal_amount),
+        shipping: money(order.shipping_amount),
+        tax: money(order.tax_amount),
+        tax_rate_bps: order.tax_rate_bps,
+        prices_include_tax: order.prices_include_tax == 1,
         total: money(order.total_amount),
+        shipping_method: order
+            .shipping_method
+            .clone()
+            .map(|code| OrderShippingMethod {
+                code,
+                name: order.shipping_method_name.clone().unwrap_or_default(),
+            }),
         payment_status: payment_name(payment).to_owned(),
         fulfilment_status: fulfilment_name(fulfilment).to_owned(),
         expires_at: to_datetime(order.expires_at).to_rfc3339(),

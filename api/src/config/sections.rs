@@ -280,6 +280,9 @@ pub struct OrdersSection {
     pub product_snapshot_ttl_ms: u64,
     /// How long after delivery a shopper may ask for a return.
     pub return_window_secs: u64,
+    /// Whether catalog prices and shipping rates include tax (VAT-style: the order's
+    /// tax is the part of its total that is tax); false adds tax on top.
+    pub prices_include_tax: bool,
 }
 
 impl Default for OrdersSection {
@@ -290,6 +293,7 @@ impl Default for OrdersSection {
             max_units_per_sku: 20,
             product_snapshot_ttl_ms: 5_000,
             return_window_secs: 30 * 86_400,
+            prices_include_tax: true,
         }
     }
 }

@@ -124,6 +124,7 @@ impl CartService for CartGrpc {
         let choices = CartCheckout {
             shipping_address_id: given(&body.shipping_address_id).map(str::to_owned),
             billing_address_id: given(&body.billing_address_id).map(str::to_owned),
+            shipping_method: given(&body.shipping_method).map(str::to_owned),
         };
         let (order, created) = self
             .state

@@ -12,6 +12,7 @@ pub mod observe;
 pub mod orders;
 pub mod products;
 pub mod returns;
+pub mod shipping;
 pub mod users;
 
 use std::future::Future;
@@ -23,6 +24,7 @@ use souk_proto::v1::email_service_server::EmailServiceServer;
 use souk_proto::v1::inventory_service_server::InventoryServiceServer;
 use souk_proto::v1::order_service_server::OrderServiceServer;
 use souk_proto::v1::product_service_server::ProductServiceServer;
+use souk_proto::v1::shipping_service_server::ShippingServiceServer;
 use souk_proto::v1::user_service_server::UserServiceServer;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
@@ -67,11 +69,11 @@ pub async fn serve(
             ServingStatus::NotServing
         };
         health.set_service_status(service.grpc_name(), status).await;
-        // Carts are served with the orders they become.
+        // Carts, shipping methods and tax rates are served with the orders.
         if service == Service::Order {
-            health
-                .set_service_status("souk.v1.CartService", status)
-                .await;
+            for companion in ["souk.v1.CartService", "souk.v1.ShippingService"] {
+                health.set_service_status(companion, status).await;
+            }
         }
     }
     // Reflection in both versions: v1, and v1alpha for older grpcurl and Python clients.
@@ -120,6 +122,12 @@ pub async fn serve(
         // Carts belong with the orders they become.
         .add_optional_service(local(Service::Order).map(|()| {
             CartServiceServer::new(cart::CartGrpc {
+                state: state.clone(),
+            })
+        }))
+        // Shipping methods and tax rates price checkouts: served where orders are.
+        .add_optional_service(local(Service::Order).map(|()| {
+            ShippingServiceServer::new(shipping::ShippingGrpc {
                 state: state.clone(),
             })
         }))

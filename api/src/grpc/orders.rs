@@ -82,6 +82,15 @@ pub fn order_message(view: OrderView) -> pb::Order {
             .collect(),
         shipping_address: view.shipping_address.map(postal_address_message),
         billing_address: view.billing_address.map(postal_address_message),
+        subtotal: money(view.subtotal),
+        shipping: money(view.shipping),
+        tax: money(view.tax),
+        tax_rate_bps: view.tax_rate_bps,
+        prices_include_tax: view.prices_include_tax,
+        shipping_method: view.shipping_method.map(|method| pb::OrderShippingMethod {
+            code: method.code,
+            name: method.name,
+        }),
     }
 }
 
@@ -131,6 +140,7 @@ impl OrderService for OrderGrpc {
                 .collect(),
             shipping_address_id: given(&body.shipping_address_id).map(str::to_owned),
             billing_address_id: given(&body.billing_address_id).map(str::to_owned),
+            shipping_method: given(&body.shipping_method).map(str::to_owned),
         };
         let (order, _created) = self
             .state

@@ -1,7 +1,7 @@
 //! The formats the validators enforce, written into the document's schemas in one
 //! place: email addresses, SKUs, slugs, catalog names and descriptions, tags,
 //! attributes, image URLs, person names, one-time tokens, currency and country codes
-//! and postal codes. Each pattern is the validator's own constant (`souk_actors`), whose
+//! (also a shipping method's countries), shipping method codes and postal codes. Each pattern is the validator's own constant (`souk_actors`), whose
 //! tests generate values from it and check that the validator accepts every one, so a
 //! request valid by the document is never refused for its format.
 
@@ -43,7 +43,11 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
         "description": "ISO 3166-1 alpha-2 code (lower case is accepted too).",
     });
     let postal_code = json!({"pattern": POSTAL_CODE_PATTERN});
+    let countries =
+        json!({"items": {"type": "string", "enum": country_codes().collect::<Vec<_>>()}});
     vec![
+        ("ShippingMethodInput", "countries", countries.clone()),
+        ("ShippingMethodChanges", "countries", countries),
         ("AddressInput", "name", name.clone()),
         ("AddressChanges", "name", name.clone()),
         ("AddressInput", "country", country.clone()),
@@ -57,6 +61,8 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
         ("ProductInput", "sku", sku.clone()),
         ("OrderItemInput", "sku", sku),
         ("CategoryInput", "slug", slug.clone()),
+        ("ShippingMethodInput", "code", slug.clone()),
+        ("CreateOrderInput", "shipping_method", slug.clone()),
         ("CategoryChanges", "slug", slug),
         ("ProductInput", "tags", tags.clone()),
         ("ProductChanges", "tags", tags),
@@ -67,6 +73,8 @@ fn properties() -> Vec<(&'static str, &'static str, Value)> {
         ("ProductInput", "name", required_text.clone()),
         ("ProductChanges", "name", required_text.clone()),
         ("CategoryInput", "name", required_text.clone()),
+        ("ShippingMethodInput", "name", required_text.clone()),
+        ("ShippingMethodChanges", "name", required_text.clone()),
         ("CategoryChanges", "name", required_text),
         ("ProductInput", "description", text.clone()),
         ("ProductChanges", "description", text),

@@ -33,6 +33,9 @@ pub struct CartCheckoutInput {
     pub shipping_address_id: Option<String>,
     /// As `shipping_address_id`; when absent, the shipping address bills too.
     pub billing_address_id: Option<String>,
+    /// The code of a shipping method (`GET /api/v1/shipping-methods`) serving the
+    /// shipping address's country; it needs `shipping_address_id`.
+    pub shipping_method: Option<String>,
 }
 
 fn guest_token(request: &HttpRequest) -> Option<String> {
@@ -167,6 +170,7 @@ pub async fn checkout(
     let choices = CartCheckout {
         shipping_address_id: body.shipping_address_id,
         billing_address_id: body.billing_address_id,
+        shipping_method: body.shipping_method,
     };
     let (order, created) = state.carts.checkout(&user.id, choices, key).await?;
     let mut response = if created {

@@ -18,6 +18,7 @@ pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod returns;
+pub mod shipping;
 pub mod users;
 pub mod views;
 
@@ -195,7 +196,30 @@ pub fn configure(config: &mut web::ServiceConfig, services: &ServiceSet) {
                     .route(web::delete().to(cart::remove_item)),
             )
             .service(web::resource("/cart/merge").route(web::post().to(cart::merge)))
-            .service(web::resource("/cart/checkout").route(web::post().to(cart::checkout)));
+            .service(web::resource("/cart/checkout").route(web::post().to(cart::checkout)))
+            .service(web::resource("/shipping-methods").route(web::get().to(shipping::available)))
+            .service(
+                web::scope("/admin/shipping-methods")
+                    .service(
+                        web::resource("")
+                            .route(web::get().to(shipping::admin_list))
+                            .route(web::post().to(shipping::create)),
+                    )
+                    .service(
+                        web::resource("/{code}")
+                            .route(web::patch().to(shipping::update))
+                            .route(web::delete().to(shipping::delete)),
+                    ),
+            )
+            .service(
+                web::scope("/admin/tax-rates")
+                    .service(web::resource("").route(web::get().to(shipping::tax_rates)))
+                    .service(
+                        web::resource("/{country}")
+                            .route(web::put().to(shipping::put_tax_rate))
+                            .route(web::delete().to(shipping::delete_tax_rate)),
+                    ),
+            );
     }
     if services.contains(Service::Inventory) {
         api = api.service(

@@ -97,7 +97,7 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, Error> {
 #[utoipa::path(post, path = "/api/v1/orders", operation_id = "create_order", tag = "orders", security(("bearer" = [])), request_body = CreateOrderInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation: the same key and body return the same order")),
     responses((status = 201, body = OrderView), (status = 200, description = "a retry with the same Idempotency-Key and body", body = OrderView), (status = 409, description = "insufficient_stock or purchase_limit (naming the SKU), or unpaid_order_limit", body = Problem),
-              (status = 422, description = "validation_failed (naming shipping_address_id or billing_address_id when it is not one of the caller's addresses) or idempotency_key_reused", body = Problem), (status = 503, body = Problem)))]
+              (status = 422, description = "validation_failed (naming shipping_address_id or billing_address_id when it is not one of the caller's addresses, shipping_address_id when a shipping method is chosen without one, shipping_method when it is not an active method, does not serve the shipping country or is priced in another currency) or idempotency_key_reused", body = Problem), (status = 503, body = Problem)))]
 pub async fn create(
     state: web::Data<AppState>,
     user: AuthUser,

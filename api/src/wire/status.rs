@@ -16,9 +16,13 @@ pub const ERROR_DOMAIN: &str = "souk";
 pub fn grpc_code(code: ErrorCode) -> tonic::Code {
     use tonic::Code;
     match (code, code.http_status()) {
-        (ErrorCode::EmailTaken | ErrorCode::SkuTaken | ErrorCode::SlugTaken, _) => {
-            Code::AlreadyExists
-        }
+        (
+            ErrorCode::EmailTaken
+            | ErrorCode::SkuTaken
+            | ErrorCode::SlugTaken
+            | ErrorCode::ShippingMethodTaken,
+            _,
+        ) => Code::AlreadyExists,
         (ErrorCode::RouteNotFound | ErrorCode::MethodNotAllowed, _) => Code::Unimplemented,
         (_, 400 | 413 | 415 | 422) => Code::InvalidArgument,
         (_, 401) => Code::Unauthenticated,

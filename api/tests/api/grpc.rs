@@ -490,6 +490,7 @@ async fn health_and_reflection_describe_the_services() {
         "souk.v1.CartService",
         "souk.v1.InventoryService",
         "souk.v1.EmailService",
+        "souk.v1.ShippingService",
     ] {
         let answer = health
             .check(HealthCheckRequest {
@@ -534,6 +535,7 @@ async fn health_and_reflection_describe_the_services() {
         "souk.v1.OrderService",
         "souk.v1.CartService",
         "souk.v1.InventoryService",
+        "souk.v1.ShippingService",
         "grpc.health.v1.Health",
     ] {
         assert!(names.contains(&expected.to_owned()), "{names:?}");

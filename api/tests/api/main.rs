@@ -30,6 +30,7 @@ mod rate_limit;
 mod readme;
 mod returns;
 mod search;
+mod shipping;
 mod shutdown;
 mod slow_clients;
 mod split;

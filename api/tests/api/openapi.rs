@@ -229,6 +229,31 @@ async fn the_schemas_carry_the_limits_the_server_enforces() {
             .to_string()
             .contains("PostalAddress")
     );
+    // Shipping and tax: the method's fields, the rate's range, the order's totals.
+    let method = schema(&document, "ShippingMethodInput");
+    assert_eq!(method["required"], json!(["code", "name", "rate"]));
+    let fields = &method["properties"];
+    assert_eq!(fields["code"]["maxLength"], 100);
+    assert_eq!(
+        fields["countries"]["items"]["enum"]
+            .as_array()
+            .unwrap()
+            .len(),
+        249
+    );
+    let rate = &schema(&document, "TaxRateInput")["properties"]["rate_bps"];
+    assert_eq!(
+        (&rate["minimum"], &rate["maximum"]),
+        (&json!(0), &json!(10000))
+    );
+    let order = &schema(&document, "OrderView")["properties"];
+    for total in ["subtotal", "shipping", "tax", "total"] {
+        assert!(order[total].to_string().contains("Money"), "{total}");
+    }
+    assert!(order["shipping_method"]
+        .to_string()
+        .contains("OrderShippingMethod"));
+    assert_eq!(order["prices_include_tax"]["type"], "boolean");
     let register = &schema(&document, "RegisterRequest")["properties"];
     assert_eq!(register["password"]["minLength"], 8);
     assert_eq!(register["password"]["maxLength"], 72);

@@ -22,6 +22,7 @@ const MAX_EXAMPLES: &str = "12";
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance";
 
 const SKU: &str = "SCHEMATHESIS-1";
+const SHIPPING_METHOD: &str = "schemathesis";
 
 /// What exists before the runs: ids the operations on one resource are pointed at.
 struct Fixtures {
@@ -79,6 +80,11 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         )
         .await;
     assert_eq!(adjusted.status(), StatusCode::OK);
+    let method = json!({"code": SHIPPING_METHOD, "name": "Fuzzed post", "rate": {"amount": 490, "currency": "EUR"}});
+    let created = app
+        .post_json_as("/api/v1/admin/shipping-methods", token, &method)
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
     let shopper = app.customer("schemathesis").await;
     let bystander = app.customer("schemathesis-bystander").await;
     let address = json!({"name": "Fuzz", "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE"});
@@ -201,6 +207,12 @@ fn admin_config(fixtures: &Fixtures) -> String {
             &fixtures.category_id,
         ),
         ("^/api/v1/admin/inventory/\\{sku\\}", "sku", SKU),
+        (
+            "^/api/v1/admin/shipping-methods/\\{code\\}",
+            "code",
+            SHIPPING_METHOD,
+        ),
+        ("^/api/v1/admin/tax-rates/\\{country\\}", "country", "DE"),
     ] {
         config += &operations(regex, &path_parameter(name, value));
     }
