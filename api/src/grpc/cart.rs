@@ -11,7 +11,6 @@ use crate::grpc::{caller, given};
 use crate::state::AppState;
 use crate::wire::status::to_status;
 use souk_actors::cart::{CartCheckout, CartOwner, CartView, LineStatus};
-use souk_actors::orders::views::checked_idempotency_key;
 
 pub struct CartGrpc {
     pub state: web::Data<AppState>,
@@ -117,10 +116,7 @@ impl CartService for CartGrpc {
             .await
             .map_err(to_status)?;
         let body = request.into_inner();
-        let key = given(&body.idempotency_key)
-            .map(|key| checked_idempotency_key("idempotency_key", key))
-            .transpose()
-            .map_err(to_status)?;
+        let key = super::orders::idempotency_key(&body.idempotency_key)?;
         let choices = CartCheckout {
             shipping_address_id: given(&body.shipping_address_id).map(str::to_owned),
             billing_address_id: given(&body.billing_address_id).map(str::to_owned),

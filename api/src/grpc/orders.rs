@@ -115,6 +115,14 @@ impl OrderGrpc {
     }
 }
 
+/// The `idempotency_key` field of a checkout: empty means none.
+pub(crate) fn idempotency_key(raw: &str) -> Result<Option<String>, Status> {
+    given(raw)
+        .map(|key| checked_idempotency_key("idempotency_key", key))
+        .transpose()
+        .map_err(to_status)
+}
+
 #[tonic::async_trait]
 impl OrderService for OrderGrpc {
     async fn create_order(
@@ -125,10 +133,7 @@ impl OrderService for OrderGrpc {
             .await
             .map_err(to_status)?;
         let body = request.into_inner();
-        let key = given(&body.idempotency_key)
-            .map(|key| checked_idempotency_key("idempotency_key", key))
-            .transpose()
-            .map_err(to_status)?;
+        let key = idempotency_key(&body.idempotency_key)?;
         let input = CreateOrderInput {
             items: body
                 .items

@@ -173,12 +173,5 @@ pub async fn checkout(
         shipping_method: body.shipping_method,
     };
     let (order, created) = state.carts.checkout(&user.id, choices, key).await?;
-    let mut response = if created {
-        HttpResponse::Created()
-    } else {
-        HttpResponse::Ok()
-    };
-    Ok(response
-        .insert_header(("Location", format!("/api/v1/orders/{}", order.id)))
-        .json(order))
+    Ok(super::orders::placed(order, created))
 }

@@ -109,14 +109,20 @@ pub async fn create(
         .orders
         .create(&user.id, body.into_inner(), key)
         .await?;
+    Ok(placed(order, created))
+}
+
+/// The answer to a checkout: `201` with the order's `Location` when it was placed now,
+/// `200` when a retry with the same `Idempotency-Key` found it.
+pub(crate) fn placed(order: OrderView, created: bool) -> HttpResponse {
     let mut response = if created {
         HttpResponse::Created()
     } else {
         HttpResponse::Ok()
     };
-    Ok(response
+    response
         .insert_header(("Location", format!("/api/v1/orders/{}", order.id)))
-        .json(order))
+        .json(order)
 }
 
 #[utoipa::path(get, path = "/api/v1/orders", operation_id = "list_orders", tag = "orders", security(("bearer" = [])), params(OwnOrdersQuery),
