@@ -2,8 +2,9 @@
 //! every other command of the order. A shopper asks to return some units within the
 //! return window; an admin approves or rejects; an approved return is received (its
 //! units go back to stock through the SKU actors, once per return) and then refunded
-//! through the payment provider, fully or in part, never past what is left of the
-//! payment. Each step writes an `order.return_updated` event, which mails the shopper.
+//! through the payment provider, fully or in part: at most what the units cost with
+//! their tax (shipping is not refunded), never past what is left of the payment. Each
+//! step writes an `order.return_updated` event, which mails the shopper.
 
 use std::collections::HashMap;
 
@@ -22,6 +23,7 @@ use crate::error::{Error, ErrorCode, FieldError};
 use crate::inventory::service::api_error;
 use crate::inventory::{Command, InventoryRouter};
 use crate::outbox::Topic;
+use crate::shipping::totals;
 
 /// Where a return stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -353,10 +355,13 @@ impl OrderLogic {
         amount: Option<i64>,
     ) -> Result<(), Error> {
         let lines = returns::lines_of(self.db.pool(), std::slice::from_ref(&record.id)).await?;
-        let value: i64 = lines
+        let price: i64 = lines
             .iter()
             .map(|line| line.unit_amount * line.quantity)
             .sum();
+        // What the shopper paid for these units: with prices excluding tax, their tax
+        // share too (shipping is not refunded).
+        let value = totals(price, 0, order.tax_rate_bps, order.prices_include_tax == 1).total;
         let refunded: i64 =
             payment_events::refunds_of(self.db.pool(), std::slice::from_ref(&order.id))
                 .await?
@@ -368,7 +373,7 @@ impl OrderLogic {
         if amount < 1 || amount > most {
             return Err(Error::validation(vec![FieldError::new(
                 "amount",
-                format!("must be 1 to {most} (the returned units' value, within what is left of the payment)"),
+                format!("must be 1 to {most} (what the returned units cost with their tax, within what is left of the payment)"),
             )]));
         }
         let Some(reference) = order.payment_reference.as_deref() else {

@@ -459,6 +459,110 @@ async fn racing_requests_and_steps_end_consistent() {
     assert_eq!(status, expected);
 }
 
+/// With prices excluding tax, a return refunds the units' tax share too (not shipping).
+#[actix_web::test]
+async fn a_return_refunds_the_tax_that_was_added() {
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        config.orders.prices_include_tax = false;
+    })
+    .await;
+    let admin = app.admin().await;
+    let shopper = app.customer("taxed-returner").await;
+    product(&app, &admin, "RET-8", 1000, 5).await;
+    let rate = app
+        .client
+        .put(app.url("/api/v1/admin/tax-rates/DE"))
+        .bearer_auth(&admin.access_token)
+        .json(&json!({"rate_bps": 1900}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rate.status(), StatusCode::CREATED);
+    let address: Value = act(
+        &app,
+        &shopper.access_token,
+        "/api/v1/users/me/addresses",
+        json!({"name": "Ada", "line1": "Unter den Linden 1", "city": "Berlin", "postal_code": "10117", "country": "DE"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let placed = act(
+        &app,
+        &shopper.access_token,
+        "/api/v1/orders",
+        json!({"items": [{"sku": "RET-8", "quantity": 2}], "shipping_address_id": address["id"]}),
+    )
+    .await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let placed: Value = placed.json().await.unwrap();
+    assert_eq!(placed["total"]["amount"], 2380, "20.00 + 19 % tax");
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let steps = [
+        (
+            &shopper.access_token,
+            format!("/api/v1/orders/{id}/pay"),
+            json!({"payment_method": "test-card-ok"}),
+        ),
+        (
+            &admin.access_token,
+            format!("/api/v1/admin/orders/{id}/ship"),
+            json!({}),
+        ),
+        (
+            &admin.access_token,
+            format!("/api/v1/admin/orders/{id}/deliver"),
+            json!({}),
+        ),
+    ];
+    for (token, path, body) in steps {
+        assert_eq!(
+            act(&app, token, &path, body).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    let requested: Value = ask_return(
+        &app,
+        &shopper,
+        &id,
+        json!([{"sku": "RET-8", "quantity": 1}]),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let return_id = requested["id"].as_str().unwrap().to_owned();
+    for verb in ["approve", "receive"] {
+        assert_eq!(
+            step(&app, &admin, &id, &return_id, verb, json!({}))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let over = step(
+        &app,
+        &admin,
+        &id,
+        &return_id,
+        "refund",
+        json!({"amount": 1191}),
+    )
+    .await;
+    assert_problem(over, 422, "validation_failed").await;
+    let refunded: Value = step(&app, &admin, &id, &return_id, "refund", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        refunded["refund"],
+        json!({"amount": 1190, "currency": "EUR"})
+    );
+}
+
 #[actix_web::test]
 async fn the_admins_queue_lists_returns_by_status() {
     let app = spawn_app().await;
