@@ -26,6 +26,12 @@ async fn delivered(
 ) -> String {
     let placed = place(app, shopper, json!([{"sku": sku, "quantity": quantity}])).await;
     let id = placed["id"].as_str().unwrap().to_owned();
+    pay_ship_deliver(app, admin, shopper, &id).await;
+    id
+}
+
+/// Pays, ships and delivers the placed order `id`.
+async fn pay_ship_deliver(app: &TestApp, admin: &Session, shopper: &Session, id: &str) {
     let steps = [
         (
             &shopper.access_token,
@@ -47,7 +53,6 @@ async fn delivered(
         let response = act(app, token, &path, body).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
-    id
 }
 
 async fn ask_return(
@@ -499,30 +504,7 @@ async fn a_return_refunds_the_tax_that_was_added() {
     let placed: Value = placed.json().await.unwrap();
     assert_eq!(placed["total"]["amount"], 2380, "20.00 + 19 % tax");
     let id = placed["id"].as_str().unwrap().to_owned();
-    let steps = [
-        (
-            &shopper.access_token,
-            format!("/api/v1/orders/{id}/pay"),
-            json!({"payment_method": "test-card-ok"}),
-        ),
-        (
-            &admin.access_token,
-            format!("/api/v1/admin/orders/{id}/ship"),
-            json!({}),
-        ),
-        (
-            &admin.access_token,
-            format!("/api/v1/admin/orders/{id}/deliver"),
-            json!({}),
-        ),
-    ];
-    for (token, path, body) in steps {
-        assert_eq!(
-            act(&app, token, &path, body).await.status(),
-            StatusCode::OK,
-            "{path}"
-        );
-    }
+    pay_ship_deliver(&app, &admin, &shopper, &id).await;
     let requested: Value = ask_return(
         &app,
         &shopper,
