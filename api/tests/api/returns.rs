@@ -70,6 +70,19 @@ async fn ask_return(
     .await
 }
 
+/// Asks for a return that must be accepted; its id.
+async fn requested_return(
+    app: &TestApp,
+    shopper: &Session,
+    order_id: &str,
+    items: Value,
+) -> String {
+    let response = ask_return(app, shopper, order_id, items).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let requested: Value = response.json().await.unwrap();
+    requested["id"].as_str().unwrap().to_owned()
+}
+
 async fn step(
     app: &TestApp,
     admin: &Session,
@@ -308,17 +321,13 @@ async fn refused_returns_and_steps_get_their_codes() {
         .unwrap();
     assert_problem(malformed, 400, "malformed_json").await;
 
-    let requested: Value = ask_return(
+    let return_id = requested_return(
         &app,
         &shopper,
         &id,
         json!([{"sku": "RET-2", "quantity": 2}]),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let return_id = requested["id"].as_str().unwrap().to_owned();
+    .await;
     // Steps are the admin's, in order.
     let by_shopper = act(
         &app,
@@ -505,17 +514,13 @@ async fn a_return_refunds_the_tax_that_was_added() {
     assert_eq!(placed["total"]["amount"], 2380, "20.00 + 19 % tax");
     let id = placed["id"].as_str().unwrap().to_owned();
     pay_ship_deliver(&app, &admin, &shopper, &id).await;
-    let requested: Value = ask_return(
+    let return_id = requested_return(
         &app,
         &shopper,
         &id,
         json!([{"sku": "RET-8", "quantity": 1}]),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let return_id = requested["id"].as_str().unwrap().to_owned();
+    .await;
     for verb in ["approve", "receive"] {
         assert_eq!(
             step(&app, &admin, &id, &return_id, verb, json!({}))
@@ -554,17 +559,14 @@ async fn the_admins_queue_lists_returns_by_status() {
     let mut ids = Vec::new();
     for _ in 0..3 {
         let order_id = delivered(&app, &admin, &shopper, "RET-7", 1).await;
-        let requested: Value = ask_return(
+        let return_id = requested_return(
             &app,
             &shopper,
             &order_id,
             json!([{"sku": "RET-7", "quantity": 1}]),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
-        ids.push((order_id, requested["id"].as_str().unwrap().to_owned()));
+        .await;
+        ids.push((order_id, return_id));
     }
     let (first_order, first_return) = &ids[0];
     let approved = step(
