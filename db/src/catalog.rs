@@ -1,4 +1,5 @@
-//! The catalog repository: categories, products with their tags and attributes. Search
+//! The catalog repository: categories, products with their tags, attributes, options
+//! and variants (the last two in `crate::variants`). Search
 //! is not here: the search index (`souk_actors::catalog::index`) answers it, built from
 //! what this module reads.
 
@@ -7,6 +8,7 @@ use std::collections::HashMap;
 use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
 
 use crate::clock::Micros;
+use crate::variants::{self, OptionRecord, VariantRecord};
 use crate::DbError;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -42,6 +44,10 @@ pub struct ProductRow {
     pub tags: Vec<String>,
     /// Sorted by name.
     pub attributes: Vec<(String, String)>,
+    /// In display order; empty for a product sold by its own SKU.
+    pub options: Vec<OptionRecord>,
+    /// In display order; present exactly when `options` is.
+    pub variants: Vec<VariantRecord>,
 }
 
 const PRODUCT_COLUMNS: &str =
@@ -125,7 +131,7 @@ where
 
 // ---------------------------------------------------------------- products
 
-/// Inserts a product and its tags and attributes.
+/// Inserts a product and its tags, attributes, options and variants.
 pub async fn insert_product(
     connection: &mut AnyConnection,
     row: &ProductRow,
@@ -148,10 +154,12 @@ pub async fn insert_product(
     .bind(product.updated_at)
     .execute(&mut *connection)
     .await?;
-    insert_side_rows(connection, row).await
+    insert_side_rows(connection, row).await?;
+    variants::replace(connection, &product.id, &row.options, &row.variants).await
 }
 
-/// Rewrites a product and replaces its tags and attributes. `false` if it is gone.
+/// Rewrites a product and replaces its tags, attributes, options and variants. `false`
+/// if it is gone.
 pub async fn update_product(
     connection: &mut AnyConnection,
     row: &ProductRow,
@@ -184,6 +192,7 @@ pub async fn update_product(
         .execute(&mut *connection)
         .await?;
     insert_side_rows(connection, row).await?;
+    variants::replace(connection, &product.id, &row.options, &row.variants).await?;
     Ok(true)
 }
 
@@ -221,11 +230,18 @@ pub async fn find_product(
     find_product_where(connection, "p.id = ?", id).await
 }
 
+/// The product of `sku`: the one with that SKU, or the one with a variant of it.
 pub async fn find_product_by_sku(
     connection: &mut AnyConnection,
     sku: &str,
 ) -> Result<Option<ProductRow>, DbError> {
-    find_product_where(connection, "p.sku = ?", sku).await
+    if let Some(product) = find_product_where(connection, "p.sku = ?", sku).await? {
+        return Ok(Some(product));
+    }
+    match variants::product_of_sku(connection, sku).await? {
+        Some(id) => find_product(connection, &id).await,
+        None => Ok(None),
+    }
 }
 
 async fn find_product_where(
@@ -244,7 +260,8 @@ async fn find_product_where(
     Ok(with_side_rows(connection, vec![product]).await?.pop())
 }
 
-/// Attaches tags and attributes to products, in two queries whatever their number.
+/// Attaches tags, attributes, options and variants to products, in at most four
+/// queries whatever their number.
 pub async fn with_side_rows(
     connection: &mut AnyConnection,
     products: Vec<ProductRecord>,
@@ -280,12 +297,19 @@ pub async fn with_side_rows(
             .or_default()
             .push((name, value));
     }
+    let ids: Vec<&str> = products.iter().map(|product| product.id.as_str()).collect();
+    let mut variants = variants::of_products(connection, &ids).await?;
     Ok(products
         .into_iter()
-        .map(|product| ProductRow {
-            tags: tags.remove(&product.id).unwrap_or_default(),
-            attributes: attributes.remove(&product.id).unwrap_or_default(),
-            product,
+        .map(|product| {
+            let (options, variants) = variants.remove(&product.id).unwrap_or_default();
+            ProductRow {
+                tags: tags.remove(&product.id).unwrap_or_default(),
+                attributes: attributes.remove(&product.id).unwrap_or_default(),
+                options,
+                variants,
+                product,
+            }
         })
         .collect())
 }

@@ -31,6 +31,7 @@ pub mod returns;
 pub mod sessions;
 pub mod shipping;
 pub mod users;
+pub mod variants;
 
 pub use error::DbError;
 pub use pool::{Backend, Db, PoolSettings};

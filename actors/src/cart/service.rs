@@ -150,7 +150,15 @@ impl CartService {
         let lines = try_join_all(stored.cart.lines.iter().map(|line| async move {
             let product = match self.products.active_by_sku(line.sku.clone()).await {
                 Ok(product) => Some(product),
-                Err(error) if error.code() == ErrorCode::NotFound => None,
+                // Gone, or no longer sold by this SKU (its product gained variants).
+                Err(error)
+                    if matches!(
+                        error.code(),
+                        ErrorCode::NotFound | ErrorCode::VariantRequired
+                    ) =>
+                {
+                    None
+                }
                 Err(error) => return Err(error),
             };
             let available = match &product {
@@ -238,6 +246,11 @@ impl CartService {
             Err(error) if error.code() == ErrorCode::NotFound => {
                 let mut errors = FieldErrors::default();
                 errors.push("sku", format!("{sku} is not an active product"));
+                return Err(errors.finish().unwrap_err());
+            }
+            Err(error) if error.code() == ErrorCode::VariantRequired => {
+                let mut errors = FieldErrors::default();
+                errors.push("sku", error.detail());
                 return Err(errors.finish().unwrap_err());
             }
             Err(error) => return Err(error),

@@ -1,4 +1,5 @@
-//! Catalog: categories (a tree), products with prices, tags, attributes and images,
+//! Catalog: categories (a tree), products with prices, tags, attributes, images and
+//! variants (options such as size, each variant its own SKU),
 //! search with filters, facets and cursor paging (answered by the embedded search
 //! index, kept equal to the database by `search` and `feeds`), imports, the read cache
 //! shared by nodes (Redis or in-process) and the deterministic demo seed.
@@ -12,6 +13,7 @@ pub mod search;
 pub mod seed;
 pub mod service;
 pub mod snapshots;
+pub mod variants;
 
 pub use search::SearchEngine;
 pub use service::CatalogService;

@@ -29,8 +29,8 @@ use tokio::sync::{watch, Semaphore};
 use utoipa::ToSchema;
 
 use crate::catalog::index::{
-    CheckReport, IndexError, IndexSettings, IndexedProduct, Price, ProductIndex, SearchHits,
-    SearchRequest, Status,
+    CheckReport, IndexError, IndexSettings, IndexedProduct, IndexedVariant, Price, ProductIndex,
+    SearchHits, SearchRequest, Status,
 };
 use crate::catalog::service::descendants;
 use crate::error::{Error, ErrorCode};
@@ -251,10 +251,15 @@ impl SearchEngine {
         Ok(())
     }
 
-    /// Re-reads a SKU's availability and sets its product's stock flag from it.
+    /// Re-reads a SKU's availability and sets its product's stock flag from it; a
+    /// variant's product is re-read whole (its flag depends on every variant).
     pub async fn refresh_stock(&self, db: &Db, sku: &str) -> Result<(), Error> {
-        let _feed = self.inner.feed.lock().await;
         let mut connection = db.pool().acquire().await.map_err(DbError::from)?;
+        if let Some(product_id) = souk_db::variants::product_of_sku(&mut connection, sku).await? {
+            drop(connection);
+            return self.refresh_products(db, &[product_id]).await;
+        }
+        let _feed = self.inner.feed.lock().await;
         let available = souk_db::inventory::available_for(&mut connection, &[sku.to_owned()])
             .await?
             .first()
@@ -370,7 +375,7 @@ pub async fn indexed_products(
     categories: &[CategoryRecord],
     rows: Vec<ProductRow>,
 ) -> Result<Vec<IndexedProduct>, Error> {
-    let skus: Vec<String> = rows.iter().map(|row| row.product.sku.clone()).collect();
+    let skus: Vec<String> = rows.iter().flat_map(selling_skus).collect();
     let available: HashMap<String, i64> = souk_db::inventory::available_for(connection, &skus)
         .await?
         .into_iter()
@@ -382,9 +387,8 @@ pub async fn indexed_products(
     Ok(rows
         .into_iter()
         .map(|row| {
-            let in_stock = available
-                .get(&row.product.sku)
-                .is_some_and(|units| *units > 0);
+            let in_stock =
+                selling_skus(&row).any(|sku| available.get(&sku).is_some_and(|units| *units > 0));
             let path = row
                 .product
                 .category_id
@@ -397,6 +401,13 @@ pub async fn indexed_products(
         .collect())
 }
 
+/// The SKUs a product sells under: its own, or its variants'.
+fn selling_skus(row: &ProductRow) -> impl Iterator<Item = String> + '_ {
+    let own = row.variants.is_empty().then(|| row.product.sku.clone());
+    own.into_iter()
+        .chain(row.variants.iter().map(|variant| variant.sku.clone()))
+}
+
 /// One product row as the index takes it; `category_ancestors` is its category's path.
 pub fn indexed_product(
     row: ProductRow,
@@ -404,6 +415,33 @@ pub fn indexed_product(
     in_stock: bool,
 ) -> IndexedProduct {
     let product = row.product;
+    let option_names: Vec<String> = row
+        .options
+        .iter()
+        .map(|option| option.name.clone())
+        .collect();
+    let options = row
+        .options
+        .into_iter()
+        .map(|option| {
+            let values = serde_json::from_str(&option.choices).unwrap_or_default();
+            (option.name, values)
+        })
+        .collect();
+    let variants = row
+        .variants
+        .into_iter()
+        .map(|variant| {
+            let values: Vec<String> =
+                serde_json::from_str(&variant.option_values).unwrap_or_default();
+            IndexedVariant {
+                sku: variant.sku,
+                options: option_names.iter().cloned().zip(values).collect(),
+                amount: variant.price_amount,
+                images: serde_json::from_str(&variant.images).unwrap_or_default(),
+            }
+        })
+        .collect();
     let status = match product.status.as_str() {
         "active" => Status::Active,
         "archived" => Status::Archived,
@@ -422,6 +460,8 @@ pub fn indexed_product(
         description: product.description,
         tags: row.tags,
         attributes: row.attributes,
+        options,
+        variants,
         category_id: product.category_id,
         status,
         created_at: product.created_at,

@@ -424,6 +424,8 @@ fn product(rng: &mut StdRng, index: usize, kind: &Kind, category_id: &str, now: 
         },
         tags,
         attributes,
+        options: Vec::new(),
+        variants: Vec::new(),
     }
 }
 

@@ -1,5 +1,6 @@
-//! The product catalog: categories, products, search with facets, bulk import, all
-//! reads cached with invalidation on every write (see `crate::cache`).
+//! The product catalog: categories, products (with their variants, see `variants`),
+//! search with facets, bulk import, all reads cached with invalidation on every write
+//! (see `crate::cache`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -17,6 +18,9 @@ use crate::catalog::model::{
 };
 use crate::catalog::search::SearchEngine;
 use crate::catalog::snapshots::Snapshots;
+use crate::catalog::variants::{
+    self, OptionInput, PriceRange, ProductOption, ValidVariants, VariantInput, VariantView,
+};
 use crate::error::{Error, ErrorCode, FieldError, FieldErrors};
 use crate::money::Currency;
 use crate::outbox::Topic;
@@ -42,9 +46,17 @@ pub struct ProductView {
     pub tags: Vec<String>,
     pub attributes: BTreeMap<String, String>,
     pub images: Vec<String>,
+    /// The options its variants choose from, in display order; empty when the product
+    /// is sold by its own SKU.
+    pub options: Vec<ProductOption>,
+    /// Each sold by its own SKU; empty when the product is sold by its own SKU.
+    pub variants: Vec<VariantView>,
+    /// Its own price, or the lowest and highest of its variants'.
+    pub price_range: PriceRange,
     pub status: ProductStatus,
-    /// Units that can be ordered now (`on_hand - reserved`); 0 when never stocked.
-    /// Read fresh on every request, never from the cache.
+    /// Units that can be ordered now (`on_hand - reserved`; 0 when never stocked):
+    /// of its own SKU, or summed over its variants. Read fresh on every request, never
+    /// from the cache.
     #[serde(default)]
     pub available: i64,
     /// RFC 3339, UTC.
@@ -56,16 +68,21 @@ pub struct ProductView {
 impl From<ProductRow> for ProductView {
     fn from(row: ProductRow) -> Self {
         let product = row.product;
+        let variants = variants::variant_views(&row.options, &row.variants, &product.currency);
+        let price = Money {
+            amount: product.price_amount,
+            currency: product.currency,
+        };
         Self {
             images: serde_json::from_str(&product.images).unwrap_or_default(),
+            options: variants::option_views(&row.options),
+            price_range: variants::price_range(&price, &variants),
+            variants,
             status: ProductStatus::parse(&product.status).unwrap_or(ProductStatus::Draft),
             available: 0,
             created_at: to_datetime(product.created_at).to_rfc3339(),
             updated_at: to_datetime(product.updated_at).to_rfc3339(),
-            price: Money {
-                amount: product.price_amount,
-                currency: product.currency,
-            },
+            price,
             id: product.id,
             sku: product.sku,
             name: product.name,
@@ -89,7 +106,28 @@ impl From<IndexedProduct> for ProductView {
                 currency: price.currency,
             },
         );
+        let variants: Vec<VariantView> = product
+            .variants
+            .into_iter()
+            .map(|variant| VariantView {
+                sku: variant.sku,
+                options: variant.options.into_iter().collect(),
+                price: Money {
+                    amount: variant.amount,
+                    currency: price.currency.clone(),
+                },
+                images: variant.images,
+                available: 0,
+            })
+            .collect();
         Self {
+            options: product
+                .options
+                .into_iter()
+                .map(|(name, values)| ProductOption { name, values })
+                .collect(),
+            price_range: variants::price_range(&price, &variants),
+            variants,
             id: product.id,
             sku: product.sku,
             name: product.name,
@@ -187,6 +225,14 @@ pub struct ProductInput {
     /// Default `draft`.
     #[serde(default)]
     pub status: Option<ProductStatus>,
+    /// At most 3; given exactly when `variants` are.
+    #[serde(default)]
+    #[schema(max_items = 3)]
+    pub options: Vec<OptionInput>,
+    /// At most 100, each its own SKU with one value of every option.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub variants: Vec<VariantInput>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -220,6 +266,13 @@ pub struct ProductChanges {
     #[schema(max_items = 10)]
     pub images: Option<Vec<String>>,
     pub status: Option<ProductStatus>,
+    /// Replaces the options; send `variants` with them.
+    #[schema(max_items = 3)]
+    pub options: Option<Vec<OptionInput>>,
+    /// Replaces the variants. A variant left out is no longer sold; its stock and
+    /// orders stay under its SKU.
+    #[schema(max_items = 100)]
+    pub variants: Option<Vec<VariantInput>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -303,6 +356,7 @@ struct ValidProduct {
     attributes: Vec<(String, String)>,
     images: Vec<String>,
     status: ProductStatus,
+    variants: ValidVariants,
 }
 
 fn parse_money(money: &MoneyInput) -> (Result<i64, String>, Result<&'static str, String>) {
@@ -327,6 +381,30 @@ fn sku_taken(error: DbError) -> Error {
         }
         other => other.into(),
     }
+}
+
+/// Refuses a product whose own SKU or a variant's is already used by another product
+/// or variant: every SKU names one thing. (The keys of the two tables also catch two
+/// products, or two variants, racing for one SKU.)
+async fn refuse_skus_in_use(
+    connection: &mut sqlx::AnyConnection,
+    row: &ProductRow,
+) -> Result<(), Error> {
+    let skus: Vec<&str> = std::iter::once(row.product.sku.as_str())
+        .chain(row.variants.iter().map(|variant| variant.sku.as_str()))
+        .collect();
+    let taken =
+        souk_db::variants::skus_in_use_elsewhere(connection, &row.product.id, &skus).await?;
+    if taken.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorCode::SkuTaken,
+        format!(
+            "already used by another product or variant: {}",
+            taken.join(", ")
+        ),
+    ))
 }
 
 fn slug_taken(error: DbError) -> Error {
@@ -609,6 +687,14 @@ impl CatalogService {
         let tags = check.check("tags", parse_tags(&input.tags));
         let attributes = check.check("attributes", parse_attributes(&input.attributes));
         let images = check.check("images", parse_images(&input.images));
+        let valid_variants = variants::validate(
+            &mut check,
+            sku.as_deref(),
+            amount,
+            currency,
+            &input.options,
+            &input.variants,
+        );
         if !check.is_empty() {
             return Err(check.into_vec());
         }
@@ -642,6 +728,7 @@ impl CatalogService {
                 attributes,
                 images,
                 status: input.status.unwrap_or(ProductStatus::Draft),
+                variants: valid_variants,
             }),
             _ => Err(vec![FieldError::new("body", "invalid product")]),
         }
@@ -664,6 +751,8 @@ impl CatalogService {
             },
             tags: valid.tags,
             attributes: valid.attributes,
+            options: valid.variants.options,
+            variants: valid.variants.variants,
         }
     }
 
@@ -676,6 +765,7 @@ impl CatalogService {
             .map_err(Error::validation)?;
         let row = Self::row_from(valid, souk_db::ids::new_id(), now_micros());
         let mut transaction = self.db.begin().await?;
+        refuse_skus_in_use(&mut transaction, &row).await?;
         catalog::insert_product(&mut transaction, &row)
             .await
             .map_err(sku_taken)?;
@@ -695,6 +785,7 @@ impl CatalogService {
     ) -> Result<ProductView, Error> {
         let current = self.load(id).await?;
         let view = ProductView::from(current.clone());
+        let (options, variants) = variants::inputs_of(&view);
         let input = ProductInput {
             sku: view.sku.clone(),
             name: changes.name.unwrap_or(view.name),
@@ -709,6 +800,8 @@ impl CatalogService {
             attributes: changes.attributes.unwrap_or(view.attributes),
             images: changes.images.unwrap_or(view.images),
             status: Some(changes.status.unwrap_or(view.status)),
+            options: changes.options.unwrap_or(options),
+            variants: changes.variants.unwrap_or(variants),
         };
         self.store_update(&current, input).await
     }
@@ -729,7 +822,11 @@ impl CatalogService {
             current.product.created_at,
         );
         let mut transaction = self.db.begin().await?;
-        if !catalog::update_product(&mut transaction, &row).await? {
+        refuse_skus_in_use(&mut transaction, &row).await?;
+        if !catalog::update_product(&mut transaction, &row)
+            .await
+            .map_err(sku_taken)?
+        {
             return Err(Error::not_found("product"));
         }
         announce_products(&mut transaction, std::slice::from_ref(&row.product.id)).await?;
@@ -873,15 +970,33 @@ impl CatalogService {
         if products.is_empty() {
             return Ok(());
         }
-        let skus: Vec<String> = products.iter().map(|product| product.sku.clone()).collect();
+        let skus: Vec<String> = products
+            .iter()
+            .flat_map(|product| {
+                std::iter::once(product.sku.clone())
+                    .chain(product.variants.iter().map(|variant| variant.sku.clone()))
+            })
+            .collect();
         let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
         let available: HashMap<String, i64> =
             souk_db::inventory::available_for(&mut connection, &skus)
                 .await?
                 .into_iter()
                 .collect();
+        let of = |sku: &str| available.get(sku).copied().unwrap_or(0);
         for product in products {
-            product.available = available.get(&product.sku).copied().unwrap_or(0);
+            for variant in &mut product.variants {
+                variant.available = of(&variant.sku);
+            }
+            product.available = if product.variants.is_empty() {
+                of(&product.sku)
+            } else {
+                product
+                    .variants
+                    .iter()
+                    .map(|variant| variant.available)
+                    .sum()
+            };
         }
         Ok(())
     }
@@ -969,6 +1084,7 @@ impl CatalogService {
         let (outcome, id) = match existing {
             None => {
                 let row = Self::row_from(valid, souk_db::ids::new_id(), now_micros());
+                refuse_skus_in_use(&mut transaction, &row).await?;
                 catalog::insert_product(&mut transaction, &row)
                     .await
                     .map_err(sku_taken)?;
@@ -983,7 +1099,10 @@ impl CatalogService {
                 if same_content(&current, &row) {
                     return Ok(Upserted::Unchanged);
                 }
-                catalog::update_product(&mut transaction, &row).await?;
+                refuse_skus_in_use(&mut transaction, &row).await?;
+                catalog::update_product(&mut transaction, &row)
+                    .await
+                    .map_err(sku_taken)?;
                 (Upserted::Updated(row.product.id.clone()), row.product.id)
             }
         };

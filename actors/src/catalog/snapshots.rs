@@ -1,5 +1,5 @@
-//! The node's product snapshots for checkout: the active product of a SKU as an order
-//! prices it, kept in memory so a checkout reads no catalog row while it is fresh.
+//! The node's product snapshots for checkout: the active item of a SKU (a product or
+//! one of its variants) as an order prices it, kept in memory so a checkout reads no catalog row while it is fresh.
 //!
 //! A snapshot lives at most the configured TTL. A catalog write on this node forgets
 //! them all at once; one on another node forgets the products it names when its
@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use crate::catalog::model::parse_sku;
 use crate::catalog::service::{CatalogService, ProductView};
 use crate::error::Error;
 use crate::node_cache::NodeCache;
@@ -16,7 +17,7 @@ use crate::node_cache::NodeCache;
 /// Snapshots kept at most.
 const CAPACITY: usize = 50_000;
 
-/// SKU → the active product; clones share it.
+/// SKU → the active item; clones share it.
 #[derive(Clone)]
 pub struct Snapshots {
     products: NodeCache<String, ProductView>,
@@ -49,17 +50,23 @@ impl Snapshots {
 }
 
 impl CatalogService {
-    /// The active product of `sku` as a checkout snapshots it (with `available` left at
-    /// 0: the SKU's actor decides the stock), from this node's snapshots while fresh.
+    /// The active item of `sku` as a checkout snapshots it (the product, or its variant
+    /// of that SKU: see [`ProductView::sold_as`]), with `available` left at 0 (the
+    /// SKU's actor decides the stock), from this node's snapshots while fresh.
     pub async fn checkout_snapshot(&self, sku: &str) -> Result<ProductView, Error> {
         let snapshots = &self.snapshots().products;
-        let key = sku.to_owned();
-        if let Some(product) = snapshots.get(&key) {
-            return Ok(product);
+        let Ok(key) = parse_sku(sku) else {
+            return Err(Error::not_found("product"));
+        };
+        if let Some(item) = snapshots.get(&key) {
+            return Ok(item);
         }
         let ticket = snapshots.ticket();
-        let product = self.product_by_sku_without_stock(sku, false).await?;
-        snapshots.put(ticket, key, product.clone());
-        Ok(product)
+        let item = self
+            .product_by_sku_without_stock(&key, false)
+            .await?
+            .sold_as(&key)?;
+        snapshots.put(ticket, key, item.clone());
+        Ok(item)
     }
 }

@@ -85,6 +85,9 @@ impl OrderLogic {
                     format!("items[{index}].sku"),
                     format!("{sku} is not an active product"),
                 )),
+                Err(error) if error.code() == ErrorCode::VariantRequired => errors.push(
+                    FieldError::new(format!("items[{index}].sku"), error.detail()),
+                ),
                 // The catalog could not answer: that is not the shopper's mistake.
                 Err(error) => return Err(error),
             }

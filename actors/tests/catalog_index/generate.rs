@@ -6,7 +6,9 @@
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use souk_actors::catalog::index::{IndexedProduct, Price, SearchRequest, Sort, Status};
+use souk_actors::catalog::index::{
+    IndexedProduct, IndexedVariant, Price, SearchRequest, Sort, Status,
+};
 use uuid::Uuid;
 
 /// Words of names and descriptions; several share a stem (`run`, `running`, `runs`),
@@ -218,7 +220,16 @@ pub fn product(rng: &mut StdRng, position: usize, categories: &Categories) -> In
         1 => Status::Archived,
         _ => Status::Active,
     };
+    // A quarter sell variants: sizes (also an attribute name, so the two meet in
+    // filters and facets) and fits, each variant at its own price.
+    let (options, variants) = if rng.gen_bool(0.25) {
+        variants(rng, position)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     IndexedProduct {
+        options,
+        variants,
         id: uuid(rng),
         sku: format!("SKU-{position:06}"),
         name,
@@ -238,6 +249,49 @@ pub fn product(rng: &mut StdRng, position: usize, categories: &Categories) -> In
         images: vec![format!("https://img.example/{position}.jpg")],
         updated_at: 1_700_000_000_000_000 + rng.gen_range(0..500) * 1_000_000,
     }
+}
+
+type Options = Vec<(String, Vec<String>)>;
+
+fn variants(rng: &mut StdRng, position: usize) -> (Options, Vec<IndexedVariant>) {
+    let size_count = rng.gen_range(1..=3);
+    let sizes: Vec<String> = ["s", "m", "l", "xl"]
+        .choose_multiple(rng, size_count)
+        .map(|size| (*size).to_owned())
+        .collect();
+    let fits: Vec<String> = if rng.gen_bool(0.5) {
+        vec!["slim".to_owned(), "regular".to_owned()]
+    } else {
+        Vec::new()
+    };
+    let mut variants = Vec::new();
+    for size in &sizes {
+        let fit_choices: Vec<Option<&String>> = if fits.is_empty() {
+            vec![None]
+        } else {
+            fits.iter().map(Some).collect()
+        };
+        for fit in fit_choices {
+            if !variants.is_empty() && rng.gen_bool(0.3) {
+                continue;
+            }
+            let mut options = vec![("size".to_owned(), size.clone())];
+            if let Some(fit) = fit {
+                options.push(("fit".to_owned(), fit.clone()));
+            }
+            variants.push(IndexedVariant {
+                sku: format!("SKU-{position:06}-{}", variants.len()),
+                options,
+                amount: rng.gen_range(0..200) * 100,
+                images: Vec::new(),
+            });
+        }
+    }
+    let mut options = vec![("size".to_owned(), sizes)];
+    if !fits.is_empty() {
+        options.push(("fit".to_owned(), fits));
+    }
+    (options, variants)
 }
 
 pub fn catalog(rng: &mut StdRng, count: usize, categories: &Categories) -> Vec<IndexedProduct> {

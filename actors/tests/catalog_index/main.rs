@@ -116,6 +116,8 @@ fn text_rules_find_stems_prefixes_and_typos() {
         in_stock: true,
         images: Vec::new(),
         updated_at: 0,
+        options: Vec::new(),
+        variants: Vec::new(),
     };
     let shoes = product(
         "Trail Running Shoes",

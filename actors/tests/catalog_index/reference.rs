@@ -175,15 +175,26 @@ impl Reference {
         Some(total)
     }
 
-    fn price(product: &IndexedProduct, currency: Option<&str>) -> Option<i64> {
+    /// Every amount the product sells at in `currency` (its own currency when `None`):
+    /// its own price or each variant's in the first price's currency, the listed price
+    /// in another.
+    fn amounts(product: &IndexedProduct, currency: Option<&str>) -> Vec<i64> {
+        let own = product.prices.first().map(|price| price.currency.as_str());
         match currency {
+            None => product.selling_amounts(),
+            Some(currency) if Some(currency) == own => product.selling_amounts(),
             Some(currency) => product
                 .prices
                 .iter()
-                .find(|price| price.currency == currency)
-                .map(|price| price.amount),
-            None => product.prices.first().map(|price| price.amount),
+                .filter(|price| price.currency == currency)
+                .map(|price| price.amount)
+                .collect(),
         }
+    }
+
+    /// The price sorted on: the lowest it sells at.
+    fn price(product: &IndexedProduct, currency: Option<&str>) -> Option<i64> {
+        Self::amounts(product, currency).into_iter().min()
     }
 
     fn passes_filters(product: &IndexedProduct, request: &SearchRequest) -> bool {
@@ -198,22 +209,18 @@ impl Reference {
             }
         }
         let currency = request.currency.as_deref();
-        let price = Self::price(product, currency);
         if currency.is_some() || request.price_min.is_some() || request.price_max.is_some() {
-            let Some(price) = price else {
-                return false;
-            };
-            if request.price_min.is_some_and(|minimum| price < minimum)
-                || request.price_max.is_some_and(|maximum| price > maximum)
-            {
+            let in_range = Self::amounts(product, currency).into_iter().any(|price| {
+                request.price_min.is_none_or(|minimum| price >= minimum)
+                    && request.price_max.is_none_or(|maximum| price <= maximum)
+            });
+            if !in_range {
                 return false;
             }
         }
+        let pairs = product.facet_pairs();
         request.tags.iter().all(|tag| product.tags.contains(tag))
-            && request
-                .attributes
-                .iter()
-                .all(|pair| product.attributes.contains(pair))
+            && request.attributes.iter().all(|pair| pairs.contains(pair))
             && (!request.in_stock || product.in_stock)
     }
 
@@ -261,8 +268,8 @@ impl Reference {
         let mut attributes: BTreeMap<(String, String), u64> = BTreeMap::new();
         for (product, _) in &matches {
             *categories.entry(product.category_id.clone()).or_default() += 1;
-            for pair in &product.attributes {
-                *attributes.entry(pair.clone()).or_default() += 1;
+            for pair in product.facet_pairs() {
+                *attributes.entry(pair).or_default() += 1;
             }
         }
         let mut categories: Vec<(Option<String>, u64)> = categories.into_iter().collect();

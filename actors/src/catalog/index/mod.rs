@@ -85,8 +85,8 @@ use tantivy::schema::{IndexRecordOption, Schema, Value};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 pub use model::{
-    Facets, IndexError, IndexedProduct, Price, Result, SearchHits, SearchRequest, Sort, Status,
-    MAX_LIMIT,
+    Facets, IndexError, IndexedProduct, IndexedVariant, Price, Result, SearchHits, SearchRequest,
+    Sort, Status, MAX_LIMIT,
 };
 pub use query::{query_words, QueryWord};
 pub use schema::{raw_words, stem, MAX_AMOUNT, MAX_WORD_BYTES};

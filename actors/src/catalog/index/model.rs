@@ -23,8 +23,16 @@ pub struct IndexedProduct {
     /// upserted again.
     pub category_ancestors: Vec<String>,
     /// At most one price per currency. The first is the product's own price: it is the
-    /// one filtered and sorted on when a search names no currency.
+    /// one sorted on when a search names no currency. A product with variants is
+    /// filtered on every variant's price and sorted on its lowest.
     pub prices: Vec<Price>,
+    /// The options its variants choose from, each with its values in display order.
+    #[serde(default)]
+    pub options: Vec<(String, Vec<String>)>,
+    /// Each sold by its own SKU, priced in the currency of the first price. Their
+    /// option values are filtered and counted as attributes are.
+    #[serde(default)]
+    pub variants: Vec<IndexedVariant>,
     pub status: Status,
     /// Microseconds since the Unix epoch (UTC); `newest` sorts on it.
     pub created_at: i64,
@@ -36,6 +44,45 @@ pub struct IndexedProduct {
     /// Microseconds since the Unix epoch (UTC): stored, not searched.
     #[serde(default)]
     pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexedVariant {
+    pub sku: String,
+    /// (option name, value), in the options' order.
+    pub options: Vec<(String, String)>,
+    /// Minor units, in the product's currency.
+    pub amount: i64,
+    #[serde(default)]
+    pub images: Vec<String>,
+}
+
+impl IndexedProduct {
+    /// The prices it sells at in the currency of its first price: its own, or every
+    /// variant's. Empty only for a product without prices (which validation refuses).
+    pub fn selling_amounts(&self) -> Vec<i64> {
+        if self.variants.is_empty() {
+            return self
+                .prices
+                .first()
+                .map(|price| price.amount)
+                .into_iter()
+                .collect();
+        }
+        self.variants.iter().map(|variant| variant.amount).collect()
+    }
+
+    /// Its attributes and its variants' option values as (name, value) pairs, sorted,
+    /// each once: what attribute filters and facets see.
+    pub fn facet_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = self.attributes.clone();
+        for variant in &self.variants {
+            pairs.extend(variant.options.iter().cloned());
+        }
+        pairs.sort();
+        pairs.dedup();
+        pairs
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -88,7 +88,8 @@ fn u64_range(field: Field, low: u64, high: u64) -> Box<dyn Query> {
 }
 
 /// The price filter: on the price in `currency` when one is named (which also requires
-/// one), else on the product's own price. `None` when nothing is filtered.
+/// one), else on the product's own price; a product with variants matches when one of
+/// them does. `None` when nothing is filtered.
 fn price_filter(request: &SearchRequest, schema: &Schema) -> Result<Option<Box<dyn Query>>> {
     let low = request.price_min.unwrap_or(0).max(0);
     let high = match request.price_max {
@@ -120,7 +121,7 @@ fn price_filter(request: &SearchRequest, schema: &Schema) -> Result<Option<Box<d
         return Ok(None);
     }
     Ok(Some(u64_range(
-        column(columns::PRICE)?,
+        column(columns::PRICE_ANY)?,
         low as u64,
         high as u64,
     )))

@@ -58,7 +58,10 @@ pub struct Fields {
 pub mod columns {
     pub const ID_HIGH: &str = "id_high";
     pub const ID_LOW: &str = "id_low";
+    /// The product's lowest price (its own, or its cheapest variant's): sorted on.
     pub const PRICE: &str = "price";
+    /// Every price it sells at (its own, or each variant's): filtered on.
+    pub const PRICE_ANY: &str = "price_any";
     pub const PRICE_BY_CURRENCY: &str = "price_by_currency";
     pub const CREATED: &str = "created";
     pub const NAME_SORT: &str = "name_sort";
@@ -110,6 +113,7 @@ pub fn build() -> (Schema, Fields) {
     builder.add_u64_field(columns::ID_HIGH, FAST);
     builder.add_u64_field(columns::ID_LOW, FAST);
     builder.add_u64_field(columns::PRICE, FAST);
+    builder.add_u64_field(columns::PRICE_ANY, FAST);
     builder.add_u64_field(columns::PRICE_BY_CURRENCY, FAST);
     builder.add_i64_field(columns::CREATED, FAST);
     for column in [columns::NAME_SORT, columns::FACET_KEY] {
@@ -245,7 +249,15 @@ pub fn validate(product: &IndexedProduct) -> Result<()> {
             return Err(invalid(format!("two prices in {}", price.currency)));
         }
     }
-    for (name, value) in &product.attributes {
+    for variant in &product.variants {
+        if variant.sku.is_empty() || !(0..=MAX_AMOUNT).contains(&variant.amount) {
+            return Err(invalid(format!(
+                "variant {:?} needs a SKU and a price of 0..={MAX_AMOUNT}",
+                variant.sku
+            )));
+        }
+    }
+    for (name, value) in &product.facet_pairs() {
         if name.is_empty() || name.contains(':') || has_control(name) || has_control(value) {
             return Err(invalid(format!(
                 "attribute {name:?} needs a name without ':' and no control characters"
@@ -281,7 +293,7 @@ fn has_control(text: &str) -> bool {
 pub fn facet_key(product: &IndexedProduct) -> String {
     let mut key = product.category_id.clone().unwrap_or_default();
     key.push(FACET_KEY_CATEGORY_END);
-    for (position, (name, value)) in product.attributes.iter().enumerate() {
+    for (position, (name, value)) in product.facet_pairs().iter().enumerate() {
         if position > 0 {
             key.push(FACET_KEY_SEPARATOR);
         }
@@ -326,16 +338,29 @@ pub fn document(fields: &Fields, schema: &Schema, product: &IndexedProduct) -> T
         document.add_text(fields.category_path, category_id);
     }
     document.add_text(column(columns::FACET_KEY), facet_key(product));
-    for (name, value) in &product.attributes {
+    for (name, value) in &product.facet_pairs() {
         document.add_text(fields.attribute, attribute_term(name, value));
     }
     document.add_text(fields.status, product.status.as_str());
     document.add_bool(fields.in_stock, product.in_stock);
 
-    if let Some(own) = product.prices.first() {
-        document.add_u64(column(columns::PRICE), own.amount.max(0) as u64);
+    let mut selling = product.selling_amounts();
+    selling.sort_unstable();
+    selling.dedup();
+    if let Some(lowest) = selling.first() {
+        document.add_u64(column(columns::PRICE), (*lowest).max(0) as u64);
     }
-    for price in &product.prices {
+    for amount in &selling {
+        document.add_u64(column(columns::PRICE_ANY), (*amount).max(0) as u64);
+    }
+    // The lowest first: a sort in a currency reads the first value in its range.
+    let own_currency = product.prices.first().map(|price| price.currency.as_str());
+    for amount in &selling {
+        if let Some(encoded) = own_currency.and_then(|currency| encode_price(currency, *amount)) {
+            document.add_u64(column(columns::PRICE_BY_CURRENCY), encoded);
+        }
+    }
+    for price in product.prices.iter().skip(1) {
         if let Some(encoded) = encode_price(&price.currency, price.amount) {
             document.add_u64(column(columns::PRICE_BY_CURRENCY), encoded);
         }

@@ -1,0 +1,27 @@
+-- Product variants: a product's options (size, colour …, each with its values in
+-- display order) and its variants, each sold by its own SKU at its own price with its
+-- own images. A product without options has no rows here and is sold by its own SKU.
+-- A variant's SKU is unique among variants (the key) and never equal to a product's
+-- SKU (checked by the catalog in the writing transaction).
+-- Keep in step with migrations/sqlite.
+CREATE TABLE product_options (
+    product_id  VARCHAR(36)   NOT NULL,
+    position    BIGINT        NOT NULL,
+    name        VARCHAR(50)   COLLATE utf8mb4_bin NOT NULL,
+    -- JSON array of the values, in display order.
+    choices     VARCHAR(6000) COLLATE utf8mb4_bin NOT NULL,
+    PRIMARY KEY (product_id, position)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
+
+CREATE TABLE product_variants (
+    sku           VARCHAR(64)   NOT NULL PRIMARY KEY,
+    product_id    VARCHAR(36)   NOT NULL,
+    position      BIGINT        NOT NULL,
+    -- JSON array: the variant's value of each option, in the options' order.
+    option_values VARCHAR(1000) COLLATE utf8mb4_bin NOT NULL,
+    -- In the product's currency.
+    price_amount  BIGINT        NOT NULL,
+    -- JSON array of URLs; empty: the product's images.
+    images        VARCHAR(4000) NOT NULL,
+    KEY product_variants_product_idx (product_id, position)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
