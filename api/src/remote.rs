@@ -25,6 +25,7 @@ use crate::wire::inventory::{command_to_wire, inventory_error_from_status, outco
 use crate::wire::status::{error_from_status, is_transport_failure};
 use souk_actors::catalog::model::ProductStatus;
 use souk_actors::catalog::service::{Money, ProductView};
+use souk_actors::catalog::variants::{PriceRange, ProductOption, VariantView};
 use souk_actors::identity::jwt::SERVICE_ROLE;
 use souk_actors::identity::JwtKeys;
 use souk_actors::ports::ProductLookup;
@@ -340,9 +341,41 @@ impl RemoteProducts {
     }
 }
 
+fn money(money: Option<pb::Money>) -> Money {
+    let money = money.unwrap_or_default();
+    Money {
+        amount: money.amount,
+        currency: money.currency,
+    }
+}
+
 fn product_view(product: pb::Product) -> ProductView {
     let price = product.price.unwrap_or_default();
+    let range = product.price_range.unwrap_or_default();
     ProductView {
+        options: product
+            .options
+            .into_iter()
+            .map(|option| ProductOption {
+                name: option.name,
+                values: option.values,
+            })
+            .collect(),
+        variants: product
+            .variants
+            .into_iter()
+            .map(|variant| VariantView {
+                sku: variant.sku,
+                options: variant.options.into_iter().collect(),
+                price: money(variant.price),
+                images: variant.images,
+                available: variant.available,
+            })
+            .collect(),
+        price_range: PriceRange {
+            min: money(range.min),
+            max: money(range.max),
+        },
         id: product.id,
         sku: product.sku,
         name: product.name,
@@ -377,7 +410,7 @@ impl ProductLookup for RemoteProducts {
                 })
                 .await;
             match response {
-                Ok(response) => Ok(product_view(response.into_inner())),
+                Ok(response) => product_view(response.into_inner()).sold_as(&sku),
                 Err(CallError::Refused(status)) => {
                     Err(error_from_status(&status, ErrorCode::ServiceUnavailable))
                 }

@@ -11,15 +11,46 @@ use crate::grpc::caller;
 use crate::state::AppState;
 use souk_actors::catalog::model::{parse_sku, ProductStatus};
 use souk_actors::catalog::query::parse_search_params;
-use souk_actors::catalog::service::{CategoryView, MoneyInput, ProductInput, ProductView};
+use souk_actors::catalog::service::{CategoryView, Money, MoneyInput, ProductInput, ProductView};
+use souk_actors::catalog::variants::{OptionInput, VariantInput};
 use souk_actors::identity::Role;
 
 pub struct ProductGrpc {
     pub state: web::Data<AppState>,
 }
 
+fn money_message(money: Money) -> pb::Money {
+    pb::Money {
+        amount: money.amount,
+        currency: money.currency,
+    }
+}
+
 pub fn product_message(view: ProductView) -> pb::Product {
     pb::Product {
+        options: view
+            .options
+            .into_iter()
+            .map(|option| pb::ProductOption {
+                name: option.name,
+                values: option.values,
+            })
+            .collect(),
+        variants: view
+            .variants
+            .into_iter()
+            .map(|variant| pb::ProductVariant {
+                sku: variant.sku,
+                options: variant.options.into_iter().collect(),
+                price: Some(money_message(variant.price)),
+                images: variant.images,
+                available: variant.available,
+            })
+            .collect(),
+        price_range: Some(pb::PriceRange {
+            min: Some(money_message(view.price_range.min)),
+            max: Some(money_message(view.price_range.max)),
+        }),
         id: view.id,
         sku: view.sku,
         name: view.name,
@@ -209,6 +240,27 @@ impl ProductService for ProductGrpc {
             attributes: body.attributes.into_iter().collect(),
             images: body.images,
             status,
+            options: body
+                .options
+                .into_iter()
+                .map(|option| OptionInput {
+                    name: option.name,
+                    values: option.values,
+                })
+                .collect(),
+            variants: body
+                .variants
+                .into_iter()
+                .map(|variant| VariantInput {
+                    sku: variant.sku,
+                    options: variant.options.into_iter().collect(),
+                    price: variant.price.map(|price| MoneyInput {
+                        amount: price.amount,
+                        currency: price.currency,
+                    }),
+                    images: variant.images,
+                })
+                .collect(),
         };
         let product = self
             .state

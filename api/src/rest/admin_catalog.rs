@@ -2,16 +2,16 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
 
 use crate::auth::AdminUser;
 use crate::error::{ApiResult, Error, ErrorCode, FieldError, Problem};
 use crate::http::json::Json;
+use crate::rest::import_csv::{parse_csv, ParsedRows};
 use crate::state::AppState;
 use souk_actors::catalog::model::ProductStatus;
 use souk_actors::catalog::service::{
-    CategoryChanges, CategoryInput, CategoryView, ImportReport, MoneyInput, ProductChanges,
-    ProductInput, ProductView,
+    CategoryChanges, CategoryInput, CategoryView, ImportReport, ProductChanges, ProductInput,
+    ProductView,
 };
 
 /// Imports may be larger than ordinary bodies.
@@ -79,135 +79,6 @@ pub async fn restore_product(
     Ok(HttpResponse::Ok().json(product))
 }
 
-/// One CSV line. `tags` and `images` separate their items with `|`; `attributes` are
-/// `name=value` pairs separated by `|`; `category` is a category slug.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CsvRow {
-    sku: String,
-    name: String,
-    #[serde(default)]
-    description: String,
-    price_amount: String,
-    currency: String,
-    #[serde(default)]
-    category: String,
-    #[serde(default)]
-    tags: String,
-    #[serde(default)]
-    attributes: String,
-    #[serde(default)]
-    images: String,
-    #[serde(default)]
-    status: String,
-}
-
-fn split_list(raw: &str) -> Vec<String> {
-    raw.split('|')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-impl CsvRow {
-    fn into_input(self) -> Result<ProductInput, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let amount = self.price_amount.trim().parse::<i64>().unwrap_or_else(|_| {
-            errors.push(FieldError::new(
-                "price_amount",
-                "must be an integer amount in minor units",
-            ));
-            0
-        });
-        let mut attributes = std::collections::BTreeMap::new();
-        for pair in split_list(&self.attributes) {
-            match pair.split_once('=') {
-                Some((name, value)) => {
-                    attributes.insert(name.trim().to_owned(), value.trim().to_owned());
-                }
-                None => errors.push(FieldError::new(
-                    "attributes",
-                    format!("{pair:?} is not name=value"),
-                )),
-            }
-        }
-        let status = match self.status.trim() {
-            "" => None,
-            raw => match ProductStatus::parse(raw) {
-                Some(status) => Some(status),
-                None => {
-                    errors.push(FieldError::new("status", format!("unknown status {raw:?}")));
-                    None
-                }
-            },
-        };
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(ProductInput {
-            sku: self.sku,
-            name: self.name,
-            description: self.description,
-            price: MoneyInput {
-                amount,
-                currency: self.currency,
-            },
-            category_id: None,
-            category: Some(self.category).filter(|slug| !slug.trim().is_empty()),
-            tags: split_list(&self.tags),
-            attributes,
-            images: split_list(&self.images),
-            status,
-        })
-    }
-}
-
-type ParsedRows = Vec<(usize, Result<ProductInput, Vec<FieldError>>)>;
-
-fn parse_csv(body: &[u8]) -> Result<ParsedRows, Error> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::Headers)
-        .from_reader(body);
-    let headers = reader
-        .headers()
-        .map_err(|error| {
-            Error::new(
-                ErrorCode::InvalidBody,
-                format!("cannot read the CSV header: {error}"),
-            )
-        })?
-        .clone();
-    for required in ["sku", "name", "price_amount", "currency"] {
-        if !headers.iter().any(|header| header == required) {
-            return Err(Error::new(
-                ErrorCode::InvalidBody,
-                format!("the CSV header lacks the {required} column"),
-            ));
-        }
-    }
-    let mut rows = Vec::new();
-    for (index, record) in reader.records().enumerate() {
-        // The reader knows where each record (or its error) starts; a quoted field may
-        // span lines, so counting records would drift.
-        let line = match &record {
-            Ok(record) => record.position().map(|position| position.line() as usize),
-            Err(error) => error.position().map(|position| position.line() as usize),
-        }
-        .unwrap_or(index + 2);
-        let parsed = record
-            .map_err(|error| vec![FieldError::new("line", error.to_string())])
-            .and_then(|record| {
-                record
-                    .deserialize::<CsvRow>(Some(&headers))
-                    .map_err(|error| vec![FieldError::new("line", error.to_string())])
-            })
-            .and_then(CsvRow::into_input);
-        rows.push((line, parsed));
-    }
-    Ok(rows)
-}
-
 /// A JSON import is an array of objects: a row that is not an object (`null`, a
 /// number, a nested array) is no product with a bad field but a body of the wrong
 /// shape, refused whole before anything is imported.
@@ -242,7 +113,8 @@ fn parse_json_rows(body: &[u8]) -> Result<ParsedRows, Error> {
 
 #[utoipa::path(post, path = "/api/v1/admin/products/import", operation_id = "admin_import_products", tag = "admin", security(("bearer" = [])),
     request_body(description = "A JSON array of products (as for create, with `category` as a slug), or CSV (`text/csv`) with the header \
-        sku,name,description,price_amount,currency,category,tags,attributes,images,status; list columns separate items with `|`, attributes are `name=value`.",
+        sku,name,description,price_amount,currency,category,tags,attributes,images,status and optionally variant_of,options; list columns separate items with `|`, \
+        attributes and options are `name=value`. A line with variant_of (its product's SKU, on a line above) is a variant: its sku, options, price and images.",
         content((Vec<ProductInput> = "application/json"), (String = "text/csv"))),
     responses((status = 200, description = "per-row outcome; bad rows are reported with their line and skipped", body = ImportReport)))]
 pub async fn import_products(
