@@ -36,4 +36,5 @@ mod slow_clients;
 mod split;
 mod tokens;
 mod users;
+mod variants;
 mod verification;

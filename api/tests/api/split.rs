@@ -344,6 +344,55 @@ async fn shopper_flow(gateway: &Gateway, admin_email: &str, sink: &SmtpSink) -> 
             None,
         )
         .await;
+    // A variant is priced as itself across services too: the order service asks the
+    // product service for the product of the variant's SKU and prices the variant.
+    let (status, tee) = shopper
+        .send(
+            gateway,
+            Method::POST,
+            "/api/v1/admin/products",
+            Some(&admin),
+            Some(json!({"sku": "SPLIT-TEE", "name": "Split tee",
+                "price": {"amount": 1500, "currency": "EUR"}, "status": "active",
+                "options": [{"name": "size", "values": ["S", "M"]}],
+                "variants": [{"sku": "SPLIT-TEE-S", "options": {"size": "S"}},
+                    {"sku": "SPLIT-TEE-M", "options": {"size": "M"},
+                     "price": {"amount": 1700, "currency": "EUR"}}]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{tee}");
+    let (status, stocked) = shopper
+        .send(
+            gateway,
+            Method::POST,
+            "/api/v1/admin/inventory/SPLIT-TEE-M/adjust",
+            Some(&admin),
+            Some(json!({"delta": 4, "reason": "first delivery"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{stocked}");
+    let (_, variant_cart) = shopper
+        .send(
+            gateway,
+            Method::PUT,
+            "/api/v1/cart/items/SPLIT-TEE-M",
+            Some(&token),
+            Some(json!({"quantity": 1})),
+            None,
+        )
+        .await;
+    let (family_status, family) = shopper
+        .send(
+            gateway,
+            Method::PUT,
+            "/api/v1/cart/items/SPLIT-TEE",
+            Some(&token),
+            Some(json!({"quantity": 1})),
+            None,
+        )
+        .await;
     let (_, stock) = shopper
         .send(
             gateway,
@@ -406,6 +455,10 @@ async fn shopper_flow(gateway: &Gateway, admin_email: &str, sink: &SmtpSink) -> 
         "cart_line": {"unit_price": cart["items"][0]["unit_price"],
             "available": cart["items"][0]["available"], "status": cart["items"][0]["status"]},
         "cart_cleared": cleared,
+        "variant_line": {"name": variant_cart["items"][0]["name"],
+            "unit_price": variant_cart["items"][0]["unit_price"],
+            "available": variant_cart["items"][0]["available"]},
+        "family_refused": [family_status, family["errors"][0]["field"]],
         "orders_listed": orders["items"].as_array().map(Vec::len),
     })
 }
@@ -474,6 +527,11 @@ fn six_processes_give_the_same_outcome_as_one() {
     assert_eq!(split_outcome["me"]["email_verified"], true);
     assert_eq!(split_outcome["confirmation_line"], true);
     assert_eq!(split_outcome["mail_subjects"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        split_outcome["variant_line"],
+        json!({"name": "Split tee (M)", "unit_price": {"amount": 1700, "currency": "EUR"}, "available": 4})
+    );
+    assert_eq!(split_outcome["family_refused"], json!([422, "sku"]));
     assert_eq!(split_outcome, single_outcome);
 }
 
