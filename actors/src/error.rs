@@ -309,8 +309,9 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<souk_db::DbError> for Error {
-    /// A database that cannot be reached (pool exhausted or closed, connection lost)
-    /// is `service_unavailable`, retryable; anything else is an internal error.
+    /// A database that cannot be reached (pool exhausted or closed, connection lost),
+    /// or a transaction that gave way to a concurrent one, is `service_unavailable`,
+    /// retryable; anything else is an internal error.
     fn from(error: souk_db::DbError) -> Self {
         match error {
             souk_db::DbError::Sqlx(
@@ -324,6 +325,14 @@ impl From<souk_db::DbError> for Error {
                 Error::new(
                     ErrorCode::ServiceUnavailable,
                     "the database is not answering",
+                )
+            }
+            souk_db::DbError::Contention(_) => {
+                tracing::warn!(%error, "transaction gave way to a concurrent one");
+                Error::unavailable_retry_after(
+                    ErrorCode::ServiceUnavailable,
+                    "the write met a concurrent one; retry it",
+                    1,
                 )
             }
             other => Error::internal(other),

@@ -155,7 +155,14 @@ pub async fn insert_product(
     .execute(&mut *connection)
     .await?;
     insert_side_rows(connection, row).await?;
-    variants::replace(connection, &product.id, &row.options, &row.variants).await
+    variants::insert(
+        connection,
+        &product.id,
+        &product.sku,
+        &row.options,
+        &row.variants,
+    )
+    .await
 }
 
 /// Rewrites a product and replaces its tags, attributes, options and variants. `false`
@@ -192,7 +199,14 @@ pub async fn update_product(
         .execute(&mut *connection)
         .await?;
     insert_side_rows(connection, row).await?;
-    variants::replace(connection, &product.id, &row.options, &row.variants).await?;
+    variants::replace(
+        connection,
+        &product.id,
+        &product.sku,
+        &row.options,
+        &row.variants,
+    )
+    .await?;
     Ok(true)
 }
 

@@ -15,6 +15,10 @@ pub enum DbError {
     MigrationLock(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The engine gave up on the transaction for a concurrent one (a deadlock or a
+    /// serialization failure, SQLSTATE 40001): the whole transaction may be retried.
+    #[error("the transaction met a concurrent one: {0}")]
+    Contention(sqlx::Error),
     #[error("database error: {0}")]
     Sqlx(sqlx::Error),
 }
@@ -26,6 +30,9 @@ impl From<sqlx::Error> for DbError {
                 return DbError::UniqueViolation {
                     constraint: database_error.constraint().map(str::to_owned),
                 };
+            }
+            if database_error.code().as_deref() == Some("40001") {
+                return DbError::Contention(error);
             }
         }
         DbError::Sqlx(error)

@@ -1,6 +1,7 @@
 //! The variant side tables of the catalog: a product's options and its variants, each
-//! variant sold by its own SKU. Written with the product they belong to (replaced
-//! whole), read with it (see `catalog::with_side_rows`).
+//! variant sold by its own SKU, and `catalog_skus`, the key that keeps every SKU (a
+//! product's own or a variant's) to one product. Written with the product they belong
+//! to (replaced whole), read with it (see `catalog::with_side_rows`).
 
 use std::collections::HashMap;
 
@@ -27,19 +28,43 @@ pub struct VariantRecord {
     pub images: String,
 }
 
-/// Replaces the options and variants of `product_id` with these (in this order).
+/// Replaces the options and variants of `product_id` with these (in this order), and
+/// the SKUs it holds with its own and theirs: a SKU another product holds is a
+/// `UniqueViolation`.
 pub async fn replace(
     connection: &mut AnyConnection,
     product_id: &str,
+    product_sku: &str,
     options: &[OptionRecord],
     variants: &[VariantRecord],
 ) -> Result<(), DbError> {
-    for table in ["product_options", "product_variants"] {
+    for table in ["catalog_skus", "product_options", "product_variants"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE product_id = ?"))
             .bind(product_id)
             .execute(&mut *connection)
             .await?;
     }
+    insert(connection, product_id, product_sku, options, variants).await
+}
+
+/// Writes the options, variants and SKUs of a product that has none yet. (No delete
+/// first: on MySQL a delete's gap locks would make two creations deadlock.)
+pub async fn insert(
+    connection: &mut AnyConnection,
+    product_id: &str,
+    product_sku: &str,
+    options: &[OptionRecord],
+    variants: &[VariantRecord],
+) -> Result<(), DbError> {
+    let skus =
+        std::iter::once(product_sku).chain(variants.iter().map(|variant| variant.sku.as_str()));
+    let mut builder = QueryBuilder::<Any>::new("INSERT INTO catalog_skus (sku, product_id) ");
+    builder.push_values(skus, |mut values, sku| {
+        values
+            .push_bind(sku.to_owned())
+            .push_bind(product_id.to_owned());
+    });
+    builder.build().execute(&mut *connection).await?;
     if !options.is_empty() {
         let mut builder = QueryBuilder::<Any>::new(
             "INSERT INTO product_options (product_id, position, name, choices) ",
@@ -144,8 +169,8 @@ pub async fn product_of_sku(
     )
 }
 
-/// Which of `skus` some other product already uses, as its own SKU or a variant's:
-/// the catalog refuses them, so every SKU names one thing.
+/// Which of `skus` some other product already holds, as its own SKU or a variant's:
+/// named in the catalog's refusal (the key of `catalog_skus` enforces it).
 pub async fn skus_in_use_elsewhere(
     connection: &mut AnyConnection,
     product_id: &str,
@@ -154,11 +179,7 @@ pub async fn skus_in_use_elsewhere(
     if skus.is_empty() {
         return Ok(Vec::new());
     }
-    let mut builder = QueryBuilder::<Any>::new("SELECT sku FROM products WHERE id <> ");
-    builder.push_bind(product_id.to_owned());
-    builder.push(" AND sku IN (");
-    push_list(&mut builder, skus);
-    builder.push(") UNION SELECT sku FROM product_variants WHERE product_id <> ");
+    let mut builder = QueryBuilder::<Any>::new("SELECT sku FROM catalog_skus WHERE product_id <> ");
     builder.push_bind(product_id.to_owned());
     builder.push(" AND sku IN (");
     push_list(&mut builder, skus);

@@ -376,16 +376,16 @@ pub struct CatalogService {
 
 fn sku_taken(error: DbError) -> Error {
     match error {
-        DbError::UniqueViolation { .. } => {
-            Error::new(ErrorCode::SkuTaken, "another product already has that SKU")
-        }
+        DbError::UniqueViolation { .. } => Error::new(
+            ErrorCode::SkuTaken,
+            "another product or variant already has that SKU",
+        ),
         other => other.into(),
     }
 }
 
-/// Refuses a product whose own SKU or a variant's is already used by another product
-/// or variant: every SKU names one thing. (The keys of the two tables also catch two
-/// products, or two variants, racing for one SKU.)
+/// Refuses a product whose own SKU or a variant's is already held by another product,
+/// naming them; two writes racing past this check meet the key of `catalog_skus`.
 async fn refuse_skus_in_use(
     connection: &mut sqlx::AnyConnection,
     row: &ProductRow,

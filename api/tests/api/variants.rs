@@ -10,7 +10,10 @@ use crate::helpers::*;
 use crate::on_both_backends;
 use crate::orders::{order, stock};
 
-on_both_backends!(variants_are_sold_by_their_own_skus);
+on_both_backends!(
+    variants_are_sold_by_their_own_skus,
+    racing_writes_never_share_a_sku
+);
 
 /// A T-shirt in three sizes of one colour, each its own SKU; L at a higher price and
 /// with its own image.
@@ -658,4 +661,29 @@ async fn grpc_creates_and_reads_variants() {
         .await
         .expect_err("an unknown option");
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
+}
+
+/// A product and another product's variant created at the same moment with one SKU:
+/// exactly one of them is stored, every time.
+async fn racing_writes_never_share_a_sku(backend: TestBackend) {
+    let app = spawn_app_on(backend).await;
+    let admin = app.admin().await;
+    for round in 0..8 {
+        let sku = format!("RACE-{round}");
+        let product =
+            json!({"sku": sku, "name": "Plain", "price": {"amount": 100, "currency": "EUR"}});
+        let with_variant = json!({
+            "sku": format!("FAMILY-{round}"), "name": "Family",
+            "price": {"amount": 100, "currency": "EUR"},
+            "options": [{"name": "size", "values": ["S"]}],
+            "variants": [{"sku": sku, "options": {"size": "S"}}],
+        });
+        let (first, second) = tokio::join!(
+            create(&app, &admin, &product),
+            create(&app, &admin, &with_variant)
+        );
+        let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409], "round {round}");
+    }
 }

@@ -1,8 +1,8 @@
 -- Product variants: a product's options (size, colour …, each with its values in
 -- display order) and its variants, each sold by its own SKU at its own price with its
 -- own images. A product without options has no rows here and is sold by its own SKU.
--- A variant's SKU is unique among variants (the key) and never equal to a product's
--- SKU (checked by the catalog in the writing transaction).
+-- Every SKU the catalog sells or names, a product's own or a variant's, is a key of
+-- catalog_skus, so one SKU names one thing even when two writes race.
 -- Keep in step with migrations/sqlite.
 CREATE TABLE product_options (
     product_id  VARCHAR(36)   NOT NULL,
@@ -25,3 +25,10 @@ CREATE TABLE product_variants (
     images        VARCHAR(4000) NOT NULL,
     KEY product_variants_product_idx (product_id, position)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
+
+CREATE TABLE catalog_skus (
+    sku         VARCHAR(64) NOT NULL PRIMARY KEY,
+    product_id  VARCHAR(36) NOT NULL
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
+CREATE INDEX catalog_skus_product_idx ON catalog_skus (product_id);
+INSERT INTO catalog_skus (sku, product_id) SELECT sku, id FROM products;
