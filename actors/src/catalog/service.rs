@@ -1080,7 +1080,11 @@ impl CatalogService {
 
     async fn upsert(&self, valid: ValidProduct) -> Result<Upserted, Error> {
         let mut transaction = self.db.begin().await?;
-        let existing = catalog::find_product_by_sku(&mut transaction, &valid.sku).await?;
+        // By the product's own SKU: a row naming a variant's SKU is another product,
+        // refused below as a SKU in use.
+        let existing = catalog::find_product_by_sku(&mut transaction, &valid.sku)
+            .await?
+            .filter(|current| current.product.sku == valid.sku);
         let (outcome, id) = match existing {
             None => {
                 let row = Self::row_from(valid, souk_db::ids::new_id(), now_micros());

@@ -585,6 +585,20 @@ async fn imports_carry_variants() {
         .await
         .unwrap();
     assert_eq!(polo["sku"], "POLO");
+
+    // A row named by a variant's SKU is a new product whose SKU is taken, never an
+    // update of the variant's product.
+    let row =
+        json!([{"sku": "POLO-L", "name": "Impostor", "price": {"amount": 1, "currency": "EUR"}}]);
+    let report = import(&app, &admin, "application/json", &row.to_string()).await;
+    assert_eq!(report["failed"], 1, "{report}");
+    let polo_after: Value = app
+        .get("/api/v1/products/sku/POLO-L")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(polo_after, polo, "the product of POLO-L is untouched");
 }
 
 fn with_sku(mut product: Value, sku: &str) -> Value {
