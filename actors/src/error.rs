@@ -75,7 +75,6 @@ error_codes! {
     InvalidSignature => ("invalid_signature", 401, "auth", "The webhook signature is missing, wrong or outside the time tolerance"),
     ReturnWindowClosed => ("return_window_closed", 409, "conflict", "The order was delivered too long ago to be returned"),
     EventInProgress => ("event_in_progress", 409, "conflict", "The event is being processed; retry it later"),
-    VariantRequired => ("variant_required", 422, "invalid_request", "The SKU names a product with variants; order one of its variants"),
     IdempotencyKeyReused => ("idempotency_key_reused", 422, "invalid_request", "The Idempotency-Key was used with a different request"),
     InsufficientStock => ("insufficient_stock", 409, "conflict", "Not enough stock available"),
     PurchaseLimit => ("purchase_limit", 409, "conflict", "The customer already holds the most units of this SKU allowed in unpaid orders"),

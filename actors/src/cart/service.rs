@@ -154,7 +154,7 @@ impl CartService {
                 Err(error)
                     if matches!(
                         error.code(),
-                        ErrorCode::NotFound | ErrorCode::VariantRequired
+                        ErrorCode::NotFound | ErrorCode::ValidationFailed
                     ) =>
                 {
                     None
@@ -248,11 +248,7 @@ impl CartService {
                 errors.push("sku", format!("{sku} is not an active product"));
                 return Err(errors.finish().unwrap_err());
             }
-            Err(error) if error.code() == ErrorCode::VariantRequired => {
-                let mut errors = FieldErrors::default();
-                errors.push("sku", error.detail());
-                return Err(errors.finish().unwrap_err());
-            }
+            // A product's own SKU when it has variants: refused on the field `sku`.
             Err(error) => return Err(error),
         };
         let (stored, ()) = self

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::catalog::model::{parse_amount, parse_images, parse_sku};
 use crate::catalog::service::{Money, MoneyInput, ProductView};
-use crate::error::{Error, ErrorCode, FieldErrors};
+use crate::error::{Error, FieldError, FieldErrors};
 use crate::money::Currency;
 
 pub const MAX_OPTIONS: usize = 3;
@@ -383,7 +383,8 @@ impl ProductView {
     /// The item a checkout sells for `sku`: this product itself when it has no
     /// variants, else the variant of that SKU with its price and images (the product's
     /// when it has none) and its option values in the name, `Tee (M / Red)`. The
-    /// product's own SKU, when it has variants, is `variant_required`.
+    /// product's own SKU, when it has variants, is a validation error of the field
+    /// `sku` naming the variants to order instead.
     pub fn sold_as(&self, sku: &str) -> Result<ProductView, Error> {
         if self.variants.is_empty() {
             return if self.sku == sku {
@@ -398,10 +399,10 @@ impl ProductView {
                 .iter()
                 .map(|variant| variant.sku.as_str())
                 .collect();
-            return Err(Error::new(
-                ErrorCode::VariantRequired,
+            return Err(Error::validation(vec![FieldError::new(
+                "sku",
                 format!("{sku} has variants; order one of them: {}", skus.join(", ")),
-            ));
+            )]));
         };
         let values: Vec<&str> = self
             .options

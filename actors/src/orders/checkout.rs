@@ -85,9 +85,12 @@ impl OrderLogic {
                     format!("items[{index}].sku"),
                     format!("{sku} is not an active product"),
                 )),
-                Err(error) if error.code() == ErrorCode::VariantRequired => errors.push(
-                    FieldError::new(format!("items[{index}].sku"), error.detail()),
-                ),
+                // A product's own SKU when it has variants: the message names them.
+                Err(error) if error.code() == ErrorCode::ValidationFailed => {
+                    errors.extend(error.field_errors().iter().map(|field| {
+                        FieldError::new(format!("items[{index}].sku"), field.message.clone())
+                    }))
+                }
                 // The catalog could not answer: that is not the shopper's mistake.
                 Err(error) => return Err(error),
             }
