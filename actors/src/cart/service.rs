@@ -293,27 +293,50 @@ impl CartService {
     }
 
     /// Moves the guest cart of `token` into `user_id`'s: quantities of a SKU in both add
-    /// up (at most 100), lines past 50 are dropped; then the guest cart is deleted. A
-    /// retry after a failure between the two steps adds nothing twice.
+    /// up (at most 100), lines past 50 are dropped. The guest cart is first taken (deleted
+    /// if still at the version read), so an edit racing the merge is either merged or
+    /// finds the cart gone, never lost; if the user's cart cannot be written, the guest
+    /// cart is put back.
     #[tracing::instrument(name = "merge_cart", skip(self, token))]
     pub async fn merge(&self, user_id: &str, token: &str) -> Result<CartView, Error> {
         let guest_owner = CartOwner::Guest(token.to_owned());
-        let (key, _) = self.key_and_ttl(&guest_owner)?;
-        let guest = self.load(&guest_owner, &key).await?;
-        let operation = format!("merge:{key}:{}", guest.version);
-        let (stored, dropped) = self
-            .update(&CartOwner::User(user_id.to_owned()), |cart| {
-                Ok(cart.merge(operation.clone(), &guest.cart))
-            })
-            .await?;
-        self.store.delete(&key).await?;
-        tracing::info!(
-            user_id,
-            lines = guest.cart.lines.len(),
-            dropped,
-            "guest cart merged"
-        );
-        self.view_of(&stored).await
+        let (key, ttl) = self.key_and_ttl(&guest_owner)?;
+        for attempt in 0..EDIT_ATTEMPTS {
+            let guest = self.load(&guest_owner, &key).await?;
+            if !self.store.delete(&key, Some(guest.version)).await? {
+                // A guest edit came between: merge what it left.
+                let pause = rand::thread_rng().gen_range(0..=(attempt + 1).min(10) * 2);
+                tokio::time::sleep(Duration::from_millis(u64::from(pause))).await;
+                continue;
+            }
+            let operation = format!("merge:{key}:{}", guest.version);
+            let merged = self
+                .update(&CartOwner::User(user_id.to_owned()), |cart| {
+                    Ok(cart.merge(operation.clone(), &guest.cart))
+                })
+                .await;
+            let (stored, dropped) = match merged {
+                Ok(merged) => merged,
+                Err(error) => {
+                    if let Err(restore) = self.store.save(&key, 0, &guest.cart, ttl).await {
+                        tracing::error!(%restore, user_id, "a guest cart taken for a failed merge could not be put back");
+                    }
+                    return Err(error);
+                }
+            };
+            tracing::info!(
+                user_id,
+                lines = guest.cart.lines.len(),
+                dropped,
+                "guest cart merged"
+            );
+            return self.view_of(&stored).await;
+        }
+        Err(Error::unavailable_retry_after(
+            ErrorCode::ServiceUnavailable,
+            "the guest cart keeps changing; retry",
+            1,
+        ))
     }
 
     /// Places an order for the cart's lines through the order service (with `key`,

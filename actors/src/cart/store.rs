@@ -31,8 +31,13 @@ pub trait CartStore: Send + Sync {
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<bool, Error>>;
 
-    /// Deletes the cart (whatever its version).
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+    /// Deletes the cart if it is at `expected` (`None`: whatever its version); `false`
+    /// when it was not (another write came first, or there was none).
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<i64>,
+    ) -> BoxFuture<'a, Result<bool, Error>>;
 
     /// Forgets expired carts where the store does not do it by itself.
     fn sweep(&self) -> BoxFuture<'_, Result<u64, Error>> {
@@ -99,11 +104,12 @@ impl CartStore for DbCartStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            carts::delete(self.db.pool(), key, None).await?;
-            Ok(())
-        })
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<i64>,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { Ok(carts::delete(self.db.pool(), key, expected).await?) })
     }
 
     fn sweep(&self) -> BoxFuture<'_, Result<u64, Error>> {
@@ -126,11 +132,21 @@ end
 return 1
 ";
 
+/// Deletes the hash if its `v` is ARGV[1]; an empty ARGV[1] deletes it whatever `v`.
+const DELETE_SCRIPT: &str = r"
+local version = redis.call('HGET', KEYS[1], 'v')
+if not version then return 0 end
+if ARGV[1] ~= '' and version ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+";
+
 /// Carts as Redis hashes (`v`: version, `doc`: the JSON document) under
 /// `<redis.key_prefix>cart:<key>`.
 pub struct RedisCartStore {
     redis: Arc<RedisStore>,
     save: redis::Script,
+    delete: redis::Script,
 }
 
 impl RedisCartStore {
@@ -138,6 +154,7 @@ impl RedisCartStore {
         Self {
             redis,
             save: redis::Script::new(SAVE_SCRIPT),
+            delete: redis::Script::new(DELETE_SCRIPT),
         }
     }
 
@@ -211,19 +228,29 @@ impl CartStore for RedisCartStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+        expected: Option<i64>,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             let redis_key = self.key(key);
-            self.redis
+            let expected = expected
+                .map(|version| version.to_string())
+                .unwrap_or_default();
+            let script = &self.delete;
+            let deleted: i64 = self
+                .redis
                 .run(|mut connection| async move {
-                    redis::cmd("DEL")
-                        .arg(&redis_key)
-                        .query_async::<i64>(&mut connection)
+                    script
+                        .key(redis_key)
+                        .arg(expected)
+                        .invoke_async(&mut connection)
                         .await
                 })
                 .await
                 .map_err(unavailable)?;
-            Ok(())
+            Ok(deleted == 1)
         })
     }
 }

@@ -1,8 +1,8 @@
 //! Checkout from the cart — the order placed through the idempotent create, exactly the
 //! ordered lines taken out after, a retry with the key answering the same order, an
 //! empty cart refused — and concurrency: two sessions editing one cart lose no write,
-//! and a checkout racing an edit leaves the order and the cart consistent; in the
-//! database on both engines and in Redis.
+//! a checkout racing an edit leaves the order and the cart consistent, and a merge racing
+//! guest edits loses none it accepted; in the database on both engines and in Redis.
 
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
@@ -16,7 +16,8 @@ use crate::on_both_backends;
 on_both_backends!(
     checkout_places_the_order_and_takes_its_lines_out,
     two_sessions_editing_one_cart_lose_nothing,
-    a_checkout_racing_an_edit_stays_consistent
+    a_checkout_racing_an_edit_stays_consistent,
+    a_merge_racing_guest_edits_loses_none_it_accepted
 );
 
 async fn checkout(
@@ -215,5 +216,75 @@ async fn checkout_races(app: &TestApp) {
         let retried = checkout(app, &ada, Some(&key), None).await;
         assert_eq!(retried.status(), StatusCode::OK);
         assert_eq!(cart(app, Who::User(&ada)).await["items"], after["items"]);
+    }
+}
+
+async fn a_merge_racing_guest_edits_loses_none_it_accepted(backend: TestBackend) {
+    let app = spawn_app_on(backend).await;
+    merge_races(&app).await;
+}
+
+#[actix_web::test]
+async fn a_merge_racing_guest_edits_loses_none_it_accepted_in_redis() {
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        config.redis.url = Some(redis_url());
+    })
+    .await;
+    merge_races(&app).await;
+}
+
+/// Guest edits sent while the guest cart merges into the user's: each edit is either
+/// accepted before the merge took the cart (and then is in the user's cart) or refused
+/// with 404 because the cart is gone; none is accepted and lost.
+async fn merge_races(app: &TestApp) {
+    let admin = app.admin().await;
+    for index in 0..12 {
+        product(app, &admin, &format!("MERGE-{index}"), 100, 0).await;
+    }
+    for round in 0..3 {
+        let ada = app.customer(&format!("cart-merge-{round}")).await;
+        let guest: Value = app
+            .post_json("/api/v1/carts/guest", &json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let token = guest["token"].as_str().unwrap();
+        set(app, Who::Guest(token), "MERGE-0", 1).await;
+        let edits = (1..12).map(|index| async move {
+            let sku = format!("MERGE-{index}");
+            let response = call(
+                app,
+                Method::PUT,
+                &format!("{CART}/items/{sku}"),
+                Who::Guest(token),
+                Some(&json!({"quantity": 1})),
+            )
+            .await;
+            (sku, response.status())
+        });
+        let merge = async {
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+            app.client
+                .post(app.url(&format!("{CART}/merge")))
+                .bearer_auth(&ada.access_token)
+                .header("Souk-Cart-Token", token)
+                .send()
+                .await
+                .unwrap()
+        };
+        let (outcomes, merged) = tokio::join!(join_all(edits), merge);
+        assert_eq!(merged.status(), StatusCode::OK);
+        let mine = cart(app, Who::User(&ada)).await;
+        assert_eq!(quantity(&mine, "MERGE-0"), 1, "{mine}");
+        for (sku, status) in outcomes {
+            match status {
+                StatusCode::OK => {
+                    assert_eq!(quantity(&mine, &sku), 1, "{sku} was accepted: {mine}")
+                }
+                StatusCode::NOT_FOUND => {}
+                other => panic!("{sku}: {other}"),
+            }
+        }
     }
 }
