@@ -255,7 +255,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     let access = AccessCache::new(std::time::Duration::from_millis(
         config.auth.access_cache_ttl_ms,
     ));
-    let users = UserService::new(db.clone(), hasher.clone(), access.clone());
+    // Carts live in Redis when it is configured (shared by every node, guest carts
+    // expiring there), else in the database.
+    let cart_store: Arc<dyn CartStore> = match &redis {
+        Some(redis) => Arc::new(RedisCartStore::new(redis.clone())),
+        None => Arc::new(DbCartStore::new(db.clone())),
+    };
+    let users =
+        UserService::new(db.clone(), hasher.clone(), access.clone()).with_carts(cart_store.clone());
     let addresses = AddressBook::new(db.clone(), config.users.max_addresses);
     let auth = AuthService::new(
         db.clone(),
@@ -364,12 +371,6 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
             .context("cannot serve the cluster's envelopes")?;
     }
     let _ = order_router_cell.set(orders.router().clone());
-    // Carts live in Redis when it is configured (shared by every node, guest carts
-    // expiring there), else in the database.
-    let cart_store: Arc<dyn CartStore> = match &redis {
-        Some(redis) => Arc::new(RedisCartStore::new(redis.clone())),
-        None => Arc::new(DbCartStore::new(db.clone())),
-    };
     let carts = CartService::new(
         cart_store,
         products,

@@ -1,5 +1,7 @@
 //! Users: registration, profiles, account deletion and the admin operations.
 
+use std::sync::Arc;
+
 use serde_json::json;
 use souk_db::clock::now_micros;
 use souk_db::one_time_tokens::{self, OneTimeToken};
@@ -7,6 +9,7 @@ use souk_db::outbox::{self};
 use souk_db::users::{self, UserFilter, UserRecord};
 use souk_db::{addresses, sessions, Db, DbError};
 
+use crate::cart::CartStore;
 use crate::error::{Error, ErrorCode, FieldErrors};
 use crate::identity::access::AccessCache;
 use crate::identity::secret_token;
@@ -118,6 +121,8 @@ pub struct UserService {
     db: Db,
     hasher: PasswordHasher,
     access: AccessCache,
+    /// Where carts live when not (only) in the database: an account's cart goes with it.
+    carts: Option<Arc<dyn CartStore>>,
 }
 
 fn email_taken(error: DbError) -> Error {
@@ -134,7 +139,20 @@ impl UserService {
     /// `access` is the node's cache of live sessions, which this service's changes of
     /// access keep current.
     pub fn new(db: Db, hasher: PasswordHasher, access: AccessCache) -> Self {
-        Self { db, hasher, access }
+        Self {
+            db,
+            hasher,
+            access,
+            carts: None,
+        }
+    }
+
+    /// The same service, deleting an account's cart from `carts` too (Redis).
+    pub fn with_carts(self, carts: Arc<dyn CartStore>) -> Self {
+        Self {
+            carts: Some(carts),
+            ..self
+        }
     }
 
     /// Creates a customer and, in the same transaction, its `user.registered` event.
@@ -261,8 +279,9 @@ impl UserService {
     }
 
     /// Deletes the account, its sessions, its address book and its cart (in the
-    /// database; a cart in Redis is left unreachable); `user.deleted` lets
-    /// other domains forget it. Its orders keep their address snapshots.
+    /// database, in the transaction; in the cart store, Redis, right after it commits);
+    /// `user.deleted` lets other domains forget it. Its orders keep their address
+    /// snapshots.
     #[tracing::instrument(name = "delete_user", skip(self))]
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
         let deleted_event = Topic::UserDeleted.event(id, &json!({"user_id": id}))?;
@@ -276,6 +295,13 @@ impl UserService {
         outbox::append(&mut *transaction, &deleted_event).await?;
         transaction.commit().await.map_err(DbError::from)?;
         self.access.forget_account(id);
+        if let Some(carts) = &self.carts {
+            // Best effort: the account is gone either way, and its id is never reused,
+            // so a cart left behind is unreachable.
+            if let Err(error) = carts.delete(&crate::cart::user_key(id), None).await {
+                tracing::warn!(%error, user_id = %id, "the deleted account's cart could not be deleted");
+            }
+        }
         tracing::info!(user_id = %id, "user deleted");
         Ok(())
     }

@@ -486,3 +486,48 @@ async fn a_cart_holds_at_most_fifty_lines() {
     assert_eq!(view["items"].as_array().unwrap().len(), 50);
     assert_eq!(view["item_count"], 49 * 100 + 3);
 }
+
+/// An account deleted with its cart in Redis takes the cart with it.
+#[actix_web::test]
+async fn a_deleted_account_takes_its_redis_cart_along() {
+    let prefix = format!("souk-test:{}:", uuid::Uuid::now_v7().simple());
+    let configured = prefix.clone();
+    let app = spawn_app_with(TestBackend::Sqlite, move |config| {
+        config.redis.url = Some(redis_url());
+        config.redis.key_prefix = configured;
+    })
+    .await;
+    let admin = app.admin().await;
+    product(&app, &admin, "GONE-1", 100, 0).await;
+    let ada = app.customer("cart-deleted").await;
+    set(&app, Who::User(&ada), "GONE-1", 2).await;
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}cart:user:{}", ada.id);
+    let exists = |connection: &mut redis::aio::MultiplexedConnection| {
+        let key = key.clone();
+        let mut connection = connection.clone();
+        async move {
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query_async::<i64>(&mut connection)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(exists(&mut connection).await, 1, "the cart is in redis");
+    let deleted = call(
+        &app,
+        Method::DELETE,
+        "/api/v1/users/me",
+        Who::User(&ada),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        exists(&mut connection).await,
+        0,
+        "and goes with the account"
+    );
+}
