@@ -1,5 +1,6 @@
 //! The node's product snapshots for checkout: the active item of a SKU (a product or
-//! one of its variants) as an order prices it, kept in memory so a checkout reads no catalog row while it is fresh.
+//! one of its variants) as an order prices it, kept in memory so a checkout reads no
+//! catalog row while it is fresh.
 //!
 //! A snapshot lives at most the configured TTL. A catalog write on this node forgets
 //! them all at once; one on another node forgets the products it names when its
