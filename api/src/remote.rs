@@ -350,7 +350,6 @@ fn money(money: Option<pb::Money>) -> Money {
 }
 
 fn product_view(product: pb::Product) -> ProductView {
-    let price = product.price.unwrap_or_default();
     let range = product.price_range.unwrap_or_default();
     ProductView {
         options: product
@@ -380,10 +379,7 @@ fn product_view(product: pb::Product) -> ProductView {
         sku: product.sku,
         name: product.name,
         description: product.description,
-        price: Money {
-            amount: price.amount,
-            currency: price.currency,
-        },
+        price: money(product.price),
         category_id: Some(product.category_id).filter(|id| !id.is_empty()),
         tags: product.tags,
         attributes: product.attributes.into_iter().collect::<BTreeMap<_, _>>(),

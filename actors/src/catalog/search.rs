@@ -33,6 +33,7 @@ use crate::catalog::index::{
     SearchHits, SearchRequest, Status,
 };
 use crate::catalog::service::descendants;
+use crate::catalog::variants;
 use crate::error::{Error, ErrorCode};
 
 /// Products read from the database per query while rebuilding.
@@ -415,31 +416,17 @@ pub fn indexed_product(
     in_stock: bool,
 ) -> IndexedProduct {
     let product = row.product;
-    let option_names: Vec<String> = row
-        .options
-        .iter()
-        .map(|option| option.name.clone())
-        .collect();
-    let options = row
-        .options
+    let options = variants::option_views(&row.options)
         .into_iter()
-        .map(|option| {
-            let values = serde_json::from_str(&option.choices).unwrap_or_default();
-            (option.name, values)
-        })
+        .map(|option| (option.name, option.values))
         .collect();
-    let variants = row
-        .variants
+    let variants = variants::variant_views(&row.options, &row.variants, &product.currency)
         .into_iter()
-        .map(|variant| {
-            let values: Vec<String> =
-                serde_json::from_str(&variant.option_values).unwrap_or_default();
-            IndexedVariant {
-                sku: variant.sku,
-                options: option_names.iter().cloned().zip(values).collect(),
-                amount: variant.price_amount,
-                images: serde_json::from_str(&variant.images).unwrap_or_default(),
-            }
+        .map(|variant| IndexedVariant {
+            sku: variant.sku,
+            options: variant.options.into_iter().collect(),
+            amount: variant.price.amount,
+            images: variant.images,
         })
         .collect();
     let status = match product.status.as_str() {

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::grpc::addresses::postal_address_message;
 use crate::grpc::{caller, given, given_limit, returns};
 use crate::state::AppState;
-use souk_actors::catalog::service::Money;
+use souk_actors::catalog::service::{Money, MoneyInput};
 use souk_actors::orders::views::{
     checked_idempotency_key, checked_payment_method, checked_reason, decode_order_cursor,
     encode_order_cursor,
@@ -29,6 +29,14 @@ pub fn money(value: Money) -> Option<pb::Money> {
         amount: value.amount,
         currency: value.currency,
     })
+}
+
+/// A request's money as the domains take it.
+pub fn money_input(money: pb::Money) -> MoneyInput {
+    MoneyInput {
+        amount: money.amount,
+        currency: money.currency,
+    }
 }
 
 pub fn order_message(view: OrderView) -> pb::Order {

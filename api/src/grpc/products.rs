@@ -8,22 +8,16 @@ use tonic::{Request, Response, Status};
 
 use crate::error::{Error, FieldError};
 use crate::grpc::caller;
+use crate::grpc::orders::{money, money_input};
 use crate::state::AppState;
 use souk_actors::catalog::model::{parse_sku, ProductStatus};
 use souk_actors::catalog::query::parse_search_params;
-use souk_actors::catalog::service::{CategoryView, Money, MoneyInput, ProductInput, ProductView};
+use souk_actors::catalog::service::{CategoryView, MoneyInput, ProductInput, ProductView};
 use souk_actors::catalog::variants::{OptionInput, VariantInput};
 use souk_actors::identity::Role;
 
 pub struct ProductGrpc {
     pub state: web::Data<AppState>,
-}
-
-fn money_message(money: Money) -> pb::Money {
-    pb::Money {
-        amount: money.amount,
-        currency: money.currency,
-    }
 }
 
 pub fn product_message(view: ProductView) -> pb::Product {
@@ -42,23 +36,20 @@ pub fn product_message(view: ProductView) -> pb::Product {
             .map(|variant| pb::ProductVariant {
                 sku: variant.sku,
                 options: variant.options.into_iter().collect(),
-                price: Some(money_message(variant.price)),
+                price: money(variant.price),
                 images: variant.images,
                 available: variant.available,
             })
             .collect(),
         price_range: Some(pb::PriceRange {
-            min: Some(money_message(view.price_range.min)),
-            max: Some(money_message(view.price_range.max)),
+            min: money(view.price_range.min),
+            max: money(view.price_range.max),
         }),
         id: view.id,
         sku: view.sku,
         name: view.name,
         description: view.description,
-        price: Some(pb::Money {
-            amount: view.price.amount,
-            currency: view.price.currency,
-        }),
+        price: money(view.price),
         category_id: view.category_id.unwrap_or_default(),
         tags: view.tags,
         attributes: view.attributes.into_iter().collect(),
@@ -254,10 +245,7 @@ impl ProductService for ProductGrpc {
                 .map(|variant| VariantInput {
                     sku: variant.sku,
                     options: variant.options.into_iter().collect(),
-                    price: variant.price.map(|price| MoneyInput {
-                        amount: price.amount,
-                        currency: price.currency,
-                    }),
+                    price: variant.price.map(money_input),
                     images: variant.images,
                 })
                 .collect(),

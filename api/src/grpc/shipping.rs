@@ -2,7 +2,6 @@
 //! the same `Shipping` service as REST's `/shipping-methods` and `/admin/tax-rates`.
 
 use actix_web::web;
-use souk_actors::catalog::service::MoneyInput;
 use souk_actors::shipping::{
     ShippingMethodChanges, ShippingMethodInput, ShippingMethodView, TaxRateView,
 };
@@ -11,7 +10,7 @@ use souk_proto::v1 as pb;
 use souk_proto::v1::shipping_service_server::ShippingService;
 use tonic::{Request, Response, Status};
 
-use crate::grpc::orders::money;
+use crate::grpc::orders::{money, money_input};
 use crate::grpc::{caller, given};
 use crate::state::AppState;
 use crate::wire::status::to_status;
@@ -38,13 +37,6 @@ fn tax_rate_message(view: TaxRateView) -> pb::TaxRate {
         country: view.country,
         rate_bps: view.rate_bps,
         updated_at: view.updated_at,
-    }
-}
-
-fn money_input(money: pb::Money) -> MoneyInput {
-    MoneyInput {
-        amount: money.amount,
-        currency: money.currency,
     }
 }
 

@@ -49,7 +49,7 @@ pub struct IndexedProduct {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexedVariant {
     pub sku: String,
-    /// (option name, value), in the options' order.
+    /// (option name, value), by option name.
     pub options: Vec<(String, String)>,
     /// Minor units, in the product's currency.
     pub amount: i64,
