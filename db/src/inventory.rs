@@ -1,6 +1,7 @@
-//! The inventory repository. Only a SKU's actor calls the writing functions, and every
-//! write of a batch goes through [`write_batch`], one transaction fenced on the version
-//! the actor loaded and on its owner epoch (see [`crate::fence`]).
+//! The inventory repository. Only a SKU's actor writes, through the node writer
+//! ([`crate::node_writer`]), which commits the batches of many SKUs together with
+//! [`write_parts`]: each batch fenced on its own on the version its actor loaded and on
+//! its owner epoch (see [`crate::fence`]).
 
 use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
 
@@ -122,69 +123,120 @@ pub async fn has_movement(
     Ok(count > 0)
 }
 
-/// Writes one batch: the item row conditional on `expected_version` and on no later
-/// owner having claimed it (or its creation), reservations, ledger rows and outbox
-/// events, in one transaction.
+/// Writes one batch in a transaction of its own: [`write_parts`] for one part.
 pub async fn write_batch(connection: &mut AnyConnection, batch: &Batch) -> Result<(), BatchError> {
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
-    if let Some(item) = &batch.item {
-        match batch.expected_version {
-            Some(expected) => {
-                let result = sqlx::query(
-                    "UPDATE inventory_items SET on_hand = ?, reserved = ?, low_stock_threshold = ?, version = ?, updated_at = ?, owner_epoch = ? \
-                     WHERE sku = ? AND version = ? AND owner_epoch <= ?",
-                )
-                .bind(item.on_hand)
-                .bind(item.reserved)
-                .bind(item.low_stock_threshold)
-                .bind(item.version)
-                .bind(item.updated_at)
-                .bind(item.owner_epoch)
-                .bind(&item.sku)
-                .bind(expected)
-                .bind(item.owner_epoch)
-                .execute(&mut *transaction)
-                .await?;
-                if result.rows_affected() != 1 {
-                    return Err(BatchError::Fenced);
-                }
+    let written = write_parts(&mut transaction, &[batch]).await?;
+    if written.first() != Some(&true) {
+        return Err(BatchError::Fenced);
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// Rows of one multi-row `INSERT` at most (a movement binds ten parameters; SQLite
+/// allows 32 766 per statement).
+const INSERT_ROWS: usize = 1_000;
+/// Items of one multi-row `UPDATE` at most (each binds seventeen parameters).
+const UPDATE_ITEMS: usize = 256;
+
+/// Writes the batches of many SKUs in the caller's transaction, each fenced on its
+/// own: its item row is written only if it still holds the version the batch's actor
+/// loaded (or, new, does not exist yet) and no later owner claimed it, and only then
+/// are its reservations, ledger rows and events written. Answers, per batch, whether
+/// it was written (`false`: fenced); an error means the transaction must be dropped.
+///
+/// The item rows of several batches are written by one `UPDATE` per
+/// [`UPDATE_ITEMS`], inside a savepoint; should any of them be fenced, the savepoint
+/// is rolled back and each row written alone to find which.
+pub async fn write_parts(
+    transaction: &mut AnyConnection,
+    batches: &[&Batch],
+) -> Result<Vec<bool>, DbError> {
+    let mut written = vec![true; batches.len()];
+    let updates: Vec<usize> = (0..batches.len())
+        .filter(|&index| batches[index].item.is_some() && batches[index].expected_version.is_some())
+        .collect();
+    for chunk in updates.chunks(UPDATE_ITEMS) {
+        if chunk.len() > 1 {
+            let mut savepoint = sqlx::Connection::begin(&mut *transaction).await?;
+            let items: Vec<(&ItemRecord, i64)> = chunk
+                .iter()
+                .filter_map(|&index| {
+                    let batch = batches[index];
+                    Some((batch.item.as_ref()?, batch.expected_version?))
+                })
+                .collect();
+            if update_items(&mut savepoint, &items).await? == chunk.len() as u64 {
+                savepoint.commit().await?;
+                continue;
             }
-            None => {
-                let inserted = sqlx::query(
-                    "INSERT INTO inventory_items (sku, on_hand, reserved, low_stock_threshold, version, updated_at, owner_epoch) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&item.sku)
-                .bind(item.on_hand)
-                .bind(item.reserved)
-                .bind(item.low_stock_threshold)
-                .bind(item.version)
-                .bind(item.updated_at)
-                .bind(item.owner_epoch)
-                .execute(&mut *transaction)
-                .await;
-                match inserted.map_err(DbError::from) {
-                    Ok(_) => {}
-                    Err(DbError::UniqueViolation { .. }) => return Err(BatchError::Fenced),
-                    Err(other) => return Err(other.into()),
-                }
+            savepoint.rollback().await?;
+        }
+        for &index in chunk {
+            let batch = batches[index];
+            if let (Some(item), Some(expected)) = (&batch.item, batch.expected_version) {
+                written[index] = update_items(&mut *transaction, &[(item, expected)]).await? == 1;
             }
         }
     }
-    for order_id in &batch.removed_reservations {
-        if let Some(item) = &batch.item {
-            sqlx::query("DELETE FROM inventory_reservations WHERE sku = ? AND order_id = ?")
-                .bind(&item.sku)
-                .bind(order_id)
-                .execute(&mut *transaction)
-                .await?;
+    for (index, batch) in batches.iter().enumerate() {
+        let (Some(item), None) = (&batch.item, batch.expected_version) else {
+            continue;
+        };
+        // A row that exists already was created by another owner since this one
+        // loaded: a failed statement, not a failed transaction, on both engines.
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO inventory_items ({ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&item.sku)
+        .bind(item.on_hand)
+        .bind(item.reserved)
+        .bind(item.low_stock_threshold)
+        .bind(item.version)
+        .bind(item.updated_at)
+        .bind(item.owner_epoch)
+        .execute(&mut *transaction)
+        .await;
+        match inserted.map_err(DbError::from) {
+            Ok(_) => {}
+            Err(DbError::UniqueViolation { .. }) => written[index] = false,
+            Err(other) => return Err(other),
         }
     }
-    if !batch.new_reservations.is_empty() {
+    let landed: Vec<&Batch> = batches
+        .iter()
+        .zip(&written)
+        .filter(|(_, written)| **written)
+        .map(|(batch, _)| *batch)
+        .collect();
+    for batch in &landed {
+        let Some(item) = &batch.item else {
+            continue;
+        };
+        for order_ids in batch.removed_reservations.chunks(INSERT_ROWS) {
+            let mut builder =
+                QueryBuilder::<Any>::new("DELETE FROM inventory_reservations WHERE sku = ");
+            builder
+                .push_bind(item.sku.clone())
+                .push(" AND order_id IN (");
+            let mut separated = builder.separated(", ");
+            for order_id in order_ids {
+                separated.push_bind(order_id.clone());
+            }
+            builder.push(")");
+            builder.build().execute(&mut *transaction).await?;
+        }
+    }
+    let reservations: Vec<&ReservationRecord> = landed
+        .iter()
+        .flat_map(|batch| &batch.new_reservations)
+        .collect();
+    for chunk in reservations.chunks(INSERT_ROWS) {
         let mut builder = QueryBuilder::<Any>::new(
             "INSERT INTO inventory_reservations (sku, order_id, quantity, expires_at, created_at, customer_id) ",
         );
-        builder.push_values(&batch.new_reservations, |mut values, reservation| {
+        builder.push_values(chunk, |mut values, reservation| {
             values
                 .push_bind(reservation.sku.clone())
                 .push_bind(reservation.order_id.clone())
@@ -195,11 +247,13 @@ pub async fn write_batch(connection: &mut AnyConnection, batch: &Batch) -> Resul
         });
         builder.build().execute(&mut *transaction).await?;
     }
-    if !batch.movements.is_empty() {
+    let movements: Vec<&MovementRecord> =
+        landed.iter().flat_map(|batch| &batch.movements).collect();
+    for chunk in movements.chunks(INSERT_ROWS) {
         let mut builder = QueryBuilder::<Any>::new(
             "INSERT INTO inventory_movements (id, sku, kind, delta_on_hand, delta_reserved, order_id, actor, reason, version, created_at) ",
         );
-        builder.push_values(&batch.movements, |mut values, movement| {
+        builder.push_values(chunk, |mut values, movement| {
             values
                 .push_bind(movement.id.clone())
                 .push_bind(movement.sku.clone())
@@ -214,11 +268,60 @@ pub async fn write_batch(connection: &mut AnyConnection, batch: &Batch) -> Resul
         });
         builder.build().execute(&mut *transaction).await?;
     }
-    for event in &batch.events {
-        outbox::append(&mut *transaction, event).await?;
+    let events: Vec<&OutboxEvent> = landed.iter().flat_map(|batch| &batch.events).collect();
+    for chunk in events.chunks(INSERT_ROWS) {
+        outbox::append_all(&mut *transaction, chunk).await?;
     }
-    transaction.commit().await?;
-    Ok(())
+    Ok(written)
+}
+
+/// Writes item rows, each only where it still holds its expected version and no
+/// later owner claimed it; answers how many were written.
+async fn update_items(
+    connection: &mut AnyConnection,
+    items: &[(&ItemRecord, i64)],
+) -> Result<u64, DbError> {
+    let mut builder = QueryBuilder::<Any>::new("UPDATE inventory_items SET ");
+    let columns: [(&str, fn(&ItemRecord) -> i64); 6] = [
+        ("on_hand", |item| item.on_hand),
+        ("reserved", |item| item.reserved),
+        ("low_stock_threshold", |item| item.low_stock_threshold),
+        ("version", |item| item.version),
+        ("updated_at", |item| item.updated_at),
+        ("owner_epoch", |item| item.owner_epoch),
+    ];
+    for (position, (column, value)) in columns.iter().enumerate() {
+        if position > 0 {
+            builder.push(", ");
+        }
+        builder.push(format!("{column} = CASE sku"));
+        for (item, _) in items {
+            builder.push(" WHEN ").push_bind(item.sku.clone());
+            builder.push(" THEN ").push_bind(value(item));
+        }
+        builder.push(" END");
+    }
+    builder.push(" WHERE sku IN (");
+    let mut separated = builder.separated(", ");
+    for (item, _) in items {
+        separated.push_bind(item.sku.clone());
+    }
+    builder.push(") AND version = CASE sku");
+    for (item, expected) in items {
+        builder.push(" WHEN ").push_bind(item.sku.clone());
+        builder.push(" THEN ").push_bind(*expected);
+    }
+    builder.push(" END AND owner_epoch <= CASE sku");
+    for (item, _) in items {
+        builder.push(" WHEN ").push_bind(item.sku.clone());
+        builder.push(" THEN ").push_bind(item.owner_epoch);
+    }
+    builder.push(" END");
+    Ok(builder
+        .build()
+        .execute(&mut *connection)
+        .await?
+        .rows_affected())
 }
 
 /// The ledger of a SKU, oldest first.

@@ -1,6 +1,7 @@
 //! Souk's database layer: one pool type for SQLite (the embedded default) and
 //! MySQL/MariaDB (production), the migrations of both, one repository module per
-//! domain, and the node's group-commit writer of new orders (`order_writer`).
+//! domain, and the node writer (`node_writer`), which group-commits the node's SKU
+//! batches and new orders together.
 //!
 //! Every repository query is written once, in the SQL subset both engines share, and
 //! runs through sqlx's `Any` driver; only the DDL differs per engine (see
@@ -21,8 +22,8 @@ pub mod error;
 pub mod fence;
 pub mod ids;
 pub mod inventory;
+pub mod node_writer;
 pub mod one_time_tokens;
-pub mod order_writer;
 pub mod orders;
 pub mod outbox;
 pub mod payment_events;

@@ -3,6 +3,8 @@
 //! (`transition`, see [`crate::fence`]), so two concurrent transitions of one order
 //! cannot both apply, and a node that lost the order's shard cannot apply any.
 
+use std::borrow::Borrow;
+
 use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
 
 use crate::clock::Micros;
@@ -94,7 +96,12 @@ pub struct NewOrder {
 /// Inserts orders with their lines, first history entries and events in one
 /// transaction, one statement per table: all of them or none (a duplicate id or
 /// idempotency key fails them all, as `UniqueViolation`).
-pub async fn insert(connection: &mut AnyConnection, placed: &[NewOrder]) -> Result<(), DbError> {
+pub async fn insert<Placed: Borrow<NewOrder>>(
+    connection: &mut AnyConnection,
+    placed: &[Placed],
+) -> Result<(), DbError> {
+    let placed: Vec<&NewOrder> = placed.iter().map(Borrow::borrow).collect();
+    let placed = placed.as_slice();
     if placed.is_empty() {
         return Ok(());
     }

@@ -1,13 +1,16 @@
 //! The connection pools for either engine, chosen by the URL's scheme: the shared
-//! pool, and on MySQL/MariaDB a small lane of connections kept for stock batches.
+//! pool, and on MySQL/MariaDB a small lane of connections kept for the node writer's
+//! commits; the handle also carries the node writer's state.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Executor};
 
+use crate::node_writer::{self, NodeWriter};
 use crate::DbError;
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -80,10 +83,13 @@ fn migration_lock_name(database: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
-    /// Connections only stock batches use; `None` on SQLite (one writer at a time
+    /// Connections only the node writer uses; `None` on SQLite (one writer at a time
     /// whatever the pool) or when none are configured.
     stock_lane: Option<AnyPool>,
     backend: Backend,
+    /// The node writer's queue and slots, shared by every clone.
+    writes: Arc<Mutex<node_writer::State>>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Db {
@@ -113,6 +119,8 @@ impl Db {
             pool,
             stock_lane,
             backend,
+            writes: Arc::default(),
+            runtime: tokio::runtime::Handle::current(),
         })
     }
 
@@ -163,20 +171,31 @@ impl Db {
         &self.pool
     }
 
-    /// A connection for a stock batch: from the stock lane when one is free, else from
-    /// whichever of the lane and the shared pool frees one first.
-    pub async fn acquire_for_stock(&self) -> Result<PoolConnection<Any>, DbError> {
-        let Some(lane) = &self.stock_lane else {
-            return Ok(self.pool.acquire().await?);
-        };
-        if let Some(connection) = lane.try_acquire() {
-            return Ok(connection);
+    /// The node's writer of SKU batches and new orders (one per connected `Db`, shared
+    /// by its clones).
+    pub fn writer(&self) -> NodeWriter {
+        NodeWriter::new(self.clone())
+    }
+
+    pub(crate) fn writer_state(&self) -> &Mutex<node_writer::State> {
+        &self.writes
+    }
+
+    /// A connection for a node writer's commit: from the stock lane, whose connections
+    /// only the writer's tasks open (on the runtime that connected the `Db`); from the
+    /// shared pool where there is no lane.
+    pub async fn acquire_for_writes(&self) -> Result<PoolConnection<Any>, DbError> {
+        match &self.stock_lane {
+            Some(lane) => Ok(lane.acquire().await?),
+            None => Ok(self.pool.acquire().await?),
         }
-        Ok(tokio::select! {
-            biased;
-            connection = lane.acquire() => connection?,
-            connection = self.pool.acquire() => connection?,
-        })
+    }
+
+    /// The runtime the node writer's tasks run on: the one that connected the `Db`
+    /// (the node's main runtime), which outlives the HTTP workers and actor arbiters
+    /// that stop before it.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
     }
 
     pub fn backend(&self) -> Backend {

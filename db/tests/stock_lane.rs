@@ -1,6 +1,7 @@
-//! The stock lane: on MariaDB a stock batch gets a connection even while ordinary work
-//! holds every connection of the shared pool; on SQLite, and with no lane configured,
-//! it shares the pool and waits like everyone else.
+//! The stock lane: on MariaDB the node writer's commits (SKU batches and new orders)
+//! get a connection of their own even while ordinary work holds every connection of
+//! the shared pool; on SQLite, and with no lane configured, the writer shares the pool
+//! and waits like everyone else.
 
 use std::time::Duration;
 
@@ -29,12 +30,12 @@ async fn exhaust(db: &Db) -> Vec<sqlx::pool::PoolConnection<sqlx::Any>> {
 }
 
 #[tokio::test]
-async fn a_stock_batch_gets_a_lane_connection_while_the_shared_pool_is_exhausted() {
+async fn the_writer_gets_a_lane_connection_while_the_shared_pool_is_exhausted() {
     let db = Db::connect(&empty_mysql().await, &settings(1))
         .await
         .expect("connect");
     let held = exhaust(&db).await;
-    let mut connection = tokio::time::timeout(Duration::from_secs(1), db.acquire_for_stock())
+    let mut connection = tokio::time::timeout(Duration::from_secs(1), db.acquire_for_writes())
         .await
         .expect("the lane answers at once")
         .expect("a lane connection");
@@ -43,25 +44,27 @@ async fn a_stock_batch_gets_a_lane_connection_while_the_shared_pool_is_exhausted
         .await
         .expect("the lane connection works");
     assert_eq!(one, 1);
-    // The lane's one connection is taken: the next batch waits for whichever frees
-    // first, here a shared one.
+    // The lane's one connection is taken: the next commit waits for the lane, not for
+    // the shared pool (whose connections may belong to a runtime that is stopping).
     let waiting = tokio::spawn({
         let db = db.clone();
-        async move { db.acquire_for_stock().await.map(drop) }
+        async move { db.acquire_for_writes().await.map(drop) }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!waiting.is_finished(), "no connection is free yet");
+    assert!(!waiting.is_finished(), "no lane connection is free yet");
     drop(held);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "a shared connection is not taken");
+    drop(connection);
     waiting
         .await
-        .expect("the waiting batch did not panic")
-        .expect("a freed shared connection");
-    drop(connection);
+        .expect("the waiting commit did not panic")
+        .expect("the freed lane connection");
     db.close().await;
 }
 
 #[tokio::test]
-async fn without_a_lane_a_stock_batch_waits_for_the_shared_pool() {
+async fn without_a_lane_the_writer_waits_for_the_shared_pool() {
     let sqlite = fresh_sqlite().await;
     for db in [
         Db::connect(&empty_mysql().await, &settings(0))
@@ -73,7 +76,8 @@ async fn without_a_lane_a_stock_batch_waits_for_the_shared_pool() {
             .expect("connect"),
     ] {
         let held = exhaust(&db).await;
-        let waited = tokio::time::timeout(Duration::from_millis(300), db.acquire_for_stock()).await;
+        let waited =
+            tokio::time::timeout(Duration::from_millis(300), db.acquire_for_writes()).await;
         assert!(waited.is_err(), "no connection beside the shared pool");
         drop(held);
         db.close().await;

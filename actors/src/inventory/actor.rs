@@ -1,7 +1,8 @@
 //! The SKU actor: owns one SKU's [`Stock`], applies commands in arrival order, and
 //! group-commits them — while one batch is being written, the next accumulates; each
-//! batch is one transaction, fenced on the version the actor loaded and on its owner
-//! epoch, and every caller of the batch is answered only after it committed. It runs
+//! batch goes to the node writer, which commits it with other SKUs' batches and new
+//! orders, fenced on its own on the version the actor loaded and on its owner epoch;
+//! every caller of the batch is answered only after that commit. It runs
 //! under the entity host, which starts it on first use and restarts it after a failure.
 //! On a clustered node it claims the SKU's row with its shard's epoch as it loads; a
 //! row a later owner claimed makes it answer `Fenced` and stop.
@@ -260,7 +261,8 @@ async fn write(
             "injected failure".into(),
         )));
     }
-    let mut connection = db.acquire_for_stock().await?;
+    // Only a sale without its reservation or a return reads the ledger first.
+    let mut connection = None;
     let now = now_micros();
     let available_before = stock.available();
     let mut changes = Changes::default();
@@ -268,14 +270,25 @@ async fn write(
     let mut expired = Vec::new();
     let mut threshold_changed = false;
     for command in &commands {
-        let sold_before = match command {
+        let kind = match command {
             Command::Commit { order_id, .. } if !stock.reservations.contains_key(order_id) => {
-                inventory::has_movement(&mut connection, &stock.sku, order_id, "sale").await?
+                Some((order_id, "sale"))
             }
-            Command::Return { order_id, .. } => {
-                inventory::has_movement(&mut connection, &stock.sku, order_id, "return").await?
+            Command::Return { order_id, .. } => Some((order_id, "return")),
+            _ => None,
+        };
+        let sold_before = match kind {
+            Some((order_id, kind)) => {
+                let mut ledger = match connection.take() {
+                    Some(ledger) => ledger,
+                    None => db.pool().acquire().await.map_err(souk_db::DbError::from)?,
+                };
+                let found =
+                    inventory::has_movement(&mut ledger, &stock.sku, order_id, kind).await?;
+                connection = Some(ledger);
+                found
             }
-            _ => false,
+            None => false,
         };
         threshold_changed |= matches!(command, Command::SetThreshold { .. });
         let result = stock.apply(command, now, sold_before, &mut changes);
@@ -333,7 +346,9 @@ async fn write(
         movements: changes.movements,
         events,
     };
-    inventory::write_batch(&mut connection, &batch).await?;
+    // The ledger connection goes back before the batch waits for its commit.
+    drop(connection);
+    db.writer().write_stock(batch).await?;
     stock.version = Some(version);
     Ok((stock, results, expired))
 }

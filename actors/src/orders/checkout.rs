@@ -4,7 +4,7 @@
 //! named (read only when named; it must serve the shipping address's country) prices
 //! shipping, and the shipping country's tax rate (read only with a shipping address)
 //! the tax; the order keeps subtotal, shipping, tax and total. It is written by the
-//! node's group-commit writer. An `Idempotency-Key` makes retries return the same
+//! node writer, in a commit shared with other orders and SKU batches. An `Idempotency-Key` makes retries return the same
 //! order, and the same key with another body (items, addresses or method) is refused.
 
 use sha2::{Digest, Sha256};
@@ -272,7 +272,7 @@ impl OrderLogic {
             history: history.clone(),
             event: placed,
         };
-        match self.writer.insert(new).await {
+        match self.writer.insert_order(new).await {
             Ok(()) => {}
             Err(DbError::UniqueViolation { .. }) if key.is_some() => {
                 // A concurrent request with the same key won the insert.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use souk_db::clock::now_micros;
 use souk_db::fence::{self, Claim, FencedRow};
-use souk_db::order_writer::OrderWriter;
+use souk_db::node_writer::NodeWriter;
 use souk_db::orders::{self, HistoryRecord, OrderFilter, OrderRecord, Transition};
 use souk_db::payment_events::{self, RefundRecord};
 use souk_db::returns::{self, ReturnLineRecord};
@@ -46,7 +46,7 @@ pub struct OrderLogic {
     pub(super) reservation_ttl: Duration,
     pub(super) limits: PurchaseLimits,
     pub(super) checkout_locks: Arc<CheckoutLocks>,
-    pub(super) writer: OrderWriter,
+    pub(super) writer: NodeWriter,
     /// The caller's saved addresses, which checkout snapshots into the order.
     pub(super) addresses: AddressBook,
     /// How long after delivery a shopper may ask for a return.
@@ -97,7 +97,7 @@ impl OrderLogic {
         limits: PurchaseLimits,
         addresses: AddressBook,
     ) -> Self {
-        let writer = OrderWriter::new(db.clone());
+        let writer = db.writer();
         Self {
             db: db.clone(),
             products,

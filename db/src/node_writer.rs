@@ -1,0 +1,343 @@
+//! The node writer: one group commit for the node's writes of the moment — the
+//! batches of many SKU actors and the new orders of concurrent checkouts — in one
+//! transaction, with one multi-row statement per table where it can, so the node
+//! commits once for many entities. Each SKU batch is fenced on its own (see
+//! [`inventory::write_parts`]): a fenced batch fails alone, its rows unwritten, while
+//! the others commit. Each caller is answered only after the commit that holds its
+//! write. A batch that fails whole is written again in halves until the failing part
+//! is alone, so one order's failure (a duplicate idempotency key, say) stays that
+//! order's.
+//!
+//! No task waits for work: the caller that finds a writer slot free starts a task that
+//! writes what is queued (its own part among it), then batch after batch whatever
+//! queued meanwhile, until the queue is empty. At most [`WRITERS`] batches are in
+//! flight, so one fills while another commits. A SKU actor has at most one batch in
+//! flight, so one SKU is never in two of them.
+
+use std::collections::VecDeque;
+use std::sync::MutexGuard;
+
+use sqlx::AnyConnection;
+use tokio::sync::oneshot;
+
+use crate::inventory::{self, Batch, BatchError};
+use crate::orders::{self, NewOrder};
+use crate::{Db, DbError};
+
+/// Batches written at once.
+pub const WRITERS: usize = 2;
+/// SQLite allows 32 766 bound parameters per statement.
+const MAX_PARAMETERS: usize = 32_766;
+/// Lines in one batch at most: a line is seven parameters of one statement.
+const MAX_LINES: usize = 1_800;
+const _: () = assert!(MAX_LINES * 7 <= MAX_PARAMETERS);
+/// Orders in one batch at most: an order is `orders::ORDER_PARAMETERS` parameters of
+/// one statement (each order also has one line at least, so this bounds the history
+/// and outbox statements too).
+const MAX_ORDERS: usize = MAX_PARAMETERS / orders::ORDER_PARAMETERS;
+const _: () = assert!(MAX_ORDERS * orders::ORDER_PARAMETERS <= MAX_PARAMETERS);
+/// SKU batches in one commit at most (their rows are written in chunks).
+const MAX_STOCK_BATCHES: usize = 1_024;
+
+/// One entity's write, as queued.
+enum Part {
+    Stock(Batch, oneshot::Sender<Result<(), BatchError>>),
+    Order(NewOrder, oneshot::Sender<Result<(), DbError>>),
+}
+
+/// Why one part of a commit was left out while the others committed.
+enum Refused {
+    Fenced,
+    Order(DbError),
+}
+
+/// The node's writer; clones share it (it lives in the node's [`Db`]).
+#[derive(Clone)]
+pub struct NodeWriter {
+    db: Db,
+}
+
+#[derive(Default)]
+pub struct State {
+    queue: VecDeque<Part>,
+    /// Batches being written.
+    writers: usize,
+    written: Written,
+}
+
+/// What the writer has committed since the node started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    pub commits: u64,
+    pub orders: u64,
+    pub stock_batches: u64,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("State")
+            .field("queued", &self.queue.len())
+            .field("writers", &self.writers)
+            .finish()
+    }
+}
+
+impl State {
+    fn take_slot(&mut self) -> bool {
+        if self.writers < WRITERS && !self.queue.is_empty() {
+            self.writers += 1;
+            return true;
+        }
+        false
+    }
+
+    /// The oldest queued parts, at least one, up to `MAX_LINES` lines, `MAX_ORDERS`
+    /// orders and `MAX_STOCK_BATCHES` SKU batches.
+    fn take_batch(&mut self) -> Vec<Part> {
+        let mut batch = Vec::new();
+        let (mut lines, mut orders, mut stock) = (0, 0, 0);
+        while let Some(next) = self.queue.front() {
+            let full = match next {
+                Part::Order(order, _) => {
+                    lines + order.lines.len() > MAX_LINES || orders >= MAX_ORDERS
+                }
+                Part::Stock(..) => stock >= MAX_STOCK_BATCHES,
+            };
+            if full && !batch.is_empty() {
+                break;
+            }
+            match next {
+                Part::Order(order, _) => {
+                    lines += order.lines.len();
+                    orders += 1;
+                }
+                Part::Stock(..) => stock += 1,
+            }
+            batch.extend(self.queue.pop_front());
+        }
+        batch
+    }
+}
+
+impl NodeWriter {
+    pub(crate) fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    pub fn written(&self) -> Written {
+        self.lock().written
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.db
+            .writer_state()
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes a SKU's batch; returns once the commit that holds it is done, `Fenced` if
+    /// another owner wrote the SKU since its actor loaded it.
+    pub async fn write_stock(&self, batch: Batch) -> Result<(), BatchError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Part::Stock(batch, reply));
+        answer
+            .await
+            .unwrap_or_else(|_| Err(BatchError::Db(stopped())))
+    }
+
+    /// Inserts the order (its lines, first history entry and event); returns once the
+    /// commit that holds it is done, or with the error that kept it out.
+    pub async fn insert_order(&self, order: NewOrder) -> Result<(), DbError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Part::Order(order, reply));
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    fn enqueue(&self, part: Part) {
+        let lead = {
+            let mut state = self.lock();
+            state.queue.push_back(part);
+            state.take_slot()
+        };
+        if lead {
+            // The batch is written by a task of its own: a caller whose client goes
+            // away must not take the other callers' batch (and the slot) with it. It
+            // runs on the node's main runtime: a caller's (an HTTP worker's, an actor
+            // arbiter's) may stop first during a graceful stop.
+            let writer = self.clone();
+            self.db
+                .runtime()
+                .spawn(async move { while writer.write_one_batch().await {} });
+        }
+    }
+
+    /// Writes one batch in the slot taken for it, then gives the slot back; returns
+    /// whether the caller took a slot again to write the next batch.
+    async fn write_one_batch(&self) -> bool {
+        let batch = self.lock().take_batch();
+        self.write(batch).await;
+        let mut state = self.lock();
+        state.writers -= 1;
+        state.take_slot()
+    }
+
+    async fn write(&self, batch: Vec<Part>) {
+        if batch.is_empty() {
+            return;
+        }
+        // Which part failed a batch is not known: its halves are written apart until
+        // the failing part is alone, so only it fails, in a few more commits.
+        let mut pending = vec![batch];
+        while let Some(mut parts) = pending.pop() {
+            match self.commit(&parts).await {
+                Ok(refused) => {
+                    self.count(&parts, &refused);
+                    for (part, refused) in parts.into_iter().zip(refused) {
+                        answer(part, refused);
+                    }
+                }
+                Err(error) if parts.len() == 1 => {
+                    for part in parts {
+                        match part {
+                            Part::Stock(_, reply) => {
+                                let _ = reply.send(Err(BatchError::Db(copy(&error))));
+                            }
+                            Part::Order(_, reply) => {
+                                let _ = reply.send(Err(copy(&error)));
+                            }
+                        }
+                    }
+                }
+                Err(_) => {
+                    let second = parts.split_off(parts.len() / 2);
+                    pending.push(second);
+                    pending.push(parts);
+                }
+            }
+        }
+    }
+
+    /// Counts a commit and the parts it wrote (not those it left out).
+    fn count(&self, parts: &[Part], refused: &[Option<Refused>]) {
+        let (mut orders, mut stock) = (0, 0);
+        for (part, _) in parts
+            .iter()
+            .zip(refused)
+            .filter(|(_, refused)| refused.is_none())
+        {
+            match part {
+                Part::Order(..) => orders += 1,
+                Part::Stock(..) => stock += 1,
+            }
+        }
+        metrics::histogram!("souk_order_batch_size").record(orders as f64);
+        metrics::histogram!("souk_stock_batches_per_commit").record(stock as f64);
+        let mut state = self.lock();
+        state.written.commits += 1;
+        state.written.orders += orders;
+        state.written.stock_batches += stock;
+    }
+
+    /// One transaction: the SKU batches, then the orders; answers per part what was
+    /// left out of the commit.
+    async fn commit(&self, parts: &[Part]) -> Result<Vec<Option<Refused>>, DbError> {
+        let mut connection = self.db.acquire_for_writes().await?;
+        let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
+        let mut refused: Vec<Option<Refused>> = parts.iter().map(|_| None).collect();
+        let stock: Vec<(usize, &Batch)> = parts
+            .iter()
+            .enumerate()
+            .filter_map(|(index, part)| match part {
+                Part::Stock(batch, _) => Some((index, batch)),
+                Part::Order(..) => None,
+            })
+            .collect();
+        if !stock.is_empty() {
+            let batches: Vec<&Batch> = stock.iter().map(|(_, batch)| *batch).collect();
+            let written = inventory::write_parts(&mut transaction, &batches).await?;
+            for ((index, _), written) in stock.iter().zip(written) {
+                if !written {
+                    refused[*index] = Some(Refused::Fenced);
+                }
+            }
+        }
+        let placed: Vec<(usize, &NewOrder)> = parts
+            .iter()
+            .enumerate()
+            .filter_map(|(index, part)| match part {
+                Part::Order(order, _) => Some((index, order)),
+                Part::Stock(..) => None,
+            })
+            .collect();
+        for (index, error) in insert_orders(&mut transaction, &placed).await? {
+            refused[index] = Some(Refused::Order(error));
+        }
+        transaction.commit().await?;
+        Ok(refused)
+    }
+}
+
+/// Inserts the orders in the caller's transaction, all in one savepoint; should a
+/// unique key refuse that, each in one of its own, to leave out only the refused.
+/// Answers the refused with their errors; any other error fails the transaction.
+async fn insert_orders(
+    transaction: &mut AnyConnection,
+    placed: &[(usize, &NewOrder)],
+) -> Result<Vec<(usize, DbError)>, DbError> {
+    let together: Vec<&NewOrder> = placed.iter().map(|(_, order)| *order).collect();
+    match orders::insert(&mut *transaction, &together).await {
+        Ok(()) => return Ok(Vec::new()),
+        Err(DbError::UniqueViolation { .. }) if placed.len() > 1 => {}
+        Err(DbError::UniqueViolation { constraint }) => {
+            return Ok(vec![(placed[0].0, DbError::UniqueViolation { constraint })])
+        }
+        Err(error) => return Err(error),
+    }
+    let mut refused = Vec::new();
+    for (index, order) in placed {
+        match orders::insert(&mut *transaction, &[*order]).await {
+            Ok(()) => {}
+            Err(error @ DbError::UniqueViolation { .. }) => refused.push((*index, error)),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(refused)
+}
+
+fn answer(part: Part, refused: Option<Refused>) {
+    match (part, refused) {
+        (Part::Stock(_, reply), None) => {
+            let _ = reply.send(Ok(()));
+        }
+        (Part::Stock(_, reply), Some(_)) => {
+            let _ = reply.send(Err(BatchError::Fenced));
+        }
+        (Part::Order(_, reply), None) => {
+            let _ = reply.send(Ok(()));
+        }
+        (Part::Order(_, reply), Some(Refused::Order(error))) => {
+            let _ = reply.send(Err(error));
+        }
+        (Part::Order(_, reply), Some(Refused::Fenced)) => {
+            let _ = reply.send(Err(DbError::Invalid("an order cannot be fenced".into())));
+        }
+    }
+}
+
+fn stopped() -> DbError {
+    DbError::Invalid("the node writer stopped".to_owned())
+}
+
+/// The error of a batch, for one of its parts: the same kind (a retryable contention
+/// stays retryable), the message kept.
+fn copy(error: &DbError) -> DbError {
+    match error {
+        DbError::UniqueViolation { constraint } => DbError::UniqueViolation {
+            constraint: constraint.clone(),
+        },
+        DbError::Contention(inner) => DbError::Contention(sqlx::Error::Protocol(inner.to_string())),
+        DbError::Invalid(message) => DbError::Invalid(message.clone()),
+        other => DbError::Sqlx(sqlx::Error::Protocol(other.to_string())),
+    }
+}
