@@ -14,6 +14,7 @@ fn reserve(order: &str, quantity: i64) -> Command {
         ttl_ms: 60_000,
         actor: format!("order:{order}"),
         holder: None,
+        place: Default::default(),
     }
 }
 

@@ -63,6 +63,7 @@ fn reserve(order: &str, quantity: i64, ttl_ms: i64) -> Command {
         ttl_ms,
         actor: format!("order:{order}"),
         holder: None,
+        place: Default::default(),
     }
 }
 
@@ -77,6 +78,7 @@ fn reserve_for(order: &str, quantity: i64, customer: &str, cap: i64) -> Command 
             customer_id: customer.into(),
             max_units: Some(cap),
         }),
+        place: Default::default(),
     }
 }
 

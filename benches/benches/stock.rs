@@ -44,6 +44,7 @@ fn reserve(order_id: &str) -> Command {
         ttl_ms: 900_000,
         actor: "bench".into(),
         holder: None,
+        place: Default::default(),
     }
 }
 

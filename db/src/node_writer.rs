@@ -3,7 +3,9 @@
 //! transaction, with one multi-row statement per table where it can, so the node
 //! commits once for many entities. Each SKU batch is fenced on its own (see
 //! [`inventory::write_parts`]): a fenced batch fails alone, its rows unwritten, while
-//! the others commit. Each caller is answered only after the commit that holds its
+//! the others commit. A SKU batch may carry orders (a checkout's order rides with the
+//! reservation of its last line): they are written in the same transaction, and only
+//! if their batch is. Each caller is answered only after the commit that holds its
 //! write. A batch that fails whole is written again in halves until the failing part
 //! is alone, so one order's failure (a duplicate idempotency key, say) stays that
 //! order's.
@@ -39,16 +41,37 @@ const _: () = assert!(MAX_ORDERS * orders::ORDER_PARAMETERS <= MAX_PARAMETERS);
 /// SKU batches in one commit at most (their rows are written in chunks).
 const MAX_STOCK_BATCHES: usize = 1_024;
 
-/// One entity's write, as queued.
+/// Per order a SKU batch carried: written, or why a unique key refused it.
+pub type Placed = Vec<Result<(), DbError>>;
+
+/// One entity's write, as queued: a SKU batch with the orders it carries, or an order.
 enum Part {
-    Stock(Batch, oneshot::Sender<Result<(), BatchError>>),
-    Order(NewOrder, oneshot::Sender<Result<(), DbError>>),
+    Stock {
+        batch: Batch,
+        orders: Vec<NewOrder>,
+        reply: oneshot::Sender<Result<Placed, BatchError>>,
+    },
+    Order {
+        order: NewOrder,
+        reply: oneshot::Sender<Result<(), DbError>>,
+    },
 }
 
-/// Why one part of a commit was left out while the others committed.
-enum Refused {
+impl Part {
+    fn orders(&self) -> &[NewOrder] {
+        match self {
+            Part::Stock { orders, .. } => orders,
+            Part::Order { order, .. } => std::slice::from_ref(order),
+        }
+    }
+}
+
+/// What one part came to in a commit.
+enum Landed {
+    /// Written, with the error of each of its orders that a unique key refused.
+    Written(Vec<Option<DbError>>),
+    /// A SKU batch fenced (nothing of it written, nor its orders).
     Fenced,
-    Order(DbError),
 }
 
 /// The node's writer; clones share it (it lives in the node's [`Db`]).
@@ -65,14 +88,6 @@ pub struct State {
     written: Written,
 }
 
-/// What the writer has committed since the node started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Written {
-    pub commits: u64,
-    pub orders: u64,
-    pub stock_batches: u64,
-}
-
 impl std::fmt::Debug for State {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
@@ -81,6 +96,14 @@ impl std::fmt::Debug for State {
             .field("writers", &self.writers)
             .finish()
     }
+}
+
+/// What the writer has committed since the node started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    pub commits: u64,
+    pub orders: u64,
+    pub stock_batches: u64,
 }
 
 impl State {
@@ -98,22 +121,17 @@ impl State {
         let mut batch = Vec::new();
         let (mut lines, mut orders, mut stock) = (0, 0, 0);
         while let Some(next) = self.queue.front() {
-            let full = match next {
-                Part::Order(order, _) => {
-                    lines + order.lines.len() > MAX_LINES || orders >= MAX_ORDERS
-                }
-                Part::Stock(..) => stock >= MAX_STOCK_BATCHES,
-            };
+            let next_lines: usize = next.orders().iter().map(|order| order.lines.len()).sum();
+            let next_stock = usize::from(matches!(next, Part::Stock { .. }));
+            let full = lines + next_lines > MAX_LINES
+                || orders + next.orders().len() > MAX_ORDERS
+                || stock + next_stock > MAX_STOCK_BATCHES;
             if full && !batch.is_empty() {
                 break;
             }
-            match next {
-                Part::Order(order, _) => {
-                    lines += order.lines.len();
-                    orders += 1;
-                }
-                Part::Stock(..) => stock += 1,
-            }
+            lines += next_lines;
+            orders += next.orders().len();
+            stock += next_stock;
             batch.extend(self.queue.pop_front());
         }
         batch
@@ -139,8 +157,25 @@ impl NodeWriter {
     /// Writes a SKU's batch; returns once the commit that holds it is done, `Fenced` if
     /// another owner wrote the SKU since its actor loaded it.
     pub async fn write_stock(&self, batch: Batch) -> Result<(), BatchError> {
+        self.write_stock_with_orders(batch, Vec::new())
+            .await
+            .map(drop)
+    }
+
+    /// Writes a SKU's batch and, in the same transaction and only if the batch is
+    /// written, the orders it carries; answers per order whether it was written (a
+    /// unique key may refuse one: a duplicate idempotency key).
+    pub async fn write_stock_with_orders(
+        &self,
+        batch: Batch,
+        orders: Vec<NewOrder>,
+    ) -> Result<Placed, BatchError> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(Part::Stock(batch, reply));
+        self.enqueue(Part::Stock {
+            batch,
+            orders,
+            reply,
+        });
         answer
             .await
             .unwrap_or_else(|_| Err(BatchError::Db(stopped())))
@@ -150,7 +185,7 @@ impl NodeWriter {
     /// commit that holds it is done, or with the error that kept it out.
     pub async fn insert_order(&self, order: NewOrder) -> Result<(), DbError> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(Part::Order(order, reply));
+        self.enqueue(Part::Order { order, reply });
         answer.await.unwrap_or_else(|_| Err(stopped()))
     }
 
@@ -191,19 +226,19 @@ impl NodeWriter {
         let mut pending = vec![batch];
         while let Some(mut parts) = pending.pop() {
             match self.commit(&parts).await {
-                Ok(refused) => {
-                    self.count(&parts, &refused);
-                    for (part, refused) in parts.into_iter().zip(refused) {
-                        answer(part, refused);
+                Ok(landed) => {
+                    self.count(&parts, &landed);
+                    for (part, landed) in parts.into_iter().zip(landed) {
+                        answer(part, landed);
                     }
                 }
                 Err(error) if parts.len() == 1 => {
                     for part in parts {
                         match part {
-                            Part::Stock(_, reply) => {
+                            Part::Stock { reply, .. } => {
                                 let _ = reply.send(Err(BatchError::Db(copy(&error))));
                             }
-                            Part::Order(_, reply) => {
+                            Part::Order { reply, .. } => {
                                 let _ = reply.send(Err(copy(&error)));
                             }
                         }
@@ -218,18 +253,15 @@ impl NodeWriter {
         }
     }
 
-    /// Counts a commit and the parts it wrote (not those it left out).
-    fn count(&self, parts: &[Part], refused: &[Option<Refused>]) {
+    /// Counts a commit and what it wrote (not what it left out).
+    fn count(&self, parts: &[Part], landed: &[Landed]) {
         let (mut orders, mut stock) = (0, 0);
-        for (part, _) in parts
-            .iter()
-            .zip(refused)
-            .filter(|(_, refused)| refused.is_none())
-        {
-            match part {
-                Part::Order(..) => orders += 1,
-                Part::Stock(..) => stock += 1,
-            }
+        for (part, landed) in parts.iter().zip(landed) {
+            let Landed::Written(refused) = landed else {
+                continue;
+            };
+            orders += refused.iter().filter(|refused| refused.is_none()).count() as u64;
+            stock += u64::from(matches!(part, Part::Stock { .. }));
         }
         metrics::histogram!("souk_order_batch_size").record(orders as f64);
         metrics::histogram!("souk_stock_batches_per_commit").record(stock as f64);
@@ -239,52 +271,66 @@ impl NodeWriter {
         state.written.stock_batches += stock;
     }
 
-    /// One transaction: the SKU batches, then the orders; answers per part what was
-    /// left out of the commit.
-    async fn commit(&self, parts: &[Part]) -> Result<Vec<Option<Refused>>, DbError> {
+    /// One transaction: the SKU batches, then the orders (those SKU batches carry, if
+    /// they were written, and those on their own); answers what each part came to.
+    async fn commit(&self, parts: &[Part]) -> Result<Vec<Landed>, DbError> {
         let mut connection = self.db.acquire_for_writes().await?;
         let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
-        let mut refused: Vec<Option<Refused>> = parts.iter().map(|_| None).collect();
         let stock: Vec<(usize, &Batch)> = parts
             .iter()
             .enumerate()
             .filter_map(|(index, part)| match part {
-                Part::Stock(batch, _) => Some((index, batch)),
-                Part::Order(..) => None,
+                Part::Stock { batch, .. } => Some((index, batch)),
+                Part::Order { .. } => None,
             })
             .collect();
+        let mut fenced = vec![false; parts.len()];
         if !stock.is_empty() {
             let batches: Vec<&Batch> = stock.iter().map(|(_, batch)| *batch).collect();
             let written = inventory::write_parts(&mut transaction, &batches).await?;
             for ((index, _), written) in stock.iter().zip(written) {
-                if !written {
-                    refused[*index] = Some(Refused::Fenced);
-                }
+                fenced[*index] = !written;
             }
         }
-        let placed: Vec<(usize, &NewOrder)> = parts
+        // (part, the order's place in the part) of every order to insert.
+        let mut placed: Vec<((usize, usize), &NewOrder)> = Vec::new();
+        for (index, part) in parts
             .iter()
             .enumerate()
-            .filter_map(|(index, part)| match part {
-                Part::Order(order, _) => Some((index, order)),
-                Part::Stock(..) => None,
+            .filter(|(index, _)| !fenced[*index])
+        {
+            placed.extend(
+                part.orders()
+                    .iter()
+                    .enumerate()
+                    .map(|(position, order)| ((index, position), order)),
+            );
+        }
+        let mut landed: Vec<Landed> = parts
+            .iter()
+            .zip(&fenced)
+            .map(|(part, fenced)| match fenced {
+                true => Landed::Fenced,
+                false => Landed::Written(part.orders().iter().map(|_| None).collect()),
             })
             .collect();
-        for (index, error) in insert_orders(&mut transaction, &placed).await? {
-            refused[index] = Some(Refused::Order(error));
+        for ((index, position), error) in insert_orders(&mut transaction, &placed).await? {
+            if let Landed::Written(refused) = &mut landed[index] {
+                refused[position] = Some(error);
+            }
         }
         transaction.commit().await?;
-        Ok(refused)
+        Ok(landed)
     }
 }
 
 /// Inserts the orders in the caller's transaction, all in one savepoint; should a
 /// unique key refuse that, each in one of its own, to leave out only the refused.
 /// Answers the refused with their errors; any other error fails the transaction.
-async fn insert_orders(
+async fn insert_orders<Key: Copy>(
     transaction: &mut AnyConnection,
-    placed: &[(usize, &NewOrder)],
-) -> Result<Vec<(usize, DbError)>, DbError> {
+    placed: &[(Key, &NewOrder)],
+) -> Result<Vec<(Key, DbError)>, DbError> {
     let together: Vec<&NewOrder> = placed.iter().map(|(_, order)| *order).collect();
     match orders::insert(&mut *transaction, &together).await {
         Ok(()) => return Ok(Vec::new()),
@@ -295,32 +341,33 @@ async fn insert_orders(
         Err(error) => return Err(error),
     }
     let mut refused = Vec::new();
-    for (index, order) in placed {
+    for (key, order) in placed {
         match orders::insert(&mut *transaction, &[*order]).await {
             Ok(()) => {}
-            Err(error @ DbError::UniqueViolation { .. }) => refused.push((*index, error)),
+            Err(error @ DbError::UniqueViolation { .. }) => refused.push((*key, error)),
             Err(error) => return Err(error),
         }
     }
     Ok(refused)
 }
 
-fn answer(part: Part, refused: Option<Refused>) {
-    match (part, refused) {
-        (Part::Stock(_, reply), None) => {
-            let _ = reply.send(Ok(()));
-        }
-        (Part::Stock(_, reply), Some(_)) => {
+fn answer(part: Part, landed: Landed) {
+    match (part, landed) {
+        (Part::Stock { reply, .. }, Landed::Fenced) => {
             let _ = reply.send(Err(BatchError::Fenced));
         }
-        (Part::Order(_, reply), None) => {
-            let _ = reply.send(Ok(()));
+        (Part::Stock { reply, .. }, Landed::Written(refused)) => {
+            let placed = refused
+                .into_iter()
+                .map(|refused| refused.map_or(Ok(()), Err));
+            let _ = reply.send(Ok(placed.collect()));
         }
-        (Part::Order(_, reply), Some(Refused::Order(error))) => {
-            let _ = reply.send(Err(error));
-        }
-        (Part::Order(_, reply), Some(Refused::Fenced)) => {
-            let _ = reply.send(Err(DbError::Invalid("an order cannot be fenced".into())));
+        (Part::Order { reply, .. }, landed) => {
+            let result = match landed {
+                Landed::Written(mut refused) => refused.pop().flatten().map_or(Ok(()), Err),
+                Landed::Fenced => Err(DbError::Invalid("an order alone is never fenced".into())),
+            };
+            let _ = reply.send(result);
         }
     }
 }

@@ -99,6 +99,7 @@ mod tests {
                 customer_id: "u1".into(),
                 max_units: Some(20),
             }),
+            place: Default::default(),
         });
         let decoded = Sku::decode_request(&Sku::encode_request(&request)).unwrap();
         assert_eq!(format!("{decoded:?}"), format!("{request:?}"));

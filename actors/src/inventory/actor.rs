@@ -269,6 +269,7 @@ async fn write(
     let mut results = Vec::with_capacity(commands.len());
     let mut expired = Vec::new();
     let mut threshold_changed = false;
+    let mut carried = Vec::new();
     for command in &commands {
         let kind = match command {
             Command::Commit { order_id, .. } if !stock.reservations.contains_key(order_id) => {
@@ -295,8 +296,18 @@ async fn write(
         if let Ok(Outcome::Expired { order_ids }) = &result {
             expired.extend(order_ids.iter().cloned());
         }
+        // A reservation that holds (now or already) writes the order it carries.
+        if let (
+            Command::Reserve { place, .. },
+            Ok(Outcome::Reserved { .. } | Outcome::AlreadyReserved),
+        ) = (command, &result)
+        {
+            carried.extend(place.take());
+        }
         results.push(result.map_err(InventoryError::from));
     }
+    // Nothing to write: the carried orders go back unwritten (their tellers dropped),
+    // and their checkouts write them.
     if changes.is_empty() && !threshold_changed {
         return Ok((stock, results, expired));
     }
@@ -348,7 +359,13 @@ async fn write(
     };
     // The ledger connection goes back before the batch waits for its commit.
     drop(connection);
-    db.writer().write_stock(batch).await?;
+    let (orders, tellers): (Vec<_>, Vec<_>) = carried.into_iter().unzip();
+    let placed = db.writer().write_stock_with_orders(batch, orders).await?;
+    // Told before the reservations are answered, so a checkout finds its order's
+    // outcome as soon as its reservation's.
+    for (teller, written) in tellers.into_iter().zip(placed) {
+        let _ = teller.send(written);
+    }
     stock.version = Some(version);
     Ok((stock, results, expired))
 }

@@ -4,6 +4,7 @@
 
 pub mod actor;
 pub mod feed;
+pub mod placement;
 pub mod router;
 pub mod service;
 pub mod stock;
@@ -15,6 +16,7 @@ use crate::entity::{EntityHost, EntityKind, HostError, HostSettings, LocalRouter
 
 pub use actor::{ReservationExpired, SkuActor, SkuDeps};
 pub use feed::{new_feed, CommittedReceiver, CommittedStock, StockFeed};
+pub use placement::{Placed, Placement};
 pub use router::InventoryRouter;
 pub use service::InventoryService;
 pub use stock::{Command, Outcome, Stock, StockError};

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use souk_db::clock::Micros;
 use souk_db::inventory::{MovementRecord, ReservationRecord};
 
+use super::placement::Placement;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
     pub quantity: i64,
@@ -46,6 +48,9 @@ pub enum Command {
         ttl_ms: i64,
         actor: String,
         holder: Option<Holder>,
+        /// The order to write with this reservation, in its commit (in memory only).
+        #[serde(skip)]
+        place: Placement,
     },
     Release {
         order_id: String,
@@ -211,6 +216,7 @@ impl Stock {
                 ttl_ms,
                 actor,
                 holder,
+                place: _,
             } => {
                 if *quantity <= 0 {
                     return Err(StockError::InvalidQuantity);
@@ -424,6 +430,7 @@ mod tests {
                             customer_id: format!("customer-{customer}"),
                             max_units: Some(CUSTOMER_CAP),
                         }),
+                        place: Default::default(),
                     }
                 }
             ),
@@ -490,7 +497,7 @@ mod tests {
             let mut stock = Stock::empty("SKU");
             let mut changes = Changes::default();
             stock.apply(&Command::Adjust { delta: 10, actor: "t".into(), reason: "r".into() }, 0, false, &mut changes).unwrap();
-            let reserve = Command::Reserve { order_id: "o".into(), quantity, ttl_ms: 1000, actor: "t".into(), holder: None };
+            let reserve = Command::Reserve { order_id: "o".into(), quantity, ttl_ms: 1000, actor: "t".into(), holder: None, place: Default::default(), };
             let first = stock.apply(&reserve, 0, false, &mut changes);
             prop_assert!(matches!(first, Ok(Outcome::Reserved { .. })), "first reservation: {:?}", first);
             prop_assert_eq!(stock.apply(&reserve, 0, false, &mut changes), Ok(Outcome::AlreadyReserved));
@@ -522,6 +529,7 @@ mod tests {
                     ttl_ms: 1000,
                     actor: "t".into(),
                     holder: None,
+                    place: Default::default(),
                 },
                 0,
                 false,
@@ -592,6 +600,7 @@ mod tests {
                     ttl_ms: 1000,
                     actor: "t".into(),
                     holder: None,
+                    place: Default::default(),
                 },
                 0,
                 false,
@@ -628,6 +637,7 @@ mod tests {
                 customer_id: customer.into(),
                 max_units: Some(5),
             }),
+            place: Default::default(),
         };
         let adjust = Command::Adjust {
             delta: 100,

@@ -3,9 +3,12 @@
 //! named from the caller's address book (read only when named); the shipping method
 //! named (read only when named; it must serve the shipping address's country) prices
 //! shipping, and the shipping country's tax rate (read only with a shipping address)
-//! the tax; the order keeps subtotal, shipping, tax and total. It is written by the
-//! node writer, in a commit shared with other orders and SKU batches. An `Idempotency-Key` makes retries return the same
-//! order, and the same key with another body (items, addresses or method) is refused.
+//! the tax; the order keeps subtotal, shipping, tax and total. The order rides with
+//! the reservation of its last line: when that SKU's actor runs on this node, the node
+//! writer writes the order in the same commit as that reservation (the lines before
+//! it were reserved, and committed, first); otherwise the node writer writes it after.
+//! An `Idempotency-Key` makes retries return the same order, and the same key with
+//! another body (items, addresses or method) is refused.
 
 use sha2::{Digest, Sha256};
 use souk_db::clock::now_micros;
@@ -20,7 +23,7 @@ use crate::error::{Error, ErrorCode, FieldError, FieldErrors};
 use crate::identity::PostalAddress;
 use crate::inventory::service::api_error;
 use crate::inventory::stock::Holder;
-use crate::inventory::{Command, InventoryError, InventoryRouter, StockError};
+use crate::inventory::{Command, InventoryError, InventoryRouter, Placed, Placement, StockError};
 use crate::outbox::Topic;
 use crate::shipping::{self, Totals};
 
@@ -141,55 +144,6 @@ impl OrderLogic {
         // The stock reservations outlive the order's own deadline by a grace period, so
         // a payment accepted just before the deadline still finds them to commit.
         let reservation_ttl_ms = ttl_micros / 1000 + 60_000;
-        let mut reserved: Vec<&str> = Vec::new();
-        for (product, quantity) in &lines {
-            let outcome = with_retries(|| {
-                self.inventory.router().execute(
-                    product.sku.clone(),
-                    Command::Reserve {
-                        order_id: order_id.clone(),
-                        quantity: *quantity,
-                        ttl_ms: reservation_ttl_ms,
-                        actor: format!("order:{order_id}"),
-                        holder: Some(Holder {
-                            customer_id: user_id.to_owned(),
-                            max_units: self.limits.max_units_per_sku,
-                        }),
-                    },
-                )
-            })
-            .await;
-            if let Err(error) = outcome {
-                self.release_lines(
-                    &order_id,
-                    &reserved,
-                    "order not placed: another line failed",
-                )
-                .await;
-                return Err(match error {
-                    InventoryError::Stock(StockError::Insufficient { available }) => Error::new(
-                        ErrorCode::InsufficientStock,
-                        format!("{} has only {available} available", product.sku),
-                    )
-                    .with_fields(vec![FieldError::new(
-                        product.sku.clone(),
-                        format!("only {available} available"),
-                    )]),
-                    InventoryError::Stock(StockError::CustomerLimit { limit, allowed }) => {
-                        Error::new(
-                            ErrorCode::PurchaseLimit,
-                            format!("{} is limited to {limit} units per customer in unpaid orders; {allowed} more allowed", product.sku),
-                        )
-                        .with_fields(vec![FieldError::new(
-                            product.sku.clone(),
-                            format!("at most {allowed} more allowed"),
-                        )])
-                    }
-                    other => api_error(other),
-                });
-            }
-            reserved.push(&product.sku);
-        }
         let shipping_address = shipping_address
             .map(|address| serde_json::to_string(&address))
             .transpose()
@@ -265,14 +219,82 @@ impl OrderLogic {
                 })).collect::<Vec<_>>(),
             }),
         )?;
-        // Written with the other checkouts of this moment, in one commit.
+        // Written with the reservation of its last line, in that line's commit, when
+        // that SKU's actor runs on this node; otherwise by the node writer afterwards.
         let new = NewOrder {
             order: order.clone(),
             lines: line_records.clone(),
             history: history.clone(),
             event: placed,
         };
-        match self.writer.insert_order(new).await {
+        let mut reserved: Vec<&str> = Vec::new();
+        // What became of the order handed to the last line's reservation.
+        let mut placed: Option<Placed> = None;
+        for (line, (product, quantity)) in lines.iter().enumerate() {
+            let last = line + 1 == lines.len();
+            let outcome = with_retries(|| {
+                // Each attempt hands over the order afresh: a failed attempt's actor
+                // dropped it unwritten.
+                let place = match last {
+                    true => {
+                        let (place, told) = Placement::of(new.clone());
+                        placed = Some(told);
+                        place
+                    }
+                    false => Placement::default(),
+                };
+                self.inventory.router().execute(
+                    product.sku.clone(),
+                    Command::Reserve {
+                        order_id: order_id.clone(),
+                        quantity: *quantity,
+                        ttl_ms: reservation_ttl_ms,
+                        actor: format!("order:{order_id}"),
+                        holder: Some(Holder {
+                            customer_id: user_id.to_owned(),
+                            max_units: self.limits.max_units_per_sku,
+                        }),
+                        place,
+                    },
+                )
+            })
+            .await;
+            if let Err(error) = outcome {
+                self.release_lines(
+                    &order_id,
+                    &reserved,
+                    "order not placed: another line failed",
+                )
+                .await;
+                return Err(match error {
+                    InventoryError::Stock(StockError::Insufficient { available }) => Error::new(
+                        ErrorCode::InsufficientStock,
+                        format!("{} has only {available} available", product.sku),
+                    )
+                    .with_fields(vec![FieldError::new(
+                        product.sku.clone(),
+                        format!("only {available} available"),
+                    )]),
+                    InventoryError::Stock(StockError::CustomerLimit { limit, allowed }) => {
+                        Error::new(
+                            ErrorCode::PurchaseLimit,
+                            format!("{} is limited to {limit} units per customer in unpaid orders; {allowed} more allowed", product.sku),
+                        )
+                        .with_fields(vec![FieldError::new(
+                            product.sku.clone(),
+                            format!("at most {allowed} more allowed"),
+                        )])
+                    }
+                    other => api_error(other),
+                });
+            }
+            reserved.push(&product.sku);
+        }
+        let written = match placed.and_then(Placed::outcome) {
+            Some(written) => written,
+            None => self.writer.insert_order(new).await,
+        };
+        match written {
             Ok(()) => {}
             Err(DbError::UniqueViolation { .. }) if key.is_some() => {
                 // A concurrent request with the same key won the insert.
@@ -286,6 +308,12 @@ impl OrderLogic {
                 }
                 return self.replay(existing, &request_hash).await;
             }
+            // Without a key the id is this checkout's own: the order was written by an
+            // earlier attempt of the last line whose answer came too late to count.
+            Err(DbError::UniqueViolation { .. })
+                if orders::find(self.db.pool(), &order_id)
+                    .await?
+                    .is_some_and(|stored| stored.user_id == user_id) => {}
             Err(error) => {
                 self.release_lines(&order_id, &reserved, "order not placed: storage failed")
                     .await;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use souk_actors::inventory::service::StockView;
 use souk_actors::inventory::stock::{Command, Holder, Outcome, StockError};
-use souk_actors::inventory::InventoryError;
+use souk_actors::inventory::{InventoryError, Placement};
 use souk_proto::v1 as pb;
 use souk_proto::v1::execute_request::Command as WireCommand;
 use tonic::{Code, Status};
@@ -41,12 +41,14 @@ pub fn stock_message(view: StockView) -> pb::Stock {
 pub fn command_to_wire(sku: &str, command: &Command) -> Option<pb::ExecuteRequest> {
     use pb::execute_request as wire;
     let (actor, command) = match command.clone() {
+        // An order carried for the same commit stays on this node (see `Placement`).
         Command::Reserve {
             order_id,
             quantity,
             ttl_ms,
             actor,
             holder,
+            place: _,
         } => (
             actor,
             WireCommand::Reserve(wire::Reserve {
@@ -106,6 +108,7 @@ pub fn command_from_wire(request: pb::ExecuteRequest) -> Result<(String, Command
             quantity: reserve.quantity,
             ttl_ms: reserve.ttl_ms,
             actor,
+            place: Placement::default(),
         },
         Some(WireCommand::Release(release)) => Command::Release {
             order_id: release.order_id,
@@ -285,6 +288,7 @@ mod tests {
                 customer_id: "u1".into(),
                 max_units: Some(4),
             }),
+            place: Default::default(),
         };
         let wire = command_to_wire("SKU-1", &command).expect("reserve travels");
         assert_eq!(

@@ -72,6 +72,7 @@ async fn adjust_get_and_ledger(backend: TestBackend) {
                 ttl_ms: 600_000,
                 actor: "order:order-1".into(),
                 holder: None,
+                place: Default::default(),
             },
         )
         .await;

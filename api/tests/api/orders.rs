@@ -10,7 +10,11 @@ use souk_db::testing::TestBackend;
 use crate::helpers::*;
 use crate::on_both_backends;
 
-on_both_backends!(checkout_pay_ship_deliver, racing_orders_never_oversell);
+on_both_backends!(
+    checkout_pay_ship_deliver,
+    racing_orders_never_oversell,
+    a_checkout_waits_for_one_shared_commit,
+);
 
 pub(crate) async fn product(app: &TestApp, admin: &Session, sku: &str, amount: i64, stock: i64) {
     let created = app
@@ -84,6 +88,57 @@ async fn stored_order(app: &TestApp, user: &Session, id: &str) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+/// The order rides with its last line's reservation: a one-line checkout is one commit
+/// of the node writer (its SKU batch and its order together), a two-line checkout two
+/// (the first line's reservation, then the second's with the order).
+async fn a_checkout_waits_for_one_shared_commit(backend: TestBackend) {
+    let app = spawn_app_on(backend).await;
+    let admin = app.admin().await;
+    let shopper = app.customer("one-commit").await;
+    product(&app, &admin, "ONE-1", 700, 10).await;
+    product(&app, &admin, "ONE-2", 900, 10).await;
+    let writer = app.state.db.writer();
+
+    let before = writer.written();
+    let placed = place(&app, &shopper, json!([{"sku": "ONE-1", "quantity": 2}])).await;
+    let after = writer.written();
+    assert_eq!(
+        (
+            after.commits - before.commits,
+            after.stock_batches - before.stock_batches,
+            after.orders - before.orders
+        ),
+        (1, 1, 1),
+        "one commit holds the reservation and the order: {before:?} → {after:?}"
+    );
+    let id = placed["id"].as_str().unwrap();
+    assert_eq!(stored_order(&app, &shopper, id).await, placed);
+    assert_eq!(stock(&app, &admin, "ONE-1").await, (10, 2));
+    assert_eq!(app.events("order.placed", id).await.len(), 1);
+
+    let before = writer.written();
+    let placed = place(
+        &app,
+        &shopper,
+        json!([{"sku": "ONE-1", "quantity": 1}, {"sku": "ONE-2", "quantity": 3}]),
+    )
+    .await;
+    let after = writer.written();
+    assert_eq!(
+        (
+            after.commits - before.commits,
+            after.stock_batches - before.stock_batches,
+            after.orders - before.orders
+        ),
+        (2, 2, 1),
+        "{before:?} → {after:?}"
+    );
+    let id = placed["id"].as_str().unwrap();
+    assert_eq!(stored_order(&app, &shopper, id).await, placed);
+    assert_eq!(stock(&app, &admin, "ONE-1").await, (10, 3));
+    assert_eq!(stock(&app, &admin, "ONE-2").await, (10, 3));
 }
 
 async fn checkout_pay_ship_deliver(backend: TestBackend) {

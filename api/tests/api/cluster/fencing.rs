@@ -46,6 +46,7 @@ fn reserve(order_id: &str) -> Command {
         ttl_ms: 600_000,
         actor: format!("order:{order_id}"),
         holder: None,
+        place: Default::default(),
     }
 }
 

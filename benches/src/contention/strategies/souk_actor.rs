@@ -137,6 +137,7 @@ impl Strategy for SoukActor {
                         ttl_ms: TTL_MS,
                         actor: "bench".to_owned(),
                         holder: None,
+                        place: Default::default(),
                     },
                 )
                 .await,
