@@ -119,7 +119,12 @@ const CATALOGUE: &[(&str, Kind, &str)] = &[
     (
         "souk_order_batch_size",
         Kind::Histogram,
-        "Orders committed together by the node's order writer in one transaction.",
+        "Orders committed together by the node writer in one transaction.",
+    ),
+    (
+        "souk_stock_batches_per_commit",
+        Kind::Histogram,
+        "SKU actor batches committed together by the node writer in one transaction.",
     ),
     (
         "souk_inventory_batch_size",
@@ -129,7 +134,7 @@ const CATALOGUE: &[(&str, Kind, &str)] = &[
     (
         "souk_inventory_batch_seconds",
         Kind::Histogram,
-        "Time to commit one SKU actor batch.",
+        "Time from a SKU actor batch's start to its commit by the node writer.",
     ),
     (
         "souk_inventory_fenced_total",

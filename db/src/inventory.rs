@@ -275,6 +275,9 @@ pub async fn write_parts(
     Ok(written)
 }
 
+/// Reads one column of an item row.
+type ItemColumn = fn(&ItemRecord) -> i64;
+
 /// Writes item rows, each only where it still holds its expected version and no
 /// later owner claimed it; answers how many were written.
 async fn update_items(
@@ -282,7 +285,7 @@ async fn update_items(
     items: &[(&ItemRecord, i64)],
 ) -> Result<u64, DbError> {
     let mut builder = QueryBuilder::<Any>::new("UPDATE inventory_items SET ");
-    let columns: [(&str, fn(&ItemRecord) -> i64); 6] = [
+    let columns: [(&str, ItemColumn); 6] = [
         ("on_hand", |item| item.on_hand),
         ("reserved", |item| item.reserved),
         ("low_stock_threshold", |item| item.low_stock_threshold),

@@ -52,7 +52,7 @@ enum Part {
         reply: oneshot::Sender<Result<Placed, BatchError>>,
     },
     Order {
-        order: NewOrder,
+        order: Box<NewOrder>,
         reply: oneshot::Sender<Result<(), DbError>>,
     },
 }
@@ -185,7 +185,10 @@ impl NodeWriter {
     /// commit that holds it is done, or with the error that kept it out.
     pub async fn insert_order(&self, order: NewOrder) -> Result<(), DbError> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(Part::Order { order, reply });
+        self.enqueue(Part::Order {
+            order: Box::new(order),
+            reply,
+        });
         answer.await.unwrap_or_else(|_| Err(stopped()))
     }
 
