@@ -230,6 +230,7 @@ impl OrderLogic {
         let mut reserved: Vec<&str> = Vec::new();
         // What became of the order handed to the last line's reservation.
         let mut placed: Option<Placed> = None;
+        let mut placed_already = false;
         for (line, (product, quantity)) in lines.iter().enumerate() {
             let last = line + 1 == lines.len();
             let outcome = with_retries(|| {
@@ -259,6 +260,14 @@ impl OrderLogic {
                 )
             })
             .await;
+            // A batch whose commit failed with an unknown outcome may have written the
+            // reservation, and the order with it: then the order stands, whole.
+            if let Err(error) = &outcome {
+                if last && error.is_retryable() && self.stored_as_own(&order_id, user_id).await? {
+                    placed_already = true;
+                    break;
+                }
+            }
             if let Err(error) = outcome {
                 self.release_lines(
                     &order_id,
@@ -292,6 +301,7 @@ impl OrderLogic {
         }
         let written = match placed.and_then(Placed::outcome) {
             Some(written) => written,
+            None if placed_already => Ok(()),
             None => self.writer.insert_order(new).await,
         };
         match written {
@@ -311,9 +321,7 @@ impl OrderLogic {
             // Without a key the id is this checkout's own: the order was written by an
             // earlier attempt of the last line whose answer came too late to count.
             Err(DbError::UniqueViolation { .. })
-                if orders::find(self.db.pool(), &order_id)
-                    .await?
-                    .is_some_and(|stored| stored.user_id == user_id) => {}
+                if self.stored_as_own(&order_id, user_id).await? => {}
             Err(error) => {
                 self.release_lines(&order_id, &reserved, "order not placed: storage failed")
                     .await;
@@ -328,6 +336,14 @@ impl OrderLogic {
             ..OrderParts::default()
         };
         Ok((build_view(order, parts)?, true))
+    }
+
+    /// Whether this user's order `order_id` is stored: a checkout's own order, written
+    /// by an attempt whose answer was lost.
+    async fn stored_as_own(&self, order_id: &str, user_id: &str) -> Result<bool, Error> {
+        Ok(orders::find(self.db.pool(), order_id)
+            .await?
+            .is_some_and(|stored| stored.user_id == user_id))
     }
 
     /// The order `key` placed for this user, if any: a retried cart checkout's answer.
