@@ -42,14 +42,14 @@ const _: () = assert!(MAX_ORDERS * orders::ORDER_PARAMETERS <= MAX_PARAMETERS);
 const MAX_STOCK_BATCHES: usize = 1_024;
 
 /// Per order a SKU batch carried: written, or why a unique key refused it.
-pub type Placed = Vec<Result<(), DbError>>;
+pub type OrderOutcomes = Vec<Result<(), DbError>>;
 
 /// One entity's write, as queued: a SKU batch with the orders it carries, or an order.
 enum Part {
     Stock {
         batch: Batch,
         orders: Vec<NewOrder>,
-        reply: oneshot::Sender<Result<Placed, BatchError>>,
+        reply: oneshot::Sender<Result<OrderOutcomes, BatchError>>,
     },
     Order {
         order: Box<NewOrder>,
@@ -81,7 +81,7 @@ pub struct NodeWriter {
 }
 
 #[derive(Default)]
-pub struct State {
+pub(crate) struct State {
     queue: VecDeque<Part>,
     /// Batches being written.
     writers: usize,
@@ -169,7 +169,7 @@ impl NodeWriter {
         &self,
         batch: Batch,
         orders: Vec<NewOrder>,
-    ) -> Result<Placed, BatchError> {
+    ) -> Result<OrderOutcomes, BatchError> {
         let (reply, answer) = oneshot::channel();
         self.enqueue(Part::Stock {
             batch,
