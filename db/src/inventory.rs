@@ -123,17 +123,6 @@ pub async fn has_movement(
     Ok(count > 0)
 }
 
-/// Writes one batch in a transaction of its own: [`write_parts`] for one part.
-pub async fn write_batch(connection: &mut AnyConnection, batch: &Batch) -> Result<(), BatchError> {
-    let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
-    let written = write_parts(&mut transaction, &[batch]).await?;
-    if written.first() != Some(&true) {
-        return Err(BatchError::Fenced);
-    }
-    transaction.commit().await?;
-    Ok(())
-}
-
 /// Rows of one multi-row `INSERT` at most (a movement binds ten parameters; SQLite
 /// allows 32 766 per statement).
 const INSERT_ROWS: usize = 1_000;

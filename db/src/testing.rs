@@ -116,3 +116,35 @@ macro_rules! on_both_backends {
         )*
     };
 }
+
+/// A `pending_payment` order of `user_id` for `total` EUR (cents) placed now, unpaid,
+/// without addresses, shipping or tax: the order row the repository tests start from.
+pub fn pending_order(id: &str, user_id: &str, total: i64) -> crate::orders::OrderRecord {
+    let now = crate::clock::now_micros();
+    crate::orders::OrderRecord {
+        id: id.to_owned(),
+        user_id: user_id.to_owned(),
+        status: "pending_payment".to_owned(),
+        was_paid: 0,
+        currency: "EUR".to_owned(),
+        total_amount: total,
+        idempotency_key: None,
+        request_hash: "h".to_owned(),
+        payment_reference: None,
+        expires_at: now + 60_000_000,
+        stock_settled: 1,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        owner_epoch: 0,
+        shipping_address: None,
+        billing_address: None,
+        subtotal_amount: total,
+        shipping_amount: 0,
+        tax_amount: 0,
+        tax_rate_bps: 0,
+        prices_include_tax: 1,
+        shipping_method: None,
+        shipping_method_name: None,
+    }
+}

@@ -9,7 +9,7 @@ use souk_db::clock::now_micros;
 use souk_db::ids;
 use souk_db::orders::{self, HistoryRecord, NewOrder, OrderRecord};
 use souk_db::outbox::OutboxEvent;
-use souk_db::testing::{fresh, TestBackend};
+use souk_db::testing::{fresh, pending_order, TestBackend};
 use souk_db::users::{self, UserRecord};
 use souk_db::Db;
 
@@ -171,30 +171,10 @@ async fn order_snapshots_round_trip(backend: TestBackend) {
         let id = ids::new_id();
         placed.push(NewOrder {
             order: OrderRecord {
-                id: id.clone(),
-                user_id: "u1".to_owned(),
-                status: "pending_payment".to_owned(),
-                was_paid: 0,
-                currency: "EUR".to_owned(),
-                total_amount: 100,
-                idempotency_key: None,
                 request_hash: format!("h{index}"),
-                payment_reference: None,
-                expires_at: now + 60_000_000,
-                stock_settled: 1,
-                version: 1,
-                created_at: now,
-                updated_at: now,
-                owner_epoch: 0,
                 billing_address: shipping.as_ref().map(|_| snapshot("Paris")),
                 shipping_address: shipping,
-                subtotal_amount: 100,
-                shipping_amount: 0,
-                tax_amount: 0,
-                tax_rate_bps: 0,
-                prices_include_tax: 1,
-                shipping_method: None,
-                shipping_method_name: None,
+                ..pending_order(&id, "u1", 100)
             },
             lines: vec![orders::LineRecord {
                 order_id: id.clone(),

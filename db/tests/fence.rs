@@ -8,7 +8,7 @@ use souk_db::fence::{self, Claim, FencedRow};
 use souk_db::inventory::{self, Batch, BatchError, ItemRecord};
 use souk_db::orders::{self, HistoryRecord, LineRecord, OrderRecord, Transition};
 use souk_db::outbox::OutboxEvent;
-use souk_db::testing::{fresh, TestBackend};
+use souk_db::testing::{fresh, pending_order, TestBackend};
 
 souk_db::on_both_backends!(
     #[tokio::test]
@@ -39,15 +39,18 @@ fn batch(item: ItemRecord, expected_version: Option<i64>) -> Batch {
 async fn a_later_owners_claim_fences_an_earlier_owners_sku_batch(backend: TestBackend) {
     let test = fresh(backend).await;
     let mut connection = test.db.pool().acquire().await.unwrap();
+    let writer = test.db.writer();
     let claim = fence::claim(&mut connection, FencedRow::Item, "F-1", 5)
         .await
         .unwrap();
     assert_eq!(claim, Claim::Absent);
     // The owner of epoch 5 creates the row and writes it.
-    inventory::write_batch(&mut connection, &batch(item("F-1", 10, 1, 5), None))
+    writer
+        .write_stock(batch(item("F-1", 10, 1, 5), None))
         .await
         .unwrap();
-    inventory::write_batch(&mut connection, &batch(item("F-1", 11, 2, 5), Some(1)))
+    writer
+        .write_stock(batch(item("F-1", 11, 2, 5), Some(1)))
         .await
         .unwrap();
     // The owner of epoch 7 claims it; 5 can no longer claim or write.
@@ -59,15 +62,17 @@ async fn a_later_owners_claim_fences_an_earlier_owners_sku_batch(backend: TestBa
         .await
         .unwrap();
     assert_eq!(claim, Claim::Stale { owner_epoch: 7 });
-    let stale =
-        inventory::write_batch(&mut connection, &batch(item("F-1", 99, 3, 5), Some(2))).await;
+    let stale = writer
+        .write_stock(batch(item("F-1", 99, 3, 5), Some(2)))
+        .await;
     assert!(matches!(stale, Err(BatchError::Fenced)), "{stale:?}");
     // Claiming again with the same epoch is a no-op that still succeeds.
     let claim = fence::claim(&mut connection, FencedRow::Item, "F-1", 7)
         .await
         .unwrap();
     assert_eq!(claim, Claim::Claimed);
-    inventory::write_batch(&mut connection, &batch(item("F-1", 12, 3, 7), Some(2)))
+    writer
+        .write_stock(batch(item("F-1", 12, 3, 7), Some(2)))
         .await
         .unwrap();
     let stored = inventory::load_item(&mut connection, "F-1")
@@ -79,41 +84,17 @@ async fn a_later_owners_claim_fences_an_earlier_owners_sku_batch(backend: TestBa
         (12, 3, 7)
     );
     // A node that is not clustered writes with the epoch it loaded: it still writes.
-    inventory::write_batch(
-        &mut connection,
-        &batch(item("F-1", 13, 4, stored.owner_epoch), Some(3)),
-    )
-    .await
-    .unwrap();
+    writer
+        .write_stock(batch(item("F-1", 13, 4, stored.owner_epoch), Some(3)))
+        .await
+        .unwrap();
 }
 
 fn order(id: &str, version: i64, owner_epoch: i64) -> OrderRecord {
-    let now = now_micros();
     OrderRecord {
-        id: id.to_owned(),
-        user_id: "u1".to_owned(),
-        status: "pending_payment".to_owned(),
-        was_paid: 0,
-        currency: "EUR".to_owned(),
-        total_amount: 500,
-        idempotency_key: None,
-        request_hash: "h".to_owned(),
-        payment_reference: None,
-        expires_at: now + 60_000_000,
-        stock_settled: 1,
         version,
-        created_at: now,
-        updated_at: now,
         owner_epoch,
-        shipping_address: None,
-        billing_address: None,
-        subtotal_amount: 500,
-        shipping_amount: 0,
-        tax_amount: 0,
-        tax_rate_bps: 0,
-        prices_include_tax: 1,
-        shipping_method: None,
-        shipping_method_name: None,
+        ..pending_order(id, "u1", 500)
     }
 }
 

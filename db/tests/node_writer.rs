@@ -8,37 +8,15 @@ use souk_db::inventory::{self, Batch, BatchError, ItemRecord, MovementRecord, Re
 use souk_db::node_writer::Written;
 use souk_db::orders::{HistoryRecord, LineRecord, NewOrder, OrderRecord};
 use souk_db::outbox::OutboxEvent;
-use souk_db::testing::{fresh, TestBackend};
+use souk_db::testing::{fresh, pending_order, TestBackend};
 use souk_db::DbError;
 
 fn new_order(id: &str, user_id: &str, key: Option<&str>, lines: i64) -> NewOrder {
     let now = now_micros();
     NewOrder {
         order: OrderRecord {
-            id: id.to_owned(),
-            user_id: user_id.to_owned(),
-            status: "pending_payment".to_owned(),
-            was_paid: 0,
-            currency: "EUR".to_owned(),
-            total_amount: 700 * lines,
             idempotency_key: key.map(str::to_owned),
-            request_hash: "h".to_owned(),
-            payment_reference: None,
-            expires_at: now + 60_000_000,
-            stock_settled: 1,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            owner_epoch: 0,
-            shipping_address: None,
-            billing_address: None,
-            subtotal_amount: 700 * lines,
-            shipping_amount: 0,
-            tax_amount: 0,
-            tax_rate_bps: 0,
-            prices_include_tax: 1,
-            shipping_method: None,
-            shipping_method_name: None,
+            ..pending_order(id, user_id, 700 * lines)
         },
         lines: (1..=lines)
             .map(|line_no| LineRecord {
@@ -332,12 +310,11 @@ async fn one_statement_writes_many_items_and_a_stale_one_is_found_alone(backend:
     let test = fresh(backend).await;
     let mut connection = test.db.pool().acquire().await.unwrap();
     for n in 0..4 {
-        inventory::write_batch(
-            &mut connection,
-            &stock_batch(&format!("P-{n}"), 1, &format!("a-{n}")),
-        )
-        .await
-        .unwrap();
+        test.db
+            .writer()
+            .write_stock(stock_batch(&format!("P-{n}"), 1, &format!("a-{n}")))
+            .await
+            .unwrap();
     }
     // Four batches at version 2, and between them a stale one of P-2 (expects 0).
     let mut stale = stock_batch("P-2", 3, "stale");

@@ -150,10 +150,7 @@ async fn the_cart_over_rest(backend: TestBackend) {
 
 #[actix_web::test]
 async fn the_cart_over_rest_in_redis() {
-    let app = spawn_app_with(TestBackend::Sqlite, |config| {
-        config.redis.url = Some(redis_url());
-    })
-    .await;
+    let app = spawn_app_with_redis(|_| {}).await;
     rest_scenario(&app).await;
     // The cart lives in Redis, not in the database.
     let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM carts")
@@ -432,11 +429,7 @@ async fn guest_carts_expire(backend: TestBackend) {
 
 #[actix_web::test]
 async fn guest_carts_expire_in_redis() {
-    let app = spawn_app_with(TestBackend::Sqlite, |config| {
-        config.cart.guest_ttl_secs = 1;
-        config.redis.url = Some(redis_url());
-    })
-    .await;
+    let app = spawn_app_with_redis(|config| config.cart.guest_ttl_secs = 1).await;
     expiry_scenario(&app).await;
 }
 
@@ -490,13 +483,9 @@ async fn a_cart_holds_at_most_fifty_lines() {
 /// An account deleted with its cart in Redis takes the cart with it.
 #[actix_web::test]
 async fn a_deleted_account_takes_its_redis_cart_along() {
-    let prefix = format!("souk-test:{}:", uuid::Uuid::now_v7().simple());
+    let prefix = own_redis_prefix();
     let configured = prefix.clone();
-    let app = spawn_app_with(TestBackend::Sqlite, move |config| {
-        config.redis.url = Some(redis_url());
-        config.redis.key_prefix = configured;
-    })
-    .await;
+    let app = spawn_app_with_redis(move |config| config.redis.key_prefix = configured).await;
     let admin = app.admin().await;
     product(&app, &admin, "GONE-1", 100, 0).await;
     let ada = app.customer("cart-deleted").await;

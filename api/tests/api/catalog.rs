@@ -2422,13 +2422,9 @@ async fn reads_are_never_stale(app: &TestApp) {
 
 #[actix_web::test]
 async fn redis_cache_is_never_stale() {
-    let prefix = format!("souk-test:{}:", uuid::Uuid::now_v7().simple());
+    let prefix = own_redis_prefix();
     let configured = prefix.clone();
-    let app = spawn_app_with(TestBackend::Sqlite, move |config| {
-        config.redis.url = Some(redis_url());
-        config.redis.key_prefix = configured;
-    })
-    .await;
+    let app = spawn_app_with_redis(move |config| config.redis.key_prefix = configured).await;
     assert_eq!(app.state.catalog.cache().kind(), "redis");
     reads_are_never_stale(&app).await;
 

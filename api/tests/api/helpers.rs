@@ -80,7 +80,7 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
     config.http.workers = Some(1);
     config.http.shutdown_timeout_secs = 1;
     // Unique per app so apps sharing one Redis never see each other's counters.
-    config.redis.key_prefix = format!("souk-test:{}:", uuid::Uuid::now_v7().simple());
+    config.redis.key_prefix = own_redis_prefix();
     // Apps sharing the test NATS server must not consume each other's events.
     config.events.namespace = format!("t{}", uuid::Uuid::now_v7().simple());
     config
@@ -92,6 +92,21 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_on(backend: TestBackend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
+}
+
+/// A node on SQLite whose caches, carts and rate limits live in the test Redis,
+/// configured further by `tweak`.
+pub async fn spawn_app_with_redis(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with(TestBackend::Sqlite, |config| {
+        config.redis.url = Some(redis_url());
+        tweak(config);
+    })
+    .await
+}
+
+/// A Redis key prefix of this test's own, so that it can look at its keys alone.
+pub fn own_redis_prefix() -> String {
+    format!("souk-test:{}:", uuid::Uuid::now_v7().simple())
 }
 
 pub async fn spawn_app_with(backend: TestBackend, tweak: impl FnOnce(&mut Config)) -> TestApp {

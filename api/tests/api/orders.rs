@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use souk_db::node_writer::Written;
 use souk_db::testing::TestBackend;
 
 use crate::helpers::*;
@@ -90,6 +91,15 @@ async fn stored_order(app: &TestApp, user: &Session, id: &str) -> Value {
         .unwrap()
 }
 
+/// (commits, SKU batches, orders) the node writer wrote between two readings.
+fn written_between(before: Written, after: Written) -> (u64, u64, u64) {
+    (
+        after.commits - before.commits,
+        after.stock_batches - before.stock_batches,
+        after.orders - before.orders,
+    )
+}
+
 /// The order rides with its last line's reservation: a one-line checkout is one commit
 /// of the node writer (its SKU batch and its order together), a two-line checkout two
 /// (the first line's reservation, then the second's with the order).
@@ -105,11 +115,7 @@ async fn a_checkout_waits_for_one_shared_commit(backend: TestBackend) {
     let placed = place(&app, &shopper, json!([{"sku": "ONE-1", "quantity": 2}])).await;
     let after = writer.written();
     assert_eq!(
-        (
-            after.commits - before.commits,
-            after.stock_batches - before.stock_batches,
-            after.orders - before.orders
-        ),
+        written_between(before, after),
         (1, 1, 1),
         "one commit holds the reservation and the order: {before:?} → {after:?}"
     );
@@ -127,11 +133,7 @@ async fn a_checkout_waits_for_one_shared_commit(backend: TestBackend) {
     .await;
     let after = writer.written();
     assert_eq!(
-        (
-            after.commits - before.commits,
-            after.stock_batches - before.stock_batches,
-            after.orders - before.orders
-        ),
+        written_between(before, after),
         (2, 2, 1),
         "{before:?} → {after:?}"
     );

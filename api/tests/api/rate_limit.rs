@@ -60,7 +60,7 @@ async fn attempts_per_address_are_limited() {
 /// Two nodes sharing a Redis count together: the limit holds across the cluster.
 #[actix_web::test]
 async fn redis_counts_across_nodes() {
-    let prefix = format!("souk-test:{}:", uuid::Uuid::now_v7().simple());
+    let prefix = own_redis_prefix();
     let configure = |config: &mut souk_api::Config| {
         config.redis.url = Some(redis_url());
         config.redis.key_prefix = prefix.clone();

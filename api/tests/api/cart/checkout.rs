@@ -122,10 +122,7 @@ async fn two_sessions_editing_one_cart_lose_nothing(backend: TestBackend) {
 
 #[actix_web::test]
 async fn two_sessions_editing_one_cart_lose_nothing_in_redis() {
-    let app = spawn_app_with(TestBackend::Sqlite, |config| {
-        config.redis.url = Some(redis_url());
-    })
-    .await;
+    let app = spawn_app_with_redis(|_| {}).await;
     concurrent_editors(&app).await;
 }
 
@@ -172,10 +169,7 @@ async fn a_checkout_racing_an_edit_stays_consistent(backend: TestBackend) {
 
 #[actix_web::test]
 async fn a_checkout_racing_an_edit_stays_consistent_in_redis() {
-    let app = spawn_app_with(TestBackend::Sqlite, |config| {
-        config.redis.url = Some(redis_url());
-    })
-    .await;
+    let app = spawn_app_with_redis(|_| {}).await;
     checkout_races(&app).await;
 }
 
@@ -226,10 +220,7 @@ async fn a_merge_racing_guest_edits_loses_none_it_accepted(backend: TestBackend)
 
 #[actix_web::test]
 async fn a_merge_racing_guest_edits_loses_none_it_accepted_in_redis() {
-    let app = spawn_app_with(TestBackend::Sqlite, |config| {
-        config.redis.url = Some(redis_url());
-    })
-    .await;
+    let app = spawn_app_with_redis(|_| {}).await;
     merge_races(&app).await;
 }
 
