@@ -1,10 +1,12 @@
 //! Inventory: one actor per SKU owns its stock ([`actor::SkuActor`], under the entity
-//! host), the pure stock rules it applies ([`stock`]), the door callers use
-//! ([`router::InventoryRouter`]) and the inventory service behind the admin API.
+//! host), the pure stock rules it applies ([`stock`]) with the reservations it holds
+//! ([`reservations`]), the door callers use ([`router::InventoryRouter`]) and the
+//! inventory service behind the admin API.
 
 pub mod actor;
 pub mod feed;
 pub mod placement;
+pub mod reservations;
 pub mod router;
 pub mod service;
 pub mod stock;

@@ -1,13 +1,12 @@
 //! A SKU's stock and the rules that change it, free of actors and I/O so they can be
 //! property-tested. `available = on_hand - reserved` never goes below zero.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use souk_db::clock::Micros;
 use souk_db::inventory::{MovementRecord, ReservationRecord};
 
 use super::placement::Placement;
+use super::reservations::Reservations;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Held {
@@ -36,7 +35,7 @@ pub struct Stock {
     pub low_stock_threshold: i64,
     /// The persisted version; `None` until the row exists.
     pub version: Option<i64>,
-    pub reservations: BTreeMap<String, Held>,
+    pub reservations: Reservations,
 }
 
 /// What a caller asks of a SKU. Every order-related command is idempotent by order id.
@@ -140,7 +139,7 @@ impl Stock {
             reserved: 0,
             low_stock_threshold: 0,
             version: None,
-            reservations: BTreeMap::new(),
+            reservations: Reservations::default(),
         }
     }
 
@@ -150,15 +149,11 @@ impl Stock {
 
     /// The units a customer holds here across their unpaid orders.
     pub fn held_by(&self, customer_id: &str) -> i64 {
-        self.reservations
-            .values()
-            .filter(|held| held.customer_id.as_deref() == Some(customer_id))
-            .map(|held| held.quantity)
-            .sum()
+        self.reservations.held_by(customer_id)
     }
 
     pub fn next_expiry(&self) -> Option<Micros> {
-        self.reservations.values().map(|held| held.expires_at).min()
+        self.reservations.next_expiry()
     }
 
     /// A ledger row; `deltas` is (on_hand, reserved).
@@ -384,12 +379,7 @@ impl Stock {
                 Ok(Outcome::ThresholdSet)
             }
             Command::ExpireDue => {
-                let due: Vec<String> = self
-                    .reservations
-                    .iter()
-                    .filter(|(_, held)| held.expires_at <= now)
-                    .map(|(order_id, _)| order_id.clone())
-                    .collect();
+                let due = self.reservations.due(now);
                 for order_id in &due {
                     if let Some(held) = self.drop_reservation(order_id, changes) {
                         self.reserved -= held.quantity;
