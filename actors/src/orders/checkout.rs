@@ -8,7 +8,8 @@
 //! writer writes the order in the same commit as that reservation (the lines before
 //! it were reserved, and committed, first); otherwise the node writer writes it after.
 //! An `Idempotency-Key` makes retries return the same order, and the same key with
-//! another body (items, addresses or method) is refused.
+//! another body (items, addresses or method) is refused; the order is read by its key
+//! only when a checkout cannot place its own.
 
 use sha2::{Digest, Sha256};
 use souk_db::clock::now_micros;
@@ -23,13 +24,20 @@ use crate::error::{Error, ErrorCode, FieldError, FieldErrors};
 use crate::identity::PostalAddress;
 use crate::inventory::service::api_error;
 use crate::inventory::stock::Holder;
-use crate::inventory::{Command, InventoryError, InventoryRouter, Placed, Placement, StockError};
+use crate::inventory::{
+    Command, InventoryError, InventoryRouter, Outcome, Placed, Placement, StockError,
+};
 use crate::outbox::Topic;
 use crate::shipping::{self, Totals};
 
 impl OrderLogic {
     /// Places an order. Returns it and whether it was created now (`false`: the same
     /// idempotency key and body were seen before, and this is that order).
+    ///
+    /// Nothing is read by the key first: the order's id follows from (user, key, body),
+    /// its reservations are idempotent by that id and the key is unique with the order,
+    /// so a retry of a placed order ends on a refused insert or on a failure (its stock
+    /// sold out since, say); either reads the order by its key and answers it.
     // The idempotency key is the client's secret-ish handle on the order: never logged.
     #[tracing::instrument(name = "create_order", skip(self, input, key), fields(idempotent = key.is_some()))]
     pub async fn create(
@@ -49,11 +57,40 @@ impl OrderLogic {
             billing_id.as_deref(),
             method_code.as_deref(),
         )?;
-        if let Some(key) = &key {
-            if let Some(existing) = orders::find_by_key(self.db.pool(), user_id, key).await? {
-                return self.replay(existing, &request_hash).await;
-            }
+        let checkout = Checkout {
+            items,
+            shipping_id,
+            billing_id,
+            method_code,
+            request_hash,
+        };
+        let placed = self.place(user_id, &checkout, key.as_deref()).await;
+        let (Err(error), Some(key)) = (&placed, &key) else {
+            return placed;
+        };
+        if error.code() == ErrorCode::IdempotencyKeyReused {
+            return placed;
         }
+        // This failure may be a retry's: the order its first attempt placed stands.
+        match orders::find_by_key(self.db.pool(), user_id, key).await {
+            Ok(Some(existing)) => self.replay(existing, &checkout.request_hash).await,
+            _ => placed,
+        }
+    }
+
+    async fn place(
+        &self,
+        user_id: &str,
+        checkout: &Checkout,
+        key: Option<&str>,
+    ) -> Result<(OrderView, bool), Error> {
+        let Checkout {
+            items,
+            shipping_id,
+            billing_id,
+            method_code,
+            request_hash,
+        } = checkout;
         // Held until the order is stored, so this customer's concurrent checkouts count
         // each other's orders.
         let _checkout = match self.limits.max_unpaid_orders {
@@ -136,7 +173,7 @@ impl OrderLogic {
         // With a key, the id follows from (user, key, body): concurrent retries reserve
         // under one order id (reservations are idempotent by it) and only one insert wins.
         let order_id = match &key {
-            Some(key) => derived_id(user_id, key, &request_hash),
+            Some(key) => derived_id(user_id, key, request_hash),
             None => souk_db::ids::new_id(),
         };
         let now = now_micros();
@@ -159,7 +196,7 @@ impl OrderLogic {
             was_paid: 0,
             currency: currency.clone(),
             total_amount: total,
-            idempotency_key: key.clone(),
+            idempotency_key: key.map(str::to_owned),
             request_hash: request_hash.clone(),
             payment_reference: None,
             expires_at: now + ttl_micros,
@@ -227,6 +264,10 @@ impl OrderLogic {
             history: history.clone(),
             event: placed,
         };
+        // The lines to release should the order not be placed. With a key, a line found
+        // reserved already is left out: it is the reservation of a concurrent or earlier
+        // request with this key (the same order id), or, rarely, of this checkout's own
+        // attempt whose answer was lost, which its TTL then releases.
         let mut reserved: Vec<&str> = Vec::new();
         // What became of the order handed to the last line's reservation.
         let mut placed: Option<Placed> = None;
@@ -297,7 +338,9 @@ impl OrderLogic {
                     other => api_error(other),
                 });
             }
-            reserved.push(&product.sku);
+            if key.is_none() || matches!(outcome, Ok(Outcome::Reserved { .. })) {
+                reserved.push(&product.sku);
+            }
         }
         let written = match placed.and_then(Placed::outcome) {
             Some(written) => written,
@@ -307,16 +350,20 @@ impl OrderLogic {
         match written {
             Ok(()) => {}
             Err(DbError::UniqueViolation { .. }) if key.is_some() => {
-                // A concurrent request with the same key won the insert.
+                // A concurrent request or an earlier one with the same key won the
+                // insert. What this checkout reserved is the stored order's only while
+                // that order is this one, waiting for its payment.
                 let key = key.unwrap_or_default();
-                let existing = orders::find_by_key(self.db.pool(), user_id, &key)
+                let existing = orders::find_by_key(self.db.pool(), user_id, key)
                     .await?
                     .ok_or_else(|| Error::internal("idempotent order vanished"))?;
-                if existing.id != order_id {
+                let holds_these = existing.id == order_id
+                    && existing.status == OrderStatus::PendingPayment.as_str();
+                if !holds_these {
                     self.release_lines(&order_id, &reserved, "duplicate request")
                         .await;
                 }
-                return self.replay(existing, &request_hash).await;
+                return self.replay(existing, request_hash).await;
             }
             // Without a key the id is this checkout's own: the order was written by an
             // earlier attempt of the last line whose answer came too late to count.
@@ -417,6 +464,15 @@ impl OrderLogic {
             }
         }
     }
+}
+
+/// A checkout's request, validated, and the hash its `Idempotency-Key` is bound to.
+struct Checkout {
+    items: Vec<(String, i64)>,
+    shipping_id: Option<String>,
+    billing_id: Option<String>,
+    method_code: Option<String>,
+    request_hash: String,
 }
 
 /// What an `Idempotency-Key` is bound to: the merged items and, when any is named, the

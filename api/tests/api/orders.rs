@@ -15,6 +15,7 @@ on_both_backends!(
     checkout_pay_ship_deliver,
     racing_orders_never_oversell,
     a_checkout_waits_for_one_shared_commit,
+    a_retry_of_a_paid_order_answers_it_and_holds_nothing,
 );
 
 pub(crate) async fn product(app: &TestApp, admin: &Session, sku: &str, amount: i64, stock: i64) {
@@ -391,6 +392,71 @@ async fn idempotency_keys_make_retries_safe() {
             .await
             .status(),
         StatusCode::CREATED
+    );
+}
+
+/// A checkout reads nothing by its key before reserving: a retry of an order already
+/// paid reserves anew, finds the order when its insert is refused (or when the stock
+/// has sold out since), answers that order and releases what it reserved.
+async fn a_retry_of_a_paid_order_answers_it_and_holds_nothing(backend: TestBackend) {
+    let app = spawn_app_on(backend).await;
+    let admin = app.admin().await;
+    let shopper = app.customer("paid-retry").await;
+    product(&app, &admin, "PAID-1", 100, 4).await;
+    let items = json!([{"sku": "PAID-1", "quantity": 2}]);
+    let placed = order(&app, &shopper, items.clone(), Some("paid-key")).await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let placed: Value = placed.json().await.unwrap();
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let paid = act(
+        &app,
+        &shopper.access_token,
+        &format!("/api/v1/orders/{id}/pay"),
+        json!({"payment_method": "test-card-ok"}),
+    )
+    .await;
+    assert_eq!(paid.status(), StatusCode::OK);
+    assert_eq!(stock(&app, &admin, "PAID-1").await, (2, 0));
+
+    // Stock enough for the retry's own reservation: it is made, then released.
+    let retried = order(&app, &shopper, items.clone(), Some("paid-key")).await;
+    assert_eq!(retried.status(), StatusCode::OK);
+    let retried: Value = retried.json().await.unwrap();
+    assert_eq!(
+        (retried["id"].as_str(), retried["status"].as_str()),
+        (Some(id.as_str()), Some("paid"))
+    );
+    assert_eq!(
+        stock(&app, &admin, "PAID-1").await,
+        (2, 0),
+        "the retry holds nothing"
+    );
+    let different = order(
+        &app,
+        &shopper,
+        json!([{"sku": "PAID-1", "quantity": 1}]),
+        Some("paid-key"),
+    )
+    .await;
+    assert_problem(different, 422, "idempotency_key_reused").await;
+    assert_eq!(
+        stock(&app, &admin, "PAID-1").await,
+        (2, 0),
+        "the refused request holds nothing"
+    );
+
+    // Sold out since: the retry's reservation fails, and it still answers the order.
+    let other = app.customer("last-unit").await;
+    place(&app, &other, json!([{"sku": "PAID-1", "quantity": 2}])).await;
+    let sold_out = order(&app, &shopper, items, Some("paid-key")).await;
+    assert_eq!(sold_out.status(), StatusCode::OK);
+    let sold_out: Value = sold_out.json().await.unwrap();
+    assert_eq!(sold_out["id"].as_str(), Some(id.as_str()));
+    assert_eq!(stock(&app, &admin, "PAID-1").await, (2, 2));
+    assert_eq!(
+        app.events("order.placed", &id).await.len(),
+        1,
+        "one order, placed once"
     );
 }
 
