@@ -7,6 +7,7 @@ use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
 
 use crate::clock::Micros;
 use crate::outbox::{self, OutboxEvent};
+use crate::shapes::{padded, pieces};
 use crate::DbError;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -123,10 +124,11 @@ pub async fn has_movement(
     Ok(count > 0)
 }
 
-/// Rows of one multi-row `INSERT` at most (a movement binds ten parameters; SQLite
-/// allows 32 766 per statement).
-const INSERT_ROWS: usize = 1_000;
-/// Items of one multi-row `UPDATE` at most (each binds seventeen parameters).
+/// Rows of one multi-row `INSERT` at most, a power of two (see [`crate::shapes`]; a
+/// movement binds ten parameters, and SQLite allows 32 766 per statement).
+const INSERT_ROWS: usize = 512;
+/// Items of one multi-row `UPDATE` at most, a power of two (each binds seventeen
+/// parameters).
 const UPDATE_ITEMS: usize = 256;
 
 /// Writes the batches of many SKUs in the caller's transaction, each fenced on its
@@ -156,7 +158,7 @@ pub async fn write_parts(
                     Some((batch.item.as_ref()?, batch.expected_version?))
                 })
                 .collect();
-            if update_items(&mut savepoint, &items).await? == chunk.len() as u64 {
+            if update_items(&mut savepoint, &padded(&items)).await? == chunk.len() as u64 {
                 savepoint.commit().await?;
                 continue;
             }
@@ -203,7 +205,7 @@ pub async fn write_parts(
         let Some(item) = &batch.item else {
             continue;
         };
-        for order_ids in batch.removed_reservations.chunks(INSERT_ROWS) {
+        for order_ids in pieces(&batch.removed_reservations, INSERT_ROWS) {
             let mut builder =
                 QueryBuilder::<Any>::new("DELETE FROM inventory_reservations WHERE sku = ");
             builder
@@ -221,7 +223,7 @@ pub async fn write_parts(
         .iter()
         .flat_map(|batch| &batch.new_reservations)
         .collect();
-    for chunk in reservations.chunks(INSERT_ROWS) {
+    for chunk in pieces(&reservations, INSERT_ROWS) {
         let mut builder = QueryBuilder::<Any>::new(
             "INSERT INTO inventory_reservations (sku, order_id, quantity, expires_at, created_at, customer_id) ",
         );
@@ -238,7 +240,7 @@ pub async fn write_parts(
     }
     let movements: Vec<&MovementRecord> =
         landed.iter().flat_map(|batch| &batch.movements).collect();
-    for chunk in movements.chunks(INSERT_ROWS) {
+    for chunk in pieces(&movements, INSERT_ROWS) {
         let mut builder = QueryBuilder::<Any>::new(
             "INSERT INTO inventory_movements (id, sku, kind, delta_on_hand, delta_reserved, order_id, actor, reason, version, created_at) ",
         );
@@ -258,7 +260,7 @@ pub async fn write_parts(
         builder.build().execute(&mut *transaction).await?;
     }
     let events: Vec<&OutboxEvent> = landed.iter().flat_map(|batch| &batch.events).collect();
-    for chunk in events.chunks(INSERT_ROWS) {
+    for chunk in pieces(&events, INSERT_ROWS) {
         outbox::append_all(&mut *transaction, chunk).await?;
     }
     Ok(written)

@@ -30,6 +30,7 @@ pub mod payment_events;
 pub mod pool;
 pub mod returns;
 pub mod sessions;
+mod shapes;
 pub mod shipping;
 pub mod users;
 pub mod variants;

@@ -10,6 +10,7 @@ use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
 use crate::clock::Micros;
 use crate::fence::{self, FencedRow};
 use crate::outbox::{self, OutboxEvent};
+use crate::shapes::pieces;
 use crate::DbError;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -82,6 +83,9 @@ const ORDER_COLUMNS: &str =
 /// Bound parameters of one order's row in the multi-row insert: one per column of
 /// `ORDER_COLUMNS`.
 pub const ORDER_PARAMETERS: usize = 24;
+/// Rows of one multi-row `INSERT` at most, a power of two (see [`crate::shapes`]); the
+/// node writer bounds an insert's orders and lines below SQLite's parameter limit.
+const INSERT_ROWS: usize = 1_024;
 
 /// An order as placed: the row, its lines, its first history entry and its
 /// `order.placed` event.
@@ -94,7 +98,8 @@ pub struct NewOrder {
 }
 
 /// Inserts orders with their lines, first history entries and events in one
-/// transaction, one statement per table: all of them or none (a duplicate id or
+/// transaction, one statement per table and power-of-two piece of rows (see
+/// [`crate::shapes`]): all of them or none (a duplicate id or
 /// idempotency key fails them all, as `UniqueViolation`).
 pub async fn insert<Placed: Borrow<NewOrder>>(
     connection: &mut AnyConnection,
@@ -106,6 +111,25 @@ pub async fn insert<Placed: Borrow<NewOrder>>(
         return Ok(());
     }
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
+    for piece in pieces(placed, INSERT_ROWS) {
+        insert_rows(&mut transaction, piece).await?;
+    }
+    let lines: Vec<&LineRecord> = placed.iter().flat_map(|new| &new.lines).collect();
+    for piece in pieces(&lines, INSERT_ROWS) {
+        insert_lines(&mut transaction, piece).await?;
+    }
+    for piece in pieces(placed, INSERT_ROWS) {
+        insert_histories(&mut transaction, piece).await?;
+    }
+    let events: Vec<&OutboxEvent> = placed.iter().map(|new| &new.event).collect();
+    for piece in pieces(&events, INSERT_ROWS) {
+        outbox::append_all(&mut *transaction, piece).await?;
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+async fn insert_rows(connection: &mut AnyConnection, placed: &[&NewOrder]) -> Result<(), DbError> {
     let mut builder = QueryBuilder::<Any>::new(format!("INSERT INTO orders ({ORDER_COLUMNS}) "));
     builder.push_values(placed, |mut values, new| {
         let order = &new.order;
@@ -135,24 +159,35 @@ pub async fn insert<Placed: Borrow<NewOrder>>(
             .push_bind(order.shipping_method.clone())
             .push_bind(order.shipping_method_name.clone());
     });
-    builder.build().execute(&mut *transaction).await?;
+    builder.build().execute(connection).await?;
+    Ok(())
+}
+
+async fn insert_lines(
+    connection: &mut AnyConnection,
+    lines: &[&LineRecord],
+) -> Result<(), DbError> {
     let mut builder = QueryBuilder::<Any>::new(
         "INSERT INTO order_lines (order_id, line_no, sku, product_id, name, unit_amount, quantity) ",
     );
-    builder.push_values(
-        placed.iter().flat_map(|new| &new.lines),
-        |mut values, line| {
-            values
-                .push_bind(line.order_id.clone())
-                .push_bind(line.line_no)
-                .push_bind(line.sku.clone())
-                .push_bind(line.product_id.clone())
-                .push_bind(line.name.clone())
-                .push_bind(line.unit_amount)
-                .push_bind(line.quantity);
-        },
-    );
-    builder.build().execute(&mut *transaction).await?;
+    builder.push_values(lines, |mut values, line| {
+        values
+            .push_bind(line.order_id.clone())
+            .push_bind(line.line_no)
+            .push_bind(line.sku.clone())
+            .push_bind(line.product_id.clone())
+            .push_bind(line.name.clone())
+            .push_bind(line.unit_amount)
+            .push_bind(line.quantity);
+    });
+    builder.build().execute(connection).await?;
+    Ok(())
+}
+
+async fn insert_histories(
+    connection: &mut AnyConnection,
+    placed: &[&NewOrder],
+) -> Result<(), DbError> {
     let mut builder = QueryBuilder::<Any>::new(
         "INSERT INTO order_history (id, order_id, from_status, to_status, actor, reason, created_at) ",
     );
@@ -167,10 +202,7 @@ pub async fn insert<Placed: Borrow<NewOrder>>(
             .push_bind(history.reason.clone())
             .push_bind(history.created_at);
     });
-    builder.build().execute(&mut *transaction).await?;
-    let events: Vec<&OutboxEvent> = placed.iter().map(|new| &new.event).collect();
-    outbox::append_all(&mut *transaction, &events).await?;
-    transaction.commit().await?;
+    builder.build().execute(connection).await?;
     Ok(())
 }
 

@@ -49,7 +49,8 @@ where
     append_all(executor, &[event]).await
 }
 
-/// Appends events in one statement (in the caller's transaction).
+/// Appends events in one statement (in the caller's transaction); a caller writing
+/// many cuts them into `shapes::pieces`.
 pub async fn append_all<'e, E>(executor: E, events: &[&OutboxEvent]) -> Result<(), DbError>
 where
     E: Executor<'e, Database = Any>,
