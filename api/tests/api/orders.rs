@@ -83,6 +83,17 @@ pub(crate) async fn act(app: &TestApp, token: &str, path: &str, body: Value) -> 
     app.post_json_as(path, token, &body).await
 }
 
+/// `POST /api/v1/orders/{id}/pay` as `user` with the test double's accepting card.
+async fn pay(app: &TestApp, user: &Session, id: &str) -> reqwest::Response {
+    act(
+        app,
+        &user.access_token,
+        &format!("/api/v1/orders/{id}/pay"),
+        json!({"payment_method": "test-card-ok"}),
+    )
+    .await
+}
+
 /// `GET /api/v1/orders/{id}` as `user`, as JSON.
 async fn stored_order(app: &TestApp, user: &Session, id: &str) -> Value {
     app.get_as(&format!("/api/v1/orders/{id}"), &user.access_token)
@@ -193,13 +204,7 @@ async fn checkout_pay_ship_deliver(backend: TestBackend) {
     assert_eq!(stock(&app, &admin, "CUP-1").await, (5, 2));
     assert_eq!(app.events("order.placed", &id).await.len(), 1);
 
-    let paid = act(
-        &app,
-        &shopper.access_token,
-        &format!("/api/v1/orders/{id}/pay"),
-        json!({"payment_method": "test-card-ok"}),
-    )
-    .await;
+    let paid = pay(&app, &shopper, &id).await;
     assert_eq!(paid.status(), StatusCode::OK);
     let paid: Value = paid.json().await.unwrap();
     assert_eq!(
@@ -212,13 +217,7 @@ async fn checkout_pay_ship_deliver(backend: TestBackend) {
         "payment sells the reserved units"
     );
     // Paying twice is an illegal transition, and sells nothing more.
-    let again = act(
-        &app,
-        &shopper.access_token,
-        &format!("/api/v1/orders/{id}/pay"),
-        json!({"payment_method": "test-card-ok"}),
-    )
-    .await;
+    let again = pay(&app, &shopper, &id).await;
     assert_problem(again, 409, "illegal_transition").await;
     assert_eq!(stock(&app, &admin, "CUP-1").await, (3, 0));
 
@@ -417,13 +416,7 @@ async fn a_retry_of_a_paid_order_answers_it_and_holds_nothing(backend: TestBacke
     assert_eq!(placed.status(), StatusCode::CREATED);
     let placed: Value = placed.json().await.unwrap();
     let id = placed["id"].as_str().unwrap().to_owned();
-    let paid = act(
-        &app,
-        &shopper.access_token,
-        &format!("/api/v1/orders/{id}/pay"),
-        json!({"payment_method": "test-card-ok"}),
-    )
-    .await;
+    let paid = pay(&app, &shopper, &id).await;
     assert_eq!(paid.status(), StatusCode::OK);
     assert_eq!(stock(&app, &admin, "PAID-1").await, (2, 0));
 
@@ -993,13 +986,7 @@ async fn an_unknown_stored_status_is_an_error_not_a_default() {
         .execute(pool)
         .await
         .unwrap();
-    let paid = act(
-        &app,
-        &shopper.access_token,
-        &format!("/api/v1/orders/{id}/pay"),
-        json!({"payment_method": "test-card-ok"}),
-    )
-    .await;
+    let paid = pay(&app, &shopper, id).await;
     assert_problem(paid, 500, "internal").await;
     let cancelled = act(
         &app,
