@@ -7,7 +7,7 @@ use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
 
 use crate::clock::Micros;
 use crate::outbox::{self, OutboxEvent};
-use crate::shapes::{padded, pieces};
+use crate::shapes::{padded, pieces, MAX_ROWS};
 use crate::DbError;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -124,9 +124,6 @@ pub async fn has_movement(
     Ok(count > 0)
 }
 
-/// Rows of one multi-row `INSERT` at most, a power of two (see [`crate::shapes`]; a
-/// movement binds ten parameters, and SQLite allows 32 766 per statement).
-const INSERT_ROWS: usize = 512;
 /// Items of one multi-row `UPDATE` at most, a power of two (each binds seventeen
 /// parameters).
 const UPDATE_ITEMS: usize = 256;
@@ -205,7 +202,7 @@ pub async fn write_parts(
         let Some(item) = &batch.item else {
             continue;
         };
-        for order_ids in pieces(&batch.removed_reservations, INSERT_ROWS) {
+        for order_ids in pieces(&batch.removed_reservations, MAX_ROWS) {
             let mut builder =
                 QueryBuilder::<Any>::new("DELETE FROM inventory_reservations WHERE sku = ");
             builder
@@ -223,7 +220,7 @@ pub async fn write_parts(
         .iter()
         .flat_map(|batch| &batch.new_reservations)
         .collect();
-    for chunk in pieces(&reservations, INSERT_ROWS) {
+    for chunk in pieces(&reservations, MAX_ROWS) {
         let mut builder = QueryBuilder::<Any>::new(
             "INSERT INTO inventory_reservations (sku, order_id, quantity, expires_at, created_at, customer_id) ",
         );
@@ -240,7 +237,7 @@ pub async fn write_parts(
     }
     let movements: Vec<&MovementRecord> =
         landed.iter().flat_map(|batch| &batch.movements).collect();
-    for chunk in pieces(&movements, INSERT_ROWS) {
+    for chunk in pieces(&movements, MAX_ROWS) {
         let mut builder = QueryBuilder::<Any>::new(
             "INSERT INTO inventory_movements (id, sku, kind, delta_on_hand, delta_reserved, order_id, actor, reason, version, created_at) ",
         );
@@ -260,7 +257,7 @@ pub async fn write_parts(
         builder.build().execute(&mut *transaction).await?;
     }
     let events: Vec<&OutboxEvent> = landed.iter().flat_map(|batch| &batch.events).collect();
-    for chunk in pieces(&events, INSERT_ROWS) {
+    for chunk in pieces(&events, MAX_ROWS) {
         outbox::append_all(&mut *transaction, chunk).await?;
     }
     Ok(written)

@@ -10,7 +10,7 @@ use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
 use crate::clock::Micros;
 use crate::fence::{self, FencedRow};
 use crate::outbox::{self, OutboxEvent};
-use crate::shapes::pieces;
+use crate::shapes::{pieces, MAX_ROWS};
 use crate::DbError;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -83,9 +83,7 @@ const ORDER_COLUMNS: &str =
 /// Bound parameters of one order's row in the multi-row insert: one per column of
 /// `ORDER_COLUMNS`.
 pub const ORDER_PARAMETERS: usize = 24;
-/// Rows of one multi-row `INSERT` at most, a power of two (see [`crate::shapes`]); the
-/// node writer bounds an insert's orders and lines below SQLite's parameter limit.
-const INSERT_ROWS: usize = 1_024;
+const _: () = assert!(MAX_ROWS * ORDER_PARAMETERS <= 32_766);
 
 /// An order as placed: the row, its lines, its first history entry and its
 /// `order.placed` event.
@@ -111,18 +109,18 @@ pub async fn insert<Placed: Borrow<NewOrder>>(
         return Ok(());
     }
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
-    for piece in pieces(placed, INSERT_ROWS) {
+    for piece in pieces(placed, MAX_ROWS) {
         insert_rows(&mut transaction, piece).await?;
     }
     let lines: Vec<&LineRecord> = placed.iter().flat_map(|new| &new.lines).collect();
-    for piece in pieces(&lines, INSERT_ROWS) {
+    for piece in pieces(&lines, MAX_ROWS) {
         insert_lines(&mut transaction, piece).await?;
     }
-    for piece in pieces(placed, INSERT_ROWS) {
+    for piece in pieces(placed, MAX_ROWS) {
         insert_histories(&mut transaction, piece).await?;
     }
     let events: Vec<&OutboxEvent> = placed.iter().map(|new| &new.event).collect();
-    for piece in pieces(&events, INSERT_ROWS) {
+    for piece in pieces(&events, MAX_ROWS) {
         outbox::append_all(&mut *transaction, piece).await?;
     }
     transaction.commit().await?;

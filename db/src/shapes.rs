@@ -4,8 +4,12 @@
 //! would prepare (and later close) a new one for nearly every commit: on MariaDB that
 //! was about a quarter of the server's CPU under a many-SKU load.
 
+/// Rows of one multi-row statement at most, a power of two. The widest row (an order's,
+/// `orders::ORDER_PARAMETERS`) times this stays under SQLite's 32 766 bound parameters.
+pub(crate) const MAX_ROWS: usize = 1_024;
+
 /// `items` cut into pieces of power-of-two lengths, longest first, none longer than
-/// `max` (itself a power of two).
+/// `max` (itself a power of two; [`MAX_ROWS`] for inserts).
 pub(crate) fn pieces<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
     debug_assert!(max.is_power_of_two());
     let mut rest = items;

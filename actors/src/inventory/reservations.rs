@@ -23,15 +23,14 @@ pub struct Reservations {
 }
 
 impl Reservations {
-    /// Holds `held` for `order_id`, replacing what it held before; answers that.
-    pub fn insert(&mut self, order_id: String, held: Held) -> Option<Held> {
-        let replaced = self.remove(&order_id);
+    /// Holds `held` for `order_id`, replacing what it held before.
+    pub fn insert(&mut self, order_id: String, held: Held) {
+        self.remove(&order_id);
         self.by_expiry.insert((held.expires_at, order_id.clone()));
         if let Some(customer_id) = &held.customer_id {
             *self.by_customer.entry(customer_id.clone()).or_default() += held.quantity;
         }
         self.by_order.insert(order_id, held);
-        replaced
     }
 
     /// Drops what `order_id` holds; answers it.
@@ -129,7 +128,7 @@ mod tests {
             for (order, insert, quantity, expires_at, customer) in steps {
                 let order_id = format!("order-{order}");
                 match insert {
-                    true => { reservations.insert(order_id, held(quantity, expires_at, customer)); }
+                    true => reservations.insert(order_id, held(quantity, expires_at, customer)),
                     false => { reservations.remove(&order_id); }
                 }
             }
