@@ -14,7 +14,7 @@ use souk_actors::inventory::{
     Command, InventoryError, InventoryRouter, LocalInventory, Outcome, SkuDeps, StockError,
 };
 use souk_db::testing::{fresh, TestBackend};
-use souk_db::Db;
+use souk_db::{Db, PoolSettings};
 
 /// The process-wide metrics recorder of this test binary, rendered as Prometheus text.
 fn metrics_text() -> String {
@@ -249,7 +249,13 @@ async fn fencing_stops_the_second_owner(backend: TestBackend) {
 async fn restart_keeps_every_acknowledged_reservation(backend: TestBackend) {
     let database = fresh(backend).await;
     let db = database.db.clone();
-    let before = start(&db, settings(), None);
+    // The process before the restart has a pool of its own, as a real one would: a
+    // connection its actors opened belongs to their arbiters' runtimes, which stop
+    // with it, and must not be handed to the process after.
+    let before_db = Db::connect(&database.url, &PoolSettings::default())
+        .await
+        .unwrap();
+    let before = start(&before_db, settings(), None);
     before.execute("KEEP".into(), adjust(5)).await.unwrap();
     before
         .execute("KEEP".into(), reserve_for("a", 2, "alice", 3))
