@@ -41,29 +41,38 @@ impl SmtpSink {
         });
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/smtp-sink.py");
         let directory = TempDir::new();
-        let port = dead_port();
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(&directory.0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start the SMTP sink with {python}: {error}"));
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-        assert_eq!(
-            line.trim(),
-            "ready",
-            "the SMTP sink did not start (is aiosmtpd installed in {python}?)"
-        );
-        Self {
-            port,
-            directory,
-            child,
+        // The free port is picked before the sink binds it, so a test running beside
+        // this one may take it first: the sink then exits without saying "ready", and
+        // another port is tried.
+        for _ in 0..5 {
+            let port = dead_port();
+            let mut child = Command::new(&python)
+                .arg(&script)
+                .arg(port.to_string())
+                .arg(&directory.0)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap_or_else(|error| {
+                    panic!("cannot start the SMTP sink with {python}: {error}")
+                });
+            let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+            if line.trim() == "ready" {
+                return Self {
+                    port,
+                    directory,
+                    child,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
+        panic!(
+            "the SMTP sink did not start on any of five ports (is aiosmtpd installed in {python}?)"
+        );
     }
 
     pub fn url(&self) -> String {
