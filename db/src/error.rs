@@ -8,6 +8,9 @@ pub enum DbError {
     /// A value the schema cannot hold; a bug in the caller, not bad user input.
     #[error("invalid value: {0}")]
     Invalid(String),
+    /// The order's customer already has as many unpaid orders as its cap allows.
+    #[error("the customer already has {limit} unpaid orders")]
+    UnpaidOrderLimit { limit: u32 },
     #[error("unsupported database url: {0}")]
     UnsupportedUrl(String),
     /// Another process held the migration lock for too long, or the server refused it.

@@ -6,7 +6,9 @@
 //! the others commit. A SKU batch may carry orders (a checkout's order rides with the
 //! reservation of its last line): they are written in the same transaction, and only
 //! if their batch is. Each caller is answered only after the commit that holds its
-//! write. A batch that fails whole is written again in halves until the failing part
+//! write. An order whose customer already has as many unpaid orders as its cap allows
+//! is refused in the commit (one read for all of the commit's orders), its SKU batch
+//! written. A batch that fails whole is written again in halves until the failing part
 //! is alone, so one order's failure (a duplicate idempotency key, say) stays that
 //! order's.
 //!
@@ -41,7 +43,8 @@ const _: () = assert!(MAX_ORDERS * orders::ORDER_PARAMETERS <= MAX_PARAMETERS);
 /// SKU batches in one commit at most (their rows are written in chunks).
 const MAX_STOCK_BATCHES: usize = 1_024;
 
-/// Per order a SKU batch carried: written, or why a unique key refused it.
+/// Per order a SKU batch carried: written, or why it was refused (a unique key, its
+/// customer's unpaid cap).
 pub type OrderOutcomes = Vec<Result<(), DbError>>;
 
 /// One entity's write, as queued: a SKU batch with the orders it carries, or an order.
@@ -68,7 +71,8 @@ impl Part {
 
 /// What one part came to in a commit.
 enum Landed {
-    /// Written, with the error of each of its orders that a unique key refused.
+    /// Written, with the error of each of its orders that was refused (a unique key,
+    /// its customer's unpaid cap).
     Written(Vec<Option<DbError>>),
     /// A SKU batch fenced (nothing of it written, nor its orders).
     Fenced,
@@ -164,7 +168,7 @@ impl NodeWriter {
 
     /// Writes a SKU's batch and, in the same transaction and only if the batch is
     /// written, the orders it carries; answers per order whether it was written (a
-    /// unique key may refuse one: a duplicate idempotency key).
+    /// duplicate idempotency key or its customer's unpaid cap may refuse one).
     pub async fn write_stock_with_orders(
         &self,
         batch: Batch,
@@ -317,7 +321,19 @@ impl NodeWriter {
                 false => Landed::Written(part.orders().iter().map(|_| None).collect()),
             })
             .collect();
-        for ((index, position), error) in insert_orders(&mut transaction, &placed).await? {
+        // An order past its customer's unpaid cap is refused here, its SKU batch kept.
+        let placing: Vec<&NewOrder> = placed.iter().map(|(_, order)| *order).collect();
+        let over_cap = orders::over_unpaid_cap(&mut transaction, &placing).await?;
+        let mut refused: Vec<((usize, usize), DbError)> = Vec::new();
+        let mut fitting = Vec::with_capacity(placed.len());
+        for (placing, over_cap) in placed.into_iter().zip(over_cap) {
+            match over_cap {
+                Some(limit) => refused.push((placing.0, DbError::UnpaidOrderLimit { limit })),
+                None => fitting.push(placing),
+            }
+        }
+        refused.extend(insert_orders(&mut transaction, &fitting).await?);
+        for ((index, position), error) in refused {
             if let Landed::Written(refused) = &mut landed[index] {
                 refused[position] = Some(error);
             }
@@ -388,6 +404,7 @@ fn copy(error: &DbError) -> DbError {
         },
         DbError::Contention(inner) => DbError::Contention(sqlx::Error::Protocol(inner.to_string())),
         DbError::Invalid(message) => DbError::Invalid(message.clone()),
+        DbError::UnpaidOrderLimit { limit } => DbError::UnpaidOrderLimit { limit: *limit },
         other => DbError::Sqlx(sqlx::Error::Protocol(other.to_string())),
     }
 }

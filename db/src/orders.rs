@@ -4,13 +4,14 @@
 //! cannot both apply, and a node that lost the order's shard cannot apply any.
 
 use std::borrow::Borrow;
+use std::collections::HashMap;
 
 use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
 
 use crate::clock::Micros;
 use crate::fence::{self, FencedRow};
 use crate::outbox::{self, OutboxEvent};
-use crate::shapes::{pieces, MAX_ROWS};
+use crate::shapes::{padded, pieces, MAX_ROWS};
 use crate::DbError;
 
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -86,13 +87,15 @@ pub const ORDER_PARAMETERS: usize = 24;
 const _: () = assert!(MAX_ROWS * ORDER_PARAMETERS <= 32_766);
 
 /// An order as placed: the row, its lines, its first history entry and its
-/// `order.placed` event.
+/// `order.placed` event, and the cap on its customer's unpaid orders that the node
+/// writer checks in the commit that would write it (`None`: no cap).
 #[derive(Debug, Clone)]
 pub struct NewOrder {
     pub order: OrderRecord,
     pub lines: Vec<LineRecord>,
     pub history: HistoryRecord,
     pub event: OutboxEvent,
+    pub max_unpaid: Option<u32>,
 }
 
 /// Inserts orders with their lines, first history entries and events in one
@@ -302,18 +305,46 @@ where
     .await?)
 }
 
-/// How many of a customer's orders wait for payment.
-pub async fn count_unpaid<'e, E>(executor: E, user_id: &str) -> Result<i64, DbError>
-where
-    E: Executor<'e, Database = Any>,
-{
-    let (count,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM orders WHERE user_id = ? AND status = 'pending_payment'",
-    )
-    .bind(user_id)
-    .fetch_one(executor)
-    .await?;
-    Ok(count)
+/// For each of `placed`, in order, the cap it would exceed: `Some(max_unpaid)` when its
+/// customer already has that many orders waiting for payment, counting the stored ones
+/// and those of `placed` before it that fit. One read for all of them, in the caller's
+/// transaction (the node writer's commit), so a checkout pays no round trip of its own
+/// for the cap.
+pub async fn over_unpaid_cap(
+    connection: &mut AnyConnection,
+    placed: &[&NewOrder],
+) -> Result<Vec<Option<u32>>, DbError> {
+    let capped: Vec<&str> = placed
+        .iter()
+        .filter(|new| new.max_unpaid.is_some())
+        .map(|new| new.order.user_id.as_str())
+        .collect();
+    let mut unpaid: HashMap<String, i64> = HashMap::new();
+    for piece in padded(&capped).chunks(MAX_ROWS) {
+        let mut builder = QueryBuilder::<Any>::new(
+            "SELECT user_id, COUNT(*) FROM orders WHERE status = 'pending_payment' AND user_id IN (",
+        );
+        let mut separated = builder.separated(", ");
+        for user_id in piece {
+            separated.push_bind(user_id.to_string());
+        }
+        builder.push(") GROUP BY user_id");
+        let counts: Vec<(String, i64)> =
+            builder.build_query_as().fetch_all(&mut *connection).await?;
+        unpaid.extend(counts);
+    }
+    Ok(placed
+        .iter()
+        .map(|new| {
+            let limit = new.max_unpaid?;
+            let count = unpaid.entry(new.order.user_id.clone()).or_default();
+            if *count >= i64::from(limit) {
+                return Some(limit);
+            }
+            *count += 1;
+            None
+        })
+        .collect())
 }
 
 pub async fn lines<'e, E>(executor: E, order_id: &str) -> Result<Vec<LineRecord>, DbError>

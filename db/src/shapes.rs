@@ -25,7 +25,7 @@ pub(crate) fn pieces<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
 }
 
 /// `items` padded to a power-of-two length by repeating the last one, for a statement
-/// that a repeated row leaves unchanged (an `UPDATE … WHERE key IN (…)`).
+/// that a repeated row leaves unchanged (an `UPDATE` or a `SELECT … WHERE key IN (…)`).
 pub(crate) fn padded<T: Copy>(items: &[T]) -> Vec<T> {
     let mut padded = items.to_vec();
     if let Some(last) = items.last() {

@@ -202,6 +202,7 @@ async fn order_snapshots_round_trip(backend: TestBackend) {
                 created_at: now,
                 published_at: None,
             },
+            max_unpaid: None,
         });
     }
     let mut connection = db.pool().acquire().await.unwrap();

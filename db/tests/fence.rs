@@ -138,6 +138,7 @@ async fn a_later_owners_claim_fences_an_earlier_owners_order_transition(backend:
         lines: vec![line],
         history: placed,
         event: event(&id),
+        max_unpaid: None,
     };
     orders::insert(&mut connection, &[new]).await.unwrap();
     // Two owners believe they own the order: 3 claims first, then 4.

@@ -39,6 +39,7 @@ fn new_order(id: &str, user_id: &str, key: Option<&str>, lines: i64) -> NewOrder
             created_at: now,
         },
         event: OutboxEvent::new("order.placed", id, &serde_json::json!({"order_id": id})).unwrap(),
+        max_unpaid: None,
     }
 }
 
@@ -369,10 +370,86 @@ async fn one_statement_writes_many_items_and_a_stale_one_is_found_alone(backend:
     );
 }
 
+/// `new_order` with a cap on its customer's unpaid orders.
+fn capped_order(user_id: &str, max_unpaid: u32) -> NewOrder {
+    NewOrder {
+        max_unpaid: Some(max_unpaid),
+        ..new_order(&souk_db::ids::new_id(), user_id, None, 1)
+    }
+}
+
+async fn an_order_past_its_customers_unpaid_cap_is_refused_alone(backend: TestBackend) {
+    let test = fresh(backend).await;
+    let writer = test.db.writer();
+    // One of alice's orders that is paid (it does not count), then two unpaid ones.
+    let mut paid = new_order(&souk_db::ids::new_id(), "alice", None, 1);
+    paid.order.status = "paid".to_owned();
+    writer.insert_order(paid).await.unwrap();
+    for _ in 0..2 {
+        writer.insert_order(capped_order("alice", 2)).await.unwrap();
+    }
+
+    // A third unpaid order is refused; bob, with none, is not.
+    let refused = writer.insert_order(capped_order("alice", 2)).await;
+    assert!(
+        matches!(refused, Err(DbError::UnpaidOrderLimit { limit: 2 })),
+        "{refused:?}"
+    );
+    writer.insert_order(capped_order("bob", 2)).await.unwrap();
+    // Without a cap, or with a higher one, alice's order is written.
+    writer
+        .insert_order(new_order(&souk_db::ids::new_id(), "alice", None, 1))
+        .await
+        .unwrap();
+
+    // A SKU batch carrying three orders of carol (cap 2) and one of dave: in one
+    // commit, carol's first two count each other and the third is refused; the batch
+    // itself is written.
+    let carried = vec![
+        capped_order("carol", 2),
+        capped_order("carol", 2),
+        capped_order("carol", 2),
+        capped_order("dave", 2),
+    ];
+    let outcomes = writer
+        .write_stock_with_orders(stock_batch("CAP-1", 1, "carried"), carried.clone())
+        .await
+        .unwrap();
+    assert!(outcomes[0].is_ok() && outcomes[1].is_ok() && outcomes[3].is_ok());
+    assert!(
+        matches!(outcomes[2], Err(DbError::UnpaidOrderLimit { limit: 2 })),
+        "{outcomes:?}"
+    );
+    let unpaid = |user: &str| {
+        format!(
+            "SELECT COUNT(*) FROM orders WHERE user_id = '{user}' AND status = 'pending_payment'"
+        )
+    };
+    assert_eq!(count(&test.db, &unpaid("alice")).await, 3);
+    assert_eq!(count(&test.db, &unpaid("bob")).await, 1);
+    assert_eq!(count(&test.db, &unpaid("carol")).await, 2);
+    assert_eq!(count(&test.db, &unpaid("dave")).await, 1);
+    let refused_id = &carried[2].order.id;
+    for table in ["orders", "order_lines", "order_history"] {
+        let column = if table == "orders" { "id" } else { "order_id" };
+        let rows = format!("SELECT COUNT(*) FROM {table} WHERE {column} = '{refused_id}'");
+        assert_eq!(count(&test.db, &rows).await, 0, "{table}");
+    }
+    assert_eq!(
+        count(
+            &test.db,
+            "SELECT COUNT(*) FROM inventory_reservations WHERE sku = 'CAP-1'"
+        )
+        .await,
+        1
+    );
+}
+
 souk_db::on_both_backends!(
     #[tokio::test]
     one_statement_writes_many_items_and_a_stale_one_is_found_alone,
     concurrent_checkouts_share_commits_and_a_duplicate_fails_alone,
     an_order_alone_is_written_at_once,
     many_skus_and_orders_share_commits_and_a_fenced_batch_fails_alone,
+    an_order_past_its_customers_unpaid_cap_is_refused_alone,
 );

@@ -91,20 +91,12 @@ impl OrderLogic {
             method_code,
             request_hash,
         } = checkout;
-        // Held until the order is stored, so this customer's concurrent checkouts count
-        // each other's orders.
+        // The cap on unpaid orders is checked in the commit that writes the order (one
+        // read for the whole commit); this lock, held until the order is stored, keeps
+        // one customer's concurrent checkouts out of concurrent commits, so each is
+        // counted with the ones before it.
         let _checkout = match self.limits.max_unpaid_orders {
-            Some(limit) => {
-                let guard = self.checkout_locks.lock(user_id).await;
-                let unpaid = orders::count_unpaid(self.db.pool(), user_id).await?;
-                if unpaid >= i64::from(limit) {
-                    return Err(Error::new(
-                        ErrorCode::UnpaidOrderLimit,
-                        format!("a customer may have at most {limit} unpaid orders; pay or cancel one first"),
-                    ));
-                }
-                Some(guard)
-            }
+            Some(_) => Some(self.checkout_locks.lock(user_id).await),
             None => None,
         };
         // Read only when named: a checkout without addresses costs no round trip.
@@ -263,6 +255,7 @@ impl OrderLogic {
             lines: line_records.clone(),
             history: history.clone(),
             event: placed,
+            max_unpaid: self.limits.max_unpaid_orders,
         };
         // The lines to release should the order not be placed. With a key, a line found
         // reserved already is left out: it is the reservation of a concurrent or earlier
@@ -364,6 +357,14 @@ impl OrderLogic {
                         .await;
                 }
                 return self.replay(existing, request_hash).await;
+            }
+            Err(DbError::UnpaidOrderLimit { limit }) => {
+                self.release_lines(&order_id, &reserved, "order not placed: unpaid-order limit")
+                    .await;
+                return Err(Error::new(
+                    ErrorCode::UnpaidOrderLimit,
+                    format!("a customer may have at most {limit} unpaid orders; pay or cancel one first"),
+                ));
             }
             // Without a key the id is this checkout's own: the order was written by an
             // earlier attempt of the last line whose answer came too late to count.

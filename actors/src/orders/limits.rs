@@ -2,9 +2,10 @@
 //! SKU's stock with orders they never pay): how many unpaid orders a customer may have
 //! open, and how many units of one SKU they may hold across them. The unit cap travels
 //! with each reservation to the SKU's actor, the one place that knows what every
-//! customer holds of its stock; the order cap is counted at checkout while the
-//! customer's checkout lock is held, so one customer's concurrent checkouts are counted
-//! one after another.
+//! customer holds of its stock; the order cap travels with the order to the node
+//! writer, which counts the customer's unpaid orders in the commit that would write it,
+//! while the customer's checkout lock keeps their concurrent checkouts on this node in
+//! commits one after another.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
