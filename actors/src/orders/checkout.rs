@@ -1,27 +1,24 @@
 //! Checkout: placing an order. Every line is reserved in its SKU's actor or none is;
-//! prices are snapshotted from the catalog, and the shipping and billing addresses
-//! named from the caller's address book (read only when named); the shipping method
-//! named (read only when named; it must serve the shipping address's country) prices
-//! shipping, and the shipping country's tax rate (read only with a shipping address)
-//! the tax; the order keeps subtotal, shipping, tax and total. The order rides with
+//! prices are snapshotted from the catalog, the addresses, shipping method and tax rate
+//! come from the delivery details (`delivery`, each read only when named or needed);
+//! the order keeps subtotal, shipping, tax and total. The order rides with
 //! the reservation of its last line: when that SKU's actor runs on this node, the node
 //! writer writes the order in the same commit as that reservation (the lines before
 //! it were reserved, and committed, first); otherwise the node writer writes it after.
 //! An `Idempotency-Key` makes retries return the same order, and the same key with
 //! another body (items, addresses or method) is refused; the order is read by its key
-//! only when a checkout cannot place its own.
+//! only when a checkout cannot place its own. The cap on a customer's unpaid orders is
+//! checked by the node writer in the commit that would write the order.
 
 use sha2::{Digest, Sha256};
 use souk_db::clock::now_micros;
 use souk_db::orders::{self, HistoryRecord, LineRecord, NewOrder, OrderRecord};
-use souk_db::shipping::ShippingMethodRecord;
 use souk_db::DbError;
 
 use super::logic::{with_retries, OrderLogic};
 use super::state::OrderStatus;
 use super::views::{build_view, validate_items, CreateOrderInput, OrderParts, OrderView};
-use crate::error::{Error, ErrorCode, FieldError, FieldErrors};
-use crate::identity::PostalAddress;
+use crate::error::{Error, ErrorCode, FieldError};
 use crate::inventory::service::api_error;
 use crate::inventory::stock::Holder;
 use crate::inventory::{
@@ -342,14 +339,23 @@ impl OrderLogic {
         };
         match written {
             Ok(()) => {}
-            Err(DbError::UniqueViolation { .. }) if key.is_some() => {
-                // A concurrent request or an earlier one with the same key won the
-                // insert. What this checkout reserved is the stored order's only while
-                // that order is this one, waiting for its payment.
+            // With a key, a refused insert means a concurrent request or an earlier one
+            // with the same key placed it; so may a refusal by the cap, which counted
+            // that order. What this checkout reserved is the stored order's only while
+            // that order is this one, waiting for its payment.
+            Err(refusal @ (DbError::UniqueViolation { .. } | DbError::UnpaidOrderLimit { .. }))
+                if key.is_some() =>
+            {
                 let key = key.unwrap_or_default();
-                let existing = orders::find_by_key(self.db.pool(), user_id, key)
-                    .await?
-                    .ok_or_else(|| Error::internal("idempotent order vanished"))?;
+                let Some(existing) = orders::find_by_key(self.db.pool(), user_id, key).await?
+                else {
+                    self.release_lines(&order_id, &reserved, "order not placed: refused")
+                        .await;
+                    return Err(match refusal {
+                        DbError::UnpaidOrderLimit { limit } => unpaid_order_limit(limit),
+                        _ => Error::internal("idempotent order vanished"),
+                    });
+                };
                 let holds_these = existing.id == order_id
                     && existing.status == OrderStatus::PendingPayment.as_str();
                 if !holds_these {
@@ -358,18 +364,16 @@ impl OrderLogic {
                 }
                 return self.replay(existing, request_hash).await;
             }
+            // Without a key the id is this checkout's own: the order was written by an
+            // earlier attempt of the last line whose answer came too late to count (the
+            // insert was refused, or the cap counted the order itself).
+            Err(DbError::UniqueViolation { .. } | DbError::UnpaidOrderLimit { .. })
+                if self.stored_as_own(&order_id, user_id).await? => {}
             Err(DbError::UnpaidOrderLimit { limit }) => {
                 self.release_lines(&order_id, &reserved, "order not placed: unpaid-order limit")
                     .await;
-                return Err(Error::new(
-                    ErrorCode::UnpaidOrderLimit,
-                    format!("a customer may have at most {limit} unpaid orders; pay or cancel one first"),
-                ));
+                return Err(unpaid_order_limit(limit));
             }
-            // Without a key the id is this checkout's own: the order was written by an
-            // earlier attempt of the last line whose answer came too late to count.
-            Err(DbError::UniqueViolation { .. })
-                if self.stored_as_own(&order_id, user_id).await? => {}
             Err(error) => {
                 self.release_lines(&order_id, &reserved, "order not placed: storage failed")
                     .await;
@@ -420,51 +424,14 @@ impl OrderLogic {
         }
         Ok((self.view(existing).await?, false))
     }
+}
 
-    /// The snapshots of the addresses named, each read only when its id is given, once
-    /// when both name the same; an id that is not one of the caller's addresses is
-    /// `validation_failed` naming its field.
-    async fn address_snapshots(
-        &self,
-        user_id: &str,
-        shipping_id: Option<&str>,
-        billing_id: Option<&str>,
-    ) -> Result<(Option<PostalAddress>, Option<PostalAddress>), Error> {
-        let mut errors = FieldErrors::default();
-        let shipping = match shipping_id {
-            Some(id) => {
-                self.address_snapshot(user_id, "shipping_address_id", id, &mut errors)
-                    .await?
-            }
-            None => None,
-        };
-        let billing = match billing_id {
-            Some(id) if Some(id) == shipping_id => shipping.clone(),
-            Some(id) => {
-                self.address_snapshot(user_id, "billing_address_id", id, &mut errors)
-                    .await?
-            }
-            None => None,
-        };
-        errors.finish()?;
-        Ok((shipping, billing))
-    }
-
-    async fn address_snapshot(
-        &self,
-        user_id: &str,
-        field: &str,
-        id: &str,
-        errors: &mut FieldErrors,
-    ) -> Result<Option<PostalAddress>, Error> {
-        match self.addresses.snapshot(user_id, id).await? {
-            Some(address) => Ok(Some(address)),
-            None => {
-                errors.push(field, "is not one of your saved addresses");
-                Ok(None)
-            }
-        }
-    }
+/// The refusal of an order past its customer's cap on unpaid orders.
+fn unpaid_order_limit(limit: u32) -> Error {
+    Error::new(
+        ErrorCode::UnpaidOrderLimit,
+        format!("a customer may have at most {limit} unpaid orders; pay or cancel one first"),
+    )
 }
 
 /// A checkout's request, validated, and the hash its `Idempotency-Key` is bound to.
@@ -501,46 +468,6 @@ fn request_hash(
     }
     .map_err(Error::internal)?;
     Ok(hex::encode(Sha256::digest(body)))
-}
-
-impl OrderLogic {
-    /// The shipping method named (it needs a shipping address, in a country it serves)
-    /// and the shipping country's tax rate in basis points; each read only when needed.
-    async fn pricing(
-        &self,
-        method_code: Option<&str>,
-        shipping_address: Option<&PostalAddress>,
-    ) -> Result<(Option<ShippingMethodRecord>, i64), Error> {
-        let method = match (method_code, shipping_address) {
-            (None, _) => None,
-            (Some(_), None) => {
-                return Err(Error::validation(vec![FieldError::new(
-                    "shipping_address_id",
-                    "is required when a shipping method is chosen",
-                )]))
-            }
-            (Some(code), Some(address)) => {
-                let Some(method) = self.shipping.active_method(code).await? else {
-                    return Err(Error::validation(vec![FieldError::new(
-                        "shipping_method",
-                        format!("{code:?} is not an active shipping method"),
-                    )]));
-                };
-                if !method.serves(&address.country) {
-                    return Err(Error::validation(vec![FieldError::new(
-                        "shipping_method",
-                        format!("{} does not ship to {}", method.code, address.country),
-                    )]));
-                }
-                Some(method)
-            }
-        };
-        let tax_rate_bps = match shipping_address {
-            Some(address) => self.shipping.tax_rate_bps(&address.country).await?,
-            None => 0,
-        };
-        Ok((method, tax_rate_bps))
-    }
 }
 
 /// A stable UUID-shaped id from (user, key, body).

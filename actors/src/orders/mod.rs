@@ -4,6 +4,7 @@
 
 pub mod actor;
 pub mod checkout;
+mod delivery;
 pub mod limits;
 pub mod links;
 pub mod logic;
