@@ -65,7 +65,11 @@ impl OrderLogic {
         let (Err(error), Some(key)) = (&placed, &key) else {
             return placed;
         };
-        if error.code() == ErrorCode::IdempotencyKeyReused {
+        // Both were answered after a read by this key: nothing more to find.
+        if matches!(
+            error.code(),
+            ErrorCode::IdempotencyKeyReused | ErrorCode::UnpaidOrderLimit
+        ) {
             return placed;
         }
         // This failure may be a retry's: the order its first attempt placed stands.
