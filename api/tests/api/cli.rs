@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -253,9 +253,25 @@ fn serve_logs_its_address_serves_and_stops_on_sigterm() {
             .await
             .unwrap();
         assert_eq!(registered.status(), 201);
-        client.get(format!("{address}/readyz")).send().await.unwrap().json().await.unwrap()
+        // Serving starts before the search index's first build ends, and readiness
+        // waits for it (longer on a loaded machine): poll as a readiness probe does.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let body: Value = client
+                .get(format!("{address}/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if body["status"] == "ready" || Instant::now() > deadline {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     });
-    assert_eq!(body["status"], "ready");
+    assert_eq!(body["status"], "ready", "{body}");
     assert!(
         dir.0.join("data/jwt-secret").exists(),
         "embedded mode keeps its generated key"
@@ -266,16 +282,13 @@ fn serve_logs_its_address_serves_and_stops_on_sigterm() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "graceful exit, got {status}");
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "souk did not stop after SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "souk did not stop after SIGTERM");
         std::thread::sleep(Duration::from_millis(100));
     }
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
