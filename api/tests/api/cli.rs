@@ -255,8 +255,7 @@ fn serve_logs_its_address_serves_and_stops_on_sigterm() {
         assert_eq!(registered.status(), 201);
         // Serving starts before the search index's first build ends, and readiness
         // waits for it (longer on a loaded machine): poll as a readiness probe does.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let readiness = || async {
             let body: Value = client
                 .get(format!("{address}/readyz"))
                 .send()
@@ -265,11 +264,18 @@ fn serve_logs_its_address_serves_and_stops_on_sigterm() {
                 .json()
                 .await
                 .unwrap();
-            if body["status"] == "ready" || Instant::now() > deadline {
-                return body;
+            body
+        };
+        within(Duration::from_secs(30), "node ready", || async {
+            let body = readiness().await;
+            let ready = body["status"] == "ready";
+            if !ready {
+                eprintln!("not ready yet: {body}");
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            ready
+        })
+        .await;
+        readiness().await
     });
     assert_eq!(body["status"], "ready", "{body}");
     assert!(
