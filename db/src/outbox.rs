@@ -1,12 +1,14 @@
 //! The transactional outbox: a domain event is written in the same transaction as the
-//! change that causes it, so either both exist or neither does. A relay publishes them
-//! later (the email issue adds it); until then they wait here, unpublished.
+//! change that causes it, so either both exist or neither does. Relays (one per node)
+//! lease them in batches, publish them and mark them published; until then they wait
+//! here, unpublished.
 
 use serde::Serialize;
 use sqlx::{Any, Executor, FromRow, QueryBuilder};
 
 use crate::clock::{now_micros, Micros};
 use crate::ids::new_id;
+use crate::shapes;
 use crate::DbError;
 
 /// The largest payload the outbox stores (the MySQL column is `VARCHAR(12000)`).
@@ -135,31 +137,68 @@ where
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// Leases one event to `relay` until `until`; `false` when another relay holds it or it
-/// was published meanwhile. One conditional UPDATE per row, because SQLite has no
-/// `UPDATE … LIMIT` and the condition is what makes two relays exclusive.
-#[tracing::instrument(name = "outbox_claim", skip(executor))]
+/// Leases to `relay` until `until` those of `ids` that are unpublished and on no live
+/// lease, and returns the events this call won, whole, oldest first. One conditional
+/// UPDATE for all of them (the condition is what makes relays on several nodes
+/// exclusive: a row another relay leased in between is left alone), then one read of
+/// the rows now leased to `relay` until `until` — a value no earlier pass of this relay
+/// used, since `until` moves with the clock.
+#[tracing::instrument(name = "outbox_claim", skip(executor, ids), fields(candidates = ids.len()))]
 pub async fn claim<'e, E>(
     executor: E,
-    id: &str,
+    ids: &[String],
     relay: &str,
     now: Micros,
     until: Micros,
-) -> Result<bool, DbError>
+) -> Result<Vec<OutboxEvent>, DbError>
 where
-    E: Executor<'e, Database = Any>,
+    E: Executor<'e, Database = Any> + Copy,
 {
-    let result = sqlx::query(
-        "UPDATE outbox_events SET claimed_by = ?, claimed_until = ? WHERE id = ? \
-         AND published_at IS NULL AND (claimed_until IS NULL OR claimed_until < ?)",
-    )
-    .bind(relay)
-    .bind(until)
-    .bind(id)
-    .bind(now)
-    .execute(executor)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = padded_ids(ids);
+    let mut builder = QueryBuilder::<Any>::new("UPDATE outbox_events SET claimed_by = ");
+    builder
+        .push_bind(relay.to_owned())
+        .push(", claimed_until = ")
+        .push_bind(until)
+        .push(" WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < ")
+        .push_bind(now)
+        .push(") AND id IN (");
+    push_ids(&mut builder, &ids);
+    builder.push(")");
+    builder.build().execute(executor).await?;
+
+    let mut builder = QueryBuilder::<Any>::new(
+        "SELECT id, topic, aggregate_id, payload, created_at, published_at FROM outbox_events \
+         WHERE published_at IS NULL AND claimed_by = ",
+    );
+    builder
+        .push_bind(relay.to_owned())
+        .push(" AND claimed_until = ")
+        .push_bind(until)
+        .push(" AND id IN (");
+    push_ids(&mut builder, &ids);
+    builder.push(") ORDER BY id");
+    Ok(builder
+        .build_query_as::<OutboxEvent>()
+        .fetch_all(executor)
+        .await?)
+}
+
+/// `ids` padded to a power-of-two count (see [`shapes::padded`]), so that a relay's
+/// passes reuse a few prepared statements; a repeated id changes nothing.
+fn padded_ids(ids: &[String]) -> Vec<&str> {
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    shapes::padded(&ids)
+}
+
+fn push_ids(builder: &mut QueryBuilder<'_, Any>, ids: &[&str]) {
+    let mut separated = builder.separated(", ");
+    for id in ids {
+        separated.push_bind(id.to_string());
+    }
 }
 
 #[tracing::instrument(name = "outbox_find", skip(executor))]
@@ -176,16 +215,22 @@ where
     .await?)
 }
 
-#[tracing::instrument(name = "outbox_mark_published", skip(executor))]
-pub async fn mark_published<'e, E>(executor: E, id: &str, now: Micros) -> Result<(), DbError>
+/// Marks `ids` published, in one statement.
+#[tracing::instrument(name = "outbox_mark_published", skip(executor, ids), fields(events = ids.len()))]
+pub async fn mark_published<'e, E>(executor: E, ids: &[String], now: Micros) -> Result<(), DbError>
 where
     E: Executor<'e, Database = Any>,
 {
-    sqlx::query("UPDATE outbox_events SET published_at = ? WHERE id = ? AND published_at IS NULL")
-        .bind(now)
-        .bind(id)
-        .execute(executor)
-        .await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut builder = QueryBuilder::<Any>::new("UPDATE outbox_events SET published_at = ");
+    builder
+        .push_bind(now)
+        .push(" WHERE published_at IS NULL AND id IN (");
+    push_ids(&mut builder, &padded_ids(ids));
+    builder.push(")");
+    builder.build().execute(executor).await?;
     Ok(())
 }
 
@@ -203,18 +248,22 @@ where
     Ok(row.map(|(created_at,)| created_at))
 }
 
-/// Gives a lease back early (the publish failed), so any relay may retry at once.
-#[tracing::instrument(name = "outbox_release", skip(executor))]
-pub async fn release<'e, E>(executor: E, id: &str, relay: &str) -> Result<(), DbError>
+/// Gives the leases `relay` holds on `ids` back early (a publish failed), so any relay
+/// may retry them at once.
+#[tracing::instrument(name = "outbox_release", skip(executor, ids), fields(events = ids.len()))]
+pub async fn release<'e, E>(executor: E, ids: &[String], relay: &str) -> Result<(), DbError>
 where
     E: Executor<'e, Database = Any>,
 {
-    sqlx::query(
-        "UPDATE outbox_events SET claimed_until = NULL WHERE id = ? AND claimed_by = ? AND published_at IS NULL",
-    )
-    .bind(id)
-    .bind(relay)
-    .execute(executor)
-    .await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut builder = QueryBuilder::<Any>::new(
+        "UPDATE outbox_events SET claimed_until = NULL WHERE published_at IS NULL AND claimed_by = ",
+    );
+    builder.push_bind(relay.to_owned()).push(" AND id IN (");
+    push_ids(&mut builder, &padded_ids(ids));
+    builder.push(")");
+    builder.build().execute(executor).await?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 use souk_db::clock::{self, Micros};
 use souk_db::ids;
 use souk_db::one_time_tokens::{self, OneTimeToken, TokenKind};
-use souk_db::outbox::{self, OutboxEvent, MAX_PAYLOAD_CHARS};
+use souk_db::outbox::{self, OutboxEvent};
 use souk_db::sessions::{self, RefreshTokenRecord};
 use souk_db::testing::{fresh, TestBackend, TestDatabase};
 use souk_db::users::{self, UserFilter, UserRecord};
@@ -28,9 +28,6 @@ souk_db::on_both_backends!(
     password_reset_round_trip_and_used_once,
     delete_user_tokens_removes_only_that_user,
     outbox_rolled_back_append_leaves_nothing,
-    outbox_committed_events_unpublished_in_id_order,
-    outbox_for_aggregate_filters_topic_and_aggregate,
-    outbox_payload_limit,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -147,21 +144,6 @@ async fn get_token(test: &TestDatabase, token_hash: &str) -> RefreshTokenRecord 
         .await
         .expect("find refresh token")
         .unwrap_or_else(|| panic!("refresh token {token_hash} should exist"))
-}
-
-fn event(topic: &str, aggregate_id: &str, sequence: u32) -> OutboxEvent {
-    OutboxEvent::new(
-        topic,
-        aggregate_id,
-        &serde_json::json!({ "sequence": sequence, "aggregate": aggregate_id, "note": "héllo ✓" }),
-    )
-    .expect("serialise event payload")
-}
-
-async fn all_unpublished(test: &TestDatabase) -> Vec<OutboxEvent> {
-    outbox::unpublished(test.db.pool(), 1_000)
-        .await
-        .expect("list unpublished events")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1074,13 +1056,22 @@ async fn delete_user_tokens_removes_only_that_user(backend: TestBackend) {
 }
 
 // ---------------------------------------------------------------------------------------
-// outbox
+// the outbox in a user's transaction (the outbox alone: tests/outbox.rs)
+
+fn event(topic: &str, aggregate_id: &str) -> OutboxEvent {
+    OutboxEvent::new(
+        topic,
+        aggregate_id,
+        &serde_json::json!({ "aggregate": aggregate_id }),
+    )
+    .expect("serialise event payload")
+}
 
 async fn outbox_rolled_back_append_leaves_nothing(backend: TestBackend) {
     let test = database(backend).await;
     let aggregate = ids::new_id();
-    let first = event("user.registered", &aggregate, 1);
-    let second = event("user.email_changed", &aggregate, 2);
+    let first = event("user.registered", &aggregate);
+    let second = event("user.email_changed", &aggregate);
 
     let mut tx = test.db.begin().await.unwrap();
     outbox::append(&mut *tx, &first).await.unwrap();
@@ -1093,7 +1084,10 @@ async fn outbox_rolled_back_append_leaves_nothing(backend: TestBackend) {
     tx.rollback().await.unwrap();
 
     // ...and gone after the rollback.
-    assert!(all_unpublished(&test).await.is_empty());
+    assert!(outbox::unpublished(test.db.pool(), 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(
         outbox::for_aggregate(test.db.pool(), "user.registered", &aggregate)
             .await
@@ -1108,7 +1102,7 @@ async fn outbox_rolled_back_append_leaves_nothing(backend: TestBackend) {
     {
         let mut tx = test.db.begin().await.unwrap();
         users::insert(&mut *tx, &registered).await.unwrap();
-        outbox::append(&mut *tx, &event("user.registered", &registered.id, 3))
+        outbox::append(&mut *tx, &event("user.registered", &registered.id))
             .await
             .unwrap();
     }
@@ -1119,154 +1113,6 @@ async fn outbox_rolled_back_append_leaves_nothing(backend: TestBackend) {
             .unwrap(),
         None
     );
-}
-
-async fn outbox_committed_events_unpublished_in_id_order(backend: TestBackend) {
-    let test = database(backend).await;
-    let aggregate = ids::new_id();
-    let events: Vec<OutboxEvent> = (0..6)
-        .map(|sequence| event("user.registered", &aggregate, sequence))
-        .collect();
-
-    // Two transactions (one after the other: SQLite has a single writer), the newer
-    // events committed first, and each in reverse: the listing orders by id, not by
-    // insertion.
-    for batch in [&events[3..], &events[..3]] {
-        let mut tx = test.db.begin().await.unwrap();
-        for written in batch.iter().rev() {
-            outbox::append(&mut *tx, written).await.unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
-
-    // One already-published event is not listed.
-    let mut published = event("user.registered", &aggregate, 99);
-    published.published_at = Some(T0);
-    outbox::append(test.db.pool(), &published).await.unwrap();
-    assert!(published.id > events[5].id);
-
-    let pending = all_unpublished(&test).await;
-    assert_eq!(
-        pending, events,
-        "every committed event, whole, oldest first"
-    );
-    let mut sorted = pending.clone();
-    sorted.sort_by(|left, right| left.id.cmp(&right.id));
-    assert_eq!(pending, sorted, "in id order");
-    for (index, stored) in pending.iter().enumerate() {
-        let payload: serde_json::Value = serde_json::from_str(&stored.payload).unwrap();
-        assert_eq!(payload["sequence"], index);
-        assert_eq!(payload["note"], "héllo ✓");
-    }
-
-    // The limit takes the oldest.
-    assert_eq!(
-        outbox::unpublished(test.db.pool(), 2).await.unwrap(),
-        events[..2].to_vec()
-    );
-    assert!(outbox::unpublished(test.db.pool(), 0)
-        .await
-        .unwrap()
-        .is_empty());
-    // for_aggregate lists published and unpublished alike.
-    let mut everything = events.clone();
-    everything.push(published);
-    assert_eq!(
-        outbox::for_aggregate(test.db.pool(), "user.registered", &aggregate)
-            .await
-            .unwrap(),
-        everything
-    );
-}
-
-async fn outbox_for_aggregate_filters_topic_and_aggregate(backend: TestBackend) {
-    let test = database(backend).await;
-    let alice = ids::new_id();
-    let bob = ids::new_id();
-    let written = vec![
-        event("user.registered", &alice, 0),
-        event("user.registered", &bob, 1),
-        event("user.email_changed", &alice, 2),
-        event("user.email_changed", &alice, 3),
-        event("user.registered", &alice, 4),
-        event("user.disabled", &bob, 5),
-    ];
-    let mut tx = test.db.begin().await.unwrap();
-    for one in &written {
-        outbox::append(&mut *tx, one).await.unwrap();
-    }
-    tx.commit().await.unwrap();
-
-    let query = |topic: &'static str, aggregate: String| {
-        let pool = test.db.pool().clone();
-        async move {
-            outbox::for_aggregate(&pool, topic, &aggregate)
-                .await
-                .expect("events for aggregate")
-        }
-    };
-    assert_eq!(
-        query("user.registered", alice.clone()).await,
-        vec![written[0].clone(), written[4].clone()]
-    );
-    assert_eq!(
-        query("user.email_changed", alice.clone()).await,
-        vec![written[2].clone(), written[3].clone()]
-    );
-    assert_eq!(
-        query("user.registered", bob.clone()).await,
-        vec![written[1].clone()]
-    );
-    assert_eq!(
-        query("user.disabled", bob.clone()).await,
-        vec![written[5].clone()]
-    );
-    assert!(query("user.disabled", alice.clone()).await.is_empty());
-    assert!(query("user.registered", ids::new_id()).await.is_empty());
-    // Topics match exactly, not by prefix.
-    assert!(query("user", alice.clone()).await.is_empty());
-    assert_eq!(all_unpublished(&test).await, written);
-}
-
-async fn outbox_payload_limit(backend: TestBackend) {
-    let test = database(backend).await;
-    let aggregate = ids::new_id();
-    // The limit counts characters, not bytes: 4-byte characters fill it on both engines.
-    let at_limit =
-        OutboxEvent::new("big.event", &aggregate, &"😀".repeat(MAX_PAYLOAD_CHARS - 2)).unwrap();
-    assert_eq!(at_limit.payload.chars().count(), MAX_PAYLOAD_CHARS);
-    outbox::append(test.db.pool(), &at_limit)
-        .await
-        .expect("a payload at the limit is stored");
-
-    let over =
-        OutboxEvent::new("big.event", &aggregate, &"😀".repeat(MAX_PAYLOAD_CHARS - 1)).unwrap();
-    let error = outbox::append(test.db.pool(), &over)
-        .await
-        .expect_err("a payload over the limit is refused");
-    assert!(
-        matches!(error, DbError::Invalid(_)),
-        "expected Invalid, got {error:?}"
-    );
-
-    assert_eq!(
-        outbox::for_aggregate(test.db.pool(), "big.event", &aggregate)
-            .await
-            .unwrap(),
-        vec![at_limit]
-    );
-
-    // Appending the same id twice is refused by the primary key.
-    let duplicate = event("small.event", &aggregate, 1);
-    outbox::append(test.db.pool(), &duplicate).await.unwrap();
-    let error = outbox::append(test.db.pool(), &duplicate)
-        .await
-        .expect_err("duplicate event id");
-    assert!(
-        matches!(error, DbError::UniqueViolation { .. }),
-        "expected UniqueViolation, got {error:?}"
-    );
-    assert_eq!(count(&test, "outbox_events").await, 2);
 }
 
 // ---------------------------------------------------------------------------------------

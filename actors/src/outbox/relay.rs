@@ -1,8 +1,9 @@
-//! The outbox relay. Each pass leases a batch of unpublished events (a conditional
-//! UPDATE per row, so relays on several nodes do not publish the same event in the
-//! normal case), publishes them in order and marks them published. A crash between
-//! publish and mark publishes again later with the same `Nats-Msg-Id`, which JetStream
-//! drops within its duplicate window; consumers de-duplicate by event id as well.
+//! The outbox relay. Each pass leases a batch of unpublished events (one conditional
+//! UPDATE, so relays on several nodes do not publish the same event in the normal
+//! case), publishes them in order and marks the published ones in one statement. A
+//! crash between publish and mark publishes again after the lease with the same
+//! `Nats-Msg-Id`, which JetStream drops within its duplicate window (longer than the
+//! lease); consumers de-duplicate by event id as well.
 
 use std::time::Duration;
 
@@ -95,38 +96,38 @@ impl Relay {
         let pool = self.db.pool();
         let now = now_micros();
         let lease_until = now + LEASE.as_micros() as i64;
-        let mut published = 0;
-        for id in outbox::claimable(pool, now, BATCH).await? {
-            if !outbox::claim(pool, &id, &self.relay_id, now, lease_until).await? {
-                continue;
-            }
-            let Some(event) = outbox::find(pool, &id).await? else {
-                continue;
-            };
-            if event.published_at.is_some() {
-                continue;
-            }
+        let candidates = outbox::claimable(pool, now, BATCH).await?;
+        let events = outbox::claim(pool, &candidates, &self.relay_id, now, lease_until).await?;
+        let mut published = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
             if let Err(error) = self
                 .publisher
-                .publish(&PublishedEvent::from_outbox(&event), &event.id)
+                .publish(&PublishedEvent::from_outbox(event), &event.id)
                 .await
             {
-                // Give the lease back so the next pass (here or on another node) retries
-                // at once instead of after the lease; later events wait, keeping order.
-                outbox::release(pool, &id, &self.relay_id).await?;
+                // Give the unpublished leases back so the next pass (here or on another
+                // node) retries at once instead of after the lease; later events wait,
+                // keeping order.
+                let unpublished: Vec<String> = events[index..]
+                    .iter()
+                    .map(|event| event.id.clone())
+                    .collect();
+                outbox::release(pool, &unpublished, &self.relay_id).await?;
                 tracing::warn!(event_id = %event.id, topic = %event.topic, %error, "cannot publish event; will retry");
                 break;
             }
-            outbox::mark_published(pool, &id, now_micros()).await?;
-            metrics::counter!("souk_outbox_published_total").increment(1);
-            published += 1;
+            published.push(event.id.clone());
         }
+        outbox::mark_published(pool, &published, now_micros()).await?;
+        metrics::counter!("souk_outbox_published_total").increment(published.len() as u64);
         record_lag(&self.db).await;
-        Ok(published)
+        Ok(published.len())
     }
 
     /// Runs passes every `poll` until `stopping` turns true, then one last pass so
-    /// that what the node wrote before it stopped is published.
+    /// that what the node wrote before it stopped is published. A pass that comes back
+    /// full is followed by the next at once, so a backlog (a flash sale's orders)
+    /// drains at the relay's pace rather than one batch per `poll`.
     pub async fn run(
         &self,
         poll: Duration,
@@ -142,11 +143,19 @@ impl Relay {
                 _ = ticker.tick() => false,
                 _ = stopping.wait_for(|stopped| *stopped) => true,
             };
-            match self.run_once().await {
-                Ok(0) => {}
-                Ok(count) => tracing::debug!(count, "events published"),
-                Err(error) if stop => return Err(error),
-                Err(error) => tracing::warn!(%error, "outbox relay pass failed"),
+            loop {
+                match self.run_once().await {
+                    Ok(0) => {}
+                    Ok(count) => {
+                        tracing::debug!(count, "events published");
+                        if count == BATCH as usize && !stop && !*stopping.borrow() {
+                            continue;
+                        }
+                    }
+                    Err(error) if stop => return Err(error),
+                    Err(error) => tracing::warn!(%error, "outbox relay pass failed"),
+                }
+                break;
             }
             if stop {
                 return Ok(());
