@@ -55,6 +55,16 @@ async fn smoke_run_never_oversells_and_records_every_acknowledged_reservation() 
                     cell.verification.recorded, cell.reserved,
                     "{label}: store and clients disagree"
                 );
+                // The deployments that mail their orders' confirmations settle after a
+                // cell; the others queue nothing.
+                let mails = matches!(
+                    name,
+                    StrategyName::SoukHttp
+                        | StrategyName::SoukGrpc
+                        | StrategyName::SoukCluster
+                        | StrategyName::SoukClusterOne
+                );
+                assert_eq!(cell.settled_secs.is_some(), mails, "{label} settling");
             }
         }
     }

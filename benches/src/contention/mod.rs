@@ -38,10 +38,12 @@ pub enum StrategyName {
     SoukHttp,
     SoukGrpc,
     SoukCluster,
+    #[value(name = "souk-cluster-1")]
+    SoukClusterOne,
 }
 
 impl StrategyName {
-    pub const ALL: [StrategyName; 9] = [
+    pub const ALL: [StrategyName; 10] = [
         StrategyName::MysqlTx,
         StrategyName::MysqlTxHttp,
         StrategyName::MysqlForUpdate,
@@ -51,6 +53,7 @@ impl StrategyName {
         StrategyName::SoukHttp,
         StrategyName::SoukGrpc,
         StrategyName::SoukCluster,
+        StrategyName::SoukClusterOne,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +67,7 @@ impl StrategyName {
             StrategyName::SoukHttp => "souk-http",
             StrategyName::SoukGrpc => "souk-grpc",
             StrategyName::SoukCluster => "souk-cluster",
+            StrategyName::SoukClusterOne => "souk-cluster-1",
         }
     }
 }
@@ -239,9 +243,10 @@ async fn run_cell<S: Strategy>(
     }
     let wall = started.elapsed();
     let profile = profile::take(wall.as_secs_f64());
+    let settled = strategy.settle().await?;
     let verification = strategy.verify(&cell).await?;
     strategy.clean(&cell).await?;
-    Ok(CellResult::new(
+    let mut result = CellResult::new(
         strategy.name(),
         &cell,
         wall,
@@ -252,7 +257,9 @@ async fn run_cell<S: Strategy>(
         summarise(total.latencies, wall),
         verification,
         profile,
-    ))
+    );
+    result.settled_secs = settled.map(|settled| settled.as_secs_f64());
+    Ok(result)
 }
 
 struct Strategies {
@@ -265,6 +272,7 @@ struct Strategies {
     souk_http: Option<Arc<strategies::http::SoukHttp>>,
     souk_grpc: Option<Arc<strategies::http::SoukHttp>>,
     souk_cluster: Option<Arc<strategies::http::SoukHttp>>,
+    souk_cluster_one: Option<Arc<strategies::http::SoukHttp>>,
 }
 
 /// Runs the whole sweep. `progress` advances by one per cell.
@@ -274,6 +282,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
     let http_database = format!("{}_http", options.database);
     let grpc_database = format!("{}_grpc", options.database);
     let cluster_database = format!("{}_cluster", options.database);
+    let cluster_one_database = format!("{}_cluster1", options.database);
     recreate_database(options, &options.database).await?;
     let wanted = |name: StrategyName| options.strategies.contains(&name);
     if wanted(StrategyName::SoukHttp) {
@@ -284,6 +293,9 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
     }
     if wanted(StrategyName::SoukCluster) {
         recreate_database(options, &cluster_database).await?;
+    }
+    if wanted(StrategyName::SoukClusterOne) {
+        recreate_database(options, &cluster_one_database).await?;
     }
     let pool = strategies::mysql::pool(&options.database_url(&options.database), options.pool_size)
         .await?;
@@ -411,6 +423,25 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
         } else {
             None
         },
+        souk_cluster_one: if wanted(StrategyName::SoukClusterOne) {
+            let check =
+                strategies::mysql::pool(&options.database_url(&cluster_one_database), 4).await?;
+            Some(Arc::new(
+                strategies::http::SoukHttp::new(
+                    &options.database_url(&cluster_one_database),
+                    options.pool_size,
+                    check,
+                    options.stock_per_sku * non_hot_cells.max(1) as i64,
+                    strategies::http::Deployment::Cluster {
+                        nodes: 1,
+                        nats_url: options.nats_url.clone(),
+                    },
+                )
+                .await?,
+            ))
+        } else {
+            None
+        },
     };
 
     let mut cells = Vec::new();
@@ -470,6 +501,9 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
                     StrategyName::SoukCluster => {
                         run_cell(set.souk_cluster.as_ref().unwrap(), cell, duration).await
                     }
+                    StrategyName::SoukClusterOne => {
+                        run_cell(set.souk_cluster_one.as_ref().unwrap(), cell, duration).await
+                    }
                 }?;
                 if let Some(progress) = progress {
                     if result.violates() {
@@ -493,6 +527,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
         drop_database(options, &http_database).await?;
         drop_database(options, &grpc_database).await?;
         drop_database(options, &cluster_database).await?;
+        drop_database(options, &cluster_one_database).await?;
     }
     let unavailable: Vec<Unavailable> = Vec::new();
     Ok(Report::new(

@@ -41,6 +41,10 @@ pub struct CellResult {
     pub ratio_to_mysql_tx: Option<f64>,
     /// Group commit of the SKU actors during this cell (souk strategies).
     pub actor_batches: Option<BatchProfile>,
+    /// Seconds after the cell until the deployment had relayed its events and sent its
+    /// confirmation mails (souk strategies); the next cell started only then, so no
+    /// cell runs beside another's queued work.
+    pub settled_secs: Option<f64>,
 }
 
 impl CellResult {
@@ -74,6 +78,7 @@ impl CellResult {
             verification,
             ratio_to_mysql_tx: None,
             actor_batches,
+            settled_secs: None,
         }
     }
 
@@ -117,6 +122,8 @@ pub const NOTES: &[&str] = &[
     "souk-http: a real Souk node in the same process, driven over loopback REST: POST /api/v1/orders (one line of one unit, Idempotency-Key), so each success is an order persisted with its reservation; skewed/uniform cells share one catalogue whose stock covers all of them.",
     "mysql-tx-http: the order endpoint a team would usually write, in the same process over loopback REST like souk-http: an actix-web handler (bearer JWT, Idempotency-Key) running one transaction per order on the same MariaDB (price read, conditional stock UPDATE, order, line and outbox INSERTs).",
     "souk-cluster: three clustered Souk nodes in the same process, meeting on nats-server; clients send to them in turn, so two in three checkouts are forwarded to the SKU's owner over NATS.",
+    "souk-cluster-1: one Souk node configured as each souk-cluster node (events through JetStream, shard leases in NATS KV), with souk-http's whole pool: it owns every SKU, so it measures the cluster's configuration without forwarding.",
+    "settled s: after a souk-http, souk-grpc or souk-cluster cell the harness waits until that deployment has relayed every event and recorded every order's confirmation mail, and only then starts the next cell, so no cell runs beside the mail and events another left queued (one node's email workers send far fewer mails a second than it takes orders).",
     "Latency percentiles are of successful reservations; a hot cell ends early when its SKU sells out. SQL baselines use sqlx's native MySQL driver, Souk its Any driver.",
 ];
 
@@ -231,6 +238,16 @@ fn goal(cells: &[CellResult]) -> Vec<String> {
             met(ratio >= 0.8)
         ));
     }
+    if let (Some(cluster), Some(one)) = (
+        find("souk-cluster", Workload::Hot),
+        find("souk-cluster-1", Workload::Hot),
+    ) {
+        let ratio = cluster.latency.throughput_per_sec / one.latency.throughput_per_sec.max(1e-9);
+        lines.push(format!(
+            "hot, 256 clients: souk-cluster = {ratio:.2}× souk-cluster-1 (goal ≥ 0.8×): {}",
+            met(ratio >= 0.8)
+        ));
+    }
     if lines.is_empty() {
         lines.push("no goal's cells were measured in this run".to_owned());
     }
@@ -259,16 +276,16 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(out, "### {}\n", workload.name());
         let _ = writeln!(
             out,
-            "| strategy | clients | reservations/s | × mysql-tx | reserved | rejected | errors | p50 ms | p95 ms | p99 ms | max ms | oversold | check |"
+            "| strategy | clients | reservations/s | × mysql-tx | reserved | rejected | errors | p50 ms | p95 ms | p99 ms | max ms | oversold | settled s | check |"
         );
         let _ = writeln!(
             out,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         );
         for cell in rows {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
                 cell.strategy,
                 cell.concurrency,
                 cell.latency.throughput_per_sec,
@@ -283,6 +300,9 @@ pub fn markdown(report: &Report) -> String {
                 cell.latency.p99_ms,
                 cell.latency.max_ms,
                 cell.verification.oversold_units,
+                cell.settled_secs
+                    .map(|settled| format!("{settled:.1}"))
+                    .unwrap_or_else(|| "–".to_owned()),
                 if cell.violates() { "**FAILED**" } else { "ok" },
             );
         }

@@ -1,5 +1,7 @@
-//! End to end against real Souk nodes, over REST (`souk-http`), gRPC (`souk-grpc`), or
-//! REST spread over a three-node cluster (`souk-cluster`): a logged-in customer places
+//! End to end against real Souk nodes, over REST (`souk-http`), gRPC (`souk-grpc`),
+//! REST spread over a three-node cluster (`souk-cluster`), or REST to a cluster of one
+//! node (`souk-cluster-1`: configured as each of the three, NATS events and shard
+//! leases included, so it owns every SKU and forwards nothing): a logged-in customer places
 //! orders (`POST /api/v1/orders`, or `OrderService.CreateOrder`; one line of one unit,
 //! with an idempotency key). Each order goes through authentication, validation, the
 //! catalog snapshot, the SKU actor's reservation and the order's own persistence, so
@@ -301,6 +303,10 @@ impl SoukHttp {
 
 /// HTTP/2 connections of `souk-grpc`; calls spread over them by order id.
 const GRPC_CONNECTIONS: usize = 4;
+/// How long a deployment may take to relay and mail what one cell queued.
+const SETTLE_LIMIT: Duration = Duration::from_secs(300);
+/// How often settling looks again.
+const SETTLE_POLL: Duration = Duration::from_millis(500);
 
 impl SoukHttp {
     async fn reserve_over_grpc(
@@ -375,6 +381,7 @@ impl Strategy for SoukHttp {
         match self.transport {
             Transport::Rest => "souk-http",
             Transport::Grpc(_) => "souk-grpc",
+            Transport::Cluster if self.bases.len() == 1 => "souk-cluster-1",
             Transport::Cluster => "souk-cluster",
         }
     }
@@ -433,5 +440,32 @@ impl Strategy for SoukHttp {
         // stock held for no order.
         verification.inconsistent_skus += orders.abs_diff(reservations);
         Ok(verification)
+    }
+
+    /// Every order's confirmation mail in the send log (a send attempt finished) and
+    /// every event relayed: until then the nodes' relays and email workers are still
+    /// busy with the cell's orders.
+    async fn settle(&self) -> anyhow::Result<Option<Duration>> {
+        let started = std::time::Instant::now();
+        loop {
+            let (orders, mailed, unpublished): (i64, i64, i64) = sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM orders), \
+                 (SELECT COUNT(*) FROM email_sends WHERE template = 'order_confirmation'), \
+                 (SELECT COUNT(*) FROM outbox_events WHERE published_at IS NULL)",
+            )
+            .fetch_one(&self.check)
+            .await?;
+            if mailed >= orders && unpublished == 0 {
+                return Ok(Some(started.elapsed()));
+            }
+            anyhow::ensure!(
+                started.elapsed() < SETTLE_LIMIT,
+                "{}: {} of {orders} confirmation mails and {unpublished} events still queued after {} s",
+                self.name(),
+                orders - mailed,
+                SETTLE_LIMIT.as_secs()
+            );
+            tokio::time::sleep(SETTLE_POLL).await;
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! (never from the clients' tallies) what it actually recorded.
 
 use std::future::Future;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -70,5 +71,11 @@ pub trait Strategy: Send + Sync + 'static {
     /// Frees what the cell left behind, once verified.
     fn clean(&self, _cell: &Cell) -> impl Future<Output = anyhow::Result<()>> + Send {
         async { Ok(()) }
+    }
+    /// Waits until the work a cell's orders queued behind them (events to relay, mail
+    /// to send) is done, so that the next cell does not run beside it; returns how long
+    /// that took, or `None` for a strategy that queues nothing.
+    fn settle(&self) -> impl Future<Output = anyhow::Result<Option<Duration>>> + Send {
+        async { Ok(None) }
     }
 }
