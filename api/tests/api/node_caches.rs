@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::email::SmtpSink;
 use crate::helpers::*;
-use crate::split::{free_port, Deployment};
+use crate::split::Deployment;
 
 /// What the README documents for a change made on another node to reach a node's
 /// caches with the default `outbox.poll_ms` of 500 ms; the deployment here polls every
@@ -86,8 +86,8 @@ fn changes_on_one_node_reach_the_other_nodes_caches_within_the_bound() {
         ("SOUK_ORDERS_MAX_UNPAID_ORDERS".to_owned(), "0".to_owned()),
         ("SOUK_ORDERS_MAX_UNITS_PER_SKU".to_owned(), "0".to_owned()),
     ];
-    let writer = deployment.start("all", free_port(), &uncapped);
-    let reader = deployment.start("all", free_port(), &uncapped);
+    let writer = deployment.start("all", 0, &uncapped);
+    let reader = deployment.start("all", 0, &uncapped);
     let (writer, reader) = (writer.http.as_str(), reader.http.as_str());
     runtime.block_on(async {
         let caller = Caller {

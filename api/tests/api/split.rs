@@ -16,7 +16,7 @@ use crate::helpers::*;
 
 const SERVICES: [&str; 6] = ["user", "auth", "email", "product", "order", "inventory"];
 
-pub(crate) fn free_port() -> u16 {
+fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -89,7 +89,8 @@ impl Deployment {
         );
     }
 
-    /// Starts `souk serve --services <services>` and waits until it listens.
+    /// Starts `souk serve --services <services>` with its gRPC API on `grpc_port` (0:
+    /// any free port, for a process no other one calls) and waits until it listens.
     pub(crate) fn start(&self, services: &str, grpc_port: u16, extra: &[(String, String)]) -> Node {
         let mut command = self.command();
         command
@@ -478,11 +479,16 @@ fn six_processes(deployment: &Deployment) -> (Vec<Node>, Gateway, u16) {
     ];
     let mut nodes = Vec::new();
     let mut routes = BTreeMap::new();
-    for service in SERVICES {
+    // The two services the others call start first, on the ports named to the others,
+    // so that no other test's listener can take those ports meanwhile; the rest listen
+    // wherever the system puts them.
+    let mut services = SERVICES.to_vec();
+    services.sort_by_key(|service| !matches!(*service, "inventory" | "product"));
+    for service in services {
         let port = match service {
             "inventory" => inventory_port,
             "product" => product_port,
-            _ => free_port(),
+            _ => 0,
         };
         let node = deployment.start(service, port, &remote);
         routes.insert(service, node.http.clone());
@@ -511,7 +517,7 @@ fn six_processes_give_the_same_outcome_as_one() {
     let single_sink = SmtpSink::start();
     let single = Deployment::new(&single_database, &single_sink);
     single.create_admin("boss@single.example");
-    let node = single.start("all", free_port(), &[]);
+    let node = single.start("all", 0, &[]);
     let single_outcome = runtime.block_on(shopper_flow(
         &Gateway::one(&node.http),
         "boss@single.example",
