@@ -314,6 +314,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
             )))
         }
     };
+    use strategies::http::Deployment;
     use strategies::mysql::Form;
     let non_hot_cells = options
         .workloads
@@ -321,6 +322,18 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
         .filter(|workload| **workload != Workload::Hot)
         .count()
         * options.concurrency.len();
+    // Souk nodes on a database of their own, with the stock the many-SKU cells share.
+    let souk_deployment = |database: &str, pool_size: u32, deployment: Deployment| {
+        let url = options.database_url(database);
+        async move {
+            let check = strategies::mysql::pool(&url, 4).await?;
+            let shared_stock = options.stock_per_sku * non_hot_cells.max(1) as i64;
+            anyhow::Ok(Arc::new(
+                strategies::http::SoukHttp::new(&url, pool_size, check, shared_stock, deployment)
+                    .await?,
+            ))
+        }
+    };
     let set = Strategies {
         mysql_tx: if wanted(StrategyName::MysqlTx) {
             sql(Form::Transaction).await?
@@ -375,70 +388,30 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
             None
         },
         souk_http: if wanted(StrategyName::SoukHttp) {
-            let check = strategies::mysql::pool(&options.database_url(&http_database), 4).await?;
-            Some(Arc::new(
-                strategies::http::SoukHttp::new(
-                    &options.database_url(&http_database),
-                    options.pool_size,
-                    check,
-                    options.stock_per_sku * non_hot_cells.max(1) as i64,
-                    strategies::http::Deployment::Rest,
-                )
-                .await?,
-            ))
+            Some(souk_deployment(&http_database, options.pool_size, Deployment::Rest).await?)
         } else {
             None
         },
         souk_grpc: if wanted(StrategyName::SoukGrpc) {
-            let check = strategies::mysql::pool(&options.database_url(&grpc_database), 4).await?;
-            Some(Arc::new(
-                strategies::http::SoukHttp::new(
-                    &options.database_url(&grpc_database),
-                    options.pool_size,
-                    check,
-                    options.stock_per_sku * non_hot_cells.max(1) as i64,
-                    strategies::http::Deployment::Grpc,
-                )
-                .await?,
-            ))
+            Some(souk_deployment(&grpc_database, options.pool_size, Deployment::Grpc).await?)
         } else {
             None
         },
         souk_cluster: if wanted(StrategyName::SoukCluster) {
-            let check =
-                strategies::mysql::pool(&options.database_url(&cluster_database), 4).await?;
-            Some(Arc::new(
-                strategies::http::SoukHttp::new(
-                    &options.database_url(&cluster_database),
-                    options.cluster_node_pool(),
-                    check,
-                    options.stock_per_sku * non_hot_cells.max(1) as i64,
-                    strategies::http::Deployment::Cluster {
-                        nodes: CLUSTER_NODES,
-                        nats_url: options.nats_url.clone(),
-                    },
-                )
-                .await?,
-            ))
+            let deployment = Deployment::Cluster {
+                nodes: CLUSTER_NODES,
+                nats_url: options.nats_url.clone(),
+            };
+            Some(souk_deployment(&cluster_database, options.cluster_node_pool(), deployment).await?)
         } else {
             None
         },
         souk_cluster_one: if wanted(StrategyName::SoukClusterOne) {
-            let check =
-                strategies::mysql::pool(&options.database_url(&cluster_one_database), 4).await?;
-            Some(Arc::new(
-                strategies::http::SoukHttp::new(
-                    &options.database_url(&cluster_one_database),
-                    options.pool_size,
-                    check,
-                    options.stock_per_sku * non_hot_cells.max(1) as i64,
-                    strategies::http::Deployment::Cluster {
-                        nodes: 1,
-                        nats_url: options.nats_url.clone(),
-                    },
-                )
-                .await?,
-            ))
+            let deployment = Deployment::Cluster {
+                nodes: 1,
+                nats_url: options.nats_url.clone(),
+            };
+            Some(souk_deployment(&cluster_one_database, options.pool_size, deployment).await?)
         } else {
             None
         },
