@@ -207,7 +207,22 @@ fn members_started_together_on_an_empty_database_all_serve_with_one_owner_per_sh
                 .await
                 .unwrap();
             assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+            let order: Value = response.json().await.unwrap();
             *placed.entry(sku.clone()).or_default() += 1;
+            // The same checkout retried through the next member answers the order placed
+            // first and reserves nothing more (the stock is checked below).
+            let retry = &members[(index + 1) % members.len()];
+            let response = client
+                .post(format!("{}/api/v1/orders", retry.http))
+                .bearer_auth(&tokens[index % tokens.len()])
+                .header("Idempotency-Key", format!("together-{index}"))
+                .json(&serde_json::json!({"items": [{"sku": sku, "quantity": 1}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+            let replayed: Value = response.json().await.unwrap();
+            assert_eq!(replayed["id"], order["id"], "retried on {}", retry.id);
         }
         for (sku, reserved) in &placed {
             for member in &members {
