@@ -107,6 +107,24 @@ async fn console_cluster_page(address: &str) -> String {
         .unwrap()
 }
 
+/// One unit of `sku` ordered through the member at `address`, under `key`.
+async fn checkout_one(
+    client: &reqwest::Client,
+    address: &str,
+    token: &str,
+    key: &str,
+    sku: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{address}/api/v1/orders"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&serde_json::json!({"items": [{"sku": sku, "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
 fn addresses(members: &[Member]) -> Vec<String> {
     members.iter().map(|member| member.http.clone()).collect()
 }
@@ -198,28 +216,16 @@ fn members_started_together_on_an_empty_database_all_serve_with_one_owner_per_sh
         let mut placed = BTreeMap::<String, i64>::new();
         for (index, sku) in skus.iter().take(9).enumerate() {
             let member = &members[index % members.len()];
-            let response = client
-                .post(format!("{}/api/v1/orders", member.http))
-                .bearer_auth(&tokens[index % tokens.len()])
-                .header("Idempotency-Key", format!("together-{index}"))
-                .json(&serde_json::json!({"items": [{"sku": sku, "quantity": 1}]}))
-                .send()
-                .await
-                .unwrap();
+            let token = &tokens[index % tokens.len()];
+            let key = format!("together-{index}");
+            let response = checkout_one(&client, &member.http, token, &key, sku).await;
             assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
             let order: Value = response.json().await.unwrap();
             *placed.entry(sku.clone()).or_default() += 1;
             // The same checkout retried through the next member answers the order placed
             // first and reserves nothing more (the stock is checked below).
             let retry = &members[(index + 1) % members.len()];
-            let response = client
-                .post(format!("{}/api/v1/orders", retry.http))
-                .bearer_auth(&tokens[index % tokens.len()])
-                .header("Idempotency-Key", format!("together-{index}"))
-                .json(&serde_json::json!({"items": [{"sku": sku, "quantity": 1}]}))
-                .send()
-                .await
-                .unwrap();
+            let response = checkout_one(&client, &retry.http, token, &key, sku).await;
             assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
             let replayed: Value = response.json().await.unwrap();
             assert_eq!(replayed["id"], order["id"], "retried on {}", retry.id);
