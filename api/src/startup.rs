@@ -218,11 +218,15 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     };
     let services = config.service_set()?;
     let cluster = match (&nats, config.cluster.enabled) {
-        (Some(client), true) => Some(Arc::new(
-            ClusterRuntime::join(client.clone(), config.cluster.clone())
-                .await
-                .context("cannot join the cluster")?,
-        )),
+        (Some(client), true) => {
+            let mut settings = config.cluster.clone();
+            settings.entity_kinds = services.entity_kinds();
+            Some(Arc::new(
+                ClusterRuntime::join(client.clone(), settings)
+                    .await
+                    .context("cannot join the cluster")?,
+            ))
+        }
         _ => None,
     };
     let ownership = cluster.as_ref().map(|cluster| cluster.ownership());
@@ -279,7 +283,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
             config.orders.product_snapshot_ttl_ms,
         )));
     // The inventory tells expired reservations to the orders' router, which exists only
-    // once the order service (built on the inventory) does.
+    // once the order service (built on the inventory) does. A node without the order
+    // service runs no order entity: the order service's sweeper expires those orders.
     let order_router_cell = Arc::new(std::sync::OnceLock::new());
     let expiry_listener = ExpiryListener {
         orders: order_router_cell.clone(),
@@ -296,7 +301,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     let sku_router: SkuRouter = if services.contains(Service::Inventory) {
         let deps = SkuDeps {
             db: db.clone(),
-            expiry_listener: Some(expiry_listener.recipient()),
+            expiry_listener: services
+                .contains(Service::Order)
+                .then(|| expiry_listener.recipient()),
             feed: stock_feed.clone(),
         };
         let local = souk_actors::inventory::start_host_with_ownership(
@@ -359,8 +366,12 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         },
     );
     if let Some(cluster) = &cluster {
-        let mut handler = EntityHandler::default().with(order_host.clone());
-        let mut hosts: Vec<Arc<dyn PassivateHost>> = vec![Arc::new(order_host)];
+        let mut handler = EntityHandler::default();
+        let mut hosts: Vec<Arc<dyn PassivateHost>> = Vec::new();
+        if services.contains(Service::Order) {
+            handler = handler.with(order_host.clone());
+            hosts.push(Arc::new(order_host));
+        }
         if let Some(local) = local_skus {
             handler = handler.with(local.clone());
             hosts.push(Arc::new(local));

@@ -142,6 +142,20 @@ impl ServiceSet {
             .filter(|dependency| !self.contains(*dependency))
             .collect()
     }
+
+    /// The kinds of entity this node hosts for its cluster: SKUs where the inventory
+    /// service runs, orders where the order service does.
+    pub fn entity_kinds(&self) -> Vec<String> {
+        use souk_actors::entity::EntityKind;
+        let mut kinds = Vec::new();
+        if self.contains(Service::Inventory) {
+            kinds.push(<souk_actors::inventory::Sku as EntityKind>::NAME.to_owned());
+        }
+        if self.contains(Service::Order) {
+            kinds.push(<souk_actors::orders::actor::Order as EntityKind>::NAME.to_owned());
+        }
+        kinds
+    }
 }
 
 impl fmt::Display for ServiceSet {

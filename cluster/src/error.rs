@@ -14,6 +14,12 @@ pub enum ClusterError {
     )]
     ShardCountMismatch { cluster: u32, configured: u32 },
     #[error(
+        "the cluster's members host entities of kinds {cluster} but this node hosts {hosted}; \
+         every member of a cluster runs the same services, so this node does not join \
+         (give each clustered set of services a namespace of its own: cluster.namespace)"
+    )]
+    EntityKindsMismatch { cluster: String, hosted: String },
+    #[error(
         "bucket {bucket} cannot hold per-key ttls (nats-server >= 2.11 with JetStream \
          is required): {detail}"
     )]

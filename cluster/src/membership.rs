@@ -1,8 +1,9 @@
 //! Membership: each node keeps a record `members.<node id>` in the `<namespace>_members`
 //! KV bucket, written with a per-key TTL and renewed periodically; a node that stops
 //! renewing (killed, frozen, cut off) expires and the server's expiry marker tells every
-//! watcher. The same bucket holds `settings.shard_count`, written once without a TTL by
-//! the first node: a node configured with another count refuses to join.
+//! watcher. The same bucket holds `settings.shard_count` and `settings.entity_kinds`,
+//! written once without a TTL by the first node: a node configured with another shard
+//! count, or hosting other kinds of entity (running other services), refuses to join.
 //!
 //! Renewals are compare-and-set on the record's revision. If the record was rewritten
 //! by another process with the same node id (a replacement pod started while this one
@@ -28,6 +29,7 @@ use crate::ClusterError;
 
 const MEMBER_PREFIX: &str = "members.";
 const SHARD_COUNT_KEY: &str = "settings.shard_count";
+const ENTITY_KINDS_KEY: &str = "settings.entity_kinds";
 
 /// This node's place in the cluster; dropping it stops renewing (the record then
 /// expires), [`Membership::leave`] removes the record at once.
@@ -60,6 +62,7 @@ impl Membership {
         )
         .await?;
         check_shard_count(&bucket, settings.shards).await?;
+        check_entity_kinds(&bucket, &settings.entity_kinds).await?;
 
         let incarnation = uuid::Uuid::now_v7().simple().to_string();
         let record = MemberRecord {
@@ -212,45 +215,84 @@ async fn project_members(
 
 /// Writes the shard count if no node has, else compares with it.
 async fn check_shard_count(bucket: &Bucket, configured: u32) -> Result<(), ClusterError> {
+    let recorded = record_once(bucket, SHARD_COUNT_KEY, &configured.to_string()).await?;
+    let recorded = recorded
+        .parse::<u32>()
+        .map_err(|_| ClusterError::CorruptRecord {
+            bucket: bucket.name().to_owned(),
+            key: SHARD_COUNT_KEY.to_owned(),
+            detail: "not a number".to_owned(),
+        })?;
+    if recorded != configured {
+        return Err(ClusterError::ShardCountMismatch {
+            cluster: recorded,
+            configured,
+        });
+    }
+    Ok(())
+}
+
+/// Writes the entity kinds this node hosts if no node has, else compares with them:
+/// the ring gives every member shards of every kind, so all members host the same.
+async fn check_entity_kinds(bucket: &Bucket, hosted: &[String]) -> Result<(), ClusterError> {
+    let hosted = kinds_record(hosted);
+    let recorded = record_once(bucket, ENTITY_KINDS_KEY, &hosted).await?;
+    if recorded != hosted {
+        return Err(ClusterError::EntityKindsMismatch {
+            cluster: recorded,
+            hosted,
+        });
+    }
+    Ok(())
+}
+
+/// The kinds as recorded: sorted, comma-separated, `none` for none.
+fn kinds_record(kinds: &[String]) -> String {
+    let kinds: BTreeSet<&str> = kinds.iter().map(String::as_str).collect();
+    if kinds.is_empty() {
+        return "none".to_owned();
+    }
+    kinds.into_iter().collect::<Vec<_>>().join(",")
+}
+
+/// A deployment-wide setting under `key`, written without a TTL by the first node:
+/// writes `value` if no node has, else answers what was recorded.
+async fn record_once(bucket: &Bucket, key: &str, value: &str) -> Result<String, ClusterError> {
     for _ in 0..5 {
-        let current = bucket.entry(SHARD_COUNT_KEY).await?;
+        let current = bucket.entry(key).await?;
         let expected_revision = match &current {
             Some(entry) if entry.operation == kv::Operation::Put => {
-                let recorded = std::str::from_utf8(&entry.value)
-                    .ok()
-                    .and_then(|text| text.parse::<u32>().ok())
-                    .ok_or_else(|| ClusterError::CorruptRecord {
+                return std::str::from_utf8(&entry.value)
+                    .map(str::to_owned)
+                    .map_err(|_| ClusterError::CorruptRecord {
                         bucket: bucket.name().to_owned(),
-                        key: SHARD_COUNT_KEY.to_owned(),
-                        detail: "not a number".to_owned(),
-                    })?;
-                if recorded != configured {
-                    return Err(ClusterError::ShardCountMismatch {
-                        cluster: recorded,
-                        configured,
+                        key: key.to_owned(),
+                        detail: "not utf-8".to_owned(),
                     });
-                }
-                return Ok(());
             }
             Some(marker) => marker.revision,
             None => 0,
         };
-        let value = Bytes::from(configured.to_string());
         match bucket
-            .write(SHARD_COUNT_KEY, value, Some(expected_revision), None)
+            .write(
+                key,
+                Bytes::from(value.to_owned()),
+                Some(expected_revision),
+                None,
+            )
             .await
         {
             Ok(_) => {
-                tracing::info!(shards = configured, "recorded the cluster's shard count");
-                return Ok(());
+                tracing::info!(key, value, "recorded the cluster's setting");
+                return Ok(value.to_owned());
             }
-            // Another node wrote it meanwhile: read and compare.
+            // Another node wrote it meanwhile: read it.
             Err(WriteError::Conflict) => continue,
-            Err(error) => return Err(ClusterError::nats("record shard count", error)),
+            Err(error) => return Err(ClusterError::nats("record cluster setting", error)),
         }
     }
     Err(ClusterError::nats(
-        "record shard count",
+        "record cluster setting",
         "the record kept changing",
     ))
 }

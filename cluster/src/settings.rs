@@ -56,6 +56,11 @@ pub struct ClusterSettings {
     /// How long a call to an entity may take, retries against a moving owner included;
     /// past it the caller gets a retryable `503`.
     pub call_timeout_ms: u64,
+    /// The kinds of entity this node hosts (`sku`, `order`), set by the node from the
+    /// services it runs rather than read from the configuration. Every member of a
+    /// cluster must host the same kinds, since the ring gives each member shards of all.
+    #[serde(skip)]
+    pub entity_kinds: Vec<String>,
 }
 
 impl Default for ClusterSettings {
@@ -73,6 +78,7 @@ impl Default for ClusterSettings {
             kv_replicas: 1,
             handoff_timeout_ms: 5_000,
             call_timeout_ms: 10_000,
+            entity_kinds: Vec::new(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Membership against the test nats-server: join, the live member set seen by every
-//! node, a node that stops renewing drops out, a graceful leave, the pinned shard count.
+//! node, a node that stops renewing drops out, a graceful leave, the pinned shard count
+//! and entity kinds.
 
 mod support;
 
@@ -127,6 +128,45 @@ async fn a_node_with_another_shard_count_refuses_to_join() {
         .await
         .unwrap();
     same.leave().await.unwrap();
+    drop_namespace(&client, &namespace).await;
+}
+
+#[tokio::test]
+async fn a_node_hosting_other_entity_kinds_refuses_to_join() {
+    let client = connect(&nats_url()).await;
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let namespace = fresh_namespace();
+    let hosting = |node: &str, kinds: &[&str]| {
+        let mut settings = settings(node, &namespace);
+        settings.entity_kinds = kinds.iter().map(|kind| kind.to_string()).collect();
+        settings
+    };
+    let first = Membership::join(&jetstream, &hosting("a", &["sku", "order"]))
+        .await
+        .unwrap();
+    // The same kinds listed in another order are the same kinds.
+    let same = Membership::join(&jetstream, &hosting("b", &["order", "sku"]))
+        .await
+        .unwrap();
+
+    let refused = Membership::join(&jetstream, &hosting("c", &["order"])).await;
+    match refused {
+        Err(error @ ClusterError::EntityKindsMismatch { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("order,sku"), "{message}");
+            assert!(message.contains("hosts order;"), "{message}");
+            assert!(message.contains("cluster.namespace"), "{message}");
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("a node hosting orders only joined a cluster hosting skus and orders"),
+    }
+    // The record outlives every member: the kinds are the deployment's.
+    first.leave().await.unwrap();
+    same.leave().await.unwrap();
+    assert!(matches!(
+        Membership::join(&jetstream, &hosting("c", &[])).await,
+        Err(ClusterError::EntityKindsMismatch { .. })
+    ));
     drop_namespace(&client, &namespace).await;
 }
 
