@@ -16,7 +16,7 @@ use crate::helpers::*;
 
 const SERVICES: [&str; 6] = ["user", "auth", "email", "product", "order", "inventory"];
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -5,6 +5,7 @@
 
 mod fencing;
 mod proofs;
+mod split;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Stdio};
@@ -23,6 +24,15 @@ pub(crate) const SHARDS: u32 = 64;
 const ADMIN: &str = "boss@example.com";
 /// How long a member may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The runtime a cluster test drives its members from.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
 
 /// One `souk serve` process of a cluster.
 pub(crate) struct Member {
@@ -127,25 +137,32 @@ impl Deployment {
         );
     }
 
+    /// `souk serve` as member `id`, its gRPC API on `grpc_port` (0: any free port), with
+    /// the deployment's environment and `extra` over it; output piped.
+    fn serve(&self, id: &str, grpc_port: u16, extra: &[(&str, String)]) -> std::process::Command {
+        let mut command = self.command();
+        command
+            .args([
+                "serve",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--grpc-addr",
+                &format!("127.0.0.1:{grpc_port}"),
+            ])
+            .env("SOUK_NODE_ID", id)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        command
+    }
+
     /// Spawns `souk serve` for every id at once, then waits until each listens.
     pub(crate) fn start_all(&self, ids: &[&str]) -> Vec<Member> {
         let children: Vec<(String, Child)> = ids
             .iter()
-            .map(|id| {
-                let mut command = self.command();
-                command
-                    .args([
-                        "serve",
-                        "--http-addr",
-                        "127.0.0.1:0",
-                        "--grpc-addr",
-                        "127.0.0.1:0",
-                    ])
-                    .env("SOUK_NODE_ID", id)
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped());
-                (id.to_string(), command.spawn().unwrap())
-            })
+            .map(|id| (id.to_string(), self.serve(id, 0, &[]).spawn().unwrap()))
             .collect();
         children
             .into_iter()

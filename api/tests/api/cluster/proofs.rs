@@ -13,14 +13,6 @@ use super::*;
 /// Units of every SKU: more than any load here reserves.
 const STOCK: i64 = 5_000;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// A hot SKU and a spread of others, each stocked through a different member.
 async fn stock_skus(client: &reqwest::Client, members: &[Member], admin: &str) -> Vec<String> {
     let mut skus = vec!["HOT-1".to_owned()];
