@@ -5,15 +5,19 @@
 //! shared by nodes (Redis or in-process) and the deterministic demo seed.
 
 pub mod cache;
+mod categories;
 pub mod feeds;
+mod import;
 pub mod index;
 pub mod model;
+mod products;
 pub mod query;
 pub mod search;
 pub mod seed;
 pub mod service;
 pub mod snapshots;
 pub mod variants;
+mod views;
 
 pub use search::SearchEngine;
 pub use service::CatalogService;
