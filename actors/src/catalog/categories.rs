@@ -174,7 +174,6 @@ impl CatalogService {
     }
 }
 
-/// The category and everything below it.
 /// A category and every category under it.
 pub(crate) fn descendants<'a>(categories: &'a [CategoryRecord], root: &'a str) -> HashSet<&'a str> {
     let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
