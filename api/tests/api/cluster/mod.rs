@@ -229,6 +229,24 @@ pub(crate) async fn admin_get(
     response.json().await.unwrap()
 }
 
+/// A counter in a member's metrics (`/metrics` on its operations address), summed over
+/// the series whose line starts with `prefix`; 0 when there is none.
+pub(crate) async fn counter(client: &reqwest::Client, member: &Member, prefix: &str) -> f64 {
+    let metrics = client
+        .get(format!("{}/metrics", member.ops))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+        .filter_map(|line| line.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// `GET /api/v1/admin/cluster` on one member.
 pub(crate) async fn cluster_view(client: &reqwest::Client, address: &str, admin: &str) -> Value {
     admin_get(client, address, admin, "/api/v1/admin/cluster").await

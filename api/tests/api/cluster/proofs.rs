@@ -396,20 +396,7 @@ fn a_frozen_member_loses_its_shards_and_serves_none_of_them_after_it_resumes() {
         load.wait_for(150).await;
         let (acknowledged, statuses) = load.finish().await;
         assert!(acknowledged.len() > before_resume);
-        let metrics = client
-            .get(format!("{}/metrics", frozen.ops))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let expired: f64 = metrics
-            .lines()
-            .find(|line| line.starts_with("souk_cluster_lease_expired_total"))
-            .and_then(|line| line.split_whitespace().last())
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0.0);
+        let expired = counter(&client, frozen, "souk_cluster_lease_expired_total").await;
         assert!(expired >= 1.0, "the resumed member did not stop serving its lapsed shards");
         let view = cluster_view(&client, &frozen.http, &admin).await;
         eprintln!(

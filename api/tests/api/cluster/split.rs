@@ -32,23 +32,6 @@ impl Deployment {
     }
 }
 
-/// The value of a counter in a member's metrics, summed over its labels.
-async fn counter(client: &reqwest::Client, member: &Member, prefix: &str) -> f64 {
-    let metrics = client
-        .get(format!("{}/metrics", member.ops))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .filter(|line| line.starts_with(prefix))
-        .filter_map(|line| line.split_whitespace().last()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// One unit of `sku` ordered through the shop, under `key`.
 async fn checkout(
     client: &reqwest::Client,
