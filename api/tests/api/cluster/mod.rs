@@ -247,6 +247,40 @@ pub(crate) async fn counter(client: &reqwest::Client, member: &Member, prefix: &
         .sum()
 }
 
+/// The SKU's stock as the member at `address` reads it.
+pub(crate) async fn stock_on(
+    client: &reqwest::Client,
+    address: &str,
+    admin: &str,
+    sku: &str,
+) -> Value {
+    admin_get(
+        client,
+        address,
+        admin,
+        &format!("/api/v1/admin/inventory/{sku}"),
+    )
+    .await
+}
+
+/// One unit of `sku` ordered through the member at `address`, under `key`.
+pub(crate) async fn checkout_one(
+    client: &reqwest::Client,
+    address: &str,
+    token: &str,
+    key: &str,
+    sku: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{address}/api/v1/orders"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&serde_json::json!({"items": [{"sku": sku, "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// `GET /api/v1/admin/cluster` on one member.
 pub(crate) async fn cluster_view(client: &reqwest::Client, address: &str, admin: &str) -> Value {
     admin_get(client, address, admin, "/api/v1/admin/cluster").await

@@ -36,16 +36,6 @@ async fn stock_skus(client: &reqwest::Client, members: &[Member], admin: &str) -
     weighted
 }
 
-async fn stock_on(client: &reqwest::Client, address: &str, admin: &str, sku: &str) -> Value {
-    admin_get(
-        client,
-        address,
-        admin,
-        &format!("/api/v1/admin/inventory/{sku}"),
-    )
-    .await
-}
-
 /// The value of cookie `name` set by `response`.
 fn cookie(response: &reqwest::Response, name: &str) -> String {
     response
@@ -95,24 +85,6 @@ async fn console_cluster_page(address: &str) -> String {
         .await
         .unwrap()
         .text()
-        .await
-        .unwrap()
-}
-
-/// One unit of `sku` ordered through the member at `address`, under `key`.
-async fn checkout_one(
-    client: &reqwest::Client,
-    address: &str,
-    token: &str,
-    key: &str,
-    sku: &str,
-) -> reqwest::Response {
-    client
-        .post(format!("{address}/api/v1/orders"))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(&serde_json::json!({"items": [{"sku": sku, "quantity": 1}]}))
-        .send()
         .await
         .unwrap()
 }

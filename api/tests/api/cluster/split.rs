@@ -32,24 +32,6 @@ impl Deployment {
     }
 }
 
-/// One unit of `sku` ordered through the shop, under `key`.
-async fn checkout(
-    client: &reqwest::Client,
-    shop: &Member,
-    token: &str,
-    key: &str,
-    sku: &str,
-) -> reqwest::Response {
-    client
-        .post(format!("{}/api/v1/orders", shop.http))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(&json!({"items": [{"sku": sku, "quantity": 1}]}))
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Polls the order through the shop until it is expired.
 async fn wait_expired(client: &reqwest::Client, shop: &Member, token: &str, id: &str) {
     let started = Instant::now();
@@ -73,17 +55,6 @@ async fn wait_expired(client: &reqwest::Client, shop: &Member, token: &str, id: 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// The SKU's stock as a member reads it.
-async fn stock_of(client: &reqwest::Client, member: &Member, admin: &str, sku: &str) -> Value {
-    admin_get(
-        client,
-        &member.http,
-        admin,
-        &format!("/api/v1/admin/inventory/{sku}"),
-    )
-    .await
 }
 
 #[test]
@@ -163,7 +134,8 @@ fn an_inventory_service_of_two_clustered_members_serves_a_split_shop() {
         let mut paid = Vec::new();
         let mut unpaid = Vec::new();
         for (index, sku) in skus.iter().enumerate() {
-            let response = checkout(&client, &shop, &token, &format!("split-{index}"), sku).await;
+            let response =
+                checkout_one(&client, &shop.http, &token, &format!("split-{index}"), sku).await;
             assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
             let order: Value = response.json().await.unwrap();
             let id = order["id"].as_str().unwrap().to_owned();
@@ -209,7 +181,7 @@ fn an_inventory_service_of_two_clustered_members_serves_a_split_shop() {
             .collect();
         for (sku, on_hand) in expected {
             for member in &inventory {
-                let stock = stock_of(&client, member, &admin, sku).await;
+                let stock = stock_on(&client, &member.http, &admin, sku).await;
                 assert_eq!(stock["on_hand"], on_hand, "{sku} read on {}", member.id);
                 assert_eq!(stock["reserved"], 0, "{sku} read on {}", member.id);
             }
@@ -218,13 +190,13 @@ fn an_inventory_service_of_two_clustered_members_serves_a_split_shop() {
         // has beyond it: the reservation lapses on its owner, and the order is left to
         // the order service, whose sweeper expires it once it is back.
         let sku = &skus[0];
-        let response = checkout(&client, &shop, &token, "split-lapse", sku).await;
+        let response = checkout_one(&client, &shop.http, &token, "split-lapse", sku).await;
         assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
         let order: Value = response.json().await.unwrap();
         let lapsing = order["id"].as_str().unwrap().to_owned();
         shop.stop();
         let started = Instant::now();
-        while stock_of(&client, &inventory[1], &admin, sku).await["reserved"] != 0 {
+        while stock_on(&client, &inventory[1].http, &admin, sku).await["reserved"] != 0 {
             assert!(
                 started.elapsed() < Duration::from_secs(RESERVATION_TTL_SECS + 90),
                 "the reservation of {lapsing} did not lapse"
@@ -247,7 +219,7 @@ fn an_inventory_service_of_two_clustered_members_serves_a_split_shop() {
         wait_ready(&client, &shop).await;
         wait_expired(&client, &shop, &token, &lapsing).await;
         for member in &inventory {
-            let stock = stock_of(&client, member, &admin, sku).await;
+            let stock = stock_on(&client, &member.http, &admin, sku).await;
             assert_eq!(stock["on_hand"], STOCK - 1, "{sku} read on {}", member.id);
             assert_eq!(stock["reserved"], 0, "{sku} read on {}", member.id);
         }
