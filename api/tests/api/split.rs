@@ -16,18 +16,12 @@ use crate::helpers::*;
 
 const SERVICES: [&str; 6] = ["user", "auth", "email", "product", "order", "inventory"];
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One `souk serve` process.
 pub(crate) struct Node {
     pub(crate) child: Child,
     pub(crate) http: String,
+    /// Its gRPC API's URL, as it logged it.
+    pub(crate) grpc: String,
 }
 
 impl Drop for Node {
@@ -113,7 +107,8 @@ impl Deployment {
             &format!("souk serve --services {services}"),
         );
         let http = entry["fields"]["address"].as_str().unwrap().to_owned();
-        Node { child, http }
+        let grpc = entry["fields"]["grpc"].as_str().unwrap().to_owned();
+        Node { child, http, grpc }
     }
 }
 
@@ -465,32 +460,30 @@ async fn shopper_flow(gateway: &Gateway, admin_email: &str, sink: &SmtpSink) -> 
 }
 
 fn six_processes(deployment: &Deployment) -> (Vec<Node>, Gateway, u16) {
-    let inventory_port = free_port();
-    let product_port = free_port();
+    // The two services the others call start first, on ports the system picks; the
+    // others are told the addresses they logged, so no other test can take a port
+    // picked for them in between.
+    let inventory = deployment.start("inventory", 0, &[]);
+    let product = deployment.start("product", 0, &[]);
     let remote = vec![
-        (
-            "SOUK_INVENTORY_GRPC_URL".to_owned(),
-            format!("http://127.0.0.1:{inventory_port}"),
-        ),
-        (
-            "SOUK_PRODUCT_GRPC_URL".to_owned(),
-            format!("http://127.0.0.1:{product_port}"),
-        ),
+        ("SOUK_INVENTORY_GRPC_URL".to_owned(), inventory.grpc.clone()),
+        ("SOUK_PRODUCT_GRPC_URL".to_owned(), product.grpc.clone()),
     ];
-    let mut nodes = Vec::new();
+    let inventory_port = inventory
+        .grpc
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .unwrap();
     let mut routes = BTreeMap::new();
-    // The two services the others call start first, on the ports named to the others,
-    // so that no other test's listener can take those ports meanwhile; the rest listen
-    // wherever the system puts them.
-    let mut services = SERVICES.to_vec();
-    services.sort_by_key(|service| !matches!(*service, "inventory" | "product"));
-    for service in services {
-        let port = match service {
-            "inventory" => inventory_port,
-            "product" => product_port,
-            _ => 0,
-        };
-        let node = deployment.start(service, port, &remote);
+    routes.insert("inventory", inventory.http.clone());
+    routes.insert("product", product.http.clone());
+    let mut nodes = vec![inventory, product];
+    for service in SERVICES {
+        if matches!(service, "inventory" | "product") {
+            continue;
+        }
+        let node = deployment.start(service, 0, &remote);
         routes.insert(service, node.http.clone());
         nodes.push(node);
     }

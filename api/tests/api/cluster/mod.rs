@@ -40,6 +40,8 @@ pub(crate) struct Member {
     pub(crate) child: Child,
     pub(crate) http: String,
     pub(crate) ops: String,
+    /// Its gRPC API's URL, as it logged it.
+    pub(crate) grpc: String,
 }
 
 impl Member {
@@ -137,9 +139,9 @@ impl Deployment {
         );
     }
 
-    /// `souk serve` as member `id`, its gRPC API on `grpc_port` (0: any free port), with
-    /// the deployment's environment and `extra` over it; output piped.
-    fn serve(&self, id: &str, grpc_port: u16, extra: &[(&str, String)]) -> std::process::Command {
+    /// `souk serve` as member `id` on ports the system picks, with the deployment's
+    /// environment and `extra` over it; output piped.
+    fn serve(&self, id: &str, extra: &[(&str, String)]) -> std::process::Command {
         let mut command = self.command();
         command
             .args([
@@ -147,7 +149,7 @@ impl Deployment {
                 "--http-addr",
                 "127.0.0.1:0",
                 "--grpc-addr",
-                &format!("127.0.0.1:{grpc_port}"),
+                "127.0.0.1:0",
             ])
             .env("SOUK_NODE_ID", id)
             .stdout(Stdio::piped())
@@ -162,7 +164,7 @@ impl Deployment {
     pub(crate) fn start_all(&self, ids: &[&str]) -> Vec<Member> {
         let children: Vec<(String, Child)> = ids
             .iter()
-            .map(|id| (id.to_string(), self.serve(id, 0, &[]).spawn().unwrap()))
+            .map(|id| (id.to_string(), self.serve(id, &[]).spawn().unwrap()))
             .collect();
         children
             .into_iter()
@@ -187,6 +189,7 @@ fn listening(id: String, child: Child) -> Member {
     Member {
         http: entry["fields"]["address"].as_str().unwrap().to_owned(),
         ops: entry["fields"]["ops"].as_str().unwrap().to_owned(),
+        grpc: entry["fields"]["grpc"].as_str().unwrap().to_owned(),
         id,
         child,
     }

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::split::free_port;
 
 const STOCK: i64 = 20;
 /// Long enough to pay an order placed just before; short enough to wait for.
@@ -19,14 +18,8 @@ const RESERVATION_TTL_SECS: u64 = 10;
 
 impl Deployment {
     /// `souk serve --services <services>` as member `id`, once it listens.
-    fn start_services(
-        &self,
-        id: &str,
-        services: &str,
-        grpc_port: u16,
-        extra: &[(&str, String)],
-    ) -> Member {
-        let mut command = self.serve(id, grpc_port, extra);
+    fn start_services(&self, id: &str, services: &str, extra: &[(&str, String)]) -> Member {
+        let mut command = self.serve(id, extra);
         command.args(["--services", services]);
         listening(id.to_owned(), command.spawn().unwrap())
     }
@@ -62,23 +55,18 @@ fn an_inventory_service_of_two_clustered_members_serves_a_split_shop() {
     let runtime = runtime();
     runtime.block_on(async {
         let deployment = Deployment::new().await;
-        let grpc_ports = [free_port(), free_port()];
         let inventory = [
-            deployment.start_services("inv-0", "inventory", grpc_ports[0], &[]),
-            deployment.start_services("inv-1", "inventory", grpc_ports[1], &[]),
+            deployment.start_services("inv-0", "inventory", &[]),
+            deployment.start_services("inv-1", "inventory", &[]),
         ];
         // The shop is not clustered: it reaches the inventory through one member.
         let start_shop = || {
             deployment.start_services(
                 "shop",
                 "user,auth,product,order",
-                0,
                 &[
                     ("SOUK_CLUSTER_ENABLED", "false".to_owned()),
-                    (
-                        "SOUK_INVENTORY_GRPC_URL",
-                        format!("http://127.0.0.1:{}", grpc_ports[0]),
-                    ),
+                    ("SOUK_INVENTORY_GRPC_URL", inventory[0].grpc.clone()),
                     (
                         "SOUK_ORDER_RESERVATION_TTL_SECS",
                         RESERVATION_TTL_SECS.to_string(),
@@ -235,16 +223,9 @@ fn an_inventory_service_of_two_clustered_members_serves_a_split_shop() {
         let mut refused = deployment
             .serve(
                 "orders-0",
-                0,
                 &[
-                    (
-                        "SOUK_INVENTORY_GRPC_URL",
-                        format!("http://127.0.0.1:{}", grpc_ports[0]),
-                    ),
-                    (
-                        "SOUK_PRODUCT_GRPC_URL",
-                        format!("http://127.0.0.1:{}", grpc_ports[1]),
-                    ),
+                    ("SOUK_INVENTORY_GRPC_URL", inventory[0].grpc.clone()),
+                    ("SOUK_PRODUCT_GRPC_URL", inventory[1].grpc.clone()),
                 ],
             )
             .args(["--services", "order"])
