@@ -1,0 +1,90 @@
+//! The node root's background tasks: email workers, the outbox relay, the session
+//! cache's feed, the search index and the order expiry sweeper.
+
+use std::sync::Arc;
+
+use actix_web::web;
+use souk_actors::email::processor::Processor;
+use souk_actors::email::transport::Transport;
+use souk_actors::email::worker;
+use souk_actors::outbox::relay::Relay;
+
+use super::secrets::jwt_secret;
+use crate::state::AppState;
+use crate::topology::Service;
+
+/// The node root's tasks: the outbox relay (when enabled), the email worker pool
+/// (consuming what the relay publishes: JetStream's shared durable consumer, or the
+/// in-process bus), the session cache's feed, the search index's build and feed, and
+/// the order expiry sweeper.
+pub(super) fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
+    let config = &state.config;
+    let root = &state.root;
+    let publisher = state.email.publisher().clone();
+    // Mail goes out where the email service runs; every node relays its own outbox (the
+    // events of split services meet on NATS, which config requires for a split node).
+    if state.services.contains(Service::Email) {
+        let settings =
+            config.email_settings(souk_actors::orders::OrderLinks::new(&jwt_secret(config)?));
+        let transport = Transport::from_settings(&settings)?;
+        tracing::info!(transport = %transport.describe(), workers = config.email.workers, "email workers starting");
+        let processor = Arc::new(Processor::new(state.db.clone(), transport, &settings)?);
+        worker::spawn_pool(root, config.email.workers, processor, publisher.clone());
+    }
+    if config.outbox.relay {
+        let relay = Arc::new(Relay::new(state.db.clone(), publisher.clone()));
+        let poll = std::time::Duration::from_millis(config.outbox.poll_ms);
+        root.spawn_task("outbox", "outbox-relay", move |stopping| {
+            let relay = relay.clone();
+            async move { relay.run(poll, stopping).await }
+        });
+    }
+    // Every node authenticates, so every node's cache of live sessions forgets what the
+    // access events of every node revoke.
+    let access = state.auth.access().clone();
+    let access_publisher = publisher.clone();
+    root.spawn_task("identity", "access-cache", move |stopping| {
+        access.clone().follow(access_publisher.clone(), stopping)
+    });
+    // The search index is built where the catalog is served, then follows the catalog
+    // events of every node.
+    if state.services.contains(Service::Product) {
+        let catalog = state.catalog.clone();
+        let publisher = publisher.clone();
+        root.spawn_task("catalog", "search-index", move |stopping| {
+            souk_actors::catalog::feeds::build_and_follow(
+                catalog.clone(),
+                publisher.clone(),
+                stopping,
+            )
+        });
+    }
+    if state.services.contains(Service::Order) {
+        let orders = state.orders.clone();
+        root.spawn_task("orders", "expiry-sweeper", move |stopping| {
+            sweep_orders(orders.clone(), stopping)
+        });
+    }
+    Ok(())
+}
+
+/// Once a second until the node stops: expires unpaid orders past their deadline
+/// (through their actors) and finishes stock effects that a crash left undone.
+async fn sweep_orders(
+    orders: souk_actors::orders::OrderService,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopping.wait_for(|stopped| *stopped) => return Ok(()),
+        }
+        if let Err(error) = orders.expire_due().await {
+            tracing::warn!(%error, "order expiry sweep failed");
+        }
+        if let Err(error) = orders.settle_unsettled().await {
+            tracing::warn!(%error, "order settlement sweep failed");
+        }
+    }
+}
