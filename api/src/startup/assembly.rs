@@ -23,7 +23,9 @@ use souk_actors::inventory::{
 };
 use souk_actors::node::NodeRoot;
 use souk_actors::orders::actor::ExpiryListener;
-use souk_actors::orders::{OrderLogic, OrderService, PaymentWebhooks};
+use souk_actors::orders::{
+    Order, OrderCommand, OrderLogic, OrderRouter, OrderService, OrderView, PaymentWebhooks,
+};
 use souk_actors::outbox::bus::LocalBus;
 use souk_actors::outbox::relay::Publisher;
 use souk_actors::outbox::Names;
@@ -92,6 +94,26 @@ impl EntityRouter<Sku> for AbsentInventory {
         Box::pin(async {
             Err(InventoryError::Unreachable(
                 "this node does not run the inventory service".into(),
+            ))
+        })
+    }
+}
+
+/// The order router of a node without the order service: nothing on it sends order
+/// commands (its REST and gRPC order routes and the sweeper run only with the
+/// service), and if something did it must not start order actors here.
+struct AbsentOrders;
+
+impl EntityRouter<Order> for AbsentOrders {
+    fn send(
+        &self,
+        _order_id: String,
+        _command: OrderCommand,
+    ) -> BoxFuture<'static, Result<Option<OrderView>, souk_actors::Error>> {
+        Box::pin(async {
+            Err(souk_actors::Error::new(
+                souk_actors::ErrorCode::DependencyUnavailable,
+                "this node does not run the order service",
             ))
         })
     }
@@ -258,25 +280,30 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     ))
     .with_prices_include_tax(config.orders.prices_include_tax);
     let shipping = Shipping::new(db.clone());
-    let order_host = souk_actors::orders::start_host_with_ownership(
-        logic.clone(),
-        order_host_settings(),
-        ownership,
-    );
-    root.own_orders(order_host.host().clone());
-    let orders = OrderService::new(
-        logic,
-        match &cluster {
-            Some(cluster) => cluster.router(order_host.clone()),
-            None => Arc::new(order_host.clone()),
-        },
-    );
+    // Order actors live only where the order service runs; no service calls the order
+    // service over gRPC, so elsewhere nothing routes to them.
+    let order_host = services.contains(Service::Order).then(|| {
+        souk_actors::orders::start_host_with_ownership(
+            logic.clone(),
+            order_host_settings(),
+            ownership,
+        )
+    });
+    let order_router: OrderRouter = match (&order_host, &cluster) {
+        (Some(local), Some(cluster)) => cluster.router(local.clone()),
+        (Some(local), None) => Arc::new(local.clone()),
+        (None, _) => Arc::new(AbsentOrders),
+    };
+    if let Some(local) = &order_host {
+        root.own_orders(local.host().clone());
+    }
+    let orders = OrderService::new(logic, order_router);
     if let Some(cluster) = &cluster {
         let mut handler = EntityHandler::default();
         let mut hosts: Vec<Arc<dyn PassivateHost>> = Vec::new();
-        if services.contains(Service::Order) {
-            handler = handler.with(order_host.clone());
-            hosts.push(Arc::new(order_host));
+        if let Some(local) = order_host {
+            handler = handler.with(local.clone());
+            hosts.push(Arc::new(local));
         }
         if let Some(local) = local_skus {
             handler = handler.with(local.clone());
