@@ -210,14 +210,18 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         .with_snapshots(Snapshots::new(std::time::Duration::from_millis(
             config.orders.product_snapshot_ttl_ms,
         )));
-    // The inventory tells expired reservations to the orders' router, which exists only
-    // once the order service (built on the inventory) does. A node without the order
-    // service runs no order entity: the order service's sweeper expires those orders.
+    // Where a node runs both the inventory and the order service, its SKU actors tell
+    // expired reservations to the orders' router, which exists only once the order
+    // service (built on the inventory) does. A node without the order service runs no
+    // order entity and no listener: the order service's sweeper expires those orders.
     let order_router_cell = Arc::new(std::sync::OnceLock::new());
-    let expiry_listener = ExpiryListener {
-        orders: order_router_cell.clone(),
-    }
-    .start();
+    let expiry_listener =
+        (services.contains(Service::Inventory) && services.contains(Service::Order)).then(|| {
+            ExpiryListener {
+                orders: order_router_cell.clone(),
+            }
+            .start()
+        });
     // SKU actors live only where the inventory service runs; elsewhere the same router
     // interface reaches them over gRPC.
     // Committed batches are announced on a feed where the SKU actors run (the admin
@@ -229,9 +233,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
     let sku_router: SkuRouter = if services.contains(Service::Inventory) {
         let deps = SkuDeps {
             db: db.clone(),
-            expiry_listener: services
-                .contains(Service::Order)
-                .then(|| expiry_listener.recipient()),
+            expiry_listener: expiry_listener.map(|listener| listener.recipient()),
             feed: stock_feed.clone(),
         };
         let local = souk_actors::inventory::start_host_with_ownership(
