@@ -2,7 +2,7 @@
 //! another over gRPC: the shopper flow gives what one all-in-one process gives, and an
 //! order placed while the inventory is down fails fast, creates nothing, and completes
 //! with the same Idempotency-Key once the inventory is back. Here: what the tests share
-//! (`Deployment` other modules too): a deployment's shared settings and its `souk serve`
+//! (other modules use `Deployment` too): a deployment's shared settings and its `souk serve`
 //! processes, a gateway that routes REST paths as an ingress would, a shopper's HTTP
 //! client, and the six processes started in order. The tests: one shopper flow on six
 //! processes and on one (`shopper_flow`), and an order while the inventory is down
