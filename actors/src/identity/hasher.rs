@@ -28,18 +28,18 @@ struct Running {
     most: AtomicUsize,
 }
 
-/// The default width of the hashing pool: half the cores, at least one.
-pub fn default_hash_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |cores| cores.get() / 2)
-        .max(1)
+/// The default width of the hashing pool on `cores` cores: half of them, at least one.
+pub fn default_hash_threads(cores: usize) -> usize {
+    (cores / 2).max(1)
 }
 
 impl PasswordHasher {
     /// `threads`: how many hashes may run at once (0 means [`default_hash_threads`]).
     pub fn new(cost: u32, threads: usize) -> Self {
         let threads = if threads == 0 {
-            default_hash_threads()
+            default_hash_threads(
+                std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+            )
         } else {
             threads
         };

@@ -95,6 +95,7 @@ mod tests {
             ("http_ops_addr", "http.ops_addr"),
             ("data_dir", "node.data_dir"),
             ("services", "node.services"),
+            ("cpus", "node.cpus"),
             ("database_url", "database.url"),
             ("database_max_connections", "database.max_connections"),
             ("jwt_secret", "jwt.secret"),

@@ -166,6 +166,14 @@ impl Config {
         self
     }
 
+    /// The cores this node sizes its threads to (`node.cpus`, or what the operating
+    /// system grants the process).
+    pub fn cpus(&self) -> usize {
+        self.node
+            .cpus
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cores| cores.get()))
+    }
+
     /// The services this node runs.
     pub fn service_set(&self) -> Result<crate::topology::ServiceSet, ConfigError> {
         crate::topology::ServiceSet::parse(&self.node.services)

@@ -24,6 +24,11 @@ pub struct NodeSection {
     /// The services this node runs: a comma-separated subset of user, auth, email,
     /// product, order, inventory, or `all`.
     pub services: String,
+    /// The cores this node sizes its threads to: HTTP workers (unless `http.workers`
+    /// is set), SKU actor arbiters and the password-hashing pool's default. Unset
+    /// means the cores the operating system grants the process (a cgroup CPU quota
+    /// counts); set it where several nodes share one machine's cores.
+    pub cpus: Option<usize>,
 }
 
 impl Default for NodeSection {
@@ -31,6 +36,7 @@ impl Default for NodeSection {
         Self {
             data_dir: PathBuf::from("./data"),
             services: "all".to_owned(),
+            cpus: None,
         }
     }
 }
@@ -61,7 +67,7 @@ pub struct HttpSection {
     /// Prometheus scrapes and Kubernetes probes. Loopback by default, so a node never
     /// shows its metrics on the public port.
     pub ops_addr: SocketAddr,
-    /// HTTP worker threads; unset means one per core.
+    /// HTTP worker threads; unset means `node.cpus`.
     pub workers: Option<usize>,
     pub max_body_bytes: usize,
     /// How long reading a request's body may take, from the start of the request;
@@ -211,7 +217,7 @@ pub struct AuthSection {
     pub register_max_per_ip: u32,
     /// Verification mails one account may ask for per `login_window_secs`.
     pub verification_resend_max: u32,
-    /// bcrypt operations running at once; 0 means half the cores (at least one).
+    /// bcrypt operations running at once; 0 means half of `node.cpus` (at least one).
     pub hash_threads: u32,
     /// How long a node serves a live session from its cache at most; 0 reads the
     /// account and session for every request.

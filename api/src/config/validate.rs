@@ -145,6 +145,9 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        if self.node.cpus == Some(0) {
+            return Err(ConfigError::setting("node.cpus", "must be greater than 0"));
+        }
         if self.http.workers == Some(0) {
             return Err(ConfigError::setting(
                 "http.workers",

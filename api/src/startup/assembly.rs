@@ -16,7 +16,8 @@ use souk_actors::email::EmailService;
 use souk_actors::entity::{EntityRouter, HostSettings};
 use souk_actors::identity::rate_limit::RateLimiter;
 use souk_actors::identity::{
-    AccessCache, AddressBook, AuthService, JwtKeys, PasswordHasher, UserService,
+    default_hash_threads, AccessCache, AddressBook, AuthService, JwtKeys, PasswordHasher,
+    UserService,
 };
 use souk_actors::inventory::{
     InventoryError, InventoryService, Sku, SkuDeps, SkuReply, SkuRequest, SkuRouter,
@@ -119,7 +120,7 @@ impl EntityRouter<Order> for AbsentOrders {
     }
 }
 
-/// Entity hosts run their actors on a pool of arbiters sized to the machine; order
+/// SKU actors run on a pool of arbiters sized to `node.cpus`; order
 /// actors spend their time waiting on the database, so one arbiter serves them.
 fn order_host_settings() -> HostSettings {
     HostSettings {
@@ -138,7 +139,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         &config.jwt.audience,
         config.jwt.access_token_ttl_secs,
     );
-    let hasher = PasswordHasher::new(config.auth.bcrypt_cost, config.auth.hash_threads as usize);
+    let hash_threads = match config.auth.hash_threads {
+        0 => default_hash_threads(config.cpus()),
+        threads => threads as usize,
+    };
+    let hasher = PasswordHasher::new(config.auth.bcrypt_cost, hash_threads);
     let redis = redis_store(&config)?;
     let nats = match &config.nats.url {
         Some(url) => Some(connect_nats(url).await?),
@@ -238,7 +243,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         };
         let local = souk_actors::inventory::start_host_with_ownership(
             deps,
-            HostSettings::default(),
+            HostSettings {
+                arbiters: config.cpus(),
+                ..HostSettings::default()
+            },
             ownership.clone(),
         );
         root.own_inventory(local.host().clone());

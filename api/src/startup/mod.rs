@@ -140,7 +140,7 @@ impl Application {
         let app_state = state.clone();
         let console = crate::console::Console::new(&state)?;
         let account = crate::account::Account::new(&state)?;
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(body_limit.clone())
@@ -165,15 +165,14 @@ impl Application {
                 .default_service(web::to(route_not_found))
         })
         .shutdown_timeout(config.http.shutdown_timeout_secs)
-        .listen(listener)?;
-        if let Some(workers) = config.http.workers {
-            server = server.workers(workers);
-        }
+        .listen(listener)?
+        .workers(config.http.workers.unwrap_or_else(|| config.cpus()));
         tracing::info!(
             address = %format!("http://{}:{port}", config.http.addr.ip()),
             grpc = %format!("http://{}:{grpc_port}", config.grpc.addr.ip()),
             ops = %format!("http://{}:{ops_port}", config.http.ops_addr.ip()),
             services = %state.services,
+            cpus = config.cpus(),
             database = state.db.backend().name(),
             redis = config.redis.url.is_some(),
             nats = config.nats.url.is_some(),

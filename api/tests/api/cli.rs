@@ -153,6 +153,8 @@ fn bad_config_fails_with_one_line_naming_the_setting() {
         ("SOUK_LOG_FORMAT", "xml", "log.format (SOUK_LOG_FORMAT)"),
         ("SOUK_JWT_SECRET", "short", "jwt.secret (SOUK_JWT_SECRET)"),
         ("SOUK_WORKERS", "0", "http.workers (SOUK_HTTP_WORKERS)"),
+        ("SOUK_CPUS", "0", "node.cpus (SOUK_NODE_CPUS)"),
+        ("SOUK_NODE_CPUS", "two", "node.cpus (SOUK_NODE_CPUS)"),
     ] {
         let output = souk(&dir.0).arg("serve").env(key, value).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{key}={value}");
