@@ -130,6 +130,11 @@ enum Command {
         /// each node as many as one node has, as a deployment of identical nodes would.
         #[arg(long)]
         cluster_node_pool: Option<u32>,
+        /// Cores each souk-cluster node sizes its threads to (HTTP workers, SKU actor
+        /// arbiters: `node.cpus`). Default: the machine's cores split over the three
+        /// nodes, at least one each, as CPU limits would size three pods sharing them.
+        #[arg(long)]
+        cluster_node_cpus: Option<usize>,
         /// Every strategy × every workload at 1 and 16 clients, under a second each,
         /// with stock small enough to sell out.
         #[arg(long)]
@@ -279,6 +284,7 @@ fn main() -> anyhow::Result<()> {
             stock_per_sku,
             pool_size,
             cluster_node_pool,
+            cluster_node_cpus,
             smoke,
             output,
         } => {
@@ -308,6 +314,7 @@ fn main() -> anyhow::Result<()> {
                     stock_per_sku,
                     pool_size,
                     cluster_node_pool,
+                    cluster_node_cpus,
                     drop_databases: false,
                 }
             };

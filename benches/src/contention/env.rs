@@ -25,6 +25,7 @@ pub struct Environment {
     pub pool_size: u32,
     /// Connections of each souk-cluster node's pool.
     pub cluster_node_pool: u32,
+    pub cluster_node_cpus: usize,
 }
 
 async fn variable(pool: &MySqlPool, name: &str) -> String {
@@ -52,6 +53,7 @@ pub async fn probe(
     redis_url: &str,
     pool_size: u32,
     cluster_node_pool: u32,
+    cluster_node_cpus: usize,
 ) -> anyhow::Result<Environment> {
     let client = redis::Client::open(redis_url)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
@@ -90,6 +92,7 @@ pub async fn probe(
         redis_save: redis_config(&mut connection, "save").await,
         pool_size,
         cluster_node_pool,
+        cluster_node_cpus,
     })
 }
 
@@ -98,7 +101,7 @@ impl Environment {
         format!(
             "{} cores ({}, {}); {} with innodb_flush_log_at_trx_commit={}, sync_binlog={}, log_bin={}, \
              innodb_doublewrite={}, buffer pool {} bytes, max_connections={}; Redis {} (appendonly={}, save=\"{}\"); \
-             pool size {} connections per pool ({} per souk-cluster node)",
+             pool size {} connections per pool ({} per souk-cluster node, sized to {} cores each)",
             self.cores,
             self.cpu_model,
             self.os,
@@ -114,6 +117,7 @@ impl Environment {
             self.redis_save,
             self.pool_size,
             self.cluster_node_pool,
+            self.cluster_node_cpus,
         )
     }
 }

@@ -95,6 +95,9 @@ pub struct Options {
     pub pool_size: u32,
     /// Connections per souk-cluster node; `None`: `pool_size` split over the nodes.
     pub cluster_node_pool: Option<u32>,
+    /// Cores each souk-cluster node sizes its threads to (`node.cpus`); `None`: the
+    /// machine's cores split over the nodes, at least one each.
+    pub cluster_node_cpus: Option<usize>,
     /// Drop the bench databases when done (the test suite's runs).
     pub drop_databases: bool,
 }
@@ -122,6 +125,7 @@ impl Options {
             stock_per_sku: 3,
             pool_size: 16,
             cluster_node_pool: None,
+            cluster_node_cpus: None,
             drop_databases: true,
         }
     }
@@ -129,6 +133,13 @@ impl Options {
     fn cluster_node_pool(&self) -> u32 {
         self.cluster_node_pool
             .unwrap_or_else(|| self.pool_size.div_ceil(CLUSTER_NODES as u32).max(2))
+    }
+
+    fn cluster_node_cpus(&self) -> usize {
+        self.cluster_node_cpus.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+            (cores / CLUSTER_NODES).max(1)
+        })
     }
 
     fn database_url(&self, database: &str) -> String {
@@ -304,6 +315,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
         &options.redis_url,
         options.pool_size,
         options.cluster_node_pool(),
+        options.cluster_node_cpus(),
     )
     .await?;
     let sql = |form| {
@@ -401,6 +413,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
             let deployment = Deployment::Cluster {
                 nodes: CLUSTER_NODES,
                 nats_url: options.nats_url.clone(),
+                cpus: Some(options.cluster_node_cpus()),
             };
             Some(souk_deployment(&cluster_database, options.cluster_node_pool(), deployment).await?)
         } else {
@@ -410,6 +423,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
             let deployment = Deployment::Cluster {
                 nodes: 1,
                 nats_url: options.nats_url.clone(),
+                cpus: None,
             };
             Some(souk_deployment(&cluster_one_database, options.pool_size, deployment).await?)
         } else {

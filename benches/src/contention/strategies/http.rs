@@ -38,8 +38,13 @@ pub enum Deployment {
     /// One node over gRPC.
     Grpc,
     /// `nodes` clustered nodes over REST, meeting on the NATS server at `nats_url`; each
-    /// node has the `pool_size` given to [`SoukHttp::new`].
-    Cluster { nodes: usize, nats_url: String },
+    /// node has the `pool_size` given to [`SoukHttp::new`] and sizes its threads to
+    /// `cpus` cores (`None`: the machine's).
+    Cluster {
+        nodes: usize,
+        nats_url: String,
+        cpus: Option<usize>,
+    },
 }
 
 /// How the clients reach the nodes.
@@ -95,6 +100,8 @@ struct NodeSettings {
     jwt_secret: String,
     /// Node id, NATS URL and namespace of a clustered node.
     cluster: Option<(String, String, String)>,
+    /// The node's `node.cpus`.
+    cpus: Option<usize>,
 }
 
 async fn start_node(settings: &NodeSettings) -> anyhow::Result<StartedNode> {
@@ -110,6 +117,7 @@ async fn start_node(settings: &NodeSettings) -> anyhow::Result<StartedNode> {
         config.cluster.node_id = node_id.clone();
         config.cluster.namespace = namespace.clone();
     }
+    config.node.cpus = settings.cpus;
     let (host, (port, grpc_port, catalog)) = ActixHost::start(move || async move {
         let application = souk_api::Application::build(config).await?;
         let port = application.port();
@@ -166,6 +174,10 @@ impl SoukHttp {
                         nats_url.clone(),
                         namespace.clone(),
                     )),
+                    _ => None,
+                },
+                cpus: match &deployment {
+                    Deployment::Cluster { cpus, .. } => *cpus,
                     _ => None,
                 },
             };
