@@ -26,6 +26,7 @@ pub struct Environment {
     /// Connections of each souk-cluster node's pool.
     pub cluster_node_pool: u32,
     pub cluster_node_cpus: usize,
+    pub cluster_node_email_workers: usize,
 }
 
 async fn variable(pool: &MySqlPool, name: &str) -> String {
@@ -54,6 +55,7 @@ pub async fn probe(
     pool_size: u32,
     cluster_node_pool: u32,
     cluster_node_cpus: usize,
+    cluster_node_email_workers: usize,
 ) -> anyhow::Result<Environment> {
     let client = redis::Client::open(redis_url)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
@@ -93,6 +95,7 @@ pub async fn probe(
         pool_size,
         cluster_node_pool,
         cluster_node_cpus,
+        cluster_node_email_workers,
     })
 }
 
@@ -101,7 +104,7 @@ impl Environment {
         format!(
             "{} cores ({}, {}); {} with innodb_flush_log_at_trx_commit={}, sync_binlog={}, log_bin={}, \
              innodb_doublewrite={}, buffer pool {} bytes, max_connections={}; Redis {} (appendonly={}, save=\"{}\"); \
-             pool size {} connections per pool ({} per souk-cluster node, sized to {} cores each)",
+             pool size {} connections per pool ({} per souk-cluster node, sized to {} cores each, with {} email workers each)",
             self.cores,
             self.cpu_model,
             self.os,
@@ -118,6 +121,7 @@ impl Environment {
             self.pool_size,
             self.cluster_node_pool,
             self.cluster_node_cpus,
+            self.cluster_node_email_workers,
         )
     }
 }

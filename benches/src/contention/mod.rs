@@ -98,6 +98,9 @@ pub struct Options {
     /// Cores each souk-cluster node sizes its threads to (`node.cpus`); `None`: the
     /// machine's cores split over the nodes, at least one each.
     pub cluster_node_cpus: Option<usize>,
+    /// Email workers per souk-cluster node; `None`: one node's default split over the
+    /// nodes, at least one each.
+    pub cluster_node_email_workers: Option<usize>,
     /// Drop the bench databases when done (the test suite's runs).
     pub drop_databases: bool,
 }
@@ -126,6 +129,7 @@ impl Options {
             pool_size: 16,
             cluster_node_pool: None,
             cluster_node_cpus: None,
+            cluster_node_email_workers: None,
             drop_databases: true,
         }
     }
@@ -140,6 +144,11 @@ impl Options {
             let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
             (cores / CLUSTER_NODES).max(1)
         })
+    }
+
+    fn cluster_node_email_workers(&self) -> usize {
+        self.cluster_node_email_workers
+            .unwrap_or_else(|| (souk_api::Config::default().email.workers / CLUSTER_NODES).max(1))
     }
 
     fn database_url(&self, database: &str) -> String {
@@ -316,6 +325,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
         options.pool_size,
         options.cluster_node_pool(),
         options.cluster_node_cpus(),
+        options.cluster_node_email_workers(),
     )
     .await?;
     let sql = |form| {
@@ -414,6 +424,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
                 nodes: CLUSTER_NODES,
                 nats_url: options.nats_url.clone(),
                 cpus: Some(options.cluster_node_cpus()),
+                email_workers: Some(options.cluster_node_email_workers()),
             };
             Some(souk_deployment(&cluster_database, options.cluster_node_pool(), deployment).await?)
         } else {
@@ -424,6 +435,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
                 nodes: 1,
                 nats_url: options.nats_url.clone(),
                 cpus: None,
+                email_workers: None,
             };
             Some(souk_deployment(&cluster_one_database, options.pool_size, deployment).await?)
         } else {

@@ -38,12 +38,13 @@ pub enum Deployment {
     /// One node over gRPC.
     Grpc,
     /// `nodes` clustered nodes over REST, meeting on the NATS server at `nats_url`; each
-    /// node has the `pool_size` given to [`SoukHttp::new`] and sizes its threads to
-    /// `cpus` cores (`None`: the machine's).
+    /// node has the `pool_size` given to [`SoukHttp::new`], sizes its threads to `cpus`
+    /// cores (`None`: the machine's) and runs `email_workers` (`None`: the default).
     Cluster {
         nodes: usize,
         nats_url: String,
         cpus: Option<usize>,
+        email_workers: Option<usize>,
     },
 }
 
@@ -102,6 +103,8 @@ struct NodeSettings {
     cluster: Option<(String, String, String)>,
     /// The node's `node.cpus`.
     cpus: Option<usize>,
+    /// The node's `email.workers`, if not the default.
+    email_workers: Option<usize>,
 }
 
 async fn start_node(settings: &NodeSettings) -> anyhow::Result<StartedNode> {
@@ -118,6 +121,9 @@ async fn start_node(settings: &NodeSettings) -> anyhow::Result<StartedNode> {
         config.cluster.namespace = namespace.clone();
     }
     config.node.cpus = settings.cpus;
+    if let Some(workers) = settings.email_workers {
+        config.email.workers = workers;
+    }
     let (host, (port, grpc_port, catalog)) = ActixHost::start(move || async move {
         let application = souk_api::Application::build(config).await?;
         let port = application.port();
@@ -178,6 +184,10 @@ impl SoukHttp {
                 },
                 cpus: match &deployment {
                     Deployment::Cluster { cpus, .. } => *cpus,
+                    _ => None,
+                },
+                email_workers: match &deployment {
+                    Deployment::Cluster { email_workers, .. } => *email_workers,
                     _ => None,
                 },
             };
