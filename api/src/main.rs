@@ -262,7 +262,7 @@ async fn create_admin(config: Config, raw_email: &str, raw_name: &str) -> anyhow
     let db = open_database(&config).await?;
     let users = UserService::new(
         db.clone(),
-        PasswordHasher::new(config.auth.bcrypt_cost, config.auth.hash_threads as usize),
+        PasswordHasher::new(config.auth.bcrypt_cost, config.hash_threads()),
         // The running nodes forget the account through the change's event.
         AccessCache::disabled(),
     );

@@ -28,21 +28,10 @@ struct Running {
     most: AtomicUsize,
 }
 
-/// The default width of the hashing pool on `cores` cores: half of them, at least one.
-pub fn default_hash_threads(cores: usize) -> usize {
-    (cores / 2).max(1)
-}
-
 impl PasswordHasher {
-    /// `threads`: how many hashes may run at once (0 means [`default_hash_threads`]).
+    /// `threads`: how many hashes may run at once (at least one).
     pub fn new(cost: u32, threads: usize) -> Self {
-        let threads = if threads == 0 {
-            default_hash_threads(
-                std::thread::available_parallelism().map_or(1, |cores| cores.get()),
-            )
-        } else {
-            threads
-        };
+        let threads = threads.max(1);
         Self {
             cost,
             decoy: Arc::new(OnceCell::new()),

@@ -24,7 +24,7 @@ pub use address::{AddressFields, PostalAddress};
 pub use addresses::{AddressBook, AddressView};
 pub use auth::{AuthService, AuthSettings, TokenPair};
 pub use email_address::Email;
-pub use hasher::{default_hash_threads, PasswordHasher};
+pub use hasher::PasswordHasher;
 pub use jwt::{AccessClaims, JwtKeys};
 pub use name::PersonName;
 pub use password::Password;

@@ -12,6 +12,7 @@ mod sections;
 mod validate;
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
@@ -169,9 +170,16 @@ impl Config {
     /// The cores this node sizes its threads to (`node.cpus`, or what the operating
     /// system grants the process).
     pub fn cpus(&self) -> usize {
-        self.node
-            .cpus
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cores| cores.get()))
+        self.node.cpus.unwrap_or_else(granted_cores)
+    }
+
+    /// bcrypt hashes running at once: `auth.hash_threads`, or when 0 half of
+    /// [`Config::cpus`] (at least one).
+    pub fn hash_threads(&self) -> usize {
+        match self.auth.hash_threads {
+            0 => (self.cpus() / 2).max(1),
+            threads => threads as usize,
+        }
     }
 
     /// The services this node runs.
@@ -272,6 +280,13 @@ impl Config {
         toml::to_string_pretty(self)
             .unwrap_or_else(|error| format!("# cannot render config: {error}\n"))
     }
+}
+
+/// The cores the operating system grants the process (a cgroup CPU quota counts), read
+/// once: the answer comes from the cgroup files.
+fn granted_cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |cores| cores.get()))
 }
 
 #[cfg(test)]

@@ -16,8 +16,7 @@ use souk_actors::email::EmailService;
 use souk_actors::entity::{EntityRouter, HostSettings};
 use souk_actors::identity::rate_limit::RateLimiter;
 use souk_actors::identity::{
-    default_hash_threads, AccessCache, AddressBook, AuthService, JwtKeys, PasswordHasher,
-    UserService,
+    AccessCache, AddressBook, AuthService, JwtKeys, PasswordHasher, UserService,
 };
 use souk_actors::inventory::{
     InventoryError, InventoryService, Sku, SkuDeps, SkuReply, SkuRequest, SkuRouter,
@@ -139,11 +138,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         &config.jwt.audience,
         config.jwt.access_token_ttl_secs,
     );
-    let hash_threads = match config.auth.hash_threads {
-        0 => default_hash_threads(config.cpus()),
-        threads => threads as usize,
-    };
-    let hasher = PasswordHasher::new(config.auth.bcrypt_cost, hash_threads);
+    let hasher = PasswordHasher::new(config.auth.bcrypt_cost, config.hash_threads());
     let redis = redis_store(&config)?;
     let nats = match &config.nats.url {
         Some(url) => Some(connect_nats(url).await?),

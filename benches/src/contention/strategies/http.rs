@@ -164,9 +164,14 @@ impl SoukHttp {
         deployment: Deployment,
     ) -> anyhow::Result<Self> {
         let namespace = format!("bench{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-        let node_count = match &deployment {
-            Deployment::Cluster { nodes, .. } => (*nodes).max(1),
-            _ => 1,
+        let (node_count, cpus, email_workers) = match &deployment {
+            Deployment::Cluster {
+                nodes,
+                cpus,
+                email_workers,
+                ..
+            } => ((*nodes).max(1), *cpus, *email_workers),
+            _ => (1, None, None),
         };
         let mut nodes = Vec::new();
         for index in 0..node_count {
@@ -182,14 +187,8 @@ impl SoukHttp {
                     )),
                     _ => None,
                 },
-                cpus: match &deployment {
-                    Deployment::Cluster { cpus, .. } => *cpus,
-                    _ => None,
-                },
-                email_workers: match &deployment {
-                    Deployment::Cluster { email_workers, .. } => *email_workers,
-                    _ => None,
-                },
+                cpus,
+                email_workers,
             };
             nodes.push(start_node(&settings).await?);
         }
