@@ -5,6 +5,7 @@
 //! clients for a fixed time (a hot cell also ends when its SKU sells out), then counts
 //! what the store recorded and compares it with what the clients were told.
 
+pub mod cpu;
 pub mod env;
 pub mod host;
 pub mod plot;
@@ -209,6 +210,7 @@ async fn run_cell<S: Strategy>(
     let picker = Arc::new(workload::Picker::new(cell.workload, cell.skus));
     let cell = Arc::new(cell);
     let sold_out = Arc::new(AtomicBool::new(false));
+    let cpu_before = cpu::read();
     let started = Instant::now();
     let deadline = started + duration;
     let mut clients = Vec::with_capacity(cell.concurrency);
@@ -262,6 +264,7 @@ async fn run_cell<S: Strategy>(
         total.latencies.extend(tally.latencies);
     }
     let wall = started.elapsed();
+    let cpu_after = cpu::read();
     let profile = profile::take(wall.as_secs_f64());
     let settled = strategy.settle().await?;
     let verification = strategy.verify(&cell).await?;
@@ -279,6 +282,9 @@ async fn run_cell<S: Strategy>(
         profile,
     );
     result.settled_secs = settled.map(|settled| settled.as_secs_f64());
+    result.cpu = cpu_before
+        .zip(cpu_after)
+        .and_then(|(before, after)| cpu::between(before, after, wall, total.reserved));
     Ok(result)
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::cpu::CpuUse;
 use super::env::Environment;
 use super::profile::BatchProfile;
 use super::strategies::{Cell, Verification};
@@ -45,6 +46,8 @@ pub struct CellResult {
     /// confirmation mails (souk strategies); the next cell started only then, so no
     /// cell runs beside another's queued work.
     pub settled_secs: Option<f64>,
+    /// The machine's CPU while the clients ran (Linux only).
+    pub cpu: Option<CpuUse>,
 }
 
 impl CellResult {
@@ -79,6 +82,7 @@ impl CellResult {
             ratio_to_mysql_tx: None,
             actor_batches,
             settled_secs: None,
+            cpu: None,
         }
     }
 
@@ -123,6 +127,7 @@ pub const NOTES: &[&str] = &[
     "mysql-tx-http: the order endpoint a team would usually write, in the same process over loopback REST like souk-http: an actix-web handler (bearer JWT, Idempotency-Key) running one transaction per order on the same MariaDB (price read, conditional stock UPDATE, order, line and outbox INSERTs).",
     "souk-cluster: three clustered Souk nodes in the same process, meeting on nats-server; clients send to them in turn, so two in three checkouts are forwarded to the SKU's owner over NATS.",
     "souk-cluster-1: one Souk node configured as each souk-cluster node (events through JetStream, shard leases in NATS KV), with souk-http's whole pool: it owns every SKU, so it measures the cluster's configuration without forwarding.",
+    "cpu busy and cpu ms/res: the whole machine's CPU while the cell's clients ran (Linux's /proc/stat; clients, nodes, MariaDB and nats-server alike): the share of all cores that was busy, and busy core-milliseconds per successful reservation. A cell near 100 % busy was bound by the cores, and its rate by what a reservation costs in all.",
     "settled s: after a souk-http, souk-grpc or souk-cluster cell the harness waits until that deployment has relayed every event and recorded every order's confirmation mail, and only then starts the next cell, so no cell runs beside the mail and events another left queued (one node's email workers send far fewer mails a second than it takes orders).",
     "Latency percentiles are of successful reservations; a hot cell ends early when its SKU sells out. SQL baselines use sqlx's native MySQL driver, Souk its Any driver.",
 ];
@@ -270,16 +275,16 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(out, "### {}\n", workload.name());
         let _ = writeln!(
             out,
-            "| strategy | clients | reservations/s | × mysql-tx | reserved | rejected | errors | p50 ms | p95 ms | p99 ms | max ms | oversold | settled s | check |"
+            "| strategy | clients | reservations/s | × mysql-tx | reserved | rejected | errors | p50 ms | p95 ms | p99 ms | max ms | oversold | settled s | cpu busy | cpu ms/res | check |"
         );
         let _ = writeln!(
             out,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         );
         for cell in rows {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
                 cell.strategy,
                 cell.concurrency,
                 cell.latency.throughput_per_sec,
@@ -296,6 +301,13 @@ pub fn markdown(report: &Report) -> String {
                 cell.verification.oversold_units,
                 cell.settled_secs
                     .map(|settled| format!("{settled:.1}"))
+                    .unwrap_or_else(|| "–".to_owned()),
+                cell.cpu
+                    .map(|cpu| format!("{:.0} %", cpu.busy * 100.0))
+                    .unwrap_or_else(|| "–".to_owned()),
+                cell.cpu
+                    .and_then(|cpu| cpu.ms_per_reservation)
+                    .map(|ms| format!("{ms:.2}"))
                     .unwrap_or_else(|| "–".to_owned()),
                 if cell.violates() { "**FAILED**" } else { "ok" },
             );
