@@ -135,9 +135,9 @@ enum Command {
         /// nodes, at least one each, as CPU limits would size three pods sharing them.
         #[arg(long)]
         cluster_node_cpus: Option<usize>,
-        /// Email workers per souk-cluster node. Default: one node's (2) split over the
-        /// three nodes, at least one each, so the cluster does not mail much more of a
-        /// cell's orders within the cell than one node does.
+        /// Email workers per souk-cluster node. Default: one node's (`email.workers`)
+        /// split over the three nodes, at least one each, so the cluster does not mail
+        /// much more of a cell's orders within the cell than one node does.
         #[arg(long)]
         cluster_node_email_workers: Option<usize>,
         /// Every strategy × every workload at 1 and 16 clients, under a second each,

@@ -253,6 +253,11 @@ fn goal(cells: &[CellResult]) -> Vec<String> {
     lines
 }
 
+/// A table cell's text, or a dash where the figure does not apply.
+fn or_dash(text: Option<String>) -> String {
+    text.unwrap_or_else(|| "–".to_owned())
+}
+
 pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## Stock contention: {}\n", report.started_at);
@@ -288,9 +293,7 @@ pub fn markdown(report: &Report) -> String {
                 cell.strategy,
                 cell.concurrency,
                 cell.latency.throughput_per_sec,
-                cell.ratio_to_mysql_tx
-                    .map(|ratio| format!("{ratio:.2}×"))
-                    .unwrap_or_else(|| "–".to_owned()),
+                or_dash(cell.ratio_to_mysql_tx.map(|ratio| format!("{ratio:.2}×"))),
                 cell.reserved,
                 cell.rejected,
                 cell.errors,
@@ -299,16 +302,13 @@ pub fn markdown(report: &Report) -> String {
                 cell.latency.p99_ms,
                 cell.latency.max_ms,
                 cell.verification.oversold_units,
-                cell.settled_secs
-                    .map(|settled| format!("{settled:.1}"))
-                    .unwrap_or_else(|| "–".to_owned()),
-                cell.cpu
-                    .map(|cpu| format!("{:.0} %", cpu.busy * 100.0))
-                    .unwrap_or_else(|| "–".to_owned()),
-                cell.cpu
-                    .and_then(|cpu| cpu.ms_per_reservation)
-                    .map(|ms| format!("{ms:.2}"))
-                    .unwrap_or_else(|| "–".to_owned()),
+                or_dash(cell.settled_secs.map(|settled| format!("{settled:.1}"))),
+                or_dash(cell.cpu.map(|cpu| format!("{:.0} %", cpu.busy * 100.0))),
+                or_dash(
+                    cell.cpu
+                        .and_then(|cpu| cpu.ms_per_reservation)
+                        .map(|ms| format!("{ms:.2}"))
+                ),
                 if cell.violates() { "**FAILED**" } else { "ok" },
             );
         }
