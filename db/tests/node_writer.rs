@@ -445,8 +445,79 @@ async fn an_order_past_its_customers_unpaid_cap_is_refused_alone(backend: TestBa
     );
 }
 
+/// Text that JSON escapes and SQL quotes both touch: quotes, a backslash, control
+/// characters, accents and a character outside the Basic Multilingual Plane.
+const AWKWARD: &str = "O'Brien \"Crème\" \\ brûlée\n\t😀 ";
+
+async fn every_value_of_many_orders_survives_one_insert(backend: TestBackend) {
+    let test = fresh(backend).await;
+    // 600 orders, so every table's rows go in several statements, with addresses of
+    // ~2 000 characters.
+    let address = AWKWARD.repeat(70);
+    let placed: Vec<NewOrder> = (0..600)
+        .map(|n| {
+            let id = format!("json-{n:04}");
+            let mut new = new_order(&id, &format!("customer-{}", n % 7), None, 1 + n % 3);
+            new.order.shipping_address = Some(address.clone());
+            new.order.billing_address = (n % 2 == 0).then(|| address.clone());
+            new.order.payment_reference = Some(AWKWARD.to_owned());
+            new.order.total_amount = i64::MAX - n;
+            new.order.tax_amount = i64::MIN + n;
+            new.order.shipping_method_name = Some(AWKWARD.to_owned());
+            for line in &mut new.lines {
+                line.name = format!("{AWKWARD}{n}");
+            }
+            new.history.reason = AWKWARD.to_owned();
+            new.event =
+                OutboxEvent::new("order.placed", &id, &serde_json::json!({ "note": address }))
+                    .unwrap();
+            new
+        })
+        .collect();
+    let mut connection = test.db.pool().acquire().await.unwrap();
+    souk_db::orders::insert(&mut connection, &placed)
+        .await
+        .unwrap();
+    drop(connection);
+    for new in &placed {
+        let id = &new.order.id;
+        let stored = souk_db::orders::find(test.db.pool(), id).await.unwrap();
+        assert_eq!(stored.as_ref(), Some(&new.order), "order {id}");
+        let lines = souk_db::orders::lines(test.db.pool(), id).await.unwrap();
+        assert_eq!(lines, new.lines, "lines of {id}");
+        let history = souk_db::orders::history(test.db.pool(), id).await.unwrap();
+        assert_eq!(history, vec![new.history.clone()], "history of {id}");
+        let event = souk_db::outbox::find(test.db.pool(), &new.event.id)
+            .await
+            .unwrap();
+        assert_eq!(event.as_ref(), Some(&new.event), "event of {id}");
+    }
+    // A duplicate anywhere among many refuses them all, and writes none.
+    let mut again: Vec<NewOrder> = (0..50)
+        .map(|n| new_order(&format!("json-new-{n}"), "customer-x", None, 1))
+        .collect();
+    again.push(placed[599].clone());
+    let mut connection = test.db.pool().acquire().await.unwrap();
+    let refused = souk_db::orders::insert(&mut connection, &again).await;
+    assert!(
+        matches!(refused, Err(DbError::UniqueViolation { .. })),
+        "{refused:?}"
+    );
+    drop(connection);
+    assert_eq!(
+        count(
+            &test.db,
+            "SELECT COUNT(*) FROM orders WHERE id LIKE 'json-new-%'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(count(&test.db, "SELECT COUNT(*) FROM orders").await, 600);
+}
+
 souk_db::on_both_backends!(
     #[tokio::test]
+    every_value_of_many_orders_survives_one_insert,
     one_statement_writes_many_items_and_a_stale_one_is_found_alone,
     concurrent_checkouts_share_commits_and_a_duplicate_fails_alone,
     an_order_alone_is_written_at_once,
