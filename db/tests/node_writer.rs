@@ -456,7 +456,7 @@ async fn every_value_of_many_orders_survives_one_insert(backend: TestBackend) {
     let address = AWKWARD.repeat(70);
     let placed: Vec<NewOrder> = (0..600)
         .map(|n| {
-            let id = format!("json-{n:04}");
+            let id = format!("whole-{n:04}");
             let mut new = new_order(&id, &format!("customer-{}", n % 7), None, 1 + n % 3);
             new.order.shipping_address = Some(address.clone());
             new.order.billing_address = (n % 2 == 0).then(|| address.clone());
@@ -494,7 +494,7 @@ async fn every_value_of_many_orders_survives_one_insert(backend: TestBackend) {
     }
     // A duplicate anywhere among many refuses them all, and writes none.
     let mut again: Vec<NewOrder> = (0..50)
-        .map(|n| new_order(&format!("json-new-{n}"), "customer-x", None, 1))
+        .map(|n| new_order(&format!("whole-new-{n}"), "customer-x", None, 1))
         .collect();
     again.push(placed[599].clone());
     let mut connection = test.db.pool().acquire().await.unwrap();
@@ -507,7 +507,7 @@ async fn every_value_of_many_orders_survives_one_insert(backend: TestBackend) {
     assert_eq!(
         count(
             &test.db,
-            "SELECT COUNT(*) FROM orders WHERE id LIKE 'json-new-%'"
+            "SELECT COUNT(*) FROM orders WHERE id LIKE 'whole-new-%'"
         )
         .await,
         0
