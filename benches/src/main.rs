@@ -140,6 +140,13 @@ enum Command {
         /// much more of a cell's orders within the cell than one node does.
         #[arg(long)]
         cluster_node_email_workers: Option<usize>,
+        /// Cores of CPU per second each Souk node (souk-http, souk-grpc, souk-cluster,
+        /// souk-cluster-1) may use, enforced as Kubernetes enforces a pod's CPU limit (a
+        /// cgroup v1 CFS quota; Linux, root); each node then sizes its threads to the
+        /// limit rounded up. Three clustered nodes get three times one node's CPU, as
+        /// three pods would. Default: no limit.
+        #[arg(long)]
+        node_cpu_limit: Option<f64>,
         /// Every strategy × every workload at 1 and 16 clients, under a second each,
         /// with stock small enough to sell out.
         #[arg(long)]
@@ -291,12 +298,14 @@ fn main() -> anyhow::Result<()> {
             cluster_node_pool,
             cluster_node_cpus,
             cluster_node_email_workers,
+            node_cpu_limit,
             smoke,
             output,
         } => {
             let options = if smoke {
                 contention::Options {
                     strategies,
+                    node_cpu_limit,
                     ..contention::Options::smoke(
                         mysql_url,
                         redis_url,
@@ -322,6 +331,7 @@ fn main() -> anyhow::Result<()> {
                     cluster_node_pool,
                     cluster_node_cpus,
                     cluster_node_email_workers,
+                    node_cpu_limit,
                     drop_databases: false,
                 }
             };

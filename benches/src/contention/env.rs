@@ -27,6 +27,8 @@ pub struct Environment {
     pub cluster_node_pool: u32,
     pub cluster_node_cpus: usize,
     pub cluster_node_email_workers: usize,
+    /// Cores of CPU each Souk node was limited to, if it was.
+    pub node_cpu_limit: Option<f64>,
 }
 
 async fn variable(pool: &MySqlPool, name: &str) -> String {
@@ -56,6 +58,7 @@ pub async fn probe(
     cluster_node_pool: u32,
     cluster_node_cpus: usize,
     cluster_node_email_workers: usize,
+    node_cpu_limit: Option<f64>,
 ) -> anyhow::Result<Environment> {
     let client = redis::Client::open(redis_url)?;
     let mut connection = client.get_multiplexed_async_connection().await?;
@@ -96,6 +99,7 @@ pub async fn probe(
         cluster_node_pool,
         cluster_node_cpus,
         cluster_node_email_workers,
+        node_cpu_limit,
     })
 }
 
@@ -104,7 +108,7 @@ impl Environment {
         format!(
             "{} cores ({}, {}); {} with innodb_flush_log_at_trx_commit={}, sync_binlog={}, log_bin={}, \
              innodb_doublewrite={}, buffer pool {} bytes, max_connections={}; Redis {} (appendonly={}, save=\"{}\"); \
-             pool size {} connections per pool ({} per souk-cluster node, sized to {} cores each, with {} email workers each)",
+             pool size {} connections per pool ({} per souk-cluster node, sized to {} cores each, with {} email workers each); {}",
             self.cores,
             self.cpu_model,
             self.os,
@@ -122,6 +126,13 @@ impl Environment {
             self.cluster_node_pool,
             self.cluster_node_cpus,
             self.cluster_node_email_workers,
+            match self.node_cpu_limit {
+                Some(cores) => format!(
+                    "every Souk node limited to {cores} cores of CPU (a cgroup's CFS quota, as a pod's CPU limit) and sized to {} cores",
+                    cores.ceil()
+                ),
+                None => "Souk nodes not CPU-limited".to_owned(),
+            },
         )
     }
 }

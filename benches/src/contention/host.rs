@@ -1,9 +1,13 @@
 //! Souk's actors need an actix `System`; the harness's clients run on a multi-threaded
 //! tokio runtime. The system lives on its own thread, as it would in a node, and the
 //! clients reach it through actor addresses and sockets. Also here: the configuration
-//! every in-process bench node starts from, and its data directory.
+//! every in-process bench node starts from, and its data directory. A node's system
+//! thread may first enter a cgroup that limits its CPU (`node_cgroup`).
 
 use std::future::Future;
+use std::sync::Arc;
+
+use super::node_cgroup::NodeCgroup;
 
 pub struct ActixHost {
     system: actix_rt::System,
@@ -18,13 +22,34 @@ impl ActixHost {
         Fut: Future<Output = anyhow::Result<T>> + 'static,
         T: Send + 'static,
     {
+        Self::start_limited(None, make).await
+    }
+
+    /// [`ActixHost::start`], the system thread first entering `cgroup` (when given), so
+    /// that every thread of what `make` builds runs under its CPU limit.
+    pub async fn start_limited<T, F, Fut>(
+        cgroup: Option<Arc<NodeCgroup>>,
+        make: F,
+    ) -> anyhow::Result<(Self, T)>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<T>> + 'static,
+        T: Send + 'static,
+    {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("souk-bench-actix".into())
             .spawn(move || {
                 let system = actix_rt::System::new();
-                let (handle, made) =
-                    system.block_on(async move { (actix_rt::System::current(), make().await) });
+                // The system's runtime runs on this thread: no thread has been started yet.
+                let entered = cgroup.map_or(Ok(()), |cgroup| cgroup.enter_current_thread());
+                let (handle, made) = system.block_on(async move {
+                    let made = match entered {
+                        Ok(()) => make().await,
+                        Err(error) => Err(error),
+                    };
+                    (actix_rt::System::current(), made)
+                });
                 let failed = made.is_err();
                 let _ = sender.send((handle, made));
                 if !failed {

@@ -8,6 +8,7 @@
 pub mod cpu;
 pub mod env;
 pub mod host;
+pub mod node_cgroup;
 pub mod plot;
 pub mod profile;
 pub mod report;
@@ -102,6 +103,9 @@ pub struct Options {
     /// Email workers per souk-cluster node; `None`: one node's default split over the
     /// nodes, at least one each.
     pub cluster_node_email_workers: Option<usize>,
+    /// Cores of CPU time per second each Souk node (souk-http, souk-grpc, souk-cluster,
+    /// souk-cluster-1) may use, enforced as a pod's CPU limit is; `None`: unlimited.
+    pub node_cpu_limit: Option<f64>,
     /// Drop the bench databases when done (the test suite's runs).
     pub drop_databases: bool,
 }
@@ -131,6 +135,7 @@ impl Options {
             cluster_node_pool: None,
             cluster_node_cpus: None,
             cluster_node_email_workers: None,
+            node_cpu_limit: None,
             drop_databases: true,
         }
     }
@@ -211,6 +216,7 @@ async fn run_cell<S: Strategy>(
     let cell = Arc::new(cell);
     let sold_out = Arc::new(AtomicBool::new(false));
     let cpu_before = cpu::read();
+    let nodes_before = strategy.node_cpu()?;
     let started = Instant::now();
     let deadline = started + duration;
     let mut clients = Vec::with_capacity(cell.concurrency);
@@ -265,6 +271,7 @@ async fn run_cell<S: Strategy>(
     }
     let wall = started.elapsed();
     let cpu_after = cpu::read();
+    let nodes_after = strategy.node_cpu()?;
     let profile = profile::take(wall.as_secs_f64());
     let settled = strategy.settle().await?;
     let verification = strategy.verify(&cell).await?;
@@ -285,6 +292,9 @@ async fn run_cell<S: Strategy>(
     result.cpu = cpu_before
         .zip(cpu_after)
         .and_then(|(before, after)| cpu::between(before, after, wall, total.reserved));
+    result.nodes_cpu = nodes_before
+        .zip(nodes_after)
+        .and_then(|(before, after)| node_cgroup::between(before, after, wall, total.reserved));
     Ok(result)
 }
 
@@ -332,6 +342,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
         options.cluster_node_pool(),
         options.cluster_node_cpus(),
         options.cluster_node_email_workers(),
+        options.node_cpu_limit,
     )
     .await?;
     let sql = |form| {
@@ -357,8 +368,15 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
             let check = strategies::mysql::pool(&url, 4).await?;
             let shared_stock = options.stock_per_sku * non_hot_cells.max(1) as i64;
             anyhow::Ok(Arc::new(
-                strategies::http::SoukHttp::new(&url, pool_size, check, shared_stock, deployment)
-                    .await?,
+                strategies::http::SoukHttp::new(
+                    &url,
+                    pool_size,
+                    check,
+                    shared_stock,
+                    deployment,
+                    options.node_cpu_limit,
+                )
+                .await?,
             ))
         }
     };

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::cpu::CpuUse;
 use super::env::Environment;
+use super::node_cgroup::NodesCpuUse;
 use super::profile::BatchProfile;
 use super::strategies::{Cell, Verification};
 use super::workload::Workload;
@@ -48,6 +49,8 @@ pub struct CellResult {
     pub settled_secs: Option<f64>,
     /// The machine's CPU while the clients ran (Linux only).
     pub cpu: Option<CpuUse>,
+    /// The Souk nodes' own CPU, when each ran under a CPU limit.
+    pub nodes_cpu: Option<NodesCpuUse>,
 }
 
 impl CellResult {
@@ -83,6 +86,7 @@ impl CellResult {
             actor_batches,
             settled_secs: None,
             cpu: None,
+            nodes_cpu: None,
         }
     }
 
@@ -127,6 +131,7 @@ pub const NOTES: &[&str] = &[
     "mysql-tx-http: the order endpoint a team would usually write, in the same process over loopback REST like souk-http: an actix-web handler (bearer JWT, Idempotency-Key) running one transaction per order on the same MariaDB (price read, conditional stock UPDATE, order, line and outbox INSERTs).",
     "souk-cluster: three clustered Souk nodes in the same process, meeting on nats-server; clients send to them in turn, so two in three checkouts are forwarded to the SKU's owner over NATS.",
     "souk-cluster-1: one Souk node configured as each souk-cluster node (events through JetStream, shard leases in NATS KV), with souk-http's whole pool: it owns every SKU, so it measures the cluster's configuration without forwarding.",
+    "Souk nodes under a CPU limit (--node-cpu-limit): each Souk node's threads run in a cgroup of their own with CFS bandwidth control, as a pod's resources.limits.cpu is enforced (a quota per 100 ms period), so three nodes have three times one node's CPU, as three pods would; MariaDB, nats-server and the clients are not limited. used of the limit: the nodes' CPU (cpuacct) over what their limits allowed in the cell; nodes' cpu ms/res: the nodes' own core-milliseconds per successful reservation; periods throttled: the share of 100 ms periods in which a node used up its quota.",
     "cpu busy and cpu ms/res: the whole machine's CPU while the cell's clients ran (Linux's /proc/stat; clients, nodes, MariaDB and nats-server alike): the share of all cores that was busy, and busy core-milliseconds per successful reservation. A cell near 100 % busy was bound by the cores, and its rate by what a reservation costs in all.",
     "settled s: after a souk-http, souk-grpc or souk-cluster cell the harness waits until that deployment has relayed every event and recorded every order's confirmation mail, and only then starts the next cell, so no cell runs beside the mail and events another left queued (one node's email workers send far fewer mails a second than it takes orders).",
     "Latency percentiles are of successful reservations; a hot cell ends early when its SKU sells out. SQL baselines use sqlx's native MySQL driver, Souk its Any driver.",
@@ -241,8 +246,12 @@ fn goal(cells: &[CellResult]) -> Vec<String> {
         ) {
             let ratio =
                 cluster.latency.throughput_per_sec / one.latency.throughput_per_sec.max(1e-9);
+            let limit = one
+                .nodes_cpu
+                .map(|nodes| format!(", every node limited to {:.2} cores", nodes.limit_cores))
+                .unwrap_or_default();
             lines.push(format!(
-                "hot, 256 clients: souk-cluster = {ratio:.2}× {baseline} (goal ≥ 0.8×): {}",
+                "hot, 256 clients: souk-cluster = {ratio:.2}× {baseline}{limit} (goal ≥ 0.8×): {}",
                 met(ratio >= 0.8)
             ));
         }
@@ -310,6 +319,41 @@ pub fn markdown(report: &Report) -> String {
                         .map(|ms| format!("{ms:.2}"))
                 ),
                 if cell.violates() { "**FAILED**" } else { "ok" },
+            );
+        }
+        out.push('\n');
+    }
+    let limited: Vec<&CellResult> = report
+        .cells
+        .iter()
+        .filter(|cell| cell.nodes_cpu.is_some())
+        .collect();
+    if !limited.is_empty() {
+        let _ = writeln!(out, "### Souk nodes under a CPU limit\n");
+        let _ = writeln!(
+            out,
+            "| strategy | workload | clients | reservations/s | limit, all nodes (cores) | used of the limit | nodes' cpu ms/res | periods throttled |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|");
+        for cell in limited {
+            let Some(nodes) = cell.nodes_cpu else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.0} | {:.2} | {:.0} % | {} | {} |",
+                cell.strategy,
+                cell.workload.name(),
+                cell.concurrency,
+                cell.latency.throughput_per_sec,
+                nodes.limit_cores,
+                nodes.busy_of_limit * 100.0,
+                or_dash(nodes.ms_per_reservation.map(|ms| format!("{ms:.2}"))),
+                or_dash(
+                    nodes
+                        .throttled_share
+                        .map(|share| format!("{:.0} %", share * 100.0))
+                ),
             );
         }
         out.push('\n');

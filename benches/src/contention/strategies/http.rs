@@ -14,6 +14,7 @@
 //! NATS to its owner.
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -28,6 +29,7 @@ use tonic_types::StatusExt;
 use super::souk_actor::{check_souk_items, seed_souk_items};
 use super::{Attempt, Cell, Strategy, Verification};
 use crate::contention::host::{bench_node_config, ActixHost, NodeDir};
+use crate::contention::node_cgroup::{self, NodeCgroup, NodesCpuTimes};
 use crate::contention::workload::Workload;
 
 /// Which nodes, reached how.
@@ -73,8 +75,10 @@ pub struct SoukHttp {
     orders_before: AtomicI64,
     reservations_before: AtomicI64,
     _data_dirs: Vec<NodeDir>,
-    /// Dropped last: stops the nodes.
+    /// Stops the nodes when dropped.
     _hosts: Vec<ActixHost>,
+    /// Each node's CPU limit, when limited; dropped after the nodes have stopped.
+    cgroups: Vec<Arc<NodeCgroup>>,
 }
 
 /// The shared catalogue's SKUs are those of a cell numbered 0, which no real cell uses.
@@ -88,6 +92,7 @@ fn shared_cell(template: &Cell) -> Cell {
 /// One node of a bench deployment: its REST and gRPC ports, its catalog service.
 struct StartedNode {
     host: ActixHost,
+    cgroup: Option<Arc<NodeCgroup>>,
     data_dir: NodeDir,
     port: u16,
     grpc_port: u16,
@@ -105,6 +110,8 @@ struct NodeSettings {
     cpus: Option<usize>,
     /// The node's `email.workers`, if not the default.
     email_workers: Option<usize>,
+    /// Cores of CPU the node may use, if limited.
+    cpu_limit: Option<f64>,
 }
 
 async fn start_node(settings: &NodeSettings) -> anyhow::Result<StartedNode> {
@@ -124,17 +131,34 @@ async fn start_node(settings: &NodeSettings) -> anyhow::Result<StartedNode> {
     if let Some(workers) = settings.email_workers {
         config.email.workers = workers;
     }
-    let (host, (port, grpc_port, catalog)) = ActixHost::start(move || async move {
-        let application = souk_api::Application::build(config).await?;
-        let port = application.port();
-        let grpc_port = application.grpc_port();
-        let catalog = application.state().catalog.clone();
-        actix_rt::spawn(application.run_until_stopped());
-        Ok((port, grpc_port, catalog))
-    })
-    .await?;
+    let cgroup = settings
+        .cpu_limit
+        .map(|cores| {
+            let name = format!("souk-bench-{}", uuid::Uuid::now_v7().simple());
+            NodeCgroup::create(&name, cores).map(Arc::new)
+        })
+        .transpose()?;
+    let (host, (port, grpc_port, catalog)) =
+        ActixHost::start_limited(cgroup.clone(), move || async move {
+            let application = souk_api::Application::build(config).await?;
+            let port = application.port();
+            let grpc_port = application.grpc_port();
+            let catalog = application.state().catalog.clone();
+            actix_rt::spawn(application.run_until_stopped());
+            Ok((port, grpc_port, catalog))
+        })
+        .await?;
+    if let Some(cgroup) = &cgroup {
+        eprintln!(
+            "a bench node started under a cpu limit of {cores} cores: {threads} threads in {name}",
+            cores = cgroup.cores(),
+            threads = cgroup.threads()?,
+            name = cgroup.name(),
+        );
+    }
     Ok(StartedNode {
         host,
+        cgroup,
         data_dir,
         port,
         grpc_port,
@@ -162,6 +186,7 @@ impl SoukHttp {
         check: MySqlPool,
         shared_stock: i64,
         deployment: Deployment,
+        cpu_limit: Option<f64>,
     ) -> anyhow::Result<Self> {
         let namespace = format!("bench{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
         let (node_count, cpus, email_workers) = match &deployment {
@@ -173,6 +198,8 @@ impl SoukHttp {
             } => ((*nodes).max(1), *cpus, *email_workers),
             _ => (1, None, None),
         };
+        // A limited node sizes its threads to its limit, as it would in a pod.
+        let cpus = cpus.or(cpu_limit.map(|cores| cores.ceil().max(1.0) as usize));
         let mut nodes = Vec::new();
         for index in 0..node_count {
             let settings = NodeSettings {
@@ -189,6 +216,7 @@ impl SoukHttp {
                 },
                 cpus,
                 email_workers,
+                cpu_limit,
             };
             nodes.push(start_node(&settings).await?);
         }
@@ -243,6 +271,10 @@ impl SoukHttp {
         } else {
             Transport::Rest
         };
+        let cgroups = nodes
+            .iter()
+            .filter_map(|node| node.cgroup.clone())
+            .collect();
         let (hosts, data_dirs) = nodes
             .into_iter()
             .map(|node| (node.host, node.data_dir))
@@ -261,6 +293,7 @@ impl SoukHttp {
             reservations_before: AtomicI64::new(0),
             _data_dirs: data_dirs,
             _hosts: hosts,
+            cgroups,
         })
     }
 
@@ -488,5 +521,9 @@ impl Strategy for SoukHttp {
             );
             tokio::time::sleep(SETTLE_POLL).await;
         }
+    }
+
+    fn node_cpu(&self) -> anyhow::Result<Option<NodesCpuTimes>> {
+        node_cgroup::read_all(&self.cgroups)
     }
 }

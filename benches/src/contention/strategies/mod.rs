@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::node_cgroup::NodesCpuTimes;
 use super::workload::Workload;
 
 pub mod http;
@@ -77,5 +78,9 @@ pub trait Strategy: Send + Sync + 'static {
     /// that took, or `None` for a strategy that queues nothing.
     fn settle(&self) -> impl Future<Output = anyhow::Result<Option<Duration>>> + Send {
         async { Ok(None) }
+    }
+    /// The CPU counters of the strategy's nodes, when each runs under a CPU limit.
+    fn node_cpu(&self) -> anyhow::Result<Option<NodesCpuTimes>> {
+        Ok(None)
     }
 }
