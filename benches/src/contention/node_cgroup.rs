@@ -1,7 +1,8 @@
 //! A CPU limit for an in-process Souk node, as `resources.limits.cpu` sets one for a pod:
 //! a cgroup in Linux's v1 `cpu` hierarchy with CFS bandwidth control (a quota of CPU time
 //! per 100 ms period, Kubernetes' period), and one of the same name in the `cpuacct`
-//! hierarchy that counts the CPU the node used. The node's system thread enters both
+//! hierarchy (the same cgroup where both controllers share a hierarchy) that counts the
+//! CPU the node used. The node's system thread enters both
 //! before it builds the node, so every thread the node starts (HTTP workers, arbiters,
 //! blocking pools) is created inside them. Needs the v1 `cpu` and `cpuacct` hierarchies
 //! mounted under `/sys/fs/cgroup` and writable (root); elsewhere creating one fails and
@@ -26,6 +27,8 @@ pub struct NodeCgroup {
     cores: f64,
     cpu: PathBuf,
     cpuacct: PathBuf,
+    /// `cpu` and `cpuacct` are one cgroup (the controllers share a hierarchy).
+    one_hierarchy: bool,
 }
 
 /// What a set of node cgroups had counted at one moment, summed over the nodes.
@@ -67,19 +70,26 @@ impl NodeCgroup {
                 "no cgroup v1 hierarchy at {root}: a cpu limit per node needs Linux with the cgroup v1 cpu and cpuacct controllers mounted under /sys/fs/cgroup"
             );
         }
+        // Many systems mount both controllers in one hierarchy (`cpu,cpuacct`), which
+        // both paths then name.
+        let one_hierarchy =
+            std::fs::canonicalize(CPU_ROOT)? == std::fs::canonicalize(CPUACCT_ROOT)?;
         let cpu = Path::new(CPU_ROOT).join(name);
         let cpuacct = Path::new(CPUACCT_ROOT).join(name);
         std::fs::create_dir(&cpu).map_err(|error| {
             anyhow::anyhow!("cannot create the cgroup {}: {error}", cpu.display())
         })?;
-        if let Err(error) = std::fs::create_dir(&cpuacct) {
-            let _ = std::fs::remove_dir(&cpu);
-            anyhow::bail!("cannot create the cgroup {}: {error}", cpuacct.display());
+        if !one_hierarchy {
+            if let Err(error) = std::fs::create_dir(&cpuacct) {
+                let _ = std::fs::remove_dir(&cpu);
+                anyhow::bail!("cannot create the cgroup {}: {error}", cpuacct.display());
+            }
         }
         let cgroup = Self {
             cores,
             cpu,
             cpuacct,
+            one_hierarchy,
         };
         let quota_us = (cores * PERIOD_US as f64).round() as u64;
         write(
@@ -94,8 +104,19 @@ impl NodeCgroup {
     /// created inside them.
     pub fn enter_current_thread(&self) -> anyhow::Result<()> {
         let thread = current_thread_id()?;
-        write(&self.cpu.join("tasks"), &thread)?;
-        write(&self.cpuacct.join("tasks"), &thread)
+        for (dir, _) in self.hierarchies() {
+            write(&dir.join("tasks"), &thread)?;
+        }
+        Ok(())
+    }
+
+    /// The node's cgroup in each distinct hierarchy, with that hierarchy's root.
+    fn hierarchies(&self) -> Vec<(&Path, &'static str)> {
+        let mut hierarchies = vec![(self.cpu.as_path(), CPU_ROOT)];
+        if !self.one_hierarchy {
+            hierarchies.push((self.cpuacct.as_path(), CPUACCT_ROOT));
+        }
+        hierarchies
     }
 
     pub fn cores(&self) -> f64 {
@@ -127,7 +148,7 @@ impl NodeCgroup {
 
 impl Drop for NodeCgroup {
     fn drop(&mut self) {
-        for (dir, root) in [(&self.cpu, CPU_ROOT), (&self.cpuacct, CPUACCT_ROOT)] {
+        for (dir, root) in self.hierarchies() {
             if let Ok(tasks) = read(&dir.join("tasks")) {
                 for thread in tasks.lines() {
                     let _ = write(&Path::new(root).join("tasks"), thread);
@@ -256,16 +277,29 @@ mod tests {
     }
 
     /// A thread spinning inside a cgroup limited to a fifth of a core for 1.5 s uses at
-    /// most about 0.3 s of CPU, and is throttled; on a machine without the v1 hierarchies the
-    /// limit is refused with a message that says so.
+    /// most about 0.3 s of CPU, and is throttled. Where the limit cannot be set (no v1
+    /// hierarchies, no right to create cgroups) it is refused with a message that says why.
     #[test]
     fn a_limited_thread_uses_no_more_than_its_limit() {
         let name = format!("souk-bench-test-{}", uuid::Uuid::now_v7().simple());
+        let has_hierarchy = Path::new(CPU_ROOT).join("tasks").exists();
         let cgroup = match NodeCgroup::create(&name, 0.2) {
             Ok(cgroup) => Arc::new(cgroup),
-            Err(error) if !Path::new(CPU_ROOT).join("tasks").exists() => {
+            Err(error) if !has_hierarchy => {
                 assert!(
                     error.to_string().contains("no cgroup v1 hierarchy"),
+                    "{error}"
+                );
+                return;
+            }
+            // Not root, or a container's read-only cgroup mount.
+            Err(error)
+                if ["Permission denied", "Read-only file system"]
+                    .iter()
+                    .any(|reason| error.to_string().contains(reason)) =>
+            {
+                assert!(
+                    error.to_string().contains("cannot create the cgroup"),
                     "{error}"
                 );
                 return;
