@@ -142,9 +142,10 @@ enum Command {
         cluster_node_email_workers: Option<usize>,
         /// Cores of CPU per second each Souk node (souk-http, souk-grpc, souk-cluster,
         /// souk-cluster-1) may use, enforced as Kubernetes enforces a pod's CPU limit (a
-        /// cgroup v1 CFS quota; Linux, root); each node then sizes its threads to the
-        /// limit rounded up. Three clustered nodes get three times one node's CPU, as
-        /// three pods would. Default: no limit.
+        /// cgroup v1 CFS quota; Linux, root). A one-node deployment sizes its threads to
+        /// the limit rounded up; souk-cluster nodes keep `--cluster-node-cpus`. Three
+        /// clustered nodes get three times one node's CPU, as three pods would. Default:
+        /// no limit.
         #[arg(long)]
         node_cpu_limit: Option<f64>,
         /// Every strategy × every workload at 1 and 16 clients, under a second each,

@@ -128,8 +128,8 @@ impl Environment {
             self.cluster_node_email_workers,
             match self.node_cpu_limit {
                 Some(cores) => format!(
-                    "every Souk node limited to {cores} cores of CPU (a cgroup's CFS quota, as a pod's CPU limit) and sized to {} cores",
-                    cores.ceil()
+                    "every Souk node limited to {cores} cores of CPU (a cgroup's CFS quota, as a pod's CPU limit), a one-node deployment sized to {} cores",
+                    cores.ceil().max(1.0)
                 ),
                 None => "Souk nodes not CPU-limited".to_owned(),
             },

@@ -2,9 +2,9 @@
 //! a cgroup in Linux's v1 `cpu` hierarchy with CFS bandwidth control (a quota of CPU time
 //! per 100 ms period, Kubernetes' period), and one of the same name in the `cpuacct`
 //! hierarchy (the same cgroup where both controllers share a hierarchy) that counts the
-//! CPU the node used. The node's system thread enters both
-//! before it builds the node, so every thread the node starts (HTTP workers, arbiters,
-//! blocking pools) is created inside them. Needs the v1 `cpu` and `cpuacct` hierarchies
+//! CPU the node used. The node's system thread enters both before it builds the node,
+//! so every thread the node starts (HTTP workers, arbiters, blocking pools) is created
+//! inside them. Needs the v1 `cpu` and `cpuacct` hierarchies
 //! mounted under `/sys/fs/cgroup` and writable (root); elsewhere creating one fails and
 //! says why.
 
@@ -124,8 +124,8 @@ impl NodeCgroup {
     }
 
     /// The cgroup's path in the `cpu` hierarchy.
-    pub fn name(&self) -> String {
-        self.cpu.display().to_string()
+    pub fn path(&self) -> &Path {
+        &self.cpu
     }
 
     /// Threads in the node's `cpu` cgroup now.
@@ -164,22 +164,26 @@ impl Drop for NodeCgroup {
     }
 }
 
+impl std::ops::Add for NodesCpuTimes {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            used: self.used + other.used,
+            periods: self.periods + other.periods,
+            throttled: self.throttled + other.throttled,
+            limit_cores: self.limit_cores + other.limit_cores,
+        }
+    }
+}
+
 /// The counters of `cgroups` now, summed; `None` when there are none.
 pub fn read_all(cgroups: &[Arc<NodeCgroup>]) -> anyhow::Result<Option<NodesCpuTimes>> {
-    let mut total: Option<NodesCpuTimes> = None;
-    for cgroup in cgroups {
-        let times = cgroup.times()?;
-        total = Some(match total {
-            None => times,
-            Some(sum) => NodesCpuTimes {
-                used: sum.used + times.used,
-                periods: sum.periods + times.periods,
-                throttled: sum.throttled + times.throttled,
-                limit_cores: sum.limit_cores + times.limit_cores,
-            },
-        });
-    }
-    Ok(total)
+    let times = cgroups
+        .iter()
+        .map(|cgroup| cgroup.times())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(times.into_iter().reduce(|sum, times| sum + times))
 }
 
 /// What the nodes did between two readings `wall` apart, while `reserved` reservations

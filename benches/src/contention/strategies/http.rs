@@ -150,10 +150,10 @@ async fn start_node(settings: &NodeSettings) -> anyhow::Result<StartedNode> {
         .await?;
     if let Some(cgroup) = &cgroup {
         eprintln!(
-            "a bench node started under a cpu limit of {cores} cores: {threads} threads in {name}",
+            "a bench node started under a cpu limit of {cores} cores: {threads} threads in {path}",
             cores = cgroup.cores(),
             threads = cgroup.threads()?,
-            name = cgroup.name(),
+            path = cgroup.path().display(),
         );
     }
     Ok(StartedNode {
@@ -198,7 +198,7 @@ impl SoukHttp {
             } => ((*nodes).max(1), *cpus, *email_workers),
             _ => (1, None, None),
         };
-        // A limited node sizes its threads to its limit, as it would in a pod.
+        // A limited node not sized otherwise sizes its threads to its limit, as in a pod.
         let cpus = cpus.or(cpu_limit.map(|cores| cores.ceil().max(1.0) as usize));
         let mut nodes = Vec::new();
         for index in 0..node_count {
