@@ -264,6 +264,16 @@ const CATALOGUE: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Forwarded calls this node received, by kind and outcome.",
     ),
+    (
+        "souk_cluster_mailbox_messages_total",
+        Kind::Counter,
+        "NATS messages of the cluster mailbox, by direction (calls, answers).",
+    ),
+    (
+        "souk_cluster_mailbox_items_total",
+        Kind::Counter,
+        "Calls or answers those messages carried, by direction.",
+    ),
 ];
 
 fn describe() {

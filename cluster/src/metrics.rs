@@ -58,3 +58,11 @@ pub fn served_call(kind: &str, outcome: &'static str) {
     metrics::counter!("souk_cluster_served_calls_total", "kind" => kind.to_owned(), "outcome" => outcome)
         .increment(1);
 }
+
+/// One NATS message of the mailbox (`direction`: `calls` sent, `answers` sent back) and
+/// the calls or answers it carried; items / messages is how well they were coalesced.
+pub fn mailbox_message(direction: &'static str, items: usize) {
+    metrics::counter!("souk_cluster_mailbox_messages_total", "direction" => direction).increment(1);
+    metrics::counter!("souk_cluster_mailbox_items_total", "direction" => direction)
+        .increment(items as u64);
+}

@@ -244,9 +244,15 @@ impl Namespace {
         format!("{}_leases", self.0)
     }
 
-    /// The subject a node's mailbox listens on.
-    pub fn node_subject(&self, node: &NodeId) -> String {
-        format!("{}.cluster.node.{}", self.0, node.as_str())
+    /// The subject a node's mailbox listens on for calls.
+    pub fn calls_subject(&self, node: &NodeId) -> String {
+        format!("{}.cluster.calls.{}", self.0, node.as_str())
+    }
+
+    /// The start of the subjects a node's answers come back on: one more token, the
+    /// node that answers, follows.
+    pub fn answer_prefix(&self, node: &NodeId, token: &str) -> String {
+        format!("{}.cluster.answers.{}.{token}", self.0, node.as_str())
     }
 }
 
@@ -303,6 +309,10 @@ mod tests {
         let node = NodeId::parse("souk-0").unwrap();
         assert_eq!(namespace.members_bucket(), "shop1_members");
         assert_eq!(namespace.leases_bucket(), "shop1_leases");
-        assert_eq!(namespace.node_subject(&node), "shop1.cluster.node.souk-0");
+        assert_eq!(namespace.calls_subject(&node), "shop1.cluster.calls.souk-0");
+        assert_eq!(
+            namespace.answer_prefix(&node, "00ff"),
+            "shop1.cluster.answers.souk-0.00ff"
+        );
     }
 }

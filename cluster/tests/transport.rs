@@ -148,6 +148,62 @@ async fn messages_reach_the_owner_from_any_node() {
     drop_namespace(&connect(&url).await, &namespace).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_sent_together_share_messages_and_each_gets_its_own_answer() {
+    let url = nats_url();
+    let namespace = fresh_namespace();
+    let (a, server_a) = serving_node(&url, settings("a", &namespace)).await;
+    let (b, server_b) = serving_node(&url, settings("b", &namespace)).await;
+    eventually(Duration::from_secs(10), "both ready", || async {
+        a.snapshot().ready && b.snapshot().ready && a.snapshot().ring.members().len() == 2
+    })
+    .await;
+    let table = a.snapshot();
+    let keys_of_b: Vec<String> = (0..2_000)
+        .map(|index| format!("SKU-{index}"))
+        .filter(|key| !table.serves(table.shard_of(key)))
+        .take(300)
+        .collect();
+    assert_eq!(keys_of_b.len(), 300, "b owns enough of 2 000 keys");
+
+    let mailbox = a.mailbox();
+    let calls = keys_of_b.iter().enumerate().map(|(index, key)| {
+        let mailbox = mailbox.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            let answer = mailbox
+                .send(
+                    "sku",
+                    &key,
+                    Bytes::from(format!("call {index}")),
+                    in_ms(5_000),
+                )
+                .await
+                .expect("answered");
+            (key, index, String::from_utf8(answer.to_vec()).unwrap())
+        })
+    });
+    for call in futures_util::future::join_all(calls).await {
+        let (key, index, answer) = call.expect("call task");
+        let parts: Vec<&str> = answer.split('|').collect();
+        assert_eq!(parts[0], "b", "{key} went to its owner");
+        assert_eq!(parts[2], key, "the answer to {key} is its own");
+        assert_eq!(parts[4], format!("call {index}"));
+    }
+    let stats = mailbox.stats();
+    assert_eq!(stats.sends, 300);
+    assert!(
+        stats.messages >= 1 && stats.messages < stats.sends,
+        "300 calls sent at once share NATS messages: {stats:?}"
+    );
+
+    server_a.stop(Duration::from_secs(3)).await;
+    server_b.stop(Duration::from_secs(3)).await;
+    a.stop().await;
+    b.stop().await;
+    drop_namespace(&connect(&url).await, &namespace).await;
+}
+
 /// Sends to many keys in a loop until stopped; returns (successes, failures).
 fn traffic(
     mailbox: souk_cluster::Mailbox,
