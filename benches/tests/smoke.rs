@@ -65,6 +65,23 @@ async fn smoke_run_never_oversells_and_records_every_acknowledged_reservation() 
                         | StrategyName::SoukClusterOne
                 );
                 assert_eq!(cell.settled_secs.is_some(), mails, "{label} settling");
+                // Only the three-node cluster forwards calls, several to a message at most.
+                if *name == StrategyName::SoukCluster && cell.reserved > 2 {
+                    let mailbox = cell
+                        .mailbox
+                        .unwrap_or_else(|| panic!("{label}: no mailbox"));
+                    assert!(mailbox.calls > 0, "{label} forwarded nothing: {mailbox:?}");
+                    assert!(
+                        mailbox.call_messages > 0 && mailbox.call_messages <= mailbox.calls,
+                        "{label}: {mailbox:?}"
+                    );
+                    assert!(
+                        mailbox.answer_messages > 0 && mailbox.answer_messages <= mailbox.answers,
+                        "{label}: {mailbox:?}"
+                    );
+                } else if *name != StrategyName::SoukCluster {
+                    assert_eq!(cell.mailbox, None, "{label} forwards nothing");
+                }
             }
         }
     }
@@ -91,6 +108,7 @@ async fn smoke_run_never_oversells_and_records_every_acknowledged_reservation() 
     assert_eq!(json["cells"].as_array().unwrap().len(), report.cells.len());
     assert!(json["environment"]["innodb_flush_log_at_trx_commit"].is_string());
     assert!(text(".md").contains("| mysql-tx | 16 |"));
+    assert!(text(".md").contains("### Cluster mailbox"));
     for plot in ["-throughput.svg", "-latency.svg"] {
         let svg = text(plot);
         assert!(

@@ -212,6 +212,7 @@ async fn run_cell<S: Strategy>(
     strategy.prepare(&cell).await?;
     // Whatever the seeding recorded is not part of the cell.
     let _ = profile::take(1.0);
+    let _ = profile::take_mailbox();
     let picker = Arc::new(workload::Picker::new(cell.workload, cell.skus));
     let cell = Arc::new(cell);
     let sold_out = Arc::new(AtomicBool::new(false));
@@ -273,6 +274,7 @@ async fn run_cell<S: Strategy>(
     let cpu_after = cpu::read();
     let nodes_after = strategy.node_cpu()?;
     let profile = profile::take(wall.as_secs_f64());
+    let mailbox = profile::take_mailbox();
     let settled = strategy.settle().await?;
     let verification = strategy.verify(&cell).await?;
     strategy.clean(&cell).await?;
@@ -289,6 +291,7 @@ async fn run_cell<S: Strategy>(
         profile,
     );
     result.settled_secs = settled.map(|settled| settled.as_secs_f64());
+    result.mailbox = mailbox;
     result.cpu = cpu_before
         .zip(cpu_after)
         .and_then(|(before, after)| cpu::between(before, after, wall, total.reserved));

@@ -1,8 +1,10 @@
-//! Reads the SKU actors' own metrics while the harness runs: batch sizes and how long
-//! each batch's transaction took, so a `souk-actor` figure can be explained (throughput
-//! on a hot SKU = batch size × commit rate).
+//! Reads Souk's own metrics while the harness runs: the SKU actors' batch sizes and how
+//! long each batch's transaction took, so a `souk-actor` figure can be explained
+//! (throughput on a hot SKU = batch size × commit rate), and on a cluster how many
+//! forwarded calls and answers each NATS message of the mailbox carried.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
@@ -10,10 +12,26 @@ use serde::Serialize;
 
 pub const BATCH_SIZE: &str = "souk_inventory_batch_size";
 pub const BATCH_SECONDS: &str = "souk_inventory_batch_seconds";
+const MAILBOX_MESSAGES: &str = "souk_cluster_mailbox_messages_total";
+const MAILBOX_ITEMS: &str = "souk_cluster_mailbox_items_total";
 
 #[derive(Default)]
 struct Samples {
     by_name: Mutex<HashMap<String, Vec<f64>>>,
+    /// The mailbox counters, by `<metric>/<direction>`.
+    counters: Mutex<HashMap<String, Arc<AtomicU64>>>,
+}
+
+struct Count(Arc<AtomicU64>);
+
+impl metrics::CounterFn for Count {
+    fn increment(&self, value: u64) {
+        self.0.fetch_add(value, Ordering::Relaxed);
+    }
+
+    fn absolute(&self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
 }
 
 struct Series {
@@ -35,8 +53,22 @@ impl Recorder for Capture {
     fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::noop()
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        if key.name() != MAILBOX_MESSAGES && key.name() != MAILBOX_ITEMS {
+            return Counter::noop();
+        }
+        let direction = key
+            .labels()
+            .find(|label| label.key() == "direction")
+            .map_or("", |label| label.value());
+        let Ok(mut counters) = self.0.counters.lock() else {
+            return Counter::noop();
+        };
+        let count = counters
+            .entry(format!("{}/{direction}", key.name()))
+            .or_default()
+            .clone();
+        Counter::from_arc(Arc::new(Count(count)))
     }
     fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
         Gauge::noop()
@@ -126,4 +158,43 @@ pub fn take(wall_secs: f64) -> Option<BatchProfile> {
         p99_commit_ms: percentile(&seconds, 0.99) * 1000.0,
         batches_per_sec: sizes.len() as f64 / wall_secs.max(f64::EPSILON),
     })
+}
+
+/// The cluster mailbox during one cell: forwarded calls and their answers, and the NATS
+/// messages that carried them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MailboxProfile {
+    pub calls: u64,
+    pub call_messages: u64,
+    pub answers: u64,
+    pub answer_messages: u64,
+}
+
+impl MailboxProfile {
+    pub fn calls_per_message(&self) -> f64 {
+        self.calls as f64 / self.call_messages.max(1) as f64
+    }
+
+    pub fn answers_per_message(&self) -> f64 {
+        self.answers as f64 / self.answer_messages.max(1) as f64
+    }
+}
+
+/// What the mailbox counters gained since the last call; `None` when nothing was
+/// forwarded.
+pub fn take_mailbox() -> Option<MailboxProfile> {
+    let samples = samples()?;
+    let counters = samples.counters.lock().ok()?;
+    let take = |name: &str, direction: &str| {
+        counters
+            .get(&format!("{name}/{direction}"))
+            .map_or(0, |count| count.swap(0, Ordering::Relaxed))
+    };
+    let profile = MailboxProfile {
+        calls: take(MAILBOX_ITEMS, "calls"),
+        call_messages: take(MAILBOX_MESSAGES, "calls"),
+        answers: take(MAILBOX_ITEMS, "answers"),
+        answer_messages: take(MAILBOX_MESSAGES, "answers"),
+    };
+    (profile.call_messages > 0).then_some(profile)
 }

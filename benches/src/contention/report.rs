@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::cpu::CpuUse;
 use super::env::Environment;
 use super::node_cgroup::NodesCpuUse;
-use super::profile::BatchProfile;
+use super::profile::{BatchProfile, MailboxProfile};
 use super::strategies::{Cell, Verification};
 use super::workload::Workload;
 use super::Options;
@@ -51,6 +51,8 @@ pub struct CellResult {
     pub cpu: Option<CpuUse>,
     /// The Souk nodes' own CPU, when each ran under a CPU limit.
     pub nodes_cpu: Option<NodesCpuUse>,
+    /// The cluster mailbox's forwarded calls and messages during the cell.
+    pub mailbox: Option<MailboxProfile>,
 }
 
 impl CellResult {
@@ -87,6 +89,7 @@ impl CellResult {
             settled_secs: None,
             cpu: None,
             nodes_cpu: None,
+            mailbox: None,
         }
     }
 
@@ -358,6 +361,7 @@ pub fn markdown(report: &Report) -> String {
         }
         out.push('\n');
     }
+    write_mailbox(&mut out, report);
     let profiled: Vec<&CellResult> = report
         .cells
         .iter()
@@ -422,6 +426,44 @@ pub fn markdown(report: &Report) -> String {
         report.oversold_units()
     );
     out
+}
+
+/// The cluster mailbox table: forwarded calls and answers per NATS message.
+fn write_mailbox(out: &mut String, report: &Report) {
+    let forwarding: Vec<(&CellResult, &MailboxProfile)> = report
+        .cells
+        .iter()
+        .filter_map(|cell| cell.mailbox.as_ref().map(|mailbox| (cell, mailbox)))
+        .collect();
+    if forwarding.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "### Cluster mailbox
+"
+    );
+    let _ = writeln!(
+        out,
+        "| strategy | workload | clients | forwarded calls | per reservation | call messages | calls/message | answer messages | answers/message |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (cell, mailbox) in forwarding {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.2} | {} | {:.2} | {} | {:.2} |",
+            cell.strategy,
+            cell.workload.name(),
+            cell.concurrency,
+            mailbox.calls,
+            mailbox.calls as f64 / cell.reserved.max(1) as f64,
+            mailbox.call_messages,
+            mailbox.calls_per_message(),
+            mailbox.answer_messages,
+            mailbox.answers_per_message(),
+        );
+    }
+    out.push('\n');
 }
 
 /// Writes `contention-<stamp>.json`, `.md` and the plots into `directory`; returns the
