@@ -60,12 +60,10 @@ async fn serving_node(url: &str, settings: ClusterSettings) -> (ClusterNode, Mai
     (node, server)
 }
 
-fn in_ms(ms: u64) -> Instant {
-    Instant::now() + Duration::from_millis(ms)
-}
+type Serving = (ClusterNode, MailboxServer);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_reach_the_owner_from_any_node() {
+/// Nodes `a` and `b` in a fresh namespace, both ready and seeing each other.
+async fn two_ready_nodes() -> (String, String, [Serving; 2]) {
     let url = nats_url();
     let namespace = fresh_namespace();
     let (a, server_a) = serving_node(&url, settings("a", &namespace)).await;
@@ -74,6 +72,24 @@ async fn messages_reach_the_owner_from_any_node() {
         a.snapshot().ready && b.snapshot().ready && a.snapshot().ring.members().len() == 2
     })
     .await;
+    (url, namespace, [(a, server_a), (b, server_b)])
+}
+
+async fn stop_both(url: &str, namespace: &str, nodes: [Serving; 2]) {
+    for (node, server) in nodes {
+        server.stop(Duration::from_secs(3)).await;
+        node.stop().await;
+    }
+    drop_namespace(&connect(url).await, namespace).await;
+}
+
+fn in_ms(ms: u64) -> Instant {
+    Instant::now() + Duration::from_millis(ms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_reach_the_owner_from_any_node() {
+    let (url, namespace, [(a, server_a), (b, server_b)]) = two_ready_nodes().await;
 
     let mut served_by = std::collections::BTreeMap::new();
     for (sender, other) in [(&a, &b), (&b, &a)] {
@@ -141,23 +157,12 @@ async fn messages_reach_the_owner_from_any_node() {
         "gave up after {waited:?}"
     );
 
-    server_a.stop(Duration::from_secs(3)).await;
-    server_b.stop(Duration::from_secs(3)).await;
-    a.stop().await;
-    b.stop().await;
-    drop_namespace(&connect(&url).await, &namespace).await;
+    stop_both(&url, &namespace, [(a, server_a), (b, server_b)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_sent_together_share_messages_and_each_gets_its_own_answer() {
-    let url = nats_url();
-    let namespace = fresh_namespace();
-    let (a, server_a) = serving_node(&url, settings("a", &namespace)).await;
-    let (b, server_b) = serving_node(&url, settings("b", &namespace)).await;
-    eventually(Duration::from_secs(10), "both ready", || async {
-        a.snapshot().ready && b.snapshot().ready && a.snapshot().ring.members().len() == 2
-    })
-    .await;
+    let (url, namespace, [(a, server_a), (b, server_b)]) = two_ready_nodes().await;
     let table = a.snapshot();
     let keys_of_b: Vec<String> = (0..2_000)
         .map(|index| format!("SKU-{index}"))
@@ -197,11 +202,7 @@ async fn calls_sent_together_share_messages_and_each_gets_its_own_answer() {
         "300 calls sent at once share NATS messages: {stats:?}"
     );
 
-    server_a.stop(Duration::from_secs(3)).await;
-    server_b.stop(Duration::from_secs(3)).await;
-    a.stop().await;
-    b.stop().await;
-    drop_namespace(&connect(&url).await, &namespace).await;
+    stop_both(&url, &namespace, [(a, server_a), (b, server_b)]).await;
 }
 
 /// Sends to many keys in a loop until stopped; returns (successes, failures).
@@ -230,14 +231,7 @@ fn traffic(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_in_flight_survive_joins_stops_and_kills() {
-    let url = nats_url();
-    let namespace = fresh_namespace();
-    let (a, server_a) = serving_node(&url, settings("a", &namespace)).await;
-    let (b, server_b) = serving_node(&url, settings("b", &namespace)).await;
-    eventually(Duration::from_secs(10), "both ready", || async {
-        a.snapshot().ready && b.snapshot().ready && a.snapshot().ring.members().len() == 2
-    })
-    .await;
+    let (url, namespace, [(a, server_a), (b, server_b)]) = two_ready_nodes().await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mailbox = a.mailbox();
     let load = traffic(mailbox.clone(), stop.clone());
