@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::coalesce::Coalescer;
+use super::subscribe_flushed;
 use crate::metrics;
 use crate::settings::{Namespace, NodeId};
 use crate::ClusterError;
@@ -45,7 +46,7 @@ pub(super) struct Calls {
     waiting: Arc<Mutex<HashMap<u64, Waiting>>>,
     queues: Mutex<HashMap<NodeId, Coalescer<ClusterCall>>>,
     /// `ClusterCalls` messages sent so far.
-    messages: AtomicU64,
+    messages: Arc<AtomicU64>,
     answers: JoinHandle<()>,
 }
 
@@ -58,15 +59,12 @@ impl Calls {
     ) -> Result<Self, ClusterError> {
         let token = format!("{:016x}", rand::random::<u64>());
         let answer_prefix = namespace.answer_prefix(node, &token);
-        let mut subscription = client
-            .subscribe(format!("{answer_prefix}.*"))
-            .await
-            .map_err(|error| ClusterError::nats("subscribe to the answer subject", error))?;
-        // Registered on the server only once flushed; an answer before would be lost.
-        client
-            .flush()
-            .await
-            .map_err(|error| ClusterError::nats("subscribe to the answer subject", error))?;
+        let mut subscription = subscribe_flushed(
+            &client,
+            format!("{answer_prefix}.*"),
+            "subscribe to the answer subject",
+        )
+        .await?;
         let waiting: Arc<Mutex<HashMap<u64, Waiting>>> = Arc::default();
         let delivered_to = waiting.clone();
         let prefix = answer_prefix.clone();
@@ -105,7 +103,7 @@ impl Calls {
             next_id: AtomicU64::new(1),
             waiting,
             queues: Mutex::default(),
-            messages: AtomicU64::new(0),
+            messages: Arc::default(),
             answers,
         })
     }
@@ -167,21 +165,18 @@ impl Calls {
         let subject = self.namespace.calls_subject(target);
         let reply = format!("{}.{}", self.answer_prefix, target.as_str());
         let waiting = self.waiting.clone();
-        // Held weakly: the queues belong to `Calls`, which must not keep itself alive.
-        let calls = Arc::downgrade(self);
+        let messages = self.messages.clone();
         Coalescer::start(Box::new(move |batch: Vec<ClusterCall>| {
             let client = client.clone();
             let subject = subject.clone();
             let reply = reply.clone();
             let waiting = waiting.clone();
-            let calls = calls.clone();
+            let messages = messages.clone();
             Box::pin(async move {
                 let ids: Vec<u64> = batch.iter().map(|call| call.id).collect();
                 metrics::mailbox_message("calls", ids.len());
                 let payload = ClusterCalls { calls: batch }.encode_to_vec();
-                if let Some(calls) = calls.upgrade() {
-                    calls.messages.fetch_add(1, Ordering::Relaxed);
-                }
+                messages.fetch_add(1, Ordering::Relaxed);
                 if let Err(error) = client
                     .publish_with_reply(subject, reply, payload.into())
                     .await

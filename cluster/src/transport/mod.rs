@@ -40,6 +40,25 @@ pub use server::MailboxServer;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// Subscribes to `subject` and flushes: the server registers a subscription only once
+/// flushed, and until then a call would meet "no responders" and an answer be lost.
+/// `action` names the subscription in the error.
+async fn subscribe_flushed(
+    client: &async_nats::Client,
+    subject: String,
+    action: &'static str,
+) -> Result<async_nats::Subscriber, crate::ClusterError> {
+    let subscription = client
+        .subscribe(subject)
+        .await
+        .map_err(|error| crate::ClusterError::nats(action, error))?;
+    client
+        .flush()
+        .await
+        .map_err(|error| crate::ClusterError::nats(action, error))?;
+    Ok(subscription)
+}
+
 /// The code a receiver answers when the sender's time ran out on its side.
 const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
 

@@ -18,6 +18,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::coalesce::Coalescer;
+use super::subscribe_flushed;
 use super::{Envelope, EnvelopeHandler, HandlerError, RemoteError, DEADLINE_EXCEEDED};
 use crate::metrics;
 use crate::ring::ShardId;
@@ -56,16 +57,8 @@ impl MailboxServer {
     ) -> Result<Self, ClusterError> {
         let node = table.borrow().node.clone();
         let subject = namespace.calls_subject(&node);
-        let mut subscription = client
-            .subscribe(subject.clone())
-            .await
-            .map_err(|error| ClusterError::nats("subscribe to the calls subject", error))?;
-        // The subscription is registered on the server only once flushed: until then a
-        // call would meet "no responders".
-        client
-            .flush()
-            .await
-            .map_err(|error| ClusterError::nats("subscribe to the calls subject", error))?;
+        let mut subscription =
+            subscribe_flushed(&client, subject.clone(), "subscribe to the calls subject").await?;
         let in_flight = Arc::new(Semaphore::new(MAX_CONCURRENT_ENVELOPES));
         let (shutdown, mut shutdown_receiver) = watch::channel(false);
         let slots = in_flight.clone();
