@@ -116,11 +116,7 @@ impl Calls {
     /// Sends `envelope` to `target` with the next message to it and waits for the
     /// answer. Dropping the future forgets the call (an answer that comes later is
     /// ignored).
-    pub(super) async fn call(
-        self: &Arc<Self>,
-        target: &NodeId,
-        envelope: ClusterEnvelope,
-    ) -> Answer {
+    pub(super) async fn call(&self, target: &NodeId, envelope: ClusterEnvelope) -> Answer {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (answer, answered) = oneshot::channel();
         self.waiting.lock().expect("waiting calls").insert(
@@ -150,7 +146,7 @@ impl Calls {
         answer
     }
 
-    fn queue(self: &Arc<Self>, target: &NodeId, call: ClusterCall) -> Result<(), ClusterCall> {
+    fn queue(&self, target: &NodeId, call: ClusterCall) -> Result<(), ClusterCall> {
         let mut queues = self.queues.lock().expect("call queues");
         let queue = queues
             .entry(target.clone())
@@ -160,7 +156,7 @@ impl Calls {
 
     /// The queue of calls to `target`: each batch is one `ClusterCalls` message. A
     /// batch that cannot be published fails its calls at once.
-    fn start_queue(self: &Arc<Self>, target: &NodeId) -> Coalescer<ClusterCall> {
+    fn start_queue(&self, target: &NodeId) -> Coalescer<ClusterCall> {
         let client = self.client.clone();
         let subject = self.namespace.calls_subject(target);
         let reply = format!("{}.{}", self.answer_prefix, target.as_str());
