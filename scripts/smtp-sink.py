@@ -7,9 +7,13 @@ Listens on 127.0.0.1:PORT. Every accepted message is stored twice in DIRECTORY: 
 <n>.eml (the raw message) and <n>.json (envelope recipients, subject, sender and the
 decoded text and HTML parts), so tests can assert on content without a MIME parser.
 While the file DIRECTORY/refuse exists, recipients are refused with a 451 (a transient
-failure, as a busy or greylisting server gives). Prints "ready" once listening.
+failure, as a busy or greylisting server gives). While the file DIRECTORY/hold exists,
+holding the seconds it says, every message's DATA is held that long before it is
+accepted (a slow server), and DIRECTORY/peak holds the most messages ever held at once.
+Prints "ready" once listening.
 """
 
+import asyncio
 import json
 import os
 import sys
@@ -25,6 +29,8 @@ class Sink:
         self.directory = directory
         self.lock = threading.Lock()
         self.count = 0
+        self.held = 0
+        self.peak = 0
 
     def refusing(self):
         return os.path.exists(os.path.join(self.directory, "refuse"))
@@ -35,9 +41,25 @@ class Sink:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    def hold_seconds(self):
+        try:
+            with open(os.path.join(self.directory, "hold")) as handle:
+                return float(handle.read().strip() or "0")
+        except FileNotFoundError:
+            return 0.0
+
     async def handle_DATA(self, server, session, envelope):
         if self.refusing():
             return "451 4.3.0 try again later (the test sink is refusing)"
+        hold = self.hold_seconds()
+        if hold > 0:
+            # Every session runs on the controller's one event loop: no lock needed.
+            self.held += 1
+            self.peak = max(self.peak, self.held)
+            with open(os.path.join(self.directory, "peak"), "w") as handle:
+                handle.write(str(self.peak))
+            await asyncio.sleep(hold)
+            self.held -= 1
         raw = envelope.original_content or envelope.content
         message = message_from_bytes(raw, policy=policy.default)
         text = message.get_body(preferencelist=("plain",))

@@ -1,15 +1,21 @@
 //! The email workers: a pool of supervised tasks of the node root. Each runs one
-//! consume loop; when the loop ends (the NATS connection broke, the consumer vanished)
-//! the root runs it again after a backoff. With JetStream, every node's workers pull
-//! from one durable consumer, so each message is handled by one worker of one node,
-//! and a message is acknowledged only after its mails were accepted. At shutdown a
-//! worker stops between messages; an unacknowledged one is delivered again later.
+//! consume loop that handles up to `in_flight` events at once, so a worker's mail
+//! keeps pace with a flash sale's orders instead of waiting on one event's statements
+//! and send at a time; when the loop ends (the NATS connection broke, the consumer
+//! vanished) the root runs it again after a backoff. With JetStream, every node's
+//! workers pull from one durable consumer, so each message is handled by one worker of
+//! one node, and a message is acknowledged only after its mails were accepted. Events
+//! handled at once may finish in any order, so two mails of one order can go out in
+//! either order when their events are close together. At shutdown a worker takes no
+//! more events and finishes those in hand; one not acknowledged by then is delivered
+//! again later.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
-use futures_util::StreamExt;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use tokio::sync::watch;
 
 use crate::email::processor::{Outcome, Processor};
 use crate::node::NodeRoot;
@@ -21,42 +27,61 @@ use crate::outbox::{Names, PublishedEvent};
 /// (a worker died mid-send): above the SMTP timeout.
 const ACK_WAIT: Duration = Duration::from_secs(30);
 
-/// Starts `count` workers as supervised tasks of the node root.
-pub fn spawn_pool(root: &NodeRoot, count: usize, processor: Arc<Processor>, source: Publisher) {
+/// Starts `count` workers as supervised tasks of the node root, each handling up to
+/// `in_flight` events at once.
+pub fn spawn_pool(
+    root: &NodeRoot,
+    count: usize,
+    in_flight: usize,
+    processor: Arc<Processor>,
+    source: Publisher,
+) {
+    let in_flight = in_flight.max(1);
     for index in 0..count {
         let processor = processor.clone();
         let source = source.clone();
-        root.spawn_task(
-            "email",
-            format!("email-worker-{index}"),
-            move |mut stopping| {
-                let processor = processor.clone();
-                let source = source.clone();
-                async move {
-                    let consume = async {
-                        match &source {
-                            Publisher::Local(bus) => consume_local(&processor, bus).await,
-                            Publisher::JetStream { context, names } => {
-                                consume_jetstream(&processor, context, names).await
-                            }
-                        }
-                    };
-                    tokio::select! {
-                        result = consume => result,
-                        _ = stopping.wait_for(|stopped| *stopped) => Ok(()),
+        root.spawn_task("email", format!("email-worker-{index}"), move |stopping| {
+            let processor = processor.clone();
+            let source = source.clone();
+            async move {
+                match &source {
+                    Publisher::Local(bus) => {
+                        consume_local(&processor, bus, in_flight, stopping).await
+                    }
+                    Publisher::JetStream { context, names } => {
+                        consume_jetstream(&processor, context, names, in_flight, stopping).await
                     }
                 }
-            },
-        );
+            }
+        });
     }
 }
 
-async fn consume_local(processor: &Processor, bus: &LocalBus) -> anyhow::Result<()> {
-    while let Some(delivery) = bus.next().await {
-        match processor.handle(&delivery.event, delivery.attempt).await {
-            Outcome::Done | Outcome::DeadLettered => {}
-            Outcome::Retry(delay) => bus.redeliver_after(delivery, delay),
-        }
+/// Resolves once the node is stopping: the end of a worker's stream of events.
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stopped| *stopped).await;
+}
+
+async fn consume_local(
+    processor: &Processor,
+    bus: &LocalBus,
+    in_flight: usize,
+    stopping: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let deliveries = stream::unfold((), |()| async {
+        bus.next().await.map(|delivery| (delivery, ()))
+    });
+    deliveries
+        .take_until(stopped(stopping.clone()))
+        .for_each_concurrent(in_flight, |delivery| async move {
+            match processor.handle(&delivery.event, delivery.attempt).await {
+                Outcome::Done | Outcome::DeadLettered => {}
+                Outcome::Retry(delay) => bus.redeliver_after(delivery, delay),
+            }
+        })
+        .await;
+    if *stopping.borrow() {
+        return Ok(());
     }
     anyhow::bail!("the in-process bus closed")
 }
@@ -89,35 +114,53 @@ async fn consume_jetstream(
     processor: &Processor,
     context: &jetstream::Context,
     names: &Names,
+    in_flight: usize,
+    stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let consumer = email_consumer(context, names).await?;
-    let mut messages = consumer
+    let consumer = tokio::select! {
+        consumer = email_consumer(context, names) => consumer?,
+        () = stopped(stopping.clone()) => return Ok(()),
+    };
+    let messages = consumer
         .messages()
         .await
         .map_err(|error| anyhow::anyhow!("cannot pull messages: {error}"))?;
-    while let Some(message) = messages.next().await {
-        let message = message.map_err(|error| anyhow::anyhow!("pull: {error}"))?;
-        let attempt = message
-            .info()
-            .map(|info| u32::try_from(info.delivered).unwrap_or(u32::MAX))
-            .unwrap_or(1);
-        let event: PublishedEvent = match serde_json::from_slice(&message.payload) {
-            Ok(event) => event,
-            Err(error) => {
-                tracing::error!(%error, subject = %message.subject, "unreadable event; dropping it");
-                let _ = message.ack_with(AckKind::Term).await;
-                continue;
-            }
-        };
-        let ack = match processor.handle(&event, attempt).await {
-            Outcome::Done | Outcome::DeadLettered => message.ack().await,
-            Outcome::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
-        };
-        if let Err(error) = ack {
-            // Not fatal: JetStream redelivers after ACK_WAIT and the send log skips
-            // mails that already went out.
-            tracing::warn!(event_id = %event.id, %error, "cannot acknowledge event");
-        }
+    messages
+        .take_until(stopped(stopping.clone()))
+        .map_err(|error| anyhow::anyhow!("pull: {error}"))
+        .try_for_each_concurrent(in_flight, |message| async move {
+            handle_message(processor, message).await;
+            Ok(())
+        })
+        .await?;
+    if *stopping.borrow() {
+        return Ok(());
     }
     anyhow::bail!("the message stream ended")
+}
+
+/// Handles one pulled message and acknowledges it: done, dead-lettered or unreadable
+/// are acknowledged for good, a retry is a delayed negative acknowledgement.
+async fn handle_message(processor: &Processor, message: jetstream::Message) {
+    let attempt = message
+        .info()
+        .map(|info| u32::try_from(info.delivered).unwrap_or(u32::MAX))
+        .unwrap_or(1);
+    let event: PublishedEvent = match serde_json::from_slice(&message.payload) {
+        Ok(event) => event,
+        Err(error) => {
+            tracing::error!(%error, subject = %message.subject, "unreadable event; dropping it");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let ack = match processor.handle(&event, attempt).await {
+        Outcome::Done | Outcome::DeadLettered => message.ack().await,
+        Outcome::Retry(delay) => message.ack_with(AckKind::Nak(Some(delay))).await,
+    };
+    if let Err(error) = ack {
+        // Not fatal: JetStream redelivers after ACK_WAIT and the send log skips
+        // mails that already went out.
+        tracing::warn!(event_id = %event.id, %error, "cannot acknowledge event");
+    }
 }

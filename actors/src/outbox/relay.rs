@@ -1,9 +1,10 @@
 //! The outbox relay. Each pass leases a batch of unpublished events (one conditional
 //! UPDATE, so relays on several nodes do not publish the same event in the normal
-//! case), publishes them in order and marks the published ones in one statement. A
-//! crash between publish and mark publishes again after the lease with the same
-//! `Nats-Msg-Id`, which JetStream drops within its duplicate window (longer than the
-//! lease); consumers de-duplicate by event id as well.
+//! case), publishes them in order (sent together, their acknowledgements awaited after)
+//! and marks the acknowledged ones in one statement. A crash between publish and mark
+//! publishes again after the lease with the same `Nats-Msg-Id`, which JetStream drops
+//! within its duplicate window (longer than the lease); consumers de-duplicate by event
+//! id as well.
 
 use std::time::Duration;
 
@@ -56,23 +57,69 @@ impl Publisher {
         Ok(())
     }
 
-    /// Publishes and waits for the server's acknowledgement. `message_id` is the
-    /// de-duplication key JetStream checks: the event id, or a fresh one for a replay.
-    pub async fn publish(&self, event: &PublishedEvent, message_id: &str) -> Result<(), String> {
+    /// Publishes `events` in order, each with its de-duplication key (`Nats-Msg-Id`:
+    /// the event id, or a fresh one for a replay), and returns how many of them, from
+    /// the first, were acknowledged, with the error that stopped the rest. JetStream
+    /// publishes are sent one after the other without waiting, then their
+    /// acknowledgements are awaited in order, so a pass costs one round trip to the
+    /// server rather than one per event; the server stores them in the order sent.
+    pub async fn publish_in_order(
+        &self,
+        events: &[(PublishedEvent, &str)],
+    ) -> (usize, Option<String>) {
         match self {
-            Publisher::Local(bus) => bus.publish(event.clone()),
+            Publisher::Local(bus) => {
+                for (index, (event, _)) in events.iter().enumerate() {
+                    if let Err(error) = bus.publish(event.clone()) {
+                        return (index, Some(error));
+                    }
+                }
+                (events.len(), None)
+            }
             Publisher::JetStream { context, names } => {
-                let body = serde_json::to_vec(event).map_err(|error| error.to_string())?;
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", message_id);
-                let ack = context
-                    .publish_with_headers(names.subject(&event.topic), headers, body.into())
-                    .await
-                    .map_err(|error| format!("publish: {error}"))?;
-                ack.await.map_err(|error| format!("publish ack: {error}"))?;
-                Ok(())
+                let mut acks = Vec::with_capacity(events.len());
+                let mut send_error = None;
+                for (event, message_id) in events {
+                    match Self::send(context, names, event, message_id).await {
+                        Ok(ack) => acks.push(ack),
+                        Err(error) => {
+                            send_error = Some(error);
+                            break;
+                        }
+                    }
+                }
+                let sent = acks.len();
+                for (index, ack) in acks.into_iter().enumerate() {
+                    if let Err(error) = ack.await {
+                        return (index, Some(format!("publish ack: {error}")));
+                    }
+                }
+                (sent, send_error)
             }
         }
+    }
+
+    /// Publishes and waits for the server's acknowledgement.
+    pub async fn publish(&self, event: &PublishedEvent, message_id: &str) -> Result<(), String> {
+        match self.publish_in_order(&[(event.clone(), message_id)]).await {
+            (_, Some(error)) => Err(error),
+            (_, None) => Ok(()),
+        }
+    }
+
+    async fn send(
+        context: &jetstream::Context,
+        names: &Names,
+        event: &PublishedEvent,
+        message_id: &str,
+    ) -> Result<jetstream::context::PublishAckFuture, String> {
+        let body = serde_json::to_vec(event).map_err(|error| error.to_string())?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", message_id);
+        context
+            .publish_with_headers(names.subject(&event.topic), headers, body.into())
+            .await
+            .map_err(|error| format!("publish: {error}"))
     }
 }
 
@@ -98,26 +145,28 @@ impl Relay {
         let lease_until = now + LEASE.as_micros() as i64;
         let candidates = outbox::claimable(pool, now, BATCH).await?;
         let events = outbox::claim(pool, &candidates, &self.relay_id, now, lease_until).await?;
-        let mut published = Vec::with_capacity(events.len());
-        for (index, event) in events.iter().enumerate() {
-            if let Err(error) = self
-                .publisher
-                .publish(&PublishedEvent::from_outbox(event), &event.id)
-                .await
-            {
-                // Give the unpublished leases back so the next pass (here or on another
-                // node) retries at once instead of after the lease; later events wait,
-                // keeping order.
-                let unpublished: Vec<String> = events[index..]
-                    .iter()
-                    .map(|event| event.id.clone())
-                    .collect();
-                outbox::release(pool, &unpublished, &self.relay_id).await?;
-                tracing::warn!(event_id = %event.id, topic = %event.topic, %error, "cannot publish event; will retry");
-                break;
-            }
-            published.push(event.id.clone());
+        let outgoing: Vec<(PublishedEvent, &str)> = events
+            .iter()
+            .map(|event| (PublishedEvent::from_outbox(event), event.id.as_str()))
+            .collect();
+        let (acknowledged, error) = self.publisher.publish_in_order(&outgoing).await;
+        if let Some(error) = error {
+            // Give the unacknowledged leases back so the next pass (here or on another
+            // node) retries at once instead of after the lease; later events wait,
+            // keeping order. One sent after the failed one may have been stored too:
+            // its retry carries the same `Nats-Msg-Id`, which JetStream drops.
+            let unpublished: Vec<String> = events[acknowledged..]
+                .iter()
+                .map(|event| event.id.clone())
+                .collect();
+            outbox::release(pool, &unpublished, &self.relay_id).await?;
+            let failed = &events[acknowledged];
+            tracing::warn!(event_id = %failed.id, topic = %failed.topic, %error, "cannot publish event; will retry");
         }
+        let published: Vec<String> = events[..acknowledged]
+            .iter()
+            .map(|event| event.id.clone())
+            .collect();
         outbox::mark_published(pool, &published, now_micros()).await?;
         metrics::counter!("souk_outbox_published_total").increment(published.len() as u64);
         record_lag(&self.db).await;

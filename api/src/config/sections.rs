@@ -346,6 +346,11 @@ pub struct EmailSection {
     pub from: String,
     /// Email worker tasks per node.
     pub workers: usize,
+    /// Events one email worker handles at once (reading the order, rendering, sending
+    /// and logging each). Their work shares the node's cores and pool with checkouts:
+    /// more keeps mail closer behind a flash sale's orders, at the checkouts' expense,
+    /// so 1 by default; more suits a node that runs only the email service.
+    pub in_flight: usize,
     /// Deliveries of one event before it becomes a dead letter.
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt, with jitter, up to `retry_max_ms`.
@@ -359,6 +364,7 @@ impl Default for EmailSection {
         Self {
             from: "Souk <no-reply@souk.localhost>".to_owned(),
             workers: 2,
+            in_flight: 1,
             max_attempts: 5,
             retry_base_ms: 1000,
             retry_max_ms: 60_000,

@@ -245,6 +245,7 @@ impl Config {
             ));
         }
         positive("email.workers", self.email.workers as u64)?;
+        positive("email.in_flight", self.email.in_flight as u64)?;
         positive("email.max_attempts", u64::from(self.email.max_attempts))?;
         positive("email.retry_base_ms", self.email.retry_base_ms)?;
         positive(

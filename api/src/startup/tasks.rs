@@ -27,9 +27,15 @@ pub(super) fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
         let settings =
             config.email_settings(souk_actors::orders::OrderLinks::new(&jwt_secret(config)?));
         let transport = Transport::from_settings(&settings)?;
-        tracing::info!(transport = %transport.describe(), workers = config.email.workers, "email workers starting");
+        tracing::info!(transport = %transport.describe(), workers = config.email.workers, in_flight = config.email.in_flight, "email workers starting");
         let processor = Arc::new(Processor::new(state.db.clone(), transport, &settings)?);
-        worker::spawn_pool(root, config.email.workers, processor, publisher.clone());
+        worker::spawn_pool(
+            root,
+            config.email.workers,
+            config.email.in_flight,
+            processor,
+            publisher.clone(),
+        );
     }
     if config.outbox.relay {
         let relay = Arc::new(Relay::new(state.db.clone(), publisher.clone()));

@@ -1,8 +1,9 @@
-//! Delivery when the SMTP server says no, and without one: a refusing server gets
+//! Delivery when the SMTP server says no, is slow, or is absent: a refusing server gets
 //! retries until it accepts (the mail sent once), a mail refused past its attempts becomes
-//! a dead letter that a replay sends once (both engines), the admin endpoints for sends
-//! and dead letters refuse bad requests, and in embedded mode mails are written as .eml
-//! files to the data directory's outbox.
+//! a dead letter that a replay sends once (both engines), a worker sends several mails at
+//! once to a slow server (from the in-process bus and from JetStream), the admin
+//! endpoints for sends and dead letters refuse bad requests, and in embedded mode mails
+//! are written as .eml files to the data directory's outbox.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,10 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use souk_db::testing::TestBackend;
 
-use super::{email_settings, register, settle, wait_until, SmtpSink, PATIENCE};
+use super::{
+    assert_one_mail_each, email_settings, register, register_many, settle, wait_until, SmtpSink,
+    PATIENCE,
+};
 use crate::helpers::*;
 use crate::on_both_backends;
 
@@ -66,6 +70,48 @@ async fn a_refusing_smtp_server_gets_retries_until_it_accepts() {
     ] {
         assert!(metrics.contains(name), "{name} in {metrics}");
     }
+}
+
+/// Registers six users with one email worker of `in_flight` against a server that holds
+/// every mail `hold` seconds; returns the most mails the server held at once, after
+/// checking that each user got their one mail.
+async fn mails_held_at_once(nats: bool, in_flight: usize, hold: f64) -> usize {
+    let sink = SmtpSink::start();
+    sink.hold(hold);
+    let backend = if nats {
+        TestBackend::MySql
+    } else {
+        TestBackend::Sqlite
+    };
+    let app = spawn_app_with(backend, |config| {
+        email_settings(config, &sink);
+        if nats {
+            config.nats.url = Some(nats_url());
+        }
+        config.email.workers = 1;
+        config.email.in_flight = in_flight;
+    })
+    .await;
+    let emails = register_many(&app, "held", 6).await;
+    assert_one_mail_each(&sink, &emails).await;
+    sink.peak_held()
+}
+
+#[actix_web::test]
+async fn a_worker_sends_several_mails_at_once_from_the_bus() {
+    let peak = mails_held_at_once(false, 4, 1.0).await;
+    assert!((2..=4).contains(&peak), "mails held at once: {peak}");
+}
+
+#[actix_web::test]
+async fn a_worker_sends_several_mails_at_once_from_jetstream() {
+    let peak = mails_held_at_once(true, 4, 1.0).await;
+    assert!((2..=4).contains(&peak), "mails held at once: {peak}");
+}
+
+#[actix_web::test]
+async fn a_worker_of_one_in_flight_sends_one_mail_at_a_time() {
+    assert_eq!(mails_held_at_once(false, 1, 0.3).await, 1);
 }
 
 /// Always refused → dead letter; once the server is back, a replay sends it, once.

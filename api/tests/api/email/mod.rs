@@ -88,6 +88,18 @@ impl SmtpSink {
         }
     }
 
+    /// While holding, the server keeps every message `seconds` before accepting it.
+    pub fn hold(&self, seconds: f64) {
+        std::fs::write(self.directory.0.join("hold"), seconds.to_string()).unwrap();
+    }
+
+    /// The most messages the server held at once (0 before any was held).
+    pub fn peak_held(&self) -> usize {
+        std::fs::read_to_string(self.directory.0.join("peak"))
+            .map(|peak| peak.trim().parse().unwrap())
+            .unwrap_or(0)
+    }
+
     /// Every mail accepted so far, in arrival order.
     pub fn mails(&self) -> Vec<Value> {
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.directory.0)
@@ -181,6 +193,27 @@ where
 /// Gives stray duplicate deliveries a chance to show up before a test counts mails.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
+}
+
+/// Registers `count` users tagged `tag`0, `tag`1, …; returns their addresses.
+async fn register_many(app: &TestApp, tag: &str, count: usize) -> Vec<String> {
+    let mut emails = Vec::with_capacity(count);
+    for index in 0..count {
+        emails.push(register(app, &format!("{tag}{index}")).await.1);
+    }
+    emails
+}
+
+/// Waits for a mail to each of `emails`, gives duplicates time to show, then checks
+/// that each got exactly one.
+async fn assert_one_mail_each(sink: &SmtpSink, emails: &[String]) {
+    for email in emails {
+        sink.wait_for(email, 1).await;
+    }
+    settle().await;
+    for email in emails {
+        assert_eq!(sink.mails_to(email).len(), 1, "one mail to {email}");
+    }
 }
 
 async fn register(app: &TestApp, tag: &str) -> (String, String) {

@@ -1,7 +1,8 @@
-//! The outbox relay to NATS JetStream through faults: an event survives its relay dying
-//! between commit and publish (another node's relay publishes it, and a duplicate publish
-//! sends nothing), two relays publish each event once, and no event is lost while a
-//! private nats-server restarts.
+//! The outbox relay to NATS JetStream: one pass puts its events on the stream in the
+//! outbox's order; and through faults: an event survives its relay dying between commit
+//! and publish (another node's relay publishes it, and a duplicate publish sends
+//! nothing), two relays publish each event once, and no event is lost while a private
+//! nats-server restarts.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +13,10 @@ use souk_api::state::AppState;
 use souk_api::Application;
 use souk_db::testing::TestBackend;
 
-use super::{email_settings, register, settle, wait_until, SmtpSink, PATIENCE};
+use super::{
+    assert_one_mail_each, email_settings, register, register_many, settle, wait_until, SmtpSink,
+    PATIENCE,
+};
 use crate::helpers::*;
 
 /// A second node on another app's database (another process, as far as the node knows).
@@ -50,6 +54,57 @@ impl Drop for Node {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
     }
+}
+
+/// A pass sends its events without waiting and awaits their acknowledgements after:
+/// the stream still holds them in the outbox's order, each once, and all are marked.
+#[actix_web::test]
+async fn a_pass_publishes_its_events_in_the_outbox_order() {
+    let app = spawn_app_with(TestBackend::MySql, |config| {
+        config.nats.url = Some(nats_url());
+        config.outbox.relay = false;
+    })
+    .await;
+    register_many(&app, "ordered", 30).await;
+    let pool = app.database.db.pool();
+    let unpublished = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT id FROM outbox_events WHERE published_at IS NULL ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    };
+    let outbox_order = unpublished().await;
+    assert!(outbox_order.len() >= 30, "{outbox_order:?}");
+
+    let publisher = app.state.email.publisher().clone();
+    publisher.ensure_stream().await.unwrap();
+    let relay = souk_actors::outbox::relay::Relay::new(app.state.db.clone(), publisher.clone());
+    assert_eq!(relay.run_once().await.unwrap(), outbox_order.len());
+    assert!(
+        unpublished().await.is_empty(),
+        "every event marked published"
+    );
+
+    let souk_actors::outbox::relay::Publisher::JetStream { context, names } = &publisher else {
+        panic!("this node publishes to JetStream");
+    };
+    let stream = context.get_stream(names.stream()).await.unwrap();
+    let mut stream_order = Vec::new();
+    for sequence in 1..=outbox_order.len() as u64 {
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        let event: souk_actors::outbox::PublishedEvent =
+            serde_json::from_slice(&message.payload).unwrap();
+        stream_order.push(event.id);
+    }
+    assert_eq!(stream_order, outbox_order);
+    let mut stream = stream;
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        outbox_order.len() as u64,
+        "each event on the stream once"
+    );
 }
 
 /// The relay dies after the commit, before publishing: another node's relay publishes
@@ -128,17 +183,8 @@ async fn two_relays_publish_each_event_once() {
         config.outbox.poll_ms = 10;
     })
     .await;
-    let mut emails = Vec::new();
-    for index in 0..12 {
-        emails.push(register(&app, &format!("pair{index}")).await.1);
-    }
-    for email in &emails {
-        sink.wait_for(email, 1).await;
-    }
-    settle().await;
-    for email in &emails {
-        assert_eq!(sink.mails_to(email).len(), 1, "{email}");
-    }
+    let emails = register_many(&app, "pair", 12).await;
+    assert_one_mail_each(&sink, &emails).await;
     let souk_actors::outbox::relay::Publisher::JetStream { context, names } =
         app.state.email.publisher()
     else {
@@ -220,27 +266,14 @@ async fn no_event_is_lost_when_nats_restarts() {
         config.nats.url = Some(nats.url());
     })
     .await;
-    let mut emails = Vec::new();
-    for index in 0..3 {
-        emails.push(register(&app, &format!("before{index}")).await.1);
-    }
+    let mut emails = register_many(&app, "before", 3).await;
     for email in &emails {
         sink.wait_for(email, 1).await;
     }
     nats.stop();
     // Written while NATS is down: they wait in the outbox.
-    for index in 0..3 {
-        emails.push(register(&app, &format!("during{index}")).await.1);
-    }
+    emails.extend(register_many(&app, "during", 3).await);
     nats.launch();
-    for index in 0..3 {
-        emails.push(register(&app, &format!("after{index}")).await.1);
-    }
-    for email in &emails {
-        sink.wait_for(email, 1).await;
-    }
-    settle().await;
-    for email in &emails {
-        assert_eq!(sink.mails_to(email).len(), 1, "{email}");
-    }
+    emails.extend(register_many(&app, "after", 3).await);
+    assert_one_mail_each(&sink, &emails).await;
 }
