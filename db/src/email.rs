@@ -97,28 +97,10 @@ where
     .await?)
 }
 
-/// Creates the send row of (event, template, recipient) or updates its status.
+/// Creates the send row of (event, template, recipient) or updates its status. Most
+/// sends are an event's first, so the row is inserted first: one statement then.
 #[tracing::instrument(name = "email_sends_record", skip_all, fields(event_id = %send.event_id, template = %send.template, status = %send.status))]
 pub async fn record_send(pool: &sqlx::Pool<Any>, send: &SendRecord) -> Result<(), DbError> {
-    let update = || {
-        sqlx::query(
-            "UPDATE email_sends SET subject = ?, status = ?, attempts = ?, last_error = ?, updated_at = ? \
-             WHERE event_id = ? AND template = ? AND recipient = ?",
-        )
-        .bind(&send.subject)
-        .bind(&send.status)
-        .bind(send.attempts)
-        .bind(&send.last_error)
-        .bind(send.updated_at)
-        .bind(&send.event_id)
-        .bind(&send.template)
-        .bind(&send.recipient)
-    };
-    // MySQL counts changed rows only, so an UPDATE that changes nothing says 0 as well
-    // as a missing row; the INSERT below tells the two apart.
-    if update().execute(pool).await?.rows_affected() > 0 {
-        return Ok(());
-    }
     let inserted = sqlx::query(&format!(
         "INSERT INTO email_sends ({SEND_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
@@ -134,16 +116,29 @@ pub async fn record_send(pool: &sqlx::Pool<Any>, send: &SendRecord) -> Result<()
     .bind(send.updated_at)
     .execute(pool)
     .await;
-    match inserted {
-        Ok(_) => Ok(()),
-        // Another worker inserted it between our UPDATE and INSERT: update theirs.
-        Err(error) => match DbError::from(error) {
-            DbError::UniqueViolation { .. } => {
-                update().execute(pool).await?;
-                Ok(())
-            }
-            other => Err(other),
-        },
+    let Err(error) = inserted else {
+        return Ok(());
+    };
+    match DbError::from(error) {
+        // The row exists (an earlier attempt's, or another worker's): update it.
+        DbError::UniqueViolation { .. } => {
+            sqlx::query(
+                "UPDATE email_sends SET subject = ?, status = ?, attempts = ?, last_error = ?, updated_at = ? \
+                 WHERE event_id = ? AND template = ? AND recipient = ?",
+            )
+            .bind(&send.subject)
+            .bind(&send.status)
+            .bind(send.attempts)
+            .bind(&send.last_error)
+            .bind(send.updated_at)
+            .bind(&send.event_id)
+            .bind(&send.template)
+            .bind(&send.recipient)
+            .execute(pool)
+            .await?;
+            Ok(())
+        }
+        other => Err(other),
     }
 }
 

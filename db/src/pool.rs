@@ -19,6 +19,11 @@ static MYSQL_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/my
 /// How long a node waits for another node's migrations before giving up.
 const MIGRATION_LOCK_WAIT_SECS: i64 = 600;
 
+/// A pooled connection idle at least this long is pinged before it is handed out, so
+/// one the server or the network dropped meanwhile is replaced rather than failing a
+/// query; one used more recently is handed out as it is.
+const PING_CONNECTIONS_IDLE_FOR: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -136,10 +141,20 @@ impl Db {
             // in sqlx 0.8.6 that task can spin at 100 % of a core forever (and hang the
             // process's exit) once a connection returned while another is taken drives
             // its idle count below zero (sqlx issue 3645). Stale connections are still
-            // caught: each is pinged before it is handed out.
+            // caught: one that sat idle is pinged before it is handed out.
             .idle_timeout(None)
             .max_lifetime(None)
-            .test_before_acquire(true)
+            // A connection in use a moment ago is alive: pinging it too would double
+            // the round trips of every one-statement read under load.
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_CONNECTIONS_IDLE_FOR {
+                        connection.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |connection, _meta| {
                 Box::pin(async move {
                     match backend {

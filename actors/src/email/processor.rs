@@ -12,6 +12,8 @@ use souk_db::clock::now_micros;
 use souk_db::email::{self as repo, DeadLetterRecord, SendRecord};
 use souk_db::one_time_tokens::{self, OneTimeToken, TokenKind};
 use souk_db::{orders, outbox, users, Db};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection};
 
 use crate::email::templates::{
     format_money, mail_time, tax_label, EmailChangeConfirm, EmailChangeNotice, LowStock, Mail,
@@ -161,10 +163,25 @@ impl Processor {
         &self,
         event: &PublishedEvent,
     ) -> Result<(), (Option<Target>, anyhow::Error)> {
-        let targets = self.targets(event).await.map_err(|error| (None, error))?;
+        // An event's reads run on one pooled connection (one pool round trip, not one
+        // per statement), which goes back to the pool while a mail is being sent: an
+        // SMTP server may take seconds.
+        let mut connection = self.connection().await.map_err(|error| (None, error))?;
+        let targets = self
+            .targets(&mut connection, event)
+            .await
+            .map_err(|error| (None, error))?;
+        let mut held = Some(connection);
         for target in targets {
+            let mut connection = match held.take() {
+                Some(connection) => connection,
+                None => self
+                    .connection()
+                    .await
+                    .map_err(|error| (Some(target.clone()), error))?,
+            };
             let existing = repo::find_send(
-                self.db.pool(),
+                &mut *connection,
                 &event.id,
                 target.template,
                 &target.recipient,
@@ -176,11 +193,17 @@ impl Processor {
                     template = target.template,
                     "already sent; skipping duplicate delivery"
                 );
+                held = Some(connection);
                 continue;
             }
             let attempts = existing.map(|send| send.attempts).unwrap_or(0) + 1;
-            let result = self.send_one(event, &target).await;
-            match result {
+            let composed = self.compose(&mut connection, event, &target).await;
+            drop(connection);
+            let sent = match composed {
+                Ok(mail) => self.send_one(mail, &target).await,
+                Err(error) => Err(error),
+            };
+            match sent {
                 Ok(subject) => {
                     metrics::counter!("souk_emails_sent_total", "template" => target.template)
                         .increment(1);
@@ -194,9 +217,12 @@ impl Processor {
         Ok(())
     }
 
-    /// Sends one mail; returns its subject for the send log.
-    async fn send_one(&self, event: &PublishedEvent, target: &Target) -> anyhow::Result<String> {
-        let mail = self.compose(event, target).await?;
+    async fn connection(&self) -> anyhow::Result<PoolConnection<Any>> {
+        Ok(self.db.pool().acquire().await?)
+    }
+
+    /// Renders a composed mail and sends it; returns its subject for the send log.
+    async fn send_one(&self, mail: Mail, target: &Target) -> anyhow::Result<String> {
         let rendered = mail.render().context("cannot render the template")?;
         self.transport
             .send(&self.from, &target.recipient, &rendered)
@@ -232,7 +258,11 @@ impl Processor {
     }
 
     /// The mails an event causes; events no mail is about give none.
-    async fn targets(&self, event: &PublishedEvent) -> anyhow::Result<Vec<Target>> {
+    async fn targets(
+        &self,
+        connection: &mut AnyConnection,
+        event: &PublishedEvent,
+    ) -> anyhow::Result<Vec<Target>> {
         let text = |key: &str| {
             event.payload[key]
                 .as_str()
@@ -272,7 +302,7 @@ impl Processor {
             Topic::OrderExpired => "order_expired",
             Topic::ReturnUpdated => "return_update",
             Topic::StockLow => {
-                let admins = repo::admin_emails(self.db.pool()).await?;
+                let admins = repo::admin_emails(&mut *connection).await?;
                 return Ok(admins
                     .into_iter()
                     .map(|recipient| Target {
@@ -300,7 +330,7 @@ impl Processor {
         // Order mails go to the order's owner as the account is now; a deleted account
         // gets none.
         let user_id = text("user_id")?;
-        Ok(users::find_by_id(self.db.pool(), &user_id)
+        Ok(users::find_by_id(&mut *connection, &user_id)
             .await?
             .map(|user| Target {
                 template,
@@ -311,12 +341,19 @@ impl Processor {
             .collect())
     }
 
-    async fn compose(&self, event: &PublishedEvent, target: &Target) -> anyhow::Result<Mail> {
+    async fn compose(
+        &self,
+        connection: &mut AnyConnection,
+        event: &PublishedEvent,
+        target: &Target,
+    ) -> anyhow::Result<Mail> {
         let base_url = self.base_url.clone();
         let name = target.name.clone();
         match target.template {
             "welcome" => {
-                let token = self.new_verification_token(&event.aggregate_id).await?;
+                let token = self
+                    .new_verification_token(connection, &event.aggregate_id)
+                    .await?;
                 Ok(Mail::Welcome(Welcome {
                     verify_url: format!("{base_url}/account/verify-email?token={token}"),
                     valid_hours: self.verification_ttl_secs.div_ceil(3600),
@@ -325,7 +362,9 @@ impl Processor {
                 }))
             }
             "verify_reminder" => {
-                let token = self.new_verification_token(&event.aggregate_id).await?;
+                let token = self
+                    .new_verification_token(connection, &event.aggregate_id)
+                    .await?;
                 Ok(Mail::VerifyReminder(VerifyReminder {
                     verify_url: format!("{base_url}/account/verify-email?token={token}"),
                     valid_hours: self.verification_ttl_secs.div_ceil(3600),
@@ -334,7 +373,7 @@ impl Processor {
                 }))
             }
             "password_reset" => {
-                let payload = self.stored_payload(event).await?;
+                let payload = self.stored_payload(connection, event).await?;
                 let token = payload["token"]
                     .as_str()
                     .context("the reset event has no token")?;
@@ -351,7 +390,7 @@ impl Processor {
                 }))
             }
             "email_change_confirm" | "email_change_notice" => {
-                let payload = self.stored_payload(event).await?;
+                let payload = self.stored_payload(connection, event).await?;
                 let new_email = payload["new_email"]
                     .as_str()
                     .context("the email change event has no new_email")?
@@ -387,26 +426,30 @@ impl Processor {
                 ),
                 base_url,
             })),
-            template => self.compose_order(event, template, base_url, name).await,
+            template => {
+                self.compose_order(connection, event, template, base_url, name)
+                    .await
+            }
         }
     }
 
     async fn compose_order(
         &self,
+        connection: &mut AnyConnection,
         event: &PublishedEvent,
         template: &str,
         base_url: String,
         name: String,
     ) -> anyhow::Result<Mail> {
         let order_id = event.aggregate_id.clone();
-        let order = orders::find(self.db.pool(), &order_id)
+        let order = orders::find(&mut *connection, &order_id)
             .await?
             .with_context(|| format!("order {order_id} not found"))?;
         let order_url = format!("{base_url}{}", self.order_links.path(&order_id));
         let total = format_money(order.total_amount, &order.currency);
         Ok(match template {
             "order_confirmation" => {
-                let lines = orders::lines(self.db.pool(), &order_id)
+                let lines = orders::lines(&mut *connection, &order_id)
                     .await?
                     .into_iter()
                     .map(|line| MailLine {
@@ -485,8 +528,12 @@ impl Processor {
 
     /// An event's payload as the outbox row holds it: tokens are kept out of published
     /// events, so a mail that carries one reads it here.
-    async fn stored_payload(&self, event: &PublishedEvent) -> anyhow::Result<serde_json::Value> {
-        let row = outbox::find(self.db.pool(), &event.id)
+    async fn stored_payload(
+        &self,
+        connection: &mut AnyConnection,
+        event: &PublishedEvent,
+    ) -> anyhow::Result<serde_json::Value> {
+        let row = outbox::find(&mut *connection, &event.id)
             .await?
             .with_context(|| format!("event {} is not in the outbox", event.id))?;
         Ok(serde_json::from_str(&row.payload)?)
@@ -494,7 +541,11 @@ impl Processor {
 
     /// A fresh single-use token, stored hashed. A retried welcome mail gets a new one;
     /// the earlier ones stay valid until they expire, whichever link the user opens.
-    async fn new_verification_token(&self, user_id: &str) -> anyhow::Result<String> {
+    async fn new_verification_token(
+        &self,
+        connection: &mut AnyConnection,
+        user_id: &str,
+    ) -> anyhow::Result<String> {
         let token = secret_token::generate();
         let now = now_micros();
         let record = OneTimeToken {
@@ -505,7 +556,7 @@ impl Processor {
             expires_at: now + (self.verification_ttl_secs as i64) * 1_000_000,
             used_at: None,
         };
-        one_time_tokens::insert(self.db.pool(), TokenKind::EmailVerification, &record).await?;
+        one_time_tokens::insert(&mut *connection, TokenKind::EmailVerification, &record).await?;
         Ok(token)
     }
 }

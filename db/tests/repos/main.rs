@@ -1,9 +1,9 @@
 //! The repositories of `souk-db` against both engines: every case runs once on a fresh
 //! SQLite file and once on a fresh MariaDB database (`SOUK_TEST_MYSQL_URL`), unless it
 //! needs no database (ids and the clock). Here: the helpers the cases share. The cases:
-//! a fresh database (`engine`), users (`users`), refresh tokens and password resets
-//! (`tokens`), the outbox in a user's transaction (`outbox`), and ids and the clock
-//! (`ids_and_clock`).
+//! a fresh database and its pooled connections (`engine`), users (`users`), refresh
+//! tokens and password resets (`tokens`), the outbox in a user's transaction
+//! (`outbox`), and ids and the clock (`ids_and_clock`).
 
 mod engine;
 mod ids_and_clock;
