@@ -38,6 +38,16 @@ async fn one_connection_pool() -> (souk_db::Db, u64) {
         .await
         .expect("connect");
     let id = connection_id(&db).await.expect("the connection's id");
+    // sqlx pings a connection as it comes back: wait until it is idle in the pool, so
+    // that the session is ended after that ping and not during it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while db.pool().num_idle() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connection came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     (db, id)
 }
 
