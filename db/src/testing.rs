@@ -60,6 +60,21 @@ pub fn mysql_server_url() -> String {
     std::env::var("SOUK_TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_TEST_MYSQL_URL.to_owned())
 }
 
+/// A connection to the test server itself, in no database: to create or drop test
+/// databases, or to end another session.
+pub async fn server_connection() -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    let server_url = mysql_server_url();
+    sqlx::AnyConnection::connect(&server_url)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot reach MariaDB at {server_url} ({error}); run the suite with ./scripts/test, \
+                 which provisions it, or set SOUK_TEST_MYSQL_URL"
+            )
+        })
+}
+
 /// What every test database's name starts with; a UUIDv7 (its creation time) follows.
 const TEST_DATABASE_PREFIX: &str = "souk_t_";
 
@@ -73,17 +88,9 @@ static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 /// outlives it (a failed test's rows stay to look at); the first call in a process
 /// drops those of earlier runs.
 pub async fn empty_mysql() -> String {
-    sqlx::any::install_default_drivers();
     let server_url = mysql_server_url();
     let database_name = format!("{TEST_DATABASE_PREFIX}{}", uuid::Uuid::now_v7().simple());
-    let mut admin = sqlx::AnyConnection::connect(&server_url)
-        .await
-        .unwrap_or_else(|error| {
-            panic!(
-            "cannot reach MariaDB at {server_url} ({error}); run the suite with ./scripts/test, \
-             which provisions it, or set SOUK_TEST_MYSQL_URL"
-        )
-        });
+    let mut admin = server_connection().await;
     admin
         .execute(format!("CREATE DATABASE `{database_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci").as_str())
         .await

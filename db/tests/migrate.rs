@@ -4,20 +4,17 @@
 
 use std::sync::Arc;
 
-use souk_db::testing::mysql_server_url;
+use souk_db::testing::{mysql_server_url, server_connection};
 use souk_db::{Db, PoolSettings};
-use sqlx::{Connection, Executor};
+use sqlx::Executor;
 
 const NODES: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn pools_migrating_one_fresh_database_at_once_all_succeed() {
-    sqlx::any::install_default_drivers();
     let server_url = mysql_server_url();
     let database = format!("souk_t_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = sqlx::AnyConnection::connect(&server_url)
-        .await
-        .expect("reach MariaDB (SOUK_TEST_MYSQL_URL)");
+    let mut admin = server_connection().await;
     admin
         .execute(format!("CREATE DATABASE `{database}`").as_str())
         .await

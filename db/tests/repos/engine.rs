@@ -61,9 +61,7 @@ async fn connection_id(db: &souk_db::Db) -> Result<u64, sqlx::Error> {
 /// Ends the session `id` on the server, as a server restart or a network drop would.
 async fn kill_session(id: u64) {
     use sqlx::{Connection, Executor};
-    let mut admin = sqlx::AnyConnection::connect(&souk_db::testing::mysql_server_url())
-        .await
-        .expect("admin connection");
+    let mut admin = souk_db::testing::server_connection().await;
     admin
         .execute(format!("KILL {id}").as_str())
         .await
