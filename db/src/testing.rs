@@ -75,59 +75,26 @@ pub async fn server_connection() -> sqlx::AnyConnection {
         })
 }
 
-/// What every test database's name starts with; a UUIDv7 (its creation time) follows.
+/// What every test database's name starts with (`scripts/test-services` drops them).
 const TEST_DATABASE_PREFIX: &str = "souk_t_";
 
-/// Test databases older than this are left over from earlier runs: no test lives so long.
-const STALE_TEST_DATABASE: std::time::Duration = std::time::Duration::from_secs(3600);
+/// A name for a new test database.
+pub fn new_test_database_name() -> String {
+    format!("{TEST_DATABASE_PREFIX}{}", uuid::Uuid::now_v7().simple())
+}
 
-/// Whether this process has swept the server's stale test databases.
-static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// A new, empty database (no tables) on the test server: its URL. A test's database
-/// outlives it (a failed test's rows stay to look at); the first call in a process
-/// drops those of earlier runs.
+/// A new, empty database (no tables) on the test server: its URL. It outlives its test;
+/// `scripts/test-services` drops those of earlier runs.
 pub async fn empty_mysql() -> String {
     let server_url = mysql_server_url();
-    let database_name = format!("{TEST_DATABASE_PREFIX}{}", uuid::Uuid::now_v7().simple());
+    let database_name = new_test_database_name();
     let mut admin = server_connection().await;
     admin
         .execute(format!("CREATE DATABASE `{database_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci").as_str())
         .await
         .expect("create test database");
-    if !SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        drop_stale_test_databases(&mut admin).await;
-    }
     let _ = admin.close().await;
     format!("{}/{database_name}", server_url.trim_end_matches('/'))
-}
-
-/// Drops the test databases created more than [`STALE_TEST_DATABASE`] ago, by the time
-/// their names carry; a name that is not a test database's is left alone.
-async fn drop_stale_test_databases(admin: &mut sqlx::AnyConnection) {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT CAST(schema_name AS CHAR) FROM information_schema.schemata WHERE schema_name LIKE 'souk\\_t\\_%'",
-    )
-    .fetch_all(&mut *admin)
-    .await
-    .unwrap_or_default();
-    let cutoff = std::time::SystemTime::now() - STALE_TEST_DATABASE;
-    for name in names {
-        let Some(created) = name
-            .strip_prefix(TEST_DATABASE_PREFIX)
-            .and_then(|id| uuid::Uuid::parse_str(id).ok())
-            .and_then(|id| id.get_timestamp())
-        else {
-            continue;
-        };
-        let (seconds, nanos) = created.to_unix();
-        let created = std::time::UNIX_EPOCH + std::time::Duration::new(seconds, nanos);
-        if created < cutoff {
-            let _ = admin
-                .execute(format!("DROP DATABASE IF EXISTS `{name}`").as_str())
-                .await;
-        }
-    }
 }
 
 pub async fn fresh_mysql() -> TestDatabase {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use souk_db::testing::{mysql_server_url, server_connection};
+use souk_db::testing::{mysql_server_url, new_test_database_name, server_connection};
 use souk_db::{Db, PoolSettings};
 use sqlx::Executor;
 
@@ -13,7 +13,7 @@ const NODES: usize = 3;
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn pools_migrating_one_fresh_database_at_once_all_succeed() {
     let server_url = mysql_server_url();
-    let database = format!("souk_t_{}", uuid::Uuid::now_v7().simple());
+    let database = new_test_database_name();
     let mut admin = server_connection().await;
     admin
         .execute(format!("CREATE DATABASE `{database}`").as_str())
