@@ -25,8 +25,7 @@ pub use config::Config;
 pub use startup::Application;
 
 /// The allocator of every process that links a Souk node (the `souk` binary, the
-/// benchmark harness, the integration tests): mimalloc, whose per-thread heaps cost
-/// less than glibc's arenas for the many small allocations a request makes on one
-/// thread and frees on another (measured in `docs/scaling.md`, "The allocator").
+/// benchmark harness, the integration tests): mimalloc, measured cheaper than glibc's
+/// allocator per checkout (`docs/scaling.md`, "The allocator, measured").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
