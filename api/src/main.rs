@@ -163,14 +163,8 @@ fn main() -> ExitCode {
     }
     souk_api::telemetry::init(config.log.format, &config.log.filter);
 
-    // actix actors need an actix System; running it on a multi-thread tokio runtime
-    // lets blocking-free async work use every core, beside actix-web's own workers.
-    let system = actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .expect("cannot build the tokio runtime")
-    });
+    // actix actors need an actix System; its runtime's workers follow `node.cpus`.
+    let system = souk_api::startup::node_system(config.cpus());
     let outcome = system.block_on(run(cli.command, config));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

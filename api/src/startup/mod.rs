@@ -23,6 +23,21 @@ mod tasks;
 pub use assembly::{build_state, open_database, redis_store};
 pub use secrets::jwt_secret;
 
+/// The actix `System` a node runs on (the `souk` binary's, and the benchmark harness's
+/// nodes'): a multi-thread tokio runtime of `cpus` workers (`node.cpus`), beside
+/// actix-web's own workers and the actor arbiters. The tasks the node spawns (the node
+/// writer's commits, the email workers, the outbox relay, the NATS client) run on those
+/// workers; what runs on the system's own arbiter stays on the thread that runs it.
+pub fn node_system(cpus: usize) -> actix_rt::SystemRunner {
+    actix_rt::System::with_tokio_rt(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cpus.max(1))
+            .enable_all()
+            .build()
+            .expect("cannot build the tokio runtime")
+    })
+}
+
 pub struct Application {
     port: u16,
     grpc_port: u16,

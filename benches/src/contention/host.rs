@@ -1,8 +1,11 @@
 //! Souk's actors need an actix `System`; the harness's clients run on a multi-threaded
-//! tokio runtime. The system lives on its own thread, as it would in a node, and the
-//! clients reach it through actor addresses and sockets. Also here: the configuration
-//! every in-process bench node starts from, and its data directory. A node's system
-//! thread may first enter a cgroup that limits its CPU (`node_cgroup`).
+//! tokio runtime. Each system lives on its own thread, and the clients reach it through
+//! actor addresses and sockets. A Souk node's system is the one the `souk` binary
+//! builds (`souk_api::startup::node_system`: a multi-thread runtime of `node.cpus`
+//! workers); the baselines' and the in-process actors' is actix's default, one thread.
+//! Also here: the configuration every in-process bench node starts from, and its data
+//! directory. A node's system thread may first enter a cgroup that limits its CPU
+//! (`node_cgroup`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,20 +18,36 @@ pub struct ActixHost {
 }
 
 impl ActixHost {
-    /// Starts a system thread, runs `make` on it and hands back what it built.
+    /// Starts a one-thread system, runs `make` on it and hands back what it built.
     pub async fn start<T, F, Fut>(make: F) -> anyhow::Result<(Self, T)>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<T>> + 'static,
         T: Send + 'static,
     {
-        Self::start_limited(None, make).await
+        Self::spawn(None, None, make).await
     }
 
-    /// [`ActixHost::start`], the system thread first entering `cgroup` (when given), so
-    /// that every thread of what `make` builds runs under its CPU limit.
-    pub async fn start_limited<T, F, Fut>(
+    /// Starts a Souk node's system of `cpus` runtime workers, its thread first entering
+    /// `cgroup` (when given) so that every thread of what `make` builds runs under its
+    /// CPU limit; runs `make` on it and hands back what it built.
+    pub async fn start_node<T, F, Fut>(
         cgroup: Option<Arc<NodeCgroup>>,
+        cpus: usize,
+        make: F,
+    ) -> anyhow::Result<(Self, T)>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<T>> + 'static,
+        T: Send + 'static,
+    {
+        Self::spawn(cgroup, Some(cpus), make).await
+    }
+
+    /// A node's system when `cpus` is given, otherwise a one-thread one.
+    async fn spawn<T, F, Fut>(
+        cgroup: Option<Arc<NodeCgroup>>,
+        cpus: Option<usize>,
         make: F,
     ) -> anyhow::Result<(Self, T)>
     where
@@ -40,9 +59,11 @@ impl ActixHost {
         let thread = std::thread::Builder::new()
             .name("souk-bench-actix".into())
             .spawn(move || {
-                let system = actix_rt::System::new();
-                // The system's runtime runs on this thread: no thread has been started yet.
                 let entered = cgroup.map_or(Ok(()), |cgroup| cgroup.enter_current_thread());
+                let system = match cpus {
+                    Some(cpus) => souk_api::startup::node_system(cpus),
+                    None => actix_rt::System::new(),
+                };
                 let (handle, made) = system.block_on(async move {
                     let made = match entered {
                         Ok(()) => make().await,

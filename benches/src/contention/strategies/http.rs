@@ -138,8 +138,9 @@ async fn start_node(settings: &NodeSettings) -> anyhow::Result<StartedNode> {
             NodeCgroup::create(&name, cores).map(Arc::new)
         })
         .transpose()?;
+    let node_cpus = config.cpus();
     let (host, (port, grpc_port, catalog)) =
-        ActixHost::start_limited(cgroup.clone(), move || async move {
+        ActixHost::start_node(cgroup.clone(), node_cpus, move || async move {
             let application = souk_api::Application::build(config).await?;
             let port = application.port();
             let grpc_port = application.grpc_port();
