@@ -25,27 +25,14 @@ impl ActixHost {
         Fut: Future<Output = anyhow::Result<T>> + 'static,
         T: Send + 'static,
     {
-        Self::spawn(None, None, make).await
+        Self::start_on(None, None, make).await
     }
 
-    /// Starts a Souk node's system of `cpus` runtime workers, its thread first entering
-    /// `cgroup` (when given) so that every thread of what `make` builds runs under its
-    /// CPU limit; runs `make` on it and hands back what it built.
-    pub async fn start_node<T, F, Fut>(
-        cgroup: Option<Arc<NodeCgroup>>,
-        cpus: usize,
-        make: F,
-    ) -> anyhow::Result<(Self, T)>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = anyhow::Result<T>> + 'static,
-        T: Send + 'static,
-    {
-        Self::spawn(cgroup, Some(cpus), make).await
-    }
-
-    /// A node's system when `cpus` is given, otherwise a one-thread one.
-    async fn spawn<T, F, Fut>(
+    /// Starts a system thread, first entering `cgroup` (when given) so that every thread
+    /// of what `make` builds runs under its CPU limit; the system is a Souk node's of
+    /// `cpus` runtime workers when `cpus` is given, otherwise a one-thread one. Runs
+    /// `make` on it and hands back what it built.
+    pub async fn start_on<T, F, Fut>(
         cgroup: Option<Arc<NodeCgroup>>,
         cpus: Option<usize>,
         make: F,

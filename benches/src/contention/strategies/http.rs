@@ -140,7 +140,7 @@ async fn start_node(settings: &NodeSettings) -> anyhow::Result<StartedNode> {
         .transpose()?;
     let node_cpus = config.cpus();
     let (host, (port, grpc_port, catalog)) =
-        ActixHost::start_node(cgroup.clone(), node_cpus, move || async move {
+        ActixHost::start_on(cgroup.clone(), Some(node_cpus), move || async move {
             let application = souk_api::Application::build(config).await?;
             let port = application.port();
             let grpc_port = application.grpc_port();
