@@ -258,3 +258,17 @@ impl Application {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::node_system;
+
+    #[test]
+    fn the_node_system_has_one_runtime_worker_per_configured_cpu() {
+        for cpus in [1, 3] {
+            let workers = node_system(cpus)
+                .block_on(async { tokio::runtime::Handle::current().metrics().num_workers() });
+            assert_eq!(workers, cpus);
+        }
+    }
+}
