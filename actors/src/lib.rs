@@ -13,6 +13,7 @@
 //! - [`node`]: the root that owns every domain's subtree, lists it and stops it in order.
 //! - [`ports`]: what a domain reaches that may live elsewhere, as traits.
 
+pub mod background;
 pub mod cart;
 pub mod catalog;
 pub mod email;

@@ -5,13 +5,15 @@
 //! Two kinds of children: entity hosts (keyed actors, see [`crate::entity`]) and
 //! supervised tasks — loops (a worker's consume loop, the relay, the sweeper) that are
 //! restarted with capped exponential backoff when they fail or panic, and stopped by
-//! the root's signal.
+//! the root's signal. Background tasks (the email workers) run on the node's
+//! [`BackgroundThread`], at a lower CPU priority than the threads serving requests;
+//! the others on the runtime that spawns them.
 //!
 //! Stop order ([`NodeRoot::shutdown`]; the edges have already stopped accepting and
 //! finished their in-flight requests): drain the order host (running commands finish),
 //! then the SKU host (open batches commit), then signal every task and await it (the
-//! relay makes one last pass, so what the final batches wrote is published). The
-//! caller closes the database pools last.
+//! relay makes one last pass, so what the final batches wrote is published), then end
+//! the background thread. The caller closes the database pools last.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
+use crate::background::BackgroundThread;
 use crate::entity::host::{Describe, Drain, FailureReport};
 use crate::entity::EntityHost;
 use crate::inventory::SkuActor;
@@ -87,6 +90,8 @@ pub struct NodeRoot {
     orders: Option<Addr<EntityHost<OrderEntity>>>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<OwnedTask>>,
+    /// Started with the first background task.
+    background: Mutex<Option<BackgroundThread>>,
 }
 
 impl Default for NodeRoot {
@@ -103,6 +108,7 @@ impl NodeRoot {
             orders: None,
             stop: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
+            background: Mutex::new(None),
         }
     }
 
@@ -127,16 +133,49 @@ impl NodeRoot {
         F: Fn(watch::Receiver<bool>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let name = name.into();
+        self.own_task(domain, name.into(), run, None);
+    }
+
+    /// [`Self::spawn_task`] on the node's background thread, for work no request waits
+    /// for: when the cores are full it yields them to the serving threads.
+    pub fn spawn_background_task<F, Fut>(
+        &self,
+        domain: &'static str,
+        name: impl Into<String>,
+        run: F,
+    ) where
+        F: Fn(watch::Receiver<bool>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let mut background = self.background.lock().expect("node background lock");
+        if background.is_none() {
+            match BackgroundThread::start() {
+                Ok(started) => *background = Some(started),
+                Err(error) => {
+                    tracing::warn!(%error, "no background thread; background tasks run with the others")
+                }
+            }
+        }
+        self.own_task(domain, name.into(), run, background.as_ref());
+    }
+
+    fn own_task<F, Fut>(
+        &self,
+        domain: &'static str,
+        name: String,
+        run: F,
+        background: Option<&BackgroundThread>,
+    ) where
+        F: Fn(watch::Receiver<bool>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         let stats = Arc::new(TaskStats::default());
         let stopping = self.stop.subscribe();
-        let handle = tokio::spawn(supervise(
-            domain,
-            name.clone(),
-            stats.clone(),
-            stopping,
-            run,
-        ));
+        let supervised = supervise(domain, name.clone(), stats.clone(), stopping, run);
+        let handle = match background {
+            Some(background) => background.spawn(supervised),
+            None => tokio::spawn(supervised),
+        };
         self.tasks.lock().expect("node tasks lock").push(OwnedTask {
             domain,
             name,
@@ -225,6 +264,10 @@ impl NodeRoot {
                 tracing::warn!(task = %task.name, "task did not stop within the grace period; aborted");
                 abort.abort();
             }
+        }
+        let background = self.background.lock().expect("node background lock").take();
+        if let Some(background) = background {
+            background.stop().await;
         }
         tracing::info!("node children stopped");
     }

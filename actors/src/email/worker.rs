@@ -1,4 +1,5 @@
-//! The email workers: a pool of supervised tasks of the node root. Each runs one
+//! The email workers: a pool of supervised tasks of the node root, on its background
+//! thread (mail yields the cores to checkouts when they are full). Each runs one
 //! consume loop that handles up to `in_flight` events at once, so a worker's mail
 //! keeps pace with a flash sale's orders instead of waiting on one event's statements
 //! and send at a time; when the loop ends (the NATS connection broke, the consumer
@@ -27,8 +28,8 @@ use crate::outbox::{Names, PublishedEvent};
 /// (a worker died mid-send): above the SMTP timeout.
 const ACK_WAIT: Duration = Duration::from_secs(30);
 
-/// Starts `count` workers as supervised tasks of the node root, each handling up to
-/// `in_flight` events at once.
+/// Starts `count` workers as supervised background tasks of the node root, each
+/// handling up to `in_flight` events at once.
 pub fn spawn_pool(
     root: &NodeRoot,
     count: usize,
@@ -40,7 +41,7 @@ pub fn spawn_pool(
     for index in 0..count {
         let processor = processor.clone();
         let source = source.clone();
-        root.spawn_task("email", format!("email-worker-{index}"), move |stopping| {
+        root.spawn_background_task("email", format!("email-worker-{index}"), move |stopping| {
             let processor = processor.clone();
             let source = source.clone();
             async move {
