@@ -60,6 +60,11 @@ pub struct PoolSettings {
     /// MariaDB; 0: none). One SKU actor's batch holds every caller of that SKU, so it
     /// must not queue for a connection behind the requests those callers made.
     pub stock_connections: u32,
+    /// Connections beside the others that only the email workers use (MySQL and
+    /// MariaDB; 0: none, they use the shared pool). The workers run on the node's
+    /// background thread, and a connection is driven by the runtime that opened it, so
+    /// no connection that serves requests should be opened there.
+    pub mail_connections: u32,
 }
 
 impl Default for PoolSettings {
@@ -68,6 +73,7 @@ impl Default for PoolSettings {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
             stock_connections: 0,
+            mail_connections: 0,
         }
     }
 }
@@ -91,6 +97,9 @@ pub struct Db {
     /// Connections only the node writer uses; `None` on SQLite (one writer at a time
     /// whatever the pool) or when none are configured.
     stock_lane: Option<AnyPool>,
+    /// Connections only the email workers use; `None` on SQLite (its connections are
+    /// driven by threads of their own, not by a runtime) or when none are configured.
+    mail_lane: Option<AnyPool>,
     backend: Backend,
     /// The node writer's queue and slots, shared by every clone.
     writes: Arc<Mutex<node_writer::State>>,
@@ -112,17 +121,20 @@ impl Db {
         let pool = Self::pool_options(backend, settings.max_connections, settings)
             .connect_with(options.clone())
             .await?;
-        let stock_lane = match backend {
-            Backend::MySql if settings.stock_connections > 0 => Some(
-                Self::pool_options(backend, settings.stock_connections, settings)
+        let lane = |connections: u32| match backend {
+            Backend::MySql if connections > 0 => Some(
+                Self::pool_options(backend, connections, settings)
                     .min_connections(0)
-                    .connect_lazy_with(options),
+                    .connect_lazy_with(options.clone()),
             ),
             _ => None,
         };
+        let stock_lane = lane(settings.stock_connections);
+        let mail_lane = lane(settings.mail_connections);
         Ok(Self {
             pool,
             stock_lane,
+            mail_lane,
             backend,
             writes: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
@@ -184,6 +196,12 @@ impl Db {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool the email workers use: the mail lane, whose connections only they open
+    /// (on the node's background thread); the shared pool where there is no lane.
+    pub fn mail_pool(&self) -> &AnyPool {
+        self.mail_lane.as_ref().unwrap_or(&self.pool)
     }
 
     /// The node's writer of SKU batches and new orders (one per connected `Db`, shared
@@ -295,7 +313,7 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        if let Some(lane) = &self.stock_lane {
+        for lane in [&self.stock_lane, &self.mail_lane].into_iter().flatten() {
             lane.close().await;
         }
         self.pool.close().await;

@@ -137,7 +137,7 @@ impl Processor {
             created_at: now,
             replayed_at: None,
         };
-        if let Err(db_error) = repo::insert_dead_letter(self.db.pool(), &letter).await {
+        if let Err(db_error) = repo::insert_dead_letter(self.db.mail_pool(), &letter).await {
             // Without the dead-letter row the event must not be dropped: try again later.
             tracing::error!(error = %db_error, "cannot store dead letter; will retry");
             return Outcome::Retry(self.retry_max);
@@ -218,7 +218,7 @@ impl Processor {
     }
 
     async fn connection(&self) -> anyhow::Result<PoolConnection<Any>> {
-        Ok(self.db.pool().acquire().await?)
+        Ok(self.db.mail_pool().acquire().await?)
     }
 
     /// Renders a composed mail and sends it; returns its subject for the send log.
@@ -252,7 +252,7 @@ impl Processor {
             created_at: now,
             updated_at: now,
         };
-        if let Err(error) = repo::record_send(self.db.pool(), &record).await {
+        if let Err(error) = repo::record_send(self.db.mail_pool(), &record).await {
             tracing::warn!(%error, "cannot record the email send");
         }
     }

@@ -347,9 +347,10 @@ pub struct EmailSection {
     /// Email worker tasks per node.
     pub workers: usize,
     /// Events one email worker handles at once (reading the order, rendering, sending
-    /// and logging each). Their work shares the node's cores and pool with checkouts:
-    /// more keeps mail closer behind a flash sale's orders, at the checkouts' expense,
-    /// so 1 by default; more suits a node that runs only the email service.
+    /// and logging each), on database connections of the workers' own (one per event
+    /// in flight). Their work shares the node's cores with checkouts, at a lower
+    /// priority: more keeps mail closer behind a flash sale's orders, at the checkouts'
+    /// expense, so 1 by default; more suits a node that runs only the email service.
     pub in_flight: usize,
     /// Deliveries of one event before it becomes a dead letter.
     pub max_attempts: u32,

@@ -55,9 +55,16 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
             )
         })?;
     }
+    // The email workers' own connections: one per event they handle at once.
+    let mail_connections = match config.service_set()?.contains(Service::Email) {
+        true => u32::try_from(config.email.workers.saturating_mul(config.email.in_flight))
+            .unwrap_or(u32::MAX),
+        false => 0,
+    };
     let settings = PoolSettings {
         max_connections: config.database.max_connections,
         stock_connections: config.database.stock_connections,
+        mail_connections,
         ..PoolSettings::default()
     };
     let db = Db::connect(&config.effective_database_url(), &settings)

@@ -26,8 +26,9 @@ pub use secrets::jwt_secret;
 /// The actix `System` a node runs on (the `souk` binary's, and the benchmark harness's
 /// nodes'): a multi-thread tokio runtime of `cpus` workers (`node.cpus`), beside
 /// actix-web's own workers and the actor arbiters. The tasks the node spawns (the node
-/// writer's commits, the email workers, the outbox relay, the NATS client) run on those
-/// workers; what runs on the system's own arbiter stays on the thread that runs it.
+/// writer's commits, the outbox relay, the NATS client) run on those workers, the email
+/// workers on the node's background thread; what runs on the system's own arbiter
+/// stays on the thread that runs it.
 pub fn node_system(cpus: usize) -> actix_rt::SystemRunner {
     actix_rt::System::with_tokio_rt(move || {
         tokio::runtime::Builder::new_multi_thread()

@@ -1,5 +1,6 @@
-//! The node root's background tasks: email workers, the outbox relay, the session
-//! cache's feed, the search index and the order expiry sweeper.
+//! The node root's supervised tasks: email workers (on its background thread), the
+//! outbox relay, the session cache's feed, the search index and the order expiry
+//! sweeper.
 
 use std::sync::Arc;
 

@@ -33,6 +33,7 @@ async fn one_connection_pool() -> (souk_db::Db, u64) {
         max_connections: 1,
         acquire_timeout: std::time::Duration::from_secs(5),
         stock_connections: 0,
+        mail_connections: 0,
     };
     let db = souk_db::Db::connect(&url, &settings)
         .await

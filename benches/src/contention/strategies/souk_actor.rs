@@ -33,6 +33,7 @@ impl SoukActor {
                     acquire_timeout: std::time::Duration::from_secs(120),
                     // Only the actors use this pool: nothing to keep a lane from.
                     stock_connections: 0,
+                    mail_connections: 0,
                 },
             )
             .await?;

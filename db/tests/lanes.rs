@@ -1,7 +1,8 @@
-//! The stock lane: on MariaDB the node writer's commits (SKU batches and new orders)
-//! get a connection of their own even while ordinary work holds every connection of
-//! the shared pool; on SQLite, and with no lane configured, the writer shares the pool
-//! and waits like everyone else.
+//! The lanes beside the shared pool. The stock lane: on MariaDB the node writer's
+//! commits (SKU batches and new orders) get a connection of their own even while
+//! ordinary work holds every connection of the shared pool. The mail lane: the email
+//! workers' connections, apart from those that serve requests. On SQLite, and with no
+//! lane configured, both share the pool and wait like everyone else.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ fn settings(stock_connections: u32) -> PoolSettings {
         max_connections: 2,
         acquire_timeout: Duration::from_secs(2),
         stock_connections,
+        mail_connections: 0,
     }
 }
 
@@ -79,6 +81,44 @@ async fn without_a_lane_the_writer_waits_for_the_shared_pool() {
         let waited =
             tokio::time::timeout(Duration::from_millis(300), db.acquire_for_writes()).await;
         assert!(waited.is_err(), "no connection beside the shared pool");
+        drop(held);
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_mail_pool_is_a_lane_of_its_own_on_mariadb_only() {
+    let mail = |mail_connections| PoolSettings {
+        mail_connections,
+        ..settings(0)
+    };
+    let db = Db::connect(&empty_mysql().await, &mail(1))
+        .await
+        .expect("connect");
+    let held = exhaust(&db).await;
+    let connection = tokio::time::timeout(Duration::from_secs(1), db.mail_pool().acquire())
+        .await
+        .expect("the mail lane answers at once")
+        .expect("a mail lane connection");
+    assert!(
+        db.mail_pool().try_acquire().is_none(),
+        "the mail lane has one connection"
+    );
+    drop((held, connection));
+    db.close().await;
+
+    let sqlite = fresh_sqlite().await;
+    for db in [
+        Db::connect(&empty_mysql().await, &mail(0))
+            .await
+            .expect("connect"),
+        // SQLite's connections are not driven by a runtime: no lane there.
+        Db::connect(&sqlite.url, &mail(1)).await.expect("connect"),
+    ] {
+        let held = exhaust(&db).await;
+        let waited =
+            tokio::time::timeout(Duration::from_millis(300), db.mail_pool().acquire()).await;
+        assert!(waited.is_err(), "mail waits for the shared pool");
         drop(held);
         db.close().await;
     }
