@@ -19,12 +19,12 @@ use tokio::task::JoinHandle;
 /// starts it (capped at 19, the lowest priority).
 pub const NICE_INCREMENT: i32 = 10;
 
-/// The running background thread; dropping it ends the thread once its tasks are done
-/// or dropped.
+/// The running background thread. Dropping it drops `stop`, which the thread sees as
+/// its signal to end, dropping the tasks still on it; nothing waits for it then.
 pub struct BackgroundThread {
     runtime: Handle,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<ThreadHandle<()>>,
+    stop: oneshot::Sender<()>,
+    thread: ThreadHandle<()>,
 }
 
 impl BackgroundThread {
@@ -57,8 +57,8 @@ impl BackgroundThread {
         })??;
         Ok(Self {
             runtime,
-            stop: Some(stop),
-            thread: Some(thread),
+            stop,
+            thread,
         })
     }
 
@@ -72,20 +72,10 @@ impl BackgroundThread {
     }
 
     /// Ends the thread, dropping the tasks still on it, and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
-    }
-}
-
-impl Drop for BackgroundThread {
-    fn drop(&mut self) {
-        // The thread sees the sender gone and ends on its own; nothing waits for it.
-        self.stop.take();
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
 }
 
@@ -108,7 +98,7 @@ fn lower_priority() {
 
 /// The calling thread's nice value.
 #[cfg(target_os = "linux")]
-pub fn current_nice() -> i32 {
+fn current_nice() -> i32 {
     // SAFETY: getpriority reads no memory of ours; `who` 0 is the calling thread. Its
     // -1 is also a valid nice value, which is what it is read as.
     unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
