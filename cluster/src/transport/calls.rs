@@ -4,11 +4,13 @@
 //! node's answer subject (`<namespace>.cluster.answers.<node>.<token>.<target>`: the
 //! token is new for every process, so no answer meant for an earlier incarnation is
 //! taken for one of this one's calls). NATS' "no responders" status on that subject
-//! fails every call waiting on the target it names.
+//! fails every call waiting on the target it names. A target's queue left idle is
+//! closed when a queue to another target opens.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_nats::StatusCode;
 use futures_util::StreamExt;
@@ -17,7 +19,7 @@ use souk_proto::v1::{ClusterAnswers, ClusterCall, ClusterCalls, ClusterEnvelope,
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::coalesce::Coalescer;
+use super::coalesce::{Coalescer, Coalescers};
 use super::subscribe_flushed;
 use crate::metrics;
 use crate::settings::{Namespace, NodeId};
@@ -33,6 +35,10 @@ pub(super) enum CallError {
 
 type Answer = Result<ClusterReply, CallError>;
 
+/// A call queue nobody used for this long is closed when another one opens (its target
+/// left the cluster, or this node stopped calling it).
+const IDLE_CALL_QUEUE: Duration = Duration::from_secs(60);
+
 struct Waiting {
     target: NodeId,
     answer: oneshot::Sender<Answer>,
@@ -44,7 +50,7 @@ pub(super) struct Calls {
     answer_prefix: String,
     next_id: AtomicU64,
     waiting: Arc<Mutex<HashMap<u64, Waiting>>>,
-    queues: Mutex<HashMap<NodeId, Coalescer<ClusterCall>>>,
+    queues: Mutex<Coalescers<NodeId, ClusterCall>>,
     /// `ClusterCalls` messages sent so far.
     messages: Arc<AtomicU64>,
     answers: JoinHandle<()>,
@@ -102,7 +108,7 @@ impl Calls {
             answer_prefix,
             next_id: AtomicU64::new(1),
             waiting,
-            queues: Mutex::default(),
+            queues: Mutex::new(Coalescers::new(IDLE_CALL_QUEUE)),
             messages: Arc::default(),
             answers,
         })
@@ -148,10 +154,9 @@ impl Calls {
 
     fn queue(&self, target: &NodeId, call: ClusterCall) -> Result<(), ClusterCall> {
         let mut queues = self.queues.lock().expect("call queues");
-        let queue = queues
-            .entry(target.clone())
-            .or_insert_with(|| self.start_queue(target));
-        queue.push(call)
+        queues
+            .get_or_start(target, || self.start_queue(target))
+            .push(call)
     }
 
     /// The queue of calls to `target`: each batch is one `ClusterCalls` message. A

@@ -2,7 +2,13 @@
 //! lets the tasks that are about to queue more run once, then hands everything queued
 //! (up to [`MAX_ITEMS`]) to its publish function as one batch. Under load a batch
 //! holds what arrived while the previous one was being sent; alone, an item leaves at
-//! once.
+//! once. [`Coalescers`] keeps one queue per destination and closes those left idle.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -54,6 +60,64 @@ impl<T: Send + 'static> Coalescer<T> {
     }
 }
 
+/// One [`Coalescer`] per destination. A queue nobody used for `idle` is closed when
+/// another one opens (its destination restarted under another name, or left), unless
+/// a task still holds it; closing drops it, so its task publishes what is left and
+/// ends.
+pub(super) struct Coalescers<K, T> {
+    idle: Duration,
+    queues: HashMap<K, Recent<T>>,
+}
+
+struct Recent<T> {
+    queue: Arc<Coalescer<T>>,
+    used: Instant,
+}
+
+impl<K: Hash + Eq, T: Send + 'static> Coalescers<K, T> {
+    pub(super) fn new(idle: Duration) -> Self {
+        Self {
+            idle,
+            queues: HashMap::new(),
+        }
+    }
+
+    /// The queue to `destination`, started by `start` when there is none open.
+    pub(super) fn get_or_start<Q>(
+        &mut self,
+        destination: &Q,
+        start: impl FnOnce() -> Coalescer<T>,
+    ) -> Arc<Coalescer<T>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let now = Instant::now();
+        if let Some(recent) = self.queues.get_mut(destination) {
+            recent.used = now;
+            return recent.queue.clone();
+        }
+        let idle = self.idle;
+        self.queues.retain(|_, recent| {
+            now.duration_since(recent.used) < idle || Arc::strong_count(&recent.queue) > 1
+        });
+        let queue = Arc::new(start());
+        self.queues.insert(
+            destination.to_owned(),
+            Recent {
+                queue: queue.clone(),
+                used: now,
+            },
+        );
+        queue
+    }
+
+    /// Every open queue, for a stop that finishes them.
+    pub(super) fn into_queues(self) -> impl Iterator<Item = Arc<Coalescer<T>>> {
+        self.queues.into_values().map(|recent| recent.queue)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -101,5 +165,53 @@ mod tests {
         queue.finish().await;
         let sizes: Vec<usize> = batches.lock().unwrap().iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![1, MAX_ITEMS, 5]);
+    }
+
+    #[tokio::test]
+    async fn an_idle_queue_is_closed_when_another_opens_unless_it_is_held() {
+        let (batches, publish) = recording();
+        let mut publish = Some(publish);
+        let mut started = Vec::new();
+        let mut queues: Coalescers<String, u32> = Coalescers::new(Duration::ZERO);
+        let mut open = |queues: &mut Coalescers<String, u32>, name: &str| {
+            queues.get_or_start(name, || {
+                started.push(name.to_owned());
+                match publish.take() {
+                    Some(publish) => Coalescer::start(publish),
+                    None => Coalescer::start(Box::new(|_| Box::pin(async {}))),
+                }
+            })
+        };
+        let first = open(&mut queues, "a");
+        first.push(1).unwrap();
+        let held = open(&mut queues, "a");
+        drop(first);
+        // "a" is held by a task, so opening "b" keeps it.
+        drop(open(&mut queues, "b"));
+        drop(open(&mut queues, "a"));
+        drop(held);
+        // Nobody holds "a" now and it has been idle for the whole (zero) limit.
+        drop(open(&mut queues, "c"));
+        drop(open(&mut queues, "a"));
+        assert_eq!(started, ["a", "b", "c", "a"]);
+        // The closed queue published what it held before its task ended.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while batches.lock().unwrap().is_empty() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the closed queue's item was published");
+        assert_eq!(*batches.lock().unwrap(), vec![vec![1]]);
+
+        let mut patient: Coalescers<String, u32> = Coalescers::new(Duration::from_secs(3600));
+        let mut starts = 0;
+        for name in ["a", "b", "a"] {
+            drop(patient.get_or_start(name, || {
+                starts += 1;
+                Coalescer::start(Box::new(|_| Box::pin(async {})))
+            }));
+        }
+        assert_eq!(starts, 2, "a queue used within the limit stays open");
     }
 }

@@ -3,7 +3,6 @@
 //! answers back to each sender's answer subject, those that are ready together in one
 //! `ClusterAnswers` message.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use souk_proto::v1::{
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::coalesce::Coalescer;
+use super::coalesce::{Coalescer, Coalescers};
 use super::subscribe_flushed;
 use super::{Envelope, EnvelopeHandler, HandlerError, RemoteError, DEADLINE_EXCEEDED};
 use crate::metrics;
@@ -32,13 +31,8 @@ const MAX_CONCURRENT_ENVELOPES: usize = 4096;
 /// sender restarted under a new answer subject, or left).
 const IDLE_ANSWER_QUEUE: Duration = Duration::from_secs(60);
 
-/// The answers going back to one sender's answer subject.
-struct AnswerQueue {
-    queue: Arc<Coalescer<ClusterAnswer>>,
-    used: Instant,
-}
-
-type AnswerQueues = HashMap<String, AnswerQueue>;
+/// The answers going back to each sender's answer subject.
+type AnswerQueues = Coalescers<String, ClusterAnswer>;
 
 /// Receives this node's calls and answers them.
 pub struct MailboxServer {
@@ -63,7 +57,7 @@ impl MailboxServer {
         let (shutdown, mut shutdown_receiver) = watch::channel(false);
         let slots = in_flight.clone();
         let task = tokio::spawn(async move {
-            let mut answer_queues = AnswerQueues::new();
+            let mut answer_queues = AnswerQueues::new(IDLE_ANSWER_QUEUE);
             loop {
                 let message = tokio::select! {
                     _ = shutdown_receiver.wait_for(|stop| *stop) => break,
@@ -125,8 +119,8 @@ impl MailboxServer {
         };
         let all = MAX_CONCURRENT_ENVELOPES as u32;
         let _ = tokio::time::timeout(grace, self.in_flight.acquire_many(all)).await;
-        for (_, answers) in answer_queues {
-            if let Ok(queue) = Arc::try_unwrap(answers.queue) {
+        for queue in answer_queues.into_queues() {
+            if let Ok(queue) = Arc::try_unwrap(queue) {
                 let _ = tokio::time::timeout(grace, queue.finish()).await;
             }
         }
@@ -142,26 +136,16 @@ impl Drop for MailboxServer {
     }
 }
 
-/// The queue of answers to `reply_to`, opened on its first call; opening one closes
-/// those idle for [`IDLE_ANSWER_QUEUE`].
+/// The queue of answers to `reply_to`, opened at its first call.
 fn answer_queue(
     queues: &mut AnswerQueues,
     client: &async_nats::Client,
     reply_to: &str,
 ) -> Arc<Coalescer<ClusterAnswer>> {
-    let now = Instant::now();
-    if let Some(answers) = queues.get_mut(reply_to) {
-        answers.used = now;
-        return answers.queue.clone();
-    }
-    queues.retain(|_, answers| {
-        now.duration_since(answers.used) < IDLE_ANSWER_QUEUE
-            || Arc::strong_count(&answers.queue) > 1
-    });
-    let client = client.clone();
-    let subject = reply_to.to_owned();
-    let queue = Arc::new(Coalescer::start(Box::new(
-        move |batch: Vec<ClusterAnswer>| {
+    queues.get_or_start(reply_to, || {
+        let client = client.clone();
+        let subject = reply_to.to_owned();
+        Coalescer::start(Box::new(move |batch: Vec<ClusterAnswer>| {
             let client = client.clone();
             let subject = subject.clone();
             Box::pin(async move {
@@ -171,16 +155,8 @@ fn answer_queue(
                     tracing::warn!(%error, "could not send cluster answers");
                 }
             })
-        },
-    )));
-    queues.insert(
-        reply_to.to_owned(),
-        AnswerQueue {
-            queue: queue.clone(),
-            used: now,
-        },
-    );
-    queue
+        }))
+    })
 }
 
 /// Checks and handles one envelope.
