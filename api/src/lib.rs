@@ -26,6 +26,6 @@ pub use startup::Application;
 
 /// The allocator of every process that links a Souk node (the `souk` binary, the
 /// benchmark harness, the integration tests): mimalloc, measured cheaper than glibc's
-/// allocator per checkout (`docs/scaling.md`, "The allocator, measured").
+/// allocator per checkout (`docs/hot-sku.md`, "The allocator, measured").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
