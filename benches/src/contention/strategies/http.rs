@@ -228,9 +228,7 @@ impl SoukHttp {
         let base = bases[0].clone();
         let grpc_port = nodes[0].grpc_port;
         let catalog = nodes[0].catalog.clone();
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(2048)
-            .build()?;
+        let client = http_client()?;
         for base in &bases {
             wait_ready(&client, base).await?;
         }
@@ -402,6 +400,22 @@ impl SoukHttp {
 }
 
 /// Places an order of one unit of `sku` at `url` under `Idempotency-Key: order_id`:
+/// How long the clients keep an idle connection: less than the servers' keep-alive
+/// (actix-web's default of 5 s, on Souk's nodes and the `mysql-tx-http` server), so a
+/// connection idle through a cell's settling is dropped by the client rather than
+/// reused at the moment the server closes it (the request then fails with "connection
+/// closed before message completed").
+const CLIENT_IDLE: Duration = Duration::from_secs(2);
+
+/// The HTTP client of the strategies driven over REST: it pools a connection for every
+/// closed-loop client, and drops one left idle for [`CLIENT_IDLE`].
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(2048)
+        .pool_idle_timeout(CLIENT_IDLE)
+        .build()
+}
+
 /// `201` is a reservation, `409 insufficient_stock` is out of stock, anything else an
 /// error.
 pub async fn post_order(

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sqlx::mysql::MySqlPool;
 use sqlx::Executor;
 
-use super::http::post_order;
+use super::http::{http_client, post_order};
 use super::mysql::{oversold_and_inconsistent, seed_rows};
 use super::{Attempt, Cell, Strategy, Verification};
 use crate::contention::host::ActixHost;
@@ -263,9 +263,7 @@ impl MySqlTxHttp {
         .await?;
         Ok(Self {
             base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::builder()
-                .pool_max_idle_per_host(2048)
-                .build()?,
+            client: http_client()?,
             token,
             pool,
             _host: host,
