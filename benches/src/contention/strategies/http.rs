@@ -399,7 +399,6 @@ impl SoukHttp {
     }
 }
 
-/// Places an order of one unit of `sku` at `url` under `Idempotency-Key: order_id`:
 /// How long the clients keep an idle connection: less than the servers' keep-alive
 /// (actix-web's default of 5 s, on Souk's nodes and the `mysql-tx-http` server), so a
 /// connection idle through a cell's settling is dropped by the client rather than
@@ -416,6 +415,7 @@ pub fn http_client() -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
+/// Places an order of one unit of `sku` at `url` under `Idempotency-Key: order_id`:
 /// `201` is a reservation, `409 insufficient_stock` is out of stock, anything else an
 /// error.
 pub async fn post_order(
