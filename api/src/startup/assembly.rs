@@ -56,10 +56,11 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
         })?;
     }
     // The email workers' own connections: one per event they handle at once.
-    let mail_connections = match config.service_set()?.contains(Service::Email) {
-        true => u32::try_from(config.email.workers.saturating_mul(config.email.in_flight))
-            .unwrap_or(u32::MAX),
-        false => 0,
+    let mail_connections = if config.service_set()?.contains(Service::Email) {
+        u32::try_from(config.email.workers.saturating_mul(config.email.in_flight))
+            .unwrap_or(u32::MAX)
+    } else {
+        0
     };
     let settings = PoolSettings {
         max_connections: config.database.max_connections,
