@@ -247,7 +247,7 @@ fn serve_logs_its_address_serves_and_stops_on_sigterm() {
         .build()
         .unwrap();
     let body: Value = runtime.block_on(async {
-        let client = reqwest::Client::new();
+        let client = crate::helpers::http_client();
         let registered = client
             .post(format!("{address}/api/v1/auth/register"))
             .json(&serde_json::json!({"email": "cli@example.com", "password": PASSWORD, "name": "Cli"}))

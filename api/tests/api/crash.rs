@@ -76,7 +76,7 @@ fn sigkill_under_checkout_load_loses_nothing_acknowledged() {
     let acknowledged_payments = Arc::new(Mutex::new(HashSet::<String>::new()));
 
     runtime.block_on(async {
-        let client = reqwest::Client::new();
+        let client = crate::helpers::http_client();
         let admin = login(&client, &address, "boss@example.com", PASSWORD).await;
         stocked_product(&client, &address, &admin, "CRASH-1", 999, STOCK).await;
         let mut tokens = Vec::new();
@@ -173,7 +173,7 @@ fn sigkill_under_checkout_load_loses_nothing_acknowledged() {
 
     let (mut node, address, _) = start_server(&dir.0);
     runtime.block_on(async {
-        let client = reqwest::Client::new();
+        let client = crate::helpers::http_client();
         let admin = login(&client, &address, "boss@example.com", PASSWORD).await;
         // The sweeper finishes stock effects owed for more than five seconds.
         tokio::time::sleep(Duration::from_secs(7)).await;

@@ -134,7 +134,7 @@ pub async fn spawn_app_with(backend: TestBackend, tweak: impl FnOnce(&mut Config
         address,
         grpc_address,
         ops_address,
-        client: reqwest::Client::builder()
+        client: http_client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
@@ -143,6 +143,24 @@ pub async fn spawn_app_with(backend: TestBackend, tweak: impl FnOnce(&mut Config
         handle,
         _data_dir: data_dir,
     }
+}
+
+/// How long a test's HTTP client keeps an idle connection: less than the servers'
+/// keep-alive (actix-web's default, 5 s), so a request never goes out on a connection
+/// at the moment the server closes it ("connection closed before message completed").
+const CLIENT_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Every test's HTTP client starts from this builder: it drops a pooled connection
+/// idle for [`CLIENT_IDLE`].
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_idle_timeout(CLIENT_IDLE)
+}
+
+/// A test's HTTP client with nothing else set (see [`http_client_builder`]).
+pub fn http_client() -> reqwest::Client {
+    http_client_builder()
+        .build()
+        .expect("a client with only a pool timeout builds")
 }
 
 pub fn unique_email(tag: &str) -> String {

@@ -32,7 +32,7 @@ fn links(app: &TestApp, mail: &Value) -> Vec<String> {
 /// unframeable HTML page; returns its text.
 async fn open(url: &str) -> String {
     // A browser's client: it follows redirects (the test app's client does not).
-    let response = reqwest::Client::new().get(url).send().await.unwrap();
+    let response = crate::helpers::http_client().get(url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK, "{url}");
     let headers = response.headers().clone();
     let content_type = headers[reqwest::header::CONTENT_TYPE].to_str().unwrap();

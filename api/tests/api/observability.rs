@@ -255,7 +255,7 @@ async fn logs_carry_no_email_address_name_or_idempotency_key() {
     );
     let node = Process::start(command);
     let base = node.field("address");
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     let post = |path: &str, token: Option<&str>, body: Value| {
         let mut request = client.post(format!("{base}{path}")).json(&body);
         if let Some(token) = token {

@@ -225,7 +225,7 @@ fn writes_on_one_node_reach_the_other_nodes_search() {
     let writer = deployment.start("all", 0, &[]);
     let reader = deployment.start("all", 0, &[]);
     runtime.block_on(async {
-        let client = reqwest::Client::new();
+        let client = crate::helpers::http_client();
         for node in [&writer.http, &reader.http] {
             within(Duration::from_secs(20), "node ready", || async {
                 client

@@ -41,7 +41,7 @@ fn sigterm_under_load_loses_nothing_acknowledged_and_exits_within_the_grace_peri
     let acknowledged = Arc::new(Mutex::new(HashMap::<String, i64>::new()));
 
     let stopped_after = runtime.block_on(async {
-        let client = reqwest::Client::new();
+        let client = crate::helpers::http_client();
         let admin = login(&client, &address, "boss@example.com", PASSWORD).await;
         stocked_product(&client, &address, &admin, "TERM-1", 500, STOCK).await;
         let registered = client

@@ -401,7 +401,7 @@ impl Load {
             tasks: Vec::new(),
         };
         let sequence = Arc::new(AtomicUsize::new(0));
-        let client = reqwest::Client::builder()
+        let client = crate::helpers::http_client_builder()
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap();

@@ -51,7 +51,7 @@ fn cookie(response: &reqwest::Response, name: &str) -> String {
 
 /// The console's cluster page, signed in through the form as the admin.
 async fn console_cluster_page(address: &str) -> String {
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -112,7 +112,7 @@ impl UnderLoad {
     async fn start(deployment: &Deployment, warm_up: usize) -> Self {
         deployment.create_admin();
         let members = deployment.start_all(&THREE);
-        let client = reqwest::Client::new();
+        let client = crate::helpers::http_client();
         for member in &members {
             wait_ready(&client, member).await;
         }
@@ -140,7 +140,7 @@ fn members_started_together_on_an_empty_database_all_serve_with_one_owner_per_sh
         let deployment = Deployment::new().await;
         // Three processes at once race for the migrations of an empty database.
         let members = deployment.start_all(&THREE);
-        let client = reqwest::Client::new();
+        let client = crate::helpers::http_client();
         for member in &members {
             wait_ready(&client, member).await;
         }

@@ -75,7 +75,7 @@ fn an_inventory_service_of_two_clustered_members_serves_a_split_shop() {
             )
         };
         let shop = start_shop();
-        let client = reqwest::Client::new();
+        let client = crate::helpers::http_client();
         for member in &inventory {
             wait_ready(&client, member).await;
         }

@@ -211,7 +211,7 @@ async fn a_running_node_exports_every_metric_the_dashboard_and_alerts_query() {
     );
     let shop = Shop {
         node: Node::start(command()),
-        client: reqwest::Client::builder()
+        client: crate::helpers::http_client_builder()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),

@@ -169,7 +169,7 @@ struct Shopper {
 impl Shopper {
     fn new() -> Self {
         Self {
-            client: reqwest::Client::builder()
+            client: crate::helpers::http_client_builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
