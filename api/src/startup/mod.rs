@@ -82,6 +82,7 @@ fn serve_ops(listener: TcpListener, state: &web::Data<AppState>) -> anyhow::Resu
             .configure(crate::rest::configure_ops)
     })
     .workers(1)
+    .keep_alive(crate::http::KEEP_ALIVE)
     .disable_signals()
     .shutdown_timeout(1)
     .listen(listener)?
@@ -180,6 +181,7 @@ impl Application {
                 .configure(|routes| crate::account::configure(routes, &account))
                 .default_service(web::to(route_not_found))
         })
+        .keep_alive(crate::http::KEEP_ALIVE)
         .shutdown_timeout(config.http.shutdown_timeout_secs)
         .listen(listener)?
         .workers(config.http.workers.unwrap_or_else(|| config.cpus()));

@@ -145,16 +145,10 @@ pub async fn spawn_app_with(backend: TestBackend, tweak: impl FnOnce(&mut Config
     }
 }
 
-/// How long a test's HTTP client keeps an idle connection: less than the servers'
-/// keep-alive (actix-web's default, 5 s), so no request reuses a connection at the
-/// moment the server closes it for idleness ("connection closed before message
-/// completed").
-const CLIENT_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// Every reqwest client of the tests starts from this builder: it drops a pooled
-/// connection idle for [`CLIENT_IDLE`].
+/// connection idle for [`souk_api::http::CLIENT_IDLE`], under the servers' keep-alive.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder().pool_idle_timeout(CLIENT_IDLE)
+    reqwest::Client::builder().pool_idle_timeout(souk_api::http::CLIENT_IDLE)
 }
 
 /// A test's HTTP client with nothing else set (see [`http_client_builder`]).

@@ -399,19 +399,15 @@ impl SoukHttp {
     }
 }
 
-/// How long the clients keep an idle connection: less than the servers' keep-alive
-/// (actix-web's default of 5 s, on Souk's nodes and the `mysql-tx-http` server), so a
-/// connection idle through a cell's settling is dropped by the client rather than
-/// reused at the moment the server closes it (the request then fails with "connection
-/// closed before message completed").
-const CLIENT_IDLE: Duration = Duration::from_secs(2);
-
-/// The HTTP client of the strategies driven over REST: it pools a connection for every
-/// closed-loop client, and drops one left idle for [`CLIENT_IDLE`].
+/// The HTTP client of the strategies driven over REST (Souk's nodes and the
+/// `mysql-tx-http` server, both keeping idle connections for
+/// [`souk_api::http::KEEP_ALIVE`]): it pools a connection for every closed-loop client,
+/// and drops one left idle for [`souk_api::http::CLIENT_IDLE`], so a connection idle
+/// through a cell's settling is not reused as the server closes it.
 pub fn http_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .pool_max_idle_per_host(2048)
-        .pool_idle_timeout(CLIENT_IDLE)
+        .pool_idle_timeout(souk_api::http::CLIENT_IDLE)
         .build()
 }
 

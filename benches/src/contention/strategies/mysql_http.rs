@@ -251,6 +251,7 @@ impl MySqlTxHttp {
                     .app_data(endpoint.clone())
                     .route("/orders", web::post().to(create_order))
             })
+            .keep_alive(souk_api::http::KEEP_ALIVE)
             .bind(("127.0.0.1", 0))?;
             let port = server
                 .addrs()
