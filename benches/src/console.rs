@@ -237,6 +237,7 @@ async fn open_consoles(
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(count + 1)
+        .pool_idle_timeout(souk_api::http::CLIENT_IDLE)
         .build()?;
     let mut streams = Vec::with_capacity(count);
     for _ in 0..count {
@@ -329,11 +330,13 @@ pub async fn bench(options: &Options) -> anyhow::Result<Report> {
     let node = start_node(options, admin_email.clone()).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(options.clients * 2)
+        .pool_idle_timeout(souk_api::http::CLIENT_IDLE)
         .build()?;
     let token = customer_token(&client, &node.base).await?;
     // The session cookie comes with the sign-in's redirect, which must not be followed.
     let browser_like = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(souk_api::http::CLIENT_IDLE)
         .build()?;
     let session = console_session(&browser_like, &node.base, &admin_email).await?;
     let mut phases = Vec::new();
