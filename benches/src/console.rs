@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::contention::host::{bench_node_config, ActixHost, NodeDir};
+use crate::contention::strategies::http::{customer_token, http_client};
 use crate::stats::{summarise, Summary};
 
 pub const HOT_SKU: &str = "CONSOLE-HOT";
@@ -149,33 +150,6 @@ async fn start_node(options: &Options, admin_email: String) -> anyhow::Result<No
     })
 }
 
-async fn customer_token(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let email = format!("bench-{}@example.com", uuid::Uuid::now_v7().simple());
-    let password = "bench password 123";
-    let registered = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"email": email, "password": password, "name": "Bench Shopper"}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        registered.status() == StatusCode::CREATED,
-        "cannot register the bench customer: {}",
-        registered.text().await?
-    );
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    login["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("login returned no access token"))
-}
-
 fn cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
@@ -235,10 +209,7 @@ async fn open_consoles(
     count: usize,
     counters: Arc<ConsoleCounters>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(count + 1)
-        .pool_idle_timeout(souk_api::http::CLIENT_IDLE)
-        .build()?;
+    let client = http_client()?;
     let mut streams = Vec::with_capacity(count);
     for _ in 0..count {
         let response = client
@@ -328,10 +299,7 @@ pub async fn bench(options: &Options) -> anyhow::Result<Report> {
     );
     let admin_email = format!("bench-admin-{}@example.com", uuid::Uuid::now_v7().simple());
     let node = start_node(options, admin_email.clone()).await?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(options.clients * 2)
-        .pool_idle_timeout(souk_api::http::CLIENT_IDLE)
-        .build()?;
+    let client = http_client()?;
     let token = customer_token(&client, &node.base).await?;
     // The session cookie comes with the sign-in's redirect, which must not be followed.
     let browser_like = reqwest::Client::builder()

@@ -232,30 +232,7 @@ impl SoukHttp {
         for base in &bases {
             wait_ready(&client, base).await?;
         }
-        let email = format!("bench-{}@example.com", uuid::Uuid::now_v7().simple());
-        let password = "bench password 123";
-        let registered = client
-            .post(format!("{base}/api/v1/auth/register"))
-            .json(&json!({"email": email, "password": password, "name": "Bench Shopper"}))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            registered.status() == StatusCode::CREATED,
-            "cannot register the bench customer: {}",
-            registered.text().await?
-        );
-        let login: Value = client
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let token = login["access_token"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("login returned no access token"))?
-            .to_owned();
+        let token = customer_token(&client, &base).await?;
         let transport = if let Deployment::Grpc = deployment {
             let mut clients = Vec::new();
             for _ in 0..GRPC_CONNECTIONS {
@@ -399,9 +376,10 @@ impl SoukHttp {
     }
 }
 
-/// The HTTP client of the strategies driven over REST (Souk's nodes and the
+/// The HTTP client of the harnesses that drive servers over REST (Souk's nodes and the
 /// `mysql-tx-http` server, both keeping idle connections for
-/// [`souk_api::http::KEEP_ALIVE`]): it pools a connection for every closed-loop client,
+/// [`souk_api::http::KEEP_ALIVE`]; also `souk-bench console`'s checkouts and live
+/// streams): it pools a connection for every closed-loop client,
 /// and drops one left idle for [`souk_api::http::CLIENT_IDLE`], so a connection idle
 /// through a cell's settling is not reused as the server closes it.
 pub fn http_client() -> reqwest::Result<reqwest::Client> {
@@ -409,6 +387,34 @@ pub fn http_client() -> reqwest::Result<reqwest::Client> {
         .pool_max_idle_per_host(2048)
         .pool_idle_timeout(souk_api::http::CLIENT_IDLE)
         .build()
+}
+
+/// Registers a fresh shopper at the node at `base` and signs it in: its access token.
+pub async fn customer_token(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let email = format!("bench-{}@example.com", uuid::Uuid::now_v7().simple());
+    let password = "bench password 123";
+    let registered = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"email": email, "password": password, "name": "Bench Shopper"}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        registered.status() == StatusCode::CREATED,
+        "cannot register the bench customer: {}",
+        registered.text().await?
+    );
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    login["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("login returned no access token"))
 }
 
 /// Places an order of one unit of `sku` at `url` under `Idempotency-Key: order_id`:
