@@ -218,16 +218,8 @@ fn main() -> anyhow::Result<()> {
                 }
             };
             let report = runtime.block_on(search::bench(&options))?;
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
-            let markdown = search::markdown(&report, &command);
-            std::fs::create_dir_all("bench-results")?;
-            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-            std::fs::write(
-                format!("bench-results/search-{stamp}.json"),
-                serde_json::to_string_pretty(&report)?,
-            )?;
-            std::fs::write("bench-results/search.md", &markdown)?;
-            println!("{markdown}");
+            let markdown = search::markdown(&report, &command_line());
+            write_report("search", &report, &markdown)?;
         }
         Command::SearchIndex {
             servers: Servers { mysql_url, .. },
@@ -269,16 +261,8 @@ fn main() -> anyhow::Result<()> {
                 }
             };
             let report = search_index::bench(&runtime, &options)?;
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
-            let markdown = search_index::markdown(&report, &command);
-            std::fs::create_dir_all("bench-results")?;
-            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-            std::fs::write(
-                format!("bench-results/search-index-{stamp}.json"),
-                serde_json::to_string_pretty(&report)?,
-            )?;
-            std::fs::write("bench-results/search-index.md", &markdown)?;
-            println!("{markdown}");
+            let markdown = search_index::markdown(&report, &command_line());
+            write_report("search-index", &report, &markdown)?;
         }
         Command::Contention {
             servers:
@@ -394,17 +378,28 @@ fn main() -> anyhow::Result<()> {
                 pool_size,
             };
             let report = runtime.block_on(console::bench(&options))?;
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
-            let markdown = console::markdown(&report, &command);
-            std::fs::create_dir_all("bench-results")?;
-            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-            std::fs::write(
-                format!("bench-results/console-{stamp}.json"),
-                serde_json::to_string_pretty(&report)?,
-            )?;
-            std::fs::write("bench-results/console.md", &markdown)?;
-            println!("{markdown}");
+            let markdown = console::markdown(&report, &command_line());
+            write_report("console", &report, &markdown)?;
         }
     }
+    Ok(())
+}
+
+/// The command line this run was started with, as its report quotes it.
+fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+/// Writes a run's report to `bench-results/`: `NAME-STAMP.json`, kept per run, and
+/// `NAME.md`, the latest run's; then prints the markdown.
+fn write_report(name: &str, report: &impl serde::Serialize, markdown: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all("bench-results")?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    std::fs::write(
+        format!("bench-results/{name}-{stamp}.json"),
+        serde_json::to_string_pretty(report)?,
+    )?;
+    std::fs::write(format!("bench-results/{name}.md"), markdown)?;
+    println!("{markdown}");
     Ok(())
 }
