@@ -100,6 +100,39 @@ impl StopReason {
     }
 }
 
+/// How an entity's stop reaches its host: the first reason the entity stopped itself
+/// with; else, in its actor's `stopped`, a crash while a handler panics (actix stops an
+/// actor whose handler panicked while unwinding) or a clean stop; and a crash if the
+/// actor is dropped with neither.
+#[derive(Debug, Default)]
+pub struct EntityStop(Option<StopReason>);
+
+impl EntityStop {
+    /// Records why the entity is stopping; a reason already given stands.
+    pub fn set(&mut self, reason: StopReason) {
+        self.0.get_or_insert(reason);
+    }
+
+    /// From the actor's `stopped`: tells the host how it stopped.
+    pub fn report_stopped(&mut self, link: &EntityLink) {
+        let unplanned = if std::thread::panicking() {
+            StopReason::Crashed
+        } else {
+            StopReason::Passivated
+        };
+        link.report(self.0.take().unwrap_or(unplanned));
+        // A clean stop from here on, so that the drop that follows reports nothing.
+        self.0 = Some(StopReason::Passivated);
+    }
+
+    /// From the actor's `Drop`: an actor dropped without stopping crashed.
+    pub fn report_dropped(&self, link: &EntityLink) {
+        if self.0.is_none() {
+            link.report(StopReason::Crashed);
+        }
+    }
+}
+
 /// Sent by an entity to its host when it stops, however it stops.
 #[derive(Message)]
 #[rtype(result = "()")]

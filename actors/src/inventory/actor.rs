@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use super::feed::{CommittedStock, StockFeed};
 use super::stock::{Changes, Command, Held, Outcome, Stock};
 use super::{InventoryError, Sku, SkuReply, SkuRequest};
-use crate::entity::{Entity, EntityLink, Passivate, Request, StopReason};
+use crate::entity::{Entity, EntityLink, EntityStop, Passivate, Request, StopReason};
 use crate::outbox::Topic;
 
 pub type Reply = Result<Outcome, InventoryError>;
@@ -79,7 +79,7 @@ pub struct SkuActor {
     flushing: bool,
     last_activity: Instant,
     expiry_timer: Option<SpawnHandle>,
-    stop_reason: Option<StopReason>,
+    stop: EntityStop,
     /// The owner epoch every batch writes and is fenced on (claimed at load).
     owner_epoch: i64,
     /// A later owner claimed the row: every request is answered `Fenced` until it stops.
@@ -110,7 +110,7 @@ impl Entity for SkuActor {
             flushing: false,
             last_activity: Instant::now(),
             expiry_timer: None,
-            stop_reason: None,
+            stop: EntityStop::default(),
             owner_epoch: 0,
             fenced: false,
             #[cfg(feature = "fault-injection")]
@@ -150,9 +150,7 @@ impl SkuActor {
     }
 
     fn stop_with(&mut self, context: &mut Context<Self>, reason: StopReason) {
-        if self.stop_reason.is_none() {
-            self.stop_reason = Some(reason);
-        }
+        self.stop.set(reason);
         context.stop();
     }
 
@@ -462,17 +460,7 @@ impl Actor for SkuActor {
     }
 
     fn stopped(&mut self, _context: &mut Context<Self>) {
-        // actix stops an actor whose handler panicked while unwinding (its context
-        // future is dropped and runs `stopped`): that is a crash, not a clean stop.
-        let unplanned = if std::thread::panicking() {
-            StopReason::Crashed
-        } else {
-            StopReason::Passivated
-        };
-        let reason = self.stop_reason.take().unwrap_or(unplanned);
-        self.link.report(reason);
-        // Mark a clean stop so that Drop does not report a crash.
-        self.stop_reason = Some(StopReason::Passivated);
+        self.stop.report_stopped(&self.link);
     }
 }
 
@@ -480,9 +468,7 @@ impl Drop for SkuActor {
     /// Should the actor be dropped without `stopped` having run, the host still
     /// learns that it is gone.
     fn drop(&mut self) {
-        if self.stop_reason.is_none() {
-            self.link.report(StopReason::Crashed);
-        }
+        self.stop.report_dropped(&self.link);
         for (_, reply_to) in self.pending.drain(..) {
             let _ = reply_to.send(Err(if self.fenced {
                 InventoryError::Fenced

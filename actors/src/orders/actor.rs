@@ -18,7 +18,9 @@ use super::returns::ReturnCommand;
 use super::state::Event;
 use super::views::{Caller, OrderView};
 use super::webhooks::CheckedPaymentEvent;
-use crate::entity::{Entity, EntityKind, EntityLink, EntityRouter, Passivate, Request, StopReason};
+use crate::entity::{
+    Entity, EntityKind, EntityLink, EntityRouter, EntityStop, Passivate, Request, StopReason,
+};
 use crate::error::Error;
 
 /// A command for one order.
@@ -69,7 +71,7 @@ pub struct OrderEntity {
     /// The order as the last command left it; `None` until loaded, or after a failure.
     order: Option<OrderRecord>,
     last_activity: Instant,
-    stop_reason: Option<StopReason>,
+    stop: EntityStop,
 }
 
 impl Entity for OrderEntity {
@@ -83,14 +85,14 @@ impl Entity for OrderEntity {
             logic,
             order: None,
             last_activity: Instant::now(),
-            stop_reason: None,
+            stop: EntityStop::default(),
         }
     }
 }
 
 impl OrderEntity {
     fn stop_with(&mut self, context: &mut Context<Self>, reason: StopReason) {
-        self.stop_reason.get_or_insert(reason);
+        self.stop.set(reason);
         context.stop();
     }
 }
@@ -109,22 +111,13 @@ impl Actor for OrderEntity {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        let unplanned = if std::thread::panicking() {
-            StopReason::Crashed
-        } else {
-            StopReason::Passivated
-        };
-        let reason = self.stop_reason.take().unwrap_or(unplanned);
-        self.link.report(reason);
-        self.stop_reason = Some(StopReason::Passivated);
+        self.stop.report_stopped(&self.link);
     }
 }
 
 impl Drop for OrderEntity {
     fn drop(&mut self) {
-        if self.stop_reason.is_none() {
-            self.link.report(StopReason::Crashed);
-        }
+        self.stop.report_dropped(&self.link);
     }
 }
 
