@@ -359,21 +359,9 @@ pub async fn find_products(
     connection: &mut AnyConnection,
     ids: &[String],
 ) -> Result<Vec<ProductRow>, DbError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut builder = QueryBuilder::<Any>::new(format!(
-        "SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.id IN ("
-    ));
-    let mut separated = builder.separated(", ");
-    for id in ids {
-        separated.push_bind(id.clone());
-    }
-    builder.push(") ORDER BY p.id");
-    let products = builder
-        .build_query_as::<ProductRecord>()
-        .fetch_all(&mut *connection)
-        .await?;
+    let select = format!("SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.id IN (");
+    let products: Vec<ProductRecord> =
+        crate::rows_for_ids(&mut *connection, &select, ids, "p.id").await?;
     with_side_rows(connection, products).await
 }
 
@@ -382,22 +370,9 @@ pub async fn product_ids_in_categories(
     connection: &mut AnyConnection,
     category_ids: &[String],
 ) -> Result<Vec<String>, DbError> {
-    if category_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut builder = QueryBuilder::<Any>::new("SELECT id FROM products WHERE category_id IN (");
-    let mut separated = builder.separated(", ");
-    for id in category_ids {
-        separated.push_bind(id.clone());
-    }
-    builder.push(") ORDER BY id");
-    Ok(builder
-        .build_query_as::<(String,)>()
-        .fetch_all(connection)
-        .await?
-        .into_iter()
-        .map(|(id,)| id)
-        .collect())
+    let select = "SELECT id FROM products WHERE category_id IN (";
+    let ids: Vec<(String,)> = crate::rows_for_ids(connection, select, category_ids, "id").await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
 }
 
 /// Every product, whatever its status.

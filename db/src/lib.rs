@@ -47,8 +47,8 @@ pub type Transaction = sqlx::Transaction<'static, sqlx::Any>;
 pub mod testing;
 
 /// The rows `select` (a `SELECT … FROM … WHERE <column> IN (` prefix) finds for `ids`,
-/// then ordered by `order_by`: one query for a page of parents' children, written once
-/// for every repository.
+/// then ordered by `order_by`: one query for a page of parents' children or for rows by
+/// their ids, written once for every repository.
 pub(crate) async fn rows_for_ids<'e, E, T>(
     executor: E,
     select: &str,
