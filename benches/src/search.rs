@@ -365,17 +365,6 @@ pub async fn bench(options: &Options) -> anyhow::Result<Report> {
 }
 
 pub fn markdown(report: &Report, command: &str) -> String {
-    let row = |name: &str, summary: &Summary| {
-        format!(
-            "| {name} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
-            summary.requests,
-            summary.throughput_per_sec,
-            summary.p50_ms,
-            summary.p95_ms,
-            summary.p99_ms,
-            summary.max_ms
-        )
-    };
     let environment = &report.environment;
     format!(
         "## Catalog search: Souk's index against SQL\n\n\
@@ -395,12 +384,11 @@ pub fn markdown(report: &Report, command: &str) -> String {
         environment.database_version,
         environment.innodb_flush_log_at_trx_commit,
         environment.innodb_buffer_pool_size,
-        row("SQL baseline (MariaDB FULLTEXT)", &report.sql),
-        row("Souk (embedded index)", &report.souk),
-        row(
-            &format!("Souk, paced at {}/s (open loop)", report.paced_rate),
-            &report.souk_paced
-        ),
+        report.sql.markdown_row("SQL baseline (MariaDB FULLTEXT)"),
+        report.souk.markdown_row("Souk (embedded index)"),
+        report
+            .souk_paced
+            .markdown_row(&format!("Souk, paced at {}/s (open loop)", report.paced_rate)),
         report.throughput_ratio,
         report.p50_speedup,
         report.p99_speedup,

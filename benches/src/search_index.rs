@@ -282,17 +282,6 @@ pub fn bench(runtime: &tokio::runtime::Runtime, options: &Options) -> anyhow::Re
 }
 
 pub fn markdown(report: &Report, command: &str) -> String {
-    let row = |name: &str, summary: &Summary| {
-        format!(
-            "| {name} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
-            summary.requests,
-            summary.throughput_per_sec,
-            summary.p50_ms,
-            summary.p95_ms,
-            summary.p99_ms,
-            summary.max_ms
-        )
-    };
     format!(
         "## Catalog search: embedded index (tantivy)\n\n\
          `{command}`\n\n\
@@ -317,8 +306,8 @@ pub fn markdown(report: &Report, command: &str) -> String {
         report.duration_secs,
         report.cores,
         report.cpu_ms_per_search,
-        row("all", &report.all),
-        row("with text", &report.with_text),
-        row("without text", &report.without_text),
+        report.all.markdown_row("all"),
+        report.with_text.markdown_row("with text"),
+        report.without_text.markdown_row("without text"),
     )
 }

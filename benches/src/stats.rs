@@ -14,6 +14,22 @@ pub struct Summary {
     pub max_ms: f64,
 }
 
+impl Summary {
+    /// This summary as a row of the reports' latency tables: name, count, per second,
+    /// p50, p95, p99 and max in ms.
+    pub fn markdown_row(&self, name: &str) -> String {
+        format!(
+            "| {name} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            self.requests,
+            self.throughput_per_sec,
+            self.p50_ms,
+            self.p95_ms,
+            self.p99_ms,
+            self.max_ms
+        )
+    }
+}
+
 pub fn summarise(mut latencies: Vec<Duration>, wall: Duration) -> Summary {
     latencies.sort_unstable();
     let percentile = |fraction: f64| -> f64 {
@@ -50,5 +66,15 @@ mod tests {
         assert_eq!(summary.p99_ms, 99.0);
         assert_eq!(summary.max_ms, 100.0);
         assert_eq!(summary.throughput_per_sec, 100.0);
+    }
+
+    #[test]
+    fn a_markdown_row_gives_every_figure_in_the_tables_order() {
+        let latencies: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let summary = summarise(latencies, Duration::from_secs(2));
+        assert_eq!(
+            summary.markdown_row("all"),
+            "| all | 100 | 50 | 50.00 | 95.00 | 99.00 | 100.00 |\n"
+        );
     }
 }
