@@ -16,12 +16,13 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection};
 
 use crate::email::templates::{
-    format_money, mail_time, tax_label, EmailChangeConfirm, EmailChangeNotice, LowStock, Mail,
-    MailLine, OrderCancelled, OrderConfirmation, OrderExpired, OrderShipped, PasswordReset,
-    PaymentReceived, ReturnUpdate, VerifyReminder, Welcome,
+    format_money, mail_time, EmailChangeConfirm, EmailChangeNotice, LowStock, Mail, OrderCancelled,
+    OrderConfirmation, OrderExpired, OrderShipped, PasswordReset, PaymentReceived, ReturnUpdate,
+    VerifyReminder, Welcome,
 };
 use crate::email::transport::Transport;
 use crate::identity::secret_token;
+use crate::orders::placed::OrderPlaced;
 use crate::orders::OrderLinks;
 use crate::outbox::PublishedEvent;
 use crate::outbox::Topic;
@@ -442,39 +443,25 @@ impl Processor {
         name: String,
     ) -> anyhow::Result<Mail> {
         let order_id = event.aggregate_id.clone();
-        let order = orders::find(&mut *connection, &order_id)
-            .await?
-            .with_context(|| format!("order {order_id} not found"))?;
         let order_url = format!("{base_url}{}", self.order_links.path(&order_id));
+        if template == "order_confirmation" {
+            // The order as placed is in the event; an event of an earlier version's
+            // node lacks part of it, and the stored order answers instead.
+            let placed = match OrderPlaced::from_payload(&event.payload) {
+                Some(placed) => placed,
+                None => {
+                    let order = find_order(connection, &order_id).await?;
+                    let lines = orders::lines(&mut *connection, &order_id).await?;
+                    OrderPlaced::of(&order, &lines)
+                }
+            };
+            return Ok(Mail::OrderConfirmation(OrderConfirmation::of(
+                placed, base_url, name, order_url,
+            )));
+        }
+        let order = find_order(connection, &order_id).await?;
         let total = format_money(order.total_amount, &order.currency);
         Ok(match template {
-            "order_confirmation" => {
-                let lines = orders::lines(&mut *connection, &order_id)
-                    .await?
-                    .into_iter()
-                    .map(|line| MailLine {
-                        unit_price: format_money(line.unit_amount, &order.currency),
-                        amount: format_money(line.unit_amount * line.quantity, &order.currency),
-                        name: line.name,
-                        sku: line.sku,
-                        quantity: line.quantity,
-                    })
-                    .collect();
-                Mail::OrderConfirmation(OrderConfirmation {
-                    pay_before: mail_time(order.expires_at),
-                    base_url,
-                    name,
-                    order_id,
-                    order_url,
-                    lines,
-                    subtotal: format_money(order.subtotal_amount, &order.currency),
-                    shipping: format_money(order.shipping_amount, &order.currency),
-                    shipping_method: order.shipping_method_name.clone().unwrap_or_default(),
-                    tax: format_money(order.tax_amount, &order.currency),
-                    tax_label: tax_label(order.tax_rate_bps, order.prices_include_tax == 1),
-                    total,
-                })
-            }
             "payment_received" => Mail::PaymentReceived(PaymentReceived {
                 base_url,
                 name,
@@ -559,4 +546,13 @@ impl Processor {
         one_time_tokens::insert(&mut *connection, TokenKind::EmailVerification, &record).await?;
         Ok(token)
     }
+}
+
+async fn find_order(
+    connection: &mut AnyConnection,
+    order_id: &str,
+) -> anyhow::Result<orders::OrderRecord> {
+    orders::find(&mut *connection, order_id)
+        .await?
+        .with_context(|| format!("order {order_id} not found"))
 }

@@ -4,7 +4,9 @@
 
 use askama::Template;
 
+use crate::catalog::service::Money;
 use crate::money::Currency;
+use crate::orders::placed::OrderPlaced;
 
 /// One rendered mail, ready for a transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +131,40 @@ mail!(ReturnUpdate, ReturnUpdateHtml, ReturnUpdateText, "email/return_update.htm
 mail!(LowStock, LowStockHtml, LowStockText, "email/low_stock.html", "email/low_stock.txt", {
     sku: String, available: i64, threshold: i64, inventory_url: String,
 });
+
+impl OrderConfirmation {
+    /// The confirmation of an order as placed, amounts formatted in its currency.
+    pub fn of(placed: OrderPlaced, base_url: String, name: String, order_url: String) -> Self {
+        let money = |money: &Money| format_money(money.amount, &money.currency);
+        Self {
+            pay_before: mail_time(placed.expires_at),
+            lines: placed
+                .lines
+                .iter()
+                .map(|line| MailLine {
+                    unit_price: money(&line.unit_price),
+                    amount: format_money(
+                        line.unit_price.amount * line.quantity,
+                        &line.unit_price.currency,
+                    ),
+                    name: line.name.clone(),
+                    sku: line.sku.clone(),
+                    quantity: line.quantity,
+                })
+                .collect(),
+            subtotal: money(&placed.subtotal),
+            shipping: money(&placed.shipping),
+            shipping_method: placed.shipping_method.unwrap_or_default(),
+            tax: money(&placed.tax),
+            tax_label: tax_label(placed.tax_rate_bps, placed.prices_include_tax),
+            total: money(&placed.total),
+            base_url,
+            name,
+            order_id: placed.order_id,
+            order_url,
+        }
+    }
+}
 
 /// One order line as a mail shows it, amounts already formatted.
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ use souk_db::orders::{self, HistoryRecord, LineRecord, NewOrder, OrderRecord};
 use souk_db::DbError;
 
 use super::logic::{with_retries, OrderLogic};
+use super::placed::OrderPlaced;
 use super::state::OrderStatus;
 use super::views::{build_view, validate_items, CreateOrderInput, OrderParts, OrderView};
 use crate::error::{Error, ErrorCode, FieldError};
@@ -232,23 +233,8 @@ impl OrderLogic {
             reason: "placed".to_owned(),
             created_at: now,
         };
-        let placed = Topic::OrderPlaced.event(
-            &order_id,
-            &serde_json::json!({
-                "order_id": order_id,
-                "user_id": user_id,
-                "subtotal": {"amount": subtotal, "currency": currency},
-                "shipping": {"amount": shipping_amount, "currency": currency},
-                "tax": {"amount": tax, "currency": currency},
-                "prices_include_tax": self.prices_include_tax,
-                "shipping_method": method.as_ref().map(|method| &method.name),
-                "total": {"amount": total, "currency": currency},
-                "lines": line_records.iter().map(|line| serde_json::json!({
-                    "sku": line.sku, "name": line.name, "quantity": line.quantity,
-                    "unit_price": {"amount": line.unit_amount, "currency": currency},
-                })).collect::<Vec<_>>(),
-            }),
-        )?;
+        let placed =
+            Topic::OrderPlaced.event(&order_id, &OrderPlaced::of(&order, &line_records))?;
         // Written with the reservation of its last line, in that line's commit, when
         // that SKU's actor runs on this node; otherwise by the node writer afterwards.
         let new = NewOrder {

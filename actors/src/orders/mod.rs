@@ -1,6 +1,7 @@
 //! Orders: the state machine (pure, property-tested), the order service (checkout,
-//! payment, cancellation, fulfilment, expiry) and the per-order actor that runs every
-//! command of one order, one at a time, under the entity host.
+//! payment, cancellation, fulfilment, expiry), the per-order actor that runs every
+//! command of one order, one at a time, under the entity host, and the payload of
+//! `order.placed`.
 
 pub mod actor;
 pub mod checkout;
@@ -10,6 +11,7 @@ pub mod links;
 pub mod logic;
 pub mod payment_events;
 pub mod payments;
+pub mod placed;
 pub mod returns;
 pub mod service;
 pub mod state;

@@ -178,7 +178,7 @@ pub(crate) fn token_in(text: &str, prefix: &str) -> String {
         .collect()
 }
 
-async fn wait_until<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

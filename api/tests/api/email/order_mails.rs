@@ -1,13 +1,14 @@
 //! The mails an order sets off: the shopper's as the order is placed, paid, shipped,
 //! cancelled (with the reason) and expired, relayed over JetStream on both engines, each
-//! sent once and with product names escaped in HTML; and the admins' low-stock alert when
-//! an order takes a SKU below its threshold.
+//! sent once and with product names escaped in HTML; the confirmation of an order whose
+//! event a node of an earlier version wrote; and the admins' low-stock alert when an
+//! order takes a SKU below its threshold.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use souk_db::testing::TestBackend;
 
-use super::{email_settings, mail_with_subject, settle, SmtpSink};
+use super::{email_settings, mail_with_subject, settle, wait_until, SmtpSink};
 use crate::helpers::*;
 use crate::on_both_backends;
 
@@ -208,6 +209,62 @@ async fn order_mails_follow_the_order(backend: TestBackend) {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), subjects.len(), "no mail twice: {subjects:?}");
+}
+
+/// An `order.placed` written by a node of an earlier version carries neither the
+/// reservations' deadline nor the tax rate: its confirmation is composed from the stored
+/// order instead, and reads as the one composed from a current event's payload.
+#[actix_web::test]
+async fn an_earlier_versions_order_event_is_confirmed_from_the_stored_order() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(TestBackend::Sqlite, |config| email_settings(config, &sink)).await;
+    let admin = app.admin().await;
+    let shopper = app.customer("upgraded").await;
+    product(&app, &admin, "EARLIER-1", "Tea & biscuits", 250).await;
+    product(&app, &admin, "EARLIER-2", "Kettle", 3999).await;
+    let id = place(
+        &app,
+        &shopper,
+        json!([{"sku": "EARLIER-1", "quantity": 3}, {"sku": "EARLIER-2", "quantity": 1}]),
+    )
+    .await;
+    let subject = format!("Order {id} received: awaiting payment");
+    let current = mail_with_subject(&sink, &shopper.email, &subject).await;
+
+    let mut payload = app.events("order.placed", &id).await.remove(0);
+    for field in ["expires_at", "tax_rate_bps"] {
+        assert!(
+            payload.as_object_mut().unwrap().remove(field).is_some(),
+            "a current event carries {field}"
+        );
+    }
+    let earlier = souk_db::outbox::OutboxEvent::new("order.placed", &id, &payload).unwrap();
+    souk_db::outbox::append(app.database.db.pool(), &earlier)
+        .await
+        .unwrap();
+    let confirmations = || {
+        sink.mails_to(&shopper.email)
+            .into_iter()
+            .filter(|mail| mail["subject"] == subject)
+            .collect::<Vec<_>>()
+    };
+    wait_until("the earlier event's confirmation", || {
+        let count = confirmations().len();
+        async move { count >= 2 }
+    })
+    .await;
+    let from_stored = confirmations().remove(1);
+    let text = from_stored["text"].as_str().unwrap();
+    for expected in [
+        "- 3 x Tea & biscuits (EARLIER-1) at EUR 2.50 = EUR 7.50",
+        "- 1 x Kettle (EARLIER-2) at EUR 39.99 = EUR 39.99",
+        "the items stay reserved for you until",
+        "Total: EUR 47.49",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in {text}");
+    }
+    assert_eq!(from_stored["text"], current["text"]);
+    assert_eq!(from_stored["html"], current["html"]);
 }
 
 #[actix_web::test]

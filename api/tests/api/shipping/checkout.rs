@@ -167,6 +167,13 @@ async fn checkout_prices_shipping_and_tax_included(backend: TestBackend) {
         ),
         (&eur(2000), &eur(490), &eur(398), &eur(2490))
     );
+    // And what the confirmation mail needs besides: the rate and the reservations' deadline.
+    assert_eq!(events[0]["tax_rate_bps"], order["tax_rate_bps"]);
+    assert!(
+        events[0]["expires_at"].as_i64().unwrap() > 0,
+        "{}",
+        events[0]
+    );
 
     // Refusals name their field and reserve nothing.
     let reserved = stock(&app, &admin, "SHIP-1").await;
