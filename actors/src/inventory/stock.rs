@@ -62,7 +62,8 @@ pub enum Command {
         actor: String,
     },
     /// Sold units come back: a paid order cancelled, or a shopper's return received
-    /// (`order_id` is then the return's id); once per id.
+    /// (`order_id` is then the return's id); once per id. An order that still holds
+    /// its reservation here was never sold here: its reservation is released instead.
     Return {
         order_id: String,
         quantity: i64,
@@ -330,6 +331,21 @@ impl Stock {
                     .any(|m| m.kind == "return" && m.order_id.as_deref() == Some(order_id));
                 if sold_before || in_batch {
                     return Ok(Outcome::AlreadyReturned);
+                }
+                // An order cancelled before its sale reached this SKU still holds its
+                // reservation: those units never left, so they are released, not
+                // returned (returning them would count them twice).
+                if let Some(held) = self.drop_reservation(order_id, changes) {
+                    self.reserved -= held.quantity;
+                    changes.movements.push(self.movement(
+                        "release",
+                        (0, -held.quantity),
+                        Some(order_id),
+                        actor,
+                        "order cancelled before its sale",
+                        now,
+                    ));
+                    return Ok(Outcome::Released);
                 }
                 self.on_hand += quantity;
                 changes.movements.push(self.movement(

@@ -279,3 +279,47 @@ fn a_customer_holds_at_most_the_cap_across_unpaid_orders() {
         .iter()
         .all(|row| row.customer_id.is_some()));
 }
+
+/// A paid order cancelled before its sale reached the SKU (the sale step failed and was
+/// owed) gets its reservation released, not its units returned on top of it: on_hand
+/// stays what was counted once the reservation's time is up.
+#[test]
+fn a_return_of_an_order_never_sold_here_releases_its_reservation() {
+    let mut stock = Stock::empty("SKU");
+    let mut changes = Changes::default();
+    let adjust = Command::Adjust {
+        delta: 10,
+        actor: "t".into(),
+        reason: "r".into(),
+    };
+    stock.apply(&adjust, 0, false, &mut changes).unwrap();
+    let reserve = Command::Reserve {
+        order_id: "o".into(),
+        quantity: 3,
+        ttl_ms: 1000,
+        actor: "t".into(),
+        holder: None,
+        place: Default::default(),
+    };
+    stock.apply(&reserve, 0, false, &mut changes).unwrap();
+    let give_back = Command::Return {
+        order_id: "o".into(),
+        quantity: 3,
+        actor: "t".into(),
+        reason: String::new(),
+    };
+    assert_eq!(
+        stock.apply(&give_back, 1, false, &mut changes),
+        Ok(Outcome::Released)
+    );
+    assert_eq!((stock.on_hand, stock.reserved), (10, 0));
+    stock
+        .apply(&Command::ExpireDue, 5_000_000, false, &mut changes)
+        .unwrap();
+    assert_eq!(
+        (stock.on_hand, stock.reserved, stock.available()),
+        (10, 0, 10)
+    );
+    let ledger: i64 = changes.movements.iter().map(|m| m.delta_on_hand).sum();
+    assert_eq!(ledger, 10, "the ledger recomputes on_hand");
+}
