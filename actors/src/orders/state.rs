@@ -153,12 +153,13 @@ pub fn transition(
             Ok((Cancelled, StockEffect::ReleaseReservations))
         }
         (Paid, Cancel) if actor != Initiator::System => Ok((Cancelled, StockEffect::ReturnStock)),
-        (Paid, Ship) | (Shipped, Deliver) | (Shipped, Cancel) if actor != Initiator::Admin => {
+        (Paid, Ship) | (Shipped, Deliver) if actor != Initiator::Admin => {
             Err(TransitionError::NotAllowed)
         }
         (Paid, Ship) => Ok((Shipped, StockEffect::None)),
         (Shipped, Deliver) => Ok((Delivered, StockEffect::None)),
-        (Shipped, Cancel) => Ok((Cancelled, StockEffect::ReturnStock)),
+        // A shipped order is not cancelled: its units are on their way, not on the
+        // shelf; once delivered, a return brings them back when they arrive.
         _ => Err(illegal()),
     }
 }
@@ -255,16 +256,17 @@ mod tests {
             transition(Paid, Event::Cancel, Shopper),
             Ok((Cancelled, StockEffect::ReturnStock))
         );
-        assert_eq!(
-            transition(Shipped, Event::Cancel, Admin),
-            Ok((Cancelled, StockEffect::ReturnStock))
-        );
-        // Shoppers cannot cancel what has shipped, nor ship; a paid order does not expire;
-        // an expired order cannot be paid.
-        assert_eq!(
-            transition(Shipped, Event::Cancel, Shopper),
-            Err(TransitionError::NotAllowed)
-        );
+        // Nobody cancels what has shipped; shoppers cannot ship; a paid order does not
+        // expire; an expired order cannot be paid.
+        for initiator in [Shopper, Admin] {
+            assert_eq!(
+                transition(Shipped, Event::Cancel, initiator),
+                Err(TransitionError::Illegal {
+                    from: Shipped,
+                    event: "cancelled"
+                })
+            );
+        }
         assert_eq!(
             transition(Paid, Event::Ship, Shopper),
             Err(TransitionError::NotAllowed)

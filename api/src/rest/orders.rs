@@ -179,8 +179,8 @@ fn reason_of(body: OptionalJson<CancelRequest>, default: &str) -> String {
 }
 
 #[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", operation_id = "cancel_order", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = CancelRequest,
-    responses((status = 200, body = OrderView), (status = 403, description = "shipped orders are cancelled by admins; or account_disabled", body = Problem),
-              (status = 409, description = "illegal_transition", body = Problem)))]
+    responses((status = 200, body = OrderView), (status = 403, description = "account_disabled", body = Problem),
+              (status = 409, description = "illegal_transition (shipped, delivered, or already ended)", body = Problem)))]
 pub async fn cancel_own(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -82,7 +82,8 @@ async fn checkout_pay_ship_deliver(backend: TestBackend) {
     .await
     .unwrap();
     assert_eq!(shipped["fulfilment_status"], "shipped");
-    // Shoppers cannot cancel a shipped order.
+    // Nobody cancels a shipped order: its units are on their way (a return brings
+    // them back once delivered).
     assert_problem(
         act(
             &app,
@@ -91,8 +92,20 @@ async fn checkout_pay_ship_deliver(backend: TestBackend) {
             json!({}),
         )
         .await,
-        403,
-        "forbidden",
+        409,
+        "illegal_transition",
+    )
+    .await;
+    assert_problem(
+        act(
+            &app,
+            &admin.access_token,
+            &format!("/api/v1/admin/orders/{id}/cancel"),
+            json!({"reason": "changed our mind"}),
+        )
+        .await,
+        409,
+        "illegal_transition",
     )
     .await;
     let delivered: Value = act(
