@@ -16,7 +16,7 @@ use souk_db::returns::{self, ReturnLineRecord};
 use souk_db::{Db, DbError};
 
 use super::limits::{CheckoutLocks, PurchaseLimits};
-use super::payments::{Capture, PaymentError, PaymentProvider};
+use super::payments::{Capture, PaymentProvider, RefundKey};
 use super::state::{transition, Event, Initiator, OrderStatus, StockEffect, TransitionError};
 use super::views::{build_view, status_of, Caller, OrderParts, OrderView};
 use crate::error::{Error, ErrorCode};
@@ -370,7 +370,9 @@ impl OrderLogic {
         }
         if status == OrderStatus::Cancelled && order.was_paid == 1 {
             if let Some(reference) = &order.payment_reference {
-                self.refund_whole(order, reference).await;
+                // Settled only once refunded: a refund that fails is owed, like the
+                // stock, and the sweeper asks again.
+                self.refund_whole(order, reference).await?;
             }
         }
         orders::mark_settled(self.db.pool(), &order.id, order.version).await?;
@@ -378,39 +380,40 @@ impl OrderLogic {
     }
 
     /// Refunds what is left of a cancelled order's payment and records the refund under
-    /// the provider's id (its `payment.refunded` event then finds it recorded).
-    async fn refund_whole(&self, order: &OrderRecord, reference: &str) {
+    /// the provider's id (its `payment.refunded` event then finds it recorded). The
+    /// refund's key names the order and the amount, so settling the order twice at
+    /// once (its actor and a sweeper) refunds once.
+    async fn refund_whole(&self, order: &OrderRecord, reference: &str) -> Result<(), Error> {
         let refunded: i64 =
             payment_events::refunds_of(self.db.pool(), std::slice::from_ref(&order.id))
-                .await
-                .map(|refunds| refunds.iter().map(|refund| refund.amount).sum())
-                .unwrap_or(0);
+                .await?
+                .iter()
+                .map(|refund| refund.amount)
+                .sum();
         let amount = order.total_amount - refunded;
         if amount <= 0 {
-            return;
+            return Ok(());
         }
-        match self
+        let key = RefundKey::cancelled_order(&order.id, amount);
+        let refund_id = self
             .payments
-            .refund(reference, amount, &order.currency)
+            .refund(reference, amount, &order.currency, &key)
             .await
-        {
-            Ok(refund_id) => {
-                let refund = RefundRecord {
-                    id: refund_id,
-                    order_id: order.id.clone(),
-                    amount,
-                    currency: order.currency.clone(),
-                    reason: "order cancelled after payment".to_owned(),
-                    created_at: now_micros(),
-                };
-                if let Err(error) = payment_events::insert_refund(self.db.pool(), &refund).await {
-                    tracing::error!(order_id = %order.id, %error, "the refund was made but not recorded");
-                }
-            }
-            Err(error) => {
-                tracing::error!(order_id = %order.id, %error, "refund failed; needs attention")
-            }
-        }
+            .map_err(|error| {
+                metrics::counter!("souk_payment_refund_failures_total").increment(1);
+                tracing::warn!(order_id = %order.id, %error, "refund failed; the sweeper asks again");
+                Error::from(error)
+            })?;
+        let refund = RefundRecord {
+            id: refund_id,
+            order_id: order.id.clone(),
+            amount,
+            currency: order.currency.clone(),
+            reason: "order cancelled after payment".to_owned(),
+            created_at: now_micros(),
+        };
+        payment_events::insert_refund(self.db.pool(), &refund).await?;
+        Ok(())
     }
 
     /// Captures the payment, marks the order paid, then sells the reserved stock.
@@ -435,10 +438,7 @@ impl OrderLogic {
             .payments
             .capture(&order.id, order.total_amount, &order.currency, method)
             .await
-            .map_err(|error| match error {
-                PaymentError::Declined(why) => Error::new(ErrorCode::PaymentDeclined, why),
-                PaymentError::Unavailable(why) => Error::new(ErrorCode::ServiceUnavailable, why),
-            })?;
+            .map_err(Error::from)?;
         let reference = match capture {
             Capture::Captured(reference) => reference,
             // The provider's webhook event pays the order (`on_payment_event`).
@@ -463,10 +463,15 @@ impl OrderLogic {
             }
             Err(error) => {
                 // Another transition won (a concurrent pay or cancel): give the money back.
-                let _ = self
+                let key = RefundKey::unkept_capture(&reference);
+                if let Err(refund_error) = self
                     .payments
-                    .refund(&reference, order.total_amount, &order.currency)
-                    .await;
+                    .refund(&reference, order.total_amount, &order.currency, &key)
+                    .await
+                {
+                    metrics::counter!("souk_payment_refund_failures_total").increment(1);
+                    tracing::error!(order_id = %order.id, payment_reference = %reference, error = %refund_error, "a capture the order cannot keep was not refunded; refund it at the provider");
+                }
                 Err(error)
             }
         }

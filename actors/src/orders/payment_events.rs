@@ -9,7 +9,7 @@ use souk_db::orders::OrderRecord;
 use souk_db::payment_events::{self, RefundRecord};
 
 use super::logic::OrderLogic;
-use super::payments::PaymentError;
+use super::payments::{PaymentError, RefundKey};
 use super::state::{Event, OrderStatus};
 use super::views::{status_of, Caller};
 use super::webhooks::{CheckedKind, CheckedPaymentEvent, PaymentOutcome};
@@ -85,8 +85,9 @@ impl OrderLogic {
         amount: i64,
         currency: &str,
     ) -> Result<(), Error> {
+        let key = RefundKey::unkept_capture(&event.payment_reference);
         self.payments
-            .refund(&event.payment_reference, amount, currency)
+            .refund(&event.payment_reference, amount, currency, &key)
             .await
             .map(|_refund_id| ())
             .map_err(|error| match error {

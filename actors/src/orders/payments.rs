@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 
 use super::webhook_signature::WebhookSigner;
 use super::webhooks::{PaymentEvent, PaymentEventKind};
+use crate::error::{Error, ErrorCode};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PaymentError {
@@ -17,6 +18,17 @@ pub enum PaymentError {
     Declined(String),
     #[error("the payment provider is unavailable: {0}")]
     Unavailable(String),
+}
+
+/// A provider's refusal as the caller sees it: a decline stays a decline, an
+/// unavailable provider is worth retrying.
+impl From<PaymentError> for Error {
+    fn from(error: PaymentError) -> Self {
+        match error {
+            PaymentError::Declined(why) => Error::new(ErrorCode::PaymentDeclined, why),
+            PaymentError::Unavailable(why) => Error::new(ErrorCode::ServiceUnavailable, why),
+        }
+    }
 }
 
 /// What a capture did.
@@ -38,13 +50,43 @@ pub trait PaymentProvider: Send + Sync {
         method: &str,
     ) -> BoxFuture<'static, Result<Capture, PaymentError>>;
     /// Refunds `amount` minor units of the payment `reference`; returns the provider's
-    /// id of the refund (which its `payment.refunded` event carries too).
+    /// id of the refund (which its `payment.refunded` event carries too). `key` is the
+    /// refund's idempotency key: a call repeated with the same key (a retry, or two
+    /// nodes settling one order) refunds once and answers the same id, as providers'
+    /// idempotency keys do.
     fn refund(
         &self,
         reference: &str,
         amount: i64,
         currency: &str,
+        key: &RefundKey,
     ) -> BoxFuture<'static, Result<String, PaymentError>>;
+}
+
+/// The idempotency key of one refund: what it gives back and for what, so the same
+/// refund asked twice has the same key and two different refunds never share one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundKey(String);
+
+impl RefundKey {
+    /// What is left of a cancelled order's payment (`amount`: what the refund gives).
+    pub fn cancelled_order(order_id: &str, amount: i64) -> Self {
+        Self(format!("cancel-{order_id}-{amount}"))
+    }
+
+    /// A capture the order cannot keep (another payment won, or it came too late).
+    pub fn unkept_capture(payment_reference: &str) -> Self {
+        Self(format!("unkept-{payment_reference}"))
+    }
+
+    /// The refund of a shopper's return.
+    pub fn order_return(return_id: &str) -> Self {
+        Self(format!("return-{return_id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Where the test double posts its webhook calls: the body and its signature header.
@@ -55,10 +97,11 @@ pub trait WebhookSender: Send + Sync {
 /// A TEST DOUBLE, not a payment provider: it moves no money. It declines the payment
 /// method `test-card-declined`; for `test-card-async` it answers "pending" and then
 /// posts a signed `payment.captured` event to the webhook, as a provider that
-/// confirms asynchronously does; every other method is captured at once. Each refund
-/// of its own payments is confirmed by a signed `payment.refunded` event with the
-/// refund's id. Without a webhook sender it
-/// posts nothing and declines `test-card-async`.
+/// confirms asynchronously does; `test-card-refund-unavailable` is captured at once,
+/// but every refund of it answers "unavailable", as a provider that is down does;
+/// every other method is captured at once. Each refund of its own payments is
+/// confirmed by a signed `payment.refunded` event with the refund's id. Without a
+/// webhook sender it posts nothing and declines `test-card-async`.
 #[derive(Clone, Default)]
 pub struct TestDoublePaymentProvider {
     webhook: Option<(WebhookSigner, Arc<dyn WebhookSender>)>,
@@ -67,6 +110,11 @@ pub struct TestDoublePaymentProvider {
 /// The test double's reference of an order's payment.
 fn test_double_reference(order_id: &str) -> String {
     format!("test-double-{order_id}")
+}
+
+/// The test double's reference of a payment it will not refund.
+fn test_double_unrefundable_reference(order_id: &str) -> String {
+    format!("test-double-unrefundable-{order_id}")
 }
 
 impl TestDoublePaymentProvider {
@@ -96,6 +144,13 @@ impl TestDoublePaymentProvider {
             }
         });
     }
+}
+
+/// The test double's id of the refund asked with `key`.
+fn test_double_refund_id(key: &RefundKey) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_str().as_bytes());
+    format!("re_test_{}", hex::encode(&digest[..16]))
 }
 
 fn test_double_event_id() -> String {
@@ -130,6 +185,9 @@ impl PaymentProvider for TestDoublePaymentProvider {
                 });
                 Ok(Capture::Pending)
             }
+            "test-card-refund-unavailable" => Ok(Capture::Captured(
+                test_double_unrefundable_reference(order_id),
+            )),
             _ => Ok(Capture::Captured(test_double_reference(order_id))),
         };
         Box::pin(async move { outcome })
@@ -140,8 +198,18 @@ impl PaymentProvider for TestDoublePaymentProvider {
         reference: &str,
         amount: i64,
         currency: &str,
+        key: &RefundKey,
     ) -> BoxFuture<'static, Result<String, PaymentError>> {
-        let refund_id = format!("re_test_{}", souk_db::ids::new_id());
+        // The same key gives the same refund id on every node, as a provider's
+        // idempotency key does; a repeated refund's event then finds it recorded.
+        if reference.starts_with(&test_double_unrefundable_reference("")) {
+            return Box::pin(async {
+                Err(PaymentError::Unavailable(
+                    "the test double does not refund test-card-refund-unavailable".into(),
+                ))
+            });
+        }
+        let refund_id = test_double_refund_id(key);
         if let Some(order_id) = reference.strip_prefix("test-double-") {
             self.post(PaymentEvent {
                 id: test_double_event_id(),

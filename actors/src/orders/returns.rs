@@ -16,7 +16,7 @@ use souk_db::returns::{self, ReturnLineRecord, ReturnRecord};
 use souk_db::DbError;
 
 use super::logic::{visible_to, with_retries, OrderLogic};
-use super::payments::PaymentError;
+use super::payments::RefundKey;
 use super::state::OrderStatus;
 use super::views::{return_view, status_of, validate_items, OrderItemInput, ReturnView};
 use crate::error::{Error, ErrorCode, FieldError};
@@ -362,12 +362,24 @@ impl OrderLogic {
         // What the shopper paid for these units: with prices excluding tax, their tax
         // share too (shipping is not refunded).
         let value = totals(price, 0, order.tax_rate_bps, order.prices_include_tax == 1).total;
-        let refunded: i64 =
-            payment_events::refunds_of(self.db.pool(), std::slice::from_ref(&order.id))
-                .await?
-                .iter()
-                .map(|refund| refund.amount)
-                .sum();
+        let recorded =
+            payment_events::refunds_of(self.db.pool(), std::slice::from_ref(&order.id)).await?;
+        let reason = format!("return {}", record.id);
+        if let Some(earlier) = recorded.iter().find(|refund| refund.reason == reason) {
+            // An earlier attempt refunded it but did not move the return on: finish that.
+            let amount = earlier.amount;
+            record.refund_amount = Some(amount);
+            return self
+                .change_return(
+                    order,
+                    record,
+                    ReturnStatus::Refunded,
+                    admin_id,
+                    Some(amount),
+                )
+                .await;
+        }
+        let refunded: i64 = recorded.iter().map(|refund| refund.amount).sum();
         let most = value.min(order.total_amount - refunded);
         let amount = amount.unwrap_or(most);
         if amount < 1 || amount > most {
@@ -381,20 +393,18 @@ impl OrderLogic {
                 "a delivered order has no payment reference",
             ));
         };
+        // One key per return: two admins refunding it at once refund it once.
+        let key = RefundKey::order_return(&record.id);
         let refund_id = self
             .payments
-            .refund(reference, amount, &order.currency)
-            .await
-            .map_err(|error| match error {
-                PaymentError::Declined(why) => Error::new(ErrorCode::PaymentDeclined, why),
-                PaymentError::Unavailable(why) => Error::new(ErrorCode::ServiceUnavailable, why),
-            })?;
+            .refund(reference, amount, &order.currency, &key)
+            .await?;
         let refund = RefundRecord {
             id: refund_id,
             order_id: order.id.clone(),
             amount,
             currency: order.currency.clone(),
-            reason: format!("return {}", record.id),
+            reason,
             created_at: now_micros(),
         };
         payment_events::insert_refund(self.db.pool(), &refund).await?;

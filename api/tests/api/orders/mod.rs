@@ -2,13 +2,15 @@
 //! and stock that always agrees with the orders. Here: the helpers the order tests share
 //! (several used by other modules too): products with stock, orders placed, acted on and
 //! read back. The tests: an order's life (`lifecycle`), idempotency keys
-//! (`idempotency`), what is refused (`refusals`), and concurrency, shared commits and
-//! crash recovery (`concurrency`).
+//! (`idempotency`), what is refused (`refusals`), concurrency, shared commits and
+//! crash recovery (`concurrency`), and the refund a cancelled paid order is owed
+//! (`settlement`).
 
 mod concurrency;
 mod idempotency;
 mod lifecycle;
 mod refusals;
+mod settlement;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};

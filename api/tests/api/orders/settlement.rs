@@ -1,0 +1,137 @@
+//! Settling a paid order that was cancelled: its refund happens once however many
+//! settle it at once (its actor, and every node's sweeper), and a refund the provider
+//! cannot make now stays owed until it can, rather than being marked done.
+
+use serde_json::{json, Value};
+
+use super::{act, place, product, stock};
+use crate::helpers::*;
+
+/// The order's recorded refunds, as (amount, reason).
+async fn refunds_of(app: &TestApp, order_id: &str) -> Vec<(i64, String)> {
+    sqlx::query_as("SELECT amount, reason FROM order_refunds WHERE order_id = ? ORDER BY id")
+        .bind(order_id)
+        .fetch_all(app.database.db.pool())
+        .await
+        .unwrap()
+}
+
+async fn owed(app: &TestApp, order_id: &str) -> bool {
+    let (settled,): (i64,) = sqlx::query_as("SELECT stock_settled FROM orders WHERE id = ?")
+        .bind(order_id)
+        .fetch_one(app.database.db.pool())
+        .await
+        .unwrap();
+    settled == 0
+}
+
+/// Places and pays an order of `quantity` units of `sku` with `method`; its id and total.
+async fn paid_order(
+    app: &TestApp,
+    shopper: &Session,
+    sku: &str,
+    quantity: i64,
+    method: &str,
+) -> (String, i64) {
+    let placed: Value = place(app, shopper, json!([{"sku": sku, "quantity": quantity}])).await;
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let paid = act(
+        app,
+        &shopper.access_token,
+        &format!("/api/v1/orders/{id}/pay"),
+        json!({"payment_method": method}),
+    )
+    .await;
+    assert_eq!(paid.status(), 200, "pay: {}", paid.text().await.unwrap());
+    (id, placed["total"]["amount"].as_i64().unwrap())
+}
+
+/// A paid order cancelled, its refund owed (as after a crash), settled by three
+/// sweeps at once: one refund of the whole total is recorded, the units come back once.
+#[actix_web::test]
+async fn a_cancelled_paid_order_is_refunded_once_however_many_settle_it() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("refund-once").await;
+    product(&app, &admin, "REFUND-ONCE", 1_250, 10).await;
+    let (id, total) = paid_order(&app, &shopper, "REFUND-ONCE", 2, "test-card-ok").await;
+    assert_eq!(stock(&app, &admin, "REFUND-ONCE").await, (8, 0));
+    // As if the node died right after committing the cancellation.
+    sqlx::query("UPDATE orders SET status = 'cancelled', stock_settled = 0, version = version + 1, updated_at = 0 WHERE id = ?")
+        .bind(&id)
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+    let orders = &app.state.orders;
+    let (first, second, third) = tokio::join!(
+        orders.settle_unsettled(),
+        orders.settle_unsettled(),
+        orders.settle_unsettled()
+    );
+    for settled in [first, second, third] {
+        settled.unwrap();
+    }
+    assert_eq!(
+        refunds_of(&app, &id).await,
+        [(total, "order cancelled after payment".to_owned())]
+    );
+    assert_eq!(stock(&app, &admin, "REFUND-ONCE").await, (10, 0));
+    assert!(!owed(&app, &id).await);
+}
+
+/// The provider cannot refund: the cancellation stands, its refund stays owed (the
+/// order is not settled, nothing is recorded as refunded) and the sweeper asks again;
+/// once the provider can, the refund is made and the order settled.
+#[actix_web::test]
+async fn a_refund_the_provider_cannot_make_stays_owed() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("refund-owed").await;
+    product(&app, &admin, "REFUND-OWED", 990, 10).await;
+    let (id, total) = paid_order(
+        &app,
+        &shopper,
+        "REFUND-OWED",
+        1,
+        "test-card-refund-unavailable",
+    )
+    .await;
+    let cancelled = act(
+        &app,
+        &shopper.access_token,
+        &format!("/api/v1/orders/{id}/cancel"),
+        json!({"reason": "changed my mind"}),
+    )
+    .await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(stock(&app, &admin, "REFUND-OWED").await, (10, 0));
+    assert!(refunds_of(&app, &id).await.is_empty());
+    assert!(owed(&app, &id).await, "a refund not made is owed");
+    sqlx::query("UPDATE orders SET updated_at = 0 WHERE id = ?")
+        .bind(&id)
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+    app.state.orders.settle_unsettled().await.unwrap();
+    assert!(
+        owed(&app, &id).await,
+        "still owed while the provider cannot refund"
+    );
+    assert!(app
+        .metrics()
+        .await
+        .contains("souk_payment_refund_failures_total"));
+    // The provider recovers (here: the payment becomes one the test double refunds).
+    sqlx::query("UPDATE orders SET payment_reference = ? WHERE id = ?")
+        .bind(format!("test-double-{id}"))
+        .bind(&id)
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+    app.state.orders.settle_unsettled().await.unwrap();
+    assert_eq!(
+        refunds_of(&app, &id).await,
+        [(total, "order cancelled after payment".to_owned())]
+    );
+    assert!(!owed(&app, &id).await);
+}
