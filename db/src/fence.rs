@@ -87,3 +87,31 @@ pub async fn owner_epoch(
     .await?;
     Ok(found.map(|(epoch,)| epoch))
 }
+
+/// The epoch an actor writes its row with, given the epoch it `claimed` (on a clustered
+/// node) and the one `stored` in the row it read after the claim; `Err` with the stored
+/// epoch when a later owner claimed the row in between. A clustered actor writes with
+/// its own epoch, never with one it read; on a single node there is no claim and the
+/// stored epoch stands.
+pub fn writing_epoch(claimed: Option<i64>, stored: i64) -> Result<i64, i64> {
+    match claimed {
+        Some(claimed) if stored > claimed => Err(stored),
+        Some(claimed) => Ok(claimed),
+        None => Ok(stored),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::writing_epoch;
+
+    #[test]
+    fn a_clustered_actor_writes_with_the_epoch_it_claimed() {
+        // A later owner claimed the row between this actor's claim and its read.
+        assert_eq!(writing_epoch(Some(7), 9), Err(9));
+        // An earlier owner created the row after the claim found none.
+        assert_eq!(writing_epoch(Some(7), 3), Ok(7));
+        assert_eq!(writing_epoch(Some(7), 7), Ok(7));
+        assert_eq!(writing_epoch(None, 4), Ok(4));
+    }
+}

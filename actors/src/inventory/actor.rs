@@ -381,8 +381,8 @@ enum LoadError {
 /// reservations; answers the stock and the owner epoch its batches must carry.
 async fn load(db: Db, sku: String, epoch: Option<u64>) -> Result<(Stock, i64), LoadError> {
     let mut connection = db.pool().acquire().await.map_err(souk_db::DbError::from)?;
+    let epoch = epoch.map(|epoch| i64::try_from(epoch).unwrap_or(i64::MAX));
     if let Some(epoch) = epoch {
-        let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
         if let Claim::Stale { owner_epoch } =
             fence::claim(&mut connection, FencedRow::Item, &sku, epoch).await?
         {
@@ -390,13 +390,13 @@ async fn load(db: Db, sku: String, epoch: Option<u64>) -> Result<(Stock, i64), L
         }
     }
     let mut stock = Stock::empty(&sku);
-    let mut owner_epoch = epoch.map_or(0, |epoch| i64::try_from(epoch).unwrap_or(i64::MAX));
+    let mut owner_epoch = epoch.unwrap_or(0);
     if let Some(item) = inventory::load_item(&mut connection, &sku).await? {
         stock.on_hand = item.on_hand;
         stock.reserved = item.reserved;
         stock.low_stock_threshold = item.low_stock_threshold;
         stock.version = Some(item.version);
-        owner_epoch = item.owner_epoch;
+        owner_epoch = fence::writing_epoch(epoch, item.owner_epoch).map_err(LoadError::Fenced)?;
     }
     for reservation in inventory::load_reservations(&mut connection, &sku).await? {
         stock.reservations.insert(

@@ -193,17 +193,21 @@ impl OrderLogic {
             return Err(Error::not_found("order"));
         }
         let mut connection = self.db.pool().acquire().await.map_err(DbError::from)?;
+        let epoch = epoch.map(|epoch| i64::try_from(epoch).unwrap_or(i64::MAX));
         if let Some(epoch) = epoch {
-            let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
             if let Claim::Stale { .. } =
                 fence::claim(&mut connection, FencedRow::Order, id, epoch).await?
             {
                 return Err(Error::stale_owner());
             }
         }
-        orders::find(&mut *connection, id)
+        let mut order = orders::find(&mut *connection, id)
             .await?
-            .ok_or_else(|| Error::not_found("order"))
+            .ok_or_else(|| Error::not_found("order"))?;
+        // A later owner may have claimed the row between the claim and the read.
+        order.owner_epoch = fence::writing_epoch(epoch, order.owner_epoch)
+            .map_err(|_later| Error::stale_owner())?;
+        Ok(order)
     }
 
     pub async fn get(&self, id: &str, owner: Option<&str>) -> Result<OrderView, Error> {
