@@ -117,7 +117,14 @@ where
                     continue;
                 }
                 let payload = Bytes::from(<E::Kind as WireKind>::encode_request(&request));
-                return match mailbox.send(kind, &key, payload, deadline).await {
+                let sent = if <E::Kind as WireKind>::idempotent(&request) {
+                    mailbox.send(kind, &key, payload, deadline).await
+                } else {
+                    mailbox
+                        .send_at_most_once(kind, &key, payload, deadline)
+                        .await
+                };
+                return match sent {
                     Ok(bytes) => {
                         <E::Kind as WireKind>::decode_result(&bytes).unwrap_or_else(|error| {
                             Err(<E::Kind as WireKind>::unavailable(error.to_string()))
@@ -131,6 +138,9 @@ where
                     )),
                     Err(SendError::Transport(error)) => Err(<E::Kind as WireKind>::unavailable(
                         format!("cannot reach the node serving {kind} {key}: {error}"),
+                    )),
+                    Err(SendError::Unanswered) => Err(<E::Kind as WireKind>::unavailable(
+                        format!("the node serving {kind} {key} stopped before answering, and the command may have been applied: read it before trying again"),
                     )),
                 };
             }

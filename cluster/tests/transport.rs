@@ -1,7 +1,8 @@
 //! The NATS mailbox between in-process nodes over the test nats-server: a message
 //! reaches the node that owns its entity wherever it is sent from; handler errors and
 //! deadlines come back as such; calls in flight while shards move (a join, a graceful
-//! stop, a kill) still succeed within their deadline through "not owner" retries.
+//! stop, a kill) still succeed within their deadline through "not owner" retries; an
+//! at-most-once call whose owner leaves before answering is not sent again.
 
 mod support;
 
@@ -16,9 +17,18 @@ use souk_cluster::{
 use support::{connect, drop_namespace, eventually, fresh_namespace, nats_url, settings};
 
 /// The entity host stand-in: answers `<node>|<kind>|<key>|<epoch>|<payload>`; kind
-/// `fail` answers an error, `slow` takes two seconds.
+/// `fail` answers an error, `slow` takes two seconds, `hold` counts how often each key
+/// was handled ([`HELD`]) and takes three.
 struct Echo {
     node: String,
+}
+
+/// How many times each key of kind `hold` was handled, over every node.
+static HELD: std::sync::Mutex<std::collections::BTreeMap<String, usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn held(key: &str) -> usize {
+    HELD.lock().unwrap().get(key).copied().unwrap_or(0)
 }
 
 impl EnvelopeHandler for Echo {
@@ -34,6 +44,15 @@ impl EnvelopeHandler for Echo {
                 "slow" => {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     Ok(Bytes::from_static(b"late"))
+                }
+                "hold" => {
+                    *HELD
+                        .lock()
+                        .unwrap()
+                        .entry(envelope.key.clone())
+                        .or_default() += 1;
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    Ok(Bytes::from(node))
                 }
                 _ => Ok(Bytes::from(format!(
                     "{node}|{}|{}|{}|{}",
@@ -203,6 +222,68 @@ async fn calls_sent_together_share_messages_and_each_gets_its_own_answer() {
     );
 
     stop_both(&url, &namespace, [(a, server_a), (b, server_b)]).await;
+}
+
+/// b leaves while handling two calls from a: the idempotent one is sent again to the
+/// next owner and answered from there (handled twice); the at-most-once one fails as
+/// unanswered and is handled once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_at_most_once_call_is_not_sent_again_when_its_owner_leaves() {
+    let (url, namespace, [(a, server_a), (b, server_b)]) = two_ready_nodes().await;
+    let table = a.snapshot();
+    let mut keys_of_b = (0..2_000)
+        .map(|index| format!("HOLD-{index}"))
+        .filter(|key| !table.serves(table.shard_of(key)));
+    let (again, once) = (keys_of_b.next().unwrap(), keys_of_b.next().unwrap());
+    let mailbox = a.mailbox();
+    let idempotent = {
+        let (mailbox, key) = (mailbox.clone(), again.clone());
+        tokio::spawn(async move {
+            mailbox
+                .send("hold", &key, Bytes::new(), in_ms(20_000))
+                .await
+        })
+    };
+    let at_most_once = {
+        let (mailbox, key) = (mailbox.clone(), once.clone());
+        tokio::spawn(async move {
+            mailbox
+                .send_at_most_once("hold", &key, Bytes::new(), in_ms(20_000))
+                .await
+        })
+    };
+    eventually(Duration::from_secs(5), "b handles both", || async {
+        held(&again) == 1 && held(&once) == 1
+    })
+    .await;
+    let leaving = tokio::spawn(b.stop());
+
+    assert_eq!(
+        at_most_once.await.unwrap(),
+        Err(SendError::Unanswered),
+        "the at-most-once call fails rather than going to a"
+    );
+    let answer = idempotent
+        .await
+        .unwrap()
+        .expect("answered by the next owner");
+    assert_eq!(&answer[..], b"a");
+    assert_eq!(
+        held(&again),
+        2,
+        "the idempotent call was handled again by a"
+    );
+    assert_eq!(
+        held(&once),
+        1,
+        "the at-most-once call was handled only by b"
+    );
+
+    leaving.await.unwrap();
+    server_b.stop(Duration::from_secs(3)).await;
+    server_a.stop(Duration::from_secs(3)).await;
+    a.stop().await;
+    drop_namespace(&connect(&url).await, &namespace).await;
 }
 
 /// Sends to many keys in a loop until stopped; returns (successes, failures).

@@ -3,7 +3,7 @@
 //! types (the envelope around them is protobuf, in `souk-cluster`).
 
 use super::EntityKind;
-use crate::inventory::{InventoryError, Sku, SkuReply, SkuRequest};
+use crate::inventory::{Command, InventoryError, Sku, SkuReply, SkuRequest};
 use crate::orders::{Order, OrderCommand, OrderView};
 use crate::{Error, ErrorCode, WireError};
 
@@ -23,6 +23,11 @@ pub trait WireKind: EntityKind<Request: Clone> {
     fn decode_result(bytes: &[u8]) -> Result<Result<Self::Reply, Self::Error>, DecodeError>;
     /// The retryable error a caller gets when no owner answered in time.
     fn unavailable(detail: String) -> Self::Error;
+    /// Whether handling `request` twice changes nothing more, so a call whose owner
+    /// stopped answering may go to the next owner.
+    fn idempotent(_request: &Self::Request) -> bool {
+        true
+    }
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -56,6 +61,12 @@ impl WireKind for Sku {
 
     fn unavailable(detail: String) -> InventoryError {
         InventoryError::Unavailable(detail)
+    }
+
+    /// Every stock command is idempotent by its order id, but an adjustment, which
+    /// carries none: applied twice, it would count its units twice.
+    fn idempotent(request: &SkuRequest) -> bool {
+        !matches!(request, SkuRequest::Execute(Command::Adjust { .. }))
     }
 }
 

@@ -55,6 +55,15 @@ pub struct MailboxStats {
     pub messages: u64,
 }
 
+/// Whether a call may be handled more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Handling it twice changes nothing more: sent again wherever it may have gone.
+    Idempotent,
+    /// Sent again only when the answer says it was not handled.
+    AtMostOnce,
+}
+
 /// What one attempt came back with.
 enum Attempt {
     Done(Result<Bytes, SendError>),
@@ -90,13 +99,39 @@ impl Mailbox {
     }
 
     /// Sends `payload` for entity `key` of `kind` to its owner and returns the
-    /// handler's answer, retrying on "not owner" until `deadline`.
+    /// handler's answer, retrying on "not owner" until `deadline`; a call whose owner
+    /// stopped answering goes to the next owner (the payload must be idempotent).
     pub async fn send(
         &self,
         kind: &str,
         key: &str,
         payload: Bytes,
         deadline: Instant,
+    ) -> Result<Bytes, SendError> {
+        self.send_with(kind, key, payload, deadline, Delivery::Idempotent)
+            .await
+    }
+
+    /// As [`Mailbox::send`], for a payload that must not be handled twice: once it may
+    /// have reached an owner, it is not sent again ([`SendError::Unanswered`]).
+    pub async fn send_at_most_once(
+        &self,
+        kind: &str,
+        key: &str,
+        payload: Bytes,
+        deadline: Instant,
+    ) -> Result<Bytes, SendError> {
+        self.send_with(kind, key, payload, deadline, Delivery::AtMostOnce)
+            .await
+    }
+
+    async fn send_with(
+        &self,
+        kind: &str,
+        key: &str,
+        payload: Bytes,
+        deadline: Instant,
+        delivery: Delivery,
     ) -> Result<Bytes, SendError> {
         let started = Instant::now();
         self.stats.sends.fetch_add(1, Ordering::Relaxed);
@@ -113,7 +148,7 @@ impl Mailbox {
                 .or_else(|| self.table.borrow().owner(shard).cloned());
             let attempt = match target {
                 Some(target) => {
-                    self.attempt(&target, kind, key, shard, &payload, remaining)
+                    self.attempt(&target, kind, key, shard, &payload, remaining, delivery)
                         .await
                 }
                 // No member at all yet: wait for the table.
@@ -146,6 +181,7 @@ impl Mailbox {
             Err(SendError::DeadlineExceeded) => "deadline_exceeded",
             Err(SendError::Remote(_)) => "remote_error",
             Err(SendError::Transport(_)) => "transport_error",
+            Err(SendError::Unanswered) => "unanswered",
         };
         metrics::forwarded_call(kind, outcome, started.elapsed());
         result
@@ -169,7 +205,13 @@ impl Mailbox {
         shard: ShardId,
         payload: &Bytes,
         remaining: Duration,
+        delivery: Delivery,
     ) -> Attempt {
+        // Sent again elsewhere only if it cannot have been handled, or may be twice.
+        let retry_elsewhere = |owner: Option<NodeId>| match delivery {
+            Delivery::Idempotent => Attempt::Retry(owner),
+            Delivery::AtMostOnce => Attempt::Done(Err(SendError::Unanswered)),
+        };
         let envelope = ClusterEnvelope {
             kind: kind.to_owned(),
             key: key.to_owned(),
@@ -197,15 +239,16 @@ impl Mailbox {
                 _ = tokio::time::sleep(OWNER_CHECK_INTERVAL) => {
                     let owner = self.table.borrow().owner(shard).cloned();
                     if owner.as_ref() != Some(target) {
-                        return Attempt::Retry(owner);
+                        return retry_elsewhere(owner);
                     }
                 }
             }
         };
         let reply = match answer {
             Ok(reply) => reply,
-            // Nobody listens there (the node died or has not started): ask again.
-            Err(CallError::NoResponders) => return Attempt::Retry(None),
+            // Nobody listens there (the node died or has not started): ask again. The
+            // status fails every call waiting on that node, some perhaps delivered.
+            Err(CallError::NoResponders) => return retry_elsewhere(None),
             Err(CallError::Transport(error)) => {
                 return Attempt::Done(Err(SendError::Transport(error)))
             }

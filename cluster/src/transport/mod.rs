@@ -20,7 +20,10 @@
 //!   waiting for an answer gives up on its target only when the shard table names
 //!   another owner (the target's lease moved: it froze or died), and sends to that
 //!   one; entity commands are idempotent (by order id), so a command the old owner
-//!   had applied after all is not applied twice.
+//!   had applied after all is not applied twice. A command that is not idempotent (a
+//!   stock adjustment) goes by [`Mailbox::send_at_most_once`]: it is sent again only
+//!   after an answer that says it was not handled ("not owner"), and otherwise fails
+//!   as [`SendError::Unanswered`].
 
 mod calls;
 mod coalesce;
@@ -121,4 +124,8 @@ pub enum SendError {
     Remote(RemoteError),
     #[error("transport: {0}")]
     Transport(String),
+    /// An at-most-once call reached its owner, which lost the shard (or vanished)
+    /// before answering: it may or may not have acted, and the call was not sent again.
+    #[error("the owner changed before answering")]
+    Unanswered,
 }
