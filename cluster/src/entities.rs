@@ -258,7 +258,10 @@ impl<E: Entity> PassivateHost for LocalRouter<E> {
 
 /// Until `stopping`: for every shard the table marks draining, passivates its entities
 /// on every host (their open batches commit first), then reports the handoff done so
-/// the node releases the lease. The node releases it anyway when `timeout` passes.
+/// the node releases the lease. The node releases it anyway when `timeout` passes. A
+/// shard that leaves the table without draining (its lease lost or run out) has its
+/// entities passivated too, so none lives on, with its timers, under a lapsed lease;
+/// what they still try to write meets the row fence.
 pub async fn run_handoffs(
     mut table: watch::Receiver<Arc<ShardTable>>,
     hosts: Vec<Arc<dyn PassivateHost>>,
@@ -267,14 +270,36 @@ pub async fn run_handoffs(
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut started: BTreeSet<ShardId> = BTreeSet::new();
+    let mut owned: BTreeSet<ShardId> = BTreeSet::new();
     let mut running = tokio::task::JoinSet::new();
     loop {
-        let (draining, shard_count): (BTreeSet<ShardId>, u32) = {
+        let (draining, owned_now, shard_count): (BTreeSet<ShardId>, BTreeSet<ShardId>, u32) = {
             let snapshot = table.borrow_and_update();
-            (snapshot.draining().collect(), snapshot.shard_count())
+            (
+                snapshot.draining().collect(),
+                snapshot.owned.keys().copied().collect(),
+                snapshot.shard_count(),
+            )
         };
+        let lost: Vec<ShardId> = owned
+            .difference(&owned_now)
+            .filter(|shard| !started.contains(shard))
+            .copied()
+            .collect();
+        owned = owned_now;
         // A shard no longer draining (released, or kept after all) may drain again later.
         started.retain(|shard| draining.contains(shard));
+        for shard in lost {
+            let hosts = hosts.clone();
+            running.spawn(async move {
+                let still_running = passivate_shard(&hosts, shard, shard_count, timeout).await;
+                tracing::warn!(
+                    shard = shard.0,
+                    still_running,
+                    "shard lost without a handoff: its entities passivated"
+                );
+            });
+        }
         for shard in draining {
             if !started.insert(shard) {
                 continue;
@@ -282,12 +307,7 @@ pub async fn run_handoffs(
             let hosts = hosts.clone();
             let handoffs = handoffs.clone();
             running.spawn(async move {
-                let matches: Arc<dyn Fn(&str) -> bool + Send + Sync> =
-                    Arc::new(move |key: &str| shard_of(key, shard_count) == shard);
-                let mut still_running = 0;
-                for host in &hosts {
-                    still_running += host.passivate_where(matches.clone(), timeout).await;
-                }
+                let still_running = passivate_shard(&hosts, shard, shard_count, timeout).await;
                 if still_running > 0 {
                     tracing::warn!(
                         shard = shard.0,
@@ -306,4 +326,119 @@ pub async fn run_handoffs(
     }
     // Handoffs under way finish: a stopping node drains its shards through them.
     while running.join_next().await.is_some() {}
+}
+
+/// Passivates the entities of `shard` on every host; answers how many still ran at
+/// the timeout.
+async fn passivate_shard(
+    hosts: &[Arc<dyn PassivateHost>],
+    shard: ShardId,
+    shard_count: u32,
+    timeout: Duration,
+) -> usize {
+    let matches: Arc<dyn Fn(&str) -> bool + Send + Sync> =
+        Arc::new(move |key: &str| shard_of(key, shard_count) == shard);
+    let mut still_running = 0;
+    for host in hosts {
+        still_running += host.passivate_where(matches.clone(), timeout).await;
+    }
+    still_running
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::ring::Ring;
+    use crate::settings::NodeId;
+    use crate::table::{OwnedShard, ShardState};
+
+    /// An entity host's stand-in that records which of its keys were passivated.
+    struct Recording {
+        keys: Vec<String>,
+        passivated: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl PassivateHost for Recording {
+        fn passivate_where(
+            &self,
+            matches: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+            _timeout: Duration,
+        ) -> BoxFuture<usize> {
+            let mut passivated = self.passivated.lock().unwrap();
+            passivated.extend(self.keys.iter().filter(|key| matches(key)).cloned());
+            Box::pin(async { 0 })
+        }
+    }
+
+    fn table(version: u64, owned: &[ShardId]) -> Arc<ShardTable> {
+        let node = NodeId::parse("node-a").unwrap();
+        Arc::new(ShardTable {
+            node: node.clone(),
+            version,
+            ring: Arc::new(Ring::new(8, vec![node])),
+            owned: owned
+                .iter()
+                .map(|shard| {
+                    let held = OwnedShard {
+                        epoch: 1,
+                        state: ShardState::Serving,
+                        valid_until: Instant::now() + Duration::from_secs(60),
+                    };
+                    (*shard, held)
+                })
+                .collect(),
+            holders: Arc::new(BTreeMap::new()),
+            ready: true,
+            leaving: false,
+        })
+    }
+
+    /// A shard whose lease ran out (it leaves the table without draining) has its
+    /// entities passivated; those of the shards still held stay.
+    #[tokio::test]
+    async fn the_entities_of_a_shard_lost_without_a_handoff_are_passivated() {
+        let keys: Vec<String> = (0..64).map(|index| format!("SKU-{index}")).collect();
+        let (lost, kept) = (shard_of(&keys[0], 8), shard_of(&keys[1], 8));
+        let kept = if kept == lost {
+            ShardId((lost.0 + 1) % 8)
+        } else {
+            kept
+        };
+        let passivated = Arc::new(Mutex::new(Vec::new()));
+        let host = Recording {
+            keys: keys.clone(),
+            passivated: passivated.clone(),
+        };
+        let (publish, tables) = watch::channel(table(1, &[lost, kept]));
+        let (stop, stopping) = watch::channel(false);
+        let task = tokio::spawn(run_handoffs(
+            tables,
+            vec![Arc::new(host)],
+            Handoffs::unheard(),
+            Duration::from_secs(1),
+            stopping,
+        ));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(passivated.lock().unwrap().is_empty(), "nothing lost yet");
+
+        publish.send(table(2, &[kept])).unwrap();
+        let expected: Vec<String> = keys
+            .iter()
+            .filter(|key| shard_of(key, 8) == lost)
+            .cloned()
+            .collect();
+        for _ in 0..100 {
+            if !passivated.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(*passivated.lock().unwrap(), expected);
+
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
 }

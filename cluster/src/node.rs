@@ -208,6 +208,13 @@ impl Handoffs {
     pub fn done(&self, shard: ShardId) {
         let _ = self.commands.send(Command::HandoffDone(shard));
     }
+
+    /// Handoffs reported to no driver (tests of the handoff task).
+    #[cfg(test)]
+    pub(crate) fn unheard() -> Self {
+        let (commands, _) = mpsc::unbounded_channel();
+        Self { commands }
+    }
 }
 
 /// A held lease and whether it is being handed over.
