@@ -146,6 +146,11 @@ const CATALOGUE: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Orders whose stock effects could not be settled yet (the sweeper retries).",
     ),
+    (
+        "souk_payment_refund_failures_total",
+        Kind::Counter,
+        "Refunds the payment provider could not make (a cancelled order's is retried).",
+    ),
     // Entities and tasks.
     (
         "souk_entities_live",
