@@ -310,7 +310,7 @@ impl std::error::Error for Error {}
 impl From<souk_db::DbError> for Error {
     /// A database that cannot be reached (pool exhausted or closed, connection lost),
     /// or a transaction that gave way to a concurrent one, is `service_unavailable`,
-    /// retryable; anything else is an internal error.
+    /// retryable after a second; anything else is an internal error.
     fn from(error: souk_db::DbError) -> Self {
         match error {
             souk_db::DbError::Sqlx(
@@ -321,9 +321,10 @@ impl From<souk_db::DbError> for Error {
                 | sqlx::Error::WorkerCrashed,
             ) => {
                 tracing::warn!(%error, "database unavailable");
-                Error::new(
+                Error::unavailable_retry_after(
                     ErrorCode::ServiceUnavailable,
                     "the database is not answering",
+                    1,
                 )
             }
             souk_db::DbError::Contention(_) => {
@@ -378,5 +379,24 @@ mod tests {
                 .all(|c| c.is_ascii_lowercase() || c == '_'));
             assert!((400..600).contains(&code.http_status()));
         }
+    }
+
+    #[test]
+    fn a_database_that_is_not_answering_is_retryable_after_a_pause() {
+        let transient = [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::WorkerCrashed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        ];
+        for cause in transient {
+            let error = Error::from(souk_db::DbError::Sqlx(cause));
+            assert_eq!(error.code(), ErrorCode::ServiceUnavailable, "{error}");
+            assert_eq!(error.retry_after_secs(), Some(1), "{error}");
+        }
+        let broken = Error::from(souk_db::DbError::Sqlx(sqlx::Error::Protocol(
+            "garbled".into(),
+        )));
+        assert_eq!(broken.code(), ErrorCode::Internal);
     }
 }

@@ -4,7 +4,8 @@
 //! - [`ClusterRouter`] sends an entity's request to this node's host when this node
 //!   serves the entity's shard, otherwise through the [`Mailbox`] to the owner; a
 //!   "not owner" answer from either is tried again, against a fresh table, until the
-//!   call's deadline.
+//!   call's deadline. Past the deadline, local or remote, the caller gets the kind's
+//!   retryable "unavailable" error.
 //! - [`EntityHandler`] answers envelopes with this node's hosts.
 //! - [`TableOwnership`] lets a host run an entity only while the shard table says this
 //!   node serves its shard, under that tenure's epoch.
@@ -103,7 +104,16 @@ where
                     snapshot.serves(snapshot.shard_of(&key))
                 };
                 if serving {
-                    let result = local.send(key.clone(), request.clone()).await;
+                    // Bounded like a remote call: an entity held up (by a stalled
+                    // database, say) answers the caller a retryable error at the
+                    // deadline, not whenever it gets to the request.
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let sent = local.send(key.clone(), request.clone());
+                    let Ok(result) = tokio::time::timeout(remaining, sent).await else {
+                        return Err(<E::Kind as WireKind>::unavailable(format!(
+                            "the {kind} {key} did not answer in time; retry"
+                        )));
+                    };
                     let moved = result
                         .as_ref()
                         .is_err_and(<E::Kind as EntityKind>::is_not_owner);

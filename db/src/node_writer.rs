@@ -239,18 +239,18 @@ impl NodeWriter {
                         answer(part, landed);
                     }
                 }
-                Err(error) if parts.len() == 1 => {
-                    for part in parts {
-                        match part {
-                            Part::Stock { reply, .. } => {
-                                let _ = reply.send(Err(BatchError::Db(copy(&error))));
-                            }
-                            Part::Order { reply, .. } => {
-                                let _ = reply.send(Err(copy(&error)));
-                            }
-                        }
+                // Alone, the part gets the error itself, not a copy: its class (a pool
+                // timeout or a lost connection is transient, a contention retryable)
+                // decides what the caller answers.
+                Err(error) if parts.len() == 1 => match parts.pop() {
+                    Some(Part::Stock { reply, .. }) => {
+                        let _ = reply.send(Err(BatchError::Db(error)));
                     }
-                }
+                    Some(Part::Order { reply, .. }) => {
+                        let _ = reply.send(Err(error));
+                    }
+                    None => {}
+                },
                 Err(_) => {
                     let second = parts.split_off(parts.len() / 2);
                     pending.push(second);
@@ -393,18 +393,4 @@ fn answer(part: Part, landed: Landed) {
 
 fn stopped() -> DbError {
     DbError::Invalid("the node writer stopped".to_owned())
-}
-
-/// The error of a batch, for one of its parts: the same kind (a retryable contention
-/// stays retryable), the message kept.
-fn copy(error: &DbError) -> DbError {
-    match error {
-        DbError::UniqueViolation { constraint } => DbError::UniqueViolation {
-            constraint: constraint.clone(),
-        },
-        DbError::Contention(inner) => DbError::Contention(sqlx::Error::Protocol(inner.to_string())),
-        DbError::Invalid(message) => DbError::Invalid(message.clone()),
-        DbError::UnpaidOrderLimit { limit } => DbError::UnpaidOrderLimit { limit: *limit },
-        other => DbError::Sqlx(sqlx::Error::Protocol(other.to_string())),
-    }
 }

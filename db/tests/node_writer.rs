@@ -151,6 +151,48 @@ async fn an_order_alone_is_written_at_once(backend: TestBackend) {
     );
 }
 
+/// A commit that cannot get a connection (the pool's only one taken, its wait over)
+/// answers the pool's own timeout, to an order and to a SKU batch alike: a transient
+/// failure the caller retries, not a broken one.
+async fn a_commit_without_a_connection_answers_the_pool_timeout(backend: TestBackend) {
+    let test = fresh(backend).await;
+    let settings = souk_db::PoolSettings {
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_millis(200),
+        ..souk_db::PoolSettings::default()
+    };
+    let busy = souk_db::Db::connect(&test.url, &settings).await.unwrap();
+    let writer = busy.writer();
+    let held = busy.pool().acquire().await.unwrap();
+
+    let id = souk_db::ids::new_id();
+    let order = writer
+        .insert_order(new_order(&id, "customer-0", None, 1))
+        .await;
+    assert!(
+        matches!(order, Err(DbError::Sqlx(sqlx::Error::PoolTimedOut))),
+        "{order:?}"
+    );
+    let stock = writer
+        .write_stock(stock_batch("BUSY-1", 1, "order-1"))
+        .await;
+    assert!(
+        matches!(
+            stock,
+            Err(BatchError::Db(DbError::Sqlx(sqlx::Error::PoolTimedOut)))
+        ),
+        "{stock:?}"
+    );
+
+    drop(held);
+    writer
+        .insert_order(new_order(&id, "customer-0", None, 1))
+        .await
+        .unwrap();
+    let stored = format!("SELECT COUNT(*) FROM orders WHERE id = '{id}'");
+    assert_eq!(count(&test.db, &stored).await, 1);
+}
+
 /// A batch of `sku` moving from `version - 1` to `version` (a new row at version 1)
 /// that reserves one unit for `order_id`.
 fn stock_batch(sku: &str, version: i64, order_id: &str) -> Batch {
@@ -530,6 +572,7 @@ souk_db::on_both_backends!(
     one_statement_writes_many_items_and_a_stale_one_is_found_alone,
     concurrent_checkouts_share_commits_and_a_duplicate_fails_alone,
     an_order_alone_is_written_at_once,
+    a_commit_without_a_connection_answers_the_pool_timeout,
     many_skus_and_orders_share_commits_and_a_fenced_batch_fails_alone,
     an_order_past_its_customers_unpaid_cap_is_refused_alone,
 );

@@ -144,7 +144,9 @@ pub fn validate_adjustment(
     Ok(reason.to_owned())
 }
 
-/// Maps the actors' refusals and failures to API errors.
+/// Maps the actors' refusals and failures to API errors. A retryable failure is a 503
+/// with a pause to retry after: the restart's backoff rounded up to whole seconds, else
+/// one second.
 pub fn api_error(error: InventoryError) -> Error {
     match error {
         InventoryError::Stock(StockError::Insufficient { available }) => Error::new(
@@ -166,9 +168,14 @@ pub fn api_error(error: InventoryError) -> Error {
         ),
         retryable => {
             tracing::warn!(error = %retryable, "inventory unavailable");
-            Error::new(
+            let retry_after_secs = match &retryable {
+                InventoryError::Restarting { retry_after_ms } => retry_after_ms.div_ceil(1000),
+                _ => 1,
+            };
+            Error::unavailable_retry_after(
                 ErrorCode::ServiceUnavailable,
                 format!("inventory: {retryable}; retry"),
+                retry_after_secs,
             )
         }
     }
@@ -293,5 +300,46 @@ impl InventoryService {
         query: &StockOverviewQuery,
     ) -> Result<Vec<StockOverviewRow>, Error> {
         Ok(inventory::stock_overview(self.db.pool(), query).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retryable_failure_says_when_to_retry() {
+        let cases = [
+            (InventoryError::Fenced, 1),
+            (InventoryError::Unavailable("pool timed out".into()), 1),
+            (InventoryError::Restarting { retry_after_ms: 1 }, 1),
+            (
+                InventoryError::Restarting {
+                    retry_after_ms: 1_000,
+                },
+                1,
+            ),
+            (
+                InventoryError::Restarting {
+                    retry_after_ms: 1_001,
+                },
+                2,
+            ),
+            (InventoryError::Restarting { retry_after_ms: 0 }, 1),
+        ];
+        for (error, seconds) in cases {
+            let mapped = api_error(error.clone());
+            assert_eq!(mapped.code(), ErrorCode::ServiceUnavailable, "{error}");
+            assert_eq!(mapped.retry_after_secs(), Some(seconds), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_has_no_pause() {
+        let mapped = api_error(InventoryError::Stock(StockError::Insufficient {
+            available: 2,
+        }));
+        assert_eq!(mapped.code(), ErrorCode::InsufficientStock);
+        assert_eq!(mapped.retry_after_secs(), None);
     }
 }

@@ -366,3 +366,42 @@ async fn a_database_outage_on_an_inventory_call_is_a_503_not_a_404() {
         "{outage}"
     );
 }
+
+/// A SKU batch that cannot be committed — every connection of the node writer's lane
+/// taken (here by the test), so the pool times out — answers a retryable 503 that says
+/// when to retry, and writes nothing.
+#[actix_web::test]
+async fn a_batch_the_database_cannot_take_answers_503_with_retry_after() {
+    let app = spawn_app_with(TestBackend::MySql, |config| {
+        config.database.stock_connections = 1;
+    })
+    .await;
+    let admin = app.admin().await;
+    product(&app, &admin, "BUSY-1").await;
+    let body = json!({"delta": 5, "reason": "delivery"});
+    assert_eq!(
+        adjust(&app, &admin, "BUSY-1", body.clone()).await.status(),
+        StatusCode::OK
+    );
+
+    let held = app.state.db.acquire_for_writes().await.unwrap();
+    let refused = adjust(&app, &admin, "BUSY-1", body.clone()).await;
+    let retry_after = refused
+        .headers()
+        .get("retry-after")
+        .map(|value| value.to_str().unwrap().to_owned());
+    assert_problem(refused, 503, "service_unavailable").await;
+    let retry_after: u64 = retry_after
+        .expect("a retryable 503 says when to retry")
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1, "Retry-After {retry_after}");
+    drop(held);
+
+    let (on_hand,): (i64,) =
+        sqlx::query_as("SELECT on_hand FROM inventory_items WHERE sku = 'BUSY-1'")
+            .fetch_one(app.database.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(on_hand, 5, "the refused adjustment wrote nothing");
+}

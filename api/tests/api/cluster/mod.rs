@@ -3,6 +3,7 @@
 //! and frozen, a checkout load spread over every member, and the checks that the
 //! database holds every acknowledged reservation and never more than the stock.
 
+mod deadline;
 mod fencing;
 mod proofs;
 mod split;
