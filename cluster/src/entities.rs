@@ -98,6 +98,13 @@ where
         let deadline = Instant::now() + self.timeout;
         Box::pin(async move {
             let kind = <E::Kind as EntityKind>::NAME;
+            let idempotent = <E::Kind as WireKind>::idempotent(&request);
+            // What a caller may do after no answer: send it again, or first look.
+            let unanswered = if idempotent {
+                "; retry"
+            } else {
+                ", and it may have been applied: read it before trying again"
+            };
             loop {
                 let serving = {
                     let snapshot = table.borrow_and_update();
@@ -111,7 +118,7 @@ where
                     let sent = local.send(key.clone(), request.clone());
                     let Ok(result) = tokio::time::timeout(remaining, sent).await else {
                         return Err(<E::Kind as WireKind>::unavailable(format!(
-                            "the {kind} {key} did not answer in time; retry"
+                            "the {kind} {key} did not answer in time{unanswered}"
                         )));
                     };
                     let moved = result
@@ -127,7 +134,7 @@ where
                     continue;
                 }
                 let payload = Bytes::from(<E::Kind as WireKind>::encode_request(&request));
-                let sent = if <E::Kind as WireKind>::idempotent(&request) {
+                let sent = if idempotent {
                     mailbox.send(kind, &key, payload, deadline).await
                 } else {
                     mailbox
@@ -141,7 +148,7 @@ where
                         })
                     }
                     Err(SendError::DeadlineExceeded) => Err(<E::Kind as WireKind>::unavailable(
-                        format!("no node served {kind} {key} in time; retry"),
+                        format!("no node served {kind} {key} in time{unanswered}"),
                     )),
                     Err(SendError::Remote(error)) => Err(<E::Kind as WireKind>::unavailable(
                         format!("the node serving {kind} {key} failed: {}", error.message),
@@ -149,9 +156,9 @@ where
                     Err(SendError::Transport(error)) => Err(<E::Kind as WireKind>::unavailable(
                         format!("cannot reach the node serving {kind} {key}: {error}"),
                     )),
-                    Err(SendError::Unanswered) => Err(<E::Kind as WireKind>::unavailable(
-                        format!("the node serving {kind} {key} stopped before answering, and the command may have been applied: read it before trying again"),
-                    )),
+                    Err(SendError::Unanswered) => Err(<E::Kind as WireKind>::unavailable(format!(
+                        "the node serving {kind} {key} stopped before answering{unanswered}"
+                    ))),
                 };
             }
         })

@@ -20,13 +20,20 @@ pub enum PaymentError {
     Unavailable(String),
 }
 
+/// Seconds a caller is told to wait before asking an unavailable provider again.
+const PROVIDER_RETRY_AFTER_SECS: u64 = 5;
+
 /// A provider's refusal as the caller sees it: a decline stays a decline, an
-/// unavailable provider is worth retrying.
+/// unavailable provider is worth retrying after a pause.
 impl From<PaymentError> for Error {
     fn from(error: PaymentError) -> Self {
         match error {
             PaymentError::Declined(why) => Error::new(ErrorCode::PaymentDeclined, why),
-            PaymentError::Unavailable(why) => Error::new(ErrorCode::ServiceUnavailable, why),
+            PaymentError::Unavailable(why) => Error::unavailable_retry_after(
+                ErrorCode::ServiceUnavailable,
+                why,
+                PROVIDER_RETRY_AFTER_SECS,
+            ),
         }
     }
 }
