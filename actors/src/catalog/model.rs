@@ -15,9 +15,11 @@ pub const REQUIRED_TEXT_PATTERN: &str =
 /// control character at all, one that is not white space.
 pub const ATTRIBUTE_VALUE_PATTERN: &str =
     "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$";
-/// The ASCII image URLs [`parse_images`] accepts (with `maxLength` 300): http(s), then
-/// printable characters but `"`.
-pub const IMAGE_URL_PATTERN: &str = "^https?://[!#-~]+$";
+/// The image URLs [`parse_images`] accepts (with `maxLength` 300): http(s), then the
+/// characters a URL may hold (RFC 3986: letters, digits, `-._~`, the delimiters
+/// `:/?#[]@!$&'()*+,;=` and `%` for escapes). None is escaped in JSON, so the stored
+/// list of images never grows past its column.
+pub const IMAGE_URL_PATTERN: &str = "^https?://[A-Za-z0-9._~:/?#\\[\\]@!$&'()*+,;=%-]+$";
 
 /// Trimmed text of at most `max_chars` characters (empty only if `allow_empty`) without
 /// control characters but tab and newline: names and descriptions.
@@ -95,6 +97,11 @@ pub fn slugify(name: &str) -> String {
 pub const MAX_TAGS: usize = 20;
 pub const MAX_ATTRIBUTES: usize = 30;
 pub const MAX_IMAGES: usize = 10;
+/// The longest image URL, in characters (all ASCII).
+pub const MAX_IMAGE_URL_CHARS: usize = 300;
+/// The width of the `images` columns (products and variants) that hold a JSON list of
+/// at most [`MAX_IMAGES`] URLs.
+pub const IMAGES_COLUMN_CHARS: usize = 4000;
 
 /// Tags: lower case letters, digits and `-`, 1..=50 characters each; duplicates dropped.
 pub fn parse_tags(raw: &[String]) -> Result<Vec<String>, String> {
@@ -154,7 +161,13 @@ pub fn parse_attributes<'a>(
     Ok(attributes)
 }
 
-/// Absolute http(s) URLs, at most 300 characters, at most ten.
+/// A character a URL may hold as it is (RFC 3986): what [`IMAGE_URL_PATTERN`] lists.
+fn is_url_character(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)
+}
+
+/// Absolute http(s) URLs of at most 300 characters a URL may hold (no space, `"`, `\`,
+/// `<`, `>`, `^`, `` ` ``, `{`, `|`, `}`, control or non-ASCII character), at most ten.
 pub fn parse_images(raw: &[String]) -> Result<Vec<String>, String> {
     if raw.len() > MAX_IMAGES {
         return Err(format!("at most {MAX_IMAGES} images"));
@@ -162,16 +175,19 @@ pub fn parse_images(raw: &[String]) -> Result<Vec<String>, String> {
     raw.iter()
         .map(|url| {
             let url = url.trim();
-            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-            let plain = url.len() <= 300
-                && !url
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || c == '"');
-            if scheme_ok && plain && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty()) {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .unwrap_or_default();
+            if url.len() <= MAX_IMAGE_URL_CHARS
+                && !rest.is_empty()
+                && rest.chars().all(is_url_character)
+            {
                 Ok(url.to_owned())
             } else {
                 Err(format!(
-                    "{url:?} is not an http(s) URL of at most 300 characters"
+                    "{url:?} is not an http(s) URL of at most {MAX_IMAGE_URL_CHARS} characters \
+                     (escape any other character with %)"
                 ))
             }
         })
@@ -304,6 +320,61 @@ mod tests {
                 prop_assert!(parse_attributes([(&raw, &value)]).is_ok(), "{raw:?}");
             }
         }
+    }
+
+    #[test]
+    fn image_urls_hold_only_url_characters() {
+        let accepted = parse_images(&["https://img.example.com/a%20b.jpg?w=1&h=2#x".into()]);
+        assert!(accepted.is_ok());
+        for bad in [
+            "https://img.example.com/a\\b.jpg",
+            "https://img.example.com/a\"b.jpg",
+            "https://img.example.com/a b.jpg",
+            "https://img.example.com/a{b}.jpg",
+            "https://img.example.com/caf\u{e9}.jpg",
+            "https://img.example.com/a\u{7}.jpg",
+            "ftp://img.example.com/a.jpg",
+            "https://",
+        ] {
+            assert!(parse_images(&[bad.to_owned()]).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The most images of the longest URLs, of the character JSON encodes longest that
+    /// is still accepted, fit the `images` column once stored as a JSON list.
+    #[test]
+    fn the_longest_images_fit_their_column() {
+        let widest = (0..=0x10_ffff_u32)
+            .filter_map(char::from_u32)
+            .filter(|&c| {
+                let url = format!("https://{c}");
+                parse_images(&[url]).is_ok()
+            })
+            .max_by_key(|c| {
+                serde_json::to_string(&c.to_string())
+                    .unwrap()
+                    .chars()
+                    .count()
+            })
+            .unwrap();
+        let url = format!(
+            "https://{}",
+            widest
+                .to_string()
+                .repeat(MAX_IMAGE_URL_CHARS - "https://".len())
+        );
+        let images = parse_images(&vec![url; MAX_IMAGES]).unwrap();
+        let stored = serde_json::to_string(&images).unwrap().chars().count();
+        assert!(stored <= IMAGES_COLUMN_CHARS, "{stored} characters");
+        let backslash = format!("https://{}", "\\".repeat(292));
+        assert!(
+            serde_json::to_string(&vec![backslash; MAX_IMAGES])
+                .unwrap()
+                .chars()
+                .count()
+                > IMAGES_COLUMN_CHARS,
+            "the case refused would not fit"
+        );
     }
 
     #[test]

@@ -21,6 +21,13 @@ use crate::money::Currency;
 pub const MAX_OPTIONS: usize = 3;
 pub const MAX_OPTION_VALUES: usize = 50;
 pub const MAX_VARIANTS: usize = 100;
+/// The longest option value, in characters.
+pub const MAX_OPTION_VALUE_CHARS: usize = 100;
+/// The width of `product_options.choices`, which holds an option's values as a JSON
+/// list: values heavy with `"` or `\` (each stored as two characters) may not fit.
+pub const CHOICES_COLUMN_CHARS: usize = 6000;
+/// The width of `product_variants.option_values`, a JSON list of one value per option.
+pub const OPTION_VALUES_COLUMN_CHARS: usize = 1000;
 
 /// An option as an admin declares it.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -29,7 +36,8 @@ pub struct OptionInput {
     /// 1 to 50 letters, digits, `_` or `-`; lower-cased. Distinct within the product.
     #[schema(min_length = 1, max_length = 50)]
     pub name: String,
-    /// 1 to 50 distinct values of 1 to 100 characters, in display order.
+    /// 1 to 50 distinct values of 1 to 100 characters, in display order; together at
+    /// most 6 000 characters as a JSON list (a `"` or `\` counts twice).
     #[schema(min_items = 1, max_items = 50)]
     pub values: Vec<String>,
 }
@@ -280,13 +288,24 @@ fn parse_option_values(raw: &[String]) -> Result<Vec<String>, String> {
     let mut values: Vec<String> = Vec::with_capacity(raw.len());
     for value in raw {
         let value = value.trim();
-        if value.is_empty() || value.chars().count() > 100 || value.chars().any(char::is_control) {
-            return Err("each value must be 1 to 100 characters without control characters".into());
+        if value.is_empty()
+            || value.chars().count() > MAX_OPTION_VALUE_CHARS
+            || value.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "each value must be 1 to {MAX_OPTION_VALUE_CHARS} characters without control characters"
+            ));
         }
         if values.iter().any(|earlier| earlier == value) {
             return Err(format!("{value:?} appears twice"));
         }
         values.push(value.to_owned());
+    }
+    let stored = to_json(&values).chars().count();
+    if stored > CHOICES_COLUMN_CHARS {
+        return Err(format!(
+            "the values take {stored} characters as a JSON list (a '\"' or '\\' counts twice); at most {CHOICES_COLUMN_CHARS}"
+        ));
     }
     Ok(values)
 }
@@ -516,6 +535,31 @@ mod tests {
                 "variants[1].price.currency",
             ]
         );
+    }
+
+    /// Values whose JSON list would overflow `product_options.choices` are refused; the
+    /// most values of the longest plain values fit, and so does any variant's list of
+    /// one accepted value per option in `product_variants.option_values`.
+    #[test]
+    fn stored_values_fit_their_columns() {
+        let longest = |fill: &str, index: usize| {
+            let tail = format!("{index:02}");
+            fill.repeat(MAX_OPTION_VALUE_CHARS - tail.len()) + &tail
+        };
+        let plain: Vec<String> = (0..MAX_OPTION_VALUES).map(|i| longest("a", i)).collect();
+        let accepted = parse_option_values(&plain).unwrap();
+        assert!(to_json(&accepted).chars().count() <= CHOICES_COLUMN_CHARS);
+        for fill in ["\"", "\\"] {
+            let escaped: Vec<String> = (0..MAX_OPTION_VALUES).map(|i| longest(fill, i)).collect();
+            assert!(to_json(&escaped).chars().count() > CHOICES_COLUMN_CHARS);
+            assert!(parse_option_values(&escaped).is_err(), "{fill}");
+            // As many as fit are accepted, and their list fits.
+            let fitting: Vec<String> = escaped.into_iter().take(29).collect();
+            let accepted = parse_option_values(&fitting).unwrap();
+            assert!(to_json(&accepted).chars().count() <= CHOICES_COLUMN_CHARS);
+        }
+        let worst_variant = vec![longest("\"", 0); MAX_OPTIONS];
+        assert!(to_json(&worst_variant).chars().count() <= OPTION_VALUES_COLUMN_CHARS);
     }
 
     #[test]

@@ -17,6 +17,9 @@ use super::actor::{OrderCommand, OrderRouter};
 use super::webhook_signature::WebhookSigner;
 use crate::error::{Error, ErrorCode, FieldErrors};
 
+/// The longest payment reference: `orders.payment_reference` is `VARCHAR(100)`.
+const MAX_PAYMENT_REFERENCE: usize = 100;
+
 /// A claim still processing after this long was abandoned (its node died mid-way).
 const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
@@ -60,8 +63,9 @@ pub struct PaymentEvent {
     #[schema(pattern = "^payment\\.(captured|failed|refunded)$")]
     pub kind: String,
     pub order_id: String,
-    /// The provider's id of the payment, 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200)]
+    /// The provider's id of the payment, 1 to 100 characters (the width of the order's
+    /// `payment_reference` column).
+    #[schema(min_length = 1, max_length = 100)]
     pub payment_reference: String,
     /// Minor units, at least 1; required for `payment.captured` and `payment.refunded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,8 +129,10 @@ impl PaymentEvent {
         if !souk_db::ids::is_well_formed(&self.order_id) {
             errors.push("order_id", "must be an order id");
         }
-        let payment_reference =
-            errors.check("payment_reference", bounded(&self.payment_reference, 200));
+        let payment_reference = errors.check(
+            "payment_reference",
+            bounded(&self.payment_reference, MAX_PAYMENT_REFERENCE),
+        );
         let needs_money = matches!(
             kind,
             Some(PaymentEventKind::Captured | PaymentEventKind::Refunded)
@@ -392,6 +398,23 @@ mod tests {
         assert_eq!(
             fields(capture_without_money.checked().unwrap_err()),
             ["amount", "currency"]
+        );
+    }
+
+    #[test]
+    fn a_payment_reference_fits_the_orders_column() {
+        let longest = PaymentEvent {
+            payment_reference: "p".repeat(100),
+            ..event("payment.captured")
+        };
+        assert_eq!(longest.checked().unwrap().payment_reference.len(), 100);
+        let too_long = PaymentEvent {
+            payment_reference: "p".repeat(101),
+            ..event("payment.captured")
+        };
+        assert_eq!(
+            fields(too_long.checked().unwrap_err()),
+            ["payment_reference"]
         );
     }
 

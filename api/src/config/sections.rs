@@ -75,7 +75,9 @@ pub struct HttpSection {
     pub body_read_timeout_secs: u64,
     /// Grace period for in-flight requests (and then the node's children) on SIGTERM.
     pub shutdown_timeout_secs: u64,
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    /// Take the client address from the right-most `X-Forwarded-For` entry, the one the
+    /// nearest proxy appended (`Forwarded` and the entries left of it are ignored: the
+    /// client writes those). Only behind one trusted proxy.
     pub trust_forwarded_for: bool,
     /// The address users reach the site at; links in emails start with it.
     pub public_base_url: String,

@@ -44,14 +44,16 @@ pub struct CsrfForm {
     csrf: Option<String>,
 }
 
-/// Where to go after signing in: a console page, never another site.
+/// Where to go after signing in: a console page, never another site. Printable ASCII
+/// only (no space, control or other character), so it is always a valid `Location`.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(next)
             if next.starts_with("/admin/")
                 && !next.contains("//")
                 && !next.contains('\\')
-                && next.len() <= 300 =>
+                && next.len() <= 300
+                && next.bytes().all(|byte| byte.is_ascii_graphic()) =>
         {
             next
         }
@@ -190,4 +192,32 @@ pub async fn sign_out(
     let mut response = page::see_other("/admin/login");
     let _ = response.add_cookie(&session::removal());
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_a_console_page_that_makes_a_valid_location() {
+        assert_eq!(
+            safe_next(Some("/admin/stock/SKU-1?page=2")),
+            "/admin/stock/SKU-1?page=2"
+        );
+        for bad in [
+            None,
+            Some("https://evil.example/admin/"),
+            Some("//evil.example/admin/"),
+            Some("/admin//evil"),
+            Some("/admin/\\evil"),
+            Some("/admin/a\nb"),
+            Some("/admin/a\rLocation: x"),
+            Some("/admin/a\tb"),
+            Some("/admin/a\u{7f}b"),
+            Some("/admin/a b"),
+            Some("/admin/caf\u{e9}"),
+        ] {
+            assert_eq!(safe_next(bad), "/admin/stock", "{bad:?}");
+        }
+    }
 }

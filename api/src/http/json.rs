@@ -106,7 +106,9 @@ fn too_large(limit: usize) -> Error {
 }
 
 /// A JSON body that may be left out entirely: a request with neither a content type
-/// nor a body gives `None`; anything sent is checked exactly as [`Json`] checks it.
+/// nor a body gives `None`, and so does the JSON `null`; anything sent is checked
+/// exactly as [`Json`] checks it. A handler taking one declares its body in the API
+/// document as `request_body = Option<T>`: not required (and `null` allowed).
 pub struct OptionalJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
@@ -126,8 +128,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
         if absent {
             return Box::pin(async { Ok(OptionalJson(None)) });
         }
-        let body = Json::<T>::from_request(request, payload);
-        Box::pin(async move { Ok(OptionalJson(Some(body.await?.into_inner()))) })
+        let body = Json::<Option<T>>::from_request(request, payload);
+        Box::pin(async move { Ok(OptionalJson(body.await?.into_inner())) })
     }
 }
 

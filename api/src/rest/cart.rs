@@ -152,7 +152,7 @@ pub async fn merge(
     Ok(HttpResponse::Ok().json(state.carts.merge(&user.id, &token).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/cart/checkout", operation_id = "checkout_cart", tag = "cart", security(("bearer" = [])), request_body = CartCheckoutInput,
+#[utoipa::path(post, path = "/api/v1/cart/checkout", operation_id = "checkout_cart", tag = "cart", security(("bearer" = [])), request_body = Option<CartCheckoutInput>,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe checkout: a retry with the same key returns the same order")),
     responses((status = 201, description = "the order placed for the cart's lines, which leave the cart", body = OrderView),
               (status = 200, description = "a retry with the same Idempotency-Key", body = OrderView),

@@ -178,7 +178,7 @@ fn reason_of(body: OptionalJson<CancelRequest>, default: &str) -> String {
     checked_reason(body.0.and_then(|body| body.reason), default)
 }
 
-#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", operation_id = "cancel_order", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = CancelRequest,
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", operation_id = "cancel_order", tag = "orders", security(("bearer" = [])), params(("id" = String, Path)), request_body = Option<CancelRequest>,
     responses((status = 200, body = OrderView), (status = 403, description = "account_disabled", body = Problem),
               (status = 409, description = "illegal_transition (shipped, delivered, or already ended)", body = Problem)))]
 pub async fn cancel_own(
@@ -264,7 +264,7 @@ pub async fn deliver(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/cancel", operation_id = "admin_cancel_order", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = CancelRequest,
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/cancel", operation_id = "admin_cancel_order", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)), request_body = Option<CancelRequest>,
     responses((status = 200, body = OrderView), (status = 409, description = "illegal_transition", body = Problem)))]
 pub async fn admin_cancel(
     state: web::Data<AppState>,

@@ -144,7 +144,7 @@ pub async fn approve(
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/orders/{id}/returns/{return_id}/reject", operation_id = "reject_return", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path), ("return_id" = String, Path)), request_body = RejectReturnRequest,
+    params(("id" = String, Path), ("return_id" = String, Path)), request_body = Option<RejectReturnRequest>,
     responses((status = 200, body = ReturnView), (status = 409, description = "illegal_transition: the return is not requested", body = Problem)))]
 pub async fn reject(
     state: web::Data<AppState>,
@@ -182,7 +182,7 @@ pub async fn receive(
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/orders/{id}/returns/{return_id}/refund", operation_id = "refund_return", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path), ("return_id" = String, Path)), request_body = RefundReturnRequest,
+    params(("id" = String, Path), ("return_id" = String, Path)), request_body = Option<RefundReturnRequest>,
     responses((status = 200, description = "refunded through the payment provider; the order shows the refund", body = ReturnView),
               (status = 402, description = "payment_declined: the provider refused the refund", body = Problem),
               (status = 409, description = "illegal_transition: the return is not received", body = Problem),

@@ -1,6 +1,7 @@
 //! The served OpenAPI document: it validates (openapi-spec-validator), and it says what
 //! the server does — every error is problem+json, the statuses the shared extractors
-//! answer are documented, the limits the validators enforce are in the schemas.
+//! answer are documented, the limits the validators enforce are in the schemas, and a
+//! body the server lets a client leave out is not required.
 //! `schemathesis` then holds the server to it over every operation.
 
 mod schemathesis;
@@ -323,4 +324,94 @@ async fn json_imports_refuse_rows_that_are_not_objects() {
     assert_eq!(empty.status(), 200);
     let report: Value = empty.json().await.unwrap();
     assert_eq!(report["created"], 0);
+}
+
+/// The operation ids of the handlers under `api/src/rest/` that take an `OptionalJson`
+/// body, read from their source: the attribute `#[utoipa::path(…)]` and the handler's
+/// signature after it.
+fn operations_with_optional_bodies() -> BTreeSet<String> {
+    let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/rest");
+    let mut found = BTreeSet::new();
+    for entry in std::fs::read_dir(&directory).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|extension| extension != "rs") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        for annotated in source.split("#[utoipa::path(").skip(1) {
+            let id = annotated
+                .split_once("operation_id = \"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(id, _)| id)
+                .unwrap_or_else(|| panic!("{}: an operation without an id", path.display()));
+            let signature = annotated
+                .split_once("fn ")
+                .and_then(|(_, rest)| rest.split_once('{'))
+                .map(|(signature, _)| signature)
+                .unwrap_or_else(|| panic!("{id}: no handler after its attribute"));
+            if signature.contains("OptionalJson<") {
+                found.insert(id.to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[actix_web::test]
+async fn a_body_the_server_does_without_is_not_required() {
+    let app = spawn_app().await;
+    let document = served_document(&app).await;
+    let optional = operations_with_optional_bodies();
+    for id in [
+        "cancel_order",
+        "admin_cancel_order",
+        "reject_return",
+        "refund_return",
+        "checkout_cart",
+    ] {
+        assert!(
+            optional.contains(id),
+            "{id} not found in the handlers: {optional:?}"
+        );
+    }
+    let mut checked = BTreeSet::new();
+    for (method, path, operation) in operations(&document) {
+        let Some(id) = operation["operationId"].as_str() else {
+            continue;
+        };
+        if !optional.contains(id) {
+            continue;
+        }
+        let body = &operation["requestBody"];
+        assert!(
+            body["content"]["application/json"].is_object(),
+            "{method} {path}: {body}"
+        );
+        assert_ne!(body["required"], json!(true), "{method} {path}: {body}");
+        checked.insert(id.to_owned());
+    }
+    assert_eq!(checked, optional, "operations missing from the document");
+
+    // As documented: no body, or `null`, is no body.
+    let admin = app.admin().await;
+    let shopper = app.customer("optional-body").await;
+    crate::orders::product(&app, &admin, "OPT-1", 500, 3).await;
+    for body in [None, Some("null")] {
+        let placed =
+            crate::orders::place(&app, &shopper, json!([{"sku": "OPT-1", "quantity": 1}])).await;
+        let url = app.url(&format!(
+            "/api/v1/orders/{}/cancel",
+            placed["id"].as_str().unwrap()
+        ));
+        let mut request = app.client.post(url).bearer_auth(&shopper.access_token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let cancelled = request.send().await.unwrap();
+        assert_eq!(cancelled.status(), 200, "{body:?}");
+        let cancelled: Value = cancelled.json().await.unwrap();
+        assert_eq!(cancelled["status"], "cancelled", "{body:?}");
+    }
 }

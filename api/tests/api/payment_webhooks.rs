@@ -18,7 +18,11 @@ const SECRET: &str = "whsec-the-tests-share-with-the-server";
 const WEBHOOK: &str = "/api/v1/payments/webhook";
 
 async fn app_with_secret() -> TestApp {
-    spawn_app_with(TestBackend::Sqlite, |config| {
+    app_with_secret_on(TestBackend::Sqlite).await
+}
+
+async fn app_with_secret_on(backend: TestBackend) -> TestApp {
+    spawn_app_with(backend, |config| {
         config.payments.webhook_secret = Some(Secret::new(SECRET));
     })
     .await
@@ -408,4 +412,35 @@ async fn refused_calls_get_their_code_and_leave_no_trace() {
 
     // None of the refused calls claimed the event: its first valid delivery applies it.
     assert_eq!(outcome_of(&app, &event).await, ("order_paid".into(), false));
+}
+
+/// MariaDB refuses a value wider than its column (SQLite would store it): a payment
+/// reference longer than `orders.payment_reference` is a validation error, never a
+/// failed write that the provider retries forever.
+#[actix_web::test]
+async fn a_payment_reference_longer_than_its_column_is_refused_on_mysql() {
+    let app = app_with_secret_on(TestBackend::MySql).await;
+    let admin = app.admin().await;
+    let shopper = app.customer("long-reference-payer").await;
+    product(&app, &admin, "LONGREF-1", 800, 3).await;
+    let placed = place(&app, &shopper, json!([{"sku": "LONGREF-1", "quantity": 1}])).await;
+    let id = placed["id"].as_str().unwrap();
+
+    let too_long = captured(id, &"r".repeat(101), 800);
+    let problem = assert_problem(deliver(&app, &too_long).await, 422, "validation_failed").await;
+    assert_eq!(
+        problem["errors"][0]["field"], "payment_reference",
+        "{problem}"
+    );
+    assert_eq!(
+        own_order(&app, &shopper, id).await["status"],
+        "pending_payment"
+    );
+
+    let longest = captured(id, &"r".repeat(100), 800);
+    assert_eq!(
+        outcome_of(&app, &longest).await,
+        ("order_paid".into(), false)
+    );
+    assert_eq!(own_order(&app, &shopper, id).await["status"], "paid");
 }

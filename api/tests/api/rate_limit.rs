@@ -57,6 +57,50 @@ async fn attempts_per_address_are_limited() {
     assert_limited(app.login(&unique_email("spray"), PASSWORD).await).await;
 }
 
+/// Behind a trusted proxy the address is the right-most `X-Forwarded-For` entry, the one
+/// the proxy appended: a client rotating `Forwarded: for=` or the entries it puts in
+/// front of the proxy's does not get a fresh bucket.
+#[actix_web::test]
+async fn spoofed_forwarding_headers_share_the_proxys_address() {
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        config.auth.login_max_attempts_per_ip = 4;
+        config.http.trust_forwarded_for = true;
+    })
+    .await;
+    let login = |forwarded: String, forwarded_for: String| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("forwarded", forwarded)
+            .header("x-forwarded-for", forwarded_for)
+            .json(&serde_json::json!({"email": unique_email("rotate"), "password": PASSWORD}))
+            .send()
+    };
+    for round in 0..4 {
+        let response = login(
+            format!("for=10.0.0.{round}"),
+            format!("10.1.0.{round}, 203.0.113.7"),
+        )
+        .await
+        .unwrap();
+        assert_problem(response, 401, "invalid_credentials").await;
+    }
+    let limited = login("for=10.0.0.99".into(), "10.1.0.99, 203.0.113.7".into())
+        .await
+        .unwrap();
+    assert_limited(limited).await;
+    // Another client behind the proxy, and the proxy's own address, count apart.
+    let neighbour = login("for=10.0.0.1".into(), "10.1.0.1, 203.0.113.8".into())
+        .await
+        .unwrap();
+    assert_problem(neighbour, 401, "invalid_credentials").await;
+    assert_problem(
+        app.login(&unique_email("direct"), PASSWORD).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+}
+
 /// Two nodes sharing a Redis count together: the limit holds across the cluster.
 #[actix_web::test]
 async fn redis_counts_across_nodes() {

@@ -55,6 +55,17 @@ async fn console_sign_in(
     password: &str,
     headers: &[(&str, &str)],
 ) -> SignInAttempt {
+    console_sign_in_to(app, email, password, headers, "/admin/stock").await
+}
+
+/// Signs in through the console's form with `next` as the page to go to after.
+async fn console_sign_in_to(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    headers: &[(&str, &str)],
+    next: &str,
+) -> SignInAttempt {
     let page = app.get("/admin/login").await;
     assert_eq!(page.status(), StatusCode::OK);
     let (form_cookie, _) = cookie_named(&page, "souk_console_signin").expect("the sign-in cookie");
@@ -67,7 +78,7 @@ async fn console_sign_in(
             ("email", email),
             ("password", password),
             ("csrf", &csrf),
-            ("next", "/admin/stock"),
+            ("next", next),
         ]);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -256,6 +267,50 @@ async fn forged_tampered_foreign_and_signed_out_cookies_get_nothing() {
             .status(),
         StatusCode::OK
     );
+}
+
+/// A `next` with a control character (or anything else a `Location` cannot carry) is
+/// not followed: the redirect goes to the stock page, never a 500.
+#[actix_web::test]
+async fn a_next_page_that_cannot_be_a_location_falls_back_to_the_stock_page() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    for next in [
+        "/admin/a\nb",
+        "/admin/a\rb",
+        "/admin/a\u{7f}b",
+        "/admin/caf\u{e9}",
+    ] {
+        let attempt = console_sign_in_to(&app, &admin.email, PASSWORD, &[], next).await;
+        assert_eq!(
+            attempt.status,
+            StatusCode::SEE_OTHER,
+            "{next:?}: {}",
+            attempt.body
+        );
+        assert_eq!(
+            attempt.location.as_deref(),
+            Some("/admin/stock"),
+            "{next:?}"
+        );
+    }
+    let session = signed_in(&app, &admin.email).await;
+    for query in [
+        "/admin/a%0Ab",
+        "/admin/a%0D%0ASet-Cookie:%20x=1",
+        "/admin/a%00b",
+        "/admin/a%7Fb",
+    ] {
+        let response = get_with(&app, &format!("/admin/login?next={query}"), &session).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{query}");
+        assert_eq!(
+            response.headers().get("location").unwrap(),
+            "/admin/stock",
+            "{query}"
+        );
+    }
+    let followed = get_with(&app, "/admin/login?next=/admin/orders", &session).await;
+    assert_eq!(followed.headers().get("location").unwrap(), "/admin/orders");
 }
 
 #[actix_web::test]

@@ -1,7 +1,8 @@
 //! What variant input is refused: bad options and variants name their fields (422),
 //! wrong shapes are 400, a SKU names one thing (a product or one variant, never both),
-//! stock is kept only for SKUs the catalog sells; and a product and another product's
-//! variant racing for one SKU are never both stored (both engines).
+//! stock is kept only for SKUs the catalog sells; a product and another product's
+//! variant racing for one SKU are never both stored (both engines); and input that
+//! would overflow a MariaDB column once stored as JSON is refused, not a 500.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -189,4 +190,72 @@ async fn racing_writes_never_share_a_sku(backend: TestBackend) {
         statuses.sort_unstable();
         assert_eq!(statuses, [201, 409], "round {round}");
     }
+}
+
+/// The longest values a product takes, of the characters JSON escapes, on MariaDB
+/// (which refuses a value wider than its column where SQLite stores it): the most and
+/// longest image URLs and option values that are accepted are stored; a `\` in a URL,
+/// or option values whose JSON list would not fit, are a validation error.
+#[actix_web::test]
+async fn values_wider_than_their_columns_once_stored_are_refused_on_mysql() {
+    let app = spawn_app_on(TestBackend::MySql).await;
+    let admin = app.admin().await;
+    let url = |fill: &str, index: usize| {
+        let head = format!("https://img.example.com/{index}/");
+        format!("{head}{}", fill.repeat(300 - head.len()))
+    };
+    let value = |fill: &str, index: usize| format!("{}{index:02}", fill.repeat(98));
+    let product = |images: Vec<String>, values: Vec<String>, variant_images: Vec<String>| {
+        let first = values[0].clone();
+        json!({
+            "sku": "WIDE", "name": "Wide", "price": {"amount": 100, "currency": "EUR"},
+            "images": images,
+            "options": [{"name": "fit", "values": values}],
+            "variants": [{"sku": "WIDE-1", "options": {"fit": first}, "images": variant_images}],
+        })
+    };
+    let images = |fill: &str| (0..10).map(|index| url(fill, index)).collect::<Vec<_>>();
+    let values = |fill: &str, count: usize| {
+        (0..count)
+            .map(|index| value(fill, index))
+            .collect::<Vec<_>>()
+    };
+
+    let cases = [
+        (product(images("\\"), values("a", 1), vec![]), "images"),
+        (
+            product(images("a"), values("a", 1), images("\\")),
+            "variants[0].images",
+        ),
+        (
+            product(images("a"), values("\"", 50), vec![]),
+            "options[0].values",
+        ),
+        (
+            product(images("a"), values("\\", 50), vec![]),
+            "options[0].values",
+        ),
+    ];
+    for (body, field) in cases {
+        let problem =
+            assert_problem(create(&app, &admin, &body).await, 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+
+    // The widest accepted: ten 300-character URLs on the product and on its variant, 50
+    // values of 100 characters, and as many quote-heavy values as fit.
+    created(
+        &app,
+        &admin,
+        &product(images("%"), values("a", 50), images("~")),
+    )
+    .await;
+    let quotes = json!({
+        "sku": "QUOTED", "name": "Quoted", "price": {"amount": 100, "currency": "EUR"},
+        "options": [{"name": "fit", "values": values("\"", 29)},
+                    {"name": "size", "values": values("\\", 29)}],
+        "variants": [{"sku": "QUOTED-1", "options": {"fit": value("\"", 0), "size": value("\\", 0)}}],
+    });
+    let stored = created(&app, &admin, &quotes).await;
+    assert_eq!(stored["options"][0]["values"][28], json!(value("\"", 28)));
 }
