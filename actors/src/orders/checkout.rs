@@ -219,7 +219,7 @@ impl OrderLogic {
                 line_no: index as i64 + 1,
                 sku: product.sku.clone(),
                 product_id: product.id.clone(),
-                name: product.name.clone(),
+                name: line_name(&product.name),
                 unit_amount: product.price.amount,
                 quantity: *quantity,
             })
@@ -233,8 +233,8 @@ impl OrderLogic {
             reason: "placed".to_owned(),
             created_at: now,
         };
-        let placed =
-            Topic::OrderPlaced.event(&order_id, &OrderPlaced::of(&order, &line_records))?;
+        let placed = Topic::OrderPlaced
+            .event(&order_id, &OrderPlaced::of(&order, &line_records).payload())?;
         // Written with the reservation of its last line, in that line's commit, when
         // that SKU's actor runs on this node; otherwise by the node writer afterwards.
         let new = NewOrder {
@@ -433,6 +433,20 @@ struct Checkout {
     request_hash: String,
 }
 
+/// Characters an order line's name keeps: the width of `order_lines.name`.
+const LINE_NAME_CHARS: usize = 200;
+
+/// The name an order line stores: a variant's name (its product's name and its option
+/// values, up to about 500 characters) is cut to the column, ending in an ellipsis.
+fn line_name(name: &str) -> String {
+    if name.chars().count() <= LINE_NAME_CHARS {
+        return name.to_owned();
+    }
+    let mut cut: String = name.chars().take(LINE_NAME_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
 /// What an `Idempotency-Key` is bound to: the merged items and, when any is named, the
 /// address ids and the shipping method (an order without addresses hashes as it did
 /// before they existed, and one without a method as it did before methods existed).
@@ -474,6 +488,20 @@ fn derived_id(user_id: &str, key: &str, request_hash: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_name_fits_its_column() {
+        assert_eq!(line_name("Mug (Blue / Large)"), "Mug (Blue / Large)");
+        let variant = format!(
+            "{} ({} / {})",
+            "é".repeat(200),
+            "x".repeat(100),
+            "y".repeat(100)
+        );
+        let stored = line_name(&variant);
+        assert_eq!(stored.chars().count(), LINE_NAME_CHARS);
+        assert!(stored.starts_with("éé") && stored.ends_with('…'));
+    }
 
     fn sha(body: &[u8]) -> String {
         hex::encode(Sha256::digest(body))

@@ -1,7 +1,8 @@
 //! The payload of `order.placed`: the order as it was placed — its lines, amounts and
 //! the deadline of its reservations — so that a consumer (the order confirmation mail)
 //! needs no read of the order. Built from the rows the checkout writes, and from the
-//! stored rows for an event whose payload predates a field.
+//! stored rows for an event whose payload predates a field or, too large for the
+//! outbox, was written without its lines.
 
 use serde::{Deserialize, Serialize};
 use souk_db::orders::{LineRecord, OrderRecord};
@@ -63,8 +64,21 @@ impl OrderPlaced {
         }
     }
 
+    /// What `order.placed` carries: all of it, or, when its lines would pass the
+    /// outbox's limit on a payload (fifty lines of long names can), all but the lines.
+    /// A reader that needs them then reads the stored order, as for an event of an
+    /// earlier version ([`OrderPlaced::from_payload`] is `None` for it).
+    pub fn payload(&self) -> serde_json::Value {
+        let mut payload = serde_json::to_value(self).unwrap_or_default();
+        let fits = payload.to_string().chars().count() <= souk_db::outbox::MAX_PAYLOAD_CHARS;
+        if let (false, Some(fields)) = (fits, payload.as_object_mut()) {
+            fields.remove("lines");
+        }
+        payload
+    }
+
     /// The payload of a received event; `None` when it lacks a field this code needs
-    /// (an event written by a node of an earlier version).
+    /// (an event written by a node of an earlier version, or one without its lines).
     pub fn from_payload(payload: &serde_json::Value) -> Option<Self> {
         Self::deserialize(payload).ok()
     }
@@ -129,5 +143,28 @@ mod tests {
         let mut payload = serde_json::to_value(OrderPlaced::of(&order(), &[line()])).unwrap();
         payload.as_object_mut().unwrap().remove("expires_at");
         assert_eq!(OrderPlaced::from_payload(&payload), None);
+    }
+
+    #[test]
+    fn an_order_too_large_for_the_outbox_is_placed_without_its_lines() {
+        let order = order();
+        let small = OrderPlaced::of(&order, &[line()]);
+        assert_eq!(OrderPlaced::from_payload(&small.payload()), Some(small));
+        let long_lines: Vec<LineRecord> = (1..=50)
+            .map(|line_no| LineRecord {
+                line_no,
+                name: "\"".repeat(200),
+                ..line()
+            })
+            .collect();
+        let large = OrderPlaced::of(&order, &long_lines).payload();
+        assert!(large.to_string().chars().count() <= souk_db::outbox::MAX_PAYLOAD_CHARS);
+        assert!(large.get("lines").is_none());
+        assert_eq!(large["total"]["amount"], 4_748);
+        assert_eq!(
+            OrderPlaced::from_payload(&large),
+            None,
+            "read from the stored order"
+        );
     }
 }

@@ -13,7 +13,10 @@ use crate::helpers::*;
 use crate::on_both_backends;
 use crate::orders::{order, stock};
 
-on_both_backends!(variants_are_sold_by_their_own_skus);
+on_both_backends!(
+    variants_are_sold_by_their_own_skus,
+    a_variant_with_the_longest_name_is_ordered,
+);
 
 async fn patch(app: &TestApp, admin: &Session, id: &str, body: &Value) -> reqwest::Response {
     app.client
@@ -189,4 +192,48 @@ async fn variants_are_sold_by_their_own_skus(backend: TestBackend) {
     let repriced: Value = repriced.json().await.unwrap();
     assert_eq!(repriced["items"][0]["name"], "Basic tee (M)");
     assert_eq!(repriced["items"][0]["unit_price"]["amount"], 1800);
+}
+
+/// A variant's line name is its product's name and its option values, up to about 500
+/// characters: the order line keeps the first 200 (the column's width), not a 500.
+async fn a_variant_with_the_longest_name_is_ordered(backend: TestBackend) {
+    let app = spawn_app_on(backend).await;
+    let admin = app.admin().await;
+    let value = |letter: &str| letter.repeat(100);
+    let long = json!({
+        "sku": "LONG",
+        "name": "N".repeat(200),
+        "price": {"amount": 900, "currency": "EUR"},
+        "status": "active",
+        "options": [
+            {"name": "a", "values": [value("a")]},
+            {"name": "b", "values": [value("b")]},
+            {"name": "c", "values": [value("c")]},
+        ],
+        "variants": [
+            {"sku": "LONG-1", "options": {"a": value("a"), "b": value("b"), "c": value("c")}},
+        ],
+    });
+    created(&app, &admin, &long).await;
+    assert_eq!(
+        adjust(&app, &admin, "LONG-1", 3).await.status(),
+        StatusCode::OK
+    );
+    let shopper = app.customer("long-names").await;
+    let placed = order(
+        &app,
+        &shopper,
+        json!([{"sku": "LONG-1", "quantity": 1}]),
+        None,
+    )
+    .await;
+    let status = placed.status();
+    let placed: Value = placed.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    let name = placed["items"][0]["name"].as_str().unwrap();
+    assert_eq!(name.chars().count(), 200);
+    assert!(
+        name.starts_with(&"N".repeat(200 - 1)) && name.ends_with('…'),
+        "{name}"
+    );
 }
