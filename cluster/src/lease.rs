@@ -105,6 +105,9 @@ pub struct LeaseStore {
     incarnation: String,
     ttl: Duration,
     margin: Duration,
+    /// Renewals made slow on purpose by the crate's own tests.
+    #[cfg(test)]
+    lost_acks: test_hooks::LostAcks,
 }
 
 impl LeaseStore {
@@ -130,6 +133,8 @@ impl LeaseStore {
             incarnation: incarnation.to_owned(),
             ttl: settings.lease_ttl(),
             margin: settings.lease_margin(),
+            #[cfg(test)]
+            lost_acks: Default::default(),
         })
     }
 
@@ -208,6 +213,8 @@ impl LeaseStore {
                     Some(self.ttl),
                 )
                 .await;
+            #[cfg(test)]
+            let written = self.lost_acks.hold(lease.shard, written).await;
             match written {
                 Ok(revision) => {
                     lease.revision = revision;
@@ -331,4 +338,50 @@ pub(crate) fn decode_holder(entry: &kv::Entry) -> Option<Holder> {
             record.epoch
         },
     })
+}
+
+#[cfg(test)]
+pub(crate) mod test_hooks {
+    //! Test only: renewals whose acknowledgement is lost, on demand.
+
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use crate::kv::WriteError;
+    use crate::ring::ShardId;
+
+    /// Shards whose next renewal write lands but is answered only after a delay, and
+    /// then as a timeout (as when the server's acknowledgement is lost).
+    #[derive(Clone, Default)]
+    pub(crate) struct LostAcks(Arc<Mutex<BTreeMap<ShardId, Duration>>>);
+
+    impl LostAcks {
+        pub(crate) async fn hold(
+            &self,
+            shard: ShardId,
+            written: Result<u64, WriteError>,
+        ) -> Result<u64, WriteError> {
+            let delay = self.0.lock().expect("lost acks").remove(&shard);
+            let Some(delay) = delay else {
+                return written;
+            };
+            tokio::time::sleep(delay).await;
+            Err(WriteError::Nats(
+                "write timed out (test: acknowledgement lost)".to_owned(),
+            ))
+        }
+    }
+
+    impl super::LeaseStore {
+        /// The next renewal write of `shard` lands, but its caller hears of it only
+        /// after `delay`, as a timeout.
+        pub(crate) fn lose_next_renewal_ack(&self, shard: ShardId, delay: Duration) {
+            self.lost_acks
+                .0
+                .lock()
+                .expect("lost acks")
+                .insert(shard, delay);
+        }
+    }
 }

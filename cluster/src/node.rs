@@ -188,3 +188,6 @@ impl Handoffs {
         let _ = self.commands.send(Command::HandoffDone(shard));
     }
 }
+
+#[cfg(test)]
+mod tests;

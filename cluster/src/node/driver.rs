@@ -4,17 +4,19 @@
 //! shard the moment its lease could expire, and publishes every change as a new
 //! [`ShardTable`] snapshot.
 //!
-//! Renewals and acquisitions run as spawned batches, so a NATS server that stops
+//! Renewals and acquisitions run as spawned tasks, so a NATS server that stops
 //! answering never delays the driver's deadline timer: a shard leaves the table at its
-//! `valid_until` whatever the network does.
+//! `valid_until` whatever the network does. Each lease is renewed by a task of its own,
+//! cut off at the lease's deadline, and its result is taken as soon as it comes: a slow
+//! renewal (a lost acknowledgement) costs at most its own shard, never the others'.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::{self, JoinError, JoinHandle, JoinSet};
 
 use crate::lease::{self, Acquire, Holder, Lease, LeaseError, LeaseStore};
 use crate::membership::Membership;
@@ -23,7 +25,7 @@ use crate::ring::{Ring, ShardId};
 use crate::settings::{ClusterSettings, NodeId};
 use crate::table::{OwnedShard, ShardState, ShardTable};
 
-/// Lease writes in flight at once per batch.
+/// Lease writes in flight at once per acquisition batch, and renewals at once.
 const CONCURRENT_LEASE_WRITES: usize = 128;
 
 pub(super) enum Command {
@@ -40,6 +42,9 @@ struct Held {
 /// A spawned batch of lease writes, one result per shard.
 type Batch<T> = JoinHandle<Vec<(ShardId, Result<T, LeaseError>)>>;
 
+/// What one renewal task answers.
+type Renewed = (ShardId, Result<Lease, LeaseError>);
+
 pub(super) struct Driver {
     node: NodeId,
     settings: ClusterSettings,
@@ -54,7 +59,12 @@ pub(super) struct Driver {
     stopping: bool,
     /// Set by ticks and ring or holder changes: try to take wanted shards.
     acquire_due: bool,
-    renewing: Option<Batch<Lease>>,
+    /// Renewals in flight, one task per lease, each answering for its shard.
+    renewals: JoinSet<Renewed>,
+    /// The shards whose renewal is in flight, with its task.
+    renewing: BTreeMap<ShardId, task::Id>,
+    /// Bounds the renewals writing at once.
+    renewal_slots: Arc<Semaphore>,
     acquiring: Option<Batch<Acquire>>,
     /// Lease releases in flight; a graceful stop waits for them.
     releases: JoinSet<()>,
@@ -84,7 +94,9 @@ impl Driver {
             ring,
             stopping: false,
             acquire_due: true,
-            renewing: None,
+            renewals: JoinSet::new(),
+            renewing: BTreeMap::new(),
+            renewal_slots: Arc::new(Semaphore::new(CONCURRENT_LEASE_WRITES)),
             acquiring: None,
             releases: JoinSet::new(),
         }
@@ -144,9 +156,13 @@ impl Driver {
                     }
                 }
                 _ = sleep_until_some(next_deadline) => self.expire(),
-                renewed = join_some(&mut self.renewing) => {
-                    self.renewing = None;
-                    self.absorb_renewals(renewed);
+                Some(renewed) = self.renewals.join_next_with_id(), if !self.renewals.is_empty() => {
+                    self.absorb_renewal(renewed);
+                    // Renewals end in bursts (a tick starts them all): take every
+                    // finished one before publishing once.
+                    while let Some(renewed) = self.renewals.try_join_next_with_id() {
+                        self.absorb_renewal(renewed);
+                    }
                 }
                 acquired = join_some(&mut self.acquiring) => {
                     self.acquiring = None;
@@ -267,45 +283,70 @@ impl Driver {
         }
     }
 
+    /// Renews every held lease whose renewal is not in flight already, the nearest
+    /// deadline first. A renewal that has not succeeded by its lease's deadline gives
+    /// up: the shard has left the table by then anyway.
     fn start_renewals(&mut self) {
-        if self.renewing.is_some() || self.held.is_empty() {
-            return;
+        let mut due: Vec<Lease> = self
+            .held
+            .iter()
+            .filter(|(shard, _)| !self.renewing.contains_key(shard))
+            .map(|(_, held)| held.lease.clone())
+            .collect();
+        due.sort_by_key(Lease::valid_until);
+        for lease in due {
+            let shard = lease.shard();
+            let deadline = lease.valid_until();
+            let leases = self.leases.clone();
+            let slots = self.renewal_slots.clone();
+            let renewal = async move {
+                let _slot = slots.acquire().await;
+                let mut lease = lease;
+                leases.renew(&mut lease).await.map(|()| lease)
+            };
+            let task = self.renewals.spawn(async move {
+                let result = tokio::time::timeout_at(deadline.into(), renewal)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(LeaseError::Unavailable(
+                            "no answer before the lease's deadline".to_owned(),
+                        ))
+                    });
+                (shard, result)
+            });
+            self.renewing.insert(shard, task.id());
         }
-        let leases = self.leases.clone();
-        let held: Vec<Lease> = self.held.values().map(|held| held.lease.clone()).collect();
-        self.renewing = Some(tokio::spawn(async move {
-            futures_util::stream::iter(held)
-                .map(|mut lease| {
-                    let leases = leases.clone();
-                    async move {
-                        let result = leases.renew(&mut lease).await.map(|()| lease.clone());
-                        (lease.shard(), result)
-                    }
-                })
-                .buffer_unordered(CONCURRENT_LEASE_WRITES)
-                .collect()
-                .await
-        }));
     }
 
-    fn absorb_renewals(&mut self, results: Vec<(ShardId, Result<Lease, LeaseError>)>) {
-        for (shard, result) in results {
-            let Some(held) = self.held.get_mut(&shard) else {
-                continue;
-            };
-            match result {
-                // Same tenure (it may have been released and retaken meanwhile).
-                Ok(renewed) if renewed.epoch() == held.lease.epoch() => held.lease = renewed,
-                Ok(_) => {}
-                Err(LeaseError::Lost { holder }) => {
-                    metrics::lease_renew_failure("lost");
-                    tracing::warn!(shard = shard.0, holder = ?holder.map(|h| h.node.to_string()), "lease lost; no longer serving");
-                    self.held.remove(&shard);
+    fn absorb_renewal(&mut self, renewed: Result<(task::Id, Renewed), JoinError>) {
+        let (shard, result) = match renewed {
+            Ok((task, (shard, result))) => {
+                if self.renewing.get(&shard) == Some(&task) {
+                    self.renewing.remove(&shard);
                 }
-                Err(error) => {
-                    metrics::lease_renew_failure("error");
-                    tracing::warn!(shard = shard.0, %error, "lease renewal failed");
-                }
+                (shard, result)
+            }
+            Err(error) => {
+                tracing::error!(%error, "lease renewal task failed");
+                self.renewing.retain(|_, task| *task != error.id());
+                return;
+            }
+        };
+        let Some(held) = self.held.get_mut(&shard) else {
+            return;
+        };
+        match result {
+            // Same tenure (it may have been released and retaken meanwhile).
+            Ok(renewed) if renewed.epoch() == held.lease.epoch() => held.lease = renewed,
+            Ok(_) => {}
+            Err(LeaseError::Lost { holder }) => {
+                metrics::lease_renew_failure("lost");
+                tracing::warn!(shard = shard.0, holder = ?holder.map(|h| h.node.to_string()), "lease lost; no longer serving");
+                self.held.remove(&shard);
+            }
+            Err(error) => {
+                metrics::lease_renew_failure("error");
+                tracing::warn!(shard = shard.0, %error, "lease renewal failed");
             }
         }
     }
