@@ -246,35 +246,29 @@ impl LeaseStore {
     }
 
     /// Gives the shard up (the caller has stopped serving it) so that its next owner
-    /// can take it at once instead of waiting for the TTL. A renewal of this lease still
-    /// in flight may land first; its record is then deleted in turn.
+    /// can take it at once instead of waiting for the TTL. Only the write `lease` names
+    /// (its latest confirmed one) is removed: a key that has moved on since is left
+    /// alone, since this holder's later record may be a renewal whose answer was lost
+    /// or the shard taken back by [`LeaseStore::try_acquire`] and served again — the two
+    /// look the same. Such a record expires on its own unless renewed; a caller that
+    /// does not want to wait for that releases only after its renewals have answered.
     pub async fn release(&self, lease: Lease) -> Result<(), LeaseError> {
-        let key = shard_key(lease.shard);
-        let mut revision = lease.revision;
-        for _ in 0..3 {
-            match self.bucket.delete(&key, revision).await {
-                Ok(()) => return Ok(()),
-                Err(WriteError::Nats(error)) => return Err(LeaseError::Unavailable(error)),
-                Err(WriteError::Conflict) => {}
+        match self
+            .bucket
+            .delete(&shard_key(lease.shard), lease.revision)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(WriteError::Conflict) => {
+                tracing::debug!(
+                    shard = lease.shard.0,
+                    revision = lease.revision,
+                    "the lease moved on since; not released"
+                );
+                Ok(())
             }
-            let current = self.read(&key).await?;
-            let ours = current.as_ref().filter(|entry| {
-                entry.operation == kv::Operation::Put
-                    && decode_holder(entry).is_some_and(|holder| {
-                        holder.node == self.node
-                            && holder.incarnation == self.incarnation
-                            && holder.epoch == lease.epoch
-                    })
-            });
-            match ours {
-                Some(entry) => revision = entry.revision,
-                // Expired or someone else's already: nothing of ours to remove.
-                None => return Ok(()),
-            }
+            Err(WriteError::Nats(error)) => Err(LeaseError::Unavailable(error)),
         }
-        Err(LeaseError::Unavailable(
-            "the lease kept changing while releasing it".to_owned(),
-        ))
     }
 
     /// The shard's holder as the bucket has it now.

@@ -68,6 +68,12 @@ pub(super) struct Driver {
     acquiring: Option<Batch<Acquire>>,
     /// Lease releases in flight; a graceful stop waits for them.
     releases: JoinSet<()>,
+    /// The shards being released, with their release task: not taken again before it
+    /// ends.
+    releasing: BTreeMap<ShardId, task::AbortHandle>,
+    /// Released shards whose renewal was in flight: their release waits for its answer,
+    /// so that it removes the record that renewal may have written.
+    release_after_renewal: BTreeMap<ShardId, Lease>,
 }
 
 impl Driver {
@@ -99,6 +105,8 @@ impl Driver {
             renewal_slots: Arc::new(Semaphore::new(CONCURRENT_LEASE_WRITES)),
             acquiring: None,
             releases: JoinSet::new(),
+            releasing: BTreeMap::new(),
+            release_after_renewal: BTreeMap::new(),
         }
     }
 
@@ -112,8 +120,14 @@ impl Driver {
             self.reconcile();
             self.publish();
             while self.releases.try_join_next().is_some() {}
-            // An acquisition still in flight may yet add leases to hand back.
-            if self.stopping && self.held.is_empty() && self.acquiring.is_none() {
+            self.releasing.retain(|_, task| !task.is_finished());
+            // An acquisition still in flight may yet add leases to hand back, a
+            // renewal still in flight a release to start.
+            if self.stopping
+                && self.held.is_empty()
+                && self.acquiring.is_none()
+                && self.release_after_renewal.is_empty()
+            {
                 // Every lease given back before the process may exit.
                 while self.releases.join_next().await.is_some() {}
                 return;
@@ -221,6 +235,11 @@ impl Driver {
             .shards_of(&self.node)
             .into_iter()
             .filter(|shard| !self.held.contains_key(shard))
+            // Being released: taking it back now would race its release.
+            .filter(|shard| {
+                !self.releasing.contains_key(shard)
+                    && !self.release_after_renewal.contains_key(shard)
+            })
             // Held by another node (or an earlier incarnation of this one, whose lease
             // must expire first): it releases it when it sees the ring. A record of this
             // very process (a renewal that landed after the shard was given up here) is
@@ -319,19 +338,34 @@ impl Driver {
     }
 
     fn absorb_renewal(&mut self, renewed: Result<(task::Id, Renewed), JoinError>) {
-        let (shard, result) = match renewed {
-            Ok((task, (shard, result))) => {
-                if self.renewing.get(&shard) == Some(&task) {
-                    self.renewing.remove(&shard);
-                }
-                (shard, result)
-            }
+        let (task, shard, result) = match renewed {
+            Ok((task, (shard, result))) => (task, shard, result),
             Err(error) => {
                 tracing::error!(%error, "lease renewal task failed");
-                self.renewing.retain(|_, task| *task != error.id());
-                return;
+                let Some(shard) = self
+                    .renewing
+                    .iter()
+                    .find(|(_, task)| **task == error.id())
+                    .map(|(shard, _)| *shard)
+                else {
+                    return;
+                };
+                let failed = Err(LeaseError::Unavailable("renewal task failed".to_owned()));
+                (error.id(), shard, failed)
             }
         };
+        if self.renewing.get(&shard) == Some(&task) {
+            self.renewing.remove(&shard);
+            if let Some(released) = self.release_after_renewal.remove(&shard) {
+                let lease = match result {
+                    Ok(renewed) if renewed.epoch() == released.epoch() => renewed,
+                    Err(LeaseError::Lost { .. }) => return,
+                    _ => released,
+                };
+                self.start_release(lease);
+                return;
+            }
+        }
         let Some(held) = self.held.get_mut(&shard) else {
             return;
         };
@@ -401,12 +435,22 @@ impl Driver {
             timed_out,
             "released shard"
         );
+        if self.renewing.contains_key(&shard) {
+            self.release_after_renewal.insert(shard, held.lease);
+        } else {
+            self.start_release(held.lease);
+        }
+    }
+
+    fn start_release(&mut self, lease: Lease) {
+        let shard = lease.shard();
         let leases = self.leases.clone();
-        self.releases.spawn(async move {
-            if let Err(error) = leases.release(held.lease).await {
+        let task = self.releases.spawn(async move {
+            if let Err(error) = leases.release(lease).await {
                 tracing::warn!(shard = shard.0, %error, "release failed; the lease expires instead");
             }
         });
+        self.releasing.insert(shard, task);
     }
 
     fn publish(&mut self) {
