@@ -105,6 +105,9 @@ pub struct LeaseStore {
     incarnation: String,
     ttl: Duration,
     margin: Duration,
+    /// Renewals made slow on purpose by the crate's own tests.
+    #[cfg(test)]
+    lost_acks: test_hooks::LostAcks,
 }
 
 impl LeaseStore {
@@ -130,6 +133,8 @@ impl LeaseStore {
             incarnation: incarnation.to_owned(),
             ttl: settings.lease_ttl(),
             margin: settings.lease_margin(),
+            #[cfg(test)]
+            lost_acks: Default::default(),
         })
     }
 
@@ -208,6 +213,8 @@ impl LeaseStore {
                     Some(self.ttl),
                 )
                 .await;
+            #[cfg(test)]
+            let written = self.lost_acks.hold(lease.shard, written).await;
             match written {
                 Ok(revision) => {
                     lease.revision = revision;
@@ -239,35 +246,29 @@ impl LeaseStore {
     }
 
     /// Gives the shard up (the caller has stopped serving it) so that its next owner
-    /// can take it at once instead of waiting for the TTL. A renewal of this lease still
-    /// in flight may land first; its record is then deleted in turn.
+    /// can take it at once instead of waiting for the TTL. Only the write `lease` names
+    /// (its latest confirmed one) is removed: a key that has moved on since is left
+    /// alone, since this holder's later record may be a renewal whose answer was lost
+    /// or the shard taken back by [`LeaseStore::try_acquire`] and served again — the two
+    /// look the same. Such a record expires on its own unless renewed; a caller that
+    /// does not want to wait for that releases only after its renewals have answered.
     pub async fn release(&self, lease: Lease) -> Result<(), LeaseError> {
-        let key = shard_key(lease.shard);
-        let mut revision = lease.revision;
-        for _ in 0..3 {
-            match self.bucket.delete(&key, revision).await {
-                Ok(()) => return Ok(()),
-                Err(WriteError::Nats(error)) => return Err(LeaseError::Unavailable(error)),
-                Err(WriteError::Conflict) => {}
+        match self
+            .bucket
+            .delete(&shard_key(lease.shard), lease.revision)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(WriteError::Conflict) => {
+                tracing::debug!(
+                    shard = lease.shard.0,
+                    revision = lease.revision,
+                    "the lease moved on since; not released"
+                );
+                Ok(())
             }
-            let current = self.read(&key).await?;
-            let ours = current.as_ref().filter(|entry| {
-                entry.operation == kv::Operation::Put
-                    && decode_holder(entry).is_some_and(|holder| {
-                        holder.node == self.node
-                            && holder.incarnation == self.incarnation
-                            && holder.epoch == lease.epoch
-                    })
-            });
-            match ours {
-                Some(entry) => revision = entry.revision,
-                // Expired or someone else's already: nothing of ours to remove.
-                None => return Ok(()),
-            }
+            Err(WriteError::Nats(error)) => Err(LeaseError::Unavailable(error)),
         }
-        Err(LeaseError::Unavailable(
-            "the lease kept changing while releasing it".to_owned(),
-        ))
     }
 
     /// The shard's holder as the bucket has it now.
@@ -331,4 +332,50 @@ pub(crate) fn decode_holder(entry: &kv::Entry) -> Option<Holder> {
             record.epoch
         },
     })
+}
+
+#[cfg(test)]
+pub(crate) mod test_hooks {
+    //! Test only: renewals whose acknowledgement is lost, on demand.
+
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use crate::kv::WriteError;
+    use crate::ring::ShardId;
+
+    /// Shards whose next renewal write lands but is answered only after a delay, and
+    /// then as a timeout (as when the server's acknowledgement is lost).
+    #[derive(Clone, Default)]
+    pub(crate) struct LostAcks(Arc<Mutex<BTreeMap<ShardId, Duration>>>);
+
+    impl LostAcks {
+        pub(crate) async fn hold(
+            &self,
+            shard: ShardId,
+            written: Result<u64, WriteError>,
+        ) -> Result<u64, WriteError> {
+            let delay = self.0.lock().expect("lost acks").remove(&shard);
+            let Some(delay) = delay else {
+                return written;
+            };
+            tokio::time::sleep(delay).await;
+            Err(WriteError::Nats(
+                "write timed out (test: acknowledgement lost)".to_owned(),
+            ))
+        }
+    }
+
+    impl super::LeaseStore {
+        /// The next renewal write of `shard` lands, but its caller hears of it only
+        /// after `delay`, as a timeout.
+        pub(crate) fn lose_next_renewal_ack(&self, shard: ShardId, delay: Duration) {
+            self.lost_acks
+                .0
+                .lock()
+                .expect("lost acks")
+                .insert(shard, delay);
+        }
+    }
 }

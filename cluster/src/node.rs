@@ -1,38 +1,25 @@
-//! A clustered node: joins the membership, then runs one driver task that keeps the
-//! shard table true — it computes the ring over the live members, takes the leases of
-//! the shards the ring gives this node, renews what it holds, drains and releases what
-//! the ring moves elsewhere, stops serving a shard the moment its lease could expire,
-//! and publishes every change as a new [`ShardTable`] snapshot.
-//!
-//! Renewals and acquisitions run as spawned batches, so a NATS server that stops
-//! answering never delays the driver's deadline timer: a shard leaves the table at its
-//! `valid_until` whatever the network does.
+//! A clustered node: joins the membership, opens the leases, starts the one driver task
+//! ([`driver`]) that keeps the shard table true, and hands out what the rest of the
+//! process uses: the table, the mailbox and its server, handoff reports, a graceful stop.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod driver;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream;
-use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
-use crate::lease::{self, Acquire, Holder, Lease, LeaseError, LeaseStore};
+use crate::lease::{self, Holder, LeaseStore};
 use crate::membership::Membership;
-use crate::metrics;
-use crate::ring::{Ring, ShardId};
+use crate::ring::ShardId;
 use crate::settings::{ClusterSettings, Namespace, NodeId};
-use crate::table::{OwnedShard, ShardState, ShardTable};
+use crate::table::ShardTable;
 use crate::transport::{EnvelopeHandler, Mailbox, MailboxServer};
 use crate::ClusterError;
 
-/// Lease writes in flight at once per batch.
-const CONCURRENT_LEASE_WRITES: usize = 128;
-
-enum Command {
-    HandoffDone(ShardId),
-    Stop,
-}
+use driver::{Command, Driver};
 
 /// One node of the cluster. Dropping it abandons its leases (they expire); call
 /// [`ClusterNode::stop`] to hand them over first.
@@ -73,23 +60,15 @@ impl ClusterNode {
         let (table_sender, table) =
             watch::channel(Arc::new(ShardTable::empty(node.clone(), settings.shards)));
         let (commands, command_receiver) = mpsc::unbounded_channel();
-        let driver = Driver {
-            node: node.clone(),
-            settings: settings.clone(),
-            leases: leases.clone(),
-            members: membership.members(),
-            registered: membership.registered(),
+        let driver = Driver::new(
+            node.clone(),
+            settings.clone(),
+            leases.clone(),
+            &membership,
             holders,
-            commands: command_receiver,
-            table: table_sender,
-            held: BTreeMap::new(),
-            ring: Arc::new(Ring::new(settings.shards, Vec::new())),
-            stopping: false,
-            acquire_due: true,
-            renewing: None,
-            acquiring: None,
-            releases: JoinSet::new(),
-        };
+            command_receiver,
+            table_sender,
+        );
         let driver = tokio::spawn(driver.run());
         Ok(Self {
             node,
@@ -217,384 +196,5 @@ impl Handoffs {
     }
 }
 
-/// A held lease and whether it is being handed over.
-struct Held {
-    lease: Lease,
-    draining_since: Option<Instant>,
-}
-
-/// A spawned batch of lease writes, one result per shard.
-type Batch<T> = JoinHandle<Vec<(ShardId, Result<T, LeaseError>)>>;
-
-struct Driver {
-    node: NodeId,
-    settings: ClusterSettings,
-    leases: LeaseStore,
-    members: watch::Receiver<BTreeSet<NodeId>>,
-    registered: watch::Receiver<bool>,
-    holders: watch::Receiver<Arc<BTreeMap<String, Holder>>>,
-    commands: mpsc::UnboundedReceiver<Command>,
-    table: watch::Sender<Arc<ShardTable>>,
-    held: BTreeMap<ShardId, Held>,
-    ring: Arc<Ring>,
-    stopping: bool,
-    /// Set by ticks and ring or holder changes: try to take wanted shards.
-    acquire_due: bool,
-    renewing: Option<Batch<Lease>>,
-    acquiring: Option<Batch<Acquire>>,
-    /// Lease releases in flight; a graceful stop waits for them.
-    releases: JoinSet<()>,
-}
-
-impl Driver {
-    async fn run(mut self) {
-        let mut ticks = tokio::time::interval(self.settings.lease_renew_interval());
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut members_open = true;
-        let mut registered_open = true;
-        let mut holders_open = true;
-        loop {
-            self.reconcile();
-            self.publish();
-            while self.releases.try_join_next().is_some() {}
-            // An acquisition still in flight may yet add leases to hand back.
-            if self.stopping && self.held.is_empty() && self.acquiring.is_none() {
-                // Every lease given back before the process may exit.
-                while self.releases.join_next().await.is_some() {}
-                return;
-            }
-            let next_deadline = self
-                .held
-                .values()
-                .map(|held| held.lease.valid_until())
-                .min();
-            tokio::select! {
-                _ = ticks.tick() => {
-                    self.acquire_due = true;
-                    self.start_renewals();
-                }
-                changed = self.members.changed(), if members_open => {
-                    members_open = changed.is_ok();
-                    self.acquire_due = true;
-                }
-                changed = self.registered.changed(), if registered_open => {
-                    registered_open = changed.is_ok();
-                    if !*self.registered.borrow() {
-                        tracing::error!(node = %self.node, "displaced: handing every shard over");
-                        self.stopping = true;
-                    }
-                }
-                changed = self.holders.changed(), if holders_open => {
-                    if changed.is_err() {
-                        // The mirror stopped: the node is shutting down.
-                        holders_open = false;
-                        self.stopping = true;
-                    }
-                    self.acquire_due = true;
-                }
-                command = self.commands.recv() => {
-                    self.obey(command);
-                    // Handoffs come in bursts (every shard of a ring change): take
-                    // what is queued before reconciling once.
-                    while let Ok(command) = self.commands.try_recv() {
-                        self.obey(Some(command));
-                    }
-                }
-                _ = sleep_until_some(next_deadline) => self.expire(),
-                renewed = join_some(&mut self.renewing) => {
-                    self.renewing = None;
-                    self.absorb_renewals(renewed);
-                }
-                acquired = join_some(&mut self.acquiring) => {
-                    self.acquiring = None;
-                    self.absorb_acquisitions(acquired);
-                }
-            }
-        }
-    }
-
-    /// Recomputes the ring; marks shards to hand over; releases timed-out handoffs;
-    /// starts taking the shards this node should have.
-    fn reconcile(&mut self) {
-        let mut members = self.members.borrow().clone();
-        if !self.stopping {
-            members.insert(self.node.clone());
-        } else {
-            members.remove(&self.node);
-        }
-        if self.ring.members() != members.iter().cloned().collect::<Vec<_>>().as_slice() {
-            self.ring = Arc::new(Ring::new(self.settings.shards, members));
-        }
-        let now = Instant::now();
-        for (shard, held) in &mut self.held {
-            let mine = self.ring.owner(*shard) == Some(&self.node);
-            match (mine, held.draining_since) {
-                (false, None) => {
-                    tracing::info!(shard = shard.0, next = ?self.ring.owner(*shard).map(|n| n.to_string()), "handing shard over");
-                    held.draining_since = Some(now);
-                }
-                (true, Some(_)) => held.draining_since = None,
-                _ => {}
-            }
-        }
-        let timeout = self.settings.handoff_timeout();
-        let overdue: Vec<ShardId> = self
-            .held
-            .iter()
-            .filter(|(_, held)| {
-                held.draining_since
-                    .is_some_and(|since| now >= since + timeout)
-            })
-            .map(|(shard, _)| *shard)
-            .collect();
-        for shard in overdue {
-            self.release(shard, true);
-        }
-        self.start_acquisitions();
-    }
-
-    fn wanted(&self) -> Vec<ShardId> {
-        if self.stopping {
-            return Vec::new();
-        }
-        let holders = self.holders.borrow();
-        self.ring
-            .shards_of(&self.node)
-            .into_iter()
-            .filter(|shard| !self.held.contains_key(shard))
-            // Held by another node (or an earlier incarnation of this one, whose lease
-            // must expire first): it releases it when it sees the ring. A record of this
-            // very process (a renewal that landed after the shard was given up here) is
-            // taken back by `try_acquire`.
-            .filter(|shard| match holders.get(&lease::shard_key(*shard)) {
-                Some(holder) => {
-                    holder.node == self.node && holder.incarnation == self.leases.incarnation()
-                }
-                None => true,
-            })
-            .collect()
-    }
-
-    fn start_acquisitions(&mut self) {
-        if self.acquiring.is_some() || !self.acquire_due {
-            return;
-        }
-        self.acquire_due = false;
-        let wanted = self.wanted();
-        if wanted.is_empty() {
-            return;
-        }
-        let leases = self.leases.clone();
-        self.acquiring = Some(tokio::spawn(async move {
-            futures_util::stream::iter(wanted)
-                .map(|shard| {
-                    let leases = leases.clone();
-                    async move { (shard, leases.try_acquire(shard).await) }
-                })
-                .buffer_unordered(CONCURRENT_LEASE_WRITES)
-                .collect()
-                .await
-        }));
-    }
-
-    fn absorb_acquisitions(&mut self, results: Vec<(ShardId, Result<Acquire, LeaseError>)>) {
-        for (shard, result) in results {
-            match result {
-                Ok(Acquire::Acquired(lease)) => {
-                    metrics::lease_acquired();
-                    tracing::info!(shard = shard.0, epoch = lease.epoch(), "took shard");
-                    let draining_since = (self.stopping
-                        || self.ring.owner(shard) != Some(&self.node))
-                    .then(Instant::now);
-                    self.held.insert(
-                        shard,
-                        Held {
-                            lease,
-                            draining_since,
-                        },
-                    );
-                }
-                Ok(Acquire::HeldBy(holder)) => {
-                    tracing::debug!(shard = shard.0, holder = %holder.node, "shard still held");
-                }
-                Err(error) => {
-                    tracing::debug!(shard = shard.0, %error, "could not take shard");
-                }
-            }
-        }
-    }
-
-    fn start_renewals(&mut self) {
-        if self.renewing.is_some() || self.held.is_empty() {
-            return;
-        }
-        let leases = self.leases.clone();
-        let held: Vec<Lease> = self.held.values().map(|held| held.lease.clone()).collect();
-        self.renewing = Some(tokio::spawn(async move {
-            futures_util::stream::iter(held)
-                .map(|mut lease| {
-                    let leases = leases.clone();
-                    async move {
-                        let result = leases.renew(&mut lease).await.map(|()| lease.clone());
-                        (lease.shard(), result)
-                    }
-                })
-                .buffer_unordered(CONCURRENT_LEASE_WRITES)
-                .collect()
-                .await
-        }));
-    }
-
-    fn absorb_renewals(&mut self, results: Vec<(ShardId, Result<Lease, LeaseError>)>) {
-        for (shard, result) in results {
-            let Some(held) = self.held.get_mut(&shard) else {
-                continue;
-            };
-            match result {
-                // Same tenure (it may have been released and retaken meanwhile).
-                Ok(renewed) if renewed.epoch() == held.lease.epoch() => held.lease = renewed,
-                Ok(_) => {}
-                Err(LeaseError::Lost { holder }) => {
-                    metrics::lease_renew_failure("lost");
-                    tracing::warn!(shard = shard.0, holder = ?holder.map(|h| h.node.to_string()), "lease lost; no longer serving");
-                    self.held.remove(&shard);
-                }
-                Err(error) => {
-                    metrics::lease_renew_failure("error");
-                    tracing::warn!(shard = shard.0, %error, "lease renewal failed");
-                }
-            }
-        }
-    }
-
-    /// Drops the shards whose deadline passed: serving stops before the lease expires.
-    fn expire(&mut self) {
-        let now = Instant::now();
-        let expired: Vec<ShardId> = self
-            .held
-            .iter()
-            .filter(|(_, held)| held.lease.valid_until() <= now)
-            .map(|(shard, _)| *shard)
-            .collect();
-        for shard in expired {
-            metrics::lease_expired();
-            tracing::warn!(
-                shard = shard.0,
-                "lease could not be renewed in time; no longer serving"
-            );
-            self.held.remove(&shard);
-        }
-    }
-
-    fn obey(&mut self, command: Option<Command>) {
-        match command {
-            Some(Command::HandoffDone(shard)) => self.finish_handoff(shard),
-            Some(Command::Stop) | None => self.stopping = true,
-        }
-    }
-
-    fn finish_handoff(&mut self, shard: ShardId) {
-        let draining = self
-            .held
-            .get(&shard)
-            .is_some_and(|held| held.draining_since.is_some());
-        if draining {
-            self.release(shard, false);
-        }
-    }
-
-    /// Stops holding `shard` and releases its lease in the background.
-    fn release(&mut self, shard: ShardId, timed_out: bool) {
-        let Some(held) = self.held.remove(&shard) else {
-            return;
-        };
-        if let Some(since) = held.draining_since {
-            metrics::handoff(since.elapsed(), timed_out);
-        }
-        tracing::info!(
-            shard = shard.0,
-            epoch = held.lease.epoch(),
-            timed_out,
-            "released shard"
-        );
-        let leases = self.leases.clone();
-        self.releases.spawn(async move {
-            if let Err(error) = leases.release(held.lease).await {
-                tracing::warn!(shard = shard.0, %error, "release failed; the lease expires instead");
-            }
-        });
-    }
-
-    fn publish(&mut self) {
-        let now = Instant::now();
-        let owned: BTreeMap<ShardId, OwnedShard> = self
-            .held
-            .iter()
-            .filter(|(_, held)| held.lease.valid_until() > now)
-            .map(|(shard, held)| {
-                let state = match held.draining_since {
-                    Some(since) => ShardState::Draining { since },
-                    None => ShardState::Serving,
-                };
-                let owned = OwnedShard {
-                    epoch: held.lease.epoch(),
-                    state,
-                    valid_until: held.lease.valid_until(),
-                };
-                (*shard, owned)
-            })
-            .collect();
-        metrics::owned_shards(owned.len());
-        let holders: BTreeMap<ShardId, Holder> = self
-            .holders
-            .borrow()
-            .iter()
-            .filter_map(|(key, holder)| Some((lease::shard_from_key(key)?, holder.clone())))
-            .collect();
-        let ready = !self.stopping
-            && *self.registered.borrow()
-            && self.members.borrow().contains(&self.node)
-            && self
-                .ring
-                .shards_of(&self.node)
-                .iter()
-                .all(|shard| owned.contains_key(shard));
-        self.table.send_if_modified(|current| {
-            let same = current.owned == owned
-                && *current.holders == holders
-                && current.ring == self.ring
-                && current.ready == ready
-                && current.leaving == self.stopping;
-            if same {
-                return false;
-            }
-            *current = Arc::new(ShardTable {
-                node: self.node.clone(),
-                version: current.version + 1,
-                ring: self.ring.clone(),
-                owned,
-                holders: Arc::new(holders),
-                ready,
-                leaving: self.stopping,
-            });
-            true
-        });
-    }
-}
-
-async fn sleep_until_some(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn join_some<T>(task: &mut Option<JoinHandle<T>>) -> T
-where
-    T: Default,
-{
-    match task {
-        Some(handle) => handle.await.unwrap_or_default(),
-        None => std::future::pending().await,
-    }
-}
+#[cfg(test)]
+mod tests;

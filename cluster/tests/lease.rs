@@ -1,6 +1,7 @@
 //! Shard leases against the test nats-server: one holder at a time under contention,
 //! takeover with a higher epoch when the holder stops renewing (and never before the
-//! old holder's serving deadline), release, and a lost acknowledgement.
+//! old holder's serving deadline), release (which never removes a tenure taken back
+//! since), and a lost acknowledgement.
 
 mod support;
 
@@ -128,6 +129,39 @@ async fn a_holder_that_stops_renewing_is_replaced_with_a_higher_epoch_after_its_
     b.release(lease_b).await.unwrap();
     let lease_a = acquired(a.try_acquire(shard).await.unwrap());
     assert!(lease_a.epoch() > released_epoch);
+    drop_namespace(&connect(&nats_url()).await, &namespace).await;
+}
+
+#[tokio::test]
+async fn releasing_a_lease_the_holder_took_back_since_leaves_the_new_tenure_alone() {
+    let namespace = fresh_namespace();
+    let a = store("a", &namespace).await;
+    let b = store("b", &namespace).await;
+    let shard = ShardId(11);
+
+    // a gives the shard up (a handoff) while it takes it back (the ring flipped
+    // back): the second take finds a's own record and continues its tenure.
+    let given_up = acquired(a.try_acquire(shard).await.unwrap());
+    let mut taken_back = acquired(a.try_acquire(shard).await.unwrap());
+    let epoch = given_up.epoch();
+    assert_eq!(taken_back.epoch(), epoch);
+    a.release(given_up).await.expect("release answered");
+
+    // The record a serves under is still there: nobody else can take the shard,
+    // and a's tenure goes on past the ttl the released write had.
+    match a.holder(shard).await.unwrap() {
+        Some(holder) => assert_eq!(holder.node.as_str(), "a"),
+        None => panic!("the release removed the lease a serves under"),
+    }
+    for _ in 0..8 {
+        match b.try_acquire(shard).await.unwrap() {
+            Acquire::HeldBy(holder) => assert_eq!(holder.node.as_str(), "a"),
+            Acquire::Acquired(lease) => panic!("b took a shard a serves: {lease:?}"),
+        }
+        a.renew(&mut taken_back).await.expect("a renews its tenure");
+        assert_eq!(taken_back.epoch(), epoch);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     drop_namespace(&connect(&nats_url()).await, &namespace).await;
 }
 

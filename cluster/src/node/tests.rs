@@ -1,0 +1,103 @@
+//! The driver against the test nats-server (`SOUK_TEST_NATS_URL`) with what only the
+//! crate's own tests can do: make one renewal's acknowledgement go missing.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::ClusterNode;
+use crate::ring::ShardId;
+use crate::settings::ClusterSettings;
+
+fn nats_url() -> String {
+    std::env::var("SOUK_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:14222".to_owned())
+}
+
+/// Leases of 2 s renewed every 300 ms and served until 600 ms before they could
+/// expire, in a namespace no other test uses.
+fn settings(node: &str) -> ClusterSettings {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    ClusterSettings {
+        node_id: node.to_owned(),
+        shards: 64,
+        namespace: format!("t{}", &id[id.len() - 12..]),
+        lease_ttl_secs: 2,
+        lease_renew_ms: 300,
+        lease_margin_ms: 600,
+        membership_ttl_secs: 2,
+        membership_renew_ms: 300,
+        kv_replicas: 1,
+        handoff_timeout_ms: 500,
+        ..ClusterSettings::default()
+    }
+}
+
+/// Checks every 10 ms for `period` that the node serves every shard but `except`.
+async fn serves_all_but(node: &ClusterNode, except: Option<ShardId>, period: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < period {
+        let table = node.snapshot();
+        for shard in (0..64).map(ShardId).filter(|shard| Some(*shard) != except) {
+            assert!(
+                table.serves(shard),
+                "shard {shard} not served {:?} into the watch",
+                started.elapsed()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_renewal_whose_acknowledgement_is_lost_costs_no_other_shard_its_lease() {
+    let client = async_nats::connect(nats_url())
+        .await
+        .expect("the test nats-server (SOUK_TEST_NATS_URL)");
+    let settings = settings("slow");
+    let namespace = settings.namespace.clone();
+    let serving_window = settings.lease_ttl() - settings.lease_margin();
+    let node = ClusterNode::start(client.clone(), settings)
+        .await
+        .expect("start node");
+    assert!(node.wait_ready(Duration::from_secs(10)).await);
+
+    // One renewal lands but is answered only after far longer than the serving window
+    // (and than the store's own write timeout).
+    let slow = ShardId(5);
+    node.leases
+        .lose_next_renewal_ack(slow, Duration::from_secs(10));
+    let before: BTreeMap<ShardId, Instant> = node
+        .snapshot()
+        .owned
+        .iter()
+        .map(|(shard, owned)| (*shard, owned.valid_until))
+        .collect();
+
+    // The other shards stay served throughout, renewed as usual.
+    serves_all_but(&node, Some(slow), serving_window * 2).await;
+    let after = node.snapshot();
+    for (shard, valid_until) in before.iter().filter(|(shard, _)| **shard != slow) {
+        assert!(
+            after.owned[shard].valid_until > *valid_until + serving_window,
+            "shard {shard}'s deadline kept moving"
+        );
+    }
+
+    // The slow shard: its renewal gave up at the lease's deadline, so it is taken back
+    // and then renewed like the others again, long before the answer would have come.
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while !node.snapshot().serves(slow) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the slow shard is served again");
+    serves_all_but(&node, None, serving_window * 2).await;
+
+    drop(node);
+    let jetstream = async_nats::jetstream::new(client);
+    for bucket in ["members", "leases"] {
+        let _ = jetstream
+            .delete_key_value(format!("{namespace}_{bucket}"))
+            .await;
+    }
+}
