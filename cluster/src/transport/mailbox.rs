@@ -136,6 +136,15 @@ impl Mailbox {
         let started = Instant::now();
         self.stats.sends.fetch_add(1, Ordering::Relaxed);
         let shard = self.table.borrow().shard_of(key);
+        // Every attempt sends this, with the time then left.
+        let call = ClusterEnvelope {
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+            shard: shard.0,
+            sender_node: self.node.to_string(),
+            timeout_ms: 0,
+            payload: payload.to_vec(),
+        };
         let mut hint: Option<NodeId> = None;
         let mut retries = 0u32;
         let result = loop {
@@ -147,10 +156,7 @@ impl Mailbox {
                 .take()
                 .or_else(|| self.table.borrow().owner(shard).cloned());
             let attempt = match target {
-                Some(target) => {
-                    self.attempt(&target, kind, key, shard, &payload, remaining, delivery)
-                        .await
-                }
+                Some(target) => self.attempt(&target, &call, remaining, delivery).await,
                 // No member at all yet: wait for the table.
                 None => Attempt::Retry(None),
             };
@@ -200,10 +206,7 @@ impl Mailbox {
     async fn attempt(
         &self,
         target: &NodeId,
-        kind: &str,
-        key: &str,
-        shard: ShardId,
-        payload: &Bytes,
+        call: &ClusterEnvelope,
         remaining: Duration,
         delivery: Delivery,
     ) -> Attempt {
@@ -212,13 +215,10 @@ impl Mailbox {
             Delivery::Idempotent => Attempt::Retry(owner),
             Delivery::AtMostOnce => Attempt::Done(Err(SendError::Unanswered)),
         };
+        let shard = ShardId(call.shard);
         let envelope = ClusterEnvelope {
-            kind: kind.to_owned(),
-            key: key.to_owned(),
-            shard: shard.0,
-            sender_node: self.node.to_string(),
             timeout_ms: remaining.as_millis().max(1) as u64,
-            payload: payload.to_vec(),
+            ..call.clone()
         };
         let calls = match self.calls().await {
             Ok(calls) => calls,
