@@ -182,6 +182,31 @@ impl Stock {
         }
     }
 
+    /// Gives an order's reserved units back to available, with its ledger row of `kind`
+    /// (`release`, `expiry`); false when the order holds nothing here.
+    fn release_reservation(
+        &mut self,
+        order_id: &str,
+        (kind, actor, reason): (&str, &str, &str),
+        now: Micros,
+        changes: &mut Changes,
+    ) -> bool {
+        let Some(held) = self.drop_reservation(order_id, changes) else {
+            return false;
+        };
+        self.reserved -= held.quantity;
+        let movement = self.movement(
+            kind,
+            (0, -held.quantity),
+            Some(order_id),
+            actor,
+            reason,
+            now,
+        );
+        changes.movements.push(movement);
+        true
+    }
+
     /// Removes a reservation, cancelling its insertion if it was made in this batch.
     fn drop_reservation(&mut self, order_id: &str, changes: &mut Changes) -> Option<Held> {
         let held = self.reservations.remove(order_id)?;
@@ -277,21 +302,14 @@ impl Stock {
                 order_id,
                 actor,
                 reason,
-            } => match self.drop_reservation(order_id, changes) {
-                Some(held) => {
-                    self.reserved -= held.quantity;
-                    changes.movements.push(self.movement(
-                        "release",
-                        (0, -held.quantity),
-                        Some(order_id),
-                        actor,
-                        reason,
-                        now,
-                    ));
+            } => {
+                let why = ("release", actor.as_str(), reason.as_str());
+                if self.release_reservation(order_id, why, now, changes) {
                     Ok(Outcome::Released)
+                } else {
+                    Ok(Outcome::NotHeld)
                 }
-                None => Ok(Outcome::NotHeld),
-            },
+            }
             Command::Commit { order_id, actor } => match self.drop_reservation(order_id, changes) {
                 Some(held) => {
                     self.reserved -= held.quantity;
@@ -335,16 +353,8 @@ impl Stock {
                 // An order cancelled before its sale reached this SKU still holds its
                 // reservation: those units never left, so they are released, not
                 // returned (returning them would count them twice).
-                if let Some(held) = self.drop_reservation(order_id, changes) {
-                    self.reserved -= held.quantity;
-                    changes.movements.push(self.movement(
-                        "release",
-                        (0, -held.quantity),
-                        Some(order_id),
-                        actor,
-                        "order cancelled before its sale",
-                        now,
-                    ));
+                let why = ("release", actor.as_str(), "order cancelled before its sale");
+                if self.release_reservation(order_id, why, now, changes) {
                     return Ok(Outcome::Released);
                 }
                 self.on_hand += quantity;
@@ -397,17 +407,8 @@ impl Stock {
             Command::ExpireDue => {
                 let due = self.reservations.due(now);
                 for order_id in &due {
-                    if let Some(held) = self.drop_reservation(order_id, changes) {
-                        self.reserved -= held.quantity;
-                        changes.movements.push(self.movement(
-                            "expiry",
-                            (0, -held.quantity),
-                            Some(order_id),
-                            "system",
-                            "reservation expired unpaid",
-                            now,
-                        ));
-                    }
+                    let why = ("expiry", "system", "reservation expired unpaid");
+                    self.release_reservation(order_id, why, now, changes);
                 }
                 Ok(Outcome::Expired { order_ids: due })
             }
