@@ -467,10 +467,8 @@ impl OrderLogic {
             }
             Err(error) => {
                 // Another transition won (a concurrent pay or cancel): give the money back.
-                let key = RefundKey::unkept_capture(&reference);
                 if let Err(refund_error) = self
-                    .payments
-                    .refund(&reference, order.total_amount, &order.currency, &key)
+                    .give_back(&reference, order.total_amount, &order.currency)
                     .await
                 {
                     metrics::counter!("souk_payment_refund_failures_total").increment(1);

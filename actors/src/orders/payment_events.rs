@@ -57,16 +57,19 @@ impl OrderLogic {
             if order.was_paid == 1 && paid_by_this {
                 return Ok((order, PaymentOutcome::AlreadyPaid));
             }
-            self.give_back(event, amount, currency).await?;
+            self.give_back(&event.payment_reference, amount, currency)
+                .await?;
             return Ok((order, PaymentOutcome::RefundedNotPayable));
         }
         if order.expires_at <= now_micros() {
             let order = self.expire(order).await?;
-            self.give_back(event, amount, currency).await?;
+            self.give_back(&event.payment_reference, amount, currency)
+                .await?;
             return Ok((order, PaymentOutcome::RefundedNotPayable));
         }
         if amount != order.total_amount || currency != order.currency {
-            self.give_back(event, amount, currency).await?;
+            self.give_back(&event.payment_reference, amount, currency)
+                .await?;
             return Ok((order, PaymentOutcome::RefundedAmountMismatch));
         }
         order.payment_reference = Some(event.payment_reference.clone());
@@ -77,17 +80,18 @@ impl OrderLogic {
         Ok((order, PaymentOutcome::OrderPaid))
     }
 
-    /// Refunds a capture the order cannot keep; a provider that cannot refund now
-    /// leaves the event unprocessed, for its retry.
-    async fn give_back(
+    /// Refunds a capture the order cannot keep (its event came too late or with the
+    /// wrong amount, or another payment won); a provider that cannot refund now leaves
+    /// a webhook event unprocessed, for its retry.
+    pub(super) async fn give_back(
         &self,
-        event: &CheckedPaymentEvent,
+        payment_reference: &str,
         amount: i64,
         currency: &str,
     ) -> Result<(), Error> {
-        let key = RefundKey::unkept_capture(&event.payment_reference);
+        let key = RefundKey::unkept_capture(payment_reference);
         self.payments
-            .refund(&event.payment_reference, amount, currency, &key)
+            .refund(payment_reference, amount, currency, &key)
             .await
             .map(|_refund_id| ())
             .map_err(|error| match error {
