@@ -3,7 +3,7 @@
 //! database; the actor's I/O is what the contention harness measures.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use souk_actors::inventory::stock::Changes;
+use souk_actors::inventory::stock::{Changes, Recorded};
 use souk_actors::inventory::{Command, Stock};
 
 const NOW: i64 = 1_800_000_000_000_000;
@@ -20,7 +20,7 @@ fn stock_holding(held: usize) -> Stock {
                 reason: "seed".into(),
             },
             NOW,
-            false,
+            Recorded::NOTHING,
             &mut changes,
         )
         .expect("seed stock");
@@ -29,7 +29,7 @@ fn stock_holding(held: usize) -> Stock {
             .apply(
                 &reserve(&format!("order-{index:08}")),
                 NOW,
-                false,
+                Recorded::NOTHING,
                 &mut changes,
             )
             .expect("seed reservation");
@@ -57,7 +57,8 @@ fn handling(criterion: &mut Criterion) {
                 || (stock.clone(), Changes::default()),
                 // Stock and changes are returned so that dropping them is not timed.
                 |(mut stock, mut changes)| {
-                    let outcome = stock.apply(&reserve("order-new"), NOW, false, &mut changes);
+                    let outcome =
+                        stock.apply(&reserve("order-new"), NOW, Recorded::NOTHING, &mut changes);
                     (stock, changes, outcome)
                 },
                 BatchSize::LargeInput,
@@ -72,7 +73,7 @@ fn handling(criterion: &mut Criterion) {
             bench.iter_batched(
                 || (stock.clone(), Changes::default()),
                 |(mut stock, mut changes)| {
-                    let outcome = stock.apply(&release, NOW, false, &mut changes);
+                    let outcome = stock.apply(&release, NOW, Recorded::NOTHING, &mut changes);
                     (stock, changes, outcome)
                 },
                 BatchSize::LargeInput,

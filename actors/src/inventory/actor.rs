@@ -17,7 +17,7 @@ use souk_db::Db;
 use tokio::sync::oneshot;
 
 use super::feed::{CommittedStock, StockFeed};
-use super::stock::{Changes, Command, Held, Outcome, Stock};
+use super::stock::{Changes, Command, Held, Outcome, Recorded, Stock};
 use super::{InventoryError, Sku, SkuReply, SkuRequest};
 use crate::entity::{Entity, EntityLink, EntityStop, Passivate, Request, StopReason};
 use crate::outbox::Topic;
@@ -259,7 +259,6 @@ async fn write(
             "injected failure".into(),
         )));
     }
-    // Only a sale without its reservation or a return reads the ledger first.
     let mut connection = None;
     let now = now_micros();
     let available_before = stock.available();
@@ -269,28 +268,32 @@ async fn write(
     let mut threshold_changed = false;
     let mut carried = Vec::new();
     for command in &commands {
-        let kind = match command {
+        // Only a sale without its reservation or a return reads the ledger first.
+        let (sale_asked, return_asked) = match command {
             Command::Commit { order_id, .. } if !stock.reservations.contains_key(order_id) => {
-                Some((order_id, "sale"))
+                (Some(order_id.as_str()), None)
             }
-            Command::Return { order_id, .. } => Some((order_id, "return")),
-            _ => None,
+            Command::Return { order_id, .. } => (command.sale_order_id(), Some(order_id.as_str())),
+            _ => (None, None),
         };
-        let sold_before = match kind {
-            Some((order_id, kind)) => {
-                let mut ledger = match connection.take() {
-                    Some(ledger) => ledger,
-                    None => db.pool().acquire().await.map_err(souk_db::DbError::from)?,
-                };
-                let found =
-                    inventory::has_movement(&mut ledger, &stock.sku, order_id, kind).await?;
-                connection = Some(ledger);
-                found
+        let mut recorded = Recorded::NOTHING;
+        if sale_asked.is_some() || return_asked.is_some() {
+            let mut ledger = match connection.take() {
+                Some(ledger) => ledger,
+                None => db.pool().acquire().await.map_err(souk_db::DbError::from)?,
+            };
+            if let Some(order_id) = sale_asked {
+                recorded.sold =
+                    inventory::has_movement(&mut ledger, &stock.sku, order_id, "sale").await?;
             }
-            None => false,
-        };
+            if let Some(order_id) = return_asked {
+                recorded.returned =
+                    inventory::has_movement(&mut ledger, &stock.sku, order_id, "return").await?;
+            }
+            connection = Some(ledger);
+        }
         threshold_changed |= matches!(command, Command::SetThreshold { .. });
-        let result = stock.apply(command, now, sold_before, &mut changes);
+        let result = stock.apply(command, now, recorded, &mut changes);
         if let Ok(Outcome::Expired { order_ids }) = &result {
             expired.extend(order_ids.iter().cloned());
         }

@@ -56,16 +56,25 @@ pub enum Command {
         actor: String,
         reason: String,
     },
-    /// Payment captured: the reserved units leave `on_hand` too.
+    /// Payment captured: the reserved units leave `on_hand` too. `quantity` is the
+    /// order's units of this SKU: when its reservation lapsed before the sale reached
+    /// here (the sale was owed past the reservation's time), they are sold from what is
+    /// available, if enough is.
     Commit {
         order_id: String,
+        #[serde(default)]
+        quantity: i64,
         actor: String,
     },
     /// Sold units come back: a paid order cancelled, or a shopper's return received
-    /// (`order_id` is then the return's id); once per id. An order that still holds
-    /// its reservation here was never sold here: its reservation is released instead.
+    /// (`order_id` is then the return's id); once per id. Only units sold under
+    /// `sale_order_id` (empty: `order_id`) come back: an order cancelled while it still
+    /// holds its reservation here has it released instead, and one never sold here
+    /// gives nothing back.
     Return {
         order_id: String,
+        #[serde(default)]
+        sale_order_id: String,
         quantity: i64,
         actor: String,
         /// Why, for the movement; empty means an order cancelled after payment.
@@ -87,17 +96,26 @@ pub enum Command {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
-    Reserved { available: i64 },
+    Reserved {
+        available: i64,
+    },
     AlreadyReserved,
     Released,
     NotHeld,
     Sold,
     AlreadySold,
-    Adjusted { on_hand: i64, available: i64 },
+    Adjusted {
+        on_hand: i64,
+        available: i64,
+    },
     Returned,
     AlreadyReturned,
+    /// A return of units never sold here: nothing came back.
+    NotSold,
     ThresholdSet,
-    Expired { order_ids: Vec<String> },
+    Expired {
+        order_ids: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -124,7 +142,49 @@ pub struct Changes {
     pub movements: Vec<MovementRecord>,
 }
 
+/// What the ledger already holds for a command's orders, read before applying it: the
+/// sale of a `Commit`'s order (asked only when it holds nothing here), and for a
+/// `Return` the sale it reverses and the return itself.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub sold: bool,
+    pub returned: bool,
+}
+
+impl Recorded {
+    pub const NOTHING: Recorded = Recorded {
+        sold: false,
+        returned: false,
+    };
+    pub const SOLD: Recorded = Recorded {
+        sold: true,
+        returned: false,
+    };
+}
+
+impl Command {
+    /// The order whose sale a `Return` reverses.
+    pub fn sale_order_id(&self) -> Option<&str> {
+        match self {
+            Command::Return {
+                order_id,
+                sale_order_id,
+                ..
+            } if sale_order_id.is_empty() => Some(order_id),
+            Command::Return { sale_order_id, .. } => Some(sale_order_id),
+            _ => None,
+        }
+    }
+}
+
 impl Changes {
+    /// Whether this batch already holds a movement of `kind` for `order_id`.
+    fn has_movement(&self, kind: &str, order_id: &str) -> bool {
+        self.movements
+            .iter()
+            .any(|m| m.kind == kind && m.order_id.as_deref() == Some(order_id))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.new_reservations.is_empty()
             && self.removed_reservations.is_empty()
@@ -220,14 +280,12 @@ impl Stock {
         Some(held)
     }
 
-    /// Applies one command at `now`. `sold_before` says whether the ledger already holds
-    /// this command's movement for its order: the sale of a `Commit` (asked only when the
-    /// order holds nothing here) or the return of a `Return`.
+    /// Applies one command at `now`, given what the ledger already holds for it.
     pub fn apply(
         &mut self,
         command: &Command,
         now: Micros,
-        sold_before: bool,
+        recorded: Recorded,
         changes: &mut Changes,
     ) -> Result<Outcome, StockError> {
         match command {
@@ -310,8 +368,12 @@ impl Stock {
                     Ok(Outcome::NotHeld)
                 }
             }
-            Command::Commit { order_id, actor } => match self.drop_reservation(order_id, changes) {
-                Some(held) => {
+            Command::Commit {
+                order_id,
+                quantity,
+                actor,
+            } => {
+                if let Some(held) = self.drop_reservation(order_id, changes) {
                     self.reserved -= held.quantity;
                     self.on_hand -= held.quantity;
                     changes.movements.push(self.movement(
@@ -322,40 +384,57 @@ impl Stock {
                         "payment captured",
                         now,
                     ));
-                    Ok(Outcome::Sold)
+                    return Ok(Outcome::Sold);
                 }
-                None if sold_before
-                    || changes
-                        .movements
-                        .iter()
-                        .any(|m| m.kind == "sale" && m.order_id.as_deref() == Some(order_id)) =>
-                {
-                    Ok(Outcome::AlreadySold)
+                if recorded.sold || changes.has_movement("sale", order_id) {
+                    return Ok(Outcome::AlreadySold);
                 }
-                None => Err(StockError::NotReserved),
-            },
+                if *quantity <= 0 {
+                    return Err(StockError::NotReserved);
+                }
+                // The reservation lapsed before the sale came: sell from what is left.
+                if *quantity > self.available() {
+                    return Err(StockError::Insufficient {
+                        available: self.available().max(0),
+                    });
+                }
+                self.on_hand -= quantity;
+                changes.movements.push(self.movement(
+                    "sale",
+                    (-quantity, 0),
+                    Some(order_id),
+                    actor,
+                    "payment captured after its reservation lapsed",
+                    now,
+                ));
+                Ok(Outcome::Sold)
+            }
             Command::Return {
                 order_id,
                 quantity,
                 actor,
                 reason,
+                ..
             } => {
                 if *quantity <= 0 {
                     return Err(StockError::InvalidQuantity);
                 }
-                let in_batch = changes
-                    .movements
-                    .iter()
-                    .any(|m| m.kind == "return" && m.order_id.as_deref() == Some(order_id));
-                if sold_before || in_batch {
+                if recorded.returned || changes.has_movement("return", order_id) {
                     return Ok(Outcome::AlreadyReturned);
                 }
+                let sale_order_id = command.sale_order_id().unwrap_or(order_id);
                 // An order cancelled before its sale reached this SKU still holds its
                 // reservation: those units never left, so they are released, not
                 // returned (returning them would count them twice).
-                let why = ("release", actor.as_str(), "order cancelled before its sale");
-                if self.release_reservation(order_id, why, now, changes) {
-                    return Ok(Outcome::Released);
+                if sale_order_id == order_id {
+                    let why = ("release", actor.as_str(), "order cancelled before its sale");
+                    if self.release_reservation(order_id, why, now, changes) {
+                        return Ok(Outcome::Released);
+                    }
+                }
+                // Units never sold here never left: giving them back would invent stock.
+                if !recorded.sold && !changes.has_movement("sale", sale_order_id) {
+                    return Ok(Outcome::NotSold);
                 }
                 self.on_hand += quantity;
                 changes.movements.push(self.movement(

@@ -335,7 +335,7 @@ impl OrderLogic {
     /// return (cancelled after payment, with a refund), or release (cancelled unpaid,
     /// expired) — and records it done. Every step is idempotent by order id, so running
     /// it twice (a retry, or the sweeper after a crash) changes nothing more.
-    async fn settle(&self, order: &OrderRecord) -> Result<(), Error> {
+    pub(super) async fn settle(&self, order: &OrderRecord) -> Result<(), Error> {
         let status = status_of(order)?;
         let actor = format!("order:{}", order.id);
         let lines = orders::lines(self.db.pool(), &order.id).await?;
@@ -345,11 +345,13 @@ impl OrderLogic {
                 OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered => {
                     Command::Commit {
                         order_id: order.id.clone(),
+                        quantity: line.quantity,
                         actor: actor.clone(),
                     }
                 }
                 OrderStatus::Cancelled if order.was_paid == 1 => Command::Return {
                     order_id: order.id.clone(),
+                    sale_order_id: order.id.clone(),
                     quantity: line.quantity,
                     actor: actor.clone(),
                     reason: String::new(),

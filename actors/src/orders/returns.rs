@@ -321,17 +321,22 @@ impl OrderLogic {
     }
 
     /// Brings the return's units back to stock, once per return (a retry after a
-    /// crash finds them returned).
+    /// crash finds them returned). The order's sale, if still owed, is recorded first:
+    /// stock takes back only units it sold.
     async fn restock(
         &self,
         order: &OrderRecord,
         record: &ReturnRecord,
         admin_id: &str,
     ) -> Result<(), Error> {
+        if order.stock_settled == 0 {
+            self.settle(order).await?;
+        }
         let lines = returns::lines_of(self.db.pool(), std::slice::from_ref(&record.id)).await?;
         for line in lines {
             let command = Command::Return {
                 order_id: record.id.clone(),
+                sale_order_id: order.id.clone(),
                 quantity: line.quantity,
                 actor: format!("admin:{admin_id}"),
                 reason: format!("returned: return {} of order {}", record.id, order.id),

@@ -70,11 +70,17 @@ pub fn command_to_wire(sku: &str, command: &Command) -> Option<pb::ExecuteReques
             actor,
             WireCommand::Release(wire::Release { order_id, reason }),
         ),
-        Command::Commit { order_id, actor } => {
-            (actor, WireCommand::Commit(wire::Commit { order_id }))
-        }
+        Command::Commit {
+            order_id,
+            quantity,
+            actor,
+        } => (
+            actor,
+            WireCommand::Commit(wire::Commit { order_id, quantity }),
+        ),
         Command::Return {
             order_id,
+            sale_order_id,
             quantity,
             actor,
             reason,
@@ -84,6 +90,7 @@ pub fn command_to_wire(sku: &str, command: &Command) -> Option<pb::ExecuteReques
                 order_id,
                 quantity,
                 reason,
+                sale_order_id,
             }),
         ),
         Command::Adjust { .. } | Command::SetThreshold { .. } | Command::ExpireDue => return None,
@@ -117,10 +124,12 @@ pub fn command_from_wire(request: pb::ExecuteRequest) -> Result<(String, Command
         },
         Some(WireCommand::Commit(commit)) => Command::Commit {
             order_id: commit.order_id,
+            quantity: commit.quantity,
             actor,
         },
         Some(WireCommand::Return(returned)) => Command::Return {
             order_id: returned.order_id,
+            sale_order_id: returned.sale_order_id,
             quantity: returned.quantity,
             actor,
             reason: returned.reason,
@@ -145,6 +154,7 @@ pub fn outcome_to_wire(outcome: &Outcome) -> pb::ExecuteResponse {
         Outcome::AlreadySold => ("already_sold", 0),
         Outcome::Returned => ("returned", 0),
         Outcome::AlreadyReturned => ("already_returned", 0),
+        Outcome::NotSold => ("not_sold", 0),
         Outcome::Adjusted { available, .. } => ("adjusted", *available),
         Outcome::ThresholdSet => ("threshold_set", 0),
         Outcome::Expired { .. } => ("expired", 0),
@@ -167,6 +177,7 @@ pub fn outcome_from_wire(response: &pb::ExecuteResponse) -> Result<Outcome, Inve
         "already_sold" => Outcome::AlreadySold,
         "returned" => Outcome::Returned,
         "already_returned" => Outcome::AlreadyReturned,
+        "not_sold" => Outcome::NotSold,
         other => {
             return Err(InventoryError::Unavailable(format!(
                 "the inventory service answered an unknown outcome {other:?}"

@@ -29,8 +29,9 @@ fn command() -> impl Strategy<Value = Command> {
             actor: "t".into(),
             reason: "r".into()
         }),
-        order.prop_map(|order_id| Command::Commit {
+        (order.clone(), 0i64..4).prop_map(|(order_id, quantity)| Command::Commit {
             order_id,
+            quantity,
             actor: "t".into()
         }),
         (-10i64..15).prop_map(|delta| Command::Adjust {
@@ -40,6 +41,7 @@ fn command() -> impl Strategy<Value = Command> {
         }),
         (0..8u8, 1i64..4).prop_map(|(n, quantity)| Command::Return {
             order_id: format!("order-{n}"),
+            sale_order_id: String::new(),
             quantity,
             actor: "t".into(),
             reason: String::new(),
@@ -57,11 +59,27 @@ proptest! {
         let mut ledger_on_hand = 0;
         let mut ledger_reserved = 0;
         let mut now = 0;
+        // What the ledger holds, as the actor reads it before a sale or a return.
+        let mut sold = std::collections::HashSet::new();
+        let mut returned = std::collections::HashSet::new();
         for (command, step) in commands {
             now += step * 1_000_000;
             let mut changes = Changes::default();
             let before = stock.clone();
-            let result = stock.apply(&command, now, false, &mut changes);
+            let recorded = match &command {
+                Command::Commit { order_id, .. } => Recorded { sold: sold.contains(order_id), returned: false },
+                Command::Return { order_id, .. } => Recorded { sold: sold.contains(order_id), returned: returned.contains(order_id) },
+                _ => Recorded::NOTHING,
+            };
+            let result = stock.apply(&command, now, recorded, &mut changes);
+            for movement in &changes.movements {
+                let order_id = movement.order_id.clone().unwrap_or_default();
+                match movement.kind.as_str() {
+                    "sale" => { sold.insert(order_id); }
+                    "return" => prop_assert!(returned.insert(order_id), "returned twice"),
+                    _ => {}
+                }
+            }
             if result.is_err() {
                 prop_assert_eq!(&stock, &before, "a refused command changes nothing");
                 prop_assert!(changes.is_empty());
@@ -86,11 +104,11 @@ proptest! {
     fn reserve_is_idempotent_by_order(quantity in 1i64..5) {
         let mut stock = Stock::empty("SKU");
         let mut changes = Changes::default();
-        stock.apply(&Command::Adjust { delta: 10, actor: "t".into(), reason: "r".into() }, 0, false, &mut changes).unwrap();
+        stock.apply(&Command::Adjust { delta: 10, actor: "t".into(), reason: "r".into() }, 0, Recorded::NOTHING, &mut changes).unwrap();
         let reserve = Command::Reserve { order_id: "o".into(), quantity, ttl_ms: 1000, actor: "t".into(), holder: None, place: Default::default(), };
-        let first = stock.apply(&reserve, 0, false, &mut changes);
+        let first = stock.apply(&reserve, 0, Recorded::NOTHING, &mut changes);
         prop_assert!(matches!(first, Ok(Outcome::Reserved { .. })), "first reservation: {:?}", first);
-        prop_assert_eq!(stock.apply(&reserve, 0, false, &mut changes), Ok(Outcome::AlreadyReserved));
+        prop_assert_eq!(stock.apply(&reserve, 0, Recorded::NOTHING, &mut changes), Ok(Outcome::AlreadyReserved));
         prop_assert_eq!(stock.reserved, quantity);
     }
 }
@@ -107,7 +125,7 @@ fn commit_twice_is_idempotent_and_unknown_commit_is_refused() {
                 reason: "r".into(),
             },
             0,
-            false,
+            Recorded::NOTHING,
             &mut changes,
         )
         .unwrap();
@@ -122,20 +140,21 @@ fn commit_twice_is_idempotent_and_unknown_commit_is_refused() {
                 place: Default::default(),
             },
             0,
-            false,
+            Recorded::NOTHING,
             &mut changes,
         )
         .unwrap();
     let commit = Command::Commit {
         order_id: "o".into(),
+        quantity: 0,
         actor: "t".into(),
     };
     assert_eq!(
-        stock.apply(&commit, 0, false, &mut changes),
+        stock.apply(&commit, 0, Recorded::NOTHING, &mut changes),
         Ok(Outcome::Sold)
     );
     assert_eq!(
-        stock.apply(&commit, 0, false, &mut changes),
+        stock.apply(&commit, 0, Recorded::NOTHING, &mut changes),
         Ok(Outcome::AlreadySold)
     );
     assert_eq!(stock.on_hand, 3);
@@ -144,10 +163,11 @@ fn commit_twice_is_idempotent_and_unknown_commit_is_refused() {
         stock.apply(
             &Command::Commit {
                 order_id: "x".into(),
+                quantity: 0,
                 actor: "t".into()
             },
             0,
-            false,
+            Recorded::NOTHING,
             &mut fresh
         ),
         Err(StockError::NotReserved)
@@ -156,10 +176,11 @@ fn commit_twice_is_idempotent_and_unknown_commit_is_refused() {
         stock.apply(
             &Command::Commit {
                 order_id: "x".into(),
+                quantity: 0,
                 actor: "t".into()
             },
             0,
-            true,
+            Recorded::SOLD,
             &mut fresh
         ),
         Ok(Outcome::AlreadySold)
@@ -178,7 +199,7 @@ fn a_reservation_made_and_released_in_one_batch_writes_no_row() {
                 reason: "r".into(),
             },
             0,
-            false,
+            Recorded::NOTHING,
             &mut changes,
         )
         .unwrap();
@@ -193,7 +214,7 @@ fn a_reservation_made_and_released_in_one_batch_writes_no_row() {
                 place: Default::default(),
             },
             0,
-            false,
+            Recorded::NOTHING,
             &mut changes,
         )
         .unwrap();
@@ -205,7 +226,7 @@ fn a_reservation_made_and_released_in_one_batch_writes_no_row() {
                 reason: "r".into(),
             },
             0,
-            false,
+            Recorded::NOTHING,
             &mut changes,
         )
         .unwrap();
@@ -234,12 +255,24 @@ fn a_customer_holds_at_most_the_cap_across_unpaid_orders() {
         actor: "t".into(),
         reason: "r".into(),
     };
-    stock.apply(&adjust, 0, false, &mut changes).unwrap();
     stock
-        .apply(&reserve("o1", "alice", 3), 0, false, &mut changes)
+        .apply(&adjust, 0, Recorded::NOTHING, &mut changes)
+        .unwrap();
+    stock
+        .apply(
+            &reserve("o1", "alice", 3),
+            0,
+            Recorded::NOTHING,
+            &mut changes,
+        )
         .unwrap();
     assert_eq!(
-        stock.apply(&reserve("o2", "alice", 3), 0, false, &mut changes),
+        stock.apply(
+            &reserve("o2", "alice", 3),
+            0,
+            Recorded::NOTHING,
+            &mut changes
+        ),
         Err(StockError::CustomerLimit {
             limit: 5,
             allowed: 2
@@ -247,14 +280,24 @@ fn a_customer_holds_at_most_the_cap_across_unpaid_orders() {
     );
     // Another customer is not affected, and the same order asked again is a replay.
     stock
-        .apply(&reserve("o3", "bob", 5), 0, false, &mut changes)
+        .apply(&reserve("o3", "bob", 5), 0, Recorded::NOTHING, &mut changes)
         .unwrap();
     assert_eq!(
-        stock.apply(&reserve("o1", "alice", 3), 0, false, &mut changes),
+        stock.apply(
+            &reserve("o1", "alice", 3),
+            0,
+            Recorded::NOTHING,
+            &mut changes
+        ),
         Ok(Outcome::AlreadyReserved)
     );
     stock
-        .apply(&reserve("o2", "alice", 2), 0, false, &mut changes)
+        .apply(
+            &reserve("o2", "alice", 2),
+            0,
+            Recorded::NOTHING,
+            &mut changes,
+        )
         .unwrap();
     assert_eq!(stock.held_by("alice"), 5);
     // A paid order's units are no longer held unpaid, so they free the cap.
@@ -262,16 +305,22 @@ fn a_customer_holds_at_most_the_cap_across_unpaid_orders() {
         .apply(
             &Command::Commit {
                 order_id: "o1".into(),
+                quantity: 0,
                 actor: "t".into(),
             },
             0,
-            false,
+            Recorded::NOTHING,
             &mut changes,
         )
         .unwrap();
     assert_eq!(stock.held_by("alice"), 2);
     stock
-        .apply(&reserve("o4", "alice", 3), 0, false, &mut changes)
+        .apply(
+            &reserve("o4", "alice", 3),
+            0,
+            Recorded::NOTHING,
+            &mut changes,
+        )
         .unwrap();
     // The reservation rows carry the customer, so a restarted actor counts them too.
     assert!(changes
@@ -292,7 +341,9 @@ fn a_return_of_an_order_never_sold_here_releases_its_reservation() {
         actor: "t".into(),
         reason: "r".into(),
     };
-    stock.apply(&adjust, 0, false, &mut changes).unwrap();
+    stock
+        .apply(&adjust, 0, Recorded::NOTHING, &mut changes)
+        .unwrap();
     let reserve = Command::Reserve {
         order_id: "o".into(),
         quantity: 3,
@@ -301,20 +352,28 @@ fn a_return_of_an_order_never_sold_here_releases_its_reservation() {
         holder: None,
         place: Default::default(),
     };
-    stock.apply(&reserve, 0, false, &mut changes).unwrap();
+    stock
+        .apply(&reserve, 0, Recorded::NOTHING, &mut changes)
+        .unwrap();
     let give_back = Command::Return {
         order_id: "o".into(),
+        sale_order_id: String::new(),
         quantity: 3,
         actor: "t".into(),
         reason: String::new(),
     };
     assert_eq!(
-        stock.apply(&give_back, 1, false, &mut changes),
+        stock.apply(&give_back, 1, Recorded::NOTHING, &mut changes),
         Ok(Outcome::Released)
     );
     assert_eq!((stock.on_hand, stock.reserved), (10, 0));
     stock
-        .apply(&Command::ExpireDue, 5_000_000, false, &mut changes)
+        .apply(
+            &Command::ExpireDue,
+            5_000_000,
+            Recorded::NOTHING,
+            &mut changes,
+        )
         .unwrap();
     assert_eq!(
         (stock.on_hand, stock.reserved, stock.available()),
@@ -322,4 +381,141 @@ fn a_return_of_an_order_never_sold_here_releases_its_reservation() {
     );
     let ledger: i64 = changes.movements.iter().map(|m| m.delta_on_hand).sum();
     assert_eq!(ledger, 10, "the ledger recomputes on_hand");
+}
+
+/// A paid order whose reservation lapsed before its sale reached the SKU (the sale was
+/// owed past the reservation's time) is sold from what is available when enough is,
+/// refused while not, and sold once.
+#[test]
+fn a_sale_whose_reservation_lapsed_is_made_from_what_is_available() {
+    let mut stock = Stock::empty("SKU");
+    let mut changes = Changes::default();
+    let nothing = Recorded::NOTHING;
+    let adjust = |delta| Command::Adjust {
+        delta,
+        actor: "t".into(),
+        reason: "r".into(),
+    };
+    let reserve = |order_id: &str| Command::Reserve {
+        order_id: order_id.into(),
+        quantity: 2,
+        ttl_ms: 1000,
+        actor: "t".into(),
+        holder: None,
+        place: Default::default(),
+    };
+    stock.apply(&adjust(3), 0, nothing, &mut changes).unwrap();
+    stock
+        .apply(&reserve("paid"), 0, nothing, &mut changes)
+        .unwrap();
+    stock
+        .apply(&Command::ExpireDue, 2_000_000, nothing, &mut changes)
+        .unwrap();
+    stock
+        .apply(&reserve("other"), 2_000_000, nothing, &mut changes)
+        .unwrap();
+    let sale = Command::Commit {
+        order_id: "paid".into(),
+        quantity: 2,
+        actor: "t".into(),
+    };
+    assert_eq!(
+        stock.apply(&sale, 2_000_000, nothing, &mut changes),
+        Err(StockError::Insufficient { available: 1 })
+    );
+    stock
+        .apply(&adjust(1), 2_000_000, nothing, &mut changes)
+        .unwrap();
+    assert_eq!(
+        stock.apply(&sale, 2_000_000, nothing, &mut changes),
+        Ok(Outcome::Sold)
+    );
+    assert_eq!(
+        (stock.on_hand, stock.reserved, stock.available()),
+        (2, 2, 0)
+    );
+    // Asked again in the batch, or in a later one that reads the sale in the ledger.
+    assert_eq!(
+        stock.apply(&sale, 2_000_000, nothing, &mut changes),
+        Ok(Outcome::AlreadySold)
+    );
+    let mut later = Changes::default();
+    assert_eq!(
+        stock.apply(&sale, 3_000_000, Recorded::SOLD, &mut later),
+        Ok(Outcome::AlreadySold)
+    );
+    assert!(later.is_empty());
+    let ledger: i64 = changes.movements.iter().map(|m| m.delta_on_hand).sum();
+    assert_eq!(ledger, stock.on_hand, "the ledger recomputes on_hand");
+}
+
+/// Units come back only if they were sold: a paid order cancelled after its
+/// reservation lapsed unsold gives nothing back, and a shopper's return gives back
+/// units of the order it names.
+#[test]
+fn only_units_sold_come_back() {
+    let mut stock = Stock::empty("SKU");
+    let mut changes = Changes::default();
+    let nothing = Recorded::NOTHING;
+    let adjust = Command::Adjust {
+        delta: 5,
+        actor: "t".into(),
+        reason: "r".into(),
+    };
+    stock.apply(&adjust, 0, nothing, &mut changes).unwrap();
+    let reserve = Command::Reserve {
+        order_id: "lapsed".into(),
+        quantity: 2,
+        ttl_ms: 1000,
+        actor: "t".into(),
+        holder: None,
+        place: Default::default(),
+    };
+    stock.apply(&reserve, 0, nothing, &mut changes).unwrap();
+    stock
+        .apply(&Command::ExpireDue, 2_000_000, nothing, &mut changes)
+        .unwrap();
+    let cancelled = Command::Return {
+        order_id: "lapsed".into(),
+        sale_order_id: "lapsed".into(),
+        quantity: 2,
+        actor: "t".into(),
+        reason: String::new(),
+    };
+    assert_eq!(
+        stock.apply(&cancelled, 2_000_000, nothing, &mut changes),
+        Ok(Outcome::NotSold)
+    );
+    assert_eq!((stock.on_hand, stock.reserved), (5, 0));
+    // A shopper's return of a sold order: its id is the return's, its sale the order's.
+    let received = Command::Return {
+        order_id: "return-1".into(),
+        sale_order_id: "sold".into(),
+        quantity: 1,
+        actor: "t".into(),
+        reason: "returned".into(),
+    };
+    let mut later = Changes::default();
+    assert_eq!(
+        stock.apply(&received, 3_000_000, nothing, &mut later),
+        Ok(Outcome::NotSold)
+    );
+    assert_eq!(
+        stock.apply(&received, 3_000_000, Recorded::SOLD, &mut later),
+        Ok(Outcome::Returned)
+    );
+    assert_eq!(stock.on_hand, 6);
+    let returned_before = Recorded {
+        sold: true,
+        returned: true,
+    };
+    assert_eq!(
+        stock.apply(
+            &received,
+            4_000_000,
+            returned_before,
+            &mut Changes::default()
+        ),
+        Ok(Outcome::AlreadyReturned)
+    );
 }

@@ -1,0 +1,243 @@
+//! An actor's life: reservations expiring on its timer, restarts after failures, and
+//! passivation when idle.
+
+use super::*;
+
+/// Collects expiry notifications (standing in for the order actors).
+struct Listener(Arc<Mutex<Vec<ReservationExpired>>>);
+impl Actor for Listener {
+    type Context = Context<Self>;
+}
+impl Handler<ReservationExpired> for Listener {
+    type Result = ();
+    fn handle(&mut self, expired: ReservationExpired, _: &mut Context<Self>) {
+        self.0.lock().unwrap().push(expired);
+    }
+}
+
+/// Guarantee 5: an unpaid reservation is released when its TTL passes, through the
+/// batch path (a ledger row), and its order is told.
+#[actix_rt::test]
+async fn reservations_expire_and_the_order_is_told() {
+    let database = fresh(TestBackend::Sqlite).await;
+    let db = database.db.clone();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = Listener(seen.clone()).start();
+    let inventory = start(&db, settings(), Some(listener.recipient()));
+    inventory.execute("EXP".into(), adjust(3)).await.unwrap();
+    inventory
+        .execute("EXP".into(), reserve("short", 2, 200))
+        .await
+        .unwrap();
+    inventory
+        .execute("EXP".into(), reserve("long", 1, 600_000))
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![ReservationExpired {
+            sku: "EXP".into(),
+            order_id: "short".into()
+        }]
+    );
+    let stock = inventory.stock("EXP".into()).await.unwrap();
+    assert_eq!((stock.reserved, stock.available()), (1, 2));
+    let kinds: Vec<String> = souk_db::inventory::movements(db.pool(), "EXP")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.kind)
+        .collect();
+    assert!(kinds.contains(&"expiry".to_owned()), "{kinds:?}");
+    assert_ledger_balances(&db, "EXP").await;
+}
+
+/// Guarantee 6: an error and a panic in one SKU's actor, mid-load: it is restarted from
+/// the database, its sibling is untouched, nothing acknowledged is lost, and a crash
+/// loop backs off.
+#[actix_rt::test]
+async fn failed_actors_restart_from_the_database_with_backoff() {
+    metrics_text();
+    let database = fresh(TestBackend::Sqlite).await;
+    let db = database.db.clone();
+    let inventory = start(&db, settings(), None);
+    let supervisor = inventory.host().clone();
+    inventory.execute("SICK".into(), adjust(50)).await.unwrap();
+    inventory.execute("WELL".into(), adjust(50)).await.unwrap();
+    let sibling = supervisor
+        .send(ActorOf::new("WELL"))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Load on both SKUs while the faults land.
+    let load = {
+        let inventory = inventory.clone();
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for index in 0..40 {
+                for sku in ["SICK", "WELL"] {
+                    let order = format!("{sku}-{index}");
+                    for _attempt in 0..50 {
+                        match inventory
+                            .execute(sku.into(), reserve(&order, 1, 600_000))
+                            .await
+                        {
+                            Ok(_) => {
+                                acknowledged.push((sku, order.clone()));
+                                break;
+                            }
+                            Err(error) if error.is_retryable() => {
+                                tokio::time::sleep(Duration::from_millis(20)).await
+                            }
+                            Err(error) => panic!("{error}"),
+                        }
+                    }
+                }
+            }
+            acknowledged
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let sick = supervisor
+        .send(ActorOf::new("SICK"))
+        .await
+        .unwrap()
+        .unwrap();
+    sick.do_send(InjectFault::FailNextBatch);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    if let Ok(sick) = supervisor.send(ActorOf::new("SICK")).await.unwrap() {
+        sick.do_send(InjectFault::Panic);
+    }
+    let acknowledged = load.await.unwrap();
+    assert_eq!(
+        acknowledged.len(),
+        80,
+        "every reservation eventually acknowledged"
+    );
+
+    // Every acknowledged reservation is in the reloaded state.
+    // The injected panic may still be restarting the actor (with backoff): a read
+    // meanwhile is refused as retryable, so retry it as a caller would.
+    let mut sick_stock = inventory.stock("SICK".into()).await;
+    for _ in 0..200 {
+        match &sick_stock {
+            Err(error) if error.is_retryable() => {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                sick_stock = inventory.stock("SICK".into()).await;
+            }
+            _ => break,
+        }
+    }
+    let sick_stock = sick_stock.unwrap();
+    for (sku, order) in &acknowledged {
+        if *sku == "SICK" {
+            assert!(sick_stock.reservations.contains_key(order), "{order} lost");
+        }
+    }
+    assert_eq!(sick_stock.reserved, 40);
+    let sibling_now = supervisor
+        .send(ActorOf::new("WELL"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        sibling == sibling_now && sibling.connected(),
+        "the sibling was never restarted"
+    );
+    assert_ledger_balances(&db, "SICK").await;
+
+    // A crash loop: each panic makes the next restart wait longer.
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let actor = loop {
+            match supervisor.send(ActorOf::new("SICK")).await.unwrap() {
+                Ok(actor) => break actor,
+                Err(HostError::Restarting { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(other) => panic!("{other}"),
+            }
+        };
+        let _ = actor.send(souk_actors::inventory::actor::Snapshot).await;
+        actor.do_send(InjectFault::Panic);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match inventory.execute("SICK".into(), adjust(1)).await {
+            Err(InventoryError::Restarting { retry_after_ms }) => waits.push(retry_after_ms),
+            other => panic!("expected a backoff, got {other:?}"),
+        }
+    }
+    assert!(
+        waits.windows(2).all(|pair| pair[1] > pair[0]),
+        "backoff grows: {waits:?}"
+    );
+
+    // Restarts are counted by reason, and batch sizes recorded, for /metrics.
+    let text = metrics_text();
+    let counter = |reason: &str| -> f64 {
+        text.lines()
+            .find(|line| {
+                line.starts_with("souk_entity_restarts_total")
+                    && line.contains("kind=\"sku\"")
+                    && line.contains(&format!("reason=\"{reason}\""))
+            })
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(counter("panic") >= 4.0, "{text}");
+    assert!(counter("error") >= 1.0, "{text}");
+    assert!(text.contains("souk_inventory_batch_size_count"), "{text}");
+}
+
+/// Guarantee 7: idle actors stop; touching many SKUs once leaves none resident.
+#[actix_rt::test]
+async fn idle_actors_passivate() {
+    let database = fresh(TestBackend::Sqlite).await;
+    let db = database.db.clone();
+    let inventory = start(
+        &db,
+        HostSettings {
+            idle_timeout: Duration::from_millis(200),
+            ..settings()
+        },
+        None,
+    );
+    let supervisor = inventory.host().clone();
+    let total = 100_000;
+    let mut most_alive = 0;
+    for chunk in 0..(total / 1000) {
+        let mut batch = Vec::new();
+        for index in 0..1000 {
+            let inventory = inventory.clone();
+            batch.push(tokio::spawn(async move {
+                inventory.stock(format!("IDLE-{chunk}-{index}")).await
+            }));
+        }
+        for task in batch {
+            task.await.unwrap().unwrap();
+        }
+        most_alive = most_alive.max(supervisor.send(LiveActors).await.unwrap());
+    }
+    let mut alive = usize::MAX;
+    for _ in 0..100 {
+        alive = supervisor.send(LiveActors).await.unwrap();
+        if alive == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(alive, 0, "every idle actor stopped");
+    assert!(
+        most_alive < total,
+        "actors were passivated while others were touched ({most_alive} of {total} alive at once)"
+    );
+    let distinct: HashSet<usize> = HashSet::from([most_alive]);
+    assert!(!distinct.is_empty());
+}
