@@ -1,7 +1,8 @@
 //! The payment provider's webhook events and the refunds they record. An event is
 //! claimed by its id before its order is changed, so a redelivered event is answered
 //! from its row; a claim left unfinished (the node died mid-way) can be taken over
-//! once it is older than the caller's bound.
+//! once it is older than the caller's bound. Refunds owed on captures no order could
+//! keep wait in `unkept_captures` until a sweep makes them.
 
 use sqlx::{Any, Executor, FromRow};
 
@@ -180,4 +181,95 @@ where
         "order_id, created_at, id",
     )
     .await
+}
+
+/// A capture no order could keep whose refund is owed (`unkept_captures`).
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct UnkeptCaptureRecord {
+    pub payment_reference: String,
+    pub order_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub created_at: Micros,
+    pub attempted_at: Micros,
+}
+
+/// Records a refund owed on a capture; one row per payment (a second call keeps the
+/// first).
+#[tracing::instrument(name = "unkept_captures_owe", skip(executor, capture), fields(order_id = %capture.order_id))]
+pub async fn owe_unkept_capture<'e, E>(
+    executor: E,
+    capture: &UnkeptCaptureRecord,
+) -> Result<(), DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let inserted = sqlx::query(
+        "INSERT INTO unkept_captures (payment_reference, order_id, amount, currency, created_at, attempted_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&capture.payment_reference)
+    .bind(&capture.order_id)
+    .bind(capture.amount)
+    .bind(&capture.currency)
+    .bind(capture.created_at)
+    .bind(capture.attempted_at)
+    .execute(executor)
+    .await;
+    match inserted.map_err(DbError::from) {
+        Ok(_) | Err(DbError::UniqueViolation { .. }) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Owed refunds last asked for before `attempted_before`, at most `limit`, oldest ask
+/// first.
+pub async fn unkept_captures_due<'e, E>(
+    executor: E,
+    attempted_before: Micros,
+    limit: u32,
+) -> Result<Vec<UnkeptCaptureRecord>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    Ok(sqlx::query_as(
+        "SELECT payment_reference, order_id, amount, currency, created_at, attempted_at \
+         FROM unkept_captures WHERE attempted_at < ? ORDER BY attempted_at, payment_reference LIMIT ?",
+    )
+    .bind(attempted_before)
+    .bind(i64::from(limit))
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Notes another ask for an owed refund that the provider refused.
+pub async fn unkept_capture_attempted<'e, E>(
+    executor: E,
+    payment_reference: &str,
+    now: Micros,
+) -> Result<(), DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query("UPDATE unkept_captures SET attempted_at = ? WHERE payment_reference = ?")
+        .bind(now)
+        .bind(payment_reference)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Forgets an owed refund once it is made.
+pub async fn unkept_capture_refunded<'e, E>(
+    executor: E,
+    payment_reference: &str,
+) -> Result<(), DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query("DELETE FROM unkept_captures WHERE payment_reference = ?")
+        .bind(payment_reference)
+        .execute(executor)
+        .await?;
+    Ok(())
 }

@@ -468,13 +468,15 @@ impl OrderLogic {
                 Ok((order, view))
             }
             Err(error) => {
-                // Another transition won (a concurrent pay or cancel): give the money back.
+                // Another transition won (a concurrent pay or cancel): give the money back,
+                // now or, if the provider cannot, by a later sweep.
                 if let Err(refund_error) = self
                     .give_back(&reference, order.total_amount, &order.currency)
                     .await
                 {
                     metrics::counter!("souk_payment_refund_failures_total").increment(1);
-                    tracing::error!(order_id = %order.id, payment_reference = %reference, error = %refund_error, "a capture the order cannot keep was not refunded; refund it at the provider");
+                    tracing::warn!(order_id = %order.id, payment_reference = %reference, error = %refund_error, "a capture the order cannot keep was not refunded; the sweeper asks again");
+                    self.owe_refund_of_capture(&order, &reference).await;
                 }
                 Err(error)
             }

@@ -3,10 +3,12 @@
 //! longer be paid, or the amount is not the order's), a failure is recorded and
 //! leaves the order payable, a refund is recorded on the order as long as the
 //! refunds stay within what was captured. The outcome is written on the event's row.
+//! A refund of a capture no order could keep that the provider refused is owed, and
+//! asked for again by the sweeper.
 
 use souk_db::clock::now_micros;
 use souk_db::orders::OrderRecord;
-use souk_db::payment_events::{self, RefundRecord};
+use souk_db::payment_events::{self, RefundRecord, UnkeptCaptureRecord};
 
 use super::logic::OrderLogic;
 use super::payments::{PaymentError, RefundKey};
@@ -14,6 +16,9 @@ use super::state::{Event, OrderStatus};
 use super::views::{status_of, Caller};
 use super::webhooks::{CheckedKind, CheckedPaymentEvent, PaymentOutcome};
 use crate::error::{Error, ErrorCode};
+
+/// How long an owed refund of a capture waits between asks.
+const UNKEPT_RETRY_MICROS: i64 = 30_000_000;
 
 impl OrderLogic {
     /// Applies `event` to `order` and records the outcome; returns the order after it.
@@ -100,6 +105,49 @@ impl OrderLogic {
                     format!("cannot refund a capture the order cannot keep: {why}"),
                 ),
             })
+    }
+
+    /// Records that a capture `order` could not keep is owed its refund, for
+    /// `refund_unkept_captures`; if even that fails, an operator must refund it.
+    pub(super) async fn owe_refund_of_capture(&self, order: &OrderRecord, payment_reference: &str) {
+        let now = now_micros();
+        let owed = UnkeptCaptureRecord {
+            payment_reference: payment_reference.to_owned(),
+            order_id: order.id.clone(),
+            amount: order.total_amount,
+            currency: order.currency.clone(),
+            created_at: now,
+            attempted_at: now,
+        };
+        if let Err(error) = payment_events::owe_unkept_capture(self.db.pool(), &owed).await {
+            tracing::error!(order_id = %order.id, %payment_reference, %error, "a refund owed on a capture was not recorded; refund it at the provider");
+        }
+    }
+
+    /// Asks again for the refunds owed on captures no order could keep, each at most
+    /// every thirty seconds; answers how many were made.
+    pub async fn refund_unkept_captures(&self) -> Result<usize, Error> {
+        let now = now_micros();
+        let due =
+            payment_events::unkept_captures_due(self.db.pool(), now - UNKEPT_RETRY_MICROS, 100)
+                .await?;
+        let mut refunded = 0;
+        for owed in due {
+            let reference = &owed.payment_reference;
+            match self.give_back(reference, owed.amount, &owed.currency).await {
+                Ok(()) => {
+                    payment_events::unkept_capture_refunded(self.db.pool(), reference).await?;
+                    refunded += 1;
+                }
+                Err(error) => {
+                    metrics::counter!("souk_payment_refund_failures_total").increment(1);
+                    tracing::warn!(order_id = %owed.order_id, payment_reference = %reference, %error, "an owed refund of a capture failed again");
+                    payment_events::unkept_capture_attempted(self.db.pool(), reference, now)
+                        .await?;
+                }
+            }
+        }
+        Ok(refunded)
     }
 
     async fn on_refunded(

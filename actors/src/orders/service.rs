@@ -170,4 +170,9 @@ impl OrderService {
     pub async fn settle_unsettled(&self) -> Result<usize, Error> {
         self.logic.settle_unsettled().await
     }
+
+    /// Asks again for the refunds owed on captures no order could keep.
+    pub async fn refund_unkept_captures(&self) -> Result<usize, Error> {
+        self.logic.refund_unkept_captures().await
+    }
 }

@@ -89,12 +89,14 @@ pub enum StockEffect {
     ReturnStock,
 }
 
-/// Payment status, shown apart from the order status.
+/// Payment status, shown apart from the order status. `refund_pending`: a cancelled
+/// paid order whose refund the provider has not made yet (it is asked again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
-#[schema(as = PaymentStatus, rename_all = "lowercase")]
+#[schema(as = PaymentStatus, rename_all = "snake_case")]
 pub enum Payment {
     Pending,
     Captured,
+    RefundPending,
     Refunded,
     Voided,
 }

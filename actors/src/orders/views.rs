@@ -167,6 +167,7 @@ fn payment_name(payment: Payment) -> &'static str {
     match payment {
         Payment::Pending => "pending",
         Payment::Captured => "captured",
+        Payment::RefundPending => "refund_pending",
         Payment::Refunded => "refunded",
         Payment::Voided => "voided",
     }
@@ -298,7 +299,11 @@ pub(crate) fn build_view(order: OrderRecord, parts: OrderParts) -> Result<OrderV
         returns,
     } = parts;
     let status = status_of(&order)?;
-    let (payment, fulfilment) = derived_statuses(status, order.was_paid == 1);
+    let (mut payment, fulfilment) = derived_statuses(status, order.was_paid == 1);
+    // A cancelled paid order is settled only once its refund is made.
+    if payment == Payment::Refunded && order.stock_settled == 0 {
+        payment = Payment::RefundPending;
+    }
     let shipping_address = stored_address(&order, "shipping", order.shipping_address.as_deref())?;
     let billing_address = stored_address(&order, "billing", order.billing_address.as_deref())?;
     let money = |amount: i64| Money {

@@ -56,6 +56,9 @@ fn summary(order: &OrderView) -> String {
         "cancelled" if order.payment_status == "refunded" => {
             "Cancelled; the payment is refunded.".to_owned()
         }
+        "cancelled" if order.payment_status == "refund_pending" => {
+            "Cancelled; the payment will be refunded.".to_owned()
+        }
         "cancelled" => "Cancelled.".to_owned(),
         "expired" => "Expired: it was not paid in time, and nothing was charged.".to_owned(),
         other => other.replace('_', " "),

@@ -76,7 +76,8 @@ pub(super) fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
 }
 
 /// Once a second until the node stops: expires unpaid orders past their deadline
-/// (through their actors) and finishes stock effects that a crash left undone.
+/// (through their actors), finishes stock effects that a crash left undone, and asks
+/// again for the refunds owed on captures no order could keep.
 async fn sweep_orders(
     orders: souk_actors::orders::OrderService,
     mut stopping: tokio::sync::watch::Receiver<bool>,
@@ -92,6 +93,9 @@ async fn sweep_orders(
         }
         if let Err(error) = orders.settle_unsettled().await {
             tracing::warn!(%error, "order settlement sweep failed");
+        }
+        if let Err(error) = orders.refund_unkept_captures().await {
+            tracing::warn!(%error, "owed refund sweep failed");
         }
     }
 }

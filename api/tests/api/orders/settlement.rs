@@ -1,6 +1,7 @@
 //! Settling a paid order that was cancelled: its refund happens once however many
 //! settle it at once (its actor, and every node's sweeper), and a refund the provider
-//! cannot make now stays owed until it can, rather than being marked done.
+//! cannot make now stays owed until it can, rather than being marked done. A capture
+//! the order could not keep is refunded the same way.
 
 use serde_json::{json, Value};
 
@@ -77,6 +78,17 @@ async fn a_cancelled_paid_order_is_refunded_once_however_many_settle_it() {
     );
     assert_eq!(stock(&app, &admin, "REFUND-ONCE").await, (10, 0));
     assert!(!owed(&app, &id).await);
+    let order: Value = app
+        .client
+        .get(app.url(&format!("/api/v1/orders/{id}")))
+        .bearer_auth(&shopper.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["payment_status"], "refunded");
 }
 
 /// The provider cannot refund: the cancellation stands, its refund stays owed (the
@@ -104,6 +116,8 @@ async fn a_refund_the_provider_cannot_make_stays_owed() {
     )
     .await;
     assert_eq!(cancelled.status(), 200);
+    let cancelled: Value = cancelled.json().await.unwrap();
+    assert_eq!(cancelled["payment_status"], "refund_pending");
     assert_eq!(stock(&app, &admin, "REFUND-OWED").await, (10, 0));
     assert!(refunds_of(&app, &id).await.is_empty());
     assert!(owed(&app, &id).await, "a refund not made is owed");
@@ -134,4 +148,62 @@ async fn a_refund_the_provider_cannot_make_stays_owed() {
         [(total, "order cancelled after payment".to_owned())]
     );
     assert!(!owed(&app, &id).await);
+}
+
+/// The refunds owed on captures no order could keep, as (payment reference, amount).
+async fn unkept_captures(app: &TestApp) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "SELECT payment_reference, amount FROM unkept_captures ORDER BY payment_reference",
+    )
+    .fetch_all(app.database.db.pool())
+    .await
+    .unwrap()
+}
+
+/// A payment captured for an order another transition changed meanwhile is given back;
+/// when the provider cannot refund it then, the refund is owed and a sweep makes it
+/// once the provider can.
+#[actix_web::test]
+async fn a_capture_the_order_cannot_keep_is_refunded_when_the_provider_can() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("unkept").await;
+    product(&app, &admin, "UNKEPT", 1250, 5).await;
+    let placed: Value = place(&app, &shopper, json!([{"sku": "UNKEPT", "quantity": 2}])).await;
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let total = placed["total"]["amount"].as_i64().unwrap();
+    // The order's actor holds the order (an expiry not yet due leaves it as it is);
+    // then the order changes under it, as a transition on another node would.
+    app.state.orders.expire(&id).await.unwrap();
+    sqlx::query("UPDATE orders SET version = version + 1 WHERE id = ?")
+        .bind(&id)
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+    let paid = act(
+        &app,
+        &shopper.access_token,
+        &format!("/api/v1/orders/{id}/pay"),
+        json!({"payment_method": "test-card-refund-unavailable"}),
+    )
+    .await;
+    assert_eq!(paid.status(), 409, "pay: {}", paid.text().await.unwrap());
+    let reference = format!("test-double-unrefundable-{id}");
+    assert_eq!(unkept_captures(&app).await, [(reference.clone(), total)]);
+    // Due at once (as thirty seconds later), while the provider still cannot refund.
+    let due_now = "UPDATE unkept_captures SET attempted_at = 0";
+    sqlx::query(due_now)
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(app.state.orders.refund_unkept_captures().await.unwrap(), 0);
+    assert_eq!(unkept_captures(&app).await, [(reference, total)]);
+    // The provider recovers (here: the payment becomes one the test double refunds).
+    sqlx::query("UPDATE unkept_captures SET payment_reference = ?, attempted_at = 0")
+        .bind(format!("test-double-{id}"))
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(app.state.orders.refund_unkept_captures().await.unwrap(), 1);
+    assert!(unkept_captures(&app).await.is_empty());
 }
