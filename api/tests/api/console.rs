@@ -1,9 +1,11 @@
 //! The admin console, in a real headless Chromium driven over WebDriver (Debian's
 //! `chromium` and `chromedriver`, provisioned by `scripts/test-services`); `http` sends
-//! it what a browser would never send; `screenshots` makes the README's pictures.
+//! it what a browser would never send; `stock_pages` reads its stock pages over plain
+//! HTTP; `screenshots` makes the README's pictures.
 
 mod http;
 mod screenshots;
+mod stock_pages;
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};

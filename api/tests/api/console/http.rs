@@ -1,13 +1,11 @@
 //! The console over plain HTTP: what a browser of an admin would never send (forged,
 //! tampered, foreign and revoked cookies, forms without their token), customers, the
-//! shared login rate limits, cookie attributes, the policy header, the live stream.
-
-use std::time::Instant;
+//! shared login rate limits, cookie attributes and the policy header.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::{place_order, product, rest_stock, WAIT};
+use super::{place_order, product, rest_stock};
 use crate::helpers::*;
 
 /// The `name=value` of each `Set-Cookie`, and the header lines themselves.
@@ -99,13 +97,13 @@ async fn console_sign_in_to(
     }
 }
 
-async fn signed_in(app: &TestApp, email: &str) -> String {
+pub(super) async fn signed_in(app: &TestApp, email: &str) -> String {
     let attempt = console_sign_in(app, email, PASSWORD, &[]).await;
     assert_eq!(attempt.status, StatusCode::SEE_OTHER, "{}", attempt.body);
     attempt.session.expect("a session cookie")
 }
 
-async fn get_with(app: &TestApp, path: &str, session: &str) -> reqwest::Response {
+pub(super) async fn get_with(app: &TestApp, path: &str, session: &str) -> reqwest::Response {
     app.client
         .get(app.url(path))
         .header("cookie", format!("souk_console={session}"))
@@ -138,7 +136,7 @@ fn to_sign_in(response: &reqwest::Response) -> bool {
             == Some("/admin/login")
 }
 
-fn assert_strict_csp(response: &reqwest::Response) {
+pub(super) fn assert_strict_csp(response: &reqwest::Response) {
     let policy = response
         .headers()
         .get("content-security-policy")
@@ -476,135 +474,4 @@ async fn customers_are_refused_and_sign_in_shares_the_api_rate_limits() {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert_strict_csp(&missing);
     assert_strict_csp(&app.get("/admin/assets/console.js").await);
-}
-
-#[actix_web::test]
-async fn the_live_stream_carries_committed_stock_and_hot_skus() {
-    let app = spawn_app().await;
-    let admin = app.admin().await;
-    let customer = app.customer("stream").await;
-    product(&app, &admin, "LIVE-SKU", "Streamed item").await;
-    let session = signed_in(&app, &admin.email).await;
-    let adjusted = app
-        .post_json_as(
-            "/api/v1/admin/inventory/LIVE-SKU/adjust",
-            &admin.access_token,
-            &json!({"delta": 20, "reason": "delivery"}),
-        )
-        .await;
-    assert_eq!(adjusted.status(), StatusCode::OK);
-
-    let mut stream = get_with(&app, "/admin/live?skus=LIVE-SKU,OTHER-SKU", &session).await;
-    assert_eq!(stream.status(), StatusCode::OK);
-    assert_eq!(
-        stream.headers().get("content-type").unwrap(),
-        "text/event-stream"
-    );
-    assert_strict_csp(&stream);
-    let first = stream.chunk().await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&first).contains("event: hot"));
-
-    place_order(&app, &customer, "LIVE-SKU", 2).await;
-    place_order(&app, &customer, "LIVE-SKU", 1).await;
-    let deadline = Instant::now() + WAIT;
-    let mut seen = String::new();
-    while !(seen.contains("\"reserved\":3") && seen.contains("\"sku\":\"LIVE-SKU\",\"per_second\""))
-    {
-        assert!(Instant::now() < deadline, "the stream said only {seen}");
-        let chunk = tokio::time::timeout(WAIT, stream.chunk())
-            .await
-            .expect("a frame within the wait")
-            .unwrap()
-            .expect("the stream stays open");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    assert!(seen.contains("event: stock"));
-    assert!(seen.contains("\"available\":17"));
-    assert!(seen.contains("\"last_minute\":2"), "{seen}");
-}
-
-crate::on_both_backends!(the_stock_table_searches_filters_sorts_and_pages);
-
-/// The rows of a stock table page, in order.
-fn table_skus(html: &str) -> Vec<String> {
-    html.split("<tr class=\"level-")
-        .skip(1)
-        .filter_map(|row| {
-            let start = row.find("data-sku=\"")? + "data-sku=\"".len();
-            Some(row[start..].split('"').next()?.to_owned())
-        })
-        .collect()
-}
-
-async fn the_stock_table_searches_filters_sorts_and_pages(backend: souk_db::testing::TestBackend) {
-    let app = spawn_app_on(backend).await;
-    let admin = app.admin().await;
-    let shop = [
-        ("TBL-A", "Apple, 50% off", 10, 5),
-        ("TBL-B", "Banana_split", 2, 5),
-        ("TBL-C", "Cherry", 0, 1),
-        ("TBL-D", "Date", 30, 0),
-    ];
-    for (sku, name, stock, threshold) in shop {
-        product(&app, &admin, sku, name).await;
-        let adjusted = app
-            .post_json_as(
-                &format!("/api/v1/admin/inventory/{sku}/adjust"),
-                &admin.access_token,
-                &json!({"delta": stock, "reason": "count", "low_stock_threshold": threshold}),
-            )
-            .await;
-        assert_eq!(adjusted.status(), StatusCode::OK);
-    }
-    let session = signed_in(&app, &admin.email).await;
-    let table = |query: &'static str| {
-        let (app, session) = (&app, &session);
-        async move {
-            let page = get_with(app, &format!("/admin/stock?{query}"), session).await;
-            assert_eq!(page.status(), StatusCode::OK, "{query}");
-            page.text().await.unwrap()
-        }
-    };
-
-    let every = table("").await;
-    assert_eq!(table_skus(&every), ["TBL-A", "TBL-B", "TBL-C", "TBL-D"]);
-    assert!(every.contains("<tr class=\"level-low\" data-sku=\"TBL-B\">"));
-    assert!(every.contains("<tr class=\"level-out\" data-sku=\"TBL-C\">"));
-    assert_eq!(table_skus(&table("filter=low").await), ["TBL-B", "TBL-C"]);
-    assert_eq!(table_skus(&table("filter=out").await), ["TBL-C"]);
-    // What is typed is matched literally: `%` and `_` are no wildcards.
-    assert_eq!(table_skus(&table("q=50%25").await), ["TBL-A"]);
-    assert_eq!(table_skus(&table("q=_").await), ["TBL-B"]);
-    assert_eq!(table_skus(&table("q=tbl-d").await), ["TBL-D"]);
-    assert_eq!(
-        table_skus(&table("sort=available&dir=desc").await),
-        ["TBL-D", "TBL-A", "TBL-B", "TBL-C"]
-    );
-    assert_eq!(
-        table_skus(&table("sort=name&dir=desc&filter=low").await),
-        ["TBL-C", "TBL-B"]
-    );
-
-    // Pages of 50.
-    let rows: Vec<Value> = (0..51)
-        .map(|index| {
-            json!({"sku": format!("PAGE-{index:03}"), "name": format!("Paged {index}"),
-            "price": {"amount": 100, "currency": "EUR"}, "status": "active"})
-        })
-        .collect();
-    let imported = app
-        .client
-        .post(app.url("/api/v1/admin/products/import"))
-        .bearer_auth(&admin.access_token)
-        .json(&rows)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(imported.status(), StatusCode::OK);
-    let first = table("q=page-").await;
-    assert_eq!(table_skus(&first).len(), 50);
-    assert!(first.contains("rel=\"next\""));
-    let second = table("q=page-&page=2").await;
-    assert_eq!(table_skus(&second), ["PAGE-050"]);
-    assert!(!second.contains("rel=\"next\"") && second.contains("rel=\"prev\""));
 }
