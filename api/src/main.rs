@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use souk_actors::catalog::cache::Cache;
 use souk_actors::catalog::{CatalogService, SearchEngine};
 use souk_actors::email::EmailService;
+use souk_actors::identity::rate_limit::{AccountGuesses, RateLimiter};
 use souk_actors::identity::users::Registration;
 use souk_actors::identity::{
     AccessCache, Email, Password, PasswordHasher, PersonName, UserService,
@@ -254,9 +255,16 @@ async fn create_admin(config: Config, raw_email: &str, raw_name: &str) -> anyhow
     let password = Password::parse(raw_password)
         .map_err(|problem| anyhow::anyhow!("the password on standard input {problem}"))?;
     let db = open_database(&config).await?;
+    let limits = config.auth_settings().limits;
     let users = UserService::new(
         db.clone(),
         PasswordHasher::new(config.auth.bcrypt_cost, config.hash_threads()),
+        // This command checks no password; the guesses are bounded as on a node.
+        AccountGuesses::new(
+            RateLimiter::new(None),
+            limits.max_failures_per_account,
+            limits.window,
+        ),
         // The running nodes forget the account through the change's event.
         AccessCache::disabled(),
     );

@@ -41,24 +41,27 @@ pub fn clip_error(error: &str) -> String {
     error.chars().take(MAX_ERROR_CHARS).collect()
 }
 
+/// Marks the user's address verified (a later call keeps the first time); `false` when
+/// the user no longer exists.
 #[tracing::instrument(name = "users_mark_email_verified", skip(executor))]
 pub async fn mark_user_verified<'e, E>(
     executor: E,
     user_id: &str,
     now: Micros,
-) -> Result<(), DbError>
+) -> Result<bool, DbError>
 where
     E: Executor<'e, Database = Any>,
 {
-    sqlx::query(
-        "UPDATE users SET email_verified_at = ?, updated_at = ? WHERE id = ? AND email_verified_at IS NULL",
+    // `updated_at` always changes, so the row counts as affected on MariaDB too.
+    let updated = sqlx::query(
+        "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?",
     )
     .bind(now)
     .bind(now)
     .bind(user_id)
     .execute(executor)
     .await?;
-    Ok(())
+    Ok(updated.rows_affected() > 0)
 }
 
 /// Email addresses of active admins: the recipients of operational alerts.

@@ -134,9 +134,23 @@ pub async fn delete_user_tokens(
         .bind(user_id)
         .execute(&mut *connection)
         .await?;
-    sqlx::query("DELETE FROM email_changes WHERE user_id = ?")
+    sqlx::query("DELETE FROM email_verifications WHERE user_id = ?")
         .bind(user_id)
         .execute(&mut *connection)
+        .await?;
+    forget_email_changes(&mut *connection, user_id).await
+}
+
+/// Drops the user's pending email changes: a password change or reset ends them, so a
+/// confirmation link mailed before it no longer moves the account.
+#[tracing::instrument(name = "email_changes_forget", skip(executor))]
+pub async fn forget_email_changes<'e, E>(executor: E, user_id: &str) -> Result<(), DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query("DELETE FROM email_changes WHERE user_id = ?")
+        .bind(user_id)
+        .execute(executor)
         .await?;
     Ok(())
 }

@@ -110,7 +110,11 @@ impl EmailService {
         let record = secret_token::find_live(&self.db, kind, presented, now, INVALID).await?;
         let mut transaction = self.db.begin().await?;
         secret_token::spend(&mut *transaction, kind, &record, now, INVALID).await?;
-        repo::mark_user_verified(&mut *transaction, &record.user_id, now).await?;
+        // A token outliving its account (a welcome mail sent after the deletion) verifies
+        // nothing.
+        if !repo::mark_user_verified(&mut *transaction, &record.user_id, now).await? {
+            return Err(Error::from_code(INVALID));
+        }
         transaction.commit().await.map_err(DbError::from)?;
         tracing::info!(user_id = %record.user_id, "email verified");
         Ok(record.user_id)

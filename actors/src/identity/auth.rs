@@ -16,7 +16,7 @@ use souk_db::{Db, DbError};
 
 use crate::error::{Error, ErrorCode};
 use crate::identity::access::AccessCache;
-use crate::identity::rate_limit::RateLimiter;
+use crate::identity::rate_limit::{AccountGuesses, RateLimiter};
 use crate::identity::users::{principal_of, Principal};
 use crate::identity::{secret_token, JwtKeys, PasswordHasher};
 use crate::identity::{Email, Password, UserStatus};
@@ -54,6 +54,7 @@ pub struct AuthService {
     jwt: JwtKeys,
     hasher: PasswordHasher,
     limiter: RateLimiter,
+    guesses: AccountGuesses,
     limits: LoginLimits,
     refresh_ttl_micros: i64,
     reset_ttl_micros: i64,
@@ -78,6 +79,11 @@ impl AuthService {
             db,
             jwt,
             hasher,
+            guesses: AccountGuesses::new(
+                limiter.clone(),
+                settings.limits.max_failures_per_account,
+                settings.limits.window,
+            ),
             limiter,
             limits: settings.limits,
             refresh_ttl_micros: secs_to_micros(settings.refresh_token_ttl.as_secs()),
@@ -113,8 +119,9 @@ impl AuthService {
         .await
     }
 
-    /// Every attempt counts against the client address; failures count against the
-    /// account too, so a guesser spread over many addresses is still stopped.
+    /// Every attempt counts against the client address; wrong passwords count against
+    /// the account too (`AccountGuesses`), so a guesser spread over many addresses is
+    /// still stopped.
     #[tracing::instrument(name = "login", skip_all, fields(client_ip))]
     pub async fn login(
         &self,
@@ -127,33 +134,17 @@ impl AuthService {
         self.admit(&ip_key, self.limits.max_attempts_per_ip).await?;
         let email =
             Email::parse(raw_email).map_err(|_| Error::from_code(ErrorCode::InvalidCredentials))?;
-        let account_key = format!("login:account:{}", email.as_str());
-        self.limiter
-            .peek(
-                &account_key,
-                self.limits.max_failures_per_account,
-                self.limits.window,
-            )
-            .await
-            .map_err(|limited| Error::rate_limited(limited.retry_after.as_secs()))?;
-
         let user = users::find_by_email(self.db.pool(), email.as_str()).await?;
-        let verified = match &user {
-            Some(user) => self.hasher.verify(password, &user.password_hash).await?,
-            None => {
-                self.hasher.verify_decoy(password).await?;
-                false
-            }
-        };
+        let verified = self
+            .guesses
+            .check(email.as_str(), async {
+                match &user {
+                    Some(user) => self.hasher.verify(password, &user.password_hash).await,
+                    None => self.hasher.verify_decoy(password).await.map(|_| false),
+                }
+            })
+            .await?;
         let Some(user) = user.filter(|_| verified) else {
-            let _ = self
-                .limiter
-                .hit(
-                    &account_key,
-                    self.limits.max_failures_per_account,
-                    self.limits.window,
-                )
-                .await;
             tracing::info!("login refused: wrong email or password");
             return Err(Error::from_code(ErrorCode::InvalidCredentials));
         };
@@ -236,8 +227,8 @@ impl AuthService {
         Ok(())
     }
 
-    /// Changes the password and ends every other session of the account; the caller's
-    /// own session (`session_id`) survives.
+    /// Changes the password and ends every other session of the account and its pending
+    /// email changes; the caller's own session (`session_id`) survives.
     #[tracing::instrument(name = "change_password", skip(self, current_password, new_password))]
     pub async fn change_password(
         &self,
@@ -249,11 +240,15 @@ impl AuthService {
         let user = users::find_by_id(self.db.pool(), user_id)
             .await?
             .ok_or_else(|| Error::not_found("user"))?;
-        if !self
-            .hasher
-            .verify(current_password, &user.password_hash)
-            .await?
-        {
+        let right = self
+            .guesses
+            .check(&user.email, async {
+                self.hasher
+                    .verify(current_password, &user.password_hash)
+                    .await
+            })
+            .await?;
+        if !right {
             return Err(Error::from_code(ErrorCode::WrongPassword));
         }
         let new_hash = self.hasher.hash(new_password).await?;
@@ -263,6 +258,7 @@ impl AuthService {
         let revoked =
             sessions::revoke_user_sessions(&mut *transaction, user_id, Some(session_id), now)
                 .await?;
+        sessions::forget_email_changes(&mut *transaction, user_id).await?;
         self.access.commit_change(transaction, user_id).await?;
         tracing::info!(revoked_tokens = revoked, "password changed");
         Ok(())
@@ -351,7 +347,8 @@ impl AuthService {
         Ok(())
     }
 
-    /// Spends the reset token, sets the password and ends every session.
+    /// Spends the reset token, sets the password and ends every session and pending
+    /// email change.
     #[tracing::instrument(name = "confirm_password_reset", skip_all)]
     pub async fn confirm_password_reset(
         &self,
@@ -370,6 +367,7 @@ impl AuthService {
             return Err(invalid());
         }
         sessions::revoke_user_sessions(&mut *transaction, &reset.user_id, None, now).await?;
+        sessions::forget_email_changes(&mut *transaction, &reset.user_id).await?;
         self.access
             .commit_change(transaction, &reset.user_id)
             .await?;

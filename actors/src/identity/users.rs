@@ -12,6 +12,7 @@ use souk_db::{addresses, sessions, Db, DbError};
 use crate::cart::CartStore;
 use crate::error::{Error, ErrorCode, FieldErrors};
 use crate::identity::access::AccessCache;
+use crate::identity::rate_limit::AccountGuesses;
 use crate::identity::secret_token;
 use crate::identity::PasswordHasher;
 use crate::identity::{Email, Password, PersonName, Role, UserStatus};
@@ -120,6 +121,8 @@ pub(crate) fn principal_of(user: Option<UserRecord>) -> Result<Principal, Error>
 pub struct UserService {
     db: Db,
     hasher: PasswordHasher,
+    /// Bounds the checks of the current password that an email change makes.
+    guesses: AccountGuesses,
     access: AccessCache,
     /// Where carts live when not (only) in the database: an account's cart goes with it.
     carts: Option<Arc<dyn CartStore>>,
@@ -137,11 +140,18 @@ fn email_taken(error: DbError) -> Error {
 
 impl UserService {
     /// `access` is the node's cache of live sessions, which this service's changes of
-    /// access keep current.
-    pub fn new(db: Db, hasher: PasswordHasher, access: AccessCache) -> Self {
+    /// access keep current; `guesses` bounds the password checks of email changes, with
+    /// sign-ins' (`AuthService`).
+    pub fn new(
+        db: Db,
+        hasher: PasswordHasher,
+        guesses: AccountGuesses,
+        access: AccessCache,
+    ) -> Self {
         Self {
             db,
             hasher,
+            guesses,
             access,
             carts: None,
         }
@@ -225,11 +235,15 @@ impl UserService {
             .email
             .filter(|change| change.new_email.as_str() != user.email)
         {
-            if !self
-                .hasher
-                .verify(&change.current_password, &user.password_hash)
-                .await?
-            {
+            let right = self
+                .guesses
+                .check(&user.email, async {
+                    self.hasher
+                        .verify(&change.current_password, &user.password_hash)
+                        .await
+                })
+                .await?;
+            if !right {
                 return Err(Error::from_code(ErrorCode::WrongPassword));
             }
             let new_email = change.new_email.as_str().to_owned();

@@ -147,11 +147,11 @@ fn reset_page(status: StatusCode, message: &str, token: &str) -> HttpResponse {
 
 /// `GET /account/reset-password?token=…`: the password-reset mail's link.
 pub async fn reset_password_form(query: web::Query<TokenQuery>) -> HttpResponse {
-    reset_page(
-        StatusCode::OK,
-        "At least 12 characters. Every device signed in to your account will be signed out.",
-        &query.token,
-    )
+    let hint = format!(
+        "At least {} characters. Every device signed in to your account will be signed out.",
+        Password::MIN_CHARS
+    );
+    reset_page(StatusCode::OK, &hint, &query.token)
 }
 
 pub async fn reset_password(

@@ -117,7 +117,8 @@ pub async fn logout(
 
 #[utoipa::path(post, path = "/api/v1/auth/password", operation_id = "change_password", tag = "auth", request_body = ChangePasswordRequest, security(("bearer" = [])),
     responses((status = 204, description = "changed; every other session is revoked"),
-              (status = 403, description = "wrong_password or account_disabled", body = Problem), (status = 422, body = Problem)))]
+              (status = 403, description = "wrong_password or account_disabled", body = Problem), (status = 422, body = Problem),
+              (status = 429, description = "rate_limited: too many wrong passwords for this account (counted with sign-ins); see Retry-After", body = Problem)))]
 pub async fn change_password(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -37,7 +37,8 @@ pub async fn get_me(state: web::Data<AppState>, user: AuthUser) -> ApiResult<Htt
 #[utoipa::path(patch, path = "/api/v1/users/me", operation_id = "update_me", tag = "users", security(("bearer" = [])), request_body = UpdateProfileRequest,
     responses((status = 200, description = "the profile as it is now: a new email address stays pending until confirmed", body = UserView),
               (status = 403, description = "wrong_password", body = Problem),
-              (status = 409, description = "email_taken", body = Problem), (status = 422, body = Problem)))]
+              (status = 409, description = "email_taken", body = Problem), (status = 422, body = Problem),
+              (status = 429, description = "rate_limited: too many wrong passwords for this account (counted with sign-ins); see Retry-After", body = Problem)))]
 pub async fn update_me(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -14,7 +14,7 @@ use souk_actors::catalog::snapshots::Snapshots;
 use souk_actors::catalog::{CatalogService, SearchEngine};
 use souk_actors::email::EmailService;
 use souk_actors::entity::{EntityRouter, HostSettings};
-use souk_actors::identity::rate_limit::RateLimiter;
+use souk_actors::identity::rate_limit::{AccountGuesses, RateLimiter};
 use souk_actors::identity::{
     AccessCache, AddressBook, AuthService, JwtKeys, PasswordHasher, UserService,
 };
@@ -201,17 +201,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<web::Data<AppState>> 
         Some(redis) => Arc::new(RedisCartStore::new(redis.clone())),
         None => Arc::new(DbCartStore::new(db.clone())),
     };
-    let users =
-        UserService::new(db.clone(), hasher.clone(), access.clone()).with_carts(cart_store.clone());
-    let addresses = AddressBook::new(db.clone(), config.users.max_addresses);
-    let auth = AuthService::new(
-        db.clone(),
-        jwt,
-        hasher,
-        limiter,
-        config.auth_settings(),
-        access,
+    let auth_settings = config.auth_settings();
+    let guesses = AccountGuesses::new(
+        limiter.clone(),
+        auth_settings.limits.max_failures_per_account,
+        auth_settings.limits.window,
     );
+    let users = UserService::new(db.clone(), hasher.clone(), guesses, access.clone())
+        .with_carts(cart_store.clone());
+    let addresses = AddressBook::new(db.clone(), config.users.max_addresses);
+    let auth = AuthService::new(db.clone(), jwt, hasher, limiter, auth_settings, access);
     let search = SearchEngine::open(config.search.index_dir.as_deref())
         .map_err(|error| anyhow::anyhow!("cannot open the search index: {error}"))?;
     let catalog = CatalogService::new(db.clone(), Cache::new(redis.clone()), search)

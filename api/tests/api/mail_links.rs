@@ -198,7 +198,13 @@ async fn every_link_in_every_mail_opens_a_working_page() {
     let reset = mail_with_subject(&sink, &shopper.email, "Reset your Souk password").await;
     open_all(&app, &reset).await;
     let reset_link = &links(&app, &reset)[0];
-    assert!(open(reset_link).await.contains("new_password"));
+    let form = open(reset_link).await;
+    assert!(form.contains("new_password"));
+    let hint = format!(
+        "At least {} characters",
+        souk_actors::identity::Password::MIN_CHARS
+    );
+    assert!(form.contains(&hint), "{form}");
     let token = token_of(reset_link);
     let (status, page) = submit(
         &app,

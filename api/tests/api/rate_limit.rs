@@ -118,6 +118,13 @@ async fn redis_counts_across_nodes() {
         second_node.register(&email, PASSWORD).await.status(),
         StatusCode::CREATED
     );
+    // Right passwords are not counted: as many sign-ins as the limit leave it whole.
+    for _ in 0..3 {
+        assert_eq!(
+            second_node.login(&email, PASSWORD).await.status(),
+            StatusCode::OK
+        );
+    }
     for _ in 0..2 {
         assert_eq!(
             first.login(&email, "guess guess guess").await.status(),
@@ -214,4 +221,68 @@ async fn sign_ups_per_address_are_limited_over_rest_and_grpc() {
         app.login(&email, PASSWORD).await.status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// Guesses sent at once are counted before their passwords are checked, so no more of
+/// them are checked than the limit allows.
+#[actix_web::test]
+async fn guesses_sent_at_once_stay_within_the_account_limit() {
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        config.auth.login_max_failures_per_account = 3;
+        // Slow enough hashing that the guesses overlap.
+        config.auth.bcrypt_cost = 10;
+    })
+    .await;
+    let user = app.customer("at-once").await;
+    let guesses = (0..20).map(|_| app.login(&user.email, "guess guess guess"));
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(guesses)
+        .await
+        .iter()
+        .map(|response| response.status())
+        .collect();
+    let checked = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|status| **status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, refused), (3, 17), "{statuses:?}");
+}
+
+/// The current password asked by a password or email change counts with sign-ins: a
+/// stolen access token does not make an unlimited guesser.
+#[actix_web::test]
+async fn current_password_checks_count_with_sign_ins() {
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        config.auth.login_max_failures_per_account = 3
+    })
+    .await;
+    let user = app.customer("token-thief").await;
+    let wrong_current = serde_json::json!({
+        "current_password": "guess guess guess",
+        "new_password": "a new password",
+    });
+    let change_password =
+        || app.post_json_as("/api/v1/auth/password", &user.access_token, &wrong_current);
+    let change_email = || {
+        let request = app
+            .client
+            .patch(app.url("/api/v1/users/me"))
+            .bearer_auth(&user.access_token)
+            .json(&serde_json::json!({"email": unique_email("elsewhere"), "current_password": "guess guess guess"}));
+        async move { request.send().await.unwrap() }
+    };
+    assert_problem(change_password().await, 403, "wrong_password").await;
+    assert_problem(change_email().await, 403, "wrong_password").await;
+    assert_problem(
+        app.login(&user.email, "guess guess guess").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_limited(change_password().await).await;
+    assert_limited(change_email().await).await;
+    assert_limited(app.login(&user.email, PASSWORD).await).await;
 }

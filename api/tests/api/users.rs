@@ -169,3 +169,81 @@ async fn deleting_the_account_removes_only_that_account() {
         StatusCode::CREATED
     );
 }
+
+/// A password change or reset ends the account's pending email changes: a confirmation
+/// link mailed before it (perhaps asked for by someone who knew the old password) no
+/// longer moves the account.
+#[actix_web::test]
+async fn a_password_change_or_reset_ends_pending_email_changes() {
+    let app = spawn_app().await;
+    let user = app.customer("pending-change").await;
+    let ask_change = |password: &'static str| {
+        let request = app
+            .client
+            .patch(app.url("/api/v1/users/me"))
+            .bearer_auth(&user.access_token)
+            .json(&json!({"email": unique_email("taker"), "current_password": password}));
+        async move { assert_eq!(request.send().await.unwrap().status(), StatusCode::OK) }
+    };
+    let latest_change_token = || async {
+        let requested = app.events("user.email_change_requested", &user.id).await;
+        requested.last().unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let app = &app;
+    let confirm = |token: String| async move {
+        app.post_json(
+            "/api/v1/auth/confirm-email-change",
+            &json!({"token": token}),
+        )
+        .await
+    };
+
+    ask_change(PASSWORD).await;
+    let before_change = latest_change_token().await;
+    let new_password = "a password only the owner knows";
+    let changed = app
+        .post_json_as(
+            "/api/v1/auth/password",
+            &user.access_token,
+            &json!({"current_password": PASSWORD, "new_password": new_password}),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    assert_problem(
+        confirm(before_change).await,
+        400,
+        "invalid_verification_token",
+    )
+    .await;
+
+    ask_change(new_password).await;
+    let before_reset = latest_change_token().await;
+    app.post_json("/api/v1/auth/password-reset", &json!({"email": user.email}))
+        .await;
+    let reset_token = app.events("password.reset_requested", &user.id).await[0]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reset = app
+        .post_json(
+            "/api/v1/auth/password-reset/confirm",
+            &json!({"token": reset_token, "new_password": "yet another passphrase"}),
+        )
+        .await;
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    assert_problem(
+        confirm(before_reset).await,
+        400,
+        "invalid_verification_token",
+    )
+    .await;
+    let (email,): (String,) = sqlx::query_as("SELECT email FROM users WHERE id = ?")
+        .bind(&user.id)
+        .fetch_one(app.database.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(email, user.email);
+}

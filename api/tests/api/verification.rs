@@ -125,3 +125,29 @@ async fn a_verification_mail_is_asked_for_over_grpc() {
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
 }
+
+/// A verification link outlives no account: once the account is deleted, its welcome
+/// mail's link verifies nothing.
+#[actix_web::test]
+async fn a_deleted_accounts_verification_link_verifies_nothing() {
+    let sink = SmtpSink::start();
+    let app = spawn_app_with(TestBackend::Sqlite, |config| email_settings(config, &sink)).await;
+    let user = app.customer("deleted-link").await;
+    let mails = sink.wait_for(&user.email, 1).await;
+    let token = token_in(mails[0]["text"].as_str().unwrap(), LINK);
+    let deleted = app
+        .client
+        .delete(app.url("/api/v1/users/me"))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_problem(
+        app.get(&format!("/api/v1/auth/verify-email?token={token}"))
+            .await,
+        400,
+        "invalid_verification_token",
+    )
+    .await;
+}
