@@ -275,14 +275,25 @@ async fn find_product_where(
 }
 
 /// Attaches tags, attributes, options and variants to products, in at most four
-/// queries whatever their number.
+/// queries per `MAX_IN_LIST` products.
 pub async fn with_side_rows(
     connection: &mut AnyConnection,
     products: Vec<ProductRecord>,
 ) -> Result<Vec<ProductRow>, DbError> {
-    if products.is_empty() {
-        return Ok(Vec::new());
+    let mut rows = Vec::with_capacity(products.len());
+    let mut products = products.into_iter().peekable();
+    while products.peek().is_some() {
+        let piece: Vec<ProductRecord> = products.by_ref().take(crate::MAX_IN_LIST).collect();
+        rows.extend(side_rows_of(connection, piece).await?);
     }
+    Ok(rows)
+}
+
+/// `with_side_rows` for at most `MAX_IN_LIST` products.
+async fn side_rows_of(
+    connection: &mut AnyConnection,
+    products: Vec<ProductRecord>,
+) -> Result<Vec<ProductRow>, DbError> {
     let mut tags: HashMap<String, Vec<String>> = HashMap::new();
     let mut builder =
         QueryBuilder::<Any>::new("SELECT product_id, tag FROM product_tags WHERE product_id IN (");

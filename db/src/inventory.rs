@@ -353,26 +353,30 @@ where
     .await?)
 }
 
-/// Available units (`on_hand - reserved`) of the SKUs that have stock rows.
+/// Available units (`on_hand - reserved`) of the SKUs that have stock rows, however
+/// many SKUs are asked (read in pieces of `MAX_IN_LIST`).
 pub async fn available_for(
     connection: &mut AnyConnection,
     skus: &[String],
 ) -> Result<Vec<(String, i64)>, DbError> {
-    if skus.is_empty() {
-        return Ok(Vec::new());
+    let mut available = Vec::new();
+    for piece in skus.chunks(crate::MAX_IN_LIST) {
+        let mut builder = QueryBuilder::<Any>::new(
+            "SELECT sku, on_hand - reserved FROM inventory_items WHERE sku IN (",
+        );
+        let mut separated = builder.separated(", ");
+        for sku in piece {
+            separated.push_bind(sku.clone());
+        }
+        builder.push(")");
+        available.extend(
+            builder
+                .build_query_as::<(String, i64)>()
+                .fetch_all(&mut *connection)
+                .await?,
+        );
     }
-    let mut builder = QueryBuilder::<Any>::new(
-        "SELECT sku, on_hand - reserved FROM inventory_items WHERE sku IN (",
-    );
-    let mut separated = builder.separated(", ");
-    for sku in skus {
-        separated.push_bind(sku.clone());
-    }
-    builder.push(")");
-    Ok(builder
-        .build_query_as::<(String, i64)>()
-        .fetch_all(&mut *connection)
-        .await?)
+    Ok(available)
 }
 
 /// A page of a SKU's ledger, oldest first, after the movement id `after`.

@@ -46,6 +46,10 @@ pub type Transaction = sqlx::Transaction<'static, sqlx::Any>;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+/// Values bound in one `IN (…)` list at most: far under SQLite's 32 766 and MariaDB's
+/// 65 535 parameters, so a list of any length is read in pieces of this size.
+pub(crate) const MAX_IN_LIST: usize = 1_000;
+
 /// The rows `select` (a `SELECT … FROM … WHERE <column> IN (` prefix) finds for `ids`,
 /// then ordered by `order_by`: one query for a page of parents' children or for rows by
 /// their ids, written once for every repository.
