@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use souk_actors::catalog::index::{
-    IndexError, IndexSettings, IndexedProduct, Price, ProductIndex, SearchRequest, Sort, Status,
-    MAX_LIMIT,
+    IndexError, IndexSettings, IndexedProduct, IndexedVariant, Price, ProductIndex, SearchRequest,
+    Sort, Status, MAX_LIMIT,
 };
 
 use generate::Categories;
@@ -386,6 +386,27 @@ fn stock_flags_follow_the_sku_even_before_a_commit() {
     index.commit().expect("commit");
     assert_eq!(index.count(), 0);
     assert!(!index.set_in_stock("NO-SUCH-SKU", true).expect("stock"));
+
+    // A product sold by variants keeps the flag its variants give it, whatever its own
+    // SKU's stock does.
+    let by_variants = IndexedProduct {
+        in_stock: false,
+        variants: vec![IndexedVariant {
+            sku: format!("{}-L", product.sku),
+            options: vec![("size".into(), "L".into())],
+            amount: 1_000,
+            images: Vec::new(),
+        }],
+        options: vec![("size".into(), vec!["L".into()])],
+        ..product.clone()
+    };
+    index
+        .upsert(std::slice::from_ref(&by_variants))
+        .expect("upsert");
+    index.commit().expect("commit");
+    assert!(!index.set_in_stock(&product.sku, true).expect("stock"));
+    index.commit().expect("commit");
+    assert!(found_ids(&index, &in_stock).is_empty());
 }
 
 #[test]

@@ -268,7 +268,9 @@ impl ProductIndex {
     }
 
     /// Marks the product with this SKU in or out of stock (the inventory calls it when
-    /// availability crosses zero). `false` when no product has the SKU.
+    /// availability crosses zero). `false` when no product sells under the SKU: none has
+    /// it, or its product sells by variants, whose stock alone sets the flag (a variant's
+    /// change re-reads the product whole).
     pub fn set_in_stock(&self, sku: &str, in_stock: bool) -> Result<bool> {
         let mut writer = self.shared.writer()?;
         let pending = writer
@@ -287,6 +289,9 @@ impl ProductIndex {
         let Some(mut product) = current else {
             return Ok(false);
         };
+        if !product.variants.is_empty() {
+            return Ok(false);
+        }
         if product.in_stock != in_stock {
             product.in_stock = in_stock;
             self.shared.write(&mut writer, &product)?;
