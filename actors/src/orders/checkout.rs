@@ -18,7 +18,9 @@ use souk_db::DbError;
 use super::logic::{with_retries, OrderLogic};
 use super::placed::OrderPlaced;
 use super::state::OrderStatus;
-use super::views::{build_view, validate_items, CreateOrderInput, OrderParts, OrderView};
+use super::views::{
+    build_view, validate_items, CreateOrderInput, MergedItems, OrderParts, OrderView,
+};
 use crate::error::{Error, ErrorCode, FieldError};
 use crate::inventory::service::api_error;
 use crate::inventory::stock::Holder;
@@ -50,7 +52,7 @@ impl OrderLogic {
         let billing_id = input.billing_address_id.or_else(|| shipping_id.clone());
         let method_code = input.shipping_method;
         let request_hash = request_hash(
-            &items,
+            &items.items,
             shipping_id.as_deref(),
             billing_id.as_deref(),
             method_code.as_deref(),
@@ -110,19 +112,19 @@ impl OrderLogic {
             .pricing(method_code.as_deref(), shipping_address.as_ref())
             .await?;
         // Snapshot every line from the catalog; prices sent by the client play no part.
-        let mut lines = Vec::with_capacity(items.len());
+        let mut lines = Vec::with_capacity(items.items.len());
         let mut errors = Vec::new();
-        for (index, (sku, quantity)) in items.iter().enumerate() {
+        for (index, (sku, quantity)) in items.items.iter().enumerate() {
             match self.products.active_by_sku(sku.clone()).await {
                 Ok(product) => lines.push((product, *quantity)),
                 Err(error) if error.code() == ErrorCode::NotFound => errors.push(FieldError::new(
-                    format!("items[{index}].sku"),
+                    items.field(index, "sku"),
                     format!("{sku} is not an active product"),
                 )),
                 // A product's own SKU when it has variants: the message names them.
                 Err(error) if error.code() == ErrorCode::ValidationFailed => {
                     errors.extend(error.field_errors().iter().map(|field| {
-                        FieldError::new(format!("items[{index}].sku"), field.message.clone())
+                        FieldError::new(items.field(index, "sku"), field.message.clone())
                     }))
                 }
                 // The catalog could not answer: that is not the shopper's mistake.
@@ -426,7 +428,7 @@ fn unpaid_order_limit(limit: u32) -> Error {
 
 /// A checkout's request, validated, and the hash its `Idempotency-Key` is bound to.
 struct Checkout {
-    items: Vec<(String, i64)>,
+    items: MergedItems,
     shipping_id: Option<String>,
     billing_id: Option<String>,
     method_code: Option<String>,

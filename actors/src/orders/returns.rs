@@ -253,10 +253,10 @@ impl OrderLogic {
         let returnable = self.returnable_units(order, &lines).await?;
         let mut errors = Vec::new();
         let mut return_lines = Vec::new();
-        for (index, (sku, quantity)) in items.iter().enumerate() {
+        for (index, (sku, quantity)) in items.items.iter().enumerate() {
             let Some(line) = lines.iter().find(|line| &line.sku == sku) else {
                 errors.push(FieldError::new(
-                    format!("items[{index}].sku"),
+                    items.field(index, "sku"),
                     format!("{sku} is not in this order"),
                 ));
                 continue;
@@ -264,7 +264,7 @@ impl OrderLogic {
             let left = returnable.get(sku).copied().unwrap_or(0);
             if *quantity > left {
                 errors.push(FieldError::new(
-                    format!("items[{index}].quantity"),
+                    items.field(index, "quantity"),
                     format!("at most {left} of {sku} can still be returned"),
                 ));
                 continue;

@@ -219,19 +219,36 @@ impl Caller {
     }
 }
 
+/// Items merged by SKU (quantities added) and sorted by it, with where each SKU first
+/// appeared in the request, which a refusal of it names.
+pub(crate) struct MergedItems {
+    pub items: Vec<(String, i64)>,
+    first_index: Vec<usize>,
+}
+
+impl MergedItems {
+    /// The request's field `name` of the `at`-th merged item.
+    pub fn field(&self, at: usize, name: &str) -> String {
+        format!("items[{}].{name}", self.first_index[at])
+    }
+}
+
 /// Items merged by SKU (quantities added), sorted, each validated.
-pub(crate) fn validate_items(items: &[OrderItemInput]) -> Result<Vec<(String, i64)>, Error> {
+pub(crate) fn validate_items(items: &[OrderItemInput]) -> Result<MergedItems, Error> {
     if items.is_empty() || items.len() > MAX_LINES {
         return Err(Error::validation(vec![FieldError::new(
             "items",
             format!("must hold 1 to {MAX_LINES} items"),
         )]));
     }
-    let mut merged: BTreeMap<String, i64> = BTreeMap::new();
+    let mut merged: BTreeMap<String, (i64, usize)> = BTreeMap::new();
     let mut errors = Vec::new();
     for (index, item) in items.iter().enumerate() {
         match parse_sku(&item.sku) {
-            Ok(sku) => *merged.entry(sku).or_default() += item.quantity.clamp(-1, MAX_QUANTITY + 1),
+            Ok(sku) => {
+                merged.entry(sku).or_insert((0, index)).0 +=
+                    item.quantity.clamp(-1, MAX_QUANTITY + 1)
+            }
             Err(message) => errors.push(FieldError::new(format!("items[{index}].sku"), message)),
         }
         if !(1..=MAX_QUANTITY).contains(&item.quantity) {
@@ -241,7 +258,7 @@ pub(crate) fn validate_items(items: &[OrderItemInput]) -> Result<Vec<(String, i6
             ));
         }
     }
-    for (sku, quantity) in &merged {
+    for (sku, (quantity, _)) in &merged {
         if *quantity > MAX_QUANTITY && errors.is_empty() {
             errors.push(FieldError::new(
                 "items",
@@ -252,7 +269,11 @@ pub(crate) fn validate_items(items: &[OrderItemInput]) -> Result<Vec<(String, i6
     if !errors.is_empty() {
         return Err(Error::validation(errors));
     }
-    Ok(merged.into_iter().collect())
+    let (items, first_index) = merged
+        .into_iter()
+        .map(|(sku, (quantity, index))| ((sku, quantity), index))
+        .unzip();
+    Ok(MergedItems { items, first_index })
 }
 
 /// A return as the API shows it, from its row and lines.

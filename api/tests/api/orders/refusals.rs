@@ -74,6 +74,23 @@ async fn orders_are_private_and_bad_input_is_refused() {
     ] {
         assert_problem(order(&app, &owner, items, None).await, 422, code).await;
     }
+    // A refusal names the item as the request placed it (items are merged and sorted by
+    // SKU before the catalog is asked).
+    let unknown_second = order(
+        &app,
+        &owner,
+        json!([{"sku": "ZZZ-1", "quantity": 1}, {"sku": "AAA-NONE", "quantity": 1}, {"sku": "ZZZ-1", "quantity": 1}]),
+        None,
+    )
+    .await;
+    let refused = assert_problem(unknown_second, 422, "validation_failed").await;
+    let fields: Vec<&str> = refused["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["items[1].sku", "items[0].sku"], "{refused}");
     assert_problem(
         order(
             &app,
