@@ -60,6 +60,8 @@ impl CatalogService {
         if let Some(parent) = &input.parent_id {
             if !categories.iter().any(|category| &category.id == parent) {
                 check.push("parent_id", "no such category");
+            } else if level_of(&categories, parent) >= MAX_LEVELS {
+                check.push("parent_id", too_deep());
             }
         }
         check.finish()?;
@@ -111,6 +113,8 @@ impl CatalogService {
                     check.push("parent_id", "no such category");
                 } else if descendants(&categories, id).contains(parent.as_str()) {
                     return Err(Error::from_code(ErrorCode::CategoryCycle));
+                } else if level_of(&categories, parent) + height_of(&categories, id) > MAX_LEVELS {
+                    check.push("parent_id", too_deep());
                 }
             }
             record.parent_id = parent;
@@ -174,6 +178,56 @@ impl CatalogService {
     }
 }
 
+/// How deep categories nest: a top-level category is level 1. The tree's JSON then
+/// nests 64 deep and its protobuf 32, within what common parsers accept (serde_json
+/// and prost stop at 128 and 100).
+pub const MAX_LEVELS: usize = 32;
+
+fn too_deep() -> String {
+    format!("categories nest at most {MAX_LEVELS} levels deep")
+}
+
+/// The level of a category: 1 at the top, one more per ancestor.
+fn level_of(categories: &[CategoryRecord], id: &str) -> usize {
+    let parents: HashMap<&str, &str> = categories
+        .iter()
+        .filter_map(|category| Some((category.id.as_str(), category.parent_id.as_deref()?)))
+        .collect();
+    let mut level = 1;
+    let mut current = id;
+    // Bounded: a cycle, which updates refuse, cannot make it loop.
+    while let Some(parent) = parents.get(current) {
+        level += 1;
+        current = parent;
+        if level > categories.len() {
+            break;
+        }
+    }
+    level
+}
+
+/// The levels a category and the categories under it span: 1 for one without any.
+fn height_of(categories: &[CategoryRecord], root: &str) -> usize {
+    let mut height = 0;
+    let mut level: Vec<&str> = vec![root];
+    let mut seen: HashSet<&str> = HashSet::from([root]);
+    while !level.is_empty() {
+        height += 1;
+        level = categories
+            .iter()
+            .filter(|category| {
+                category
+                    .parent_id
+                    .as_deref()
+                    .is_some_and(|parent| level.contains(&parent))
+            })
+            .map(|category| category.id.as_str())
+            .filter(|id| seen.insert(id))
+            .collect();
+    }
+    height
+}
+
 /// A category and every category under it.
 pub(crate) fn descendants<'a>(categories: &'a [CategoryRecord], root: &'a str) -> HashSet<&'a str> {
     let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -208,15 +262,17 @@ fn category_view(record: &CategoryRecord) -> CategoryView {
 }
 
 fn build_tree(categories: &[CategoryRecord]) -> Vec<CategoryView> {
-    fn attach(parent: &str, categories: &[CategoryRecord], depth: usize) -> Vec<CategoryView> {
-        if depth > 64 {
+    // `level` is the parent's; nothing is stored below `MAX_LEVELS`, and the bound keeps
+    // the walk finite whatever the rows say.
+    fn attach(parent: &str, categories: &[CategoryRecord], level: usize) -> Vec<CategoryView> {
+        if level >= MAX_LEVELS {
             return Vec::new();
         }
         categories
             .iter()
             .filter(|category| category.parent_id.as_deref() == Some(parent))
             .map(|category| CategoryView {
-                children: attach(&category.id, categories, depth + 1),
+                children: attach(&category.id, categories, level + 1),
                 ..category_view(category)
             })
             .collect()

@@ -19,5 +19,6 @@ pub mod snapshots;
 pub mod variants;
 mod views;
 
+pub use categories::MAX_LEVELS as MAX_CATEGORY_LEVELS;
 pub use search::SearchEngine;
 pub use service::CatalogService;

@@ -193,3 +193,69 @@ async fn categories_refuse_cycles_taken_slugs_and_non_empty_deletes() {
     let under = patch_category(&outdoor["id"], json!({"parent_id": tents["id"]})).await;
     assert_eq!(under.status(), StatusCode::OK);
 }
+
+/// Categories nest at most `MAX_LEVELS` deep: a category below that, created or moved
+/// there, is refused; every level up to it shows in the tree.
+#[actix_web::test]
+async fn categories_nest_at_most_the_levels_the_tree_shows() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let max = souk_actors::catalog::MAX_CATEGORY_LEVELS;
+    let mut parent: Option<String> = None;
+    for level in 1..=max {
+        let made =
+            create_category(&app, &admin, &format!("Level {level}"), parent.as_deref()).await;
+        parent = Some(made["id"].as_str().unwrap().to_owned());
+    }
+    let deepest = parent.unwrap();
+    let below = app
+        .post_json_as(
+            "/api/v1/admin/categories",
+            &admin.access_token,
+            &json!({"name": "Too deep", "parent_id": deepest}),
+        )
+        .await;
+    let refused = assert_problem(below, 422, "validation_failed").await;
+    assert_eq!(refused["errors"][0]["field"], "parent_id", "{refused}");
+
+    // A category with a child of its own moved under the level above the deepest would
+    // put that child one level too deep.
+    let pair = create_category(&app, &admin, "Pair", None).await;
+    create_category(&app, &admin, "Pair child", pair["id"].as_str()).await;
+    let (above_deepest,): (String,) =
+        sqlx::query_as("SELECT parent_id FROM categories WHERE id = ?")
+            .bind(&deepest)
+            .fetch_one(app.database.db.pool())
+            .await
+            .unwrap();
+    let moved = app
+        .client
+        .patch(app.url(&format!(
+            "/api/v1/admin/categories/{}",
+            pair["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&admin.access_token)
+        .json(&json!({"parent_id": above_deepest}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(moved, 422, "validation_failed").await;
+
+    let tree: Value = app.get("/api/v1/categories").await.json().await.unwrap();
+    let chain = tree["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|root| root["name"] == "Level 1")
+        .unwrap();
+    let mut levels = 1;
+    let mut node = chain;
+    while let Some(child) = node["children"]
+        .as_array()
+        .and_then(|children| children.first())
+    {
+        levels += 1;
+        node = child;
+    }
+    assert_eq!(levels, max);
+}
