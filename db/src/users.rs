@@ -78,20 +78,43 @@ where
         .await?)
 }
 
-/// Writes the profile fields a user may change themselves. Returns whether a row matched.
-#[tracing::instrument(name = "users_update_profile", skip_all, fields(user_id = %user.id))]
-pub async fn update_profile<'e, E>(executor: E, user: &UserRecord) -> Result<bool, DbError>
+/// Writes a user's name, and nothing else, so a change of the address made meanwhile
+/// stands. Returns whether a row matched.
+#[tracing::instrument(name = "users_rename", skip_all, fields(user_id = %id))]
+pub async fn rename<'e, E>(executor: E, id: &str, name: &str, now: Micros) -> Result<bool, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let result = sqlx::query("UPDATE users SET name = ?, updated_at = ? WHERE id = ?")
+        .bind(name)
+        .bind(now)
+        .bind(id)
+        .execute(executor)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Moves a user to another address, verified at `verified_at`, and nothing else, so a
+/// rename made meanwhile stands. Returns whether a row matched; an address another user
+/// has is a unique violation.
+#[tracing::instrument(name = "users_move_email", skip_all, fields(user_id = %id))]
+pub async fn move_email<'e, E>(
+    executor: E,
+    id: &str,
+    email: &str,
+    verified_at: Option<Micros>,
+    now: Micros,
+) -> Result<bool, DbError>
 where
     E: Executor<'e, Database = Any>,
 {
     let result = sqlx::query(
-        "UPDATE users SET email = ?, name = ?, email_verified_at = ?, updated_at = ? WHERE id = ?",
+        "UPDATE users SET email = ?, email_verified_at = ?, updated_at = ? WHERE id = ?",
     )
-    .bind(&user.email)
-    .bind(&user.name)
-    .bind(user.email_verified_at)
-    .bind(user.updated_at)
-    .bind(&user.id)
+    .bind(email)
+    .bind(verified_at)
+    .bind(now)
+    .bind(id)
     .execute(executor)
     .await?;
     Ok(result.rows_affected() == 1)

@@ -134,14 +134,10 @@ impl EmailService {
         let new_email = one_time_tokens::email_change_target(&mut *transaction, &record.id)
             .await?
             .ok_or_else(invalid)?;
-        let mut user = users::find_by_id(&mut *transaction, &record.user_id)
-            .await?
-            .ok_or_else(invalid)?;
-        user.email = new_email;
-        user.email_verified_at = Some(now);
-        user.updated_at = now;
-        match users::update_profile(&mut *transaction, &user).await {
-            Ok(_) => {}
+        let user_id = record.user_id;
+        match users::move_email(&mut *transaction, &user_id, &new_email, Some(now), now).await {
+            Ok(true) => {}
+            Ok(false) => return Err(invalid()),
             Err(DbError::UniqueViolation { .. }) => {
                 return Err(Error::new(
                     ErrorCode::EmailTaken,
@@ -151,8 +147,8 @@ impl EmailService {
             Err(error) => return Err(error.into()),
         }
         transaction.commit().await.map_err(DbError::from)?;
-        tracing::info!(user_id = %user.id, "email address changed");
-        Ok(user.id)
+        tracing::info!(user_id = %user_id, "email address changed");
+        Ok(user_id)
     }
 
     /// Queues one verification reminder (`user.verification_reminder`, in the same

@@ -278,7 +278,9 @@ impl UserService {
         }
         user.updated_at = now;
         let mut transaction = self.db.begin().await?;
-        if !users::update_profile(&mut *transaction, &user).await? {
+        // Only the name is written: the address changes only by its confirmation, which
+        // may land while this request runs.
+        if !users::rename(&mut *transaction, &user.id, &user.name, now).await? {
             return Err(Error::not_found("user"));
         }
         if let Some((record, new_email, requested)) = &email_change {
@@ -289,7 +291,8 @@ impl UserService {
         if email_change.is_some() {
             tracing::info!(user_id = %user.id, "email change requested");
         }
-        Ok(user)
+        // As it is now, with any confirmation that landed meanwhile.
+        self.get(id).await
     }
 
     /// Deletes the account, its sessions, its address book and its cart (in the

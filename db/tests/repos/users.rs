@@ -136,26 +136,27 @@ async fn users_update_profile(backend: TestBackend) {
     let bystander = user("bystander@example.test");
     insert_users(&test, &[original.clone(), bystander.clone()]).await;
 
-    let mut changed = original.clone();
-    changed.email = "after@example.test".to_owned();
-    changed.name = "New Name".to_owned();
-    changed.email_verified_at = Some(T0 + 5);
-    changed.updated_at = T0 + 10;
-    // Fields update_profile must not write, even when the record carries other values.
-    changed.password_hash = "not-written".to_owned();
-    changed.role = "admin".to_owned();
-    changed.status = "disabled".to_owned();
-    changed.created_at = 1;
-    assert!(users::update_profile(test.db.pool(), &changed)
-        .await
-        .unwrap());
-
+    // A rename writes the name alone; a move the address and its verification alone.
+    assert!(
+        users::rename(test.db.pool(), &original.id, "New Name", T0 + 10)
+            .await
+            .unwrap()
+    );
+    assert!(users::move_email(
+        test.db.pool(),
+        &original.id,
+        "after@example.test",
+        Some(T0 + 5),
+        T0 + 11
+    )
+    .await
+    .unwrap());
     let stored = get_user(&test, &original.id).await;
     let expected = UserRecord {
         email: "after@example.test".to_owned(),
         name: "New Name".to_owned(),
         email_verified_at: Some(T0 + 5),
-        updated_at: T0 + 10,
+        updated_at: T0 + 11,
         ..original.clone()
     };
     assert_eq!(stored, expected);
@@ -174,28 +175,47 @@ async fn users_update_profile(backend: TestBackend) {
 
     // Writing identical values still reports the row as matched (MySQL would otherwise
     // count it as unchanged).
-    assert!(users::update_profile(test.db.pool(), &expected)
-        .await
-        .unwrap());
+    assert!(
+        users::rename(test.db.pool(), &original.id, "New Name", T0 + 11)
+            .await
+            .unwrap()
+    );
+    assert!(users::move_email(
+        test.db.pool(),
+        &original.id,
+        "after@example.test",
+        Some(T0 + 5),
+        T0 + 11
+    )
+    .await
+    .unwrap());
 
     // Clearing the verification time writes NULL.
+    assert!(users::move_email(
+        test.db.pool(),
+        &original.id,
+        "after@example.test",
+        None,
+        T0 + 11
+    )
+    .await
+    .unwrap());
     let unverified = UserRecord {
         email_verified_at: None,
         ..expected.clone()
     };
-    assert!(users::update_profile(test.db.pool(), &unverified)
-        .await
-        .unwrap());
     assert_eq!(get_user(&test, &original.id).await, unverified);
 
     // Taking another user's email is a unique violation and changes nothing.
-    let stealing = UserRecord {
-        email: bystander.email.clone(),
-        ..unverified.clone()
-    };
-    let error = users::update_profile(test.db.pool(), &stealing)
-        .await
-        .expect_err("email taken");
+    let error = users::move_email(
+        test.db.pool(),
+        &original.id,
+        &bystander.email,
+        None,
+        T0 + 12,
+    )
+    .await
+    .expect_err("email taken");
     assert!(
         matches!(error, DbError::UniqueViolation { .. }),
         "expected UniqueViolation, got {error:?}"
@@ -204,8 +224,14 @@ async fn users_update_profile(backend: TestBackend) {
     assert_eq!(get_user(&test, &bystander.id).await, bystander);
 
     // A missing id matches nothing.
-    let ghost = user("ghost@example.test");
-    assert!(!users::update_profile(test.db.pool(), &ghost).await.unwrap());
+    assert!(!users::rename(test.db.pool(), "ghost", "Ghost", T0)
+        .await
+        .unwrap());
+    assert!(
+        !users::move_email(test.db.pool(), "ghost", "ghost@example.test", None, T0)
+            .await
+            .unwrap()
+    );
     assert_eq!(count(&test, "users").await, 2);
 }
 
