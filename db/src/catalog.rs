@@ -166,15 +166,17 @@ pub async fn insert_product(
 }
 
 /// Rewrites a product and replaces its tags, attributes, options and variants. `false`
-/// if it is gone.
+/// if it is gone, or if `read_at` is given and the product's `updated_at` is no longer
+/// that (it changed since the caller read it).
 pub async fn update_product(
     connection: &mut AnyConnection,
     row: &ProductRow,
+    read_at: Option<Micros>,
 ) -> Result<bool, DbError> {
     let product = &row.product;
     let result = sqlx::query(
         "UPDATE products SET name = ?, description = ?, price_amount = ?, currency = ?, category_id = ?, \
-         images = ?, status = ?, updated_at = ? WHERE id = ?",
+         images = ?, status = ?, updated_at = ? WHERE id = ? AND (? IS NULL OR updated_at = ?)",
     )
     .bind(&product.name)
     .bind(&product.description)
@@ -185,6 +187,8 @@ pub async fn update_product(
     .bind(&product.status)
     .bind(product.updated_at)
     .bind(&product.id)
+    .bind(read_at)
+    .bind(read_at)
     .execute(&mut *connection)
     .await?;
     if result.rows_affected() != 1 {

@@ -118,7 +118,8 @@ impl CatalogService {
                     return Ok(Upserted::Unchanged);
                 }
                 refuse_skus_in_use(&mut transaction, &row).await?;
-                catalog::update_product(&mut transaction, &row)
+                // An import row replaces the whole product: the last one written stands.
+                catalog::update_product(&mut transaction, &row, None)
                     .await
                     .map_err(sku_taken)?;
                 (Upserted::Updated(row.product.id.clone()), row.product.id)

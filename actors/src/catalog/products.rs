@@ -7,6 +7,9 @@ use souk_db::catalog::{self, CategoryRecord, ProductRecord, ProductRow};
 use souk_db::clock::now_micros;
 use souk_db::DbError;
 
+/// Reads and writes one edit may take while other edits of the product land between.
+const MAX_EDIT_ATTEMPTS: usize = 5;
+
 use crate::catalog::import::announce_products;
 use crate::catalog::index::{SearchRequest, Sort};
 use crate::catalog::model::{
@@ -201,13 +204,34 @@ impl CatalogService {
         Ok(ProductView::from(row))
     }
 
+    /// Applies `changes` to the product as it is: a write that finds the product
+    /// changed since it was read (a concurrent edit) reads it again and applies them to
+    /// that, so neither edit undoes the other.
     #[tracing::instrument(name = "update_product", skip(self, changes))]
     pub async fn update_product(
         &self,
         id: &str,
         changes: ProductChanges,
     ) -> Result<ProductView, Error> {
-        let current = self.load(id).await?;
+        for _ in 0..MAX_EDIT_ATTEMPTS {
+            let current = self.load(id).await?;
+            if let Some(updated) = self.apply_changes(current, changes.clone()).await? {
+                return Ok(updated);
+            }
+        }
+        Err(Error::unavailable_retry_after(
+            ErrorCode::ServiceUnavailable,
+            "the product kept changing while this edit was applied; retry",
+            1,
+        ))
+    }
+
+    /// `None` when the product changed since `current` was read.
+    async fn apply_changes(
+        &self,
+        current: ProductRow,
+        changes: ProductChanges,
+    ) -> Result<Option<ProductView>, Error> {
         let view = ProductView::from(current.clone());
         let (options, variants) = variants::inputs_of(&view);
         let input = ProductInput {
@@ -230,34 +254,39 @@ impl CatalogService {
         self.store_update(&current, input).await
     }
 
+    /// Writes `input` over `current`; `None` when the product changed since `current`
+    /// was read.
     async fn store_update(
         &self,
         current: &ProductRow,
         input: ProductInput,
-    ) -> Result<ProductView, Error> {
+    ) -> Result<Option<ProductView>, Error> {
         let categories = self.categories().await?;
         let valid = self
             .validate(&input, &categories)
             .await
             .map_err(Error::validation)?;
-        let row = Self::row_from(
+        let mut row = Self::row_from(
             valid,
             current.product.id.clone(),
             current.product.created_at,
         );
+        // The write is conditional on the time it read: each write moves it on.
+        row.product.updated_at = row.product.updated_at.max(current.product.updated_at + 1);
         let mut transaction = self.db.begin().await?;
         refuse_skus_in_use(&mut transaction, &row).await?;
-        if !catalog::update_product(&mut transaction, &row)
+        if !catalog::update_product(&mut transaction, &row, Some(current.product.updated_at))
             .await
             .map_err(sku_taken)?
         {
-            return Err(Error::not_found("product"));
+            // Gone (the next read says so) or changed meanwhile (the caller retries).
+            return Ok(None);
         }
         announce_products(&mut transaction, std::slice::from_ref(&row.product.id)).await?;
         transaction.commit().await.map_err(DbError::from)?;
         self.invalidate().await;
         self.reindex(std::slice::from_ref(&row.product.id)).await;
-        Ok(ProductView::from(row))
+        Ok(Some(ProductView::from(row)))
     }
 
     pub async fn set_status(&self, id: &str, status: ProductStatus) -> Result<ProductView, Error> {

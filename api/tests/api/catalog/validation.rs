@@ -303,3 +303,43 @@ async fn patches_validate_and_skus_are_immutable() {
     assert_eq!(out["category_id"], Value::Null);
     assert_eq!(out["price"]["amount"], 1200);
 }
+
+/// Two edits of one product at once both stand: a rename racing an archive neither
+/// loses the new name nor brings the product back (each write is conditional on what
+/// it read, and an edit that finds the product changed is applied again to it).
+#[actix_web::test]
+async fn concurrent_edits_of_a_product_both_stand() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let created = create(&app, &admin, product("RACED", "Raced", 1_000)).await;
+    let id = id_of(&created);
+    for round in 0..20 {
+        let name = format!("Raced {round}");
+        let (archive_path, empty) = (format!("/api/v1/admin/products/{id}/archive"), json!({}));
+        let archive = app.post_json_as(&archive_path, &admin.access_token, &empty);
+        let (renamed, archived) = tokio::join!(
+            patch_product(&app, &admin, &id, json!({"name": name})),
+            archive
+        );
+        assert_eq!(renamed.status(), StatusCode::OK, "round {round}");
+        assert_eq!(archived.status(), StatusCode::OK, "round {round}");
+        let stored: Value = by_id(&app, Some(&admin.access_token), &id)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (stored["name"].as_str(), stored["status"].as_str()),
+            (Some(name.as_str()), Some("archived")),
+            "round {round}"
+        );
+        let restored = app
+            .post_json_as(
+                &format!("/api/v1/admin/products/{id}/restore"),
+                &admin.access_token,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(restored.status(), StatusCode::OK);
+    }
+}
