@@ -113,6 +113,11 @@ fn helm_chart_lints_and_renders_with_each_values_file() {
     ] {
         assert!(eks.contains(kind), "EKS render lacks `{kind}`:\n{eks}");
     }
+    // Its ingress routes every public path a node serves: the API, the console and the
+    // account pages the mails link to.
+    for path in ["path: /api", "path: /admin", "path: /account"] {
+        assert!(eks.contains(path), "EKS ingress lacks `{path}`:\n{eks}");
+    }
 }
 
 #[test]
