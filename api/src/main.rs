@@ -113,8 +113,8 @@ enum EmailCommand {
     /// Queue one verification reminder for each unverified account older than the given
     /// age (run it from cron; an account is reminded once). A running node sends them.
     RemindUnverified {
-        /// Minimum account age, in hours.
-        #[arg(long, default_value_t = 24)]
+        /// Minimum account age, in hours (at most 876 000, a hundred years).
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(0..=876_000))]
         older_than_hours: u64,
     },
 }
@@ -230,11 +230,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Email {
             command: EmailCommand::RemindUnverified { older_than_hours },
         } => {
+            let older_than = older_than_hours * 3600;
             let db = open_database(&config).await?;
             // Reminders are written to the outbox; a running node's relay sends them.
             let email = EmailService::new(db.clone(), Publisher::Local(LocalBus::new()));
             let queued = email
-                .remind_unverified(std::time::Duration::from_secs(older_than_hours * 3600))
+                .remind_unverified(std::time::Duration::from_secs(older_than))
                 .await
                 .map_err(|error| anyhow::anyhow!("{error}"))?;
             println!("queued {queued} verification reminders");

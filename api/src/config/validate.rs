@@ -115,6 +115,14 @@ impl Config {
             u64::from(self.auth.register_max_per_ip),
         )?;
         positive(
+            "auth.login_max_attempts_per_ip",
+            u64::from(self.auth.login_max_attempts_per_ip),
+        )?;
+        positive(
+            "auth.login_max_failures_per_account",
+            u64::from(self.auth.login_max_failures_per_account),
+        )?;
+        positive(
             "orders.reservation_ttl_secs",
             self.orders.reservation_ttl_secs,
         )?;

@@ -155,6 +155,16 @@ fn bad_config_fails_with_one_line_naming_the_setting() {
         ("SOUK_WORKERS", "0", "http.workers (SOUK_HTTP_WORKERS)"),
         ("SOUK_CPUS", "0", "node.cpus (SOUK_NODE_CPUS)"),
         ("SOUK_NODE_CPUS", "two", "node.cpus (SOUK_NODE_CPUS)"),
+        (
+            "SOUK_AUTH_LOGIN_MAX_ATTEMPTS_PER_IP",
+            "0",
+            "auth.login_max_attempts_per_ip (SOUK_AUTH_LOGIN_MAX_ATTEMPTS_PER_IP)",
+        ),
+        (
+            "SOUK_AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT",
+            "0",
+            "auth.login_max_failures_per_account (SOUK_AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT)",
+        ),
     ] {
         let output = souk(&dir.0).arg("serve").env(key, value).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{key}={value}");
@@ -177,6 +187,14 @@ fn bad_config_fails_with_one_line_naming_the_setting() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("adr"));
+    // A command's flag out of its range is refused like a setting, not overflowed.
+    let output = souk(&dir.0)
+        .args(["email", "remind-unverified", "--older-than-hours"])
+        .arg(u64::MAX.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--older-than-hours"));
 
     // Production mode refuses to invent a signing key.
     let output = souk(&dir.0)
