@@ -136,7 +136,13 @@ async fn start_node(options: &Options, admin_email: String) -> anyhow::Result<No
             .map_err(|error| anyhow::anyhow!("cannot create the hot product: {error}"))?;
         state
             .inventory
-            .adjust(HOT_SKU, HOT_STOCK, "bench stock", None, &admin.id)
+            .adjust(
+                HOT_SKU,
+                souk_actors::inventory::service::OnHandChange::By(HOT_STOCK),
+                "bench stock",
+                None,
+                &admin.id,
+            )
             .await
             .map_err(|error| anyhow::anyhow!("cannot stock the hot product: {error}"))?;
         actix_rt::spawn(application.run_until_stopped());

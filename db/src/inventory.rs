@@ -461,7 +461,8 @@ fn contains_pattern(text: &str) -> String {
     pattern
 }
 
-/// The overview page; `limit + 1` rows at most, so the caller knows if more follow.
+/// The overview page, one row per SKU that sells (a product's own, or each of its
+/// variants'); `limit + 1` rows at most, so the caller knows if more follow.
 pub async fn stock_overview<'e, E>(
     executor: E,
     query: &StockOverviewQuery,
@@ -478,7 +479,7 @@ where
         StockFilter::Out => "COALESCE(i.on_hand, 0) - COALESCE(i.reserved, 0) <= 0",
     };
     let order = match query.sort {
-        StockSort::Sku => "p.sku",
+        StockSort::Sku => "c.sku",
         StockSort::Name => "p.name",
         StockSort::OnHand => "COALESCE(i.on_hand, 0)",
         StockSort::Reserved => "COALESCE(i.reserved, 0)",
@@ -486,12 +487,14 @@ where
     };
     let direction = if query.descending { "DESC" } else { "ASC" };
     let sql = format!(
-        "SELECT p.sku, p.name, p.status, COALESCE(i.on_hand, 0) AS on_hand, \
+        "SELECT c.sku, p.name, p.status, COALESCE(i.on_hand, 0) AS on_hand, \
            COALESCE(i.reserved, 0) AS reserved, COALESCE(i.low_stock_threshold, 0) AS low_stock_threshold, \
            COALESCE(i.version, 0) AS version \
-         FROM products p LEFT JOIN inventory_items i ON i.sku = p.sku \
-         WHERE (? IS NULL OR LOWER(p.sku) LIKE ? ESCAPE '!' OR LOWER(p.name) LIKE ? ESCAPE '!') AND {filter} \
-         ORDER BY {order} {direction}, p.sku {direction} LIMIT ? OFFSET ?"
+         FROM catalog_skus c JOIN products p ON p.id = c.product_id \
+           LEFT JOIN inventory_items i ON i.sku = c.sku \
+         WHERE (c.sku <> p.sku OR NOT EXISTS (SELECT 1 FROM product_variants v WHERE v.product_id = p.id)) \
+           AND (? IS NULL OR LOWER(c.sku) LIKE ? ESCAPE '!' OR LOWER(p.name) LIKE ? ESCAPE '!') AND {filter} \
+         ORDER BY {order} {direction}, c.sku {direction} LIMIT ? OFFSET ?"
     );
     let pattern = query.text.as_deref().map(contains_pattern);
     Ok(sqlx::query_as::<_, StockOverviewRow>(&sql)

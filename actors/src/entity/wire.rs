@@ -63,10 +63,14 @@ impl WireKind for Sku {
         InventoryError::Unavailable(detail)
     }
 
-    /// Every stock command is idempotent by its order id, but an adjustment, which
-    /// carries none: applied twice, it would count its units twice.
+    /// Every stock command is idempotent by its order id, but an adjustment or a count,
+    /// which carry none: applied twice, an adjustment counts its units twice, and a
+    /// count applied again after a sale puts the sold units back.
     fn idempotent(request: &SkuRequest) -> bool {
-        !matches!(request, SkuRequest::Execute(Command::Adjust { .. }))
+        !matches!(
+            request,
+            SkuRequest::Execute(Command::Adjust { .. } | Command::SetOnHand { .. })
+        )
     }
 }
 

@@ -9,8 +9,8 @@ use souk_db::Db;
 use utoipa::ToSchema;
 
 use super::{
-    Command, CommittedReceiver, InventoryError, InventoryRouter, Outcome, SkuRouter, Stock,
-    StockError, StockFeed,
+    Command, CommittedReceiver, InventoryError, InventoryRouter, SkuRouter, Stock, StockError,
+    StockFeed,
 };
 use crate::catalog::model::parse_sku;
 use crate::catalog::CatalogService;
@@ -181,6 +181,15 @@ pub fn api_error(error: InventoryError) -> Error {
     }
 }
 
+/// How an admin changes on_hand: by a difference (a delivery, a loss), or to a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnHandChange {
+    By(i64),
+    /// Applied to on_hand as the SKU's actor holds it, so a change landing meanwhile
+    /// (a sale, another count) does not make it miss.
+    To(i64),
+}
+
 #[derive(Clone)]
 pub struct InventoryService {
     db: Db,
@@ -235,45 +244,70 @@ impl InventoryService {
             .map_err(api_error)
     }
 
-    /// Applies an adjustment (and optionally a new threshold) as one admin action.
+    /// Applies a change of on_hand (and optionally a new threshold) as one admin action:
+    /// the threshold is set first, so a change that crosses it is announced, and put
+    /// back if the change is refused, so a refused action changes nothing.
     #[tracing::instrument(name = "adjust_stock", skip(self))]
     pub async fn adjust(
         &self,
         sku: &str,
-        delta: i64,
+        change: OnHandChange,
         reason: &str,
         low_stock_threshold: Option<i64>,
         admin_id: &str,
     ) -> Result<StockView, Error> {
         let actor = format!("admin:{admin_id}");
+        let reason = reason.to_owned();
+        let command = match change {
+            OnHandChange::By(0) => None,
+            OnHandChange::By(delta) => Some(Command::Adjust {
+                delta,
+                actor: actor.clone(),
+                reason,
+            }),
+            OnHandChange::To(on_hand) => Some(Command::SetOnHand {
+                on_hand,
+                actor: actor.clone(),
+                reason,
+            }),
+        };
+        let mut threshold_before = None;
         if let Some(threshold) = low_stock_threshold {
-            self.router
-                .execute(
-                    sku.to_owned(),
-                    Command::SetThreshold {
-                        threshold,
-                        actor: actor.clone(),
-                    },
-                )
-                .await
-                .map_err(api_error)?;
+            if command.is_some() {
+                threshold_before = Some(self.stock(sku).await?.low_stock_threshold);
+            }
+            self.set_threshold(sku, threshold, &actor).await?;
         }
-        if delta != 0 {
-            let outcome = self
+        if let Some(command) = command {
+            let adjusted = self
                 .router
-                .execute(
-                    sku.to_owned(),
-                    Command::Adjust {
-                        delta,
-                        actor,
-                        reason: reason.to_owned(),
-                    },
-                )
+                .execute(sku.to_owned(), command)
                 .await
-                .map_err(api_error)?;
-            debug_assert!(matches!(outcome, Outcome::Adjusted { .. }));
+                .map_err(api_error);
+            if let Err(refused) = adjusted {
+                if let Some(before) = threshold_before {
+                    if let Err(error) = self.set_threshold(sku, before, &actor).await {
+                        tracing::warn!(%sku, %error, "cannot put the threshold back after a refused adjustment");
+                    }
+                }
+                return Err(refused);
+            }
         }
         self.stock(sku).await
+    }
+
+    async fn set_threshold(&self, sku: &str, threshold: i64, actor: &str) -> Result<(), Error> {
+        self.router
+            .execute(
+                sku.to_owned(),
+                Command::SetThreshold {
+                    threshold,
+                    actor: actor.to_owned(),
+                },
+            )
+            .await
+            .map(|_| ())
+            .map_err(api_error)
     }
 
     pub async fn list(

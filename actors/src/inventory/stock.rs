@@ -86,6 +86,13 @@ pub enum Command {
         actor: String,
         reason: String,
     },
+    /// A count: on_hand becomes this, whatever it was meanwhile (the difference is the
+    /// ledger's adjustment), so two counts sent at once both leave what was counted.
+    SetOnHand {
+        on_hand: i64,
+        actor: String,
+        reason: String,
+    },
     SetThreshold {
         threshold: i64,
         actor: String,
@@ -265,6 +272,32 @@ impl Stock {
         );
         changes.movements.push(movement);
         true
+    }
+
+    /// Moves on_hand by `delta` (none: no ledger row), never below what is reserved.
+    fn adjust(
+        &mut self,
+        delta: i64,
+        actor: &str,
+        reason: &str,
+        now: Micros,
+        changes: &mut Changes,
+    ) -> Result<Outcome, StockError> {
+        let on_hand = self.on_hand + delta;
+        if on_hand < self.reserved {
+            return Err(StockError::BelowReserved {
+                reserved: self.reserved,
+            });
+        }
+        if delta != 0 {
+            self.on_hand = on_hand;
+            let movement = self.movement("adjustment", (delta, 0), None, actor, reason, now);
+            changes.movements.push(movement);
+        }
+        Ok(Outcome::Adjusted {
+            on_hand: self.on_hand,
+            available: self.available(),
+        })
     }
 
     /// Removes a reservation, cancelling its insertion if it was made in this batch.
@@ -455,27 +488,12 @@ impl Stock {
                 delta,
                 actor,
                 reason,
-            } => {
-                let on_hand = self.on_hand + delta;
-                if on_hand < self.reserved {
-                    return Err(StockError::BelowReserved {
-                        reserved: self.reserved,
-                    });
-                }
-                self.on_hand = on_hand;
-                changes.movements.push(self.movement(
-                    "adjustment",
-                    (*delta, 0),
-                    None,
-                    actor,
-                    reason,
-                    now,
-                ));
-                Ok(Outcome::Adjusted {
-                    on_hand: self.on_hand,
-                    available: self.available(),
-                })
-            }
+            } => self.adjust(*delta, actor, reason, now, changes),
+            Command::SetOnHand {
+                on_hand,
+                actor,
+                reason,
+            } => self.adjust(on_hand - self.on_hand, actor, reason, now, changes),
             Command::SetThreshold { threshold, .. } => {
                 if *threshold < 0 {
                     return Err(StockError::InvalidQuantity);

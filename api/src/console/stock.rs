@@ -17,7 +17,7 @@ use super::Console;
 use crate::error::{Error, ErrorCode};
 use crate::state::AppState;
 use souk_actors::catalog::model::parse_sku;
-use souk_actors::inventory::service::{validate_adjustment, StockView};
+use souk_actors::inventory::service::{validate_adjustment, OnHandChange, StockView};
 use souk_actors::paging::{decode_cursor, encode_cursor};
 
 const PAGE_SIZE: u32 = 50;
@@ -508,16 +508,19 @@ pub async fn adjust(
             }
         },
     };
-    // "Set to" becomes the delta from the stock the actor holds now; the actor still
-    // checks the result against what is reserved when it applies it.
+    // "Set to" is sent as a count, which the actor applies to on_hand as it holds it
+    // then; the difference from what is read here only words the form's checks.
     let current = if draft.mode == "set" {
         Some(state.inventory.stock(&sku).await?)
     } else {
         None
     };
-    let delta = match &current {
-        Some(stock) => amount.saturating_sub(stock.on_hand),
-        None => amount,
+    let (delta, change) = match &current {
+        Some(stock) => (
+            amount.saturating_sub(stock.on_hand),
+            OnHandChange::To(amount),
+        ),
+        None => (amount, OnHandChange::By(amount)),
     };
     let reason = match validate_adjustment(delta, &draft.reason, threshold) {
         Ok(reason) => reason,
@@ -532,7 +535,7 @@ pub async fn adjust(
     };
     match state
         .inventory
-        .adjust(&sku, delta, &reason, threshold, &admin.user_id)
+        .adjust(&sku, change, &reason, threshold, &admin.user_id)
         .await
     {
         Ok(stock) => {

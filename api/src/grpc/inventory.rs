@@ -15,7 +15,7 @@ use crate::state::AppState;
 use crate::wire::inventory::{
     command_from_wire, inventory_error_to_status, outcome_to_wire, stock_message,
 };
-use souk_actors::inventory::service::validate_adjustment;
+use souk_actors::inventory::service::{validate_adjustment, OnHandChange};
 
 pub struct InventoryGrpc {
     pub state: web::Data<AppState>,
@@ -61,7 +61,7 @@ impl InventoryService for InventoryGrpc {
         let stock = self
             .state
             .inventory
-            .adjust(&sku, body.delta, &reason, None, &admin.id)
+            .adjust(&sku, OnHandChange::By(body.delta), &reason, None, &admin.id)
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::AdjustStockResponse {

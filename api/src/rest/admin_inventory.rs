@@ -9,7 +9,7 @@ use crate::error::{ApiResult, Error, ErrorCode, Problem};
 use crate::http::json::Json;
 use crate::state::AppState;
 use souk_actors::catalog::model::parse_sku;
-use souk_actors::inventory::service::{MovementView, StockView};
+use souk_actors::inventory::service::{MovementView, OnHandChange, StockView};
 use souk_actors::paging::{
     checked_limit, decode_cursor, decode_optional, encode_cursor, encode_position,
 };
@@ -137,7 +137,7 @@ pub async fn adjust(
         .inventory
         .adjust(
             &sku,
-            body.delta,
+            OnHandChange::By(body.delta),
             &reason,
             body.low_stock_threshold,
             &admin.0.id,

@@ -93,7 +93,10 @@ pub fn command_to_wire(sku: &str, command: &Command) -> Option<pb::ExecuteReques
                 sale_order_id,
             }),
         ),
-        Command::Adjust { .. } | Command::SetThreshold { .. } | Command::ExpireDue => return None,
+        Command::Adjust { .. }
+        | Command::SetOnHand { .. }
+        | Command::SetThreshold { .. }
+        | Command::ExpireDue => return None,
     };
     Some(pb::ExecuteRequest {
         sku: sku.to_owned(),

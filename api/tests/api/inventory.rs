@@ -90,19 +90,27 @@ async fn adjust_get_and_ledger(backend: TestBackend) {
     assert_eq!(detail["reservations"][0]["order_id"], "order-1");
     assert!(detail["version"].as_i64().unwrap() >= 2);
 
-    // Taking on_hand below what is reserved is refused and changes nothing.
+    // Taking on_hand below what is reserved is refused and changes nothing, not even
+    // the threshold sent with it.
     assert_problem(
         adjust(
             &app,
             &admin,
             "INV-1",
-            json!({"delta": -8, "reason": "shrinkage"}),
+            json!({"delta": -8, "reason": "shrinkage", "low_stock_threshold": 9}),
         )
         .await,
         409,
         "below_reserved",
     )
     .await;
+    let unchanged: Value = app
+        .get_as("/api/v1/admin/inventory/INV-1", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unchanged["low_stock_threshold"], 4, "{unchanged}");
     let shrunk = adjust(
         &app,
         &admin,

@@ -34,6 +34,11 @@ fn command() -> impl Strategy<Value = Command> {
             quantity,
             actor: "t".into()
         }),
+        (0i64..15).prop_map(|on_hand| Command::SetOnHand {
+            on_hand,
+            actor: "t".into(),
+            reason: "count".into()
+        }),
         (-10i64..15).prop_map(|delta| Command::Adjust {
             delta,
             actor: "t".into(),
@@ -517,5 +522,53 @@ fn only_units_sold_come_back() {
             &mut Changes::default()
         ),
         Ok(Outcome::AlreadyReturned)
+    );
+}
+
+/// A count sets on_hand to what was counted whatever happened since it was read: two
+/// counts of 50 leave 50, a sale between read and count does not make it miss, and a
+/// count below what is reserved is refused.
+#[test]
+fn a_count_sets_on_hand_to_what_was_counted() {
+    let mut stock = Stock::empty("SKU");
+    let mut changes = Changes::default();
+    let nothing = Recorded::NOTHING;
+    let count = |on_hand| Command::SetOnHand {
+        on_hand,
+        actor: "admin".into(),
+        reason: "count".into(),
+    };
+    stock.apply(&count(40), 0, nothing, &mut changes).unwrap();
+    stock.apply(&count(50), 0, nothing, &mut changes).unwrap();
+    assert_eq!(
+        stock.apply(&count(50), 0, nothing, &mut changes),
+        Ok(Outcome::Adjusted {
+            on_hand: 50,
+            available: 50
+        })
+    );
+    let reserve = Command::Reserve {
+        order_id: "o".into(),
+        quantity: 3,
+        ttl_ms: 1000,
+        actor: "t".into(),
+        holder: None,
+        place: Default::default(),
+    };
+    stock.apply(&reserve, 0, nothing, &mut changes).unwrap();
+    assert_eq!(
+        stock.apply(&count(2), 0, nothing, &mut changes),
+        Err(StockError::BelowReserved { reserved: 3 })
+    );
+    let ledger: Vec<i64> = changes
+        .movements
+        .iter()
+        .filter(|m| m.kind == "adjustment")
+        .map(|m| m.delta_on_hand)
+        .collect();
+    assert_eq!(
+        ledger,
+        [40, 10],
+        "a count that changes nothing writes no row"
     );
 }

@@ -139,4 +139,36 @@ async fn the_stock_table_searches_filters_sorts_and_pages(backend: souk_db::test
     let second = table("q=page-&page=2").await;
     assert_eq!(table_skus(&second), ["PAGE-050"]);
     assert!(!second.contains("rel=\"next\"") && second.contains("rel=\"prev\""));
+
+    // A product sold by variants is listed by the variants' SKUs, which hold its stock,
+    // and not by its own, which sells nothing.
+    let tee = json!({
+        "sku": "TBL-TEE", "name": "Table tee", "status": "active",
+        "price": {"amount": 1500, "currency": "EUR"},
+        "options": [{"name": "size", "values": ["M", "L"]}],
+        "variants": [
+            {"sku": "TBL-TEE-M", "options": {"size": "M"}},
+            {"sku": "TBL-TEE-L", "options": {"size": "L"}},
+        ],
+    });
+    let created = app
+        .post_json_as("/api/v1/admin/products", &admin.access_token, &tee)
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let restocked = app
+        .post_json_as(
+            "/api/v1/admin/inventory/TBL-TEE-M/adjust",
+            &admin.access_token,
+            &json!({"delta": 7, "reason": "count"}),
+        )
+        .await;
+    assert_eq!(restocked.status(), StatusCode::OK);
+    assert_eq!(
+        table_skus(&table("q=tbl-tee").await),
+        ["TBL-TEE-L", "TBL-TEE-M"]
+    );
+    assert_eq!(
+        table_skus(&table("q=tbl-tee&filter=out").await),
+        ["TBL-TEE-L"]
+    );
 }
