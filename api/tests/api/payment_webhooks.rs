@@ -444,3 +444,38 @@ async fn a_payment_reference_longer_than_its_column_is_refused_on_mysql() {
     );
     assert_eq!(own_order(&app, &shopper, id).await["status"], "paid");
 }
+
+/// The provider's ids are compared exactly on MariaDB too: events and refunds whose ids
+/// differ only in case are different ones, each applied.
+#[actix_web::test]
+async fn provider_ids_differing_only_in_case_are_different_on_mysql() {
+    let app = app_with_secret_on(TestBackend::MySql).await;
+    let admin = app.admin().await;
+    let shopper = app.customer("case-payer").await;
+    product(&app, &admin, "CASE-1", 800, 3).await;
+    let placed = place(&app, &shopper, json!([{"sku": "CASE-1", "quantity": 1}])).await;
+    let id = placed["id"].as_str().unwrap();
+
+    let failed = json!({"id": "evt_Case_1", "type": "payment.failed", "order_id": id,
+                        "payment_reference": "pay_case", "reason": "declined"});
+    assert_eq!(
+        outcome_of(&app, &failed).await,
+        ("failure_recorded".into(), false)
+    );
+    let mut paid = captured(id, "pay_case", 800);
+    paid["id"] = json!("evt_case_1");
+    assert_eq!(outcome_of(&app, &paid).await, ("order_paid".into(), false));
+
+    let mut first = refunded(id, "pay_case", "re_Case", 300);
+    first["id"] = json!("evt_refund_1");
+    let mut second = refunded(id, "pay_case", "re_case", 200);
+    second["id"] = json!("evt_refund_2");
+    for refund in [&first, &second] {
+        assert_eq!(
+            outcome_of(&app, refund).await,
+            ("refund_recorded".into(), false)
+        );
+    }
+    let order = own_order(&app, &shopper, id).await;
+    assert_eq!(order["refunds"].as_array().unwrap().len(), 2, "{order}");
+}

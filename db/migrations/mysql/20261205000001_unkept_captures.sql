@@ -2,7 +2,7 @@
 -- whose refund the provider refused when first asked: one row per payment, owed
 -- until a sweep's refund is made. `attempted_at` is the last ask.
 CREATE TABLE unkept_captures (
-    payment_reference VARCHAR(100) NOT NULL PRIMARY KEY,
+    payment_reference VARCHAR(100) COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
     order_id          VARCHAR(36)  NOT NULL,
     amount            BIGINT       NOT NULL,
     currency          VARCHAR(3)   NOT NULL,
