@@ -359,14 +359,30 @@ impl OrderLogic {
         admin_id: &str,
         amount: Option<i64>,
     ) -> Result<(), Error> {
-        let lines = returns::lines_of(self.db.pool(), std::slice::from_ref(&record.id)).await?;
-        let price: i64 = lines
-            .iter()
-            .map(|line| line.unit_amount * line.quantity)
-            .sum();
         // What the shopper paid for these units: with prices excluding tax, their tax
-        // share too (shipping is not refunded).
-        let value = totals(price, 0, order.tax_rate_bps, order.prices_include_tax == 1).total;
+        // share too (shipping is not refunded). The tax is rounded over every unit
+        // refunded so far, so returns of one unit at a time give back what one return of
+        // them all would, not a rounding up each.
+        let value_of =
+            |price: i64| totals(price, 0, order.tax_rate_bps, order.prices_include_tax == 1).total;
+        let earlier: Vec<String> =
+            returns::returns_of(self.db.pool(), std::slice::from_ref(&order.id))
+                .await?
+                .into_iter()
+                .filter(|earlier| {
+                    earlier.id != record.id && earlier.status == ReturnStatus::Refunded.as_str()
+                })
+                .map(|earlier| earlier.id)
+                .collect();
+        let price_of = |lines: &[ReturnLineRecord]| -> i64 {
+            lines
+                .iter()
+                .map(|line| line.unit_amount * line.quantity)
+                .sum()
+        };
+        let price_before = price_of(&returns::lines_of(self.db.pool(), &earlier).await?);
+        let lines = returns::lines_of(self.db.pool(), std::slice::from_ref(&record.id)).await?;
+        let value = value_of(price_before + price_of(&lines)) - value_of(price_before);
         let recorded =
             payment_events::refunds_of(self.db.pool(), std::slice::from_ref(&order.id)).await?;
         let reason = format!("return {}", record.id);
@@ -385,7 +401,21 @@ impl OrderLogic {
                 .await;
         }
         let refunded: i64 = recorded.iter().map(|refund| refund.amount).sum();
-        let most = value.min(order.total_amount - refunded);
+        let most = value.min(order.total_amount - refunded).max(0);
+        if most == 0 {
+            // Nothing to give back (units that cost nothing, or a payment already
+            // refunded whole): the return is done without asking the provider.
+            if amount.is_some_and(|amount| amount != 0) {
+                return Err(Error::validation(vec![FieldError::new(
+                    "amount",
+                    "nothing is left to refund for these units; refund without an amount",
+                )]));
+            }
+            record.refund_amount = Some(0);
+            return self
+                .change_return(order, record, ReturnStatus::Refunded, admin_id, Some(0))
+                .await;
+        }
         let amount = amount.unwrap_or(most);
         if amount < 1 || amount > most {
             return Err(Error::validation(vec![FieldError::new(

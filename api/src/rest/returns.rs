@@ -35,7 +35,7 @@ pub struct RejectReturnRequest {
 #[serde(deny_unknown_fields)]
 pub struct RefundReturnRequest {
     /// Minor units; default: the returned units' value (within what is left of the
-    /// payment).
+    /// payment). Without it, a return with nothing left to give back is refunded 0.
     #[schema(minimum = 1)]
     pub amount: Option<i64>,
 }

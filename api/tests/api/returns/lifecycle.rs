@@ -216,3 +216,68 @@ async fn a_return_refunds_the_tax_that_was_added() {
         json!({"amount": 1190, "currency": "EUR"})
     );
 }
+
+/// Returns of one unit at a time give back what one return of them all would: the tax
+/// share is rounded over every unit refunded so far, not rounded up in each return (the
+/// difference would come out of the shipping, which is not refunded).
+#[actix_web::test]
+async fn returns_of_one_unit_at_a_time_refund_the_tax_once() {
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        config.orders.prices_include_tax = false;
+    })
+    .await;
+    let admin = app.admin().await;
+    let shopper = app.customer("unit-returner").await;
+    product(&app, &admin, "RET-9", 10, 5).await;
+    crate::shipping::put_rate(&app, &admin, "DE", 500).await;
+    crate::shipping::create_method(
+        &app,
+        &admin,
+        &json!({"code": "parcel", "name": "Parcel", "rate": {"amount": 100, "currency": "EUR"}}),
+    )
+    .await;
+    let address: Value = act(
+        &app,
+        &shopper.access_token,
+        "/api/v1/users/me/addresses",
+        json!({"name": "Ada", "line1": "Unter den Linden 1", "city": "Berlin", "postal_code": "10117", "country": "DE"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let placed = act(
+        &app,
+        &shopper.access_token,
+        "/api/v1/orders",
+        json!({"items": [{"sku": "RET-9", "quantity": 2}], "shipping_address_id": address["id"],
+               "shipping_method": "parcel"}),
+    )
+    .await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let placed: Value = placed.json().await.unwrap();
+    let id = placed["id"].as_str().unwrap().to_owned();
+    pay_ship_deliver(&app, &admin, &shopper, &id).await;
+    let mut refunded = 0;
+    for _ in 0..2 {
+        let return_id = requested_return(
+            &app,
+            &shopper,
+            &id,
+            json!([{"sku": "RET-9", "quantity": 1}]),
+        )
+        .await;
+        for verb in ["approve", "receive"] {
+            let stepped = step(&app, &admin, &id, &return_id, verb, json!({})).await;
+            assert_eq!(stepped.status(), StatusCode::OK);
+        }
+        let done: Value = step(&app, &admin, &id, &return_id, "refund", json!({}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        refunded += done["refund"]["amount"].as_i64().unwrap();
+    }
+    // 20.00 with 5 % tax is 21 (0.50 of tax a unit, rounded once), not 11 + 11.
+    assert_eq!(refunded, 21);
+}

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use souk_db::testing::TestBackend;
 
-use super::{ask_return, delivered, order_of, requested_return, step};
+use super::{ask_return, delivered, order_of, pay_ship_deliver, requested_return, step};
 use crate::helpers::*;
 use crate::orders::{act, place, product};
 
@@ -248,4 +248,53 @@ async fn racing_requests_and_steps_end_consistent() {
         "rejected"
     };
     assert_eq!(status, expected);
+}
+
+/// A return of units that cost nothing has nothing to give back: its refund completes
+/// with 0 and asks the provider nothing, where it used to be refused forever.
+#[actix_web::test]
+async fn a_return_of_free_units_is_refunded_nothing_and_done() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("gift-returner").await;
+    product(&app, &admin, "GIFT-0", 0, 5).await;
+    product(&app, &admin, "PAID-0", 1000, 5).await;
+    let placed = place(
+        &app,
+        &shopper,
+        json!([{"sku": "GIFT-0", "quantity": 1}, {"sku": "PAID-0", "quantity": 1}]),
+    )
+    .await;
+    let id = placed["id"].as_str().unwrap().to_owned();
+    pay_ship_deliver(&app, &admin, &shopper, &id).await;
+    let return_id = requested_return(
+        &app,
+        &shopper,
+        &id,
+        json!([{"sku": "GIFT-0", "quantity": 1}]),
+    )
+    .await;
+    for verb in ["approve", "receive"] {
+        let stepped = step(&app, &admin, &id, &return_id, verb, json!({})).await;
+        assert_eq!(stepped.status(), StatusCode::OK);
+    }
+    let asked_too_much = step(
+        &app,
+        &admin,
+        &id,
+        &return_id,
+        "refund",
+        json!({"amount": 1}),
+    )
+    .await;
+    assert_problem(asked_too_much, 422, "validation_failed").await;
+    let done = step(&app, &admin, &id, &return_id, "refund", json!({})).await;
+    assert_eq!(done.status(), StatusCode::OK);
+    let done: Value = done.json().await.unwrap();
+    assert_eq!(done["status"], "refunded", "{done}");
+    assert_eq!(done["refund"]["amount"], 0, "{done}");
+    assert!(order_of(&app, &shopper, &id).await["refunds"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 }
