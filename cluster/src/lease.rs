@@ -176,11 +176,16 @@ impl LeaseStore {
         };
         let sent = Instant::now();
         let record = self.record(0);
-        match self
+        let written = self
             .bucket
             .write(&key, record, Some(expected), Some(self.ttl))
-            .await
-        {
+            .await;
+        #[cfg(test)]
+        let written = self
+            .lost_acks
+            .hold(shard, test_hooks::Write::Acquisition, written)
+            .await;
+        match written {
             Ok(revision) => Ok(Acquire::Acquired(Lease {
                 shard,
                 epoch: revision,
@@ -214,7 +219,10 @@ impl LeaseStore {
                 )
                 .await;
             #[cfg(test)]
-            let written = self.lost_acks.hold(lease.shard, written).await;
+            let written = self
+                .lost_acks
+                .hold(lease.shard, test_hooks::Write::Renewal, written)
+                .await;
             match written {
                 Ok(revision) => {
                     lease.revision = revision;
@@ -336,7 +344,7 @@ pub(crate) fn decode_holder(entry: &kv::Entry) -> Option<Holder> {
 
 #[cfg(test)]
 pub(crate) mod test_hooks {
-    //! Test only: renewals whose acknowledgement is lost, on demand.
+    //! Test only: lease writes whose acknowledgement is lost, on demand.
 
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
@@ -345,18 +353,26 @@ pub(crate) mod test_hooks {
     use crate::kv::WriteError;
     use crate::ring::ShardId;
 
-    /// Shards whose next renewal write lands but is answered only after a delay, and
+    /// Which write of a shard's lease.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub(crate) enum Write {
+        Acquisition,
+        Renewal,
+    }
+
+    /// Shards whose next write of a kind lands but is answered only after a delay, and
     /// then as a timeout (as when the server's acknowledgement is lost).
     #[derive(Clone, Default)]
-    pub(crate) struct LostAcks(Arc<Mutex<BTreeMap<ShardId, Duration>>>);
+    pub(crate) struct LostAcks(Arc<Mutex<BTreeMap<(ShardId, Write), Duration>>>);
 
     impl LostAcks {
         pub(crate) async fn hold(
             &self,
             shard: ShardId,
+            write: Write,
             written: Result<u64, WriteError>,
         ) -> Result<u64, WriteError> {
-            let delay = self.0.lock().expect("lost acks").remove(&shard);
+            let delay = self.0.lock().expect("lost acks").remove(&(shard, write));
             let Some(delay) = delay else {
                 return written;
             };
@@ -375,7 +391,17 @@ pub(crate) mod test_hooks {
                 .0
                 .lock()
                 .expect("lost acks")
-                .insert(shard, delay);
+                .insert((shard, Write::Renewal), delay);
+        }
+
+        /// The next take of `shard` lands, but its caller hears of it only after
+        /// `delay`, as a timeout.
+        pub(crate) fn lose_next_acquisition_ack(&self, shard: ShardId, delay: Duration) {
+            self.lost_acks
+                .0
+                .lock()
+                .expect("lost acks")
+                .insert((shard, Write::Acquisition), delay);
         }
     }
 }

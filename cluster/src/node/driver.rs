@@ -6,17 +6,17 @@
 //!
 //! Renewals and acquisitions run as spawned tasks, so a NATS server that stops
 //! answering never delays the driver's deadline timer: a shard leaves the table at its
-//! `valid_until` whatever the network does. Each lease is renewed by a task of its own,
-//! cut off at the lease's deadline, and its result is taken as soon as it comes: a slow
-//! renewal (a lost acknowledgement) costs at most its own shard, never the others'.
+//! `valid_until` whatever the network does. Each lease is taken and renewed by a task
+//! of its own, cut off at a deadline (the lease's, or for a take, a lease's length),
+//! and its result is taken as soon as it comes: a slow write (a lost acknowledgement)
+//! costs at most its own shard, never the others'.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch, Semaphore};
-use tokio::task::{self, JoinError, JoinHandle, JoinSet};
+use tokio::task::{self, JoinError, JoinSet};
 
 use crate::lease::{self, Acquire, Holder, Lease, LeaseError, LeaseStore};
 use crate::membership::Membership;
@@ -25,7 +25,7 @@ use crate::ring::{Ring, ShardId};
 use crate::settings::{ClusterSettings, NodeId};
 use crate::table::{OwnedShard, ShardState, ShardTable};
 
-/// Lease writes in flight at once per acquisition batch, and renewals at once.
+/// Lease takes in flight at once, and renewals at once.
 const CONCURRENT_LEASE_WRITES: usize = 128;
 
 pub(super) enum Command {
@@ -39,11 +39,11 @@ struct Held {
     draining_since: Option<Instant>,
 }
 
-/// A spawned batch of lease writes, one result per shard.
-type Batch<T> = JoinHandle<Vec<(ShardId, Result<T, LeaseError>)>>;
-
 /// What one renewal task answers.
 type Renewed = (ShardId, Result<Lease, LeaseError>);
+
+/// What one acquisition task answers.
+type Acquired = (ShardId, Result<Acquire, LeaseError>);
 
 pub(super) struct Driver {
     node: NodeId,
@@ -65,7 +65,12 @@ pub(super) struct Driver {
     renewing: BTreeMap<ShardId, task::Id>,
     /// Bounds the renewals writing at once.
     renewal_slots: Arc<Semaphore>,
-    acquiring: Option<Batch<Acquire>>,
+    /// Acquisitions in flight, one task per shard.
+    acquisitions: JoinSet<Acquired>,
+    /// The shards being taken, with their task.
+    acquiring: BTreeMap<ShardId, task::Id>,
+    /// Bounds the takes writing at once.
+    acquisition_slots: Arc<Semaphore>,
     /// Lease releases in flight; a graceful stop waits for them.
     releases: JoinSet<()>,
     /// The shards being released, with their release task: not taken again before it
@@ -103,7 +108,9 @@ impl Driver {
             renewals: JoinSet::new(),
             renewing: BTreeMap::new(),
             renewal_slots: Arc::new(Semaphore::new(CONCURRENT_LEASE_WRITES)),
-            acquiring: None,
+            acquisitions: JoinSet::new(),
+            acquiring: BTreeMap::new(),
+            acquisition_slots: Arc::new(Semaphore::new(CONCURRENT_LEASE_WRITES)),
             releases: JoinSet::new(),
             releasing: BTreeMap::new(),
             release_after_renewal: BTreeMap::new(),
@@ -125,7 +132,7 @@ impl Driver {
             // renewal still in flight a release to start.
             if self.stopping
                 && self.held.is_empty()
-                && self.acquiring.is_none()
+                && self.acquisitions.is_empty()
                 && self.release_after_renewal.is_empty()
             {
                 // Every lease given back before the process may exit.
@@ -178,9 +185,11 @@ impl Driver {
                         self.absorb_renewal(renewed);
                     }
                 }
-                acquired = join_some(&mut self.acquiring) => {
-                    self.acquiring = None;
-                    self.absorb_acquisitions(acquired);
+                Some(acquired) = self.acquisitions.join_next_with_id(), if !self.acquisitions.is_empty() => {
+                    self.absorb_acquisition(acquired);
+                    while let Some(acquired) = self.acquisitions.try_join_next_with_id() {
+                        self.absorb_acquisition(acquired);
+                    }
                 }
             }
         }
@@ -240,6 +249,8 @@ impl Driver {
                 !self.releasing.contains_key(shard)
                     && !self.release_after_renewal.contains_key(shard)
             })
+            // Being taken already.
+            .filter(|shard| !self.acquiring.contains_key(shard))
             // Held by another node (or an earlier incarnation of this one, whose lease
             // must expire first): it releases it when it sees the ring. A record of this
             // very process (a renewal that landed after the shard was given up here) is
@@ -253,51 +264,68 @@ impl Driver {
             .collect()
     }
 
+    /// Starts taking each wanted shard not being taken already, each on a task of its
+    /// own, given up after a lease's length (its answer would come too late to serve).
     fn start_acquisitions(&mut self) {
-        if self.acquiring.is_some() || !self.acquire_due {
+        if !self.acquire_due {
             return;
         }
         self.acquire_due = false;
-        let wanted = self.wanted();
-        if wanted.is_empty() {
-            return;
+        for shard in self.wanted() {
+            let leases = self.leases.clone();
+            let slots = self.acquisition_slots.clone();
+            let give_up = self.settings.lease_ttl();
+            let task = self.acquisitions.spawn(async move {
+                let acquisition = async {
+                    let _slot = slots.acquire().await;
+                    leases.try_acquire(shard).await
+                };
+                let result = tokio::time::timeout(give_up, acquisition)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(LeaseError::Unavailable(
+                            "no answer within a lease's length".to_owned(),
+                        ))
+                    });
+                (shard, result)
+            });
+            self.acquiring.insert(shard, task.id());
         }
-        let leases = self.leases.clone();
-        self.acquiring = Some(tokio::spawn(async move {
-            futures_util::stream::iter(wanted)
-                .map(|shard| {
-                    let leases = leases.clone();
-                    async move { (shard, leases.try_acquire(shard).await) }
-                })
-                .buffer_unordered(CONCURRENT_LEASE_WRITES)
-                .collect()
-                .await
-        }));
     }
 
-    fn absorb_acquisitions(&mut self, results: Vec<(ShardId, Result<Acquire, LeaseError>)>) {
-        for (shard, result) in results {
-            match result {
-                Ok(Acquire::Acquired(lease)) => {
-                    metrics::lease_acquired();
-                    tracing::info!(shard = shard.0, epoch = lease.epoch(), "took shard");
-                    let draining_since = (self.stopping
-                        || self.ring.owner(shard) != Some(&self.node))
+    fn absorb_acquisition(&mut self, acquired: Result<(task::Id, Acquired), JoinError>) {
+        let (shard, result) = match acquired {
+            Ok((task, (shard, result))) => {
+                if self.acquiring.get(&shard) == Some(&task) {
+                    self.acquiring.remove(&shard);
+                }
+                (shard, result)
+            }
+            Err(error) => {
+                tracing::error!(%error, "lease acquisition task failed");
+                self.acquiring.retain(|_, task| *task != error.id());
+                return;
+            }
+        };
+        match result {
+            Ok(Acquire::Acquired(lease)) => {
+                metrics::lease_acquired();
+                tracing::info!(shard = shard.0, epoch = lease.epoch(), "took shard");
+                let draining_since = (self.stopping || self.ring.owner(shard) != Some(&self.node))
                     .then(Instant::now);
-                    self.held.insert(
-                        shard,
-                        Held {
-                            lease,
-                            draining_since,
-                        },
-                    );
-                }
-                Ok(Acquire::HeldBy(holder)) => {
-                    tracing::debug!(shard = shard.0, holder = %holder.node, "shard still held");
-                }
-                Err(error) => {
-                    tracing::debug!(shard = shard.0, %error, "could not take shard");
-                }
+                self.held.insert(
+                    shard,
+                    Held {
+                        lease,
+                        draining_since,
+                    },
+                );
+            }
+            Ok(Acquire::HeldBy(holder)) => {
+                tracing::debug!(shard = shard.0, holder = %holder.node, "shard still held");
+            }
+            Err(error) => {
+                tracing::debug!(shard = shard.0, %error, "could not take shard");
             }
         }
     }
@@ -513,16 +541,6 @@ impl Driver {
 async fn sleep_until_some(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn join_some<T>(task: &mut Option<JoinHandle<T>>) -> T
-where
-    T: Default,
-{
-    match task {
-        Some(handle) => handle.await.unwrap_or_default(),
         None => std::future::pending().await,
     }
 }

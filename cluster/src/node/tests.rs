@@ -1,5 +1,6 @@
 //! The driver against the test nats-server (`SOUK_TEST_NATS_URL`) with what only the
-//! crate's own tests can do: make one renewal's acknowledgement go missing.
+//! crate's own tests can do: make one renewal's or one take's acknowledgement go
+//! missing.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -95,6 +96,87 @@ async fn a_renewal_whose_acknowledgement_is_lost_costs_no_other_shard_its_lease(
 
     drop(node);
     let jetstream = async_nats::jetstream::new(client);
+    for bucket in ["members", "leases"] {
+        let _ = jetstream
+            .delete_key_value(format!("{namespace}_{bucket}"))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn an_acquisition_whose_acknowledgement_is_lost_delays_no_other_shard() {
+    let client = async_nats::connect(nats_url())
+        .await
+        .expect("the test nats-server (SOUK_TEST_NATS_URL)");
+    let settings = settings("taker");
+    let namespace = settings.namespace.clone();
+    let serving_window = settings.lease_ttl() - settings.lease_margin();
+    let node = ClusterNode::start(client.clone(), settings)
+        .await
+        .expect("start node");
+    assert!(node.wait_ready(Duration::from_secs(10)).await);
+
+    // Eight leases vanish at once (as when they expired), so the driver takes them back
+    // together; one take lands but is answered only long after a lease's length.
+    let slow = ShardId(5);
+    node.leases
+        .lose_next_acquisition_ack(slow, Duration::from_secs(10));
+    let jetstream = async_nats::jetstream::new(client);
+    let leases = jetstream
+        .get_key_value(format!("{namespace}_leases"))
+        .await
+        .expect("the leases bucket");
+    let lost: Vec<ShardId> = (0..8).map(ShardId).collect();
+    let before = node.snapshot();
+    let epoch_before = |shard: ShardId| before.owned[&shard].epoch;
+    for shard in &lost {
+        leases
+            .delete(crate::lease::shard_key(*shard))
+            .await
+            .expect("delete a lease");
+    }
+
+    // The seven others are served again, under new tenures, within two serving windows
+    // (a renewal's interval to notice the loss, one to take them back), long before the
+    // slow answer would have come.
+    let retaken = |shard: ShardId| {
+        node.snapshot()
+            .serving_epoch(shard)
+            .is_some_and(|epoch| epoch > epoch_before(shard))
+    };
+    let started = Instant::now();
+    tokio::time::timeout(serving_window * 2, async {
+        loop {
+            let others_served = lost
+                .iter()
+                .filter(|shard| **shard != slow)
+                .all(|shard| retaken(*shard));
+            if others_served {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the other shards were not taken back in {:?}",
+            started.elapsed()
+        )
+    });
+
+    // The slow one: its take gave up after a lease's length; the record it wrote is
+    // found as this node's own and continued.
+    tokio::time::timeout(Duration::from_secs(6), async {
+        while !retaken(slow) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the slow shard is served again");
+    serves_all_but(&node, None, serving_window).await;
+
+    drop(node);
     for bucket in ["members", "leases"] {
         let _ = jetstream
             .delete_key_value(format!("{namespace}_{bucket}"))
