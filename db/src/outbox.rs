@@ -215,9 +215,16 @@ where
     .await?)
 }
 
-/// Marks `ids` published, in one statement.
+/// Marks `ids` published, in one statement, and handled too when `handled` (stored by
+/// JetStream, which delivers it from there; see [`mark_handled`] for the in-process
+/// bus).
 #[tracing::instrument(name = "outbox_mark_published", skip(executor, ids), fields(events = ids.len()))]
-pub async fn mark_published<'e, E>(executor: E, ids: &[String], now: Micros) -> Result<(), DbError>
+pub async fn mark_published<'e, E>(
+    executor: E,
+    ids: &[String],
+    now: Micros,
+    handled: bool,
+) -> Result<(), DbError>
 where
     E: Executor<'e, Database = Any>,
 {
@@ -225,13 +232,47 @@ where
         return Ok(());
     }
     let mut builder = QueryBuilder::<Any>::new("UPDATE outbox_events SET published_at = ");
-    builder
-        .push_bind(now)
-        .push(" WHERE published_at IS NULL AND id IN (");
+    builder.push_bind(now);
+    if handled {
+        builder.push(", handled_at = ").push_bind(now);
+    }
+    builder.push(" WHERE published_at IS NULL AND id IN (");
     push_ids(&mut builder, &padded_ids(ids));
     builder.push(")");
     builder.build().execute(executor).await?;
     Ok(())
+}
+
+/// Marks an event handled: a worker of this process is done with it (sent, dead-lettered
+/// or nothing to send).
+#[tracing::instrument(name = "outbox_mark_handled", skip(executor))]
+pub async fn mark_handled<'e, E>(executor: E, id: &str, now: Micros) -> Result<(), DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query("UPDATE outbox_events SET handled_at = ? WHERE id = ? AND handled_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Makes the events published but never handled unpublished again, free of any lease,
+/// so the relay publishes them once more; how many. A node on the in-process bus calls
+/// it as it starts: what its previous process had queued in memory died with it.
+#[tracing::instrument(name = "outbox_reopen_unhandled", skip(executor))]
+pub async fn reopen_unhandled<'e, E>(executor: E) -> Result<u64, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let reopened = sqlx::query(
+        "UPDATE outbox_events SET published_at = NULL, claimed_by = NULL, claimed_until = NULL \
+         WHERE handled_at IS NULL AND published_at IS NOT NULL",
+    )
+    .execute(executor)
+    .await?;
+    Ok(reopened.rows_affected())
 }
 
 /// When the oldest unpublished event was written, if any: the relay's lag.

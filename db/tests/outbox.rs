@@ -16,6 +16,7 @@ souk_db::on_both_backends!(
     outbox_payload_limit,
     outbox_leases_go_to_one_relay_lapse_and_come_back,
     outbox_relays_claiming_at_once_share_the_events,
+    outbox_events_published_but_not_handled_are_reopened,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -284,10 +285,10 @@ async fn outbox_leases_go_to_one_relay_lapse_and_come_back(backend: TestBackend)
 
     // a publishes two and marks them; marking again changes nothing.
     let marked = vec![events[1].id.clone(), events[2].id.clone()];
-    outbox::mark_published(pool, &marked, T0 + 10)
+    outbox::mark_published(pool, &marked, T0 + 10, true)
         .await
         .unwrap();
-    outbox::mark_published(pool, &marked, T0 + 11)
+    outbox::mark_published(pool, &marked, T0 + 11, true)
         .await
         .unwrap();
     let stored = outbox::for_aggregate(pool, "order.placed", &events[0].aggregate_id)
@@ -317,7 +318,7 @@ async fn outbox_leases_go_to_one_relay_lapse_and_come_back(backend: TestBackend)
         .await
         .unwrap()
         .is_empty());
-    outbox::mark_published(pool, &[], T0).await.unwrap();
+    outbox::mark_published(pool, &[], T0, true).await.unwrap();
     outbox::release(pool, &[], "a").await.unwrap();
     assert_eq!(count(&test, "outbox_events").await, 6);
 }
@@ -344,4 +345,31 @@ async fn outbox_relays_claiming_at_once_share_the_events(backend: TestBackend) {
         first.len(),
         second.len()
     );
+}
+
+/// Published into a process's memory, an event is handled only once a worker is done
+/// with it: what was published but not handled (the process died with it queued) is
+/// made unpublished again, free of leases; what was handled, or stored by JetStream
+/// (published and handled at once), stays.
+async fn outbox_events_published_but_not_handled_are_reopened(backend: TestBackend) {
+    let test = database(backend).await;
+    let pool = test.db.pool();
+    let events = append_events(&test, 3).await;
+    let ids = ids_of(&events);
+    let claimed = outbox::claim(pool, &ids, "a", T0, T0 + LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    outbox::mark_published(pool, &ids[..2], T0 + 1, false)
+        .await
+        .unwrap();
+    outbox::mark_published(pool, &ids[2..], T0 + 1, true)
+        .await
+        .unwrap();
+    outbox::mark_handled(pool, &ids[0], T0 + 2).await.unwrap();
+    assert!(claimable_at(&test, T0 + 3).await.is_empty());
+
+    assert_eq!(outbox::reopen_unhandled(pool).await.unwrap(), 1);
+    assert_eq!(claimable_at(&test, T0 + 3).await, [ids[1].clone()]);
+    assert_eq!(outbox::reopen_unhandled(pool).await.unwrap(), 0);
 }

@@ -79,6 +79,10 @@ pub struct Processor {
 }
 
 impl Processor {
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     pub fn new(db: Db, transport: Transport, settings: &EmailSettings) -> anyhow::Result<Self> {
         Ok(Self {
             db,

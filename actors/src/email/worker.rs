@@ -9,7 +9,9 @@
 //! handled at once may finish in any order, so two mails of one order can go out in
 //! either order when their events are close together. At shutdown a worker takes no
 //! more events and finishes those in hand; one not acknowledged by then is delivered
-//! again later.
+//! again later. On the in-process bus, a worker marks each event it is done with as
+//! handled, and a node starting on that bus publishes again what was published but
+//! never handled (its previous process died with it queued in memory).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use tokio::sync::watch;
+
+use souk_db::clock::now_micros;
+use souk_db::outbox;
 
 use crate::email::processor::{Outcome, Processor};
 use crate::node::NodeRoot;
@@ -76,7 +81,13 @@ async fn consume_local(
         .take_until(stopped(stopping.clone()))
         .for_each_concurrent(in_flight, |delivery| async move {
             match processor.handle(&delivery.event, delivery.attempt).await {
-                Outcome::Done | Outcome::DeadLettered => {}
+                // Handled: a node restarting on this database does not publish it again.
+                Outcome::Done | Outcome::DeadLettered => {
+                    let id = &delivery.event.id;
+                    if let Err(error) = outbox::mark_handled(processor.db().pool(), id, now_micros()).await {
+                        tracing::warn!(event_id = %id, %error, "cannot mark the event handled; a restart sends it again (its mail is not repeated)");
+                    }
+                }
                 Outcome::Retry(delay) => bus.redeliver_after(delivery, delay),
             }
         })

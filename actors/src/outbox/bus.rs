@@ -1,6 +1,7 @@
 //! The in-process bus: without NATS, the relay hands events to this node's consumers
 //! through a channel. Delivery is at least once for as long as the process lives; what
-//! a crash loses was never marked published, so the relay sends it again on restart.
+//! a crash loses from the channel was published but not marked handled, so a node
+//! starting on this bus publishes it again (`outbox::reopen_unhandled`).
 
 use std::sync::Arc;
 use std::time::Duration;

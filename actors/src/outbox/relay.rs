@@ -167,7 +167,10 @@ impl Relay {
             .iter()
             .map(|event| event.id.clone())
             .collect();
-        outbox::mark_published(pool, &published, now_micros()).await?;
+        // Stored by JetStream, an event is handled; in this process's memory, only once
+        // a worker is done with it (`worker::consume_local`).
+        let handled = matches!(self.publisher, Publisher::JetStream { .. });
+        outbox::mark_published(pool, &published, now_micros(), handled).await?;
         metrics::counter!("souk_outbox_published_total").increment(published.len() as u64);
         record_lag(&self.db).await;
         Ok(published.len())

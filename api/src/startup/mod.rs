@@ -126,6 +126,7 @@ impl Application {
                 Some(format!("http://{own}/api/v1/payments/webhook"));
         }
         let state = build_state(config).await?;
+        tasks::reopen_unhandled_events(&state).await?;
         tasks::start_tasks(&state)?;
         Self::serve(listener, grpc_listener, ops_listener, state)
     }

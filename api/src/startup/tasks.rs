@@ -8,11 +8,28 @@ use actix_web::web;
 use souk_actors::email::processor::Processor;
 use souk_actors::email::transport::Transport;
 use souk_actors::email::worker;
-use souk_actors::outbox::relay::Relay;
+use souk_actors::outbox::relay::{Publisher, Relay};
 
 use super::secrets::jwt_secret;
 use crate::state::AppState;
 use crate::topology::Service;
+
+/// On the in-process bus, what the previous process on this database published but no
+/// worker finished died with it: it is published again before the relay starts (a mail
+/// already sent is not repeated).
+pub(super) async fn reopen_unhandled_events(state: &web::Data<AppState>) -> anyhow::Result<()> {
+    if !state.config.outbox.relay || !matches!(state.email.publisher(), Publisher::Local(_)) {
+        return Ok(());
+    }
+    let reopened = souk_db::outbox::reopen_unhandled(state.db.pool()).await?;
+    if reopened > 0 {
+        tracing::info!(
+            events = reopened,
+            "publishing again the events the last process did not finish"
+        );
+    }
+    Ok(())
+}
 
 /// The node root's tasks: the outbox relay (when enabled), the email worker pool
 /// (consuming what the relay publishes: JetStream's shared durable consumer, or the

@@ -1,6 +1,6 @@
 //! A node killed with SIGKILL in the middle of checkout load: after a restart every
 //! acknowledged order and payment is there, nothing is oversold, and the stock agrees
-//! with the orders.
+//! with the orders; and mail it still had queued in memory goes out after the restart.
 
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cli::{admin_create, souk, start_server};
+use crate::cli::{admin_create, souk, start_server, start_server_with};
 use crate::helpers::*;
 
 const STOCK: i64 = 40;
@@ -228,4 +228,85 @@ fn sigkill_under_checkout_load_loses_nothing_acknowledged() {
         .args(["-TERM", &node.id().to_string()])
         .status();
     let _ = node.wait();
+}
+
+/// Without NATS the relay publishes into the node's memory. A node killed with mail
+/// still queued there (its SMTP server refusing, so the welcome mail waits for a retry)
+/// publishes that event again when it restarts, and the mail goes out.
+#[test]
+fn mail_a_killed_node_had_queued_in_memory_goes_out_after_a_restart() {
+    let dir = TempDir::new();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut refusing = souk(&dir.0);
+    refusing
+        .env("SOUK_SMTP_URL", format!("smtp://127.0.0.1:{closed_port}"))
+        .env("SOUK_EMAIL_MAX_ATTEMPTS", "1000")
+        .env("SOUK_EMAIL_RETRY_BASE_MS", "60000");
+    let (mut node, address, _) = start_server_with(refusing);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let email = "queued@example.com";
+    let url = format!("sqlite://{}?mode=rwc", dir.0.join("data/souk.db").display());
+    runtime.block_on(async {
+        let client = crate::helpers::http_client();
+        let registered = client
+            .post(format!("{address}/api/v1/auth/register"))
+            .json(&json!({"email": email, "password": PASSWORD, "name": "Queued"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(registered.status(), 201);
+        // Published into the node's memory, where the worker keeps retrying it.
+        let db = souk_db::Db::connect(&url, &souk_db::PoolSettings::default())
+            .await
+            .unwrap();
+        let published = "SELECT COUNT(*) FROM outbox_events WHERE topic = 'user.registered' AND published_at IS NOT NULL";
+        for _ in 0..100 {
+            let (count,): (i64,) = sqlx::query_as(published).fetch_one(db.pool()).await.unwrap();
+            if count == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (count,): (i64,) = sqlx::query_as(published).fetch_one(db.pool()).await.unwrap();
+        assert_eq!(count, 1, "the event was published");
+        db.close().await;
+    });
+    let killed = Command::new("kill")
+        .args(["-KILL", &node.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = node.wait();
+
+    // Restarted with mail written to files: the welcome mail goes out.
+    let (mut node, _, _) = start_server(&dir.0);
+    let outbox = dir.0.join("data/outbox");
+    let mailed = || {
+        std::fs::read_dir(&outbox)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| {
+                std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains(email))
+            })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !mailed() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status();
+    let _ = node.wait();
+    assert!(
+        mailed(),
+        "the welcome mail queued before the kill was not sent"
+    );
 }
