@@ -291,6 +291,27 @@ mod tests {
         );
     }
 
+    /// The inventory's own answers, retryable ones included, are answers: they must not
+    /// count toward the client's circuit breaker as if the service were unreachable.
+    #[test]
+    fn stock_refusals_are_not_transport_failures() {
+        use crate::wire::status::is_transport_failure;
+        for error in [
+            InventoryError::Stock(StockError::Insufficient { available: 3 }),
+            InventoryError::Fenced,
+            InventoryError::Restarting {
+                retry_after_ms: 400,
+            },
+            InventoryError::Unavailable("the batch failed".into()),
+        ] {
+            let status = inventory_error_to_status(&error);
+            assert!(!is_transport_failure(&status), "{error:?}");
+        }
+        assert!(is_transport_failure(&Status::unavailable(
+            "connection refused"
+        )));
+    }
+
     #[test]
     fn order_commands_round_trip_and_local_ones_stay_local() {
         let command = Command::Reserve {

@@ -96,11 +96,17 @@ pub fn error_from_status(status: &tonic::Status, fallback: ErrorCode) -> Error {
 }
 
 /// Whether a failed call may have never reached a Souk handler (connection refused,
-/// deadline, overload): those are the failures worth a retry or a circuit breaker.
+/// deadline, overload): those are the failures worth a retry or a circuit breaker. A
+/// status a Souk service wrote (its `ErrorInfo` domain `souk`, or a service's own such
+/// as `souk.inventory`) is that service's answer, even when it says "retry".
 pub fn is_transport_failure(status: &tonic::Status) -> bool {
-    let from_souk = status
-        .get_details_error_info()
-        .is_some_and(|info| info.domain == ERROR_DOMAIN);
+    let from_souk = status.get_details_error_info().is_some_and(|info| {
+        info.domain == ERROR_DOMAIN
+            || info
+                .domain
+                .strip_prefix(ERROR_DOMAIN)
+                .is_some_and(|service| service.starts_with('.'))
+    });
     !from_souk
         && matches!(
             status.code(),
