@@ -77,9 +77,13 @@ impl CatalogService {
             created_at: now,
             updated_at: now,
         };
-        catalog::insert_category(self.db.pool(), &record)
+        let changed = changed_event(&record.id)?;
+        let mut transaction = self.db.begin().await?;
+        catalog::insert_category(&mut *transaction, &record)
             .await
             .map_err(slug_taken)?;
+        souk_db::outbox::append(&mut *transaction, &changed).await?;
+        transaction.commit().await.map_err(DbError::from)?;
         self.invalidate().await;
         Ok(category_view(&record))
     }
@@ -131,11 +135,13 @@ impl CatalogService {
         {
             return Err(Error::not_found("category"));
         }
-        if moved {
-            let event =
-                Topic::CategoryMoved.event(id, &serde_json::json!({ "category_id": id }))?;
-            souk_db::outbox::append(&mut *transaction, &event).await?;
-        }
+        // A move changes its products' paths; any change, the cached tree.
+        let event = if moved {
+            Topic::CategoryMoved.event(id, &serde_json::json!({ "category_id": id }))?
+        } else {
+            changed_event(id)?
+        };
+        souk_db::outbox::append(&mut *transaction, &event).await?;
         transaction.commit().await.map_err(DbError::from)?;
         self.invalidate().await;
         if moved {
@@ -172,10 +178,19 @@ impl CatalogService {
                 "the category has products; move them first",
             ));
         }
-        catalog::delete_category(self.db.pool(), id).await?;
+        let changed = changed_event(id)?;
+        let mut transaction = self.db.begin().await?;
+        catalog::delete_category(&mut *transaction, id).await?;
+        souk_db::outbox::append(&mut *transaction, &changed).await?;
+        transaction.commit().await.map_err(DbError::from)?;
         self.invalidate().await;
         Ok(())
     }
+}
+
+/// `category.changed` for the category `id`: other nodes' caches of the tree forget it.
+fn changed_event(id: &str) -> Result<souk_db::outbox::OutboxEvent, Error> {
+    Topic::CategoryChanged.event(id, &serde_json::json!({ "category_id": id }))
 }
 
 /// How deep categories nest: a top-level category is level 1. The tree's JSON then

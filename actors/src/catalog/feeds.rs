@@ -1,6 +1,7 @@
-//! What keeps a node's search index and checkout snapshots current besides its own
-//! catalog writes: the catalog events of every node (`product.changed`,
-//! `category.moved`, `stock.availability`, and `search.reindex` from the command),
+//! What keeps a node's search index, catalog cache and checkout snapshots current
+//! besides its own catalog writes: the catalog events of every node (`product.changed`,
+//! `category.moved`, `category.changed`, `stock.availability`, and `search.reindex`
+//! from the command),
 //! written to each node's outbox in the transaction of the change they announce and
 //! relayed to every node (JetStream, or the in-process bus of an embedded node). Each
 //! event only names what changed; the engine re-reads it from the database.
@@ -14,9 +15,10 @@ use crate::outbox::relay::Publisher;
 use crate::outbox::{PublishedEvent, Topic};
 
 /// The topics the search index follows.
-pub const CATALOG_TOPICS: [Topic; 4] = [
+pub const CATALOG_TOPICS: [Topic; 5] = [
     Topic::ProductChanged,
     Topic::CategoryMoved,
+    Topic::CategoryChanged,
     Topic::StockAvailability,
     Topic::SearchReindex,
 ];
@@ -48,6 +50,11 @@ pub async fn apply(catalog: &CatalogService, event: &PublishedEvent) -> Result<(
             }
             None => Ok(()),
         },
+        // Created, renamed or deleted: no product's path changed, the cached tree did.
+        Some(Topic::CategoryChanged) => {
+            catalog.forget_changed(&[]);
+            Ok(())
+        }
         Some(Topic::StockAvailability) => match text("sku") {
             Some(sku) => engine.refresh_stock(db, &sku).await,
             None => Ok(()),

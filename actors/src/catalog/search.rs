@@ -9,7 +9,7 @@
 //! - this node's committed-stock feed flips a product's stock flag when its SKU's
 //!   availability crosses zero (`watch_stock`);
 //! - the catalog events every node writes to its outbox (`product.changed`,
-//!   `category.moved`, `stock.availability`) reach the other nodes over JetStream
+//!   `category.moved`, `category.changed`, `stock.availability`) reach the other nodes over JetStream
 //!   (`events.rs`).
 //!
 //! Feeds and rebuild pages take one lock while they read the database and write the

@@ -12,6 +12,7 @@ use souk_db::{Db, DbError};
 
 use crate::catalog::service::announce_products;
 use crate::catalog::CatalogService;
+use crate::outbox::Topic;
 
 pub const SKU_PREFIX: &str = "SEED-";
 const BATCH: usize = 500;
@@ -343,7 +344,13 @@ async fn ensure_categories(
         leaves.push(id);
     }
     for record in &to_insert {
-        catalog::insert_category(db.pool(), record).await?;
+        // With its `category.changed`, so running nodes' caches of the tree forget it.
+        let changed = Topic::CategoryChanged
+            .event(&record.id, &serde_json::json!({ "category_id": record.id }))?;
+        let mut transaction = db.begin().await?;
+        catalog::insert_category(&mut *transaction, record).await?;
+        souk_db::outbox::append(&mut *transaction, &changed).await?;
+        transaction.commit().await.map_err(DbError::from)?;
         created_any = true;
     }
     if created_any {

@@ -323,6 +323,7 @@ impl Processor {
             | Topic::StockAvailability
             | Topic::ProductChanged
             | Topic::CategoryMoved
+            | Topic::CategoryChanged
             | Topic::SearchReindex => return Ok(Vec::new()),
         };
         if matches!(template, "welcome" | "verify_reminder" | "password_reset") {

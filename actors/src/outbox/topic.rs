@@ -26,11 +26,12 @@ pub enum Topic {
     StockAvailability,
     ProductChanged,
     CategoryMoved,
+    CategoryChanged,
     SearchReindex,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 18] = [
+    pub const ALL: [Topic; 19] = [
         Topic::UserRegistered,
         Topic::UserDeleted,
         Topic::AccessChanged,
@@ -48,6 +49,7 @@ impl Topic {
         Topic::StockAvailability,
         Topic::ProductChanged,
         Topic::CategoryMoved,
+        Topic::CategoryChanged,
         Topic::SearchReindex,
     ];
 
@@ -79,6 +81,8 @@ impl Topic {
             Topic::ProductChanged => "product.changed",
             // A category moved in the tree: its products' paths changed.
             Topic::CategoryMoved => "category.moved",
+            // A category was created, renamed or deleted: caches of the tree forget it.
+            Topic::CategoryChanged => "category.changed",
             // `souk search reindex`: every node rebuilds its search index.
             Topic::SearchReindex => "search.reindex",
         }

@@ -200,5 +200,66 @@ fn changes_on_one_node_reach_the_other_nodes_caches_within_the_bound() {
         })
         .await;
         eprintln!("repriced: charged on the other node after {lag:?}");
+
+        // A category created, then renamed, on the writer: the reader's cached tree
+        // shows each change within the bound.
+        let top_level_names = |node: &str| {
+            let node = node.to_owned();
+            let client = caller.client.clone();
+            async move {
+                let tree: Value = client
+                    .get(format!("{node}/api/v1/categories"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                tree["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|category| category["name"].as_str().unwrap().to_owned())
+                    .collect::<Vec<String>>()
+            }
+        };
+        assert!(
+            top_level_names(reader).await.is_empty(),
+            "the reader caches an empty tree"
+        );
+        let created = caller
+            .post(
+                writer,
+                "/api/v1/admin/categories",
+                Some(&admin),
+                json!({"name": "Lamps"}),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let category_id = created.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let lag = within(EVENT_BOUND, "new category on the other node", || async {
+            top_level_names(reader).await == ["Lamps"]
+        })
+        .await;
+        eprintln!("category created: in the other node's tree after {lag:?}");
+        let renamed = caller
+            .client
+            .patch(format!("{writer}/api/v1/admin/categories/{category_id}"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "Lights"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(renamed.status(), StatusCode::OK);
+        let lag = within(
+            EVENT_BOUND,
+            "renamed category on the other node",
+            || async { top_level_names(reader).await == ["Lights"] },
+        )
+        .await;
+        eprintln!("category renamed: in the other node's tree after {lag:?}");
     });
 }
