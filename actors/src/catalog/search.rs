@@ -9,8 +9,8 @@
 //! - this node's committed-stock feed flips a product's stock flag when its SKU's
 //!   availability crosses zero (`watch_stock`);
 //! - the catalog events every node writes to its outbox (`product.changed`,
-//!   `category.moved`, `category.changed`, `stock.availability`) reach the other nodes over JetStream
-//!   (`events.rs`).
+//!   `category.moved`, `category.changed`, `stock.availability`) reach the other nodes
+//!   over JetStream (`events.rs`).
 //!
 //! Feeds and rebuild pages take one lock while they read the database and write the
 //! index, so an older read never overwrites a newer one.
