@@ -185,6 +185,12 @@ pub fn parse_csv(body: &[u8]) -> Result<ParsedRows, Error> {
         let parsed = record
             .map_err(|error| vec![FieldError::new("line", error.to_string())])
             .and_then(|record| {
+                // A quoted field may break its lines as the file does: CRLF (RFC 4180)
+                // is stored as a newline, like LF.
+                let record: csv::StringRecord = record
+                    .iter()
+                    .map(|field| field.replace("\r\n", "\n"))
+                    .collect();
                 record
                     .deserialize::<CsvRow>(Some(&headers))
                     .map_err(|error| vec![FieldError::new("line", error.to_string())])

@@ -281,3 +281,22 @@ async fn csv_errors_name_the_line_of_the_file() {
     assert_eq!(counts(&report), (2, 0, 0, 2), "{report}");
     assert_eq!(error_lines(&report), [4, 5], "{report}");
 }
+
+/// A file written with CRLF line ends may break a quoted field's lines with CRLF too
+/// (RFC 4180): the field is stored with a newline, not refused as holding a control
+/// character.
+#[actix_web::test]
+async fn a_crlf_file_may_break_a_quoted_field_across_lines() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let csv = "sku,name,description,price_amount,currency\r\n\
+               CRLF-1,Kettle,\"line one\r\nline two\",1000,EUR\r\n";
+    let report = import_report(&app, &admin, "text/csv", csv).await;
+    assert_eq!(counts(&report), (1, 0, 0, 0), "{report}");
+    let product: Value = by_sku(&app, Some(&admin.access_token), "CRLF-1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(product["description"], "line one\nline two");
+}
