@@ -60,13 +60,18 @@ impl CatalogService {
                 }
             };
             match self.upsert(valid).await {
+                // Each written row's event reaches the other nodes at once: the shared
+                // cache must not answer them what it held before for the rest of the
+                // import.
                 Ok(Upserted::Created(id)) => {
                     report.created += 1;
                     written.push(id);
+                    self.invalidate().await;
                 }
                 Ok(Upserted::Updated(id)) => {
                     report.updated += 1;
                     written.push(id);
+                    self.invalidate().await;
                 }
                 Ok(Upserted::Unchanged) => report.unchanged += 1,
                 Err(error) => {
@@ -80,7 +85,6 @@ impl CatalogService {
             }
         }
         if report.created + report.updated > 0 {
-            self.invalidate().await;
             self.reindex(&written).await;
         }
         tracing::info!(

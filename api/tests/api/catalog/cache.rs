@@ -351,3 +351,39 @@ async fn reads_and_writes_survive_redis_dying() {
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// An import moves the shared cache on with each row it writes, not once at its end:
+/// each row's event reaches the other nodes while the import goes on, and they must
+/// not be answered the product as it was before the row.
+#[actix_web::test]
+async fn each_imported_row_moves_the_shared_cache_on() {
+    let prefix = own_redis_prefix();
+    let configured = prefix.clone();
+    let app = spawn_app_with_redis(move |config| config.redis.key_prefix = configured).await;
+    let admin = app.admin().await;
+    create(&app, &admin, product("ROW-1", "Row one", 1000)).await;
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let generation_key = format!("{prefix}gen:catalog");
+    let before: Option<u64> = redis::cmd("GET")
+        .arg(&generation_key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let rows = json!([
+        {"sku": "ROW-1", "name": "Row one", "price": {"amount": 2000, "currency": "EUR"}, "status": "active"},
+        {"sku": "ROW-2", "name": "Row two", "price": {"amount": 100, "currency": "EUR"}, "status": "active"},
+        {"sku": "ROW-3", "name": "Row three", "price": {"amount": 100, "currency": "EUR"}, "status": "active"},
+    ]);
+    let report = import_report(&app, &admin, "application/json", &rows.to_string()).await;
+    assert_eq!(counts(&report), (2, 1, 0, 0), "{report}");
+    let after: Option<u64> = redis::cmd("GET")
+        .arg(&generation_key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(
+        after.unwrap_or(0) >= before.unwrap_or(0) + 3,
+        "one move per written row: {before:?} then {after:?}"
+    );
+}
