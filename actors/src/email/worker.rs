@@ -33,6 +33,9 @@ use crate::outbox::{Names, PublishedEvent};
 /// (a worker died mid-send): above the SMTP timeout.
 const ACK_WAIT: Duration = Duration::from_secs(30);
 
+/// How often the server says a pull is alive while no message is pending.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(15);
+
 /// Starts `count` workers as supervised background tasks of the node root, each
 /// handling up to `in_flight` events at once.
 pub fn spawn_pool(
@@ -133,7 +136,13 @@ async fn consume_jetstream(
         consumer = email_consumer(context, names) => consumer?,
         () = stopped(stopping.clone()) => return Ok(()),
     };
+    // A pull asks for what the worker can take at once: messages waiting in a worker's
+    // buffer past `ACK_WAIT` would be delivered again (to another worker too), counting
+    // attempts that never failed and risking a mail sent twice.
     let messages = consumer
+        .stream()
+        .max_messages_per_batch(in_flight)
+        .heartbeat(PULL_HEARTBEAT)
         .messages()
         .await
         .map_err(|error| anyhow::anyhow!("cannot pull messages: {error}"))?;
