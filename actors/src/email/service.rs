@@ -231,18 +231,22 @@ impl EmailService {
             created_at: now,
         };
         // A message id of its own: JetStream would drop the event id as a duplicate.
-        if let Err(error) = self
-            .publisher
-            .publish(&event, &format!("{}.replay.{}", letter.event_id, letter.id))
-            .await
-        {
+        let message_id = format!("{}.replay.{}", letter.event_id, letter.id);
+        // Published, or the mark undone, on a task of its own: a caller that gives up
+        // (a deadline, a reset stream) must not leave the letter marked but unsent.
+        let (publisher, db, letter_id) = (self.publisher.clone(), self.db.clone(), id.to_owned());
+        let published = tokio::spawn(async move {
+            let Err(error) = publisher.publish(&event, &message_id).await else {
+                return Ok(());
+            };
             // Undo the mark, so the admin can try again once the bus is back.
-            repo::unmark_replayed(self.db.pool(), id).await?;
-            return Err(Error::new(
+            repo::unmark_replayed(db.pool(), &letter_id).await?;
+            Err(Error::new(
                 ErrorCode::ServiceUnavailable,
                 format!("cannot publish the event again: {error}"),
-            ));
-        }
+            ))
+        });
+        published.await.map_err(Error::internal)??;
         tracing::info!(dead_letter_id = %id, event_id = %letter.event_id, "dead letter replayed");
         let mut replayed = letter;
         replayed.replayed_at = Some(now);
