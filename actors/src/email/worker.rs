@@ -87,7 +87,8 @@ async fn consume_local(
                 // Handled: a node restarting on this database does not publish it again.
                 Outcome::Done | Outcome::DeadLettered => {
                     let id = &delivery.event.id;
-                    if let Err(error) = outbox::mark_handled(processor.db().pool(), id, now_micros()).await {
+                    let pool = processor.db().pool();
+                    if let Err(error) = outbox::mark_handled(pool, id, now_micros()).await {
                         tracing::warn!(event_id = %id, %error, "cannot mark the event handled; a restart sends it again (its mail is not repeated)");
                     }
                 }
