@@ -114,6 +114,15 @@ where
     .await?)
 }
 
+/// Takes the category tree's lock for the caller's transaction: changes of the tree
+/// then run one at a time, each reading the tree as the one before left it.
+pub async fn lock_categories(connection: &mut AnyConnection) -> Result<(), DbError> {
+    sqlx::query("UPDATE catalog_locks SET version = version + 1 WHERE name = 'categories'")
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
 /// Products (of any status) in a category, for refusing to delete a non-empty one.
 pub async fn count_products_in_category<'e, E>(
     executor: E,

@@ -56,7 +56,8 @@ impl CatalogService {
                     None
                 }),
         };
-        let categories = self.categories().await?;
+        let mut transaction = self.db.begin().await?;
+        let categories = locked_tree(&mut transaction).await?;
         if let Some(parent) = &input.parent_id {
             if !categories.iter().any(|category| &category.id == parent) {
                 check.push("parent_id", "no such category");
@@ -78,7 +79,6 @@ impl CatalogService {
             updated_at: now,
         };
         let changed = changed_event(&record.id)?;
-        let mut transaction = self.db.begin().await?;
         catalog::insert_category(&mut *transaction, &record)
             .await
             .map_err(slug_taken)?;
@@ -94,7 +94,10 @@ impl CatalogService {
         id: &str,
         changes: CategoryChanges,
     ) -> Result<CategoryView, Error> {
-        let categories = self.categories().await?;
+        // Checked against the tree as it is, one change at a time: two moves at once
+        // cannot each pass the cycle check against the tree before the other.
+        let mut transaction = self.db.begin().await?;
+        let categories = locked_tree(&mut transaction).await?;
         let mut record = categories
             .iter()
             .find(|category| category.id == id)
@@ -128,7 +131,6 @@ impl CatalogService {
         let moved = categories
             .iter()
             .any(|category| category.id == id && category.parent_id != record.parent_id);
-        let mut transaction = self.db.begin().await?;
         if !catalog::update_category(&mut *transaction, &record)
             .await
             .map_err(slug_taken)?
@@ -159,7 +161,8 @@ impl CatalogService {
 
     #[tracing::instrument(name = "delete_category", skip(self))]
     pub async fn delete_category(&self, id: &str) -> Result<(), Error> {
-        let categories = self.categories().await?;
+        let mut transaction = self.db.begin().await?;
+        let categories = locked_tree(&mut transaction).await?;
         if !categories.iter().any(|category| category.id == id) {
             return Err(Error::not_found("category"));
         }
@@ -172,20 +175,25 @@ impl CatalogService {
                 "the category has sub-categories; move or delete them first",
             ));
         }
-        if catalog::count_products_in_category(self.db.pool(), id).await? > 0 {
+        if catalog::count_products_in_category(&mut *transaction, id).await? > 0 {
             return Err(Error::new(
                 ErrorCode::CategoryNotEmpty,
                 "the category has products; move them first",
             ));
         }
         let changed = changed_event(id)?;
-        let mut transaction = self.db.begin().await?;
         catalog::delete_category(&mut *transaction, id).await?;
         souk_db::outbox::append(&mut *transaction, &changed).await?;
         transaction.commit().await.map_err(DbError::from)?;
         self.invalidate().await;
         Ok(())
     }
+}
+
+/// The category tree as it is, read after taking its lock in `transaction`.
+async fn locked_tree(transaction: &mut souk_db::Transaction) -> Result<Vec<CategoryRecord>, Error> {
+    catalog::lock_categories(&mut *transaction).await?;
+    Ok(catalog::list_categories(&mut **transaction).await?)
 }
 
 /// `category.changed` for the category `id`: other nodes' caches of the tree forget it.

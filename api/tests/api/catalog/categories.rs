@@ -259,3 +259,45 @@ async fn categories_nest_at_most_the_levels_the_tree_shows() {
     }
     assert_eq!(levels, max);
 }
+
+crate::on_both_backends!(two_categories_moved_under_each_other_at_once_do_not_form_a_cycle);
+
+/// Two moves at once, each of a category under the other: one goes through and the
+/// other is refused as a cycle, every time; the tree never loses them.
+async fn two_categories_moved_under_each_other_at_once_do_not_form_a_cycle(
+    backend: souk_db::testing::TestBackend,
+) {
+    let app = spawn_app_on(backend).await;
+    let admin = app.admin().await;
+    let move_under = |id: String, parent: String| {
+        let request = app
+            .client
+            .patch(app.url(&format!("/api/v1/admin/categories/{id}")))
+            .bearer_auth(&admin.access_token)
+            .json(&json!({"parent_id": parent}));
+        async move { request.send().await.unwrap().status() }
+    };
+    for round in 0..15 {
+        let x = id_of(&create_category(&app, &admin, &format!("X{round}"), None).await);
+        let y = id_of(&create_category(&app, &admin, &format!("Y{round}"), None).await);
+        let (first, second) = tokio::join!(
+            move_under(x.clone(), y.clone()),
+            move_under(y.clone(), x.clone())
+        );
+        let mut statuses = [first.as_u16(), second.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "round {round}");
+        let tree: Value = app.get("/api/v1/categories").await.json().await.unwrap();
+        let roots: Vec<&str> = tree["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|root| root["name"].as_str().unwrap())
+            .collect();
+        let (x_name, y_name) = (format!("X{round}"), format!("Y{round}"));
+        assert!(
+            roots.contains(&x_name.as_str()) || roots.contains(&y_name.as_str()),
+            "round {round}: the pair vanished from the tree: {roots:?}"
+        );
+    }
+}
