@@ -32,6 +32,32 @@ fn settings(node: &str) -> ClusterSettings {
     }
 }
 
+/// A node of `settings(name)` started and ready, with its client, namespace and serving
+/// window.
+async fn ready_node(name: &str) -> (async_nats::Client, ClusterNode, String, Duration) {
+    let client = async_nats::connect(nats_url())
+        .await
+        .expect("the test nats-server (SOUK_TEST_NATS_URL)");
+    let settings = settings(name);
+    let namespace = settings.namespace.clone();
+    let serving_window = settings.lease_ttl() - settings.lease_margin();
+    let node = ClusterNode::start(client.clone(), settings)
+        .await
+        .expect("start node");
+    assert!(node.wait_ready(Duration::from_secs(10)).await);
+    (client, node, namespace, serving_window)
+}
+
+/// Deletes the namespace's buckets, which no other test uses.
+async fn forget_buckets(client: async_nats::Client, namespace: &str) {
+    let jetstream = async_nats::jetstream::new(client);
+    for bucket in ["members", "leases"] {
+        let _ = jetstream
+            .delete_key_value(format!("{namespace}_{bucket}"))
+            .await;
+    }
+}
+
 /// Checks every 10 ms for `period` that the node serves every shard but `except`.
 async fn serves_all_but(node: &ClusterNode, except: Option<ShardId>, period: Duration) {
     let started = Instant::now();
@@ -50,16 +76,7 @@ async fn serves_all_but(node: &ClusterNode, except: Option<ShardId>, period: Dur
 
 #[tokio::test]
 async fn a_renewal_whose_acknowledgement_is_lost_costs_no_other_shard_its_lease() {
-    let client = async_nats::connect(nats_url())
-        .await
-        .expect("the test nats-server (SOUK_TEST_NATS_URL)");
-    let settings = settings("slow");
-    let namespace = settings.namespace.clone();
-    let serving_window = settings.lease_ttl() - settings.lease_margin();
-    let node = ClusterNode::start(client.clone(), settings)
-        .await
-        .expect("start node");
-    assert!(node.wait_ready(Duration::from_secs(10)).await);
+    let (client, node, namespace, serving_window) = ready_node("slow").await;
 
     // One renewal lands but is answered only after far longer than the serving window
     // (and than the store's own write timeout).
@@ -95,33 +112,19 @@ async fn a_renewal_whose_acknowledgement_is_lost_costs_no_other_shard_its_lease(
     serves_all_but(&node, None, serving_window * 2).await;
 
     drop(node);
-    let jetstream = async_nats::jetstream::new(client);
-    for bucket in ["members", "leases"] {
-        let _ = jetstream
-            .delete_key_value(format!("{namespace}_{bucket}"))
-            .await;
-    }
+    forget_buckets(client, &namespace).await;
 }
 
 #[tokio::test]
 async fn an_acquisition_whose_acknowledgement_is_lost_delays_no_other_shard() {
-    let client = async_nats::connect(nats_url())
-        .await
-        .expect("the test nats-server (SOUK_TEST_NATS_URL)");
-    let settings = settings("taker");
-    let namespace = settings.namespace.clone();
-    let serving_window = settings.lease_ttl() - settings.lease_margin();
-    let node = ClusterNode::start(client.clone(), settings)
-        .await
-        .expect("start node");
-    assert!(node.wait_ready(Duration::from_secs(10)).await);
+    let (client, node, namespace, serving_window) = ready_node("taker").await;
 
     // Eight leases vanish at once (as when they expired), so the driver takes them back
     // together; one take lands but is answered only long after a lease's length.
     let slow = ShardId(5);
     node.leases
         .lose_next_acquisition_ack(slow, Duration::from_secs(10));
-    let jetstream = async_nats::jetstream::new(client);
+    let jetstream = async_nats::jetstream::new(client.clone());
     let leases = jetstream
         .get_key_value(format!("{namespace}_leases"))
         .await
@@ -177,9 +180,5 @@ async fn an_acquisition_whose_acknowledgement_is_lost_delays_no_other_shard() {
     serves_all_but(&node, None, serving_window).await;
 
     drop(node);
-    for bucket in ["members", "leases"] {
-        let _ = jetstream
-            .delete_key_value(format!("{namespace}_{bucket}"))
-            .await;
-    }
+    forget_buckets(client, &namespace).await;
 }

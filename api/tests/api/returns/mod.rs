@@ -102,6 +102,30 @@ async fn step(
     .await
 }
 
+/// Approves and receives the return, both of which must succeed.
+async fn approve_and_receive(app: &TestApp, admin: &Session, order_id: &str, return_id: &str) {
+    for verb in ["approve", "receive"] {
+        let stepped = step(app, admin, order_id, return_id, verb, json!({})).await;
+        assert_eq!(stepped.status(), StatusCode::OK, "{verb}");
+    }
+}
+
+/// Saves a Berlin address in the shopper's book (a German tax rate applies to it); its
+/// id.
+async fn berlin_address(app: &TestApp, shopper: &Session) -> Value {
+    let address: Value = act(
+        app,
+        &shopper.access_token,
+        "/api/v1/users/me/addresses",
+        json!({"name": "Ada", "line1": "Unter den Linden 1", "city": "Berlin", "postal_code": "10117", "country": "DE"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    address["id"].clone()
+}
+
 async fn order_of(app: &TestApp, shopper: &Session, id: &str) -> Value {
     app.get_as(&format!("/api/v1/orders/{id}"), &shopper.access_token)
         .await
