@@ -65,21 +65,31 @@ async fn smoke_run_never_oversells_and_records_every_acknowledged_reservation() 
                         | StrategyName::SoukClusterOne
                 );
                 assert_eq!(cell.settled_secs.is_some(), mails, "{label} settling");
-                // Only the three-node cluster forwards calls, several to a message at most.
-                if *name == StrategyName::SoukCluster && cell.reserved > 2 {
-                    let mailbox = cell
-                        .mailbox
-                        .unwrap_or_else(|| panic!("{label}: no mailbox"));
-                    assert!(mailbox.calls > 0, "{label} forwarded nothing: {mailbox:?}");
-                    assert!(
-                        mailbox.call_messages > 0 && mailbox.call_messages <= mailbox.calls,
-                        "{label}: {mailbox:?}"
-                    );
-                    assert!(
-                        mailbox.answer_messages > 0 && mailbox.answer_messages <= mailbox.answers,
-                        "{label}: {mailbox:?}"
-                    );
-                } else if *name != StrategyName::SoukCluster {
+                // Only the three-node cluster forwards calls, several to a message at
+                // most. Its clients send to the nodes in turn, so of any three requests
+                // for the hot SKU two reach a node that does not own it; in the other
+                // workloads a short cell's few requests may each reach their SKU's owner.
+                if *name == StrategyName::SoukCluster {
+                    let requests = cell.reserved + cell.rejected;
+                    match cell.mailbox {
+                        Some(mailbox) => {
+                            // Present only when a call left: calls >= messages > 0.
+                            assert!(
+                                mailbox.call_messages <= mailbox.calls,
+                                "{label}: {mailbox:?}"
+                            );
+                            assert!(
+                                mailbox.answer_messages > 0
+                                    && mailbox.answer_messages <= mailbox.answers,
+                                "{label}: {mailbox:?}"
+                            );
+                        }
+                        None => assert!(
+                            workload != Workload::Hot || requests < 3,
+                            "{label}: nothing forwarded in {requests} requests"
+                        ),
+                    }
+                } else {
                     assert_eq!(cell.mailbox, None, "{label} forwards nothing");
                 }
             }
