@@ -10,10 +10,15 @@
 //! of its own, cut off at a deadline (the lease's, or for a take, a lease's length),
 //! and its result is taken as soon as it comes: a slow write (a lost acknowledgement)
 //! costs at most its own shard, never the others'.
+//!
+//! A table that differs from the last one only in how long leases are valid (a round
+//! of renewals, whose answers trickle in) is published at most every
+//! [`EXTENSION_PUBLISH_INTERVAL`], unless a published deadline is about to pass: every
+//! published table wakes the handoff task and is read by every router.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::{self, JoinError, JoinSet};
@@ -27,6 +32,9 @@ use crate::table::{OwnedShard, ShardState, ShardTable};
 
 /// Lease takes in flight at once, and renewals at once.
 const CONCURRENT_LEASE_WRITES: usize = 128;
+
+/// The shortest time between two tables that differ only in the leases' deadlines.
+const EXTENSION_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
 pub(super) enum Command {
     HandoffDone(ShardId),
@@ -56,6 +64,14 @@ pub(super) struct Driver {
     table: watch::Sender<Arc<ShardTable>>,
     held: BTreeMap<ShardId, Held>,
     ring: Arc<Ring>,
+    /// The shards the ring gives this node, kept with the ring.
+    own_shards: Vec<ShardId>,
+    /// The holders by shard, rebuilt when the mirror changes (`None`: to rebuild).
+    holders_by_shard: Option<Arc<BTreeMap<ShardId, Holder>>>,
+    /// When the last table was published, and when a table held back (only deadlines
+    /// moved) is due.
+    published_at: Instant,
+    publish_due: Option<Instant>,
     stopping: bool,
     /// Set by ticks and ring or holder changes: try to take wanted shards.
     acquire_due: bool,
@@ -103,6 +119,10 @@ impl Driver {
             table,
             held: BTreeMap::new(),
             ring,
+            own_shards: Vec::new(),
+            holders_by_shard: None,
+            published_at: Instant::now(),
+            publish_due: None,
             stopping: false,
             acquire_due: true,
             renewals: JoinSet::new(),
@@ -139,6 +159,7 @@ impl Driver {
                 while self.releases.join_next().await.is_some() {}
                 return;
             }
+            let publish_due = self.publish_due;
             let next_deadline = self
                 .held
                 .values()
@@ -161,6 +182,7 @@ impl Driver {
                     }
                 }
                 changed = self.holders.changed(), if holders_open => {
+                    self.holders_by_shard = None;
                     if changed.is_err() {
                         // The mirror stopped: the node is shutting down.
                         holders_open = false;
@@ -177,6 +199,7 @@ impl Driver {
                     }
                 }
                 _ = sleep_until_some(next_deadline) => self.expire(),
+                _ = sleep_until_some(publish_due) => {}
                 Some(renewed) = self.renewals.join_next_with_id(), if !self.renewals.is_empty() => {
                     self.absorb_renewal(renewed);
                     // Renewals end in bursts (a tick starts them all): take every
@@ -204,8 +227,9 @@ impl Driver {
         } else {
             members.remove(&self.node);
         }
-        if self.ring.members() != members.iter().cloned().collect::<Vec<_>>().as_slice() {
+        if !self.ring.members().iter().eq(members.iter()) {
             self.ring = Arc::new(Ring::new(self.settings.shards, members));
+            self.own_shards = self.ring.shards_of(&self.node);
         }
         let now = Instant::now();
         for (shard, held) in &mut self.held {
@@ -240,9 +264,9 @@ impl Driver {
             return Vec::new();
         }
         let holders = self.holders.borrow();
-        self.ring
-            .shards_of(&self.node)
-            .into_iter()
+        self.own_shards
+            .iter()
+            .copied()
             .filter(|shard| !self.held.contains_key(shard))
             // Being released: taking it back now would race its release.
             .filter(|shard| {
@@ -501,40 +525,70 @@ impl Driver {
             })
             .collect();
         metrics::owned_shards(owned.len());
-        let holders: BTreeMap<ShardId, Holder> = self
-            .holders
-            .borrow()
-            .iter()
-            .filter_map(|(key, holder)| Some((lease::shard_from_key(key)?, holder.clone())))
-            .collect();
+        let holders = match &self.holders_by_shard {
+            Some(holders) => holders.clone(),
+            None => {
+                let holders: Arc<BTreeMap<ShardId, Holder>> = Arc::new(
+                    self.holders
+                        .borrow()
+                        .iter()
+                        .filter_map(|(key, holder)| {
+                            Some((lease::shard_from_key(key)?, holder.clone()))
+                        })
+                        .collect(),
+                );
+                self.holders_by_shard = Some(holders.clone());
+                holders
+            }
+        };
         let ready = !self.stopping
             && *self.registered.borrow()
             && self.members.borrow().contains(&self.node)
             && self
-                .ring
-                .shards_of(&self.node)
+                .own_shards
                 .iter()
                 .all(|shard| owned.contains_key(shard));
-        self.table.send_if_modified(|current| {
-            let same = current.owned == owned
-                && *current.holders == holders
-                && current.ring == self.ring
-                && current.ready == ready
-                && current.leaving == self.stopping;
-            if same {
-                return false;
+        let current = self.table.borrow().clone();
+        let same_shards = (Arc::ptr_eq(&current.ring, &self.ring) || current.ring == self.ring)
+            && current.ready == ready
+            && current.leaving == self.stopping
+            && (Arc::ptr_eq(&current.holders, &holders) || *current.holders == *holders)
+            && current.owned.len() == owned.len()
+            && current
+                .owned
+                .iter()
+                .zip(&owned)
+                .all(|((shard, was), (same_shard, held))| {
+                    shard == same_shard && was.epoch == held.epoch && was.state == held.state
+                });
+        if same_shards {
+            if current.owned == owned {
+                self.publish_due = None;
+                return;
             }
-            *current = Arc::new(ShardTable {
-                node: self.node.clone(),
-                version: current.version + 1,
-                ring: self.ring.clone(),
-                owned,
-                holders: Arc::new(holders),
-                ready,
-                leaving: self.stopping,
-            });
-            true
-        });
+            // Only deadlines moved on: held back a little, unless one published is
+            // about to pass.
+            let due = self.published_at + EXTENSION_PUBLISH_INTERVAL;
+            let passing = current
+                .owned
+                .values()
+                .any(|owned| owned.valid_until <= now + 2 * EXTENSION_PUBLISH_INTERVAL);
+            if now < due && !passing {
+                self.publish_due = Some(due);
+                return;
+            }
+        }
+        self.table.send_replace(Arc::new(ShardTable {
+            node: self.node.clone(),
+            version: current.version + 1,
+            ring: self.ring.clone(),
+            owned,
+            holders,
+            ready,
+            leaving: self.stopping,
+        }));
+        self.published_at = now;
+        self.publish_due = None;
     }
 }
 

@@ -182,3 +182,45 @@ async fn an_acquisition_whose_acknowledgement_is_lost_delays_no_other_shard() {
     drop(node);
     forget_buckets(client, &namespace).await;
 }
+
+/// Renewing every lease changes only how long each is valid: the driver folds a round
+/// of renewals into a few tables instead of one per renewal, so the tasks watching the
+/// table (the handoffs, every router) are not woken for each lease. The deadlines
+/// still move on, and every shard stays served.
+#[tokio::test]
+async fn a_round_of_renewals_publishes_a_few_tables_not_one_per_lease() {
+    let client = async_nats::connect(nats_url())
+        .await
+        .expect("the test nats-server (SOUK_TEST_NATS_URL)");
+    let settings = ClusterSettings {
+        shards: 1024,
+        ..settings("quiet")
+    };
+    let namespace = settings.namespace.clone();
+    let serving_window = settings.lease_ttl() - settings.lease_margin();
+    let node = ClusterNode::start(client.clone(), settings)
+        .await
+        .expect("start node");
+    assert!(node.wait_ready(Duration::from_secs(10)).await);
+    let before = node.snapshot();
+    let renewal_interval = Duration::from_millis(300);
+    let rounds = 6u32;
+
+    serves_all_but(&node, None, renewal_interval * rounds).await;
+
+    let after = node.snapshot();
+    let published = after.version - before.version;
+    assert!(
+        published <= 3 * u64::from(rounds),
+        "{published} tables in {rounds} rounds of 64 renewals"
+    );
+    for (shard, owned) in &before.owned {
+        assert!(
+            after.owned[shard].valid_until > owned.valid_until + serving_window / 2,
+            "shard {shard}'s deadline kept moving"
+        );
+    }
+
+    drop(node);
+    forget_buckets(client, &namespace).await;
+}
