@@ -40,6 +40,9 @@ pub enum OrderCommand {
     },
     /// Sent by the inventory when the order's reservation ran out, and by the sweeper.
     Expire,
+    /// Sent by the sweeper: finish the stock effect (and refund) the stored order still
+    /// owes, read afresh; nothing when it owes none.
+    Settle,
     /// An event of the payment provider, from its webhook.
     PaymentEvent(CheckedPaymentEvent),
     /// A step of one of the order's returns.
@@ -148,6 +151,13 @@ impl Handler<Request<Order>> for OrderEntity {
                     .await
                     .map(|(order, view)| (order, Some(view))),
                 OrderCommand::Expire => logic.expire(order).await.map(|order| (order, None)),
+                OrderCommand::Settle => {
+                    // The stored order: a node that died between a transition and its
+                    // effect left the effect owed there.
+                    let stored = logic.load_order(&id, epoch).await?;
+                    drop(order);
+                    logic.settle_owed(stored).await.map(|order| (order, None))
+                }
                 OrderCommand::Return(command) => {
                     let order = logic.on_return(order, command).await?;
                     let view = logic.view(order.clone()).await?;

@@ -532,20 +532,20 @@ impl OrderLogic {
         .await
     }
 
-    /// Finishes the stock effects a crash left undone (orders changed more than five
-    /// seconds ago whose effect is still owed).
-    pub async fn settle_unsettled(&self) -> Result<usize, Error> {
-        let due = orders::unsettled(self.db.pool(), now_micros() - 5_000_000, 100).await?;
-        let mut settled = 0;
-        for id in due {
-            let Some(order) = orders::find(self.db.pool(), &id).await? else {
-                continue;
-            };
-            if order.stock_settled == 0 && self.settle(&order).await.is_ok() {
-                settled += 1;
-            }
+    /// Orders changed more than five seconds ago whose stock effect is still owed (a
+    /// crash left it undone), at most 100.
+    pub async fn unsettled(&self) -> Result<Vec<String>, Error> {
+        Ok(orders::unsettled(self.db.pool(), now_micros() - 5_000_000, 100).await?)
+    }
+
+    /// Finishes the stock effect `order` still owes, if any; run by the order's actor,
+    /// so no transition can come between reading the order and its effect.
+    pub async fn settle_owed(&self, mut order: OrderRecord) -> Result<OrderRecord, Error> {
+        if order.stock_settled == 0 {
+            self.settle(&order).await?;
+            order.stock_settled = 1;
         }
-        Ok(settled)
+        Ok(order)
     }
 
     /// Unpaid orders past their deadline, at most 100, oldest first.

@@ -166,9 +166,17 @@ impl OrderService {
         Ok(expired)
     }
 
-    /// Finishes the stock effects a crash left undone.
+    /// One pass of the settlement sweep: every order whose stock effect a crash left
+    /// owed is settled through its actor; answers how many were.
     pub async fn settle_unsettled(&self) -> Result<usize, Error> {
-        self.logic.settle_unsettled().await
+        let mut settled = 0;
+        for id in self.logic.unsettled().await? {
+            match self.router.send(id.clone(), OrderCommand::Settle).await {
+                Ok(_) => settled += 1,
+                Err(error) => tracing::warn!(order_id = %id, %error, "cannot settle order"),
+            }
+        }
+        Ok(settled)
     }
 
     /// Asks again for the refunds owed on captures no order could keep.

@@ -207,3 +207,49 @@ async fn a_capture_the_order_cannot_keep_is_refunded_when_the_provider_can() {
     assert_eq!(app.state.orders.refund_unkept_captures().await.unwrap(), 1);
     assert!(unkept_captures(&app).await.is_empty());
 }
+
+/// A paid order whose sale is still owed (as after a crash) is cancelled while the
+/// sweeper settles it. The two run one after the other in the order's actor, so the
+/// sweeper never sells on a status the cancellation has just changed: the units come
+/// back whole, round after round.
+#[actix_web::test]
+async fn a_sweep_beside_a_cancellation_sells_nothing_for_the_cancelled_order() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("sweep-cancel").await;
+    product(&app, &admin, "SWEEP-CANCEL", 500, 100).await;
+    for round in 0..12 {
+        let placed: Value = place(
+            &app,
+            &shopper,
+            json!([{"sku": "SWEEP-CANCEL", "quantity": 3}]),
+        )
+        .await;
+        let id = placed["id"].as_str().unwrap().to_owned();
+        // As if the node died right after committing the payment, before its sale.
+        sqlx::query("UPDATE orders SET status = 'paid', was_paid = 1, stock_settled = 0, version = version + 1, updated_at = 0 WHERE id = ?")
+            .bind(&id)
+            .execute(app.database.db.pool())
+            .await
+            .unwrap();
+        let path = format!("/api/v1/orders/{id}/cancel");
+        let (cancelled, swept) = tokio::join!(
+            act(
+                &app,
+                &shopper.access_token,
+                &path,
+                json!({"reason": "changed my mind"})
+            ),
+            app.state.orders.settle_unsettled()
+        );
+        swept.unwrap();
+        assert_eq!(cancelled.status(), 200, "round {round}");
+        app.state.orders.settle_unsettled().await.unwrap();
+        assert_eq!(
+            stock(&app, &admin, "SWEEP-CANCEL").await,
+            (100, 0),
+            "round {round}: nothing sold for a cancelled order"
+        );
+        assert!(!owed(&app, &id).await, "round {round}");
+    }
+}
