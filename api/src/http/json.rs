@@ -105,8 +105,9 @@ fn too_large(limit: usize) -> Error {
     )
 }
 
-/// A JSON body that may be left out entirely: a request with neither a content type
-/// nor a body gives `None`, and so does the JSON `null`; anything sent is checked
+/// A JSON body that may be left out entirely: a request without a body (no length, or
+/// a length of 0, and no chunks; whatever its content type, which many clients send on
+/// an empty POST) gives `None`, and so does the JSON `null`; anything sent is checked
 /// exactly as [`Json`] checks it. A handler taking one declares its body in the API
 /// document as `request_body = Option<T>`: not required (and `null` allowed).
 pub struct OptionalJson<T>(pub Option<T>);
@@ -122,9 +123,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<usize>().ok());
         let chunked = request.headers().contains_key(header::TRANSFER_ENCODING);
-        let absent = !request.headers().contains_key(header::CONTENT_TYPE)
-            && !chunked
-            && declared_length.unwrap_or(0) == 0;
+        let absent = !chunked && declared_length.unwrap_or(0) == 0;
         if absent {
             return Box::pin(async { Ok(OptionalJson(None)) });
         }
