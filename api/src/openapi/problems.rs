@@ -26,6 +26,7 @@ const UNAUTHENTICATED: &str =
 const DISABLED: &str = "account_disabled";
 const ADMINS_ONLY: &str = "forbidden (the caller is not an admin) or account_disabled";
 const NOT_FOUND: &str = "not_found";
+const UNAVAILABLE: &str = "service_unavailable: a dependency is down, or the entity's node is changing; retry after Retry-After";
 
 /// What an operation looks like from the outside.
 struct Shape {
@@ -34,6 +35,8 @@ struct Shape {
     admin: bool,
     query: bool,
     path_parameters: bool,
+    /// Under `/api/`: served with the database, the entities and the services behind.
+    api: bool,
 }
 
 impl Shape {
@@ -53,6 +56,7 @@ impl Shape {
             admin: path.starts_with("/api/v1/admin/"),
             query: has(ParameterIn::Query),
             path_parameters: has(ParameterIn::Path),
+            api: path.starts_with("/api/"),
         }
     }
 
@@ -76,6 +80,9 @@ impl Shape {
         }
         if self.path_parameters {
             errors.push((404, NOT_FOUND));
+        }
+        if self.api {
+            errors.push((503, UNAVAILABLE));
         }
         errors
     }

@@ -43,7 +43,7 @@ pub async fn create_product(
 
 #[utoipa::path(patch, path = "/api/v1/admin/products/{id}", operation_id = "admin_update_product", tag = "admin", security(("bearer" = [])), request_body = ProductChanges,
     params(("id" = String, Path)),
-    responses((status = 200, body = ProductView), (status = 422, body = Problem)))]
+    responses((status = 200, body = ProductView), (status = 409, description = "sku_taken: another product sells a SKU this one would", body = Problem), (status = 422, body = Problem)))]
 pub async fn update_product(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -55,7 +55,7 @@ pub async fn update_product(
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/products/{id}/archive", operation_id = "admin_archive_product", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, description = "archived: hidden from shoppers", body = ProductView)))]
+    responses((status = 200, description = "archived: hidden from shoppers", body = ProductView), (status = 409, description = "sku_taken: another product sells a SKU this one would", body = Problem), (status = 422, body = Problem)))]
 pub async fn archive_product(
     state: web::Data<AppState>,
     _admin: AdminUser,
@@ -69,7 +69,7 @@ pub async fn archive_product(
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/products/{id}/restore", operation_id = "admin_restore_product", tag = "admin", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, description = "back to draft, for review before it is active again", body = ProductView)))]
+    responses((status = 200, description = "back to draft, for review before it is active again", body = ProductView), (status = 409, description = "sku_taken: another product sells a SKU this one would", body = Problem), (status = 422, body = Problem)))]
 pub async fn restore_product(
     state: web::Data<AppState>,
     _admin: AdminUser,

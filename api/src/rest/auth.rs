@@ -96,7 +96,8 @@ pub async fn login(
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", operation_id = "refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse),
-              (status = 401, description = "invalid_refresh_token or refresh_token_reused (the session is then revoked)", body = Problem)))]
+              (status = 401, description = "invalid_refresh_token or refresh_token_reused (the session is then revoked)", body = Problem),
+              (status = 403, description = "account_disabled", body = Problem)))]
 pub async fn refresh(
     state: web::Data<AppState>,
     body: Json<RefreshRequest>,
