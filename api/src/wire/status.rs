@@ -1,8 +1,10 @@
 //! The one error type of Souk, as a gRPC status: the code follows from the
 //! [`ErrorCode`](crate::error::ErrorCode), the stable problem code travels as
-//! `ErrorInfo.reason`, and invalid fields as `BadRequest` field violations.
+//! `ErrorInfo.reason`, invalid fields as `BadRequest` field violations, and the pause
+//! REST sends as `Retry-After` as `RetryInfo.retry_delay`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -48,6 +50,9 @@ impl IntoStatus for Error {
         for field in self.field_errors() {
             details.add_bad_request_violation(field.field.clone(), field.message.clone());
         }
+        if let Some(seconds) = self.retry_after_secs() {
+            details.set_retry_info(Some(Duration::from_secs(seconds)));
+        }
         tonic::Status::with_error_details(grpc_code(self.code()), self.detail(), details)
     }
 }
@@ -92,7 +97,15 @@ pub fn error_from_status(status: &tonic::Status, fallback: ErrorCode) -> Error {
                 .collect()
         })
         .unwrap_or_default();
-    Error::new(code, status.message()).with_fields(fields)
+    let retry_after_secs = status
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay)
+        .map(|delay| delay.as_secs_f64().ceil() as u64);
+    let error = match retry_after_secs {
+        Some(seconds) => Error::unavailable_retry_after(code, status.message(), seconds),
+        None => Error::new(code, status.message()),
+    };
+    error.with_fields(fields)
 }
 
 /// Whether a failed call may have never reached a Souk handler (connection refused,
@@ -133,6 +146,23 @@ mod tests {
         let back = error_from_status(&status, ErrorCode::Internal);
         assert_eq!(back.code(), ErrorCode::ValidationFailed);
         assert_eq!(back.field_errors()[0].field, "items[0].quantity");
+    }
+
+    #[test]
+    fn the_pause_before_a_retry_crosses_the_wire() {
+        let status = to_status(Error::rate_limited(7));
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            status
+                .get_details_retry_info()
+                .and_then(|info| info.retry_delay),
+            Some(Duration::from_secs(7))
+        );
+        let back = error_from_status(&status, ErrorCode::Internal);
+        assert_eq!(back.code(), ErrorCode::RateLimited);
+        assert_eq!(back.retry_after_secs(), Some(7));
+        let without = error_from_status(&to_status(Error::not_found("order")), ErrorCode::Internal);
+        assert_eq!(without.retry_after_secs(), None);
     }
 
     #[test]
