@@ -51,6 +51,20 @@ impl ReturnStatus {
             .find(|candidate| candidate.as_str() == status)
     }
 
+    /// A list's filter by status, as both edges take it: none, or one of the statuses
+    /// (anything else is an `invalid_query`).
+    pub fn filter(raw: Option<&str>) -> Result<Option<Self>, Error> {
+        raw.map(|raw| {
+            Self::parse(raw).ok_or_else(|| {
+                Error::new(
+                    ErrorCode::InvalidQuery,
+                    format!("unknown status {raw:?}: requested, approved, rejected, received or refunded"),
+                )
+            })
+        })
+        .transpose()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReturnStatus::Requested => "requested",

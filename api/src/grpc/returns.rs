@@ -5,7 +5,6 @@ use actix_web::web;
 use souk_actors::orders::views::{checked_reason, decode_return_cursor, encode_return_cursor};
 use souk_actors::orders::{OrderItemInput, ReturnCommand, ReturnStatus, ReturnView};
 use souk_actors::paging::checked_limit;
-use souk_actors::{Error, FieldError};
 use souk_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -111,17 +110,7 @@ pub async fn list(
         .await
         .map_err(to_status)?;
     let body = request.into_inner();
-    let status = given(&body.status)
-        .map(|raw| {
-            ReturnStatus::parse(raw).ok_or_else(|| {
-                Error::validation(vec![FieldError::new(
-                    "status",
-                    "must be requested, approved, rejected, received or refunded",
-                )])
-            })
-        })
-        .transpose()
-        .map_err(to_status)?;
+    let status = ReturnStatus::filter(given(&body.status)).map_err(to_status)?;
     let after = decode_return_cursor(given(&body.cursor)).map_err(to_status)?;
     let limit = checked_limit(given_limit(body.limit)).map_err(to_status)?;
     let (items, next) = state

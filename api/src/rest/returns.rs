@@ -10,7 +10,7 @@ use souk_actors::paging::checked_limit;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AdminUser, AuthUser};
-use crate::error::{ApiResult, Error, ErrorCode, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::http::json::{Json, OptionalJson};
 use crate::state::AppState;
 
@@ -89,15 +89,7 @@ pub async fn admin_list(
     _admin: AdminUser,
     query: web::Query<ReturnsQuery>,
 ) -> ApiResult<HttpResponse> {
-    let status = query
-        .status
-        .as_deref()
-        .map(|raw| {
-            ReturnStatus::parse(raw).ok_or_else(|| {
-                Error::new(ErrorCode::InvalidQuery, format!("unknown status {raw:?}"))
-            })
-        })
-        .transpose()?;
+    let status = ReturnStatus::filter(query.status.as_deref())?;
     let after = decode_return_cursor(query.cursor.as_deref())?;
     let limit = checked_limit(query.limit)?;
     let (items, next) = state.orders.list_returns(status, after, limit).await?;

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use souk_proto::v1 as pb;
 use souk_proto::v1::order_service_client::OrderServiceClient;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use super::{delivered, requested_return, step};
 use crate::grpc_edges::channel;
@@ -113,4 +114,9 @@ async fn the_admins_queue_lists_returns_by_status() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
+    // The same refusal as over REST.
+    assert_eq!(
+        refused.get_details_error_info().map(|info| info.reason),
+        Some("invalid_query".to_owned())
+    );
 }
