@@ -131,7 +131,19 @@ impl ClusterNode {
         &self,
         handler: Arc<dyn EnvelopeHandler>,
     ) -> Result<MailboxServer, ClusterError> {
-        MailboxServer::start(self.client.clone(), &self.namespace, self.table(), handler).await
+        // Without a membership (the node is stopping) nothing can displace it any more.
+        let registered = match &self.membership {
+            Some(membership) => membership.registered(),
+            None => watch::channel(true).1,
+        };
+        MailboxServer::start(
+            self.client.clone(),
+            &self.namespace,
+            self.table(),
+            registered,
+            handler,
+        )
+        .await
     }
 
     /// A client that sends envelopes to the owners of their entities.

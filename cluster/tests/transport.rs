@@ -371,3 +371,74 @@ async fn calls_in_flight_survive_joins_stops_and_kills() {
     a.stop().await;
     drop_namespace(&connect(&url).await, &namespace).await;
 }
+
+/// How many answer messages one call sent straight to `node`'s calls subject gets
+/// within half a second: one per process listening there.
+async fn answers_to_one_call(client: &async_nats::Client, namespace: &str, node: &str) -> usize {
+    use futures_util::StreamExt;
+    use prost::Message;
+    use souk_proto::v1::{ClusterCall, ClusterCalls, ClusterEnvelope};
+
+    let subject = souk_cluster::settings::Namespace::parse(namespace)
+        .unwrap()
+        .calls_subject(&souk_cluster::settings::NodeId::parse(node).unwrap());
+    let inbox = client.new_inbox();
+    let mut answers = client.subscribe(inbox.clone()).await.unwrap();
+    let call = ClusterCalls {
+        calls: vec![ClusterCall {
+            id: 1,
+            envelope: Some(ClusterEnvelope {
+                kind: "echo".to_owned(),
+                key: "probe".to_owned(),
+                shard: 0,
+                sender_node: "probe".to_owned(),
+                timeout_ms: 1_000,
+                payload: Vec::new(),
+            }),
+        }],
+    };
+    client
+        .publish_with_reply(subject, inbox, call.encode_to_vec().into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let mut count = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(Some(_)) = tokio::time::timeout_at(until, answers.next()).await {
+        count += 1;
+    }
+    count
+}
+
+/// A second process started with a node's id (a replacement pod while the old one
+/// still runs) displaces the first, which then stops answering that id's calls: were
+/// both to answer, the displaced one's quick "not owner" would win over the owner's
+/// answer, and an at-most-once call would be sent again and applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_displaced_node_stops_answering_calls_for_its_id() {
+    let url = nats_url();
+    let namespace = fresh_namespace();
+    let client = connect(&url).await;
+    let (old, old_server) = serving_node(&url, settings("a", &namespace)).await;
+    eventually(Duration::from_secs(10), "the first ready", || async {
+        old.snapshot().ready
+    })
+    .await;
+    assert_eq!(answers_to_one_call(&client, &namespace, "a").await, 1);
+
+    let (new, new_server) = serving_node(&url, settings("a", &namespace)).await;
+    // The replacement holds the shards only once the displaced one has given them up.
+    eventually(Duration::from_secs(10), "the replacement ready", || async {
+        new.snapshot().ready
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(answers_to_one_call(&client, &namespace, "a").await, 1);
+    }
+
+    old_server.stop(Duration::from_secs(1)).await;
+    drop(old);
+    new_server.stop(Duration::from_secs(1)).await;
+    new.stop().await;
+    drop_namespace(&client, &namespace).await;
+}

@@ -1,7 +1,9 @@
 //! Receives the calls sent to this node (`ClusterCalls` on its calls subject), checks
 //! each against the shard table, hands it to the [`EnvelopeHandler`], and sends the
 //! answers back to each sender's answer subject, those that are ready together in one
-//! `ClusterAnswers` message.
+//! `ClusterAnswers` message. A node displaced by another process with its node id
+//! stops listening: the two would both answer every call sent to that id, and the
+//! quicker "not owner" of the displaced one would win over the owner's answer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,11 +44,13 @@ pub struct MailboxServer {
 }
 
 impl MailboxServer {
-    /// Subscribes to this node's calls subject and serves envelopes with `handler`.
+    /// Subscribes to this node's calls subject and serves envelopes with `handler`
+    /// while `registered` (the node's membership record is its own) holds.
     pub async fn start(
         client: async_nats::Client,
         namespace: &Namespace,
         table: watch::Receiver<Arc<ShardTable>>,
+        mut registered: watch::Receiver<bool>,
         handler: Arc<dyn EnvelopeHandler>,
     ) -> Result<Self, ClusterError> {
         let node = table.borrow().node.clone();
@@ -61,6 +65,12 @@ impl MailboxServer {
             loop {
                 let message = tokio::select! {
                     _ = shutdown_receiver.wait_for(|stop| *stop) => break,
+                    // Only a displacement: a membership that ends (the node leaves)
+                    // drops the sender, which disables this branch.
+                    Ok(_) = registered.wait_for(|registered| !*registered) => {
+                        tracing::warn!(%node, "displaced by another process with this node id; no longer answering calls");
+                        break;
+                    }
                     message = subscription.next() => match message {
                         Some(message) => message,
                         None => break,
