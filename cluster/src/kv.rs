@@ -93,8 +93,12 @@ impl Bucket {
         if !status.info.config.allow_message_ttl {
             return Err(ClusterError::BucketUnsupported {
                 bucket: name.to_owned(),
-                detail: "the bucket exists without per-message ttl (allow_msg_ttl); delete it \
-                         or let a node create it on nats-server >= 2.11"
+                detail: "the bucket exists without per-message ttl (allow_msg_ttl), as a \
+                         nats-server older than 2.11 creates it; a node recreates it on \
+                         nats-server >= 2.11 once it is deleted, but deleting the leases \
+                         bucket restarts the owner epochs at 1: delete it only with every \
+                         node stopped and owner_epoch set back to 0 in inventory_items and \
+                         orders (docs/scaling.md)"
                     .to_owned(),
             });
         }
