@@ -364,7 +364,7 @@ impl Stock {
                 let customer_id = holder.as_ref().map(|holder| holder.customer_id.clone());
                 let held = Held {
                     quantity: *quantity,
-                    expires_at: now + ttl_ms.max(&0) * 1000,
+                    expires_at: now.saturating_add(ttl_ms.max(&0).saturating_mul(1000)),
                     created_at: now,
                     customer_id: customer_id.clone(),
                 };

@@ -12,10 +12,18 @@ use souk_proto::v1::execute_request::Command as WireCommand;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::error::{Error, FieldError};
+use crate::error::{Error, FieldError, FieldErrors};
 
 /// `ErrorInfo.domain` of the actors' own refusals, which callers map back exactly.
 const STOCK_DOMAIN: &str = "souk.inventory";
+
+/// The most units one command from another service may move, and the longest
+/// reservation it may ask for: far beyond any order, small enough that no stock sum or
+/// deadline can overflow.
+const MAX_WIRE_QUANTITY: i64 = 1_000_000_000;
+const MAX_WIRE_TTL_MS: i64 = 30 * 24 * 3_600_000;
+/// An order id as the orders service writes it (a UUID), with room to spare.
+const MAX_ORDER_ID_CHARS: usize = 64;
 
 pub fn stock_message(view: StockView) -> pb::Stock {
     pb::Stock {
@@ -144,7 +152,55 @@ pub fn command_from_wire(request: pb::ExecuteRequest) -> Result<(String, Command
             )]));
         }
     };
+    check_wire_command(&command)?;
     Ok((request.sku, command))
+}
+
+/// Refuses what no orders service sends: an order id that is empty or too long, a
+/// quantity or a reservation's length out of range.
+fn check_wire_command(command: &Command) -> Result<(), Error> {
+    let mut errors = FieldErrors::default();
+    let (order_id, quantity) = match command {
+        Command::Reserve {
+            order_id,
+            quantity,
+            ttl_ms,
+            ..
+        } => {
+            if !(1..=MAX_WIRE_TTL_MS).contains(ttl_ms) {
+                errors.push("ttl_ms", format!("must be 1 to {MAX_WIRE_TTL_MS}"));
+            }
+            (order_id, Some((*quantity, 1)))
+        }
+        Command::Return {
+            order_id, quantity, ..
+        } => (order_id, Some((*quantity, 1))),
+        // 0: the quantity of a sale sent by a node that does not say it.
+        Command::Commit {
+            order_id, quantity, ..
+        } => (order_id, Some((*quantity, 0))),
+        Command::Release { order_id, .. } => (order_id, None),
+        _ => return Ok(()),
+    };
+    if order_id.is_empty() || order_id.chars().count() > MAX_ORDER_ID_CHARS {
+        errors.push(
+            "order_id",
+            format!("must be 1 to {MAX_ORDER_ID_CHARS} characters"),
+        );
+    }
+    if let Some((quantity, least)) = quantity {
+        if !(least..=MAX_WIRE_QUANTITY).contains(&quantity) {
+            errors.push(
+                "quantity",
+                format!("must be {least} to {MAX_WIRE_QUANTITY}"),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::validation(errors.into_vec()))
+    }
 }
 
 pub fn outcome_to_wire(outcome: &Outcome) -> pb::ExecuteResponse {
@@ -328,9 +384,32 @@ mod tests {
         let wire = command_to_wire("SKU-1", &command).expect("reserve travels");
         assert_eq!(
             command_from_wire(wire).unwrap(),
-            ("SKU-1".to_owned(), command)
+            ("SKU-1".to_owned(), command.clone())
         );
         assert!(command_to_wire("SKU-1", &Command::ExpireDue).is_none());
+        // What no orders service sends is refused, every field named.
+        let mut huge = command_to_wire("SKU-1", &command).unwrap();
+        if let Some(WireCommand::Reserve(reserve)) = &mut huge.command {
+            reserve.ttl_ms = i64::MAX;
+            reserve.quantity = -1;
+            reserve.order_id = String::new();
+        }
+        let refused = command_from_wire(huge).unwrap_err();
+        let fields: Vec<&str> = refused
+            .field_errors()
+            .iter()
+            .map(|error| error.field.as_str())
+            .collect();
+        assert_eq!(fields, ["ttl_ms", "order_id", "quantity"]);
+        let returned = Command::Return {
+            order_id: "o1".into(),
+            sale_order_id: "o1".into(),
+            quantity: i64::MAX,
+            actor: "order:o1".into(),
+            reason: String::new(),
+        };
+        let refused = command_from_wire(command_to_wire("SKU-1", &returned).unwrap()).unwrap_err();
+        assert_eq!(refused.field_errors()[0].field, "quantity");
         let outcome = Outcome::Reserved { available: 4 };
         assert_eq!(
             outcome_from_wire(&outcome_to_wire(&outcome)).unwrap(),
