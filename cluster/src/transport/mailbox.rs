@@ -166,15 +166,15 @@ impl Mailbox {
                     metrics::not_owner_retry(kind);
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     retries += 1;
+                    // The lookup too keeps to the caller's deadline.
                     hint = match next {
                         Some(node) => Some(node),
-                        None => self
-                            .leases
-                            .holder(shard)
+                        None => tokio::time::timeout_at(deadline.into(), self.leases.holder(shard))
                             .await
                             .ok()
+                            .and_then(Result::ok)
                             .flatten()
-                            .map(|h| h.node),
+                            .map(|holder| holder.node),
                     };
                     let pause =
                         backoff(retries).min(deadline.saturating_duration_since(Instant::now()));
@@ -220,9 +220,10 @@ impl Mailbox {
             timeout_ms: remaining.as_millis().max(1) as u64,
             ..call.clone()
         };
-        let calls = match self.calls().await {
-            Ok(calls) => calls,
-            Err(error) => return Attempt::Done(Err(SendError::Transport(error.to_string()))),
+        let calls = match tokio::time::timeout(remaining, self.calls()).await {
+            Ok(Ok(calls)) => calls,
+            Ok(Err(error)) => return Attempt::Done(Err(SendError::Transport(error.to_string()))),
+            Err(_) => return Attempt::Done(Err(SendError::DeadlineExceeded)),
         };
         let answer = calls.call(target, envelope);
         tokio::pin!(answer);
