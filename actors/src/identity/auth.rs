@@ -35,6 +35,9 @@ pub struct LoginLimits {
     pub max_attempts_per_ip: u32,
     /// Sign-ups per client address per window (each costs a bcrypt hash).
     pub max_registrations_per_ip: u32,
+    /// Guest carts per client address per window (each is a stored row that lives for
+    /// days, made without an account).
+    pub max_guest_carts_per_ip: u32,
     /// Verification mails one account may ask for per window.
     pub max_verification_resends: u32,
     pub window: Duration,
@@ -115,6 +118,16 @@ impl AuthService {
         self.admit(
             &format!("register:ip:{client_ip}"),
             self.limits.max_registrations_per_ip,
+        )
+        .await
+    }
+
+    /// Counts a new guest cart against the client address; refused with `rate_limited`
+    /// (and when to retry) past the limit, before anything is stored.
+    pub async fn admit_guest_cart(&self, client_ip: &str) -> Result<(), Error> {
+        self.admit(
+            &format!("guest-cart:ip:{client_ip}"),
+            self.limits.max_guest_carts_per_ip,
         )
         .await
     }

@@ -220,6 +220,7 @@ impl Config {
                 max_failures_per_account: self.auth.login_max_failures_per_account,
                 max_attempts_per_ip: self.auth.login_max_attempts_per_ip,
                 max_registrations_per_ip: self.auth.register_max_per_ip,
+                max_guest_carts_per_ip: self.cart.guest_max_per_ip,
                 max_verification_resends: self.auth.verification_resend_max,
                 window: Duration::from_secs(self.auth.login_window_secs),
             },

@@ -263,12 +263,15 @@ impl Default for UsersSection {
 pub struct CartSection {
     /// How long a guest cart lives after its last change (1 s to 90 days).
     pub guest_ttl_secs: u64,
+    /// Guest carts one client address may create per `auth.login_window_secs`.
+    pub guest_max_per_ip: u32,
 }
 
 impl Default for CartSection {
     fn default() -> Self {
         Self {
             guest_ttl_secs: 7 * 24 * 3600,
+            guest_max_per_ip: 60,
         }
     }
 }

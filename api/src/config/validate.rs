@@ -115,6 +115,10 @@ impl Config {
             u64::from(self.auth.register_max_per_ip),
         )?;
         positive(
+            "cart.guest_max_per_ip",
+            u64::from(self.cart.guest_max_per_ip),
+        )?;
+        positive(
             "auth.login_max_attempts_per_ip",
             u64::from(self.auth.login_max_attempts_per_ip),
         )?;

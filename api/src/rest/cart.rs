@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, MaybeUser};
 use crate::error::{ApiResult, Error, ErrorCode, Problem};
+use crate::http::client_ip::client_ip;
 use crate::http::json::{Json, OptionalJson};
 use crate::state::AppState;
 use souk_actors::cart::{CartCheckout, CartOwner, CartView, GuestCart};
@@ -67,8 +68,14 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, Error> {
 }
 
 #[utoipa::path(post, path = "/api/v1/carts/guest", operation_id = "create_guest_cart", tag = "cart",
-    responses((status = 201, description = "a new, empty guest cart; send its token as Souk-Cart-Token", body = GuestCart)))]
-pub async fn create_guest(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    responses((status = 201, description = "a new, empty guest cart; send its token as Souk-Cart-Token", body = GuestCart),
+              (status = 429, description = "rate_limited: too many guest carts from this address; see Retry-After", body = Problem)))]
+pub async fn create_guest(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let ip = client_ip(&request, state.config.http.trust_forwarded_for);
+    state.auth.admit_guest_cart(&ip).await?;
     Ok(HttpResponse::Created().json(state.carts.create_guest().await?))
 }
 

@@ -74,6 +74,7 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
     config.auth.bcrypt_cost = 4;
     // Tests sign many accounts up from one address; the throttle has its own test.
     config.auth.register_max_per_ip = 1_000;
+    config.cart.guest_max_per_ip = 1_000;
     // Tests place many orders as one customer; the purchase limits have their own test.
     config.orders.max_unpaid_orders = 0;
     config.orders.max_units_per_sku = 0;

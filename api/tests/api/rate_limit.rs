@@ -286,3 +286,33 @@ async fn current_password_checks_count_with_sign_ins() {
     assert_limited(change_email().await).await;
     assert_limited(app.login(&user.email, PASSWORD).await).await;
 }
+
+/// Guest carts count per client address: past the limit the next is refused before
+/// anything is stored, with when to retry.
+#[actix_web::test]
+async fn guest_carts_per_address_are_limited() {
+    let app = spawn_app_with(TestBackend::Sqlite, |config| {
+        config.cart.guest_max_per_ip = 2
+    })
+    .await;
+    let create = || async {
+        app.client
+            .post(app.url("/api/v1/carts/guest"))
+            .send()
+            .await
+            .unwrap()
+    };
+    for _ in 0..2 {
+        assert_eq!(create().await.status(), StatusCode::CREATED);
+    }
+    let carts = || async {
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM carts")
+            .fetch_one(app.database.db.pool())
+            .await
+            .unwrap();
+        count
+    };
+    assert_eq!(carts().await, 2);
+    assert_limited(create().await).await;
+    assert_eq!(carts().await, 2, "nothing stored for the refused cart");
+}
