@@ -89,6 +89,8 @@ pub async fn serve(
         .build_v1alpha()
         .expect("the embedded descriptor sets are valid");
     let local = |service| services.contains(service).then_some(());
+    // No message larger than a REST body (tonic's own default is 4 MiB).
+    let max_message = state.config.http.max_body_bytes;
     Server::builder()
         .layer(observe::ObserveLayer)
         .add_service(health_service)
@@ -98,43 +100,51 @@ pub async fn serve(
             UserServiceServer::new(users::UserGrpc {
                 state: state.clone(),
             })
+            .max_decoding_message_size(max_message)
         }))
         .add_optional_service(local(Service::Auth).map(|()| {
             AuthServiceServer::new(auth::AuthGrpc {
                 state: state.clone(),
             })
+            .max_decoding_message_size(max_message)
         }))
         .add_optional_service(local(Service::Product).map(|()| {
             ProductServiceServer::new(products::ProductGrpc {
                 state: state.clone(),
             })
+            .max_decoding_message_size(max_message)
         }))
         .add_optional_service(local(Service::Inventory).map(|()| {
             InventoryServiceServer::new(inventory::InventoryGrpc {
                 state: state.clone(),
             })
+            .max_decoding_message_size(max_message)
         }))
         .add_optional_service(local(Service::Order).map(|()| {
             OrderServiceServer::new(orders::OrderGrpc {
                 state: state.clone(),
             })
+            .max_decoding_message_size(max_message)
         }))
         // Carts belong with the orders they become.
         .add_optional_service(local(Service::Order).map(|()| {
             CartServiceServer::new(cart::CartGrpc {
                 state: state.clone(),
             })
+            .max_decoding_message_size(max_message)
         }))
         // Shipping methods and tax rates price checkouts: served where orders are.
         .add_optional_service(local(Service::Order).map(|()| {
             ShippingServiceServer::new(shipping::ShippingGrpc {
                 state: state.clone(),
             })
+            .max_decoding_message_size(max_message)
         }))
         .add_optional_service(local(Service::Email).map(|()| {
             EmailServiceServer::new(email::EmailGrpc {
                 state: state.clone(),
             })
+            .max_decoding_message_size(max_message)
         }))
         // Without TCP_NODELAY small responses wait for the peer's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(

@@ -1,6 +1,6 @@
 //! The gRPC port at the edges of the protocol: bytes that are not a protobuf message,
-//! access tokens whose session has ended, and an email change that a token alone
-//! cannot make.
+//! access tokens whose session has ended, an email change that a token alone cannot
+//! make, and a message larger than a REST body.
 
 use prost::bytes::{Buf, BufMut};
 use souk_proto::v1 as pb;
@@ -190,4 +190,29 @@ async fn an_email_change_over_grpc_needs_the_password_and_the_new_address() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(app.login(&new_email, PASSWORD).await.status(), 200);
+}
+
+/// A message larger than `http.max_body_bytes` is refused before it is decoded, as a
+/// REST body of that size is (tonic alone would take 4 MiB).
+#[actix_web::test]
+async fn a_message_larger_than_a_rest_body_is_refused() {
+    let app = spawn_app().await;
+    let mut auth = AuthServiceClient::new(channel(&app).await);
+    let status = auth
+        .login(pb::LoginRequest {
+            email: "big@example.com".to_owned(),
+            password: "x".repeat(100 * 1024),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    // One within the limit is read and answered.
+    let status = auth
+        .login(pb::LoginRequest {
+            email: "big@example.com".to_owned(),
+            password: "x".repeat(1024),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
 }
