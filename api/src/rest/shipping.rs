@@ -16,11 +16,15 @@ use souk_actors::shipping::{
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ShippingMethodList {
     pub items: Vec<ShippingMethodView>,
+    /// Always null: the list comes whole.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaxRateList {
     pub items: Vec<TaxRateView>,
+    /// Always null: the list comes whole.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -41,14 +45,20 @@ pub async fn available(
     query: web::Query<ShippingMethodsQuery>,
 ) -> ApiResult<HttpResponse> {
     let items = state.shipping.available(query.country.as_deref()).await?;
-    Ok(HttpResponse::Ok().json(ShippingMethodList { items }))
+    Ok(HttpResponse::Ok().json(ShippingMethodList {
+        items,
+        next_cursor: None,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/shipping-methods", operation_id = "admin_list_shipping_methods", tag = "admin", security(("bearer" = [])),
     responses((status = 200, description = "every method, active or not, by code", body = ShippingMethodList)))]
 pub async fn admin_list(state: web::Data<AppState>, _admin: AdminUser) -> ApiResult<HttpResponse> {
     let items = state.shipping.list().await?;
-    Ok(HttpResponse::Ok().json(ShippingMethodList { items }))
+    Ok(HttpResponse::Ok().json(ShippingMethodList {
+        items,
+        next_cursor: None,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/shipping-methods", operation_id = "admin_create_shipping_method", tag = "admin", security(("bearer" = [])), request_body = ShippingMethodInput,
@@ -96,7 +106,10 @@ pub async fn delete(
     responses((status = 200, description = "every country's rate, by country", body = TaxRateList)))]
 pub async fn tax_rates(state: web::Data<AppState>, _admin: AdminUser) -> ApiResult<HttpResponse> {
     let items = state.shipping.tax_rates().await?;
-    Ok(HttpResponse::Ok().json(TaxRateList { items }))
+    Ok(HttpResponse::Ok().json(TaxRateList {
+        items,
+        next_cursor: None,
+    }))
 }
 
 #[utoipa::path(put, path = "/api/v1/admin/tax-rates/{country}", operation_id = "admin_put_tax_rate", tag = "admin", security(("bearer" = [])),

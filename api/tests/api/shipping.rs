@@ -209,6 +209,9 @@ async fn admins_manage_shipping_methods(backend: TestBackend) {
         .map(|method| method["code"].as_str().unwrap())
         .collect();
     assert_eq!(codes, ["standard", "world"]);
+    // The list shape of every list, which comes whole here.
+    assert_eq!(listed["next_cursor"], Value::Null);
+    assert!(listed.as_object().unwrap().contains_key("next_cursor"));
     let public = |query: &'static str| {
         let app = &app;
         async move {
@@ -453,6 +456,7 @@ async fn admins_manage_tax_rates(backend: TestBackend) {
     put_rate(&app, &admin, "FR", 0).await;
     put_rate(&app, &admin, "HU", 10_000).await;
     let listed: Value = app.get_as(RATES, token).await.json().await.unwrap();
+    assert!(listed.as_object().unwrap().contains_key("next_cursor"));
     let rates: Vec<(String, i64)> = listed["items"]
         .as_array()
         .unwrap()
