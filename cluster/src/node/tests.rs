@@ -35,10 +35,16 @@ fn settings(node: &str) -> ClusterSettings {
 /// A node of `settings(name)` started and ready, with its client, namespace and serving
 /// window.
 async fn ready_node(name: &str) -> (async_nats::Client, ClusterNode, String, Duration) {
+    ready_node_of(settings(name)).await
+}
+
+/// A node of `settings` started and ready, as [`ready_node`].
+async fn ready_node_of(
+    settings: ClusterSettings,
+) -> (async_nats::Client, ClusterNode, String, Duration) {
     let client = async_nats::connect(nats_url())
         .await
         .expect("the test nats-server (SOUK_TEST_NATS_URL)");
-    let settings = settings(name);
     let namespace = settings.namespace.clone();
     let serving_window = settings.lease_ttl() - settings.lease_margin();
     let node = ClusterNode::start(client.clone(), settings)
@@ -189,19 +195,11 @@ async fn an_acquisition_whose_acknowledgement_is_lost_delays_no_other_shard() {
 /// still move on, and every shard stays served.
 #[tokio::test]
 async fn a_round_of_renewals_publishes_a_few_tables_not_one_per_lease() {
-    let client = async_nats::connect(nats_url())
-        .await
-        .expect("the test nats-server (SOUK_TEST_NATS_URL)");
-    let settings = ClusterSettings {
+    let (client, node, namespace, serving_window) = ready_node_of(ClusterSettings {
         shards: 1024,
         ..settings("quiet")
-    };
-    let namespace = settings.namespace.clone();
-    let serving_window = settings.lease_ttl() - settings.lease_margin();
-    let node = ClusterNode::start(client.clone(), settings)
-        .await
-        .expect("start node");
-    assert!(node.wait_ready(Duration::from_secs(10)).await);
+    })
+    .await;
     let before = node.snapshot();
     let renewal_interval = Duration::from_millis(300);
     let rounds = 6u32;
