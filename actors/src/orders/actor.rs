@@ -133,9 +133,11 @@ impl Handler<Request<Order>> for OrderEntity {
         let (logic, id, owned) = (self.logic.clone(), self.order_id.clone(), self.order.take());
         let epoch = self.link.epoch();
         let work = async move {
+            // A settlement acts on the stored order: a node that died between a
+            // transition and its effect left the effect owed there.
             let order = match owned {
-                Some(order) => order,
-                None => logic.load_order(&id, epoch).await?,
+                Some(order) if !matches!(request.0, OrderCommand::Settle) => order,
+                _ => logic.load_order(&id, epoch).await?,
             };
             match request.0 {
                 OrderCommand::Pay { user_id, method } => logic
@@ -151,13 +153,7 @@ impl Handler<Request<Order>> for OrderEntity {
                     .await
                     .map(|(order, view)| (order, Some(view))),
                 OrderCommand::Expire => logic.expire(order).await.map(|order| (order, None)),
-                OrderCommand::Settle => {
-                    // The stored order: a node that died between a transition and its
-                    // effect left the effect owed there.
-                    let stored = logic.load_order(&id, epoch).await?;
-                    drop(order);
-                    logic.settle_owed(stored).await.map(|order| (order, None))
-                }
+                OrderCommand::Settle => logic.settle_owed(order).await.map(|order| (order, None)),
                 OrderCommand::Return(command) => {
                     let order = logic.on_return(order, command).await?;
                     let view = logic.view(order.clone()).await?;

@@ -32,6 +32,17 @@ pub(crate) async fn login(
     tokens["access_token"].as_str().unwrap().to_owned()
 }
 
+/// Signs a customer up over REST with `PASSWORD`; it must be accepted.
+pub(crate) async fn register(client: &reqwest::Client, address: &str, email: &str, name: &str) {
+    let registered = client
+        .post(format!("{address}/api/v1/auth/register"))
+        .json(&json!({"email": email, "password": PASSWORD, "name": name}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+}
+
 /// Creates an active product over REST and stocks it; both must be accepted.
 pub(crate) async fn stocked_product(
     client: &reqwest::Client,
@@ -82,13 +93,7 @@ fn sigkill_under_checkout_load_loses_nothing_acknowledged() {
         let mut tokens = Vec::new();
         for index in 0..4 {
             let email = format!("crash{index}@example.com");
-            let registered = client
-                .post(format!("{address}/api/v1/auth/register"))
-                .json(&json!({"email": email, "password": PASSWORD, "name": "Racer"}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(registered.status(), 201);
+            register(&client, &address, &email, "Racer").await;
             tokens.push(login(&client, &address, &email, PASSWORD).await);
         }
 
@@ -255,13 +260,7 @@ fn mail_a_killed_node_had_queued_in_memory_goes_out_after_a_restart() {
     let url = format!("sqlite://{}?mode=rwc", dir.0.join("data/souk.db").display());
     runtime.block_on(async {
         let client = crate::helpers::http_client();
-        let registered = client
-            .post(format!("{address}/api/v1/auth/register"))
-            .json(&json!({"email": email, "password": PASSWORD, "name": "Queued"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(registered.status(), 201);
+        register(&client, &address, email, "Queued").await;
         // Published into the node's memory, where the worker keeps retrying it.
         let db = souk_db::Db::connect(&url, &souk_db::PoolSettings::default())
             .await

@@ -64,6 +64,23 @@ impl Caller {
         (text("access_token"), text("refresh_token"))
     }
 
+    /// The names of the top-level categories `node` serves.
+    async fn category_names(&self, node: &str) -> Vec<String> {
+        let url = format!("{node}/api/v1/categories");
+        let tree: Value = self
+            .send(reqwest::Method::GET, url, None, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        tree["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|category| category["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Places a one-unit order of `sku`; returns its total.
     async fn order_total(&self, node: &str, token: &str, sku: &str) -> i64 {
         let body = json!({"items": [{"sku": sku, "quantity": 1}]});
@@ -203,28 +220,8 @@ fn changes_on_one_node_reach_the_other_nodes_caches_within_the_bound() {
 
         // A category created, then renamed, on the writer: the reader's cached tree
         // shows each change within the bound.
-        let top_level_names = |node: &str| {
-            let node = node.to_owned();
-            let client = caller.client.clone();
-            async move {
-                let tree: Value = client
-                    .get(format!("{node}/api/v1/categories"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                tree["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|category| category["name"].as_str().unwrap().to_owned())
-                    .collect::<Vec<String>>()
-            }
-        };
         assert!(
-            top_level_names(reader).await.is_empty(),
+            caller.category_names(reader).await.is_empty(),
             "the reader caches an empty tree"
         );
         let created = caller
@@ -241,7 +238,7 @@ fn changes_on_one_node_reach_the_other_nodes_caches_within_the_bound() {
             .unwrap()
             .to_owned();
         let lag = within(EVENT_BOUND, "new category on the other node", || async {
-            top_level_names(reader).await == ["Lamps"]
+            caller.category_names(reader).await == ["Lamps"]
         })
         .await;
         eprintln!("category created: in the other node's tree after {lag:?}");
@@ -257,7 +254,7 @@ fn changes_on_one_node_reach_the_other_nodes_caches_within_the_bound() {
         let lag = within(
             EVENT_BOUND,
             "renamed category on the other node",
-            || async { top_level_names(reader).await == ["Lights"] },
+            || async { caller.category_names(reader).await == ["Lights"] },
         )
         .await;
         eprintln!("category renamed: in the other node's tree after {lag:?}");

@@ -334,6 +334,27 @@ fn a_customer_holds_at_most_the_cap_across_unpaid_orders() {
         .all(|row| row.customer_id.is_some()));
 }
 
+/// An adjustment of on_hand by `delta`.
+fn adjust(delta: i64) -> Command {
+    Command::Adjust {
+        delta,
+        actor: "t".into(),
+        reason: "r".into(),
+    }
+}
+
+/// A reservation of `quantity` units for `order_id`, held for a second.
+fn reserve(order_id: &str, quantity: i64) -> Command {
+    Command::Reserve {
+        order_id: order_id.into(),
+        quantity,
+        ttl_ms: 1000,
+        actor: "t".into(),
+        holder: None,
+        place: Default::default(),
+    }
+}
+
 /// A paid order cancelled before its sale reached the SKU (the sale step failed and was
 /// owed) gets its reservation released, not its units returned on top of it: on_hand
 /// stays what was counted once the reservation's time is up.
@@ -341,24 +362,11 @@ fn a_customer_holds_at_most_the_cap_across_unpaid_orders() {
 fn a_return_of_an_order_never_sold_here_releases_its_reservation() {
     let mut stock = Stock::empty("SKU");
     let mut changes = Changes::default();
-    let adjust = Command::Adjust {
-        delta: 10,
-        actor: "t".into(),
-        reason: "r".into(),
-    };
     stock
-        .apply(&adjust, 0, Recorded::NOTHING, &mut changes)
+        .apply(&adjust(10), 0, Recorded::NOTHING, &mut changes)
         .unwrap();
-    let reserve = Command::Reserve {
-        order_id: "o".into(),
-        quantity: 3,
-        ttl_ms: 1000,
-        actor: "t".into(),
-        holder: None,
-        place: Default::default(),
-    };
     stock
-        .apply(&reserve, 0, Recorded::NOTHING, &mut changes)
+        .apply(&reserve("o", 3), 0, Recorded::NOTHING, &mut changes)
         .unwrap();
     let give_back = Command::Return {
         order_id: "o".into(),
@@ -396,28 +404,15 @@ fn a_sale_whose_reservation_lapsed_is_made_from_what_is_available() {
     let mut stock = Stock::empty("SKU");
     let mut changes = Changes::default();
     let nothing = Recorded::NOTHING;
-    let adjust = |delta| Command::Adjust {
-        delta,
-        actor: "t".into(),
-        reason: "r".into(),
-    };
-    let reserve = |order_id: &str| Command::Reserve {
-        order_id: order_id.into(),
-        quantity: 2,
-        ttl_ms: 1000,
-        actor: "t".into(),
-        holder: None,
-        place: Default::default(),
-    };
     stock.apply(&adjust(3), 0, nothing, &mut changes).unwrap();
     stock
-        .apply(&reserve("paid"), 0, nothing, &mut changes)
+        .apply(&reserve("paid", 2), 0, nothing, &mut changes)
         .unwrap();
     stock
         .apply(&Command::ExpireDue, 2_000_000, nothing, &mut changes)
         .unwrap();
     stock
-        .apply(&reserve("other"), 2_000_000, nothing, &mut changes)
+        .apply(&reserve("other", 2), 2_000_000, nothing, &mut changes)
         .unwrap();
     let sale = Command::Commit {
         order_id: "paid".into(),
@@ -462,21 +457,10 @@ fn only_units_sold_come_back() {
     let mut stock = Stock::empty("SKU");
     let mut changes = Changes::default();
     let nothing = Recorded::NOTHING;
-    let adjust = Command::Adjust {
-        delta: 5,
-        actor: "t".into(),
-        reason: "r".into(),
-    };
-    stock.apply(&adjust, 0, nothing, &mut changes).unwrap();
-    let reserve = Command::Reserve {
-        order_id: "lapsed".into(),
-        quantity: 2,
-        ttl_ms: 1000,
-        actor: "t".into(),
-        holder: None,
-        place: Default::default(),
-    };
-    stock.apply(&reserve, 0, nothing, &mut changes).unwrap();
+    stock.apply(&adjust(5), 0, nothing, &mut changes).unwrap();
+    stock
+        .apply(&reserve("lapsed", 2), 0, nothing, &mut changes)
+        .unwrap();
     stock
         .apply(&Command::ExpireDue, 2_000_000, nothing, &mut changes)
         .unwrap();
@@ -547,15 +531,9 @@ fn a_count_sets_on_hand_to_what_was_counted() {
             available: 50
         })
     );
-    let reserve = Command::Reserve {
-        order_id: "o".into(),
-        quantity: 3,
-        ttl_ms: 1000,
-        actor: "t".into(),
-        holder: None,
-        place: Default::default(),
-    };
-    stock.apply(&reserve, 0, nothing, &mut changes).unwrap();
+    stock
+        .apply(&reserve("o", 3), 0, nothing, &mut changes)
+        .unwrap();
     assert_eq!(
         stock.apply(&count(2), 0, nothing, &mut changes),
         Err(StockError::BelowReserved { reserved: 3 })

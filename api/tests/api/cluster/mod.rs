@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::cli::{admin_create, souk, wait_listening};
-use crate::crash::login;
+use crate::crash::{login, register};
 use crate::helpers::*;
 
 /// Shards of the test deployments: few enough to read, enough to spread.
@@ -365,13 +365,7 @@ pub(crate) async fn customers(
     let mut tokens = Vec::new();
     for index in 0..count {
         let email = format!("shopper{index}@example.com");
-        let registered = client
-            .post(format!("{address}/api/v1/auth/register"))
-            .json(&json!({"email": email, "password": PASSWORD, "name": "Shopper"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(registered.status(), 201);
+        register(client, address, &email, "Shopper").await;
         tokens.push(login(client, address, &email, PASSWORD).await);
     }
     tokens
