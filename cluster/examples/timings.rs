@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use souk_cluster::{Acquire, ClusterNode, ClusterSettings, LeaseStore, ShardId};
+use souk_cluster::{Acquire, ClusterNode, ClusterSettings, Handoff, LeaseStore, ShardId};
 
 async fn node(url: &str, name: &str, namespace: &str) -> ClusterNode {
     let client = async_nats::connect(url).await.expect("reach NATS");
@@ -34,9 +34,9 @@ fn instant_host(node: &ClusterNode) {
     let handoffs = node.handoffs();
     tokio::spawn(async move {
         loop {
-            let draining: Vec<ShardId> = table.borrow_and_update().draining().collect();
-            for shard in draining {
-                handoffs.done(shard);
+            let draining: Vec<Handoff> = table.borrow_and_update().draining().collect();
+            for handoff in draining {
+                handoffs.done(handoff);
             }
             if table.changed().await.is_err() {
                 return;

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::node::Handoffs;
 use crate::ring::{shard_of, ShardId};
-use crate::table::ShardTable;
+use crate::table::{Handoff, ShardTable};
 use crate::transport::{
     BoxFuture, Envelope, EnvelopeHandler, HandlerError, Mailbox, RemoteError, SendError,
 };
@@ -286,11 +286,11 @@ pub async fn run_handoffs(
     timeout: Duration,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut started: BTreeSet<ShardId> = BTreeSet::new();
+    let mut started: BTreeSet<Handoff> = BTreeSet::new();
     let mut owned: BTreeSet<ShardId> = BTreeSet::new();
     let mut running = tokio::task::JoinSet::new();
     loop {
-        let (draining, owned_now, shard_count): (BTreeSet<ShardId>, BTreeSet<ShardId>, u32) = {
+        let (draining, owned_now, shard_count): (BTreeSet<Handoff>, BTreeSet<ShardId>, u32) = {
             let snapshot = table.borrow_and_update();
             (
                 snapshot.draining().collect(),
@@ -300,12 +300,13 @@ pub async fn run_handoffs(
         };
         let lost: Vec<ShardId> = owned
             .difference(&owned_now)
-            .filter(|shard| !started.contains(shard))
+            .filter(|shard| !started.iter().any(|handoff| handoff.shard == **shard))
             .copied()
             .collect();
         owned = owned_now;
-        // A shard no longer draining (released, or kept after all) may drain again later.
-        started.retain(|shard| draining.contains(shard));
+        // A handoff no longer under way (released, or the shard kept after all) is done
+        // with; the shard may drain again later, as a handoff of its own.
+        started.retain(|handoff| draining.contains(handoff));
         for shard in lost {
             let hosts = hosts.clone();
             running.spawn(async move {
@@ -317,10 +318,11 @@ pub async fn run_handoffs(
                 );
             });
         }
-        for shard in draining {
-            if !started.insert(shard) {
+        for handoff in draining {
+            if !started.insert(handoff) {
                 continue;
             }
+            let shard = handoff.shard;
             let hosts = hosts.clone();
             let handoffs = handoffs.clone();
             running.spawn(async move {
@@ -332,7 +334,7 @@ pub async fn run_handoffs(
                         "handoff: entities still running at the timeout"
                     );
                 }
-                handoffs.done(shard);
+                handoffs.done(handoff);
             });
         }
         tokio::select! {

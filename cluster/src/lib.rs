@@ -32,7 +32,7 @@ pub use membership::Membership;
 pub use node::{ClusterNode, Handoffs};
 pub use ring::{shard_of, Ring, ShardId, RING_VERSION};
 pub use settings::{ClusterSettings, Namespace, NodeId, DEFAULT_SHARD_COUNT};
-pub use table::{OwnedShard, ShardState, ShardTable};
+pub use table::{Handoff, OwnedShard, ShardState, ShardTable};
 pub use transport::{
     BoxFuture, Envelope, EnvelopeHandler, HandlerError, Mailbox, MailboxServer, MailboxStats,
     RemoteError, SendError,

@@ -15,7 +15,7 @@ use crate::lease::{self, Holder, LeaseStore};
 use crate::membership::Membership;
 use crate::ring::ShardId;
 use crate::settings::{ClusterSettings, Namespace, NodeId};
-use crate::table::ShardTable;
+use crate::table::{Handoff, ShardTable};
 use crate::transport::{EnvelopeHandler, Mailbox, MailboxServer};
 use crate::ClusterError;
 
@@ -115,8 +115,8 @@ impl ClusterNode {
     }
 
     /// The entity host has flushed and passivated a draining shard: release its lease.
-    pub fn handoff_done(&self, shard: ShardId) {
-        self.handoffs().done(shard);
+    pub fn handoff_done(&self, handoff: Handoff) {
+        self.handoffs().done(handoff);
     }
 
     /// A handle for the entity host's own task to report finished handoffs with.
@@ -195,9 +195,10 @@ pub struct Handoffs {
 }
 
 impl Handoffs {
-    /// The shard (draining on this node) has been flushed and passivated: release it.
-    pub fn done(&self, shard: ShardId) {
-        let _ = self.commands.send(Command::HandoffDone(shard));
+    /// The shard (draining on this node) has been flushed and passivated: release it,
+    /// if this is still the handoff under way.
+    pub fn done(&self, handoff: Handoff) {
+        let _ = self.commands.send(Command::HandoffDone(handoff));
     }
 
     /// Handoffs reported to no driver (tests of the handoff task).

@@ -18,9 +18,18 @@ pub enum ShardState {
     /// This node serves the shard's entities.
     Serving,
     /// The shard moves to another node: take no new commands, flush open batches,
-    /// passivate, then call `ClusterNode::handoff_done` (or the lease is released when
-    /// the handoff timeout passes).
+    /// passivate, then report the [`Handoff`] done (or the lease is released when the
+    /// handoff timeout passes).
     Draining { since: Instant },
+}
+
+/// One handoff of a shard, named by when its draining began: a shard can drain, be kept
+/// after all (the ring moved back) and drain again, and a report of the first handoff
+/// done must not release the shard in the middle of the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Handoff {
+    pub shard: ShardId,
+    pub since: Instant,
 }
 
 /// A shard whose lease this node holds.
@@ -102,12 +111,17 @@ impl ShardTable {
         self.owner(self.shard_of(key))
     }
 
-    /// Shards this node must hand over.
-    pub fn draining(&self) -> impl Iterator<Item = ShardId> + '_ {
+    /// The handoffs of the shards this node must hand over.
+    pub fn draining(&self) -> impl Iterator<Item = Handoff> + '_ {
         self.owned
             .iter()
-            .filter(|(_, owned)| matches!(owned.state, ShardState::Draining { .. }))
-            .map(|(shard, _)| *shard)
+            .filter_map(|(shard, owned)| match owned.state {
+                ShardState::Draining { since } => Some(Handoff {
+                    shard: *shard,
+                    since,
+                }),
+                ShardState::Serving => None,
+            })
     }
 
     /// Shards per holder, as the leases bucket has them (for the admin view).
@@ -176,18 +190,23 @@ mod tests {
 
     #[test]
     fn a_draining_shard_points_to_its_next_owner() {
+        let since = Instant::now();
         let table = table_with(
             OwnedShard {
                 epoch: 7,
-                state: ShardState::Draining {
-                    since: Instant::now(),
-                },
+                state: ShardState::Draining { since },
                 valid_until: Instant::now() + Duration::from_secs(60),
             },
             Some("a"),
         );
         assert!(!table.serves(ShardId(3)));
-        assert_eq!(table.draining().collect::<Vec<_>>(), vec![ShardId(3)]);
+        assert_eq!(
+            table.draining().collect::<Vec<_>>(),
+            vec![Handoff {
+                shard: ShardId(3),
+                since
+            }]
+        );
         assert_eq!(table.owner(ShardId(3)), table.ring.owner(ShardId(3)));
     }
 

@@ -28,7 +28,7 @@ use crate::membership::Membership;
 use crate::metrics;
 use crate::ring::{Ring, ShardId};
 use crate::settings::{ClusterSettings, NodeId};
-use crate::table::{OwnedShard, ShardState, ShardTable};
+use crate::table::{Handoff, OwnedShard, ShardState, ShardTable};
 
 /// Lease takes in flight at once, and renewals at once.
 const CONCURRENT_LEASE_WRITES: usize = 128;
@@ -37,7 +37,7 @@ const CONCURRENT_LEASE_WRITES: usize = 128;
 const EXTENSION_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
 pub(super) enum Command {
-    HandoffDone(ShardId),
+    HandoffDone(Handoff),
     Stop,
 }
 
@@ -458,18 +458,20 @@ impl Driver {
 
     fn obey(&mut self, command: Option<Command>) {
         match command {
-            Some(Command::HandoffDone(shard)) => self.finish_handoff(shard),
+            Some(Command::HandoffDone(handoff)) => self.finish_handoff(handoff),
             Some(Command::Stop) | None => self.stopping = true,
         }
     }
 
-    fn finish_handoff(&mut self, shard: ShardId) {
-        let draining = self
+    /// Releases a shard whose handoff the entity host finished, unless the report is
+    /// of an earlier handoff of the shard than the one under way.
+    fn finish_handoff(&mut self, handoff: Handoff) {
+        let current = self
             .held
-            .get(&shard)
-            .is_some_and(|held| held.draining_since.is_some());
-        if draining {
-            self.release(shard, false);
+            .get(&handoff.shard)
+            .is_some_and(|held| held.draining_since == Some(handoff.since));
+        if current {
+            self.release(handoff.shard, false);
         }
     }
 
