@@ -63,6 +63,20 @@ impl<K: EntityKind> Message for Deliver<K> {
     type Result = Result<K::Reply, K::Error>;
 }
 
+/// What the host answers a request with, once its entity has.
+type Answer<K> = ResponseFuture<Result<<K as EntityKind>::Reply, <K as EntityKind>::Error>>;
+
+/// A request that found its entity's actor gone before the host had read how it
+/// stopped. An entity reports before its mailbox closes, so the report is already in
+/// the host's mailbox, ahead of this: handled after it, the request meets the entity as
+/// the report left it (started afresh after a passivation, or waiting out a failure's
+/// backoff), and a crash loop under requests is counted and backs off.
+struct Redeliver<K: EntityKind>(Deliver<K>);
+
+impl<K: EntityKind> Message for Redeliver<K> {
+    type Result = Result<K::Reply, K::Error>;
+}
+
 /// How many entities are alive now.
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -240,6 +254,13 @@ impl<E: Entity> EntityHost<E> {
         Ok(self.start(key, epoch, context))
     }
 
+    /// Whether `key`'s actor has stopped and the host has not yet read its report.
+    fn awaits_stop_report(&self, key: &str) -> bool {
+        self.running
+            .get(key)
+            .is_some_and(|running| !running.address.connected())
+    }
+
     fn start(&mut self, key: &str, epoch: Option<u64>, context: &mut Context<Self>) -> Addr<E> {
         self.next_instance += 1;
         let mut link = EntityLink::new(
@@ -394,10 +415,48 @@ where
     E: Entity + Handler<Request<E::Kind>>,
     E::Context: ToEnvelope<E, Request<E::Kind>>,
 {
-    type Result =
-        ResponseFuture<Result<<E::Kind as EntityKind>::Reply, <E::Kind as EntityKind>::Error>>;
+    type Result = Answer<E::Kind>;
 
     fn handle(&mut self, deliver: Deliver<E::Kind>, context: &mut Context<Self>) -> Self::Result {
+        if self.awaits_stop_report(&deliver.key) {
+            let host = context.address();
+            return Box::pin(async move {
+                host.send(Redeliver(deliver))
+                    .await
+                    .map_err(|_| HostError::ShuttingDown)?
+            });
+        }
+        self.deliver(deliver, context)
+    }
+}
+
+impl<E> Handler<Redeliver<E::Kind>> for EntityHost<E>
+where
+    E: Entity + Handler<Request<E::Kind>>,
+    E::Context: ToEnvelope<E, Request<E::Kind>>,
+{
+    type Result = Answer<E::Kind>;
+
+    fn handle(
+        &mut self,
+        redeliver: Redeliver<E::Kind>,
+        context: &mut Context<Self>,
+    ) -> Self::Result {
+        self.deliver(redeliver.0, context)
+    }
+}
+
+impl<E> EntityHost<E>
+where
+    E: Entity + Handler<Request<E::Kind>>,
+    E::Context: ToEnvelope<E, Request<E::Kind>>,
+{
+    /// Hands the request to its entity's actor, starting one if it may run.
+    fn deliver(
+        &mut self,
+        deliver: Deliver<E::Kind>,
+        context: &mut Context<Self>,
+    ) -> Answer<E::Kind> {
         let actor = self.actor_for(&deliver.key, context);
         Box::pin(async move {
             let actor = actor?;

@@ -196,6 +196,51 @@ async fn failed_actors_restart_from_the_database_with_backoff() {
     assert!(text.contains("souk_inventory_batch_size_count"), "{text}");
 }
 
+/// Requests queued at the host while their SKU's actor crashes wait for the crash
+/// report: the crash is counted and its backoff applies to them, rather than the first
+/// of them starting a new actor at once and the report being dropped as an older
+/// instance's (a crash loop under load would then reload at the rate of requests).
+#[actix_rt::test]
+async fn requests_queued_behind_a_crash_wait_out_its_backoff() {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    use futures_util::FutureExt;
+    use souk_actors::entity::host::Describe;
+
+    let database = fresh(TestBackend::Sqlite).await;
+    let inventory = start(&database.db, settings(), None);
+    let host = inventory.host().clone();
+    inventory.execute("SICK".into(), adjust(50)).await.unwrap();
+    let restarts_before = host.send(Describe).await.unwrap().restarts;
+    let actor = host.send(ActorOf::new("SICK")).await.unwrap().unwrap();
+    actor.do_send(InjectFault::Panic);
+    // The requests reach the host's mailbox; then this thread, which is also the
+    // host's, is held until the actor has died on its own arbiter, so its report is
+    // queued behind them.
+    let mut requests: FuturesUnordered<_> = (0..8)
+        .map(|_| inventory.execute("SICK".into(), adjust(1)))
+        .collect();
+    assert!(requests.next().now_or_never().is_none(), "no answer yet");
+    let give_up = std::time::Instant::now() + Duration::from_secs(5);
+    while actor.connected() && std::time::Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(!actor.connected(), "the injected panic stopped the actor");
+
+    let mut answers = Vec::new();
+    while let Some(answer) = requests.next().await {
+        answers.push(answer);
+    }
+    for answer in &answers {
+        assert!(
+            matches!(answer, Err(InventoryError::Restarting { .. })),
+            "a request behind the crash waits out its backoff: {answer:?}"
+        );
+    }
+    let restarts_after = host.send(Describe).await.unwrap().restarts;
+    assert_eq!(restarts_after, restarts_before + 1, "the crash is counted");
+    assert_ledger_balances(&database.db, "SICK").await;
+}
+
 /// Guarantee 7: idle actors stop; touching many SKUs once leaves none resident.
 #[actix_rt::test]
 async fn idle_actors_passivate() {
