@@ -268,11 +268,10 @@ async fn write(
     let mut threshold_changed = false;
     let mut carried = Vec::new();
     for command in &commands {
-        // Only a sale without its reservation or a return reads the ledger first.
+        // Only a sale or a return reads the ledger first: a sale recorded already is not
+        // made again, whatever reservation the order holds now.
         let (sale_asked, return_asked) = match command {
-            Command::Commit { order_id, .. } if !stock.reservations.contains_key(order_id) => {
-                (Some(order_id.as_str()), None)
-            }
+            Command::Commit { order_id, .. } => (Some(order_id.as_str()), None),
             Command::Return { order_id, .. } => (command.sale_order_id(), Some(order_id.as_str())),
             _ => (None, None),
         };

@@ -406,6 +406,13 @@ impl Stock {
                 quantity,
                 actor,
             } => {
+                // Sold already: a reservation held under the order's id now is a
+                // replay's (its Idempotency-Key sent again after the payment reserves
+                // afresh until the checkout finds the order paid and releases it), not
+                // units the order still buys.
+                if recorded.sold || changes.has_movement("sale", order_id) {
+                    return Ok(Outcome::AlreadySold);
+                }
                 if let Some(held) = self.drop_reservation(order_id, changes) {
                     self.reserved -= held.quantity;
                     self.on_hand -= held.quantity;
@@ -418,9 +425,6 @@ impl Stock {
                         now,
                     ));
                     return Ok(Outcome::Sold);
-                }
-                if recorded.sold || changes.has_movement("sale", order_id) {
-                    return Ok(Outcome::AlreadySold);
                 }
                 if *quantity <= 0 {
                     return Err(StockError::NotReserved);
@@ -456,17 +460,20 @@ impl Stock {
                     return Ok(Outcome::AlreadyReturned);
                 }
                 let sale_order_id = command.sale_order_id().unwrap_or(order_id);
+                let sold = recorded.sold || changes.has_movement("sale", sale_order_id);
                 // An order cancelled before its sale reached this SKU still holds its
                 // reservation: those units never left, so they are released, not
-                // returned (returning them would count them twice).
-                if sale_order_id == order_id {
+                // returned (returning them would count them twice). Once the sale is
+                // recorded, a reservation under the order's id is a replay's, and the
+                // sold units come back.
+                if sale_order_id == order_id && !sold {
                     let why = ("release", actor.as_str(), "order cancelled before its sale");
                     if self.release_reservation(order_id, why, now, changes) {
                         return Ok(Outcome::Released);
                     }
                 }
                 // Units never sold here never left: giving them back would invent stock.
-                if !recorded.sold && !changes.has_movement("sale", sale_order_id) {
+                if !sold {
                     return Ok(Outcome::NotSold);
                 }
                 self.on_hand += quantity;

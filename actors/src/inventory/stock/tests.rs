@@ -80,7 +80,7 @@ proptest! {
             for movement in &changes.movements {
                 let order_id = movement.order_id.clone().unwrap_or_default();
                 match movement.kind.as_str() {
-                    "sale" => { sold.insert(order_id); }
+                    "sale" => prop_assert!(sold.insert(order_id), "sold twice"),
                     "return" => prop_assert!(returned.insert(order_id), "returned twice"),
                     _ => {}
                 }
@@ -190,6 +190,86 @@ fn commit_twice_is_idempotent_and_unknown_commit_is_refused() {
         ),
         Ok(Outcome::AlreadySold)
     );
+}
+
+/// The same Idempotency-Key sent again after the payment reserves afresh under the
+/// paid order's id until the checkout finds the order paid and releases it. A sale or
+/// a return landing in between meets that reservation: neither may take it for the
+/// order's own.
+#[test]
+fn a_replays_reservation_under_a_sold_order_is_neither_sold_nor_released_by_a_return() {
+    let mut stock = Stock::empty("SKU");
+    let mut changes = Changes::default();
+    let apply = |stock: &mut Stock, command: Command, recorded: Recorded| {
+        stock.apply(&command, 0, recorded, &mut Changes::default())
+    };
+    stock
+        .apply(
+            &Command::Adjust {
+                delta: 5,
+                actor: "t".into(),
+                reason: "r".into(),
+            },
+            0,
+            Recorded::NOTHING,
+            &mut changes,
+        )
+        .unwrap();
+    let reserve = || Command::Reserve {
+        order_id: "o".into(),
+        quantity: 2,
+        ttl_ms: 1000,
+        actor: "t".into(),
+        holder: None,
+        place: Default::default(),
+    };
+    let commit = || Command::Commit {
+        order_id: "o".into(),
+        quantity: 2,
+        actor: "t".into(),
+    };
+    apply(&mut stock, reserve(), Recorded::NOTHING).unwrap();
+    assert_eq!(apply(&mut stock, commit(), Recorded::NOTHING), Ok(Outcome::Sold));
+    assert!(matches!(
+        apply(&mut stock, reserve(), Recorded::NOTHING),
+        Ok(Outcome::Reserved { .. })
+    ));
+    assert_eq!((stock.on_hand, stock.reserved), (3, 2), "the replay's reservation");
+
+    // A settlement sent again (say, by the sweep) sells nothing more.
+    assert_eq!(
+        apply(&mut stock, commit(), Recorded::SOLD),
+        Ok(Outcome::AlreadySold)
+    );
+    assert_eq!((stock.on_hand, stock.reserved), (3, 2));
+
+    // The order cancelled after payment gets its sold units back; the replay's
+    // reservation stays for the replay to release.
+    let cancel_return = Command::Return {
+        order_id: "o".into(),
+        sale_order_id: String::new(),
+        quantity: 2,
+        actor: "t".into(),
+        reason: String::new(),
+    };
+    assert_eq!(
+        apply(&mut stock, cancel_return, Recorded::SOLD),
+        Ok(Outcome::Returned)
+    );
+    assert_eq!((stock.on_hand, stock.reserved), (5, 2));
+    assert_eq!(
+        apply(
+            &mut stock,
+            Command::Release {
+                order_id: "o".into(),
+                actor: "t".into(),
+                reason: "duplicate request".into(),
+            },
+            Recorded::NOTHING
+        ),
+        Ok(Outcome::Released)
+    );
+    assert_eq!((stock.on_hand, stock.reserved, stock.available()), (5, 0, 5));
 }
 
 #[test]
