@@ -11,6 +11,8 @@ use crate::ClusterError;
 
 /// The default shard count; fixed for the life of a deployment.
 pub const DEFAULT_SHARD_COUNT: u32 = 1024;
+/// The longest call timeout a node takes, and the longest a node serves any call.
+pub const MAX_CALL_TIMEOUT_MS: u64 = 300_000;
 
 /// Settings of one clustered node. Every duration is whole seconds or milliseconds, as
 /// in the rest of Souk's configuration.
@@ -114,8 +116,11 @@ impl ClusterSettings {
         if !(1..=5).contains(&self.kv_replicas) {
             return Err(invalid("kv_replicas", "must be 1 to 5"));
         }
-        if self.call_timeout_ms == 0 {
-            return Err(invalid("call_timeout_ms", "must be positive"));
+        if !(1..=MAX_CALL_TIMEOUT_MS).contains(&self.call_timeout_ms) {
+            return Err(invalid(
+                "call_timeout_ms",
+                "must be 1 to 300000 (5 minutes)",
+            ));
         }
         if self.membership_renew_interval() >= self.membership_ttl() {
             return Err(invalid(
@@ -273,13 +278,15 @@ mod tests {
     #[test]
     fn bad_values_name_their_setting() {
         type Change = fn(&mut ClusterSettings);
-        let cases: [(&str, Change); 6] = [
+        let cases: [(&str, Change); 8] = [
             ("node_id", |s| s.node_id = "a.b".to_owned()),
             ("node_id", |s| s.node_id = String::new()),
             ("namespace", |s| s.namespace = "souk events".to_owned()),
             ("shards", |s| s.shards = 0),
             ("lease_margin_ms", |s| s.lease_margin_ms = 3_500),
             ("membership_renew_ms", |s| s.membership_renew_ms = 4_000),
+            ("call_timeout_ms", |s| s.call_timeout_ms = 0),
+            ("call_timeout_ms", |s| s.call_timeout_ms = 300_001),
         ];
         for (setting, change) in cases {
             let mut settings = ClusterSettings::default();

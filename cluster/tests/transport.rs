@@ -375,9 +375,20 @@ async fn calls_in_flight_survive_joins_stops_and_kills() {
 /// How many answer messages one call sent straight to `node`'s calls subject gets
 /// within half a second: one per process listening there.
 async fn answers_to_one_call(client: &async_nats::Client, namespace: &str, node: &str) -> usize {
+    answers_to_call(client, namespace, node, 1_000).await.len()
+}
+
+/// The answers that came back within half a second to one raw `echo` call of
+/// `timeout_ms` sent to `node`.
+async fn answers_to_call(
+    client: &async_nats::Client,
+    namespace: &str,
+    node: &str,
+    timeout_ms: u64,
+) -> Vec<souk_proto::v1::ClusterAnswers> {
     use futures_util::StreamExt;
     use prost::Message;
-    use souk_proto::v1::{ClusterCall, ClusterCalls, ClusterEnvelope};
+    use souk_proto::v1::{ClusterAnswers, ClusterCall, ClusterCalls, ClusterEnvelope};
 
     let subject = souk_cluster::settings::Namespace::parse(namespace)
         .unwrap()
@@ -390,9 +401,9 @@ async fn answers_to_one_call(client: &async_nats::Client, namespace: &str, node:
             envelope: Some(ClusterEnvelope {
                 kind: "echo".to_owned(),
                 key: "probe".to_owned(),
-                shard: 0,
+                shard: souk_cluster::shard_of("probe", 64).0,
                 sender_node: "probe".to_owned(),
-                timeout_ms: 1_000,
+                timeout_ms,
                 payload: Vec::new(),
             }),
         }],
@@ -402,12 +413,41 @@ async fn answers_to_one_call(client: &async_nats::Client, namespace: &str, node:
         .await
         .unwrap();
     client.flush().await.unwrap();
-    let mut count = 0;
+    let mut received = Vec::new();
     let until = tokio::time::Instant::now() + Duration::from_millis(500);
-    while let Ok(Some(_)) = tokio::time::timeout_at(until, answers.next()).await {
-        count += 1;
+    while let Ok(Some(message)) = tokio::time::timeout_at(until, answers.next()).await {
+        received.push(ClusterAnswers::decode(message.payload).expect("answers decode"));
     }
-    count
+    received
+}
+
+/// A call's time comes from its sender; a node serves none longer than the longest
+/// call timeout it could be configured with, so any time a sender claims is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_claiming_endless_time_is_answered() {
+    use souk_proto::v1::cluster_reply;
+
+    let (url, namespace, nodes) = two_ready_nodes().await;
+    let client = connect(&url).await;
+    for timeout_ms in [u64::MAX, 1_000] {
+        let answers = answers_to_call(&client, &namespace, "a", timeout_ms).await;
+        let replies: Vec<_> = answers
+            .iter()
+            .flat_map(|message| &message.answers)
+            .map(|answer| answer.reply.as_ref().and_then(|reply| reply.result.clone()))
+            .collect();
+        assert_eq!(replies.len(), 1, "one answer to a call of {timeout_ms} ms");
+        // Node `a` serves the probe's shard or names its owner, either way a handled call.
+        assert!(
+            matches!(
+                &replies[0],
+                Some(cluster_reply::Result::Ok(_)) | Some(cluster_reply::Result::NotOwner(_))
+            ),
+            "a call of {timeout_ms} ms is served: {:?}",
+            replies[0]
+        );
+    }
+    stop_both(&url, &namespace, nodes).await;
 }
 
 /// A second process started with a node's id (a replacement pod while the old one

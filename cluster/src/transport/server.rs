@@ -29,6 +29,9 @@ use crate::ClusterError;
 
 /// Envelopes one node handles at once; more wait for a slot.
 const MAX_CONCURRENT_ENVELOPES: usize = 4096;
+/// The longest a call is served, whatever time its sender says it has left: the
+/// longest call timeout a node may be configured with (`ClusterSettings`).
+pub const MAX_CALL_TIME: Duration = Duration::from_millis(crate::settings::MAX_CALL_TIMEOUT_MS);
 /// An answer queue nobody used for this long is closed when another one opens (its
 /// sender restarted under a new answer subject, or left).
 const IDLE_ANSWER_QUEUE: Duration = Duration::from_secs(60);
@@ -203,7 +206,7 @@ async fn serve(
         metrics::served_call(&envelope.kind, "deadline_exceeded");
         return error_reply(RemoteError::new(DEADLINE_EXCEEDED, "no time left", true));
     }
-    let timeout = Duration::from_millis(envelope.timeout_ms);
+    let timeout = Duration::from_millis(envelope.timeout_ms).min(MAX_CALL_TIME);
     let kind = envelope.kind.clone();
     let request = Envelope {
         kind: envelope.kind,
