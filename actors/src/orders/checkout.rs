@@ -292,12 +292,16 @@ impl OrderLogic {
                 }
             }
             if let Err(error) = outcome {
-                self.release_lines(
-                    &order_id,
-                    &reserved,
-                    "order not placed: another line failed",
-                )
-                .await;
+                // A line refused for good holds nothing. One that failed retryably may
+                // have been reserved all the same (its answer lost, its commit's outcome
+                // unknown): without a key the order id is this checkout's alone, so it
+                // is released with the others; with one, the reservation may be a
+                // concurrent request's with this key, and its TTL releases it.
+                if key.is_none() && error.is_retryable() {
+                    reserved.push(&product.sku);
+                }
+                self.release_lines(&order_id, &reserved, "order not placed: a line failed")
+                    .await;
                 return Err(match error {
                     InventoryError::Stock(StockError::Insufficient { available }) => Error::new(
                         ErrorCode::InsufficientStock,
