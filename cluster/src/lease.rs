@@ -142,6 +142,13 @@ impl LeaseStore {
         &self.node
     }
 
+    /// How long a renewal waits for its write's answer before it reads the key: a third
+    /// of the time a lease serves after its renewal is sent, so that a second write
+    /// fits before the holder must stop serving.
+    pub fn renewal_patience(&self) -> Duration {
+        self.ttl.saturating_sub(self.margin) / 3
+    }
+
     pub fn incarnation(&self) -> &str {
         &self.incarnation
     }
@@ -204,33 +211,41 @@ impl LeaseStore {
 
     /// Extends `lease`. On [`LeaseError::Unavailable`] the lease keeps its deadline (and
     /// may be renewed again before it); on [`LeaseError::Lost`] it must be dropped.
+    ///
+    /// A write not answered within [`LeaseStore::renewal_patience`] (its acknowledgement
+    /// lost, say, when the connection to NATS is re-established) is looked up in the
+    /// bucket and made again from what is there, while the lease still serves.
     pub async fn renew(&self, lease: &mut Lease) -> Result<(), LeaseError> {
         let key = shard_key(lease.shard);
-        // A second try only after finding our own write whose acknowledgement was lost.
+        // A second try only after finding our own record: a write whose answer was
+        // lost or late, which may or may not have landed.
         for _ in 0..2 {
             let sent = Instant::now();
-            let written = self
-                .bucket
-                .write(
-                    &key,
-                    self.record(lease.epoch),
-                    Some(lease.revision),
-                    Some(self.ttl),
-                )
-                .await;
-            #[cfg(test)]
-            let written = self
-                .lost_acks
-                .hold(lease.shard, test_hooks::Write::Renewal, written)
-                .await;
-            match written {
-                Ok(revision) => {
+            let write = async {
+                let written = self
+                    .bucket
+                    .write(
+                        &key,
+                        self.record(lease.epoch),
+                        Some(lease.revision),
+                        Some(self.ttl),
+                    )
+                    .await;
+                #[cfg(test)]
+                let written = self
+                    .lost_acks
+                    .hold(lease.shard, test_hooks::Write::Renewal, written)
+                    .await;
+                written
+            };
+            match tokio::time::timeout(self.renewal_patience(), write).await {
+                Ok(Ok(revision)) => {
                     lease.revision = revision;
                     lease.valid_until = lease.valid_until.max(self.deadline(sent));
                     return Ok(());
                 }
-                Err(WriteError::Nats(error)) => return Err(LeaseError::Unavailable(error)),
-                Err(WriteError::Conflict) => {}
+                Ok(Err(WriteError::Nats(error))) => return Err(LeaseError::Unavailable(error)),
+                Ok(Err(WriteError::Conflict)) | Err(_) => {}
             }
             let current = self.read(&key).await?;
             let holder = current

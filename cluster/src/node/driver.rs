@@ -9,7 +9,9 @@
 //! `valid_until` whatever the network does. Each lease is taken and renewed by a task
 //! of its own, cut off at a deadline (the lease's, or for a take, a lease's length),
 //! and its result is taken as soon as it comes: a slow write (a lost acknowledgement)
-//! costs at most its own shard, never the others'.
+//! costs at most its own shard, never the others'; a renewal itself looks its write up
+//! and writes again once the write has waited a third of the serving window
+//! ([`crate::LeaseStore::renew`]), so a lost acknowledgement usually costs nothing.
 //!
 //! A table that differs from the last one only in how long leases are valid (a round
 //! of renewals, whose answers trickle in) is published at most every

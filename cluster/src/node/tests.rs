@@ -64,12 +64,12 @@ async fn forget_buckets(client: async_nats::Client, namespace: &str) {
     }
 }
 
-/// Checks every 10 ms for `period` that the node serves every shard but `except`.
-async fn serves_all_but(node: &ClusterNode, except: Option<ShardId>, period: Duration) {
+/// Checks every 10 ms for `period` that the node serves every shard.
+async fn serves_all(node: &ClusterNode, period: Duration) {
     let started = Instant::now();
     while started.elapsed() < period {
         let table = node.snapshot();
-        for shard in (0..64).map(ShardId).filter(|shard| Some(*shard) != except) {
+        for shard in (0..64).map(ShardId) {
             assert!(
                 table.serves(shard),
                 "shard {shard} not served {:?} into the watch",
@@ -81,7 +81,7 @@ async fn serves_all_but(node: &ClusterNode, except: Option<ShardId>, period: Dur
 }
 
 #[tokio::test]
-async fn a_renewal_whose_acknowledgement_is_lost_costs_no_other_shard_its_lease() {
+async fn a_renewal_whose_acknowledgement_is_lost_costs_no_shard_its_lease() {
     let (client, node, namespace, serving_window) = ready_node("slow").await;
 
     // One renewal lands but is answered only after far longer than the serving window
@@ -96,26 +96,16 @@ async fn a_renewal_whose_acknowledgement_is_lost_costs_no_other_shard_its_lease(
         .map(|(shard, owned)| (*shard, owned.valid_until))
         .collect();
 
-    // The other shards stay served throughout, renewed as usual.
-    serves_all_but(&node, Some(slow), serving_window * 2).await;
+    // Every shard stays served throughout, renewed as usual; the slow one too: its
+    // renewal found its own write in the bucket and made the next one from it.
+    serves_all(&node, serving_window * 2).await;
     let after = node.snapshot();
-    for (shard, valid_until) in before.iter().filter(|(shard, _)| **shard != slow) {
+    for (shard, valid_until) in &before {
         assert!(
             after.owned[shard].valid_until > *valid_until + serving_window,
             "shard {shard}'s deadline kept moving"
         );
     }
-
-    // The slow shard: its renewal gave up at the lease's deadline, so it is taken back
-    // and then renewed like the others again, long before the answer would have come.
-    tokio::time::timeout(Duration::from_secs(3), async {
-        while !node.snapshot().serves(slow) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the slow shard is served again");
-    serves_all_but(&node, None, serving_window * 2).await;
 
     drop(node);
     forget_buckets(client, &namespace).await;
@@ -183,7 +173,7 @@ async fn an_acquisition_whose_acknowledgement_is_lost_delays_no_other_shard() {
     })
     .await
     .expect("the slow shard is served again");
-    serves_all_but(&node, None, serving_window).await;
+    serves_all(&node, serving_window).await;
 
     drop(node);
     forget_buckets(client, &namespace).await;
@@ -204,7 +194,7 @@ async fn a_round_of_renewals_publishes_a_few_tables_not_one_per_lease() {
     let renewal_interval = Duration::from_millis(300);
     let rounds = 6u32;
 
-    serves_all_but(&node, None, renewal_interval * rounds).await;
+    serves_all(&node, renewal_interval * rounds).await;
 
     let after = node.snapshot();
     let published = after.version - before.version;
