@@ -138,9 +138,12 @@ async fn start_node(options: &Options, admin_email: String) -> anyhow::Result<No
             .inventory
             .adjust(
                 HOT_SKU,
-                souk_actors::inventory::service::OnHandChange::By(HOT_STOCK),
-                "bench stock",
-                None,
+                souk_actors::inventory::service::StockChange {
+                    on_hand: souk_actors::inventory::service::OnHandChange::By(HOT_STOCK),
+                    reason: "bench stock".to_owned(),
+                    low_stock_threshold: None,
+                    request_key: None,
+                },
                 &admin.id,
             )
             .await

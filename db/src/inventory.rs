@@ -52,6 +52,8 @@ pub struct MovementRecord {
     pub reason: String,
     pub version: i64,
     pub created_at: Micros,
+    /// The Idempotency-Key of the admin's change this movement records, if sent.
+    pub request_key: Option<String>,
 }
 
 /// Everything one batch changes, written in one transaction.
@@ -119,6 +121,22 @@ pub async fn has_movement(
     .bind(order_id)
     .bind(sku)
     .bind(kind)
+    .fetch_one(&mut *connection)
+    .await?;
+    Ok(count > 0)
+}
+
+/// Whether the ledger holds the movement of an admin's change sent with `request_key`.
+pub async fn has_request(
+    connection: &mut AnyConnection,
+    sku: &str,
+    request_key: &str,
+) -> Result<bool, DbError> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM inventory_movements WHERE sku = ? AND request_key = ?",
+    )
+    .bind(sku)
+    .bind(request_key)
     .fetch_one(&mut *connection)
     .await?;
     Ok(count > 0)
@@ -239,7 +257,7 @@ pub async fn write_parts(
         landed.iter().flat_map(|batch| &batch.movements).collect();
     for chunk in pieces(&movements, MAX_ROWS) {
         let mut builder = QueryBuilder::<Any>::new(
-            "INSERT INTO inventory_movements (id, sku, kind, delta_on_hand, delta_reserved, order_id, actor, reason, version, created_at) ",
+            "INSERT INTO inventory_movements (id, sku, kind, delta_on_hand, delta_reserved, order_id, actor, reason, version, created_at, request_key) ",
         );
         builder.push_values(chunk, |mut values, movement| {
             values
@@ -252,7 +270,8 @@ pub async fn write_parts(
                 .push_bind(movement.actor.clone())
                 .push_bind(movement.reason.clone())
                 .push_bind(movement.version)
-                .push_bind(movement.created_at);
+                .push_bind(movement.created_at)
+                .push_bind(movement.request_key.clone());
         });
         builder.build().execute(&mut *transaction).await?;
     }
@@ -321,7 +340,7 @@ where
     E: Executor<'e, Database = Any>,
 {
     Ok(sqlx::query_as::<_, MovementRecord>(
-        "SELECT id, sku, kind, delta_on_hand, delta_reserved, order_id, actor, reason, version, created_at \
+        "SELECT id, sku, kind, delta_on_hand, delta_reserved, order_id, actor, reason, version, created_at, request_key \
          FROM inventory_movements WHERE sku = ? ORDER BY id",
     )
     .bind(sku)
@@ -390,7 +409,7 @@ where
     E: Executor<'e, Database = Any>,
 {
     Ok(sqlx::query_as::<_, MovementRecord>(
-        "SELECT id, sku, kind, delta_on_hand, delta_reserved, order_id, actor, reason, version, created_at \
+        "SELECT id, sku, kind, delta_on_hand, delta_reserved, order_id, actor, reason, version, created_at, request_key \
          FROM inventory_movements WHERE sku = ? AND (? IS NULL OR id > ?) ORDER BY id LIMIT ?",
     )
     .bind(sku)

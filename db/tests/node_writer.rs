@@ -228,6 +228,7 @@ fn stock_batch(sku: &str, version: i64, order_id: &str) -> Batch {
             reason: String::new(),
             version,
             created_at: now,
+            request_key: None,
         }],
         events: Vec::new(),
     }

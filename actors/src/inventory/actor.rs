@@ -268,15 +268,21 @@ async fn write(
     let mut threshold_changed = false;
     let mut carried = Vec::new();
     for command in &commands {
-        // Only a sale or a return reads the ledger first: a sale recorded already is not
-        // made again, whatever reservation the order holds now.
-        let (sale_asked, return_asked) = match command {
-            Command::Commit { order_id, .. } => (Some(order_id.as_str()), None),
-            Command::Return { order_id, .. } => (command.sale_order_id(), Some(order_id.as_str())),
-            _ => (None, None),
+        // Only a sale, a return or an admin's change sent with a key reads the ledger
+        // first: a sale recorded already is not made again, whatever reservation the
+        // order holds now, and a change is applied once per key.
+        let (sale_asked, return_asked, request_asked) = match command {
+            Command::Commit { order_id, .. } => (Some(order_id.as_str()), None, None),
+            Command::Return { order_id, .. } => {
+                (command.sale_order_id(), Some(order_id.as_str()), None)
+            }
+            Command::Adjust { request_key, .. } | Command::SetOnHand { request_key, .. } => {
+                (None, None, request_key.as_deref())
+            }
+            _ => (None, None, None),
         };
         let mut recorded = Recorded::NOTHING;
-        if sale_asked.is_some() || return_asked.is_some() {
+        if sale_asked.is_some() || return_asked.is_some() || request_asked.is_some() {
             let mut ledger = match connection.take() {
                 Some(ledger) => ledger,
                 None => db.pool().acquire().await.map_err(souk_db::DbError::from)?,
@@ -288,6 +294,10 @@ async fn write(
             if let Some(order_id) = return_asked {
                 recorded.returned =
                     inventory::has_movement(&mut ledger, &stock.sku, order_id, "return").await?;
+            }
+            if let Some(request_key) = request_asked {
+                recorded.requested =
+                    inventory::has_request(&mut ledger, &stock.sku, request_key).await?;
             }
             connection = Some(ledger);
         }

@@ -190,6 +190,17 @@ pub enum OnHandChange {
     To(i64),
 }
 
+/// One admin action on a SKU's stock.
+#[derive(Debug, Clone)]
+pub struct StockChange {
+    pub on_hand: OnHandChange,
+    /// Why, for the ledger (validated by [`validate_adjustment`]).
+    pub reason: String,
+    pub low_stock_threshold: Option<i64>,
+    /// The admin's Idempotency-Key: the change is applied once per key and SKU.
+    pub request_key: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct InventoryService {
     db: Db,
@@ -247,28 +258,34 @@ impl InventoryService {
     /// Applies a change of on_hand (and optionally a new threshold) as one admin action:
     /// the threshold is set first, so a change that crosses it is announced, and put
     /// back if the change is refused, so a refused action changes nothing.
-    #[tracing::instrument(name = "adjust_stock", skip(self))]
+    #[tracing::instrument(name = "adjust_stock", skip(self, change),
+        fields(on_hand = ?change.on_hand, keyed = change.request_key.is_some()))]
     pub async fn adjust(
         &self,
         sku: &str,
-        change: OnHandChange,
-        reason: &str,
-        low_stock_threshold: Option<i64>,
+        change: StockChange,
         admin_id: &str,
     ) -> Result<StockView, Error> {
         let actor = format!("admin:{admin_id}");
-        let reason = reason.to_owned();
-        let command = match change {
+        let StockChange {
+            on_hand,
+            reason,
+            low_stock_threshold,
+            request_key,
+        } = change;
+        let command = match on_hand {
             OnHandChange::By(0) => None,
             OnHandChange::By(delta) => Some(Command::Adjust {
                 delta,
                 actor: actor.clone(),
                 reason,
+                request_key,
             }),
             OnHandChange::To(on_hand) => Some(Command::SetOnHand {
                 on_hand,
                 actor: actor.clone(),
                 reason,
+                request_key,
             }),
         };
         let mut threshold_before = None;

@@ -80,18 +80,24 @@ pub enum Command {
         /// Why, for the movement; empty means an order cancelled after payment.
         reason: String,
     },
-    /// Restock (+), shrinkage or correction (−).
+    /// Restock (+), shrinkage or correction (−). With a `request_key` (the admin's
+    /// Idempotency-Key), once per key: sent again, it changes nothing.
     Adjust {
         delta: i64,
         actor: String,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_key: Option<String>,
     },
     /// A count: on_hand becomes this, whatever it was meanwhile (the difference is the
     /// ledger's adjustment), so two counts sent at once both leave what was counted.
+    /// Once per `request_key`, as an adjustment.
     SetOnHand {
         on_hand: i64,
         actor: String,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_key: Option<String>,
     },
     SetThreshold {
         threshold: i64,
@@ -156,16 +162,19 @@ pub struct Changes {
 pub struct Recorded {
     pub sold: bool,
     pub returned: bool,
+    /// The admin's change of this request key was applied already.
+    pub requested: bool,
 }
 
 impl Recorded {
     pub const NOTHING: Recorded = Recorded {
         sold: false,
         returned: false,
+        requested: false,
     };
     pub const SOLD: Recorded = Recorded {
         sold: true,
-        returned: false,
+        ..Recorded::NOTHING
     };
 }
 
@@ -246,6 +255,7 @@ impl Stock {
             // Filled in with the batch's version when the batch is written.
             version: 0,
             created_at: now,
+            request_key: None,
         }
     }
 
@@ -275,11 +285,14 @@ impl Stock {
     }
 
     /// Moves on_hand by `delta` (none: no ledger row), never below what is reserved.
+    /// Changes on_hand by `delta`. A change with a request key is recorded even when it
+    /// changes nothing, so that the same request sent again finds it.
     fn adjust(
         &mut self,
         delta: i64,
         actor: &str,
         reason: &str,
+        request_key: Option<&str>,
         now: Micros,
         changes: &mut Changes,
     ) -> Result<Outcome, StockError> {
@@ -289,14 +302,34 @@ impl Stock {
                 reserved: self.reserved,
             });
         }
-        if delta != 0 {
+        if delta != 0 || request_key.is_some() {
             self.on_hand = on_hand;
-            let movement = self.movement("adjustment", (delta, 0), None, actor, reason, now);
+            let mut movement = self.movement("adjustment", (delta, 0), None, actor, reason, now);
+            movement.request_key = request_key.map(str::to_owned);
             changes.movements.push(movement);
         }
-        Ok(Outcome::Adjusted {
+        Ok(self.adjusted())
+    }
+
+    fn adjusted(&self) -> Outcome {
+        Outcome::Adjusted {
             on_hand: self.on_hand,
             available: self.available(),
+        }
+    }
+
+    /// Whether the admin's change sent with `request_key` was applied already.
+    fn applied_already(
+        request_key: &Option<String>,
+        recorded: Recorded,
+        changes: &Changes,
+    ) -> bool {
+        request_key.as_deref().is_some_and(|key| {
+            recorded.requested
+                || changes
+                    .movements
+                    .iter()
+                    .any(|movement| movement.request_key.as_deref() == Some(key))
         })
     }
 
@@ -491,16 +524,26 @@ impl Stock {
                 ));
                 Ok(Outcome::Returned)
             }
+            Command::Adjust { request_key, .. } | Command::SetOnHand { request_key, .. }
+                if Self::applied_already(request_key, recorded, changes) =>
+            {
+                Ok(self.adjusted())
+            }
             Command::Adjust {
                 delta,
                 actor,
                 reason,
-            } => self.adjust(*delta, actor, reason, now, changes),
+                request_key,
+            } => self.adjust(*delta, actor, reason, request_key.as_deref(), now, changes),
             Command::SetOnHand {
                 on_hand,
                 actor,
                 reason,
-            } => self.adjust(on_hand - self.on_hand, actor, reason, now, changes),
+                request_key,
+            } => {
+                let delta = on_hand - self.on_hand;
+                self.adjust(delta, actor, reason, request_key.as_deref(), now, changes)
+            }
             Command::SetThreshold { threshold, .. } => {
                 if *threshold < 0 {
                     return Err(StockError::InvalidQuantity);

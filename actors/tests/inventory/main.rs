@@ -58,6 +58,7 @@ fn adjust(delta: i64) -> Command {
         delta,
         actor: "admin:test".into(),
         reason: "restock".into(),
+        request_key: None,
     }
 }
 

@@ -17,7 +17,8 @@ use super::Console;
 use crate::error::{Error, ErrorCode};
 use crate::state::AppState;
 use souk_actors::catalog::model::parse_sku;
-use souk_actors::inventory::service::{validate_adjustment, OnHandChange, StockView};
+use souk_actors::inventory::service::{validate_adjustment, OnHandChange, StockChange, StockView};
+use souk_actors::orders::views::checked_idempotency_key;
 use souk_actors::paging::{decode_cursor, encode_cursor};
 
 const PAGE_SIZE: u32 = 50;
@@ -228,6 +229,9 @@ pub struct AdjustDraft {
     pub amount: String,
     pub reason: String,
     pub threshold: String,
+    /// The form's Idempotency-Key: a form sent twice (a double click, a resend) changes
+    /// the stock once.
+    pub request: String,
 }
 
 #[derive(Template)]
@@ -387,6 +391,7 @@ pub async fn sku_page(
             after: query.after,
             draft: AdjustDraft {
                 mode: "delta".into(),
+                request: souk_db::ids::new_id(),
                 ..AdjustDraft::default()
             },
             problems: Vec::new(),
@@ -424,6 +429,8 @@ pub struct AdjustForm {
     amount: Option<String>,
     reason: Option<String>,
     threshold: Option<String>,
+    /// The form's Idempotency-Key, given when the form was shown.
+    request: Option<String>,
 }
 
 fn parse_whole(field: &str, raw: &str) -> Result<i64, String> {
@@ -478,6 +485,8 @@ pub async fn adjust(
         amount: form.amount.clone().unwrap_or_default(),
         reason: form.reason.clone().unwrap_or_default(),
         threshold: form.threshold.clone().unwrap_or_default(),
+        // Shown again after a refusal, which changed nothing: the same key serves.
+        request: form.request.clone().unwrap_or_else(souk_db::ids::new_id),
     };
     let refuse = |draft: AdjustDraft, status: StatusCode, problems: Vec<String>| {
         let (state, console, admin, sku) =
@@ -491,6 +500,19 @@ pub async fn adjust(
                 notice: None,
             };
             sku_response(&state, &console, &admin, &sku, status, input).await
+        }
+    };
+    // A form without a key (one made by hand) is applied as sent.
+    let request_key = match form
+        .request
+        .as_deref()
+        .map(|raw| checked_idempotency_key("request", raw))
+    {
+        None => None,
+        Some(Ok(key)) => Some(key),
+        Some(Err(_)) => {
+            let problem = "This form is out of date: reload the page and try again.".to_owned();
+            return refuse(draft, StatusCode::UNPROCESSABLE_ENTITY, vec![problem]).await;
         }
     };
     let amount = match parse_whole("amount", draft.amount.as_str()) {
@@ -535,7 +557,16 @@ pub async fn adjust(
     };
     match state
         .inventory
-        .adjust(&sku, change, &reason, threshold, &admin.user_id)
+        .adjust(
+            &sku,
+            StockChange {
+                on_hand: change,
+                reason,
+                low_stock_threshold: threshold,
+                request_key,
+            },
+            &admin.user_id,
+        )
         .await
     {
         Ok(stock) => {

@@ -11,11 +11,12 @@ use souk_proto::v1::inventory_service_server::InventoryService;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::caller;
+use crate::grpc::orders::idempotency_key;
 use crate::state::AppState;
 use crate::wire::inventory::{
     command_from_wire, inventory_error_to_status, outcome_to_wire, stock_message,
 };
-use souk_actors::inventory::service::{validate_adjustment, OnHandChange};
+use souk_actors::inventory::service::{validate_adjustment, OnHandChange, StockChange};
 
 pub struct InventoryGrpc {
     pub state: web::Data<AppState>,
@@ -51,6 +52,7 @@ impl InventoryService for InventoryGrpc {
             .await
             .map_err(to_status)?;
         let body = request.into_inner();
+        let request_key = idempotency_key(&body.idempotency_key)?;
         let reason = validate_adjustment(body.delta, &body.reason, None).map_err(to_status)?;
         let sku = self
             .state
@@ -61,7 +63,16 @@ impl InventoryService for InventoryGrpc {
         let stock = self
             .state
             .inventory
-            .adjust(&sku, OnHandChange::By(body.delta), &reason, None, &admin.id)
+            .adjust(
+                &sku,
+                StockChange {
+                    on_hand: OnHandChange::By(body.delta),
+                    reason,
+                    low_stock_threshold: None,
+                    request_key,
+                },
+                &admin.id,
+            )
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::AdjustStockResponse {

@@ -1,15 +1,16 @@
 //! `/api/v1/admin/inventory`: stock levels, adjustments and the movement ledger.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AdminUser;
 use crate::error::{ApiResult, Error, ErrorCode, Problem};
 use crate::http::json::Json;
+use crate::rest::headers::idempotency_key;
 use crate::state::AppState;
 use souk_actors::catalog::model::parse_sku;
-use souk_actors::inventory::service::{MovementView, OnHandChange, StockView};
+use souk_actors::inventory::service::{MovementView, OnHandChange, StockChange, StockView};
 use souk_actors::paging::{
     checked_limit, decode_cursor, decode_optional, encode_cursor, encode_position,
 };
@@ -117,32 +118,33 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(state.inventory.stock(&sku).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/inventory/{sku}/adjust", operation_id = "admin_adjust_stock", tag = "admin", security(("bearer" = [])), params(("sku" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/admin/inventory/{sku}/adjust", operation_id = "admin_adjust_stock", tag = "admin", security(("bearer" = [])),
+    params(("sku" = String, Path),
+           ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe adjustment: sent again with the same key (for this SKU), the change is not applied again")),
     request_body = AdjustRequest,
-    responses((status = 200, description = "committed; the ledger holds the movement", body = StockView),
+    responses((status = 200, description = "committed (or, with an Idempotency-Key seen before for this SKU, committed earlier); the ledger holds the movement", body = StockView),
               (status = 409, description = "below_reserved", body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 pub async fn adjust(
     state: web::Data<AppState>,
     admin: AdminUser,
     sku: web::Path<String>,
+    request: HttpRequest,
     body: Json<AdjustRequest>,
 ) -> ApiResult<HttpResponse> {
+    let request_key = idempotency_key(&request)?;
     let reason = souk_actors::inventory::service::validate_adjustment(
         body.delta,
         &body.reason,
         body.low_stock_threshold,
     )?;
     let sku = state.inventory.known_sku(&sku).await?;
-    let stock = state
-        .inventory
-        .adjust(
-            &sku,
-            OnHandChange::By(body.delta),
-            &reason,
-            body.low_stock_threshold,
-            &admin.0.id,
-        )
-        .await?;
+    let change = StockChange {
+        on_hand: OnHandChange::By(body.delta),
+        reason,
+        low_stock_threshold: body.low_stock_threshold,
+        request_key,
+    };
+    let stock = state.inventory.adjust(&sku, change, &admin.0.id).await?;
     Ok(HttpResponse::Ok().json(stock))
 }
 

@@ -11,9 +11,9 @@ use crate::auth::{AuthUser, MaybeUser};
 use crate::error::{ApiResult, Error, ErrorCode, Problem};
 use crate::http::client_ip::client_ip;
 use crate::http::json::{Json, OptionalJson};
+use crate::rest::headers::idempotency_key;
 use crate::state::AppState;
 use souk_actors::cart::{CartCheckout, CartOwner, CartView, GuestCart};
-use souk_actors::orders::views::checked_idempotency_key;
 use souk_actors::orders::OrderView;
 
 /// The header that carries a guest cart's token.
@@ -58,13 +58,6 @@ fn owner(user: MaybeUser, request: &HttpRequest) -> Result<CartOwner, Error> {
             "send an access token as Authorization: Bearer <token>, or a guest cart's token as Souk-Cart-Token",
         )
     })
-}
-
-fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, Error> {
-    let Some(value) = request.headers().get("idempotency-key") else {
-        return Ok(None);
-    };
-    checked_idempotency_key("Idempotency-Key", value.to_str().unwrap_or("")).map(Some)
 }
 
 #[utoipa::path(post, path = "/api/v1/carts/guest", operation_id = "create_guest_cart", tag = "cart",

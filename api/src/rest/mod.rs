@@ -13,6 +13,7 @@ pub mod admin_users;
 pub mod auth;
 pub mod cart;
 pub mod docs;
+pub mod headers;
 pub mod import_csv;
 pub mod ops;
 pub mod orders;

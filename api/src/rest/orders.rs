@@ -9,10 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{AdminUser, AuthUser};
 use crate::error::{ApiResult, Error, ErrorCode, Problem};
 use crate::http::json::{Json, OptionalJson};
+use crate::rest::headers::idempotency_key;
 use crate::state::AppState;
 use souk_actors::orders::views::{
-    checked_idempotency_key, checked_payment_method, checked_reason, decode_order_cursor,
-    encode_order_cursor,
+    checked_payment_method, checked_reason, decode_order_cursor, encode_order_cursor,
 };
 use souk_actors::orders::{Caller, CreateOrderInput, OrderStatus, OrderView};
 use souk_actors::paging::checked_limit;
@@ -85,13 +85,6 @@ fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<i64>, Error> {
             })
     })
     .transpose()
-}
-
-fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, Error> {
-    let Some(value) = request.headers().get("idempotency-key") else {
-        return Ok(None);
-    };
-    checked_idempotency_key("Idempotency-Key", value.to_str().unwrap_or("")).map(Some)
 }
 
 #[utoipa::path(post, path = "/api/v1/orders", operation_id = "create_order", tag = "orders", security(("bearer" = [])), request_body = CreateOrderInput,

@@ -14,6 +14,7 @@ const STOCK_FLAG_BOUND: std::time::Duration = std::time::Duration::from_secs(3);
 use crate::on_both_backends;
 
 on_both_backends!(adjust_get_and_ledger);
+on_both_backends!(an_adjustment_sent_again_with_its_key_is_applied_once);
 
 async fn product(app: &TestApp, admin: &Session, sku: &str) -> Value {
     let response = app
@@ -34,6 +35,86 @@ async fn adjust(app: &TestApp, admin: &Session, sku: &str, body: Value) -> reqwe
         &body,
     )
     .await
+}
+
+/// An adjustment sent with an `Idempotency-Key`.
+async fn adjust_keyed(
+    app: &TestApp,
+    admin: &Session,
+    sku: &str,
+    key: &str,
+    body: Value,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/admin/inventory/{sku}/adjust")))
+        .bearer_auth(&admin.access_token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A restock whose answer never came (a 503 past its deadline, a dropped connection)
+/// is sent again with the same key and changes nothing more; another key is another
+/// change; a key is per SKU; a malformed key is refused before anything is applied.
+async fn an_adjustment_sent_again_with_its_key_is_applied_once(backend: TestBackend) {
+    let app = spawn_app_on(backend).await;
+    let admin = app.admin().await;
+    product(&app, &admin, "KEY-1").await;
+    product(&app, &admin, "KEY-2").await;
+    let restock = json!({"delta": 10, "reason": "delivery 7"});
+
+    for _ in 0..2 {
+        let response = adjust_keyed(&app, &admin, "KEY-1", "delivery-7", restock.clone()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let stock: Value = response.json().await.unwrap();
+        assert_eq!(stock["on_hand"], 10, "applied once: {stock}");
+    }
+    let other = adjust_keyed(&app, &admin, "KEY-1", "delivery-8", restock.clone()).await;
+    assert_eq!(other.json::<Value>().await.unwrap()["on_hand"], 20);
+    let same_key_other_sku =
+        adjust_keyed(&app, &admin, "KEY-2", "delivery-7", restock.clone()).await;
+    assert_eq!(
+        same_key_other_sku.json::<Value>().await.unwrap()["on_hand"],
+        10
+    );
+    // Without a key, every request is a change of its own.
+    adjust(&app, &admin, "KEY-2", restock.clone()).await;
+    let unkeyed: Value = adjust(&app, &admin, "KEY-2", restock.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unkeyed["on_hand"], 30);
+
+    for bad in ["", "a key with spaces", &"k".repeat(101)] {
+        let refused = adjust_keyed(&app, &admin, "KEY-1", bad, restock.clone()).await;
+        assert_problem(refused, 422, "validation_failed").await;
+    }
+    let ledger: Value = app
+        .get_as(
+            "/api/v1/admin/inventory/KEY-1/movements",
+            &admin.access_token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let adjustments = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|movement| movement["kind"] == "adjustment")
+        .count();
+    assert_eq!(adjustments, 2, "{ledger}");
+    let stock: Value = app
+        .get_as("/api/v1/admin/inventory/KEY-1", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stock["on_hand"], 20);
 }
 
 async fn adjust_get_and_ledger(backend: TestBackend) {

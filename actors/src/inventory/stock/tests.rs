@@ -37,12 +37,14 @@ fn command() -> impl Strategy<Value = Command> {
         (0i64..15).prop_map(|on_hand| Command::SetOnHand {
             on_hand,
             actor: "t".into(),
-            reason: "count".into()
+            reason: "count".into(),
+            request_key: None,
         }),
         (-10i64..15).prop_map(|delta| Command::Adjust {
             delta,
             actor: "t".into(),
-            reason: "r".into()
+            reason: "r".into(),
+            request_key: None,
         }),
         (0..8u8, 1i64..4).prop_map(|(n, quantity)| Command::Return {
             order_id: format!("order-{n}"),
@@ -72,8 +74,8 @@ proptest! {
             let mut changes = Changes::default();
             let before = stock.clone();
             let recorded = match &command {
-                Command::Commit { order_id, .. } => Recorded { sold: sold.contains(order_id), returned: false },
-                Command::Return { order_id, .. } => Recorded { sold: sold.contains(order_id), returned: returned.contains(order_id) },
+                Command::Commit { order_id, .. } => Recorded { sold: sold.contains(order_id), ..Recorded::NOTHING },
+                Command::Return { order_id, .. } => Recorded { sold: sold.contains(order_id), returned: returned.contains(order_id), ..Recorded::NOTHING },
                 _ => Recorded::NOTHING,
             };
             let result = stock.apply(&command, now, recorded, &mut changes);
@@ -109,7 +111,7 @@ proptest! {
     fn reserve_is_idempotent_by_order(quantity in 1i64..5) {
         let mut stock = Stock::empty("SKU");
         let mut changes = Changes::default();
-        stock.apply(&Command::Adjust { delta: 10, actor: "t".into(), reason: "r".into() }, 0, Recorded::NOTHING, &mut changes).unwrap();
+        stock.apply(&Command::Adjust { delta: 10, actor: "t".into(), reason: "r".into(), request_key: None }, 0, Recorded::NOTHING, &mut changes).unwrap();
         let reserve = Command::Reserve { order_id: "o".into(), quantity, ttl_ms: 1000, actor: "t".into(), holder: None, place: Default::default(), };
         let first = stock.apply(&reserve, 0, Recorded::NOTHING, &mut changes);
         prop_assert!(matches!(first, Ok(Outcome::Reserved { .. })), "first reservation: {:?}", first);
@@ -128,6 +130,7 @@ fn commit_twice_is_idempotent_and_unknown_commit_is_refused() {
                 delta: 5,
                 actor: "t".into(),
                 reason: "r".into(),
+                request_key: None,
             },
             0,
             Recorded::NOTHING,
@@ -209,6 +212,7 @@ fn a_replays_reservation_under_a_sold_order_is_neither_sold_nor_released_by_a_re
                 delta: 5,
                 actor: "t".into(),
                 reason: "r".into(),
+                request_key: None,
             },
             0,
             Recorded::NOTHING,
@@ -229,12 +233,19 @@ fn a_replays_reservation_under_a_sold_order_is_neither_sold_nor_released_by_a_re
         actor: "t".into(),
     };
     apply(&mut stock, reserve(), Recorded::NOTHING).unwrap();
-    assert_eq!(apply(&mut stock, commit(), Recorded::NOTHING), Ok(Outcome::Sold));
+    assert_eq!(
+        apply(&mut stock, commit(), Recorded::NOTHING),
+        Ok(Outcome::Sold)
+    );
     assert!(matches!(
         apply(&mut stock, reserve(), Recorded::NOTHING),
         Ok(Outcome::Reserved { .. })
     ));
-    assert_eq!((stock.on_hand, stock.reserved), (3, 2), "the replay's reservation");
+    assert_eq!(
+        (stock.on_hand, stock.reserved),
+        (3, 2),
+        "the replay's reservation"
+    );
 
     // A settlement sent again (say, by the sweep) sells nothing more.
     assert_eq!(
@@ -269,7 +280,105 @@ fn a_replays_reservation_under_a_sold_order_is_neither_sold_nor_released_by_a_re
         ),
         Ok(Outcome::Released)
     );
-    assert_eq!((stock.on_hand, stock.reserved, stock.available()), (5, 0, 5));
+    assert_eq!(
+        (stock.on_hand, stock.reserved, stock.available()),
+        (5, 0, 5)
+    );
+}
+
+/// An admin's change sent with a request key is applied once: sent again in the same
+/// batch, or later (the ledger holds its movement), it changes nothing; a count that
+/// changed nothing is recorded all the same, so that a resend after a sale does not
+/// put the sold units back.
+#[test]
+fn a_keyed_change_is_applied_once() {
+    let mut stock = Stock::empty("SKU");
+    let restock = Command::Adjust {
+        delta: 10,
+        actor: "admin".into(),
+        reason: "delivery".into(),
+        request_key: Some("delivery-1".into()),
+    };
+    let mut changes = Changes::default();
+    for _ in 0..2 {
+        assert_eq!(
+            stock.apply(&restock, 0, Recorded::NOTHING, &mut changes),
+            Ok(Outcome::Adjusted {
+                on_hand: 10,
+                available: 10
+            })
+        );
+    }
+    assert_eq!(changes.movements.len(), 1);
+    assert_eq!(
+        changes.movements[0].request_key.as_deref(),
+        Some("delivery-1")
+    );
+    let applied = Recorded {
+        requested: true,
+        ..Recorded::NOTHING
+    };
+    let mut later = Changes::default();
+    assert!(stock.apply(&restock, 0, applied, &mut later).is_ok());
+    assert_eq!((stock.on_hand, later.movements.len()), (10, 0));
+
+    let count = Command::SetOnHand {
+        on_hand: 10,
+        actor: "admin".into(),
+        reason: "count".into(),
+        request_key: Some("count-1".into()),
+    };
+    let mut counted = Changes::default();
+    assert!(stock
+        .apply(&count, 0, Recorded::NOTHING, &mut counted)
+        .is_ok());
+    assert_eq!(
+        counted.movements.len(),
+        1,
+        "recorded though it changed nothing"
+    );
+    assert_eq!(counted.movements[0].delta_on_hand, 0);
+    // Four units sold meanwhile.
+    let mut sale = Changes::default();
+    let reserve = Command::Reserve {
+        order_id: "o".into(),
+        quantity: 4,
+        ttl_ms: 1000,
+        actor: "t".into(),
+        holder: None,
+        place: Default::default(),
+    };
+    stock
+        .apply(&reserve, 0, Recorded::NOTHING, &mut sale)
+        .unwrap();
+    let commit = Command::Commit {
+        order_id: "o".into(),
+        quantity: 4,
+        actor: "t".into(),
+    };
+    assert_eq!(
+        stock.apply(&commit, 0, Recorded::NOTHING, &mut sale),
+        Ok(Outcome::Sold)
+    );
+    assert!(stock
+        .apply(&count, 0, applied, &mut Changes::default())
+        .is_ok());
+    assert_eq!(stock.on_hand, 6, "the resent count puts nothing back");
+
+    // Without a key every request is a change.
+    let unkeyed = Command::Adjust {
+        delta: 10,
+        actor: "admin".into(),
+        reason: "delivery".into(),
+        request_key: None,
+    };
+    stock
+        .apply(&unkeyed, 0, Recorded::NOTHING, &mut Changes::default())
+        .unwrap();
+    stock
+        .apply(&unkeyed, 0, Recorded::NOTHING, &mut Changes::default())
+        .unwrap();
+    assert_eq!(stock.on_hand, 26);
 }
 
 #[test]
@@ -282,6 +391,7 @@ fn a_reservation_made_and_released_in_one_batch_writes_no_row() {
                 delta: 5,
                 actor: "t".into(),
                 reason: "r".into(),
+                request_key: None,
             },
             0,
             Recorded::NOTHING,
@@ -339,6 +449,7 @@ fn a_customer_holds_at_most_the_cap_across_unpaid_orders() {
         delta: 100,
         actor: "t".into(),
         reason: "r".into(),
+        request_key: None,
     };
     stock
         .apply(&adjust, 0, Recorded::NOTHING, &mut changes)
@@ -420,6 +531,7 @@ fn adjust(delta: i64) -> Command {
         delta,
         actor: "t".into(),
         reason: "r".into(),
+        request_key: None,
     }
 }
 
@@ -577,6 +689,7 @@ fn only_units_sold_come_back() {
     let returned_before = Recorded {
         sold: true,
         returned: true,
+        ..Recorded::NOTHING
     };
     assert_eq!(
         stock.apply(
@@ -601,6 +714,7 @@ fn a_count_sets_on_hand_to_what_was_counted() {
         on_hand,
         actor: "admin".into(),
         reason: "count".into(),
+        request_key: None,
     };
     stock.apply(&count(40), 0, nothing, &mut changes).unwrap();
     stock.apply(&count(50), 0, nothing, &mut changes).unwrap();

@@ -32,8 +32,13 @@ fn cookie_named(response: &reqwest::Response, name: &str) -> Option<(String, Str
 
 /// The value of the first hidden `csrf` field of a page.
 fn csrf_field(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("a csrf field") + marker.len();
+    hidden_field(html, "csrf")
+}
+
+/// The value of the page's first hidden field `name`.
+fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).expect("the field") + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
 }
 
@@ -309,6 +314,52 @@ async fn a_next_page_that_cannot_be_a_location_falls_back_to_the_stock_page() {
     }
     let followed = get_with(&app, "/admin/login?next=/admin/orders", &session).await;
     assert_eq!(followed.headers().get("location").unwrap(), "/admin/orders");
+}
+
+/// The adjust form carries an idempotency key given when the page is shown: the same
+/// form sent twice (a double click, a resend) changes the stock once; the form of a
+/// page shown again is a change of its own.
+#[actix_web::test]
+async fn an_adjust_form_sent_twice_changes_the_stock_once() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    product(&app, &admin, "TWICE-SKU", "Twice item").await;
+    let session = signed_in(&app, &admin.email).await;
+    let adjust = "/admin/stock/TWICE-SKU/adjust";
+    let form_of = |html: &str| {
+        vec![
+            ("mode", "delta".to_owned()),
+            ("amount", "5".to_owned()),
+            ("reason", "delivery".to_owned()),
+            ("csrf", csrf_field(html)),
+            ("request", hidden_field(html, "request")),
+        ]
+    };
+    let page = get_with(&app, "/admin/stock/TWICE-SKU", &session).await;
+    let form = form_of(&page.text().await.unwrap());
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for _ in 0..2 {
+        let sent = post_with(&app, adjust, &session, &fields).await;
+        assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    }
+    assert_eq!(rest_stock(&app, &admin, "TWICE-SKU").await, (5, 0));
+
+    let again = get_with(&app, "/admin/stock/TWICE-SKU", &session).await;
+    let form = form_of(&again.text().await.unwrap());
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sent = post_with(&app, adjust, &session, &fields).await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    assert_eq!(rest_stock(&app, &admin, "TWICE-SKU").await, (10, 0));
+
+    // A key that is not one the page gave is refused in words; nothing changes.
+    let forged: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (*k, if *k == "request" { "not a key" } else { *v }))
+        .collect();
+    let refused = post_with(&app, adjust, &session, &forged).await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await.unwrap().contains("out of date"));
+    assert_eq!(rest_stock(&app, &admin, "TWICE-SKU").await, (10, 0));
 }
 
 #[actix_web::test]

@@ -134,6 +134,7 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
                 sku: "GRPC-2".into(),
                 delta: 5,
                 reason: "gift".into(),
+                idempotency_key: String::new(),
             },
             &owner.access_token,
         ))
@@ -148,6 +149,7 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
                     sku: "GRPC-2".into(),
                     delta,
                     reason: "overflow".into(),
+                    idempotency_key: String::new(),
                 },
                 &admin.access_token,
             ))
@@ -155,6 +157,20 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "delta {delta}");
     }
+    // So is a malformed idempotency key, before anything is applied.
+    let status = inventory
+        .adjust_stock(authorized(
+            pb::AdjustStockRequest {
+                sku: "GRPC-2".into(),
+                delta: 5,
+                reason: "delivery".into(),
+                idempotency_key: "a key with spaces".into(),
+            },
+            &admin.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
 
     // Nothing of that changed the order or its stock.
     let order = orders
@@ -179,6 +195,25 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
         .unwrap()
         .into_inner();
     assert_eq!((stock.on_hand, stock.reserved), (5, 1));
+
+    // An adjustment sent again with its idempotency key (its answer lost) is applied
+    // once.
+    for _ in 0..2 {
+        let adjusted = inventory
+            .adjust_stock(authorized(
+                pb::AdjustStockRequest {
+                    sku: "GRPC-2".into(),
+                    delta: 3,
+                    reason: "delivery".into(),
+                    idempotency_key: "grpc-delivery-1".into(),
+                },
+                &admin.access_token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(adjusted.stock.unwrap().on_hand, 8);
+    }
 }
 
 #[actix_web::test]
