@@ -205,17 +205,22 @@ async fn nodes_share_every_shard_once_through_joins_stops_and_kills() {
     drop_namespace(&connect(&url).await, &namespace).await;
 }
 
+/// The test settings with a handoff timeout far longer than any test waits: a draining
+/// shard is released only when its handoff is reported done.
+fn slow_handoff(node: &str, namespace: &str) -> ClusterSettings {
+    ClusterSettings {
+        handoff_timeout_ms: 30_000,
+        ..settings(node, namespace)
+    }
+}
+
 #[tokio::test]
 async fn a_draining_shard_is_released_as_soon_as_the_host_is_done() {
     let url = nats_url();
     let namespace = fresh_namespace();
-    let slow_handoff = |node: &str| ClusterSettings {
-        handoff_timeout_ms: 30_000,
-        ..settings(node, &namespace)
-    };
-    let a = start(&url, slow_handoff("a")).await;
+    let a = start(&url, slow_handoff("a", &namespace)).await;
     assert!(a.wait_ready(Duration::from_secs(10)).await);
-    let b = start(&url, slow_handoff("b")).await;
+    let b = start(&url, slow_handoff("b", &namespace)).await;
 
     // a sees shards draining; as the entity host would after flushing, it says done.
     let mut table = a.table();
@@ -266,16 +271,12 @@ async fn a_draining_shard_is_released_as_soon_as_the_host_is_done() {
 async fn a_late_report_of_an_earlier_handoff_does_not_release_the_next_one() {
     let url = nats_url();
     let namespace = fresh_namespace();
-    let slow_handoff = |node: &str| ClusterSettings {
-        handoff_timeout_ms: 30_000,
-        ..settings(node, &namespace)
-    };
-    let a = start(&url, slow_handoff("a")).await;
+    let a = start(&url, slow_handoff("a", &namespace)).await;
     assert!(a.wait_ready(Duration::from_secs(10)).await);
     let handoff_of = |shard: ShardId| a.snapshot().draining().find(|h| h.shard == shard);
     let patience = Duration::from_secs(10);
 
-    let b = start(&url, slow_handoff("b")).await;
+    let b = start(&url, slow_handoff("b", &namespace)).await;
     let shard = a.snapshot().ring.shards_of(b.node_id())[0];
     eventually(patience, "a hands a shard to b", || async {
         handoff_of(shard).is_some()
@@ -288,7 +289,7 @@ async fn a_late_report_of_an_earlier_handoff_does_not_release_the_next_one() {
     })
     .await;
 
-    let b = start(&url, slow_handoff("b")).await;
+    let b = start(&url, slow_handoff("b", &namespace)).await;
     eventually(patience, "a hands the shard to b again", || async {
         handoff_of(shard).is_some_and(|handoff| handoff != first)
     })

@@ -202,31 +202,11 @@ fn commit_twice_is_idempotent_and_unknown_commit_is_refused() {
 #[test]
 fn a_replays_reservation_under_a_sold_order_is_neither_sold_nor_released_by_a_return() {
     let mut stock = Stock::empty("SKU");
-    let mut changes = Changes::default();
     let apply = |stock: &mut Stock, command: Command, recorded: Recorded| {
         stock.apply(&command, 0, recorded, &mut Changes::default())
     };
-    stock
-        .apply(
-            &Command::Adjust {
-                delta: 5,
-                actor: "t".into(),
-                reason: "r".into(),
-                request_key: None,
-            },
-            0,
-            Recorded::NOTHING,
-            &mut changes,
-        )
-        .unwrap();
-    let reserve = || Command::Reserve {
-        order_id: "o".into(),
-        quantity: 2,
-        ttl_ms: 1000,
-        actor: "t".into(),
-        holder: None,
-        place: Default::default(),
-    };
+    apply(&mut stock, adjust(5), Recorded::NOTHING).unwrap();
+    let reserve = || reserve("o", 2);
     let commit = || Command::Commit {
         order_id: "o".into(),
         quantity: 2,
@@ -340,16 +320,8 @@ fn a_keyed_change_is_applied_once() {
     assert_eq!(counted.movements[0].delta_on_hand, 0);
     // Four units sold meanwhile.
     let mut sale = Changes::default();
-    let reserve = Command::Reserve {
-        order_id: "o".into(),
-        quantity: 4,
-        ttl_ms: 1000,
-        actor: "t".into(),
-        holder: None,
-        place: Default::default(),
-    };
     stock
-        .apply(&reserve, 0, Recorded::NOTHING, &mut sale)
+        .apply(&reserve("o", 4), 0, Recorded::NOTHING, &mut sale)
         .unwrap();
     let commit = Command::Commit {
         order_id: "o".into(),
