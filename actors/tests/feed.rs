@@ -37,7 +37,6 @@ async fn watchers_see_every_committed_batch() {
                 delta: 10,
                 actor: "admin:test".into(),
                 reason: "delivery".into(),
-                request_key: None,
             },
         )
         .await

@@ -18,7 +18,6 @@ fn stock_holding(held: usize) -> Stock {
                 delta: 1_000_000_000,
                 actor: "bench".into(),
                 reason: "seed".into(),
-                request_key: None,
             },
             NOW,
             Recorded::NOTHING,

@@ -63,21 +63,13 @@ impl WireKind for Sku {
         InventoryError::Unavailable(detail)
     }
 
-    /// Every stock command is idempotent by its order id, but an adjustment or a count
-    /// sent without a request key: applied twice, an adjustment counts its units twice,
-    /// and a count applied again after a sale puts the sold units back.
+    /// Every stock command is idempotent by its order id or its request key, but an
+    /// adjustment or a count sent without a key: applied twice, an adjustment counts its
+    /// units twice, and a count applied again after a sale puts the sold units back.
     fn idempotent(request: &SkuRequest) -> bool {
         !matches!(
             request,
-            SkuRequest::Execute(
-                Command::Adjust {
-                    request_key: None,
-                    ..
-                } | Command::SetOnHand {
-                    request_key: None,
-                    ..
-                }
-            )
+            SkuRequest::Execute(Command::Adjust { .. } | Command::SetOnHand { .. })
         )
     }
 }

@@ -276,9 +276,7 @@ async fn write(
             Command::Return { order_id, .. } => {
                 (command.sale_order_id(), Some(order_id.as_str()), None)
             }
-            Command::Adjust { request_key, .. } | Command::SetOnHand { request_key, .. } => {
-                (None, None, request_key.as_deref())
-            }
+            Command::KeyedChange { request_key, .. } => (None, None, Some(request_key.as_str())),
             _ => (None, None, None),
         };
         let mut recorded = Recorded::NOTHING;

@@ -8,6 +8,7 @@ use souk_db::inventory::{self, ItemRecord, MovementRecord, StockOverviewQuery, S
 use souk_db::Db;
 use utoipa::ToSchema;
 
+pub use super::stock::OnHandChange;
 use super::{
     Command, CommittedReceiver, InventoryError, InventoryRouter, SkuRouter, Stock, StockError,
     StockFeed,
@@ -181,15 +182,6 @@ pub fn api_error(error: InventoryError) -> Error {
     }
 }
 
-/// How an admin changes on_hand: by a difference (a delivery, a loss), or to a count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnHandChange {
-    By(i64),
-    /// Applied to on_hand as the SKU's actor holds it, so a change landing meanwhile
-    /// (a sale, another count) does not make it miss.
-    To(i64),
-}
-
 /// One admin action on a SKU's stock.
 #[derive(Debug, Clone)]
 pub struct StockChange {
@@ -273,19 +265,23 @@ impl InventoryService {
             low_stock_threshold,
             request_key,
         } = change;
-        let command = match on_hand {
-            OnHandChange::By(0) => None,
-            OnHandChange::By(delta) => Some(Command::Adjust {
-                delta,
-                actor: actor.clone(),
-                reason,
+        let command = match (on_hand, request_key) {
+            (OnHandChange::By(0), _) => None,
+            (on_hand, Some(request_key)) => Some(Command::KeyedChange {
                 request_key,
-            }),
-            OnHandChange::To(on_hand) => Some(Command::SetOnHand {
                 on_hand,
                 actor: actor.clone(),
                 reason,
-                request_key,
+            }),
+            (OnHandChange::By(delta), None) => Some(Command::Adjust {
+                delta,
+                actor: actor.clone(),
+                reason,
+            }),
+            (OnHandChange::To(on_hand), None) => Some(Command::SetOnHand {
+                on_hand,
+                actor: actor.clone(),
+                reason,
             }),
         };
         let mut threshold_before = None;

@@ -80,24 +80,29 @@ pub enum Command {
         /// Why, for the movement; empty means an order cancelled after payment.
         reason: String,
     },
-    /// Restock (+), shrinkage or correction (−). With a `request_key` (the admin's
-    /// Idempotency-Key), once per key: sent again, it changes nothing.
+    /// Restock (+), shrinkage or correction (−).
     Adjust {
         delta: i64,
         actor: String,
         reason: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        request_key: Option<String>,
     },
     /// A count: on_hand becomes this, whatever it was meanwhile (the difference is the
     /// ledger's adjustment), so two counts sent at once both leave what was counted.
-    /// Once per `request_key`, as an adjustment.
     SetOnHand {
         on_hand: i64,
         actor: String,
         reason: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        request_key: Option<String>,
+    },
+    /// An adjustment or a count sent with the admin's Idempotency-Key: applied once per
+    /// `request_key`; sent again, it changes nothing. A command of its own rather than
+    /// a field of the two above, so that a node that does not know keys (one of the
+    /// previous version, during a rolling upgrade) refuses it instead of applying it
+    /// without its key.
+    KeyedChange {
+        request_key: String,
+        on_hand: OnHandChange,
+        actor: String,
+        reason: String,
     },
     SetThreshold {
         threshold: i64,
@@ -105,6 +110,15 @@ pub enum Command {
     },
     /// Releases every reservation due by `now` (the actor's timer sends it).
     ExpireDue,
+}
+
+/// How an admin changes on_hand: by a difference (a delivery, a loss), or to a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnHandChange {
+    By(i64),
+    /// Applied to on_hand as the SKU's actor holds it, so a change landing meanwhile
+    /// (a sale, another count) does not make it miss.
+    To(i64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,18 +333,12 @@ impl Stock {
     }
 
     /// Whether the admin's change sent with `request_key` was applied already.
-    fn applied_already(
-        request_key: &Option<String>,
-        recorded: Recorded,
-        changes: &Changes,
-    ) -> bool {
-        request_key.as_deref().is_some_and(|key| {
-            recorded.requested
-                || changes
-                    .movements
-                    .iter()
-                    .any(|movement| movement.request_key.as_deref() == Some(key))
-        })
+    fn applied_already(request_key: &str, recorded: Recorded, changes: &Changes) -> bool {
+        recorded.requested
+            || changes
+                .movements
+                .iter()
+                .any(|movement| movement.request_key.as_deref() == Some(request_key))
     }
 
     /// Removes a reservation, cancelling its insertion if it was made in this batch.
@@ -524,25 +532,32 @@ impl Stock {
                 ));
                 Ok(Outcome::Returned)
             }
-            Command::Adjust { request_key, .. } | Command::SetOnHand { request_key, .. }
-                if Self::applied_already(request_key, recorded, changes) =>
-            {
-                Ok(self.adjusted())
-            }
             Command::Adjust {
                 delta,
                 actor,
                 reason,
-                request_key,
-            } => self.adjust(*delta, actor, reason, request_key.as_deref(), now, changes),
+            } => self.adjust(*delta, actor, reason, None, now, changes),
             Command::SetOnHand {
                 on_hand,
                 actor,
                 reason,
+            } => self.adjust(on_hand - self.on_hand, actor, reason, None, now, changes),
+            Command::KeyedChange { request_key, .. }
+                if Self::applied_already(request_key, recorded, changes) =>
+            {
+                Ok(self.adjusted())
+            }
+            Command::KeyedChange {
                 request_key,
+                on_hand,
+                actor,
+                reason,
             } => {
-                let delta = on_hand - self.on_hand;
-                self.adjust(delta, actor, reason, request_key.as_deref(), now, changes)
+                let delta = match on_hand {
+                    OnHandChange::By(delta) => *delta,
+                    OnHandChange::To(count) => count - self.on_hand,
+                };
+                self.adjust(delta, actor, reason, Some(request_key), now, changes)
             }
             Command::SetThreshold { threshold, .. } => {
                 if *threshold < 0 {

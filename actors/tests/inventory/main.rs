@@ -58,7 +58,6 @@ fn adjust(delta: i64) -> Command {
         delta,
         actor: "admin:test".into(),
         reason: "restock".into(),
-        request_key: None,
     }
 }
 

@@ -120,7 +120,7 @@ pub async fn get(
 
 #[utoipa::path(post, path = "/api/v1/admin/inventory/{sku}/adjust", operation_id = "admin_adjust_stock", tag = "admin", security(("bearer" = [])),
     params(("sku" = String, Path),
-           ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe adjustment: sent again with the same key (for this SKU), the change is not applied again")),
+           ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe adjustment: sent again with the same key (for this SKU, compared exactly), its delta is not applied again, whatever delta it carries; a low_stock_threshold sent with it is set again")),
     request_body = AdjustRequest,
     responses((status = 200, description = "committed (or, with an Idempotency-Key seen before for this SKU, committed earlier); the ledger holds the movement", body = StockView),
               (status = 409, description = "below_reserved", body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]

@@ -103,6 +103,7 @@ pub fn command_to_wire(sku: &str, command: &Command) -> Option<pb::ExecuteReques
         ),
         Command::Adjust { .. }
         | Command::SetOnHand { .. }
+        | Command::KeyedChange { .. }
         | Command::SetThreshold { .. }
         | Command::ExpireDue => return None,
     };

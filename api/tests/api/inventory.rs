@@ -73,6 +73,9 @@ async fn an_adjustment_sent_again_with_its_key_is_applied_once(backend: TestBack
     }
     let other = adjust_keyed(&app, &admin, "KEY-1", "delivery-8", restock.clone()).await;
     assert_eq!(other.json::<Value>().await.unwrap()["on_hand"], 20);
+    // Keys compare exactly, on MariaDB as on SQLite.
+    let other_case = adjust_keyed(&app, &admin, "KEY-1", "DELIVERY-7", restock.clone()).await;
+    assert_eq!(other_case.json::<Value>().await.unwrap()["on_hand"], 30);
     let same_key_other_sku =
         adjust_keyed(&app, &admin, "KEY-2", "delivery-7", restock.clone()).await;
     assert_eq!(
@@ -107,14 +110,14 @@ async fn an_adjustment_sent_again_with_its_key_is_applied_once(backend: TestBack
         .iter()
         .filter(|movement| movement["kind"] == "adjustment")
         .count();
-    assert_eq!(adjustments, 2, "{ledger}");
+    assert_eq!(adjustments, 3, "{ledger}");
     let stock: Value = app
         .get_as("/api/v1/admin/inventory/KEY-1", &admin.access_token)
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(stock["on_hand"], 20);
+    assert_eq!(stock["on_hand"], 30);
 }
 
 async fn adjust_get_and_ledger(backend: TestBackend) {

@@ -63,7 +63,6 @@ async fn two_hosts_that_both_believe_they_own_a_sku_cannot_both_write() {
                 delta: 10,
                 actor: "admin".into(),
                 reason: "stock".into(),
-                request_key: None,
             },
         )
         .await;
