@@ -213,59 +213,113 @@ impl LeaseStore {
     /// may be renewed again before it); on [`LeaseError::Lost`] it must be dropped.
     ///
     /// A write not answered within [`LeaseStore::renewal_patience`] (its acknowledgement
-    /// lost, say, when the connection to NATS is re-established) is looked up in the
-    /// bucket and made again from what is there, while the lease still serves.
+    /// lost when the connection to NATS is re-established, or just slow) is looked up in
+    /// the bucket and made again from our own record there, while the first write may
+    /// still answer: whichever acknowledged write answers first extends the lease, from
+    /// the moment it was sent.
     pub async fn renew(&self, lease: &mut Lease) -> Result<(), LeaseError> {
         let key = shard_key(lease.shard);
-        // A second try only after finding our own record: a write whose answer was
-        // lost or late, which may or may not have landed.
-        for _ in 0..2 {
-            let sent = Instant::now();
-            let write = async {
-                let written = self
-                    .bucket
-                    .write(
-                        &key,
-                        self.record(lease.epoch),
-                        Some(lease.revision),
-                        Some(self.ttl),
-                    )
-                    .await;
-                #[cfg(test)]
-                let written = self
-                    .lost_acks
-                    .hold(lease.shard, test_hooks::Write::Renewal, written)
-                    .await;
-                written
-            };
-            match tokio::time::timeout(self.renewal_patience(), write).await {
+        let (shard, epoch) = (lease.shard, lease.epoch);
+        let first_sent = Instant::now();
+        let first = self.write_renewal(&key, shard, epoch, lease.revision);
+        tokio::pin!(first);
+        let mut first_pending =
+            match tokio::time::timeout(self.renewal_patience(), &mut first).await {
                 Ok(Ok(revision)) => {
-                    lease.revision = revision;
-                    lease.valid_until = lease.valid_until.max(self.deadline(sent));
+                    self.extend(lease, revision, first_sent);
                     return Ok(());
                 }
                 Ok(Err(WriteError::Nats(error))) => return Err(LeaseError::Unavailable(error)),
-                Ok(Err(WriteError::Conflict)) | Err(_) => {}
+                Ok(Err(WriteError::Conflict)) => false,
+                Err(_) => true,
+            };
+        // Our record may have moved on under a write whose answer did not come: the
+        // second write starts from what is there, if it is still ours.
+        let retry = async {
+            let revision = self.own_revision(&key, epoch).await?;
+            let sent = Instant::now();
+            let written = self.write_renewal(&key, shard, epoch, revision).await;
+            Ok::<_, LeaseError>((written, sent))
+        };
+        tokio::pin!(retry);
+        let retried = loop {
+            tokio::select! {
+                written = &mut first, if first_pending => {
+                    first_pending = false;
+                    if let Ok(revision) = written {
+                        self.extend(lease, revision, first_sent);
+                        return Ok(());
+                    }
+                }
+                retried = &mut retry => break retried,
             }
-            let current = self.read(&key).await?;
-            let holder = current
-                .as_ref()
-                .filter(|entry| entry.operation == kv::Operation::Put)
-                .and_then(decode_holder);
-            let still_ours = holder.as_ref().is_some_and(|holder| {
-                holder.node == self.node
-                    && holder.incarnation == self.incarnation
-                    && holder.epoch == lease.epoch
-            });
-            match current {
-                // Go on from our own write; its deadline is not extended for it.
-                Some(entry) if still_ours => lease.revision = entry.revision,
-                _ => return Err(LeaseError::Lost { holder }),
+        };
+        match retried {
+            Ok((Ok(revision), sent)) => {
+                self.extend(lease, revision, sent);
+                return Ok(());
+            }
+            Err(lost @ LeaseError::Lost { .. }) => return Err(lost),
+            Ok((Err(_), _)) | Err(LeaseError::Unavailable(_)) => {}
+        }
+        // The second write conflicted (the first landed meanwhile) or could not be
+        // made: the first write's answer, if it is still to come, decides.
+        if first_pending {
+            if let Ok(revision) = first.await {
+                self.extend(lease, revision, first_sent);
+                return Ok(());
             }
         }
         Err(LeaseError::Unavailable(
-            "the lease kept changing while renewing it".to_owned(),
+            "no renewal of the lease was acknowledged".to_owned(),
         ))
+    }
+
+    /// One conditional write of this node's record for `shard` over `revision`.
+    async fn write_renewal(
+        &self,
+        key: &str,
+        shard: ShardId,
+        epoch: u64,
+        revision: u64,
+    ) -> Result<u64, WriteError> {
+        let written = self
+            .bucket
+            .write(key, self.record(epoch), Some(revision), Some(self.ttl))
+            .await;
+        #[cfg(test)]
+        let written = self
+            .lost_acks
+            .hold(shard, test_hooks::Write::Renewal, written)
+            .await;
+        #[cfg(not(test))]
+        let _ = shard;
+        written
+    }
+
+    /// The revision of the shard's record if it is still this holder's, of `epoch`.
+    async fn own_revision(&self, key: &str, epoch: u64) -> Result<u64, LeaseError> {
+        let current = self.read(key).await?;
+        let holder = current
+            .as_ref()
+            .filter(|entry| entry.operation == kv::Operation::Put)
+            .and_then(decode_holder);
+        let still_ours = holder.as_ref().is_some_and(|holder| {
+            holder.node == self.node
+                && holder.incarnation == self.incarnation
+                && holder.epoch == epoch
+        });
+        match current {
+            Some(entry) if still_ours => Ok(entry.revision),
+            _ => Err(LeaseError::Lost { holder }),
+        }
+    }
+
+    /// Records an acknowledged renewal: its revision, and a deadline counted from when
+    /// it was sent.
+    fn extend(&self, lease: &mut Lease, revision: u64, sent: Instant) {
+        lease.revision = revision;
+        lease.valid_until = lease.valid_until.max(self.deadline(sent));
     }
 
     /// Gives the shard up (the caller has stopped serving it) so that its next owner
