@@ -295,9 +295,11 @@ impl OrderLogic {
                 // A line refused for good holds nothing. One that failed retryably may
                 // have been reserved all the same (its answer lost, its commit's outcome
                 // unknown): without a key the order id is this checkout's alone, so it
-                // is released with the others; with one, the reservation may be a
-                // concurrent request's with this key, and its TTL releases it.
-                if key.is_none() && error.is_retryable() {
+                // is released with the others. Not the last line, whose commit may yet
+                // write the order with its reservation (the order's lookup above may
+                // have come before it); nor with a key, where the reservation may be a
+                // concurrent request's with this key. Their TTL releases those.
+                if key.is_none() && error.is_retryable() && !last {
                     reserved.push(&product.sku);
                 }
                 self.release_lines(&order_id, &reserved, "order not placed: a line failed")
