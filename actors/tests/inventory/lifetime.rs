@@ -212,14 +212,14 @@ async fn requests_queued_behind_a_crash_wait_out_its_backoff() {
     inventory.execute("SICK".into(), adjust(50)).await.unwrap();
     let restarts_before = host.send(Describe).await.unwrap().restarts;
     let actor = host.send(ActorOf::new("SICK")).await.unwrap().unwrap();
-    actor.do_send(InjectFault::Panic);
-    // The requests reach the host's mailbox; then this thread, which is also the
-    // host's, is held until the actor has died on its own arbiter, so its report is
-    // queued behind them.
+    // The requests reach the host's mailbox; then the actor is made to panic, and this
+    // thread, which is also the host's, is held until the actor has died on its own
+    // arbiter, so its report is queued behind them.
     let mut requests: FuturesUnordered<_> = (0..8)
         .map(|_| inventory.execute("SICK".into(), adjust(1)))
         .collect();
     assert!(requests.next().now_or_never().is_none(), "no answer yet");
+    actor.do_send(InjectFault::Panic);
     let give_up = std::time::Instant::now() + Duration::from_secs(5);
     while actor.connected() && std::time::Instant::now() < give_up {
         std::thread::sleep(Duration::from_millis(1));
