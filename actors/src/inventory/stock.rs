@@ -298,9 +298,9 @@ impl Stock {
         true
     }
 
-    /// Moves on_hand by `delta` (none: no ledger row), never below what is reserved.
-    /// Changes on_hand by `delta`. A change with a request key is recorded even when it
-    /// changes nothing, so that the same request sent again finds it.
+    /// Moves on_hand by `delta`, never below what is reserved. A change of nothing
+    /// writes no ledger row unless it carries a request key: that one is recorded, so
+    /// the same request sent again finds it.
     fn adjust(
         &mut self,
         delta: i64,
