@@ -7,6 +7,7 @@ use souk_actors::orders::Event;
 use souk_db::orders::OrderFilter;
 use souk_proto::v1 as pb;
 use souk_proto::v1::order_service_server::OrderService;
+use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::addresses::postal_address_message;
@@ -123,6 +124,10 @@ impl OrderGrpc {
     }
 }
 
+/// The response metadata of `CreateOrder` that says whether the call placed the order
+/// (`true`) or found the one an earlier call with its Idempotency-Key placed (`false`).
+const CREATED_METADATA: &str = "souk-created";
+
 /// The `idempotency_key` field of a checkout: empty means none.
 pub(crate) fn idempotency_key(raw: &str) -> Result<Option<String>, Status> {
     given(raw)
@@ -155,13 +160,20 @@ impl OrderService for OrderGrpc {
             billing_address_id: given(&body.billing_address_id).map(str::to_owned),
             shipping_method: given(&body.shipping_method).map(str::to_owned),
         };
-        let (order, _created) = self
+        let (order, created) = self
             .state
             .orders
             .create(&user.id, input, key)
             .await
             .map_err(to_status)?;
-        Ok(Response::new(order_message(order)))
+        let mut response = Response::new(order_message(order));
+        // REST's 201 or 200: whether this call placed the order, or a retry with the
+        // same Idempotency-Key found it.
+        response.metadata_mut().insert(
+            CREATED_METADATA,
+            MetadataValue::from_static(if created { "true" } else { "false" }),
+        );
+        Ok(response)
     }
 
     async fn get_order(

@@ -73,8 +73,9 @@ async fn a_shopper_registers_logs_in_orders_and_pays_over_grpc() {
             &tokens.access_token,
         ))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
+    assert_eq!(placed.metadata().get("souk-created").unwrap(), "true");
+    let placed = placed.into_inner();
     assert_eq!(placed.status, "pending_payment");
     assert_eq!(placed.total.as_ref().unwrap().amount, 2500);
     let retried = orders
@@ -85,8 +86,13 @@ async fn a_shopper_registers_logs_in_orders_and_pays_over_grpc() {
             &tokens.access_token,
         ))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
+    assert_eq!(
+        retried.metadata().get("souk-created").unwrap(),
+        "false",
+        "a retry finds the order placed before"
+    );
+    let retried = retried.into_inner();
     assert_eq!(retried.id, placed.id, "the same key gives the same order");
 
     let paid = orders
