@@ -107,6 +107,25 @@ pub async fn load_reservations(
     .await?)
 }
 
+/// SKUs holding a reservation whose time ran out by `now`, at most `limit` of them.
+pub async fn skus_with_lapsed_reservations<'e, E>(
+    executor: E,
+    now: Micros,
+    limit: u32,
+) -> Result<Vec<String>, DbError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT sku FROM inventory_reservations WHERE expires_at <= ? ORDER BY sku LIMIT ?",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|(sku,)| sku).collect())
+}
+
 /// Whether the ledger holds a movement of `kind` for an order (idempotent commits and
 /// returns: `sale`, `return`).
 pub async fn has_movement(

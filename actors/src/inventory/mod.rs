@@ -5,6 +5,7 @@
 
 pub mod actor;
 pub mod feed;
+pub mod lapsed;
 pub mod placement;
 pub mod reservations;
 pub mod router;

@@ -227,6 +227,11 @@ impl InventoryService {
         &self.router
     }
 
+    /// One pass of the sweep of lapsed reservations ([`super::lapsed`]).
+    pub async fn release_lapsed(&self) -> Result<usize, InventoryError> {
+        super::lapsed::release_lapsed(&self.db, self.router.as_ref()).await
+    }
+
     /// The SKU if the catalog has a product with it (of any status): admins stock only
     /// what the catalog sells. An unknown SKU is `not_found`; a catalog that cannot be
     /// read is its own error (503 or 500), never a 404.

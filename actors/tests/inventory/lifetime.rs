@@ -241,6 +241,58 @@ async fn requests_queued_behind_a_crash_wait_out_its_backoff() {
     assert_ledger_balances(&database.db, "SICK").await;
 }
 
+/// A reservation whose time runs out while its SKU is not loaded (here: the node that
+/// held it stopped; on a cluster, also a shard that moved) is released by the sweep of
+/// lapsed reservations, not left counted as reserved until something touches the SKU.
+#[actix_rt::test]
+async fn the_sweep_releases_lapsed_reservations_of_skus_not_loaded() {
+    use souk_actors::entity::host::Drain;
+    use souk_actors::inventory::lapsed::release_lapsed;
+
+    let database = fresh(TestBackend::Sqlite).await;
+    let db = database.db.clone();
+    let before_restart = start(&db, settings(), None);
+    before_restart
+        .execute("IDLE".into(), adjust(5))
+        .await
+        .unwrap();
+    before_restart
+        .execute("IDLE".into(), reserve("orphan", 2, 300))
+        .await
+        .unwrap();
+    let still_running = before_restart
+        .host()
+        .send(Drain {
+            timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+    assert_eq!(still_running, 0, "the first host stopped its SKUs");
+
+    // A new host on the same database: IDLE is not loaded, and its reservation lapses.
+    let inventory = start(&db, settings(), None);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let reserved = "SELECT reserved FROM inventory_items WHERE sku = ?";
+    assert_eq!(
+        scalar(&db, reserved, "IDLE").await,
+        2,
+        "held while not loaded"
+    );
+    assert_eq!(inventory.host().send(LiveActors).await.unwrap(), 0);
+
+    assert_eq!(release_lapsed(&db, &inventory).await.unwrap(), 1);
+    assert_eq!(
+        scalar(&db, reserved, "IDLE").await,
+        0,
+        "released by the sweep"
+    );
+    let expiries = "SELECT COUNT(*) FROM inventory_movements WHERE sku = ? AND kind = 'expiry'";
+    assert_eq!(scalar(&db, expiries, "IDLE").await, 1);
+    assert_ledger_balances(&db, "IDLE").await;
+    // Nothing is left for the next pass.
+    assert_eq!(release_lapsed(&db, &inventory).await.unwrap(), 0);
+}
+
 /// Guarantee 7: idle actors stop; touching many SKUs once leaves none resident.
 #[actix_rt::test]
 async fn idle_actors_passivate() {

@@ -1,6 +1,6 @@
 //! The node root's supervised tasks: email workers (on its background thread), the
-//! outbox relay, the session cache's feed, the search index and the order expiry
-//! sweeper.
+//! outbox relay, the session cache's feed, the search index, the sweep of lapsed
+//! reservations and the order expiry sweeper.
 
 use std::sync::Arc;
 
@@ -83,6 +83,12 @@ pub(super) fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
             )
         });
     }
+    if state.services.contains(Service::Inventory) {
+        let inventory = state.inventory.clone();
+        root.spawn_task("inventory", "lapsed-reservations", move |stopping| {
+            sweep_lapsed_reservations(inventory.clone(), stopping)
+        });
+    }
     if state.services.contains(Service::Order) {
         let orders = state.orders.clone();
         root.spawn_task("orders", "expiry-sweeper", move |stopping| {
@@ -90,6 +96,24 @@ pub(super) fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
         });
     }
     Ok(())
+}
+
+/// Every ten seconds until the node stops: releases the reservations past their time
+/// that SKUs not loaded still hold.
+async fn sweep_lapsed_reservations(
+    inventory: souk_actors::inventory::InventoryService,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopping.wait_for(|stopped| *stopped) => return Ok(()),
+        }
+        if let Err(error) = inventory.release_lapsed().await {
+            tracing::warn!(%error, "lapsed reservation sweep failed");
+        }
+    }
 }
 
 /// Once a second until the node stops: expires unpaid orders past their deadline
