@@ -98,22 +98,38 @@ pub(super) fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every ten seconds until the node stops: releases the reservations past their time
-/// that SKUs not loaded still hold.
-async fn sweep_lapsed_reservations(
-    inventory: souk_actors::inventory::InventoryService,
+/// Runs `pass` every `period` until the node stops.
+async fn every<F, Fut>(
+    period: std::time::Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(10));
+    mut pass: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval(period);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stopping.wait_for(|stopped| *stopped) => return Ok(()),
         }
+        pass().await;
+    }
+}
+
+/// Every ten seconds until the node stops: releases the reservations past their time
+/// that SKUs not loaded still hold.
+async fn sweep_lapsed_reservations(
+    inventory: souk_actors::inventory::InventoryService,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    every(std::time::Duration::from_secs(10), stopping, || async {
         if let Err(error) = inventory.release_lapsed().await {
             tracing::warn!(%error, "lapsed reservation sweep failed");
         }
-    }
+    })
+    .await
 }
 
 /// Once a second until the node stops: expires unpaid orders past their deadline
@@ -121,14 +137,9 @@ async fn sweep_lapsed_reservations(
 /// again for the refunds owed on captures no order could keep.
 async fn sweep_orders(
     orders: souk_actors::orders::OrderService,
-    mut stopping: tokio::sync::watch::Receiver<bool>,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stopping.wait_for(|stopped| *stopped) => return Ok(()),
-        }
+    every(std::time::Duration::from_secs(1), stopping, || async {
         if let Err(error) = orders.expire_due().await {
             tracing::warn!(%error, "order expiry sweep failed");
         }
@@ -138,5 +149,6 @@ async fn sweep_orders(
         if let Err(error) = orders.refund_unkept_captures().await {
             tracing::warn!(%error, "owed refund sweep failed");
         }
-    }
+    })
+    .await
 }
