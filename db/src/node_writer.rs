@@ -207,21 +207,25 @@ impl NodeWriter {
             // away must not take the other callers' batch (and the slot) with it. It
             // runs on the node's main runtime: a caller's (an HTTP worker's, an actor
             // arbiter's) may stop first during a graceful stop.
-            let writer = self.clone();
-            self.db
-                .runtime()
-                .spawn(async move { while writer.write_one_batch().await {} });
+            self.spawn_writer();
         }
+    }
+
+    /// Starts a task that writes batch after batch in the slot taken for it.
+    fn spawn_writer(&self) {
+        let writer = self.clone();
+        self.db
+            .runtime()
+            .spawn(async move { while writer.write_one_batch().await {} });
     }
 
     /// Writes one batch in the slot taken for it, then gives the slot back; returns
     /// whether the caller took a slot again to write the next batch.
     async fn write_one_batch(&self) -> bool {
+        let slot = Slot(Some(self.clone()));
         let batch = self.lock().take_batch();
         self.write(batch).await;
-        let mut state = self.lock();
-        state.writers -= 1;
-        state.take_slot()
+        slot.give_back()
     }
 
     async fn write(&self, batch: Vec<Part>) {
@@ -370,6 +374,41 @@ async fn insert_orders<Key: Copy>(
     Ok(refused)
 }
 
+/// A writer slot taken: given back when its batch is written, or when the task writing
+/// it ends otherwise (a panic, the runtime stopping), so a slot is never lost and what
+/// is queued still finds a writer.
+struct Slot(Option<NodeWriter>);
+
+impl Slot {
+    /// Gives the slot back; answers whether the caller took one again to write what
+    /// queued meanwhile.
+    fn give_back(mut self) -> bool {
+        let Some(writer) = self.0.take() else {
+            return false;
+        };
+        let mut state = writer.lock();
+        state.writers -= 1;
+        state.take_slot()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some(writer) = self.0.take() else {
+            return;
+        };
+        let next = {
+            let mut state = writer.lock();
+            state.writers -= 1;
+            state.take_slot()
+        };
+        tracing::error!("a node writer's batch ended unwritten; its callers are told so");
+        if next {
+            writer.spawn_writer();
+        }
+    }
+}
+
 fn answer(part: Part, landed: Landed) {
     match (part, landed) {
         (Part::Stock { reply, .. }, Landed::Fenced) => {
@@ -393,4 +432,76 @@ fn answer(part: Part, landed: Landed) {
 
 fn stopped() -> DbError {
     DbError::Invalid("the node writer stopped".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orders::{HistoryRecord, LineRecord};
+    use crate::outbox::OutboxEvent;
+    use crate::testing::{fresh_sqlite, pending_order};
+
+    fn order(id: &str) -> NewOrder {
+        NewOrder {
+            order: pending_order(id, "customer", 700),
+            lines: vec![LineRecord {
+                order_id: id.to_owned(),
+                line_no: 1,
+                sku: "W-1".to_owned(),
+                product_id: crate::ids::new_id(),
+                name: "Written".to_owned(),
+                unit_amount: 700,
+                quantity: 1,
+            }],
+            history: HistoryRecord {
+                id: crate::ids::new_id(),
+                order_id: id.to_owned(),
+                from_status: None,
+                to_status: "pending_payment".to_owned(),
+                actor: "user:customer".to_owned(),
+                reason: "placed".to_owned(),
+                created_at: crate::clock::now_micros(),
+            },
+            event: OutboxEvent::new("order.placed", id, &serde_json::json!({"order_id": id}))
+                .unwrap(),
+            max_unpaid: None,
+        }
+    }
+
+    /// Every slot is held by a writing task that ended without giving it back (as one
+    /// that panicked or was cancelled does): its guard gives the slot back and starts a
+    /// writer for what queued meanwhile, which is written.
+    #[tokio::test]
+    async fn a_slot_whose_task_ended_unwritten_is_given_back_and_the_queue_written() {
+        let test = fresh_sqlite().await;
+        let writer = test.db.writer();
+        let ended: Vec<Slot> = (0..WRITERS)
+            .map(|_| {
+                let mut state = writer.lock();
+                state.writers += 1;
+                Slot(Some(writer.clone()))
+            })
+            .collect();
+        let (reply, answer) = oneshot::channel();
+        writer.enqueue(Part::Order {
+            order: Box::new(order("queued")),
+            reply,
+        });
+        assert_eq!(writer.lock().queue.len(), 1, "every slot is taken");
+
+        drop(ended);
+
+        let written = tokio::time::timeout(std::time::Duration::from_secs(10), answer)
+            .await
+            .expect("the queued order is written");
+        assert!(matches!(written, Ok(Ok(()))), "{written:?}");
+        assert_eq!(writer.written().orders, 1);
+        // The writers give their slots back just after answering.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while writer.lock().writers > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let state = writer.lock();
+        assert_eq!((state.writers, state.queue.len()), (0, 0));
+    }
 }
