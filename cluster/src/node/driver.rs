@@ -16,7 +16,10 @@
 //! A table that differs from the last one only in how long leases are valid (a round
 //! of renewals, whose answers trickle in) is published at most every
 //! [`EXTENSION_PUBLISH_INTERVAL`], unless a published deadline is about to pass: every
-//! published table wakes the handoff task and is read by every router.
+//! published table wakes the handoff task and is read by every router. A renewal's
+//! answer that only extends its lease costs the driver no pass over its shards: the
+//! ring, the handoffs and the table are looked at again only when something else
+//! changed, or when extended deadlines are due to be published.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -74,6 +77,13 @@ pub(super) struct Driver {
     /// moved) is due.
     published_at: Instant,
     publish_due: Option<Instant>,
+    /// The nearest deadline of the last table published.
+    published_earliest: Option<Instant>,
+    /// Something other than a held lease's deadline may have changed since the last
+    /// pass: the ring, the handoffs and the table are to be looked at again.
+    changed: bool,
+    /// A held lease's deadline moved since the last table.
+    extended: bool,
     stopping: bool,
     /// Set by ticks and ring or holder changes: try to take wanted shards.
     acquire_due: bool,
@@ -125,6 +135,9 @@ impl Driver {
             holders_by_shard: None,
             published_at: Instant::now(),
             publish_due: None,
+            published_earliest: None,
+            changed: true,
+            extended: false,
             stopping: false,
             acquire_due: true,
             renewals: JoinSet::new(),
@@ -146,8 +159,12 @@ impl Driver {
         let mut registered_open = true;
         let mut holders_open = true;
         loop {
-            self.reconcile();
-            self.publish();
+            if std::mem::take(&mut self.changed) {
+                self.reconcile();
+                self.publish();
+            } else {
+                self.publish_extensions();
+            }
             while self.releases.try_join_next().is_some() {}
             self.releasing.retain(|_, task| !task.is_finished());
             // An acquisition still in flight may yet add leases to hand back, a
@@ -167,16 +184,26 @@ impl Driver {
                 .values()
                 .map(|held| held.lease.valid_until())
                 .min();
+            let handoff_timeout = self.settings.handoff_timeout();
+            let next_handoff_timeout = self
+                .held
+                .values()
+                .filter_map(|held| held.draining_since)
+                .min()
+                .map(|since| since + handoff_timeout);
             tokio::select! {
                 _ = ticks.tick() => {
+                    self.changed = true;
                     self.acquire_due = true;
                     self.start_renewals();
                 }
                 changed = self.members.changed(), if members_open => {
+                    self.changed = true;
                     members_open = changed.is_ok();
                     self.acquire_due = true;
                 }
                 changed = self.registered.changed(), if registered_open => {
+                    self.changed = true;
                     registered_open = changed.is_ok();
                     if !*self.registered.borrow() {
                         tracing::error!(node = %self.node, "displaced: handing every shard over");
@@ -184,6 +211,7 @@ impl Driver {
                     }
                 }
                 changed = self.holders.changed(), if holders_open => {
+                    self.changed = true;
                     self.holders_by_shard = None;
                     if changed.is_err() {
                         // The mirror stopped: the node is shutting down.
@@ -193,6 +221,7 @@ impl Driver {
                     self.acquire_due = true;
                 }
                 command = self.commands.recv() => {
+                    self.changed = true;
                     self.obey(command);
                     // Handoffs come in bursts (every shard of a ring change): take
                     // what is queued before reconciling once.
@@ -200,7 +229,11 @@ impl Driver {
                         self.obey(Some(command));
                     }
                 }
-                _ = sleep_until_some(next_deadline) => self.expire(),
+                _ = sleep_until_some(next_deadline) => {
+                    self.changed = true;
+                    self.expire();
+                }
+                _ = sleep_until_some(next_handoff_timeout) => self.changed = true,
                 _ = sleep_until_some(publish_due) => {}
                 Some(renewed) = self.renewals.join_next_with_id(), if !self.renewals.is_empty() => {
                     self.absorb_renewal(renewed);
@@ -211,6 +244,7 @@ impl Driver {
                     }
                 }
                 Some(acquired) = self.acquisitions.join_next_with_id(), if !self.acquisitions.is_empty() => {
+                    self.changed = true;
                     self.absorb_acquisition(acquired);
                     while let Some(acquired) = self.acquisitions.try_join_next_with_id() {
                         self.absorb_acquisition(acquired);
@@ -395,6 +429,7 @@ impl Driver {
         let (task, shard, result) = match renewed {
             Ok((task, (shard, result))) => (task, shard, result),
             Err(error) => {
+                self.changed = true;
                 tracing::error!(%error, "lease renewal task failed");
                 let Some(shard) = self
                     .renewing
@@ -411,6 +446,8 @@ impl Driver {
         if self.renewing.get(&shard) == Some(&task) {
             self.renewing.remove(&shard);
             if let Some(released) = self.release_after_renewal.remove(&shard) {
+                // The shard may be taken again once its release ends.
+                self.changed = true;
                 let lease = match result {
                     Ok(renewed) if renewed.epoch() == released.epoch() => renewed,
                     Err(LeaseError::Lost { .. }) => return,
@@ -425,9 +462,13 @@ impl Driver {
         };
         match result {
             // Same tenure (it may have been released and retaken meanwhile).
-            Ok(renewed) if renewed.epoch() == held.lease.epoch() => held.lease = renewed,
+            Ok(renewed) if renewed.epoch() == held.lease.epoch() => {
+                self.extended |= renewed.valid_until() != held.lease.valid_until();
+                held.lease = renewed;
+            }
             Ok(_) => {}
             Err(LeaseError::Lost { holder }) => {
+                self.changed = true;
                 metrics::lease_renew_failure("lost");
                 tracing::warn!(shard = shard.0, holder = ?holder.map(|h| h.node.to_string()), "lease lost; no longer serving");
                 self.held.remove(&shard);
@@ -568,20 +609,14 @@ impl Driver {
         if same_shards {
             if current.owned == owned {
                 self.publish_due = None;
+                self.extended = false;
                 return;
             }
-            // Only deadlines moved on: held back a little, unless one published is
-            // about to pass.
-            let due = self.published_at + EXTENSION_PUBLISH_INTERVAL;
-            let passing = current
-                .owned
-                .values()
-                .any(|owned| owned.valid_until <= now + 2 * EXTENSION_PUBLISH_INTERVAL);
-            if now < due && !passing {
-                self.publish_due = Some(due);
+            if self.extensions_held_back(now) {
                 return;
             }
         }
+        self.published_earliest = owned.values().map(|owned| owned.valid_until).min();
         self.table.send_replace(Arc::new(ShardTable {
             node: self.node.clone(),
             version: current.version + 1,
@@ -593,6 +628,31 @@ impl Driver {
         }));
         self.published_at = now;
         self.publish_due = None;
+        self.extended = false;
+    }
+
+    /// After a pass in which only held leases' deadlines may have moved: publishes them
+    /// if they are due, without looking at anything else.
+    fn publish_extensions(&mut self) {
+        if !self.extended || self.extensions_held_back(Instant::now()) {
+            return;
+        }
+        self.publish();
+    }
+
+    /// Whether a table that would only extend deadlines is held back now (and when it
+    /// is due): at most one every [`EXTENSION_PUBLISH_INTERVAL`], unless a published
+    /// deadline is about to pass.
+    fn extensions_held_back(&mut self, now: Instant) -> bool {
+        let due = self.published_at + EXTENSION_PUBLISH_INTERVAL;
+        let passing = self
+            .published_earliest
+            .is_some_and(|earliest| earliest <= now + 2 * EXTENSION_PUBLISH_INTERVAL);
+        if now < due && !passing {
+            self.publish_due = Some(due);
+            return true;
+        }
+        false
     }
 }
 
