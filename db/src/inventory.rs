@@ -116,14 +116,13 @@ pub async fn skus_with_lapsed_reservations<'e, E>(
 where
     E: Executor<'e, Database = Any>,
 {
-    let rows: Vec<(String,)> = sqlx::query_as(
+    crate::keys_due(
+        executor,
         "SELECT DISTINCT sku FROM inventory_reservations WHERE expires_at <= ? ORDER BY sku LIMIT ?",
+        now,
+        limit,
     )
-    .bind(now)
-    .bind(i64::from(limit))
-    .fetch_all(executor)
-    .await?;
-    Ok(rows.into_iter().map(|(sku,)| sku).collect())
+    .await
 }
 
 /// Whether the ledger holds a movement of `kind` for an order (idempotent commits and

@@ -50,6 +50,25 @@ pub mod testing;
 /// 65 535 parameters, so a list of any length is read in pieces of this size.
 pub(crate) const MAX_IN_LIST: usize = 1_000;
 
+/// The keys (its only column) that `select` finds: a query binding the moment by which
+/// rows fall due, then how many keys at most, as a sweep asks for what is due.
+pub(crate) async fn keys_due<'e, E>(
+    executor: E,
+    select: &'static str,
+    now: clock::Micros,
+    limit: u32,
+) -> Result<Vec<String>, DbError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let rows: Vec<(String,)> = sqlx::query_as(select)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(executor)
+        .await?;
+    Ok(rows.into_iter().map(|(key,)| key).collect())
+}
+
 /// The rows `select` (a `SELECT … FROM … WHERE <column> IN (` prefix) finds for `ids`,
 /// then ordered by `order_by`: one query for a page of parents' children or for rows by
 /// their ids, written once for every repository.

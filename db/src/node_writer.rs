@@ -211,6 +211,13 @@ impl NodeWriter {
         }
     }
 
+    /// Gives a slot back; answers whether one was taken again for what queued meanwhile.
+    fn return_slot(&self) -> bool {
+        let mut state = self.lock();
+        state.writers -= 1;
+        state.take_slot()
+    }
+
     /// Starts a task that writes batch after batch in the slot taken for it.
     fn spawn_writer(&self) {
         let writer = self.clone();
@@ -383,12 +390,7 @@ impl Slot {
     /// Gives the slot back; answers whether the caller took one again to write what
     /// queued meanwhile.
     fn give_back(mut self) -> bool {
-        let Some(writer) = self.0.take() else {
-            return false;
-        };
-        let mut state = writer.lock();
-        state.writers -= 1;
-        state.take_slot()
+        self.0.take().is_some_and(|writer| writer.return_slot())
     }
 }
 
@@ -397,13 +399,8 @@ impl Drop for Slot {
         let Some(writer) = self.0.take() else {
             return;
         };
-        let next = {
-            let mut state = writer.lock();
-            state.writers -= 1;
-            state.take_slot()
-        };
         tracing::error!("a node writer's batch ended unwritten; its callers are told so");
-        if next {
+        if writer.return_slot() {
             writer.spawn_writer();
         }
     }

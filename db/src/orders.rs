@@ -423,14 +423,13 @@ pub async fn due_for_expiry<'e, E>(
 where
     E: Executor<'e, Database = Any>,
 {
-    let rows: Vec<(String,)> = sqlx::query_as(
+    crate::keys_due(
+        executor,
         "SELECT id FROM orders WHERE status = 'pending_payment' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+        now,
+        limit,
     )
-    .bind(now)
-    .bind(i64::from(limit))
-    .fetch_all(executor)
-    .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+    .await
 }
 
 /// Records that the stock effect of the transition that produced `version` is done.
