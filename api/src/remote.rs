@@ -260,6 +260,11 @@ impl EntityRouter<Sku> for RemoteInventory {
             SkuRequest::Snapshot => self.stock_remote(sku),
         }
     }
+
+    /// SKU actors run on the inventory service, whose nodes sweep their own.
+    fn serves_here(&self, _sku: &str) -> bool {
+        false
+    }
 }
 
 impl RemoteInventory {

@@ -108,7 +108,7 @@ where
             loop {
                 let serving = {
                     let snapshot = table.borrow_and_update();
-                    snapshot.serves(snapshot.shard_of(&key))
+                    snapshot.serves_key(&key)
                 };
                 if serving {
                     // Bounded like a remote call: an entity held up (by a stalled
@@ -162,6 +162,10 @@ where
                 };
             }
         })
+    }
+
+    fn serves_here(&self, key: &str) -> bool {
+        self.table.borrow().serves_key(key)
     }
 }
 
@@ -413,6 +417,23 @@ mod tests {
             ready: true,
             leaving: false,
         })
+    }
+
+    /// A node serves, and so sweeps, the keys of the shards it holds and no others.
+    #[test]
+    fn a_table_serves_the_keys_of_its_own_shards_only() {
+        let keys: Vec<String> = (0..64).map(|index| format!("ORDER-{index}")).collect();
+        let held = [ShardId(1), ShardId(4)];
+        let table = table(1, &held);
+        for key in &keys {
+            assert_eq!(
+                table.serves_key(key),
+                held.contains(&shard_of(key, 8)),
+                "{key}"
+            );
+        }
+        assert!(keys.iter().any(|key| table.serves_key(key)));
+        assert!(keys.iter().any(|key| !table.serves_key(key)));
     }
 
     /// A shard whose lease ran out (it leaves the table without draining) has its

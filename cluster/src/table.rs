@@ -94,6 +94,11 @@ impl ShardTable {
         self.serving_epoch(shard).is_some()
     }
 
+    /// Whether this node serves the shard of the entity `key` right now.
+    pub fn serves_key(&self, key: &str) -> bool {
+        self.serves(self.shard_of(key))
+    }
+
     /// Where a message for `shard` should go: this node if it serves it; else the
     /// lease holder (unless that is this node, draining); else the ring's owner, who
     /// takes the lease when it is free.

@@ -185,7 +185,7 @@ async fn calls_sent_together_share_messages_and_each_gets_its_own_answer() {
     let table = a.snapshot();
     let keys_of_b: Vec<String> = (0..2_000)
         .map(|index| format!("SKU-{index}"))
-        .filter(|key| !table.serves(table.shard_of(key)))
+        .filter(|key| !table.serves_key(key))
         .take(300)
         .collect();
     assert_eq!(keys_of_b.len(), 300, "b owns enough of 2 000 keys");
@@ -233,7 +233,7 @@ async fn an_at_most_once_call_is_not_sent_again_when_its_owner_leaves() {
     let table = a.snapshot();
     let mut keys_of_b = (0..2_000)
         .map(|index| format!("HOLD-{index}"))
-        .filter(|key| !table.serves(table.shard_of(key)));
+        .filter(|key| !table.serves_key(key));
     let (again, once) = (keys_of_b.next().unwrap(), keys_of_b.next().unwrap());
     let mailbox = a.mailbox();
     let idempotent = {

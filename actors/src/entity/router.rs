@@ -15,6 +15,11 @@ pub trait EntityRouter<K: EntityKind>: Send + Sync {
         key: String,
         request: K::Request,
     ) -> BoxFuture<'static, Result<K::Reply, K::Error>>;
+
+    /// Whether the entity `key` runs on this node now. A node's sweeps (lapsed
+    /// reservations, due orders) ask only the entities it runs, so on a cluster each
+    /// due key is asked by its one owner, not by every node.
+    fn serves_here(&self, key: &str) -> bool;
 }
 
 /// Every entity of the kind is owned by this node's host.
@@ -57,5 +62,9 @@ where
                 .await
                 .map_err(|_| HostError::ShuttingDown)?
         })
+    }
+
+    fn serves_here(&self, _key: &str) -> bool {
+        true
     }
 }

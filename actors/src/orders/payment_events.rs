@@ -125,14 +125,17 @@ impl OrderLogic {
     }
 
     /// Asks again for the refunds owed on captures no order could keep, each at most
-    /// every thirty seconds; answers how many were made.
-    pub async fn refund_unkept_captures(&self) -> Result<usize, Error> {
+    /// every thirty seconds, of the orders `runs_here` names; answers how many were made.
+    pub async fn refund_unkept_captures(
+        &self,
+        runs_here: impl Fn(&str) -> bool,
+    ) -> Result<usize, Error> {
         let now = now_micros();
         let due =
             payment_events::unkept_captures_due(self.db.pool(), now - UNKEPT_RETRY_MICROS, 100)
                 .await?;
         let mut refunded = 0;
-        for owed in due {
+        for owed in due.into_iter().filter(|owed| runs_here(&owed.order_id)) {
             let reference = &owed.payment_reference;
             match self.give_back(reference, owed.amount, &owed.currency).await {
                 Ok(()) => {

@@ -27,6 +27,14 @@ impl OrderService {
         &self.router
     }
 
+    /// The same service, reaching the order actors through `router`.
+    pub fn with_router(&self, router: OrderRouter) -> Self {
+        Self {
+            logic: self.logic.clone(),
+            router,
+        }
+    }
+
     /// Places an order. Returns it and whether it was created now (`false`: the same
     /// idempotency key and body were seen before, and this is that order).
     pub async fn create(
@@ -154,10 +162,12 @@ impl OrderService {
         self.logic.due_for_expiry().await
     }
 
-    /// One pass of the expiry sweep: every due order is expired through its actor.
+    /// One pass of the expiry sweep: every due order this node runs is expired through
+    /// its actor (on a cluster, each node expires the orders of the shards it serves).
     pub async fn expire_due(&self) -> Result<usize, Error> {
         let mut expired = 0;
-        for id in self.due_for_expiry().await? {
+        let due = self.due_for_expiry().await?;
+        for id in due.into_iter().filter(|id| self.router.serves_here(id)) {
             match self.expire(&id).await {
                 Ok(()) => expired += 1,
                 Err(error) => tracing::warn!(order_id = %id, %error, "cannot expire order"),
@@ -166,11 +176,12 @@ impl OrderService {
         Ok(expired)
     }
 
-    /// One pass of the settlement sweep: every order whose stock effect a crash left
-    /// owed is settled through its actor; answers how many were.
+    /// One pass of the settlement sweep: every order this node runs whose stock effect
+    /// a crash left owed is settled through its actor; answers how many were.
     pub async fn settle_unsettled(&self) -> Result<usize, Error> {
         let mut settled = 0;
-        for id in self.logic.unsettled().await? {
+        let owed = self.logic.unsettled().await?;
+        for id in owed.into_iter().filter(|id| self.router.serves_here(id)) {
             match self.router.send(id.clone(), OrderCommand::Settle).await {
                 Ok(_) => settled += 1,
                 Err(error) => tracing::warn!(order_id = %id, %error, "cannot settle order"),
@@ -179,8 +190,12 @@ impl OrderService {
         Ok(settled)
     }
 
-    /// Asks again for the refunds owed on captures no order could keep.
+    /// Asks again for the refunds owed on captures no order could keep: those of the
+    /// orders this node runs.
     pub async fn refund_unkept_captures(&self) -> Result<usize, Error> {
-        self.logic.refund_unkept_captures().await
+        let router = &self.router;
+        self.logic
+            .refund_unkept_captures(|order_id| router.serves_here(order_id))
+            .await
     }
 }

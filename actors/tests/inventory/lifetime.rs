@@ -1,7 +1,10 @@
-//! An actor's life: reservations expiring on its timer, restarts after failures, and
-//! passivation when idle.
+//! An actor's life: reservations expiring on its timer or by the sweep of lapsed
+//! reservations, restarts after failures, and passivation when idle.
 
 use super::*;
+use futures_util::future::BoxFuture;
+use souk_actors::entity::EntityRouter;
+use souk_actors::inventory::{Sku, SkuReply, SkuRequest};
 
 /// Collects expiry notifications (standing in for the order actors).
 struct Listener(Arc<Mutex<Vec<ReservationExpired>>>);
@@ -291,6 +294,77 @@ async fn the_sweep_releases_lapsed_reservations_of_skus_not_loaded() {
     assert_ledger_balances(&db, "IDLE").await;
     // Nothing is left for the next pass.
     assert_eq!(release_lapsed(&db, &inventory).await.unwrap(), 0);
+}
+
+/// A router that runs only the SKUs it names here, as a clustered node runs only the
+/// SKUs of the shards it serves; it reaches every SKU through the host it wraps.
+struct RunsOnly {
+    inner: LocalInventory,
+    here: Vec<String>,
+}
+
+impl EntityRouter<Sku> for RunsOnly {
+    fn send(
+        &self,
+        key: String,
+        request: SkuRequest,
+    ) -> BoxFuture<'static, Result<SkuReply, InventoryError>> {
+        EntityRouter::send(&self.inner, key, request)
+    }
+
+    fn serves_here(&self, key: &str) -> bool {
+        self.here.iter().any(|here| here == key)
+    }
+}
+
+/// Each node's sweep asks only the SKUs it runs: two nodes over one database do not
+/// both ask every SKU holding a lapsed reservation.
+#[actix_rt::test]
+async fn the_sweep_asks_only_the_skus_this_node_runs() {
+    use souk_actors::entity::host::Drain;
+    use souk_actors::inventory::lapsed::release_lapsed;
+
+    let database = fresh(TestBackend::Sqlite).await;
+    let db = database.db.clone();
+    let before_restart = start(&db, settings(), None);
+    for sku in ["MINE", "THEIRS"] {
+        before_restart.execute(sku.into(), adjust(5)).await.unwrap();
+        before_restart
+            .execute(sku.into(), reserve("orphan", 2, 300))
+            .await
+            .unwrap();
+    }
+    let still_running = before_restart
+        .host()
+        .send(Drain {
+            timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+    assert_eq!(still_running, 0, "the first host stopped its SKUs");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let this_node = RunsOnly {
+        inner: start(&db, settings(), None),
+        here: vec!["MINE".to_owned()],
+    };
+    assert_eq!(release_lapsed(&db, &this_node).await.unwrap(), 1);
+    let reserved = "SELECT reserved FROM inventory_items WHERE sku = ?";
+    assert_eq!(scalar(&db, reserved, "MINE").await, 0, "released here");
+    assert_eq!(
+        scalar(&db, reserved, "THEIRS").await,
+        2,
+        "left to the node that runs it"
+    );
+
+    let other_node = RunsOnly {
+        inner: start(&db, settings(), None),
+        here: vec!["THEIRS".to_owned()],
+    };
+    assert_eq!(release_lapsed(&db, &other_node).await.unwrap(), 1);
+    assert_eq!(scalar(&db, reserved, "THEIRS").await, 0, "released there");
+    assert_ledger_balances(&db, "MINE").await;
+    assert_ledger_balances(&db, "THEIRS").await;
 }
 
 /// Guarantee 7: idle actors stop; touching many SKUs once leaves none resident.

@@ -105,6 +105,10 @@ impl EntityRouter<Sku> for AbsentInventory {
             ))
         })
     }
+
+    fn serves_here(&self, _sku: &str) -> bool {
+        false
+    }
 }
 
 /// The order router of a node without the order service: nothing on it sends order
@@ -124,6 +128,10 @@ impl EntityRouter<Order> for AbsentOrders {
                 "this node does not run the order service",
             ))
         })
+    }
+
+    fn serves_here(&self, _order_id: &str) -> bool {
+        false
     }
 }
 

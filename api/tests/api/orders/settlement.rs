@@ -1,9 +1,16 @@
 //! Settling a paid order that was cancelled: its refund happens once however many
 //! settle it at once (its actor, and every node's sweeper), and a refund the provider
 //! cannot make now stays owed until it can, rather than being marked done. A capture
-//! the order could not keep is refunded the same way.
+//! the order could not keep is refunded the same way. Each node's sweeps act only on
+//! the orders it runs.
 
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
+use souk_actors::entity::EntityRouter;
+use souk_actors::orders::views::OrderView;
+use souk_actors::orders::{Order, OrderCommand, OrderRouter};
 
 use super::{act, place, product, stock};
 use crate::helpers::*;
@@ -252,4 +259,78 @@ async fn a_sweep_beside_a_cancellation_sells_nothing_for_the_cancelled_order() {
         );
         assert!(!owed(&app, &id).await, "round {round}");
     }
+}
+
+/// The order router of a node that runs none of the orders (on a cluster: a node
+/// serving none of their shards); it still reaches them, through `inner`.
+struct RunsNone(OrderRouter);
+
+impl EntityRouter<Order> for RunsNone {
+    fn send(
+        &self,
+        order_id: String,
+        command: OrderCommand,
+    ) -> BoxFuture<'static, Result<Option<OrderView>, souk_actors::Error>> {
+        self.0.send(order_id, command)
+    }
+
+    fn serves_here(&self, _order_id: &str) -> bool {
+        false
+    }
+}
+
+async fn status_of(app: &TestApp, order_id: &str) -> String {
+    let (status,): (String,) = sqlx::query_as("SELECT status FROM orders WHERE id = ?")
+        .bind(order_id)
+        .fetch_one(app.database.db.pool())
+        .await
+        .unwrap();
+    status
+}
+
+/// A node's sweeps leave an order it does not run to the node that runs it: an unpaid
+/// order past its deadline is not expired, nor a cancelled paid order settled, by the
+/// other node's sweeps; the owner's sweeps do both.
+#[actix_web::test]
+async fn a_nodes_sweeps_leave_the_orders_it_does_not_run_to_their_owner() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer("sweeps-owner").await;
+    product(&app, &admin, "SWEEP-OWNER", 1_000, 10).await;
+    let unpaid: Value = place(
+        &app,
+        &shopper,
+        json!([{"sku": "SWEEP-OWNER", "quantity": 1}]),
+    )
+    .await;
+    let unpaid = unpaid["id"].as_str().unwrap().to_owned();
+    sqlx::query("UPDATE orders SET expires_at = 0 WHERE id = ?")
+        .bind(&unpaid)
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+    let (cancelled, _) = paid_order(&app, &shopper, "SWEEP-OWNER", 2, "test-card-ok").await;
+    sqlx::query("UPDATE orders SET status = 'cancelled', stock_settled = 0, version = version + 1, updated_at = 0 WHERE id = ?")
+        .bind(&cancelled)
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+
+    let owner = &app.state.orders;
+    let elsewhere = owner.with_router(Arc::new(RunsNone(owner.router().clone())));
+    assert_eq!(elsewhere.expire_due().await.unwrap(), 0);
+    assert_eq!(elsewhere.settle_unsettled().await.unwrap(), 0);
+    assert_eq!(status_of(&app, &unpaid).await, "pending_payment");
+    assert!(
+        owed(&app, &cancelled).await,
+        "settled by a node that does not run it"
+    );
+    assert!(refunds_of(&app, &cancelled).await.is_empty());
+
+    assert_eq!(owner.expire_due().await.unwrap(), 1);
+    assert_eq!(owner.settle_unsettled().await.unwrap(), 1);
+    assert_eq!(status_of(&app, &unpaid).await, "expired");
+    assert!(!owed(&app, &cancelled).await);
+    assert_eq!(refunds_of(&app, &cancelled).await.len(), 1);
+    assert_eq!(stock(&app, &admin, "SWEEP-OWNER").await, (10, 0));
 }
