@@ -125,39 +125,29 @@ where
     .await
 }
 
-/// Whether the ledger holds a movement of `kind` for an order (idempotent commits and
-/// returns: `sale`, `return`).
-pub async fn has_movement(
+/// What the ledger of `sku` holds of a batch's idempotent commands, read before the
+/// batch applies them: of `order_ids`, each `sale` and `return` movement as (order id,
+/// kind), and which of `request_keys` (admins' keyed changes) it holds. One query for
+/// each list (per [`crate::MAX_IN_LIST`] values), not one per command.
+pub async fn recorded_for_batch(
     connection: &mut AnyConnection,
     sku: &str,
-    order_id: &str,
-    kind: &str,
-) -> Result<bool, DbError> {
-    let (count,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM inventory_movements WHERE order_id = ? AND sku = ? AND kind = ?",
-    )
-    .bind(order_id)
-    .bind(sku)
-    .bind(kind)
-    .fetch_one(&mut *connection)
+    order_ids: &[&str],
+    request_keys: &[&str],
+) -> Result<(Vec<(String, String)>, Vec<String>), DbError> {
+    let movements = crate::rows_in_pieces(connection, order_ids, |builder| {
+        builder.push("SELECT order_id, kind FROM inventory_movements WHERE sku = ");
+        builder.push_bind(sku.to_owned());
+        builder.push(" AND kind IN ('sale', 'return') AND order_id IN (");
+    })
     .await?;
-    Ok(count > 0)
-}
-
-/// Whether the ledger holds the movement of an admin's change sent with `request_key`.
-pub async fn has_request(
-    connection: &mut AnyConnection,
-    sku: &str,
-    request_key: &str,
-) -> Result<bool, DbError> {
-    let (count,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM inventory_movements WHERE sku = ? AND request_key = ?",
-    )
-    .bind(sku)
-    .bind(request_key)
-    .fetch_one(&mut *connection)
+    let requests: Vec<(String,)> = crate::rows_in_pieces(connection, request_keys, |builder| {
+        builder.push("SELECT request_key FROM inventory_movements WHERE sku = ");
+        builder.push_bind(sku.to_owned());
+        builder.push(" AND request_key IN (");
+    })
     .await?;
-    Ok(count > 0)
+    Ok((movements, requests.into_iter().map(|(key,)| key).collect()))
 }
 
 /// Items of one multi-row `UPDATE` at most, a power of two (each binds seventeen
@@ -396,24 +386,10 @@ pub async fn available_for(
     connection: &mut AnyConnection,
     skus: &[String],
 ) -> Result<Vec<(String, i64)>, DbError> {
-    let mut available = Vec::new();
-    for piece in skus.chunks(crate::MAX_IN_LIST) {
-        let mut builder = QueryBuilder::<Any>::new(
-            "SELECT sku, on_hand - reserved FROM inventory_items WHERE sku IN (",
-        );
-        let mut separated = builder.separated(", ");
-        for sku in piece {
-            separated.push_bind(sku.clone());
-        }
-        builder.push(")");
-        available.extend(
-            builder
-                .build_query_as::<(String, i64)>()
-                .fetch_all(&mut *connection)
-                .await?,
-        );
-    }
-    Ok(available)
+    crate::rows_in_pieces(connection, skus, |builder| {
+        builder.push("SELECT sku, on_hand - reserved FROM inventory_items WHERE sku IN (");
+    })
+    .await
 }
 
 /// A page of a SKU's ledger, oldest first, after the movement id `after`.

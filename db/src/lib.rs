@@ -50,6 +50,37 @@ pub mod testing;
 /// 65 535 parameters, so a list of any length is read in pieces of this size.
 pub(crate) const MAX_IN_LIST: usize = 1_000;
 
+/// The rows a query finds for `values`, however many (read in pieces of
+/// [`MAX_IN_LIST`]): `head` writes the statement up to its `IN (`, binding what it
+/// needs; each piece's values are bound after it.
+pub(crate) async fn rows_in_pieces<T, V>(
+    connection: &mut sqlx::AnyConnection,
+    values: &[V],
+    head: impl Fn(&mut sqlx::QueryBuilder<'static, sqlx::Any>),
+) -> Result<Vec<T>, DbError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    V: ToString,
+{
+    let mut rows = Vec::new();
+    for piece in values.chunks(MAX_IN_LIST) {
+        let mut builder = sqlx::QueryBuilder::new("");
+        head(&mut builder);
+        let mut separated = builder.separated(", ");
+        for value in piece {
+            separated.push_bind(value.to_string());
+        }
+        builder.push(")");
+        rows.extend(
+            builder
+                .build_query_as::<T>()
+                .fetch_all(&mut *connection)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
 /// The keys (its only column) that `select` finds: a query binding the moment by which
 /// rows fall due, then how many keys at most, as a sweep asks for what is due.
 pub(crate) async fn keys_due<'e, E>(

@@ -17,7 +17,8 @@ use souk_db::Db;
 use tokio::sync::oneshot;
 
 use super::feed::{CommittedStock, StockFeed};
-use super::stock::{Changes, Command, Held, Outcome, Recorded, Stock};
+use super::ledger::LedgerHolds;
+use super::stock::{Changes, Command, Held, Outcome, Stock};
 use super::{InventoryError, Sku, SkuReply, SkuRequest};
 use crate::entity::{Entity, EntityLink, EntityStop, Passivate, Request, StopReason};
 use crate::outbox::Topic;
@@ -259,7 +260,6 @@ async fn write(
             "injected failure".into(),
         )));
     }
-    let mut connection = None;
     let now = now_micros();
     let available_before = stock.available();
     let mut changes = Changes::default();
@@ -267,38 +267,12 @@ async fn write(
     let mut expired = Vec::new();
     let mut threshold_changed = false;
     let mut carried = Vec::new();
+    // A sale recorded already is not made again, whatever reservation the order holds
+    // now, and an admin's change sent with a key is applied once per key: what the
+    // ledger holds of them is read once for the batch.
+    let ledger = LedgerHolds::read(&db, &stock.sku, &commands).await?;
     for command in &commands {
-        // Only a sale, a return or an admin's change sent with a key reads the ledger
-        // first: a sale recorded already is not made again, whatever reservation the
-        // order holds now, and a change is applied once per key.
-        let (sale_asked, return_asked, request_asked) = match command {
-            Command::Commit { order_id, .. } => (Some(order_id.as_str()), None, None),
-            Command::Return { order_id, .. } => {
-                (command.sale_order_id(), Some(order_id.as_str()), None)
-            }
-            Command::KeyedChange { request_key, .. } => (None, None, Some(request_key.as_str())),
-            _ => (None, None, None),
-        };
-        let mut recorded = Recorded::NOTHING;
-        if sale_asked.is_some() || return_asked.is_some() || request_asked.is_some() {
-            let mut ledger = match connection.take() {
-                Some(ledger) => ledger,
-                None => db.pool().acquire().await.map_err(souk_db::DbError::from)?,
-            };
-            if let Some(order_id) = sale_asked {
-                recorded.sold =
-                    inventory::has_movement(&mut ledger, &stock.sku, order_id, "sale").await?;
-            }
-            if let Some(order_id) = return_asked {
-                recorded.returned =
-                    inventory::has_movement(&mut ledger, &stock.sku, order_id, "return").await?;
-            }
-            if let Some(request_key) = request_asked {
-                recorded.requested =
-                    inventory::has_request(&mut ledger, &stock.sku, request_key).await?;
-            }
-            connection = Some(ledger);
-        }
+        let recorded = ledger.of(command);
         threshold_changed |= matches!(command, Command::SetThreshold { .. });
         let result = stock.apply(command, now, recorded, &mut changes);
         if let Ok(Outcome::Expired { order_ids }) = &result {
@@ -365,8 +339,6 @@ async fn write(
         movements: changes.movements,
         events,
     };
-    // The ledger connection goes back before the batch waits for its commit.
-    drop(connection);
     let (orders, tellers): (Vec<_>, Vec<_>) = carried.into_iter().unzip();
     let placed = db.writer().write_stock_with_orders(batch, orders).await?;
     // Told before the reservations are answered, so a checkout finds its order's

@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod feed;
 pub mod lapsed;
+mod ledger;
 pub mod placement;
 pub mod reservations;
 pub mod router;

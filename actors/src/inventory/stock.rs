@@ -169,9 +169,9 @@ pub struct Changes {
     pub movements: Vec<MovementRecord>,
 }
 
-/// What the ledger already holds for a command's orders, read before applying it: the
-/// sale of a `Commit`'s order (asked only when it holds nothing here), and for a
-/// `Return` the sale it reverses and the return itself.
+/// What the ledger already held for a command, read for its whole batch before the
+/// batch is applied (`super::ledger`): the sale of a `Commit`'s order, for a `Return`
+/// the sale it reverses and the return itself, and whether a keyed change was applied.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Recorded {
     pub sold: bool,

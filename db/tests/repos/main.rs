@@ -3,11 +3,12 @@
 //! needs no database (ids and the clock). Here: the helpers the cases share. The cases:
 //! a fresh database and its pooled connections (`engine`), users (`users`), refresh
 //! tokens and password resets (`tokens`), the outbox in a user's transaction
-//! (`outbox`), ids and the clock (`ids_and_clock`), and lists longer than one
-//! statement binds (`long_lists`).
+//! (`outbox`), ids and the clock (`ids_and_clock`), lists longer than one statement
+//! binds (`long_lists`), and what a SKU's ledger holds of a batch (`ledger`).
 
 mod engine;
 mod ids_and_clock;
+mod ledger;
 mod long_lists;
 mod outbox;
 mod tokens;
