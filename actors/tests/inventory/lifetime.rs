@@ -244,25 +244,22 @@ async fn requests_queued_behind_a_crash_wait_out_its_backoff() {
     assert_ledger_balances(&database.db, "SICK").await;
 }
 
-/// A reservation whose time runs out while its SKU is not loaded (here: the node that
-/// held it stopped; on a cluster, also a shard that moved) is released by the sweep of
-/// lapsed reservations, not left counted as reserved until something touches the SKU.
-#[actix_rt::test]
-async fn the_sweep_releases_lapsed_reservations_of_skus_not_loaded() {
+/// Stocks 5 units of each of `skus` and reserves 2 of them for 300 ms on a host that
+/// then stops its SKUs, so that none of them is loaded when the reservations lapse.
+async fn reserve_on_a_host_that_stops(db: &Db, skus: &[&str]) {
     use souk_actors::entity::host::Drain;
-    use souk_actors::inventory::lapsed::release_lapsed;
 
-    let database = fresh(TestBackend::Sqlite).await;
-    let db = database.db.clone();
-    let before_restart = start(&db, settings(), None);
-    before_restart
-        .execute("IDLE".into(), adjust(5))
-        .await
-        .unwrap();
-    before_restart
-        .execute("IDLE".into(), reserve("orphan", 2, 300))
-        .await
-        .unwrap();
+    let before_restart = start(db, settings(), None);
+    for sku in skus {
+        before_restart
+            .execute((*sku).into(), adjust(5))
+            .await
+            .unwrap();
+        before_restart
+            .execute((*sku).into(), reserve("orphan", 2, 300))
+            .await
+            .unwrap();
+    }
     let still_running = before_restart
         .host()
         .send(Drain {
@@ -271,6 +268,18 @@ async fn the_sweep_releases_lapsed_reservations_of_skus_not_loaded() {
         .await
         .unwrap();
     assert_eq!(still_running, 0, "the first host stopped its SKUs");
+}
+
+/// A reservation whose time runs out while its SKU is not loaded (here: the node that
+/// held it stopped; on a cluster, also a shard that moved) is released by the sweep of
+/// lapsed reservations, not left counted as reserved until something touches the SKU.
+#[actix_rt::test]
+async fn the_sweep_releases_lapsed_reservations_of_skus_not_loaded() {
+    use souk_actors::inventory::lapsed::release_lapsed;
+
+    let database = fresh(TestBackend::Sqlite).await;
+    let db = database.db.clone();
+    reserve_on_a_host_that_stops(&db, &["IDLE"]).await;
 
     // A new host on the same database: IDLE is not loaded, and its reservation lapses.
     let inventory = start(&db, settings(), None);
@@ -321,27 +330,11 @@ impl EntityRouter<Sku> for RunsOnly {
 /// both ask every SKU holding a lapsed reservation.
 #[actix_rt::test]
 async fn the_sweep_asks_only_the_skus_this_node_runs() {
-    use souk_actors::entity::host::Drain;
     use souk_actors::inventory::lapsed::release_lapsed;
 
     let database = fresh(TestBackend::Sqlite).await;
     let db = database.db.clone();
-    let before_restart = start(&db, settings(), None);
-    for sku in ["MINE", "THEIRS"] {
-        before_restart.execute(sku.into(), adjust(5)).await.unwrap();
-        before_restart
-            .execute(sku.into(), reserve("orphan", 2, 300))
-            .await
-            .unwrap();
-    }
-    let still_running = before_restart
-        .host()
-        .send(Drain {
-            timeout: Duration::from_secs(5),
-        })
-        .await
-        .unwrap();
-    assert_eq!(still_running, 0, "the first host stopped its SKUs");
+    reserve_on_a_host_that_stops(&db, &["MINE", "THEIRS"]).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     let this_node = RunsOnly {

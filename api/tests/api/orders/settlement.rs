@@ -33,6 +33,16 @@ async fn owed(app: &TestApp, order_id: &str) -> bool {
     settled == 0
 }
 
+/// The order cancelled with its stock and refund still owed, as if its node died right
+/// after committing the cancellation.
+async fn cancelled_before_settling(app: &TestApp, order_id: &str) {
+    sqlx::query("UPDATE orders SET status = 'cancelled', stock_settled = 0, version = version + 1, updated_at = 0 WHERE id = ?")
+        .bind(order_id)
+        .execute(app.database.db.pool())
+        .await
+        .unwrap();
+}
+
 /// Places and pays an order of `quantity` units of `sku` with `method`; its id and total.
 async fn paid_order(
     app: &TestApp,
@@ -64,12 +74,7 @@ async fn a_cancelled_paid_order_is_refunded_once_however_many_settle_it() {
     product(&app, &admin, "REFUND-ONCE", 1_250, 10).await;
     let (id, total) = paid_order(&app, &shopper, "REFUND-ONCE", 2, "test-card-ok").await;
     assert_eq!(stock(&app, &admin, "REFUND-ONCE").await, (8, 0));
-    // As if the node died right after committing the cancellation.
-    sqlx::query("UPDATE orders SET status = 'cancelled', stock_settled = 0, version = version + 1, updated_at = 0 WHERE id = ?")
-        .bind(&id)
-        .execute(app.database.db.pool())
-        .await
-        .unwrap();
+    cancelled_before_settling(&app, &id).await;
     let orders = &app.state.orders;
     let (first, second, third) = tokio::join!(
         orders.settle_unsettled(),
@@ -310,11 +315,7 @@ async fn a_nodes_sweeps_leave_the_orders_it_does_not_run_to_their_owner() {
         .await
         .unwrap();
     let (cancelled, _) = paid_order(&app, &shopper, "SWEEP-OWNER", 2, "test-card-ok").await;
-    sqlx::query("UPDATE orders SET status = 'cancelled', stock_settled = 0, version = version + 1, updated_at = 0 WHERE id = ?")
-        .bind(&cancelled)
-        .execute(app.database.db.pool())
-        .await
-        .unwrap();
+    cancelled_before_settling(&app, &cancelled).await;
 
     let owner = &app.state.orders;
     let elsewhere = owner.with_router(Arc::new(RunsNone(owner.router().clone())));
