@@ -11,8 +11,10 @@ use super::stock::{Command, Recorded};
 
 #[derive(Debug, Default)]
 pub(super) struct LedgerHolds {
-    /// (order id, kind) of each `sale` and `return` movement asked about.
-    movements: HashSet<(String, String)>,
+    /// The orders asked about whose sale the ledger holds.
+    sold: HashSet<String>,
+    /// The orders asked about whose return the ledger holds.
+    returned: HashSet<String>,
     requests: HashSet<String>,
 }
 
@@ -43,28 +45,32 @@ impl LedgerHolds {
         let mut connection = db.pool().acquire().await?;
         let (movements, requests) =
             inventory::recorded_for_batch(&mut connection, sku, &order_ids, &request_keys).await?;
-        Ok(Self {
-            movements: movements.into_iter().collect(),
+        let mut holds = Self {
             requests: requests.into_iter().collect(),
-        })
+            ..Self::default()
+        };
+        for (order_id, kind) in movements {
+            match kind.as_str() {
+                "sale" => holds.sold.insert(order_id),
+                "return" => holds.returned.insert(order_id),
+                _ => false,
+            };
+        }
+        Ok(holds)
     }
 
     /// What the ledger held, before this batch, of `command`.
     pub(super) fn of(&self, command: &Command) -> Recorded {
-        let holds = |order_id: &str, kind: &str| {
-            self.movements
-                .contains(&(order_id.to_owned(), kind.to_owned()))
-        };
         match command {
             Command::Commit { order_id, .. } => Recorded {
-                sold: holds(order_id, "sale"),
+                sold: self.sold.contains(order_id),
                 ..Recorded::NOTHING
             },
             Command::Return { order_id, .. } => Recorded {
                 sold: command
                     .sale_order_id()
-                    .is_some_and(|sale| holds(sale, "sale")),
-                returned: holds(order_id, "return"),
+                    .is_some_and(|sale| self.sold.contains(sale)),
+                returned: self.returned.contains(order_id),
                 ..Recorded::NOTHING
             },
             Command::KeyedChange { request_key, .. } => Recorded {
