@@ -429,10 +429,14 @@ pub(crate) mod test_hooks {
         Renewal,
     }
 
-    /// Shards whose next write of a kind lands but is answered only after a delay, and
-    /// then as a timeout (as when the server's acknowledgement is lost).
+    /// Shards whose next writes of a kind land but are answered only after a delay
+    /// each (one per write, in turn), and then as a timeout (as when the server's
+    /// acknowledgement is lost).
     #[derive(Clone, Default)]
-    pub(crate) struct LostAcks(Arc<Mutex<BTreeMap<(ShardId, Write), Duration>>>);
+    pub(crate) struct LostAcks(Arc<Mutex<Delays>>);
+
+    /// The delays still to come, in turn, for each shard's writes of a kind.
+    type Delays = BTreeMap<(ShardId, Write), Vec<Duration>>;
 
     impl LostAcks {
         pub(crate) async fn hold(
@@ -441,7 +445,14 @@ pub(crate) mod test_hooks {
             write: Write,
             written: Result<u64, WriteError>,
         ) -> Result<u64, WriteError> {
-            let delay = self.0.lock().expect("lost acks").remove(&(shard, write));
+            let delay = {
+                let mut lost = self.0.lock().expect("lost acks");
+                let delays = lost.get_mut(&(shard, write));
+                let delay =
+                    delays.and_then(|delays| (!delays.is_empty()).then(|| delays.remove(0)));
+                lost.retain(|_, delays| !delays.is_empty());
+                delay
+            };
             let Some(delay) = delay else {
                 return written;
             };
@@ -460,7 +471,9 @@ pub(crate) mod test_hooks {
                 .0
                 .lock()
                 .expect("lost acks")
-                .insert((shard, Write::Renewal), delay);
+                .entry((shard, Write::Renewal))
+                .or_default()
+                .push(delay);
         }
 
         /// The next take of `shard` lands, but its caller hears of it only after
@@ -470,7 +483,9 @@ pub(crate) mod test_hooks {
                 .0
                 .lock()
                 .expect("lost acks")
-                .insert((shard, Write::Acquisition), delay);
+                .entry((shard, Write::Acquisition))
+                .or_default()
+                .push(delay);
         }
     }
 }

@@ -111,6 +111,67 @@ async fn a_renewal_whose_acknowledgement_is_lost_costs_no_shard_its_lease() {
     forget_buckets(client, &namespace).await;
 }
 
+/// A renewal whose first write and whose second (made from the first, found in the
+/// bucket) both land but are answered only long after the lease's length: the renewal
+/// gives up at the lease's deadline, the shard leaves the table, and the node takes its
+/// own record back, continuing the same tenure, and renews it as before. No other shard
+/// is touched meanwhile.
+#[tokio::test]
+async fn a_renewal_whose_two_writes_are_both_answered_late_gives_its_shard_up_and_takes_it_back() {
+    let (client, node, namespace, serving_window) = ready_node("late").await;
+
+    let slow = ShardId(5);
+    node.leases
+        .lose_next_renewal_ack(slow, Duration::from_secs(10));
+    node.leases
+        .lose_next_renewal_ack(slow, Duration::from_secs(10));
+    let held = node.snapshot().owned[&slow];
+    let lost_at = Instant::now();
+
+    // Until the slow shard is served again after a gap (or for four serving windows at
+    // most), every other shard stays served.
+    let mut gap_started = None;
+    let served_again = loop {
+        let table = node.snapshot();
+        let now = Instant::now();
+        for shard in (0..64).map(ShardId).filter(|shard| *shard != slow) {
+            assert!(
+                table.serves(shard),
+                "shard {shard} not served {:?} after the slow renewal",
+                lost_at.elapsed()
+            );
+        }
+        match (table.serving_epoch(slow), gap_started) {
+            (None, None) => gap_started = Some(now),
+            (Some(served), Some(_)) => break Some(served),
+            _ => {}
+        }
+        if lost_at.elapsed() > serving_window * 4 {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let (Some(served_again), Some(gap_started)) = (served_again, gap_started) else {
+        panic!("shard {slow} was not given up and taken back within four serving windows");
+    };
+    assert_eq!(
+        served_again, held.epoch,
+        "its own record is taken back, same tenure"
+    );
+    // Served until the last deadline a renewal confirmed, not given up before it.
+    assert!(
+        gap_started >= held.valid_until,
+        "given up {:?} before its confirmed deadline",
+        held.valid_until - gap_started
+    );
+    // And renewed as usual from then on, though the late answers are still to come:
+    // the renewal that waited for them ended at the lease's deadline.
+    serves_all(&node, serving_window * 2).await;
+
+    drop(node);
+    forget_buckets(client, &namespace).await;
+}
+
 #[tokio::test]
 async fn an_acquisition_whose_acknowledgement_is_lost_delays_no_other_shard() {
     let (client, node, namespace, serving_window) = ready_node("taker").await;
