@@ -12,7 +12,7 @@ use souk_actors::entity::EntityRouter;
 use souk_actors::orders::views::OrderView;
 use souk_actors::orders::{Order, OrderCommand, OrderRouter};
 
-use super::{act, place, product, stock};
+use super::{act, place, product, stock, stored_order};
 use crate::helpers::*;
 
 /// The order's recorded refunds, as (amount, reason).
@@ -284,15 +284,6 @@ impl EntityRouter<Order> for RunsNone {
     }
 }
 
-async fn status_of(app: &TestApp, order_id: &str) -> String {
-    let (status,): (String,) = sqlx::query_as("SELECT status FROM orders WHERE id = ?")
-        .bind(order_id)
-        .fetch_one(app.database.db.pool())
-        .await
-        .unwrap();
-    status
-}
-
 /// A node's sweeps leave an order it does not run to the node that runs it: an unpaid
 /// order past its deadline is not expired, nor a cancelled paid order settled, by the
 /// other node's sweeps; the owner's sweeps do both.
@@ -321,7 +312,10 @@ async fn a_nodes_sweeps_leave_the_orders_it_does_not_run_to_their_owner() {
     let elsewhere = owner.with_router(Arc::new(RunsNone(owner.router().clone())));
     assert_eq!(elsewhere.expire_due().await.unwrap(), 0);
     assert_eq!(elsewhere.settle_unsettled().await.unwrap(), 0);
-    assert_eq!(status_of(&app, &unpaid).await, "pending_payment");
+    assert_eq!(
+        stored_order(&app, &shopper, &unpaid).await["status"],
+        "pending_payment"
+    );
     assert!(
         owed(&app, &cancelled).await,
         "settled by a node that does not run it"
@@ -330,7 +324,10 @@ async fn a_nodes_sweeps_leave_the_orders_it_does_not_run_to_their_owner() {
 
     assert_eq!(owner.expire_due().await.unwrap(), 1);
     assert_eq!(owner.settle_unsettled().await.unwrap(), 1);
-    assert_eq!(status_of(&app, &unpaid).await, "expired");
+    assert_eq!(
+        stored_order(&app, &shopper, &unpaid).await["status"],
+        "expired"
+    );
     assert!(!owed(&app, &cancelled).await);
     assert_eq!(refunds_of(&app, &cancelled).await.len(), 1);
     assert_eq!(stock(&app, &admin, "SWEEP-OWNER").await, (10, 0));
