@@ -142,6 +142,11 @@ const CATALOGUE: &[(&str, Kind, &str)] = &[
         "SKU actor batches refused because another owner wrote the row first.",
     ),
     (
+        "souk_checkout_lines_unheld_total",
+        Kind::Counter,
+        "Lines of a placed order that a concurrent request with its key released and that could not be reserved again.",
+    ),
+    (
         "souk_order_settlement_failures_total",
         Kind::Counter,
         "Orders whose stock effects could not be settled yet (the sweeper retries).",

@@ -211,6 +211,14 @@ impl InventoryService {
         }
     }
 
+    /// The same service, reaching the SKU actors through `router`.
+    pub fn with_router(&self, router: SkuRouter) -> Self {
+        Self {
+            router,
+            ..self.clone()
+        }
+    }
+
     /// The feed the SKU actors of this process announce committed batches on.
     pub fn with_feed(mut self, feed: StockFeed) -> Self {
         self.feed = Some(feed);

@@ -7,14 +7,17 @@
 //! it were reserved, and committed, first); otherwise the node writer writes it after.
 //! An `Idempotency-Key` makes retries return the same order, and the same key with
 //! another body (items, addresses or method) is refused; the order is read by its key
-//! only when a checkout cannot place its own. The cap on a customer's unpaid orders is
-//! checked by the node writer in the commit that would write the order.
+//! only when a checkout cannot place its own. Concurrent requests with one key share
+//! the order's id and so its reservations, which `holds` keeps whole. The cap on a
+//! customer's unpaid orders is checked by the node writer in the commit that would
+//! write the order.
 
 use sha2::{Digest, Sha256};
 use souk_db::clock::now_micros;
 use souk_db::orders::{self, HistoryRecord, LineRecord, NewOrder, OrderRecord};
 use souk_db::DbError;
 
+use super::holds::Hold;
 use super::logic::{with_retries, OrderLogic};
 use super::placed::OrderPlaced;
 use super::state::OrderStatus;
@@ -23,10 +26,7 @@ use super::views::{
 };
 use crate::error::{Error, ErrorCode, FieldError};
 use crate::inventory::service::api_error;
-use crate::inventory::stock::Holder;
-use crate::inventory::{
-    Command, InventoryError, InventoryRouter, Outcome, Placed, Placement, StockError,
-};
+use crate::inventory::{InventoryError, InventoryRouter, Outcome, Placed, Placement, StockError};
 use crate::outbox::Topic;
 use crate::shipping::{self, Totals};
 
@@ -246,11 +246,22 @@ impl OrderLogic {
             event: placed,
             max_unpaid: self.limits.max_unpaid_orders,
         };
+        let hold = Hold {
+            order_id: &order_id,
+            user_id,
+            ttl_ms: reservation_ttl_ms,
+            max_units: self.limits.max_units_per_sku,
+            keyed: key.is_some(),
+        };
         // The lines to release should the order not be placed. With a key, a line found
         // reserved already is left out: it is the reservation of a concurrent or earlier
         // request with this key (the same order id), or, rarely, of this checkout's own
         // attempt whose answer was lost, which its TTL then releases.
-        let mut reserved: Vec<&str> = Vec::new();
+        let mut reserved: Vec<(&str, i64)> = Vec::new();
+        // With a key, the lines found reserved already: should the order be placed, they
+        // are held again after it is stored (`hold_again`), since the request that made
+        // them may release them on failing.
+        let mut adopted: Vec<(&str, i64)> = Vec::new();
         // What became of the order handed to the last line's reservation.
         let mut placed: Option<Placed> = None;
         let mut placed_already = false;
@@ -267,20 +278,9 @@ impl OrderLogic {
                     }
                     false => Placement::default(),
                 };
-                self.inventory.router().execute(
-                    product.sku.clone(),
-                    Command::Reserve {
-                        order_id: order_id.clone(),
-                        quantity: *quantity,
-                        ttl_ms: reservation_ttl_ms,
-                        actor: format!("order:{order_id}"),
-                        holder: Some(Holder {
-                            customer_id: user_id.to_owned(),
-                            max_units: self.limits.max_units_per_sku,
-                        }),
-                        place,
-                    },
-                )
+                self.inventory
+                    .router()
+                    .execute(product.sku.clone(), hold.reserve(*quantity, place))
             })
             .await;
             // A batch whose commit failed with an unknown outcome may have written the
@@ -300,9 +300,9 @@ impl OrderLogic {
                 // have come before it); nor with a key, where the reservation may be a
                 // concurrent request's with this key. Their TTL releases those.
                 if key.is_none() && error.is_retryable() && !last {
-                    reserved.push(&product.sku);
+                    reserved.push((&product.sku, *quantity));
                 }
-                self.release_lines(&order_id, &reserved, "order not placed: a line failed")
+                self.release_unplaced(&hold, &reserved, "order not placed: a line failed")
                     .await;
                 return Err(match error {
                     InventoryError::Stock(StockError::Insufficient { available }) => Error::new(
@@ -326,8 +326,11 @@ impl OrderLogic {
                     other => api_error(other),
                 });
             }
-            if key.is_none() || matches!(outcome, Ok(Outcome::Reserved { .. })) {
-                reserved.push(&product.sku);
+            match outcome {
+                Ok(Outcome::AlreadyReserved) if key.is_some() => {
+                    adopted.push((&product.sku, *quantity))
+                }
+                _ => reserved.push((&product.sku, *quantity)),
             }
         }
         let written = match placed.and_then(Placed::outcome) {
@@ -347,7 +350,7 @@ impl OrderLogic {
                 let key = key.unwrap_or_default();
                 let Some(existing) = orders::find_by_key(self.db.pool(), user_id, key).await?
                 else {
-                    self.release_lines(&order_id, &reserved, "order not placed: refused")
+                    self.release_unplaced(&hold, &reserved, "order not placed: refused")
                         .await;
                     return Err(match refusal {
                         DbError::UnpaidOrderLimit { limit } => unpaid_order_limit(limit),
@@ -357,7 +360,7 @@ impl OrderLogic {
                 let holds_these = existing.id == order_id
                     && existing.status == OrderStatus::PendingPayment.as_str();
                 if !holds_these {
-                    self.release_lines(&order_id, &reserved, "duplicate request")
+                    self.release_unplaced(&hold, &reserved, "duplicate request")
                         .await;
                 }
                 return self.replay(existing, request_hash).await;
@@ -368,16 +371,17 @@ impl OrderLogic {
             Err(DbError::UniqueViolation { .. } | DbError::UnpaidOrderLimit { .. })
                 if self.stored_as_own(&order_id, user_id).await? => {}
             Err(DbError::UnpaidOrderLimit { limit }) => {
-                self.release_lines(&order_id, &reserved, "order not placed: unpaid-order limit")
+                self.release_unplaced(&hold, &reserved, "order not placed: unpaid-order limit")
                     .await;
                 return Err(unpaid_order_limit(limit));
             }
             Err(error) => {
-                self.release_lines(&order_id, &reserved, "order not placed: storage failed")
+                self.release_unplaced(&hold, &reserved, "order not placed: storage failed")
                     .await;
                 return Err(error.into());
             }
         }
+        self.hold_again(&hold, &adopted).await;
         tracing::info!(order_id = %order_id, total, shipping_amount, tax, "order placed");
         // The answer is what was just written: nothing to read back.
         let parts = OrderParts {

@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod checkout;
 mod delivery;
+mod holds;
 pub mod limits;
 pub mod links;
 pub mod logic;

@@ -11,6 +11,7 @@ use super::returns::{ReturnCommand, ReturnStatus};
 use super::state::Event;
 use super::views::{Caller, CreateOrderInput, OrderItemInput, OrderView, ReturnView};
 use crate::error::Error;
+use crate::inventory::InventoryService;
 
 #[derive(Clone)]
 pub struct OrderService {
@@ -32,6 +33,16 @@ impl OrderService {
         Self {
             logic: self.logic.clone(),
             router,
+        }
+    }
+
+    /// The same service, its checkouts reaching the SKU actors through `inventory`.
+    pub fn with_inventory(&self, inventory: InventoryService) -> Self {
+        let mut logic = self.logic.clone();
+        logic.inventory = inventory;
+        Self {
+            logic,
+            router: self.router.clone(),
         }
     }
 
