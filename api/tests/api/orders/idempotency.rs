@@ -144,6 +144,24 @@ fn two_lines(first: &str, last: &str) -> CreateOrderInput {
     .unwrap()
 }
 
+/// A node with the two SKUs of a shared order in stock (5 units each), its admin and
+/// a shopper.
+async fn two_skus_in_stock(shopper: &str, skus: [&str; 2]) -> (TestApp, Session, Session) {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let shopper = app.customer(shopper).await;
+    for sku in skus {
+        product(&app, &admin, sku, 100, 5).await;
+    }
+    (app, admin, shopper)
+}
+
+/// The node's order service, its checkouts reaching the SKU actors through `router`.
+fn checkouts_through(app: &TestApp, router: impl EntityRouter<Sku> + 'static) -> OrderService {
+    let inventory = app.state.inventory.with_router(Arc::new(router));
+    app.state.orders.with_inventory(inventory)
+}
+
 /// The order's two SKUs hold exactly its lines (on hand 5 each), and cancelling it gives
 /// both back: the reservations are the order's.
 async fn both_lines_held_by(
@@ -238,13 +256,8 @@ impl EntityRouter<Sku> for ReleasedBehind {
 /// stored. The placing request holds that line again.
 #[actix_web::test]
 async fn the_request_placing_a_shared_order_holds_again_a_line_the_other_released() {
-    let app = spawn_app().await;
-    let admin = app.admin().await;
-    let shopper = app.customer("shared-placer").await;
     let skus = ["SHARED-A", "SHARED-B"];
-    for sku in skus {
-        product(&app, &admin, sku, 100, 5).await;
-    }
+    let (app, admin, shopper) = two_skus_in_stock("shared-placer", skus).await;
     let interleaved = ReleasedBehind {
         inner: app.state.inventory.router().clone(),
         first: skus[0],
@@ -252,10 +265,7 @@ async fn the_request_placing_a_shared_order_holds_again_a_line_the_other_release
         reserved_first: AtomicBool::new(false),
         released_first: AtomicBool::new(false),
     };
-    let placer = app
-        .state
-        .orders
-        .with_inventory(app.state.inventory.with_router(Arc::new(interleaved)));
+    let placer = checkouts_through(&app, interleaved);
 
     let (placed, created) = placer
         .create(
@@ -318,13 +328,8 @@ impl EntityRouter<Sku> for PlacedMeanwhile {
 /// placed the order. The failing request holds the line again and answers the order.
 #[actix_web::test]
 async fn a_failing_request_holds_again_what_it_released_of_the_shared_order_placed_meanwhile() {
-    let app = spawn_app().await;
-    let admin = app.admin().await;
-    let shopper = app.customer("shared-failer").await;
     let skus = ["MEANWHILE-A", "MEANWHILE-B"];
-    for sku in skus {
-        product(&app, &admin, sku, 100, 5).await;
-    }
+    let (app, admin, shopper) = two_skus_in_stock("shared-failer", skus).await;
     let key = "shared-2".to_owned();
     let meanwhile = PlacedMeanwhile {
         inner: app.state.inventory.router().clone(),
@@ -335,10 +340,7 @@ async fn a_failing_request_holds_again_what_it_released_of_the_shared_order_plac
         key: key.clone(),
         placed: AtomicBool::new(false),
     };
-    let failing = app
-        .state
-        .orders
-        .with_inventory(app.state.inventory.with_router(Arc::new(meanwhile)));
+    let failing = checkouts_through(&app, meanwhile);
 
     let (answered, created) = failing
         .create(&shopper.id, two_lines(skus[0], skus[1]), Some(key))
