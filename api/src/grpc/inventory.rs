@@ -53,7 +53,8 @@ impl InventoryService for InventoryGrpc {
             .map_err(to_status)?;
         let body = request.into_inner();
         let request_key = idempotency_key(&body.idempotency_key)?;
-        let reason = validate_adjustment(body.delta, &body.reason, None).map_err(to_status)?;
+        let reason = validate_adjustment(body.delta, &body.reason, body.low_stock_threshold)
+            .map_err(to_status)?;
         let sku = self
             .state
             .inventory
@@ -68,7 +69,7 @@ impl InventoryService for InventoryGrpc {
                 StockChange {
                     on_hand: OnHandChange::By(body.delta),
                     reason,
-                    low_stock_threshold: None,
+                    low_stock_threshold: body.low_stock_threshold,
                     request_key,
                 },
                 &admin.id,

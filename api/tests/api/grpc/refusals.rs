@@ -1,8 +1,8 @@
 //! What gRPC refuses, as REST does and with the same Souk codes: another customer's
 //! order, a missing, forged or malformed token, admin and service methods called by
 //! those not allowed them, out-of-range adjustments (leaving the order and its stock as
-//! they were); invalid arguments that name their fields, unknown ids, wrong
-//! credentials.
+//! they were) beside a keyed one applied once and a threshold changed alone; invalid
+//! arguments that name their fields, unknown ids, wrong credentials.
 
 use souk_proto::v1 as pb;
 use souk_proto::v1::auth_service_client::AuthServiceClient;
@@ -135,6 +135,7 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
                 delta: 5,
                 reason: "gift".into(),
                 idempotency_key: String::new(),
+                low_stock_threshold: None,
             },
             &owner.access_token,
         ))
@@ -150,6 +151,7 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
                     delta,
                     reason: "overflow".into(),
                     idempotency_key: String::new(),
+                    low_stock_threshold: None,
                 },
                 &admin.access_token,
             ))
@@ -165,6 +167,7 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
                 delta: 5,
                 reason: "delivery".into(),
                 idempotency_key: "a key with spaces".into(),
+                low_stock_threshold: None,
             },
             &admin.access_token,
         ))
@@ -206,6 +209,7 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
                     delta: 3,
                     reason: "delivery".into(),
                     idempotency_key: "grpc-delivery-1".into(),
+                    low_stock_threshold: None,
                 },
                 &admin.access_token,
             ))
@@ -214,6 +218,51 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
             .into_inner();
         assert_eq!(adjusted.stock.unwrap().on_hand, 8);
     }
+
+    // A threshold alone (delta 0) changes the threshold and nothing else; a delta of 0
+    // without one, or a threshold below 0, is refused as invalid.
+    let threshold = |delta: i64, low_stock_threshold: Option<i64>| {
+        authorized(
+            pb::AdjustStockRequest {
+                sku: "GRPC-2".into(),
+                delta,
+                reason: "reorder point".into(),
+                idempotency_key: String::new(),
+                low_stock_threshold,
+            },
+            &admin.access_token,
+        )
+    };
+    let stock = inventory
+        .adjust_stock(threshold(0, Some(4)))
+        .await
+        .unwrap()
+        .into_inner()
+        .stock
+        .unwrap();
+    assert_eq!((stock.on_hand, stock.low_stock_threshold), (8, 4));
+    for (delta, low_stock_threshold) in [(0, None), (1, Some(-1))] {
+        let status = inventory
+            .adjust_stock(threshold(delta, low_stock_threshold))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{delta} {low_stock_threshold:?}"
+        );
+    }
+    let stock = inventory
+        .get_stock(authorized(
+            pb::GetStockRequest {
+                sku: "GRPC-2".into(),
+            },
+            &admin.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((stock.on_hand, stock.low_stock_threshold), (8, 4));
 }
 
 #[actix_web::test]
