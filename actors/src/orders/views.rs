@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use souk_db::clock::to_datetime;
-use souk_db::orders::{HistoryRecord, LineRecord, OrderRecord};
+use souk_db::orders::{HistoryRecord, LineRecord, OrderFilter, OrderRecord};
 use souk_db::payment_events::RefundRecord;
 use souk_db::returns::{ReturnLineRecord, ReturnRecord};
 use utoipa::ToSchema;
@@ -16,7 +16,7 @@ use super::returns::ReturnStatus;
 use super::state::{derived_statuses, Fulfilment, Initiator, OrderStatus, Payment};
 use crate::catalog::model::parse_sku;
 use crate::catalog::service::Money;
-use crate::error::{Error, FieldError};
+use crate::error::{Error, ErrorCode, FieldError};
 use crate::identity::PostalAddress;
 
 pub const MAX_LINES: usize = 50;
@@ -409,6 +409,62 @@ fn stored_address(
                 order.id
             ))
         })
+    })
+    .transpose()
+}
+
+/// An admin's query of every order, as REST's query string or gRPC's request gives it
+/// (absent: any).
+#[derive(Debug, Default)]
+pub struct AdminOrderQuery<'a> {
+    pub status: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    /// Created at or after (RFC 3339).
+    pub from: Option<&'a str>,
+    /// Created before (RFC 3339).
+    pub to: Option<&'a str>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<&'a str>,
+    pub limit: Option<u32>,
+}
+
+impl AdminOrderQuery<'_> {
+    /// The filter it asks for. An unknown status, a time that is not RFC 3339, a cursor
+    /// Souk did not issue or a limit out of range is refused, naming it.
+    pub fn filter(&self) -> Result<OrderFilter, Error> {
+        let status = match self.status {
+            Some(raw) => Some(
+                OrderStatus::parse(raw)
+                    .ok_or_else(|| {
+                        Error::new(ErrorCode::InvalidQuery, format!("unknown status {raw:?}"))
+                    })?
+                    .as_str()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        Ok(OrderFilter {
+            user_id: self.user_id.map(str::to_owned),
+            status,
+            created_from: query_time("from", self.from)?,
+            created_to: query_time("to", self.to)?,
+            before: decode_order_cursor(self.cursor)?,
+            limit: crate::paging::checked_limit(self.limit)?,
+        })
+    }
+}
+
+/// An RFC 3339 time of a query, in Unix microseconds.
+fn query_time(field: &str, raw: Option<&str>) -> Result<Option<i64>, Error> {
+    raw.map(|raw| {
+        chrono::DateTime::parse_from_rfc3339(raw)
+            .map(|time| time.timestamp_micros())
+            .map_err(|_| {
+                Error::new(
+                    ErrorCode::InvalidQuery,
+                    format!("{field} must be an RFC 3339 time"),
+                )
+            })
     })
     .transpose()
 }

@@ -1,5 +1,5 @@
 //! `souk.v1.OrderService`: orders over gRPC. Commands go through the orders' actors
-//! exactly as REST's do; a shopper only ever sees their own orders.
+//! exactly as REST's do; a shopper only ever sees their own orders, an admin any.
 
 use crate::wire::status::to_status;
 use actix_web::web;
@@ -16,7 +16,7 @@ use crate::state::AppState;
 use souk_actors::catalog::service::{Money, MoneyInput};
 use souk_actors::orders::views::{
     checked_idempotency_key, checked_payment_method, checked_reason, decode_order_cursor,
-    encode_order_cursor,
+    encode_order_cursor, AdminOrderQuery,
 };
 use souk_actors::orders::{Caller, CreateOrderInput, OrderItemInput, OrderView, ReturnCommand};
 use souk_actors::paging::checked_limit;
@@ -211,6 +211,68 @@ impl OrderService for OrderGrpc {
             items: items.into_iter().map(order_message).collect(),
             next_cursor: encode_order_cursor(next).unwrap_or_default(),
         }))
+    }
+
+    async fn admin_get_order(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        caller::admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
+        let order = self
+            .state
+            .orders
+            .get(&request.get_ref().id, None)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(order_message(order)))
+    }
+
+    async fn admin_list_orders(
+        &self,
+        request: Request<pb::AdminListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        caller::admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
+        let body = request.into_inner();
+        let filter = AdminOrderQuery {
+            status: given(&body.status),
+            user_id: given(&body.user_id),
+            from: given(&body.from),
+            to: given(&body.to),
+            cursor: given(&body.cursor),
+            limit: given_limit(body.limit),
+        }
+        .filter()
+        .map_err(to_status)?;
+        let (items, next) = self.state.orders.list(&filter).await.map_err(to_status)?;
+        Ok(Response::new(pb::ListOrdersResponse {
+            items: items.into_iter().map(order_message).collect(),
+            next_cursor: encode_order_cursor(next).unwrap_or_default(),
+        }))
+    }
+
+    async fn admin_cancel_order(
+        &self,
+        request: Request<pb::CancelOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let admin = caller::admin(&self.state, request.metadata())
+            .await
+            .map_err(to_status)?;
+        let body = request.into_inner();
+        let order = self
+            .state
+            .orders
+            .cancel(
+                Caller::Admin(admin.id),
+                &body.id,
+                &checked_reason(Some(body.reason), "cancelled by an admin"),
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(order_message(order)))
     }
 
     async fn pay_order(

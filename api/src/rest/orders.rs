@@ -7,12 +7,13 @@ use souk_db::orders::OrderFilter;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AdminUser, AuthUser};
-use crate::error::{ApiResult, Error, ErrorCode, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::http::json::{Json, OptionalJson};
 use crate::rest::headers::idempotency_key;
 use crate::state::AppState;
 use souk_actors::orders::views::{
     checked_payment_method, checked_reason, decode_order_cursor, encode_order_cursor,
+    AdminOrderQuery,
 };
 use souk_actors::orders::{Caller, CreateOrderInput, OrderStatus, OrderView};
 use souk_actors::paging::checked_limit;
@@ -71,20 +72,6 @@ pub struct AdminOrdersQuery {
     /// `next_cursor` of the previous page.
     #[param(min_length = 1)]
     pub cursor: Option<String>,
-}
-
-fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<i64>, Error> {
-    raw.map(|raw| {
-        chrono::DateTime::parse_from_rfc3339(raw)
-            .map(|time| time.timestamp_micros())
-            .map_err(|_| {
-                Error::new(
-                    ErrorCode::InvalidQuery,
-                    format!("{field} must be an RFC 3339 time"),
-                )
-            })
-    })
-    .transpose()
 }
 
 #[utoipa::path(post, path = "/api/v1/orders", operation_id = "create_order", tag = "orders", security(("bearer" = [])), request_body = CreateOrderInput,
@@ -196,25 +183,15 @@ pub async fn admin_list(
     _admin: AdminUser,
     query: web::Query<AdminOrdersQuery>,
 ) -> ApiResult<HttpResponse> {
-    let status = match query.status.as_deref() {
-        Some(raw) => Some(
-            OrderStatus::parse(raw)
-                .ok_or_else(|| {
-                    Error::new(ErrorCode::InvalidQuery, format!("unknown status {raw:?}"))
-                })?
-                .as_str()
-                .to_owned(),
-        ),
-        None => None,
-    };
-    let filter = OrderFilter {
-        user_id: query.user_id.clone(),
-        status,
-        created_from: parse_time("from", query.from.as_deref())?,
-        created_to: parse_time("to", query.to.as_deref())?,
-        before: decode_order_cursor(query.cursor.as_deref())?,
-        limit: checked_limit(query.limit)?,
-    };
+    let filter = AdminOrderQuery {
+        status: query.status.as_deref(),
+        user_id: query.user_id.as_deref(),
+        from: query.from.as_deref(),
+        to: query.to.as_deref(),
+        cursor: query.cursor.as_deref(),
+        limit: query.limit,
+    }
+    .filter()?;
     let (items, next) = state.orders.list(&filter).await?;
     Ok(HttpResponse::Ok().json(OrderPage {
         items,

@@ -4,8 +4,9 @@
 //! The tests: a shopper's flow from registration to payment (`shopper`), tokens,
 //! ownership, invalid arguments and unknown ids refused as over REST (`refusals`),
 //! health checking and reflection (`health`), and the email service's admin methods and
-//! verification (`mail`).
+//! verification (`mail`), and an admin's orders (`admin_orders`).
 
+mod admin_orders;
 mod health;
 mod mail;
 mod refusals;
