@@ -104,6 +104,26 @@ pub fn order_message(view: OrderView) -> pb::Order {
 }
 
 impl OrderGrpc {
+    /// Cancels an order as `caller`, with the request's reason or `default`.
+    async fn cancel(
+        &self,
+        caller: Caller,
+        body: pb::CancelOrderRequest,
+        default: &str,
+    ) -> Result<Response<pb::Order>, Status> {
+        let order = self
+            .state
+            .orders
+            .cancel(
+                caller,
+                &body.id,
+                &checked_reason(Some(body.reason), default),
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(order_message(order)))
+    }
+
     /// Ships or delivers an order: the admin's fulfilment steps.
     async fn fulfil(
         &self,
@@ -262,17 +282,8 @@ impl OrderService for OrderGrpc {
             .await
             .map_err(to_status)?;
         let body = request.into_inner();
-        let order = self
-            .state
-            .orders
-            .cancel(
-                Caller::Admin(admin.id),
-                &body.id,
-                &checked_reason(Some(body.reason), "cancelled by an admin"),
-            )
+        self.cancel(Caller::Admin(admin.id), body, "cancelled by an admin")
             .await
-            .map_err(to_status)?;
-        Ok(Response::new(order_message(order)))
     }
 
     async fn pay_order(
@@ -301,17 +312,8 @@ impl OrderService for OrderGrpc {
             .await
             .map_err(to_status)?;
         let body = request.into_inner();
-        let order = self
-            .state
-            .orders
-            .cancel(
-                Caller::Shopper(user.id),
-                &body.id,
-                &checked_reason(Some(body.reason), "cancelled by the shopper"),
-            )
+        self.cancel(Caller::Shopper(user.id), body, "cancelled by the shopper")
             .await
-            .map_err(to_status)?;
-        Ok(Response::new(order_message(order)))
     }
 
     async fn ship_order(

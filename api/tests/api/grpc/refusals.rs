@@ -187,13 +187,16 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
         .unwrap()
         .into_inner();
     assert_eq!(order.status, "pending_payment");
-    let stock = inventory
-        .get_stock(authorized(
+    let stock_request = || {
+        authorized(
             pb::GetStockRequest {
                 sku: "GRPC-2".into(),
             },
             &admin.access_token,
-        ))
+        )
+    };
+    let stock = inventory
+        .get_stock(stock_request())
         .await
         .unwrap()
         .into_inner();
@@ -253,12 +256,7 @@ async fn tokens_and_ownership_are_enforced_as_in_rest() {
         );
     }
     let stock = inventory
-        .get_stock(authorized(
-            pb::GetStockRequest {
-                sku: "GRPC-2".into(),
-            },
-            &admin.access_token,
-        ))
+        .get_stock(stock_request())
         .await
         .unwrap()
         .into_inner();
