@@ -104,6 +104,21 @@ pub fn order_message(view: OrderView) -> pb::Order {
 }
 
 impl OrderGrpc {
+    /// The order `id` if the caller may see it: its owner (`owner`), or an admin (`None`).
+    async fn read(&self, id: &str, owner: Option<&str>) -> Result<Response<pb::Order>, Status> {
+        let order = self.state.orders.get(id, owner).await.map_err(to_status)?;
+        Ok(Response::new(order_message(order)))
+    }
+
+    /// One page of the orders `filter` selects, with the cursor of the next.
+    async fn page(&self, filter: &OrderFilter) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let (items, next) = self.state.orders.list(filter).await.map_err(to_status)?;
+        Ok(Response::new(pb::ListOrdersResponse {
+            items: items.into_iter().map(order_message).collect(),
+            next_cursor: encode_order_cursor(next).unwrap_or_default(),
+        }))
+    }
+
     /// Cancels an order as `caller`, with the request's reason or `default`.
     async fn cancel(
         &self,
@@ -203,13 +218,7 @@ impl OrderService for OrderGrpc {
         let user = caller::user(&self.state, request.metadata())
             .await
             .map_err(to_status)?;
-        let order = self
-            .state
-            .orders
-            .get(&request.get_ref().id, Some(&user.id))
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(order_message(order)))
+        self.read(&request.get_ref().id, Some(&user.id)).await
     }
 
     async fn list_orders(
@@ -226,11 +235,7 @@ impl OrderService for OrderGrpc {
             limit: checked_limit(given_limit(body.limit)).map_err(to_status)?,
             ..OrderFilter::default()
         };
-        let (items, next) = self.state.orders.list(&filter).await.map_err(to_status)?;
-        Ok(Response::new(pb::ListOrdersResponse {
-            items: items.into_iter().map(order_message).collect(),
-            next_cursor: encode_order_cursor(next).unwrap_or_default(),
-        }))
+        self.page(&filter).await
     }
 
     async fn admin_get_order(
@@ -240,13 +245,7 @@ impl OrderService for OrderGrpc {
         caller::admin(&self.state, request.metadata())
             .await
             .map_err(to_status)?;
-        let order = self
-            .state
-            .orders
-            .get(&request.get_ref().id, None)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(order_message(order)))
+        self.read(&request.get_ref().id, None).await
     }
 
     async fn admin_list_orders(
@@ -267,11 +266,7 @@ impl OrderService for OrderGrpc {
         }
         .filter()
         .map_err(to_status)?;
-        let (items, next) = self.state.orders.list(&filter).await.map_err(to_status)?;
-        Ok(Response::new(pb::ListOrdersResponse {
-            items: items.into_iter().map(order_message).collect(),
-            next_cursor: encode_order_cursor(next).unwrap_or_default(),
-        }))
+        self.page(&filter).await
     }
 
     async fn admin_cancel_order(
