@@ -410,19 +410,17 @@ where
     Ok(count)
 }
 
-/// Products whose SKU starts with `prefix` (`souk seed` continues numbering from it).
-pub async fn count_products_with_sku_prefix<'e, E>(
-    executor: E,
-    prefix: &str,
-) -> Result<i64, DbError>
+/// Every SKU the catalog names (a product's own or a variant's) that starts with
+/// `prefix`; `souk seed` fills in the numbers these leave free.
+pub async fn skus_with_prefix<'e, E>(executor: E, prefix: &str) -> Result<Vec<String>, DbError>
 where
     E: Executor<'e, Database = Any>,
 {
     let pattern = format!("{}%", crate::users::escape_like(prefix));
-    let (count,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM products WHERE sku LIKE ? ESCAPE '!'")
+    let skus: Vec<(String,)> =
+        sqlx::query_as("SELECT sku FROM catalog_skus WHERE sku LIKE ? ESCAPE '!'")
             .bind(pattern)
-            .fetch_one(executor)
+            .fetch_all(executor)
             .await?;
-    Ok(count)
+    Ok(skus.into_iter().map(|(sku,)| sku).collect())
 }

@@ -1,7 +1,10 @@
 //! `souk seed --products N`: a realistic demo catalog — a category tree, products with
 //! names, descriptions, tags, attributes and prices drawn from per-category pools — for
 //! trying Souk out and for benchmarks. Deterministic (fixed random seed), and
-//! resumable: it numbers SKUs `SEED-000001…` and only adds what is missing.
+//! resumable: it numbers SKUs `SEED-000001…` and only adds the numbers no product or
+//! variant names yet.
+
+use std::collections::HashSet;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -16,6 +19,11 @@ use crate::outbox::Topic;
 
 pub const SKU_PREFIX: &str = "SEED-";
 const BATCH: usize = 500;
+
+/// The SKU of the seed's product number `position` (from 1).
+pub fn seed_sku(position: usize) -> String {
+    format!("{SKU_PREFIX}{position:06}")
+}
 
 struct Kind {
     parent: &'static str,
@@ -418,7 +426,7 @@ fn product(rng: &mut StdRng, index: usize, kind: &Kind, category_id: &str, now: 
     ProductRow {
         product: ProductRecord {
             id: souk_db::ids::new_id(),
-            sku: format!("{SKU_PREFIX}{index:06}"),
+            sku: seed_sku(index),
             name,
             description,
             price_amount: whole * 100 + 99,
@@ -436,7 +444,9 @@ fn product(rng: &mut StdRng, index: usize, kind: &Kind, category_id: &str, now: 
     }
 }
 
-/// Adds products until `target` seeded products exist. Returns how many it added.
+/// Adds a product for every SKU `SEED-000001` to `SEED-{target}` that the catalog does
+/// not name yet (a product's own SKU or a variant's, seeded or made by an admin).
+/// Returns how many it added.
 pub async fn seed(
     catalog: &CatalogService,
     db: &Db,
@@ -444,20 +454,23 @@ pub async fn seed(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<usize, crate::error::Error> {
     let leaves = ensure_categories(catalog, db).await?;
-    let existing =
-        usize::try_from(catalog::count_products_with_sku_prefix(db.pool(), SKU_PREFIX).await?)
-            .unwrap_or(0);
-    if existing >= target {
+    let taken: HashSet<String> = catalog::skus_with_prefix(db.pool(), SKU_PREFIX)
+        .await?
+        .into_iter()
+        .collect();
+    let missing: Vec<usize> = (1..=target)
+        .filter(|position| !taken.contains(&seed_sku(*position)))
+        .collect();
+    if missing.is_empty() {
         return Ok(0);
     }
+    let present = target - missing.len();
     let now = now_micros();
     let mut added = 0;
-    let mut index = existing + 1;
-    while index <= target {
-        let end = (index + BATCH - 1).min(target);
+    for positions in missing.chunks(BATCH) {
         let mut transaction = db.begin().await?;
-        let mut ids = Vec::with_capacity(BATCH);
-        for position in index..=end {
+        let mut ids = Vec::with_capacity(positions.len());
+        for &position in positions {
             // One generator per product: the catalog is the same whatever the batching.
             let mut rng = StdRng::seed_from_u64(position as u64);
             let kind_index = rng.gen_range(0..KINDS.len());
@@ -473,9 +486,8 @@ pub async fn seed(
         }
         announce_products(&mut transaction, &ids).await?;
         transaction.commit().await.map_err(DbError::from)?;
-        added += end + 1 - index;
-        progress(existing + added, target);
-        index = end + 1;
+        added += positions.len();
+        progress(present + added, target);
     }
     catalog.cache().invalidate("catalog").await;
     Ok(added)

@@ -417,3 +417,53 @@ async fn a_large_seed_batch_is_announced_in_bounded_events() {
     )
     .await;
 }
+
+/// The seed adds only the numbers no product or variant names yet: an admin's product
+/// named `SEED-000002` and a variant named `SEED-000004` are left as they are, and the
+/// seed fills in 1, 3 and 5 (counting the seeded SKUs it found would have made it
+/// insert `SEED-000003` and on, and stop on the first SKU already taken).
+#[actix_web::test]
+async fn a_seed_fills_in_the_numbers_no_product_or_variant_names_yet() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let own = create_active(&app, &admin, "SEED-000002", "An admin's own product").await;
+    let mut tee = active("TEE-SEED", "Tee");
+    tee["options"] = json!([{"name": "Size", "values": ["S"]}]);
+    tee["variants"] = json!([{"sku": "SEED-000004", "options": {"size": "S"}}]);
+    let created = app
+        .post_json_as("/api/v1/admin/products", &admin.access_token, &tee)
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    let seed = |target| {
+        souk_actors::catalog::seed::seed(&app.state.catalog, &app.database.db, target, |_, _| {})
+    };
+    assert_eq!(seed(5).await.unwrap(), 3);
+    assert_eq!(seed(5).await.unwrap(), 0, "nothing left to add");
+    assert_eq!(seed(6).await.unwrap(), 1);
+
+    let products: Vec<(String,)> =
+        sqlx::query_as("SELECT sku FROM products WHERE sku LIKE 'SEED-%' ORDER BY sku")
+            .fetch_all(app.database.db.pool())
+            .await
+            .unwrap();
+    let products: Vec<&str> = products.iter().map(|(sku,)| sku.as_str()).collect();
+    assert_eq!(
+        products,
+        [
+            "SEED-000001",
+            "SEED-000002",
+            "SEED-000003",
+            "SEED-000005",
+            "SEED-000006"
+        ],
+        "SEED-000004 stays the tee's variant"
+    );
+    let kept: Value = app
+        .get(&format!("/api/v1/products/{own}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kept["name"], "An admin's own product");
+}
