@@ -71,14 +71,23 @@ pub(super) fn start_tasks(state: &web::Data<AppState>) -> anyhow::Result<()> {
         access.clone().follow(access_publisher.clone(), stopping)
     });
     // The search index is built where the catalog is served, then follows the catalog
-    // events of every node.
+    // events of every node; elsewhere the catalog's caches follow those that change
+    // catalog rows (an inventory process reads the catalog for the SKUs it stocks).
+    let catalog = state.catalog.clone();
+    let catalog_publisher = publisher.clone();
     if state.services.contains(Service::Product) {
-        let catalog = state.catalog.clone();
-        let publisher = publisher.clone();
         root.spawn_task("catalog", "search-index", move |stopping| {
             souk_actors::catalog::feeds::build_and_follow(
                 catalog.clone(),
-                publisher.clone(),
+                catalog_publisher.clone(),
+                stopping,
+            )
+        });
+    } else {
+        root.spawn_task("catalog", "catalog-caches", move |stopping| {
+            souk_actors::catalog::feeds::follow_for_caches(
+                catalog.clone(),
+                catalog_publisher.clone(),
                 stopping,
             )
         });

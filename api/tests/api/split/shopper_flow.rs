@@ -15,6 +15,19 @@ async fn shopper_flow(gateway: &Gateway, admin_email: &str, sink: &SmtpSink) -> 
     use reqwest::Method;
     let shopper = Shopper::new();
     let admin = shopper.login(gateway, admin_email).await;
+    // The inventory's look-up of a SKU no product has yet (which its catalog cache
+    // keeps) must not outlive the product's creation by more than its event's way.
+    let (status, unknown) = shopper
+        .send(
+            gateway,
+            Method::GET,
+            "/api/v1/admin/inventory/SPLIT-1",
+            Some(&admin),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{unknown}");
     let (status, product) = shopper
         .send(
             gateway,
@@ -29,6 +42,26 @@ async fn shopper_flow(gateway: &Gateway, admin_email: &str, sink: &SmtpSink) -> 
         )
         .await;
     assert_eq!(status, 201, "{product}");
+    // Well within the catalog cache's TTL (60 s), which bounded it before the cache
+    // followed the catalog events in a process that does not serve the catalog.
+    within(
+        std::time::Duration::from_secs(3),
+        "the new product's SKU known to the inventory",
+        || async {
+            let (status, _) = shopper
+                .send(
+                    gateway,
+                    Method::GET,
+                    "/api/v1/admin/inventory/SPLIT-1",
+                    Some(&admin),
+                    None,
+                    None,
+                )
+                .await;
+            status == 200
+        },
+    )
+    .await;
     let (status, stock) = shopper
         .send(
             gateway,
