@@ -13,11 +13,14 @@
 //!   over JetStream (`events.rs`).
 //!
 //! Feeds and rebuild pages take one lock while they read the database and write the
-//! index, so an older read never overwrites a newer one.
+//! index, so an older read never overwrites a newer one. A rebuild reads the category
+//! tree once, and again before its next page whenever a category moved meanwhile, so
+//! a rebuild asked for while the node runs never writes a moved category's products
+//! with the paths they had before the move.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,6 +62,11 @@ struct Inner {
     feed: tokio::sync::Mutex<()>,
     building: AtomicBool,
     last_build: Mutex<Option<BuildReport>>,
+    /// Products a rebuild reads per page.
+    rebuild_page: u32,
+    /// Category moves this node has begun to apply; a rebuild that sees it change
+    /// reads the category tree again.
+    category_moves: AtomicU64,
 }
 
 /// One complete build of the index from the database.
@@ -97,6 +105,10 @@ impl SearchEngine {
     /// An empty index, kept in `directory` (memory-mapped) or in memory; not ready
     /// until [`SearchEngine::rebuild`] has run once.
     pub fn open(directory: Option<&Path>) -> Result<SearchEngine, Error> {
+        Self::open_with_page(directory, REBUILD_PAGE)
+    }
+
+    fn open_with_page(directory: Option<&Path>, rebuild_page: u32) -> Result<SearchEngine, Error> {
         let settings = IndexSettings::default();
         let index = match directory {
             Some(directory) => ProductIndex::open_in_dir(directory, settings),
@@ -112,6 +124,8 @@ impl SearchEngine {
                 feed: tokio::sync::Mutex::new(()),
                 building: AtomicBool::new(false),
                 last_build: Mutex::new(None),
+                rebuild_page,
+                category_moves: AtomicU64::new(0),
             }),
         })
     }
@@ -175,14 +189,22 @@ impl SearchEngine {
         let mut written = 0u64;
         let mut after: Option<String> = None;
         let mut logged = Instant::now();
-        // A category that moves during the build is announced, and its feed event,
-        // applied after the build, re-reads its products.
-        let categories = catalog::list_categories(db.pool()).await?;
+        // A category whose move is applied during the build (its products refreshed
+        // under the feed lock) has the tree read again before the next page, so no
+        // later page writes its products with their old path.
+        let mut moves_seen = self.inner.category_moves.load(Ordering::SeqCst);
+        let mut categories = catalog::list_categories(db.pool()).await?;
         loop {
             let _feed = self.inner.feed.lock().await;
             let mut connection = db.pool().acquire().await.map_err(DbError::from)?;
+            let moves = self.inner.category_moves.load(Ordering::SeqCst);
+            if moves != moves_seen {
+                moves_seen = moves;
+                categories = catalog::list_categories(&mut *connection).await?;
+            }
             let rows =
-                catalog::products_after(&mut connection, after.as_deref(), REBUILD_PAGE).await?;
+                catalog::products_after(&mut connection, after.as_deref(), self.inner.rebuild_page)
+                    .await?;
             let Some(last) = rows.last() else {
                 break;
             };
@@ -237,6 +259,8 @@ impl SearchEngine {
     /// Re-reads the products of these categories and of their sub-categories (their
     /// ancestor paths changed when one of them moved).
     pub async fn refresh_categories(&self, db: &Db, category_ids: &[String]) -> Result<(), Error> {
+        // Before anything is read: a rebuild's next page reads the tree again.
+        self.inner.category_moves.fetch_add(1, Ordering::SeqCst);
         let categories = catalog::list_categories(db.pool()).await?;
         let subtree: Vec<String> = category_ids
             .iter()
@@ -246,7 +270,7 @@ impl SearchEngine {
         let mut connection = db.pool().acquire().await.map_err(DbError::from)?;
         let ids = catalog::product_ids_in_categories(&mut connection, &subtree).await?;
         drop(connection);
-        for chunk in ids.chunks(REBUILD_PAGE as usize) {
+        for chunk in ids.chunks(self.inner.rebuild_page as usize) {
             self.refresh_products(db, chunk).await?;
         }
         Ok(())
@@ -460,6 +484,68 @@ pub fn indexed_product(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::cache::Cache;
+    use crate::catalog::views::CategoryChanges;
+    use crate::catalog::{seed, CatalogService};
+
+    /// Lets the spawned tasks run until they wait for the feed lock the test holds.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    /// A rebuild asked for while a category moves: it read the tree before the move,
+    /// the move's refresh writes the new paths between two of its pages, and its later
+    /// pages must not write the old ones back (with one product per page, the moved
+    /// category's last product comes last).
+    #[tokio::test]
+    async fn a_rebuild_during_a_category_move_keeps_the_new_paths() {
+        let database = souk_db::testing::fresh_sqlite().await;
+        let db = database.db.clone();
+        let engine = SearchEngine::open_with_page(None, 1).unwrap();
+        let catalog = CatalogService::new(db.clone(), Cache::disabled(), engine.clone());
+        seed::seed(&catalog, &db, 8, |_, _| {}).await.unwrap();
+        engine.rebuild(&db).await.unwrap();
+        let mut connection = db.pool().acquire().await.unwrap();
+        let last = catalog::products_after(&mut connection, None, 100)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        drop(connection);
+        let moved = last.product.category_id.unwrap();
+
+        // The rebuild reads the tree, then waits for the lock before its first page.
+        let feed = engine.inner.feed.lock().await;
+        let rebuild = tokio::spawn({
+            let (engine, db) = (engine.clone(), db.clone());
+            async move { engine.rebuild(&db).await }
+        });
+        settle().await;
+        // The move commits; its refresh waits for the lock behind that first page.
+        let mover = tokio::spawn({
+            let catalog = catalog.clone();
+            async move {
+                let to_root = CategoryChanges {
+                    name: None,
+                    slug: None,
+                    parent_id: Some(None),
+                };
+                catalog.update_category(&moved, to_root).await
+            }
+        });
+        settle().await;
+        drop(feed);
+        rebuild.await.unwrap().unwrap();
+        mover.await.unwrap().unwrap();
+
+        let status = engine.status(&db, 100).await.unwrap();
+        assert_eq!(status.sampled, 8);
+        assert!(
+            status.agrees,
+            "indexed with other content: {:?}",
+            status.different
+        );
+    }
 
     fn category(id: &str, parent: Option<&str>) -> CategoryRecord {
         CategoryRecord {
