@@ -140,6 +140,11 @@ enum Command {
         /// much more of a cell's orders within the cell than one node does.
         #[arg(long)]
         cluster_node_email_workers: Option<usize>,
+        /// Every Souk node runs every service but email: the cells measure checkouts
+        /// without the confirmation mail the nodes otherwise send beside them (and a
+        /// cell settles once its events are relayed).
+        #[arg(long)]
+        without_email: bool,
         /// Cores of CPU per second each Souk node (souk-http, souk-grpc, souk-cluster,
         /// souk-cluster-1) may use, enforced as Kubernetes enforces a pod's CPU limit (a
         /// cgroup v1 CFS quota; Linux, root). A one-node deployment sizes its threads to
@@ -284,6 +289,7 @@ fn main() -> anyhow::Result<()> {
             cluster_node_cpus,
             cluster_node_email_workers,
             node_cpu_limit,
+            without_email,
             smoke,
             output,
         } => {
@@ -291,6 +297,7 @@ fn main() -> anyhow::Result<()> {
                 contention::Options {
                     strategies,
                     node_cpu_limit,
+                    without_email,
                     ..contention::Options::smoke(
                         mysql_url,
                         redis_url,
@@ -317,6 +324,7 @@ fn main() -> anyhow::Result<()> {
                     cluster_node_cpus,
                     cluster_node_email_workers,
                     node_cpu_limit,
+                    without_email,
                     drop_databases: false,
                 }
             };

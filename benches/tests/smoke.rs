@@ -5,8 +5,8 @@
 
 use souk_bench::contention::{self, report, StrategyName, Workload};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smoke_run_never_oversells_and_records_every_acknowledged_reservation() {
+/// Smoke options over the test services, on a database of its own.
+fn smoke_options() -> contention::Options {
     let mysql = std::env::var("SOUK_TEST_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://souk:souk@127.0.0.1:3306".to_owned());
     let redis = std::env::var("SOUK_TEST_REDIS_URL")
@@ -15,7 +15,61 @@ async fn smoke_run_never_oversells_and_records_every_acknowledged_reservation() 
     let database = format!("souk_t_bench_{}", uuid::Uuid::now_v7().simple());
     let nats =
         std::env::var("SOUK_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:14222".to_owned());
-    let options = contention::Options::smoke(mysql, redis, nats, database);
+    contention::Options::smoke(mysql, redis, nats, database)
+}
+
+/// `--without-email`: the nodes place every order and mail none of them, and each cell
+/// still settles (on its events being relayed); the report says how the nodes ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_email_the_nodes_place_orders_and_mail_none() {
+    let options = contention::Options {
+        strategies: vec![StrategyName::SoukHttp, StrategyName::SoukClusterOne],
+        workloads: vec![Workload::Hot],
+        concurrency: vec![4],
+        without_email: true,
+        drop_databases: false,
+        ..smoke_options()
+    };
+    let report = contention::run(&options, None)
+        .await
+        .expect("the run completes");
+    assert_eq!(report.cells.len(), 2);
+    for cell in &report.cells {
+        assert_eq!(cell.errors, 0, "{}: {:?}", cell.strategy, cell.first_error);
+        assert!(cell.reserved > 0, "{} placed nothing", cell.strategy);
+        assert!(cell.settled_secs.is_some(), "{} settled", cell.strategy);
+    }
+    assert!(report
+        .environment
+        .describe()
+        .contains("without the email service"));
+    let server = sqlx::MySqlPool::connect(&options.mysql_server_url)
+        .await
+        .unwrap();
+    for suffix in ["_http", "_cluster1"] {
+        let database = format!("{}{suffix}", options.database);
+        let (orders, mails): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT (SELECT COUNT(*) FROM `{database}`.orders), \
+             (SELECT COUNT(*) FROM `{database}`.email_sends)"
+        ))
+        .fetch_one(&server)
+        .await
+        .unwrap();
+        assert!(orders > 0, "{database}: no order");
+        assert_eq!(mails, 0, "{database}: mail sent without the email service");
+    }
+    for suffix in ["", "_http", "_grpc", "_cluster", "_cluster1"] {
+        let database = format!("{}{suffix}", options.database);
+        sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`"))
+            .execute(&server)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_run_never_oversells_and_records_every_acknowledged_reservation() {
+    let options = smoke_options();
     let report = contention::run(&options, None)
         .await
         .expect("the smoke run completes");

@@ -26,7 +26,8 @@ pub struct Environment {
     /// Connections of each souk-cluster node's pool.
     pub cluster_node_pool: u32,
     pub cluster_node_cpus: usize,
-    pub cluster_node_email_workers: usize,
+    /// `None`: every Souk node ran without the email service.
+    pub cluster_node_email_workers: Option<usize>,
     /// Cores of CPU each Souk node was limited to, if it was.
     pub node_cpu_limit: Option<f64>,
 }
@@ -57,7 +58,7 @@ pub async fn probe(
     pool_size: u32,
     cluster_node_pool: u32,
     cluster_node_cpus: usize,
-    cluster_node_email_workers: usize,
+    cluster_node_email_workers: Option<usize>,
     node_cpu_limit: Option<f64>,
 ) -> anyhow::Result<Environment> {
     let client = redis::Client::open(redis_url)?;
@@ -108,7 +109,7 @@ impl Environment {
         format!(
             "{} cores ({}, {}); {} with innodb_flush_log_at_trx_commit={}, sync_binlog={}, log_bin={}, \
              innodb_doublewrite={}, buffer pool {} bytes, max_connections={}; Redis {} (appendonly={}, save=\"{}\"); \
-             pool size {} connections per pool ({} per souk-cluster node, sized to {} cores each, with {} email workers each); {}",
+             pool size {} connections per pool ({} per souk-cluster node, sized to {} cores each, {}); {}",
             self.cores,
             self.cpu_model,
             self.os,
@@ -125,7 +126,10 @@ impl Environment {
             self.pool_size,
             self.cluster_node_pool,
             self.cluster_node_cpus,
-            self.cluster_node_email_workers,
+            match self.cluster_node_email_workers {
+                Some(workers) => format!("with {workers} email workers each"),
+                None => "every Souk node without the email service: no confirmation mail, in a cell or after it".to_owned(),
+            },
             match self.node_cpu_limit {
                 Some(cores) => format!(
                     "every Souk node limited to {cores} cores of CPU (a cgroup's CFS quota, as a pod's CPU limit), a one-node deployment sized to {} cores",

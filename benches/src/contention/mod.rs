@@ -106,6 +106,9 @@ pub struct Options {
     /// Cores of CPU time per second each Souk node (souk-http, souk-grpc, souk-cluster,
     /// souk-cluster-1) may use, enforced as a pod's CPU limit is; `None`: unlimited.
     pub node_cpu_limit: Option<f64>,
+    /// Every Souk node runs every service but email, so the cells measure checkouts
+    /// without the confirmation mail the nodes otherwise send beside them.
+    pub without_email: bool,
     /// Drop the bench databases when done (the test suite's runs).
     pub drop_databases: bool,
 }
@@ -136,6 +139,7 @@ impl Options {
             cluster_node_cpus: None,
             cluster_node_email_workers: None,
             node_cpu_limit: None,
+            without_email: false,
             drop_databases: true,
         }
     }
@@ -344,7 +348,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
         options.pool_size,
         options.cluster_node_pool(),
         options.cluster_node_cpus(),
-        options.cluster_node_email_workers(),
+        (!options.without_email).then(|| options.cluster_node_email_workers()),
         options.node_cpu_limit,
     )
     .await?;
@@ -378,6 +382,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
                     shared_stock,
                     deployment,
                     options.node_cpu_limit,
+                    options.without_email,
                 )
                 .await?,
             ))
