@@ -343,7 +343,15 @@ impl NodeWriter {
                 None => fitting.push(placing),
             }
         }
-        refused.extend(insert_orders(&mut transaction, &fitting).await?);
+        if stock.is_empty() {
+            // Only orders: none of this commit is kept if one is refused, so no
+            // savepoint (two statements fewer). A refusal fails the commit, and its
+            // parts are written again in halves, as for any other failure.
+            let orders: Vec<&NewOrder> = fitting.iter().map(|(_, order)| *order).collect();
+            orders::insert_without_savepoint(&mut transaction, &orders).await?;
+        } else {
+            refused.extend(insert_orders(&mut transaction, &fitting).await?);
+        }
         for ((index, position), error) in refused {
             if let Landed::Written(refused) = &mut landed[index] {
                 refused[position] = Some(error);

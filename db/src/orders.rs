@@ -99,8 +99,8 @@ pub struct NewOrder {
 }
 
 /// Inserts orders with their lines, first history entries and events in one
-/// transaction, one statement per table and power-of-two piece of rows (see
-/// [`crate::shapes`]): all of them or none (a duplicate id or
+/// transaction, one statement per table and piece of rows (see [`crate::shapes`]):
+/// all of them or none (a duplicate id or
 /// idempotency key fails them all, as `UniqueViolation`).
 pub async fn insert<Placed: Borrow<NewOrder>>(
     connection: &mut AnyConnection,
@@ -112,21 +112,32 @@ pub async fn insert<Placed: Borrow<NewOrder>>(
         return Ok(());
     }
     let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
+    insert_without_savepoint(&mut transaction, placed).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// [`insert`] in the caller's transaction without a transaction (or savepoint) of its
+/// own: an error may leave some of the rows written, so the caller must then roll its
+/// transaction back rather than commit it.
+pub async fn insert_without_savepoint(
+    connection: &mut AnyConnection,
+    placed: &[&NewOrder],
+) -> Result<(), DbError> {
     for piece in pieces(placed, MAX_ROWS) {
-        insert_rows(&mut transaction, piece).await?;
+        insert_rows(&mut *connection, piece).await?;
     }
     let lines: Vec<&LineRecord> = placed.iter().flat_map(|new| &new.lines).collect();
     for piece in pieces(&lines, MAX_ROWS) {
-        insert_lines(&mut transaction, piece).await?;
+        insert_lines(&mut *connection, piece).await?;
     }
     for piece in pieces(placed, MAX_ROWS) {
-        insert_histories(&mut transaction, piece).await?;
+        insert_histories(&mut *connection, piece).await?;
     }
     let events: Vec<&OutboxEvent> = placed.iter().map(|new| &new.event).collect();
     for piece in pieces(&events, MAX_ROWS) {
-        outbox::append_all(&mut *transaction, piece).await?;
+        outbox::append_all(&mut *connection, piece).await?;
     }
-    transaction.commit().await?;
     Ok(())
 }
 
