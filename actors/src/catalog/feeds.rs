@@ -54,9 +54,17 @@ fn changed_products(event: &PublishedEvent) -> Vec<String> {
 fn forget(catalog: &CatalogService, event: &PublishedEvent) {
     match Topic::parse(&event.topic) {
         Some(Topic::ProductChanged) => catalog.forget_changed(&changed_products(event)),
+        // A move changes its products' paths; a category created, renamed or deleted
+        // changes no product's path, but the cached tree.
         Some(Topic::CategoryMoved | Topic::CategoryChanged) => catalog.forget_changed(&[]),
         _ => {}
     }
+}
+
+/// This node's caches forget all they hold of the catalog, checkout snapshots included.
+fn forget_everything(catalog: &CatalogService) {
+    catalog.forget_changed(&[]);
+    catalog.snapshots().forget_all();
 }
 
 /// Applies one event to the index, after this node's caches forget what it changed;
@@ -132,8 +140,7 @@ pub async fn follow_for_caches(
         .follow(&CACHE_TOPICS, "catalog cache events")
         .await?;
     // Whatever changed before the follower started is forgotten with the rest.
-    catalog.forget_changed(&[]);
-    catalog.snapshots().forget_all();
+    forget_everything(&catalog);
     loop {
         let followed = tokio::select! {
             followed = follower.next() => followed?,
@@ -146,8 +153,7 @@ pub async fn follow_for_caches(
                     missed,
                     "catalog caches fell behind the catalog events; forgetting them"
                 );
-                catalog.forget_changed(&[]);
-                catalog.snapshots().forget_all();
+                forget_everything(&catalog);
             }
             None => return Ok(()),
         }
