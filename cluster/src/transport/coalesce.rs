@@ -1,8 +1,9 @@
 //! A queue whose task sends what was queued together: it waits for the first item,
 //! lets the tasks that are about to queue more run once, then hands everything queued
-//! (up to [`MAX_ITEMS`]) to its publish function as one batch. Under load a batch
-//! holds what arrived while the previous one was being sent; alone, an item leaves at
-//! once. [`Coalescers`] keeps one queue per destination and closes those left idle.
+//! (up to [`MAX_ITEMS`] and [`MAX_BATCH_BYTES`]) to its publish function as one batch.
+//! Under load a batch holds what arrived while the previous one was being sent; alone,
+//! an item leaves at once. [`Coalescers`] keeps one queue per destination and closes
+//! those left idle.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -15,9 +16,13 @@ use tokio::task::JoinHandle;
 
 use super::BoxFuture;
 
-/// Items one batch carries at most (calls and answers are a few hundred bytes each,
-/// far below NATS' 1 MiB payload limit).
+/// Items one batch carries at most.
 pub(super) const MAX_ITEMS: usize = 256;
+/// Encoded bytes one batch carries at most, so that a batch of calls carrying orders
+/// stays well inside NATS' default 1 MiB payload limit (an order of many lines is tens
+/// of kilobytes; most calls and answers are a few hundred bytes). An item larger than
+/// this leaves alone.
+pub(super) const MAX_BATCH_BYTES: usize = 512 * 1024;
 
 /// Sends one batch; called by the queue's task, one batch at a time.
 pub(super) type Publish<T> = Box<dyn FnMut(Vec<T>) -> BoxFuture<()> + Send>;
@@ -28,18 +33,33 @@ pub(super) struct Coalescer<T> {
     task: JoinHandle<()>,
 }
 
-impl<T: Send + 'static> Coalescer<T> {
+impl<T: prost::Message + 'static> Coalescer<T> {
     pub(super) fn start(mut publish: Publish<T>) -> Self {
         let (queue, mut receiver) = mpsc::unbounded_channel::<T>();
         let task = tokio::spawn(async move {
-            while let Some(first) = receiver.recv().await {
+            // An item that did not fit the batch before it: it leads the next one.
+            let mut leftover: Option<T> = None;
+            loop {
+                let first = match leftover.take() {
+                    Some(item) => item,
+                    None => match receiver.recv().await {
+                        Some(item) => item,
+                        None => break,
+                    },
+                };
+                let mut bytes = first.encoded_len();
                 let mut batch = vec![first];
                 tokio::task::yield_now().await;
                 while batch.len() < MAX_ITEMS {
-                    match receiver.try_recv() {
-                        Ok(item) => batch.push(item),
-                        Err(_) => break,
+                    let Ok(item) = receiver.try_recv() else {
+                        break;
+                    };
+                    bytes += item.encoded_len();
+                    if bytes > MAX_BATCH_BYTES {
+                        leftover = Some(item);
+                        break;
                     }
+                    batch.push(item);
                 }
                 publish(batch).await;
             }
@@ -74,7 +94,7 @@ struct Recent<T> {
     used: Instant,
 }
 
-impl<K: Hash + Eq, T: Send + 'static> Coalescers<K, T> {
+impl<K: Hash + Eq, T: prost::Message + 'static> Coalescers<K, T> {
     pub(super) fn new(idle: Duration) -> Self {
         Self {
             idle,
@@ -165,6 +185,31 @@ mod tests {
         queue.finish().await;
         let sizes: Vec<usize> = batches.lock().unwrap().iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![1, MAX_ITEMS, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_stays_within_its_bytes() {
+        let batches = Arc::new(Mutex::new(Vec::<Vec<String>>::new()));
+        let recorded = batches.clone();
+        let queue = Coalescer::start(Box::new(move |batch: Vec<String>| {
+            recorded.lock().unwrap().push(batch);
+            Box::pin(async {})
+        }));
+        // Five items of 200 KiB (and a byte or two of framing) and one larger than a
+        // whole batch, all queued together.
+        let item = "x".repeat(200 * 1024);
+        for _ in 0..5 {
+            queue.push(item.clone()).unwrap();
+        }
+        queue.push("y".repeat(MAX_BATCH_BYTES + 1)).unwrap();
+        queue.push(item.clone()).unwrap();
+        queue.finish().await;
+        let batches = batches.lock().unwrap();
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![2, 2, 1, 1, 1]);
+        let items: usize = sizes.iter().sum();
+        assert_eq!(items, 7, "every item was published once");
+        assert!(batches[3][0].starts_with('y'), "the large item left alone");
     }
 
     #[tokio::test]
