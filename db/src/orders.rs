@@ -6,6 +6,7 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
 use sqlx::{Any, AnyConnection, Executor, FromRow, QueryBuilder};
 
 use crate::clock::Micros;
@@ -14,7 +15,7 @@ use crate::outbox::{self, OutboxEvent};
 use crate::shapes::{padded, pieces, MAX_ROWS};
 use crate::DbError;
 
-#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, FromRow, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRecord {
     pub id: String,
     pub user_id: String,
@@ -53,7 +54,7 @@ pub struct OrderRecord {
     pub shipping_method_name: Option<String>,
 }
 
-#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, FromRow, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineRecord {
     pub order_id: String,
     pub line_no: i64,
@@ -64,7 +65,7 @@ pub struct LineRecord {
     pub quantity: i64,
 }
 
-#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, FromRow, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryRecord {
     pub id: String,
     pub order_id: String,
@@ -89,7 +90,7 @@ const _: () = assert!(MAX_ROWS * ORDER_PARAMETERS <= 32_766);
 /// An order as placed: the row, its lines, its first history entry and its
 /// `order.placed` event, and the cap on its customer's unpaid orders that the node
 /// writer checks in the commit that would write it (`None`: no cap).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewOrder {
     pub order: OrderRecord,
     pub lines: Vec<LineRecord>,

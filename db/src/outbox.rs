@@ -3,7 +3,7 @@
 //! lease them in batches, publish them and mark them published; until then they wait
 //! here, unpublished.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{Any, Executor, FromRow, QueryBuilder};
 
 use crate::clock::{now_micros, Micros};
@@ -14,7 +14,7 @@ use crate::DbError;
 /// The largest payload the outbox stores (the MySQL column is `VARCHAR(12000)`).
 pub const MAX_PAYLOAD_CHARS: usize = 12_000;
 
-#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, FromRow, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxEvent {
     pub id: String,
     /// Dotted event name, e.g. `user.registered`.
