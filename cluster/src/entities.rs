@@ -142,11 +142,10 @@ where
                         .await
                 };
                 return match sent {
-                    Ok(bytes) => {
-                        <E::Kind as WireKind>::decode_result(&bytes).unwrap_or_else(|error| {
+                    Ok(bytes) => <E::Kind as WireKind>::decode_result(&request, &bytes)
+                        .unwrap_or_else(|error| {
                             Err(<E::Kind as WireKind>::unavailable(error.to_string()))
-                        })
-                    }
+                        }),
                     Err(SendError::DeadlineExceeded) => Err(<E::Kind as WireKind>::unavailable(
                         format!("no node served {kind} {key} in time{unanswered}"),
                     )),
@@ -193,7 +192,9 @@ where
                     HandlerError::Failed(RemoteError::new("undecodable", error.to_string(), false))
                 })?;
             let remaining = envelope.deadline.saturating_duration_since(Instant::now());
-            let result = tokio::time::timeout(remaining, local.send(envelope.key, request))
+            // Kept to answer what became of what it carried (an order, written or not).
+            let sent = request.clone();
+            let result = tokio::time::timeout(remaining, local.send(envelope.key, sent))
                 .await
                 .map_err(|_| {
                     HandlerError::Failed(RemoteError::new(
@@ -207,7 +208,9 @@ where
                     return Err(HandlerError::NotOwner);
                 }
             }
-            Ok(Bytes::from(<E::Kind as WireKind>::encode_result(&result)))
+            Ok(Bytes::from(<E::Kind as WireKind>::encode_result(
+                &request, &result,
+            )))
         })
     }
 }

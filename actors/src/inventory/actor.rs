@@ -344,7 +344,7 @@ async fn write(
     // Told before the reservations are answered, so a checkout finds its order's
     // outcome as soon as its reservation's.
     for (teller, written) in tellers.into_iter().zip(placed) {
-        let _ = teller.send(written);
+        teller.tell(written);
     }
     stock.version = Some(version);
     Ok((stock, results, expired))

@@ -20,7 +20,7 @@ use crate::entity::{EntityHost, EntityKind, HostError, HostSettings, LocalRouter
 
 pub use actor::{ReservationExpired, SkuActor, SkuDeps};
 pub use feed::{new_feed, CommittedReceiver, CommittedStock, StockFeed};
-pub use placement::{Placed, Placement};
+pub use placement::{OrderWritten, Placed, Placement};
 pub use router::InventoryRouter;
 pub use service::InventoryService;
 pub use stock::{Command, Outcome, Stock, StockError};

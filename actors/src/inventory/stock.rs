@@ -47,8 +47,9 @@ pub enum Command {
         ttl_ms: i64,
         actor: String,
         holder: Option<Holder>,
-        /// The order to write with this reservation, in its commit (in memory only).
-        #[serde(skip)]
+        /// The order to write with this reservation, in its commit; it crosses to the
+        /// SKU's owner on another node (a node that predates it ignores it).
+        #[serde(default, skip_serializing_if = "Placement::carries_nothing")]
         place: Placement,
     },
     Release {

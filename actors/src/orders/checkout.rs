@@ -2,9 +2,11 @@
 //! prices are snapshotted from the catalog, the addresses, shipping method and tax rate
 //! come from the delivery details (`delivery`, each read only when named or needed);
 //! the order keeps subtotal, shipping, tax and total. The order rides with
-//! the reservation of its last line: when that SKU's actor runs on this node, the node
-//! writer writes the order in the same commit as that reservation (the lines before
-//! it were reserved, and committed, first); otherwise the node writer writes it after.
+//! the reservation of its last line: the node writer of the node where that SKU's actor
+//! runs (this one, or its owner in the cluster) writes the order in the same commit as
+//! that reservation (the lines before it were reserved, and committed, first); when
+//! the SKU is reached over gRPC (a split inventory service), this node's writer writes
+//! it after.
 //! An `Idempotency-Key` makes retries return the same order, and the same key with
 //! another body (items, addresses or method) is refused; the order is read by its key
 //! only when a checkout cannot place its own. Concurrent requests with one key share
@@ -237,8 +239,8 @@ impl OrderLogic {
         };
         let placed = Topic::OrderPlaced
             .event(&order_id, &OrderPlaced::of(&order, &line_records).payload())?;
-        // Written with the reservation of its last line, in that line's commit, when
-        // that SKU's actor runs on this node; otherwise by the node writer afterwards.
+        // Written with the reservation of its last line, in that line's commit, by the
+        // node where that SKU's actor runs; over gRPC, by this node's writer afterwards.
         let new = NewOrder {
             order: order.clone(),
             lines: line_records.clone(),

@@ -85,10 +85,10 @@ impl OrderPlaced {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn order() -> OrderRecord {
+    pub(crate) fn order() -> OrderRecord {
         OrderRecord {
             id: "order-1".into(),
             user_id: "user-1".into(),
@@ -117,7 +117,7 @@ mod tests {
         }
     }
 
-    fn line() -> LineRecord {
+    pub(crate) fn line() -> LineRecord {
         LineRecord {
             order_id: "order-1".into(),
             line_no: 1,

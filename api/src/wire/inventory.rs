@@ -49,7 +49,8 @@ pub fn stock_message(view: StockView) -> pb::Stock {
 pub fn command_to_wire(sku: &str, command: &Command) -> Option<pb::ExecuteRequest> {
     use pb::execute_request as wire;
     let (actor, command) = match command.clone() {
-        // An order carried for the same commit stays on this node (see `Placement`).
+        // A carried order does not cross to a split inventory service: the checkout,
+        // finding it unplaced, writes it (see `Placement`).
         Command::Reserve {
             order_id,
             quantity,

@@ -3,6 +3,7 @@
 //! and frozen, a checkout load spread over every member, and the checks that the
 //! database holds every acknowledged reservation and never more than the stock.
 
+mod carried;
 mod deadline;
 mod fencing;
 mod proofs;
@@ -163,9 +164,14 @@ impl Deployment {
 
     /// Spawns `souk serve` for every id at once, then waits until each listens.
     pub(crate) fn start_all(&self, ids: &[&str]) -> Vec<Member> {
+        self.start_all_with(ids, &[])
+    }
+
+    /// [`Self::start_all`] with `extra` over the deployment's environment.
+    pub(crate) fn start_all_with(&self, ids: &[&str], extra: &[(&str, String)]) -> Vec<Member> {
         let children: Vec<(String, Child)> = ids
             .iter()
-            .map(|id| (id.to_string(), self.serve(id, &[]).spawn().unwrap()))
+            .map(|id| (id.to_string(), self.serve(id, extra).spawn().unwrap()))
             .collect();
         children
             .into_iter()
