@@ -55,25 +55,13 @@ fn decode<K: EntityKind, T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result
 }
 
 /// A SKU's answer as it crosses: `Ok` and `Err` as a `Result` is encoded, and `Placed`
-/// for a reservation whose carried order the owner wrote or refused.
-#[derive(serde::Serialize)]
-enum SkuAnswerOut<'a> {
-    Ok(&'a SkuReply),
-    Err(&'a InventoryError),
-    Placed {
-        reply: &'a SkuReply,
-        order: OrderWritten,
-    },
-}
-
-#[derive(serde::Deserialize)]
-enum SkuAnswerIn {
-    Ok(SkuReply),
-    Err(InventoryError),
-    Placed {
-        reply: SkuReply,
-        order: OrderWritten,
-    },
+/// for a reservation whose carried order the owner wrote or refused. Encoded from
+/// borrows (`SkuAnswer<&SkuReply, &InventoryError>`), decoded as owned values.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum SkuAnswer<Reply, Refusal> {
+    Ok(Reply),
+    Err(Refusal),
+    Placed { reply: Reply, order: OrderWritten },
 }
 
 /// The order a request carries, if it is a reservation that carries one.
@@ -96,9 +84,9 @@ impl WireKind for Sku {
     fn encode_result(request: &SkuRequest, result: &Result<SkuReply, InventoryError>) -> Vec<u8> {
         let written = placement(request).and_then(Placement::written);
         encode(&match (result, written) {
-            (Ok(reply), Some(order)) => SkuAnswerOut::Placed { reply, order },
-            (Ok(reply), None) => SkuAnswerOut::Ok(reply),
-            (Err(error), _) => SkuAnswerOut::Err(error),
+            (Ok(reply), Some(order)) => SkuAnswer::Placed { reply, order },
+            (Ok(reply), None) => SkuAnswer::Ok(reply),
+            (Err(error), _) => SkuAnswer::Err(error),
         })
     }
 
@@ -106,10 +94,11 @@ impl WireKind for Sku {
         request: &SkuRequest,
         bytes: &[u8],
     ) -> Result<Result<SkuReply, InventoryError>, DecodeError> {
-        Ok(match decode::<Self, _>(bytes)? {
-            SkuAnswerIn::Ok(reply) => Ok(reply),
-            SkuAnswerIn::Err(error) => Err(error),
-            SkuAnswerIn::Placed { reply, order } => {
+        let answer: SkuAnswer<SkuReply, InventoryError> = decode::<Self, _>(bytes)?;
+        Ok(match answer {
+            SkuAnswer::Ok(reply) => Ok(reply),
+            SkuAnswer::Err(error) => Err(error),
+            SkuAnswer::Placed { reply, order } => {
                 if let Some(place) = placement(request) {
                     place.tell_written(order);
                 }

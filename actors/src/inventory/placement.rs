@@ -14,7 +14,6 @@ use souk_db::DbError;
 
 /// What a placement shares between the checkout, the actor that writes the order and,
 /// across nodes, the mailbox that carries it.
-#[derive(Default)]
 struct Slot {
     /// The order, until an actor takes it to write.
     order: Option<NewOrder>,
