@@ -153,6 +153,12 @@ enum Command {
         /// no limit.
         #[arg(long)]
         node_cpu_limit: Option<f64>,
+        /// Times each workload × concurrency runs its strategies, in the given order
+        /// in odd rounds and reversed in even ones, so that no strategy always runs
+        /// after another on a database the run has grown; the report adds each
+        /// strategy's rate over all rounds.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
         /// Every strategy × every workload at 1 and 16 clients, under a second each,
         /// with stock small enough to sell out.
         #[arg(long)]
@@ -290,14 +296,17 @@ fn main() -> anyhow::Result<()> {
             cluster_node_email_workers,
             node_cpu_limit,
             without_email,
+            rounds,
             smoke,
             output,
         } => {
+            anyhow::ensure!(rounds >= 1, "--rounds must be at least 1");
             let options = if smoke {
                 contention::Options {
                     strategies,
                     node_cpu_limit,
                     without_email,
+                    rounds,
                     ..contention::Options::smoke(
                         mysql_url,
                         redis_url,
@@ -325,6 +334,7 @@ fn main() -> anyhow::Result<()> {
                     cluster_node_email_workers,
                     node_cpu_limit,
                     without_email,
+                    rounds,
                     drop_databases: false,
                 }
             };

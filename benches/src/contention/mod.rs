@@ -12,6 +12,7 @@ pub mod node_cgroup;
 pub mod plot;
 pub mod profile;
 pub mod report;
+mod rounds;
 pub mod strategies;
 pub mod workload;
 
@@ -26,6 +27,7 @@ use sqlx::Connection;
 
 use crate::stats::summarise;
 pub use report::{CellResult, Report, Unavailable};
+use rounds::round_order;
 use strategies::{Attempt, Cell, Strategy};
 pub use workload::Workload;
 
@@ -109,6 +111,8 @@ pub struct Options {
     /// Every Souk node runs every service but email, so the cells measure checkouts
     /// without the confirmation mail the nodes otherwise send beside them.
     pub without_email: bool,
+    /// Times each workload × concurrency runs its strategies ([`round_order`]).
+    pub rounds: usize,
     /// Drop the bench databases when done (the test suite's runs).
     pub drop_databases: bool,
 }
@@ -140,6 +144,7 @@ impl Options {
             cluster_node_email_workers: None,
             node_cpu_limit: None,
             without_email: false,
+            rounds: 1,
             drop_databases: true,
         }
     }
@@ -479,7 +484,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
     let mut next_id = 1;
     for &workload in &options.workloads {
         for &concurrency in &options.concurrency {
-            for &name in &options.strategies {
+            for (round, name) in round_order(&options.strategies, options.rounds) {
                 let cell = Cell {
                     id: next_id,
                     workload,
@@ -504,7 +509,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
                     ));
                 }
                 let duration = options.duration;
-                let result = match name {
+                let mut result = match name {
                     StrategyName::MysqlTx => {
                         run_cell(set.mysql_tx.as_ref().unwrap(), cell, duration).await
                     }
@@ -547,6 +552,7 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
                     }
                     progress.inc(1);
                 }
+                result.round = round;
                 cells.push(result);
             }
         }
@@ -573,5 +579,5 @@ pub async fn run(options: &Options, progress: Option<&ProgressBar>) -> anyhow::R
 /// How many cells a run of `options` has (for the progress bar).
 pub fn cell_count(options: &Options) -> u64 {
     let strategies = options.strategies.len();
-    (strategies * options.workloads.len() * options.concurrency.len()) as u64
+    (strategies * options.rounds * options.workloads.len() * options.concurrency.len()) as u64
 }

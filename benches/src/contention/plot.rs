@@ -292,7 +292,8 @@ fn series(
     report
         .cells
         .iter()
-        .filter(|cell| cell.workload == workload && cell.strategy == strategy)
+        // One point per concurrency: the first round's (the report tables every round).
+        .filter(|cell| cell.workload == workload && cell.strategy == strategy && cell.round == 1)
         .map(|cell| (cell.concurrency as f64, value(cell)))
         .filter(|(_, y)| *y > 0.0)
         .collect()

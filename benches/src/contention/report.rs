@@ -10,6 +10,7 @@ use super::cpu::CpuUse;
 use super::env::Environment;
 use super::node_cgroup::NodesCpuUse;
 use super::profile::{BatchProfile, MailboxProfile};
+use super::rounds::{pooled, Pooled};
 use super::strategies::{Cell, Verification};
 use super::workload::Workload;
 use super::Options;
@@ -18,6 +19,9 @@ use crate::stats::Summary;
 #[derive(Debug, Clone, Serialize)]
 pub struct CellResult {
     pub strategy: String,
+    /// Which run of its workload × concurrency's strategies this cell was in, from 1
+    /// (`--rounds`).
+    pub round: usize,
     pub workload: Workload,
     pub concurrency: usize,
     pub skus: usize,
@@ -71,6 +75,7 @@ impl CellResult {
     ) -> Self {
         Self {
             strategy: strategy.to_owned(),
+            round: 1,
             workload: cell.workload,
             concurrency: cell.concurrency,
             skus: cell.skus,
@@ -128,7 +133,11 @@ pub struct Report {
     pub hot_stock: i64,
     pub stock_per_sku: i64,
     pub concurrency: Vec<usize>,
+    /// Runs of each workload × concurrency's strategies (`--rounds`).
+    pub rounds: usize,
     pub cells: Vec<CellResult>,
+    /// Each strategy's rate over all rounds of a workload × concurrency.
+    pub pooled: Vec<Pooled>,
     pub unavailable: Vec<Unavailable>,
     pub notes: Vec<String>,
     /// The open issues' goals, evaluated (reported, never asserted).
@@ -157,13 +166,14 @@ impl Report {
         mut cells: Vec<CellResult>,
         unavailable: Vec<Unavailable>,
     ) -> Self {
-        let baselines: Vec<(Workload, usize, f64)> = cells
+        let baselines: Vec<(Workload, usize, usize, f64)> = cells
             .iter()
             .filter(|cell| cell.strategy == "mysql-tx")
             .map(|cell| {
                 (
                     cell.workload,
                     cell.concurrency,
+                    cell.round,
                     cell.latency.throughput_per_sec,
                 )
             })
@@ -171,13 +181,16 @@ impl Report {
         for cell in &mut cells {
             cell.ratio_to_mysql_tx = baselines
                 .iter()
-                .find(|(workload, concurrency, _)| {
-                    *workload == cell.workload && *concurrency == cell.concurrency
+                .find(|(workload, concurrency, round, _)| {
+                    *workload == cell.workload
+                        && *concurrency == cell.concurrency
+                        && *round == cell.round
                 })
-                .filter(|(_, _, baseline)| *baseline > 0.0)
-                .map(|(_, _, baseline)| cell.latency.throughput_per_sec / baseline);
+                .filter(|(_, _, _, baseline)| *baseline > 0.0)
+                .map(|(_, _, _, baseline)| cell.latency.throughput_per_sec / baseline);
         }
-        let goal = goal(&cells);
+        let pooled = pooled(&cells);
+        let goal = goal(&cells, &pooled);
         Self {
             started_at: started_at.to_rfc3339(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -187,7 +200,9 @@ impl Report {
             hot_stock: options.hot_stock,
             stock_per_sku: options.stock_per_sku,
             concurrency: options.concurrency.clone(),
+            rounds: options.rounds,
             cells,
+            pooled,
             unavailable,
             notes: NOTES.iter().map(|note| (*note).to_owned()).collect(),
             goal,
@@ -206,11 +221,19 @@ impl Report {
     }
 }
 
-/// The goals of the write-path and cluster issues that this run measured.
-fn goal(cells: &[CellResult]) -> Vec<String> {
+/// The goals of the write-path and cluster issues that this run measured: the first
+/// round's cells, and for the cluster's goal the rates over every round.
+pub(super) fn goal(cells: &[CellResult], pooled: &[Pooled]) -> Vec<String> {
     let find = |strategy: &str, workload: Workload| {
         cells.iter().find(|cell| {
             cell.strategy == strategy && cell.workload == workload && cell.concurrency == 256
+        })
+    };
+    let find_pooled = |strategy: &str| {
+        pooled.iter().find(|pooled| {
+            pooled.strategy == strategy
+                && pooled.workload == Workload::Hot
+                && pooled.concurrency == 256
         })
     };
     let met = |yes: bool| if yes { "met" } else { "NOT met" };
@@ -252,25 +275,25 @@ fn goal(cells: &[CellResult]) -> Vec<String> {
     }
     // One node as souk-http runs it, and one node configured as a cluster node.
     for baseline in ["souk-http", "souk-cluster-1"] {
-        if let (Some(cluster), Some(one)) = (
-            find("souk-cluster", Workload::Hot),
-            find(baseline, Workload::Hot),
-        ) {
-            let ratio =
-                cluster.latency.throughput_per_sec / one.latency.throughput_per_sec.max(1e-9);
-            let limit = one
-                .nodes_cpu
+        if let (Some(cluster), Some(one)) = (find_pooled("souk-cluster"), find_pooled(baseline)) {
+            let ratio = cluster.reservations_per_sec / one.reservations_per_sec.max(1e-9);
+            let limit = find(baseline, Workload::Hot)
+                .and_then(|one| one.nodes_cpu)
                 .map(|nodes| format!(", every node limited to {:.2} cores", nodes.limit_cores))
                 .unwrap_or_default();
+            let rounds = match cluster.rates.len() {
+                1 => String::new(),
+                rounds => format!(" over {rounds} rounds"),
+            };
             let sustained = cluster
-                .placed_and_mailed_per_sec()
-                .zip(one.placed_and_mailed_per_sec())
+                .placed_and_mailed_per_sec
+                .zip(one.placed_and_mailed_per_sec)
                 .map(|(cluster, one)| {
                     format!("; placed and mailed {:.2}×", cluster / one.max(1e-9))
                 })
                 .unwrap_or_default();
             lines.push(format!(
-                "hot, 256 clients: souk-cluster = {ratio:.2}× {baseline}{limit} (goal ≥ 0.8×): {}{sustained}",
+                "hot, 256 clients: souk-cluster = {ratio:.2}× {baseline}{limit}{rounds} (goal ≥ 0.8×): {}{sustained}",
                 met(ratio >= 0.8)
             ));
         }
@@ -284,6 +307,15 @@ fn goal(cells: &[CellResult]) -> Vec<String> {
 /// A table cell's text, or a dash where the figure does not apply.
 fn or_dash(text: Option<String>) -> String {
     text.unwrap_or_else(|| "–".to_owned())
+}
+
+/// A cell's strategy as the tables name it: with its round when the run had several.
+fn cell_label(report: &Report, cell: &CellResult) -> String {
+    if report.rounds > 1 {
+        format!("{} (round {})", cell.strategy, cell.round)
+    } else {
+        cell.strategy.clone()
+    }
 }
 
 pub fn markdown(report: &Report) -> String {
@@ -318,7 +350,7 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.0} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
-                cell.strategy,
+                cell_label(report, cell),
                 cell.concurrency,
                 cell.latency.throughput_per_sec,
                 or_dash(cell.ratio_to_mysql_tx.map(|ratio| format!("{ratio:.2}×"))),
@@ -343,6 +375,48 @@ pub fn markdown(report: &Report) -> String {
         }
         out.push('\n');
     }
+    if report.rounds > 1 {
+        let _ = writeln!(
+            out,
+            "### Over all rounds\n\nEach workload × concurrency ran its strategies {} times, in the given order in odd rounds and reversed in even ones; a strategy's rate over all rounds is its reservations over its cells' seconds. The figures plot the first round.\n",
+            report.rounds
+        );
+        let _ = writeln!(
+            out,
+            "| workload | clients | strategy | each round, reservations/s | all rounds, reservations/s | × first strategy | placed+mailed/s |"
+        );
+        let _ = writeln!(out, "|---|---:|---|---|---:|---:|---:|");
+        for pooled in &report.pooled {
+            let first = report
+                .pooled
+                .iter()
+                .find(|other| {
+                    other.workload == pooled.workload && other.concurrency == pooled.concurrency
+                })
+                .map_or(0.0, |first| first.reservations_per_sec);
+            let rates: Vec<String> = pooled
+                .rates
+                .iter()
+                .map(|rate| format!("{rate:.0}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.0} | {:.2}× | {} |",
+                pooled.workload.name(),
+                pooled.concurrency,
+                pooled.strategy,
+                rates.join(" · "),
+                pooled.reservations_per_sec,
+                pooled.reservations_per_sec / first.max(1e-9),
+                or_dash(
+                    pooled
+                        .placed_and_mailed_per_sec
+                        .map(|rate| format!("{rate:.0}"))
+                ),
+            );
+        }
+        out.push('\n');
+    }
     let limited: Vec<&CellResult> = report
         .cells
         .iter()
@@ -362,7 +436,7 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {:.0} | {:.2} | {:.0} % | {} | {} |",
-                cell.strategy,
+                cell_label(report, cell),
                 cell.workload.name(),
                 cell.concurrency,
                 cell.latency.throughput_per_sec,
@@ -404,7 +478,7 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
-                cell.strategy,
+                cell_label(report, cell),
                 cell.workload.name(),
                 cell.concurrency,
                 batches.batches,
@@ -469,7 +543,7 @@ fn write_mailbox(out: &mut String, report: &Report) {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {:.2} | {} | {:.2} | {} | {:.2} |",
-            cell.strategy,
+            cell_label(report, cell),
             cell.workload.name(),
             cell.concurrency,
             mailbox.calls,
